@@ -1,0 +1,37 @@
+/*
+ * san.h - subject alternative names and the SID extension, from formats with {{variables}}.
+ * Any thread.
+ */
+#ifndef PC_SAN_H
+#define PC_SAN_H
+
+#include <openssl/x509v3.h>
+
+#include "pc_err.h"
+#include "vars.h"
+
+typedef enum pc_san_type {
+    PC_SAN_UPN = 1, /* otherName 1.3.6.1.4.1.311.20.2.3, UTF8String */
+    PC_SAN_EMAIL,   /* rfc822Name */
+    PC_SAN_DNS,     /* dNSName */
+    PC_SAN_URI,     /* uniformResourceIdentifier */
+} pc_san_type_t;
+
+typedef struct pc_san_format {
+    pc_san_type_t type;
+    const char *format; /* e.g. "{{UserPrincipalName}}" */
+} pc_san_format_t;
+
+/* pc_san_render expands each format and appends one GENERAL_NAME per entry to a new
+ * GENERAL_NAMES (caller frees with GENERAL_NAMES_free). Fails with PC_ERR_INVALID_PARAM on a
+ * variable error (see pc_vars_expand), an empty result, or a value that is not a valid email
+ * address / DNS name / URI for its type. */
+pc_err_t pc_san_render(const pc_san_format_t *formats, size_t count, pc_cert_type_t type,
+                       const pc_vars_t *vars, GENERAL_NAMES **out, pc_diag_t *diag);
+
+/* pc_sid_extension_new builds the Microsoft SID security extension (1.3.6.1.4.1.311.25.2,
+ * non-critical) holding sid (text form "S-1-5-21-..."); caller frees. PC_ERR_INVALID_PARAM when
+ * sid is not of that form. */
+pc_err_t pc_sid_extension_new(const char *sid, X509_EXTENSION **out, pc_diag_t *diag);
+
+#endif
