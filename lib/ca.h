@@ -18,13 +18,13 @@
 /* Policy of one certificate template, as a CA administrator sets it. */
 typedef struct pc_ca_template {
     char *name;
-    char **allowed_ekus;     /* dotted OIDs; a requested EKU not listed is refused */
+    char **allowed_ekus; /* dotted OIDs; a requested EKU not listed is refused */
     size_t allowed_eku_count;
     unsigned allowed_key_usage; /* KU_* mask; a requested usage outside it is refused */
     unsigned max_validity_days;
-    unsigned min_rsa_bits;      /* default 2048 */
-    unsigned min_ec_bits;       /* default 256 */
-    bool subject_from_request;  /* "supply in the request"; false refuses a requested subject */
+    unsigned min_rsa_bits;     /* default 2048 */
+    unsigned min_ec_bits;      /* default 256 */
+    bool subject_from_request; /* "supply in the request"; false refuses a requested subject */
 } pc_ca_template_t;
 
 /* pc_ca_template_check refuses (PC_ERR_POLICY, naming what broke the rule) a CSR that asks for
@@ -72,7 +72,7 @@ typedef struct pc_ca_ops {
     /* Revokes a serial; revoking twice is not an error. Calls done exactly once. */
     void (*revoke)(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
     /* Borrowed chain: issuing CA first, up to the root. */
-    STACK_OF(X509) *(*get0_chain)(pc_ca_t *ca);
+    STACK_OF(X509) * (*get0_chain)(pc_ca_t *ca);
     void (*free)(pc_ca_t *ca);
 } pc_ca_ops_t;
 
@@ -95,7 +95,12 @@ pc_err_t pc_ca_submit_sync(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issu
 /* pc_ca_revoke_sync: the same for revoke. */
 pc_err_t pc_ca_revoke_sync(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_diag_t *diag);
 
-/* pc_ca_free frees any backend (NULL allowed). */
+/* pc_ca_free frees any backend (NULL allowed) by calling its ops->free, which frees everything,
+ * the pc_ca_t itself included. */
 void pc_ca_free(pc_ca_t *ca);
+
+/* pc_ca_base_clear frees the shared members of ca (name, templates) and leaves them empty; a
+ * backend's ops->free calls it before freeing its own struct. */
+void pc_ca_base_clear(pc_ca_t *ca);
 
 #endif

@@ -12,10 +12,10 @@ typedef struct pc_ca_local_config {
     const char *cert_file;      /* optional PEM: use this CA certificate (+ chain after it) */
     const char *key_file;       /* optional PEM private key (encrypted with key_passphrase) */
     const char *key_passphrase; /* protects the CA key on disk; required */
-    const char *subject;        /* subject of a generated CA, default "CN=PKCS Connector Local CA" */
-    const char *crl_url;        /* CRL distribution point put in issued certs, may be NULL */
-    const char *aia_url;        /* AIA caIssuers URL put in issued certs, may be NULL */
-    pc_ca_template_t **templates; /* taken by the CA on success */
+    const char *subject; /* subject of a generated CA, default "CN=PKCS Connector Local CA" */
+    const char *crl_url; /* CRL distribution point put in issued certs, may be NULL */
+    const char *aia_url; /* AIA caIssuers URL put in issued certs, may be NULL */
+    pc_ca_template_t **templates; /* the templates (not the array) are taken on success */
     size_t template_count;
 } pc_ca_local_config_t;
 

@@ -22,7 +22,7 @@ pc_err_t pc_envelope_seal(const unsigned char *spki, size_t spki_len, const unsi
 
 /* pc_envelope_open decrypts with the device private key, as a device would; *out is the
  * caller's (OPENSSL_clear_free). PC_ERR_BAD_MESSAGE for a corrupt envelope, PC_ERR_CRYPTO when
- * key does not open it. */
+ * key does not open it, PC_ERR_NOT_SUPPORTED for RSA key transport other than RSA-OAEP. */
 pc_err_t pc_envelope_open(EVP_PKEY *key, const unsigned char *in, size_t in_len,
                           unsigned char **out, size_t *out_len, pc_diag_t *diag);
 

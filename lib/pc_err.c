@@ -86,7 +86,16 @@ void pc_diag_prefix(pc_diag_t *diag, const char *prefix)
 {
     if (diag == NULL || prefix == NULL)
         return;
-    char tmp[sizeof(diag->msg)];
-    snprintf(tmp, sizeof(tmp), "%s: %s", prefix, diag->msg);
-    memcpy(diag->msg, tmp, sizeof(diag->msg));
+    /* "prefix: " goes in front; the tail of an over-long message is cut, never overflowed. */
+    size_t cap = sizeof(diag->msg) - 1;
+    size_t plen = strlen(prefix);
+    size_t mlen = strnlen(diag->msg, cap);
+    if (plen + 2 > cap)
+        plen = cap - 2;
+    size_t keep = mlen + plen + 2 > cap ? cap - plen - 2 : mlen;
+    memmove(diag->msg + plen + 2, diag->msg, keep);
+    memcpy(diag->msg, prefix, plen);
+    diag->msg[plen] = ':';
+    diag->msg[plen + 1] = ' ';
+    diag->msg[plen + 2 + keep] = '\0';
 }

@@ -29,7 +29,7 @@ typedef struct pc_vars {
     size_t count;
 } pc_vars_t;
 
-/* pc_vars_known tells whether name (case-insensitive) is a variable certificates of type may
+/* pc_vars_allowed tells whether name (case-insensitive) is a variable certificates of type may
  * use; *known_other (may be NULL) is set when it is a known variable of the other type only. */
 bool pc_vars_allowed(const char *name, size_t name_len, pc_cert_type_t type, bool *known_other);
 

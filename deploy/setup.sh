@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency on a Debian 12 machine and builds the project into
+# build/. Safe to run again. Usage: bash deploy/setup.sh [--deps-only]
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+packages=(
+  build-essential cmake pkg-config git
+  librdkafka-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
+  libhiredis-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev
+  openssl clang-format redis-server golang-cfssl
+)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+else
+  echo "setup: all Debian packages present"
+fi
+
+[ "${1:-}" = "--deps-only" ] && exit 0
+
+cmake -S "$here" -B "$here/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$here/build" -j"$(nproc)"
+echo "setup: built into $here/build"

@@ -1,0 +1,371 @@
+/*
+ * ca.c - what every CA backend shares: the template policy check, template lookup, the
+ * synchronous wrappers for tools and tests, and freeing.
+ *
+ * The policy check lives here, not in a backend, so that no backend can sign something a
+ * template forbids. Any thread: nothing here keeps state between calls.
+ */
+#include "ca.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+
+#define DEFAULT_MIN_RSA_BITS 2048u
+#define DEFAULT_MIN_EC_BITS 256u
+
+/* Names of the KU_* bits, as OpenSSL and RFC 5280 spell them. */
+static const struct {
+    unsigned mask;
+    const char *name;
+} ku_names[] = {
+    {KU_DIGITAL_SIGNATURE, "digitalSignature"},
+    {KU_NON_REPUDIATION, "nonRepudiation"},
+    {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+    {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+    {KU_KEY_AGREEMENT, "keyAgreement"},
+    {KU_KEY_CERT_SIGN, "keyCertSign"},
+    {KU_CRL_SIGN, "cRLSign"},
+    {KU_ENCIPHER_ONLY, "encipherOnly"},
+    {KU_DECIPHER_ONLY, "decipherOnly"},
+};
+
+/* Appends text to buf (size n) at *pos, separated by ", " after the first item; truncates. */
+static void list_append(char *buf, size_t n, size_t *pos, const char *text)
+{
+    if (*pos >= n)
+        return;
+    int w = snprintf(buf + *pos, n - *pos, "%s%s", *pos > 0 ? ", " : "", text);
+    if (w > 0)
+        *pos += (size_t)w;
+    if (*pos >= n)
+        *pos = n;
+}
+
+static void ku_list(unsigned mask, char *buf, size_t n)
+{
+    size_t pos = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(ku_names) / sizeof(ku_names[0]); i++)
+        if ((mask & ku_names[i].mask) != 0)
+            list_append(buf, n, &pos, ku_names[i].name);
+    if (pos == 0)
+        snprintf(buf, n, "none");
+}
+
+/* The short name of obj ("clientAuth"), or its dotted OID when OpenSSL has no name for it. */
+static void obj_name(const ASN1_OBJECT *obj, char *buf, size_t n)
+{
+    int nid = OBJ_obj2nid(obj);
+    if (nid != NID_undef)
+        snprintf(buf, n, "%s", OBJ_nid2sn(nid));
+    else
+        OBJ_obj2txt(buf, (int)n, obj, 1);
+}
+
+static void eku_allowed_list(const pc_ca_template_t *tmpl, char *buf, size_t n)
+{
+    size_t pos = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < tmpl->allowed_eku_count; i++) {
+        char name[128];
+        ASN1_OBJECT *obj = OBJ_txt2obj(tmpl->allowed_ekus[i], 0);
+        if (obj == NULL) {
+            ERR_clear_error();
+            list_append(buf, n, &pos, tmpl->allowed_ekus[i]);
+            continue;
+        }
+        obj_name(obj, name, sizeof(name));
+        ASN1_OBJECT_free(obj);
+        list_append(buf, n, &pos, name);
+    }
+    if (pos == 0)
+        snprintf(buf, n, "none");
+}
+
+/* Whether the template lists the EKU obj; a template entry that is no OID is a config error. */
+static pc_err_t eku_allowed(const pc_ca_template_t *tmpl, const ASN1_OBJECT *obj, bool *allowed,
+                            pc_diag_t *diag)
+{
+    *allowed = false;
+    for (size_t i = 0; i < tmpl->allowed_eku_count && !*allowed; i++) {
+        ASN1_OBJECT *want = OBJ_txt2obj(tmpl->allowed_ekus[i], 0);
+        if (want == NULL) {
+            ERR_clear_error();
+            return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                           "template \"%s\" lists an unknown EKU \"%s\"; fix the template to use "
+                           "dotted OIDs such as 1.3.6.1.5.5.7.3.2",
+                           tmpl->name, tmpl->allowed_ekus[i]);
+        }
+        *allowed = OBJ_cmp(want, obj) == 0;
+        ASN1_OBJECT_free(want);
+    }
+    return PC_OK;
+}
+
+static pc_err_t check_ekus(const pc_ca_template_t *tmpl, const STACK_OF(X509_EXTENSION) * exts,
+                           pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    int crit = 0;
+    EXTENDED_KEY_USAGE *eku = X509V3_get_d2i(exts, NID_ext_key_usage, &crit, NULL);
+
+    if (eku == NULL) {
+        if (crit != -1) /* present but undecodable (-2 means duplicated) */
+            err = pc_fail(diag, PC_ERR_BAD_MESSAGE,
+                          "the CSR's extended key usage extension is malformed or repeated");
+        return err;
+    }
+    for (int i = 0; i < sk_ASN1_OBJECT_num(eku) && err == PC_OK; i++) {
+        const ASN1_OBJECT *obj = sk_ASN1_OBJECT_value(eku, i);
+        bool allowed = false;
+        err = eku_allowed(tmpl, obj, &allowed, diag);
+        if (err == PC_OK && !allowed) {
+            char name[128], oid[128], list[256];
+            obj_name(obj, name, sizeof(name));
+            OBJ_obj2txt(oid, sizeof(oid), obj, 1);
+            eku_allowed_list(tmpl, list, sizeof(list));
+            err = pc_fail(diag, PC_ERR_POLICY,
+                          "template \"%s\" does not allow EKU %s (%s); allowed: %s", tmpl->name,
+                          name, oid, list);
+        }
+    }
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    return err;
+}
+
+static pc_err_t check_key_usage(const pc_ca_template_t *tmpl, const STACK_OF(X509_EXTENSION) * exts,
+                                pc_diag_t *diag)
+{
+    int crit = 0;
+    ASN1_BIT_STRING *bits = X509V3_get_d2i(exts, NID_key_usage, &crit, NULL);
+
+    if (bits == NULL) {
+        if (crit != -1)
+            return pc_fail(diag, PC_ERR_BAD_MESSAGE,
+                           "the CSR's key usage extension is malformed or repeated");
+        return PC_OK;
+    }
+    /* Same byte order as OpenSSL's own ex_kusage: first octet low, second octet high. */
+    unsigned asked = 0;
+    if (bits->length > 0)
+        asked = bits->data[0];
+    if (bits->length > 1)
+        asked |= (unsigned)bits->data[1] << 8;
+    ASN1_BIT_STRING_free(bits);
+
+    unsigned extra = asked & ~tmpl->allowed_key_usage;
+    if (extra == 0)
+        return PC_OK;
+    char bad[256], allowed[256];
+    ku_list(extra, bad, sizeof(bad));
+    ku_list(tmpl->allowed_key_usage, allowed, sizeof(allowed));
+    return pc_fail(diag, PC_ERR_POLICY, "template \"%s\" does not allow key usage %s; allowed: %s",
+                   tmpl->name, bad, allowed);
+}
+
+static pc_err_t check_key(const pc_ca_template_t *tmpl, const EVP_PKEY *key, pc_diag_t *diag)
+{
+    int type = EVP_PKEY_get_base_id(key);
+    unsigned bits = (unsigned)EVP_PKEY_get_bits(key);
+
+    if (type == EVP_PKEY_RSA || type == EVP_PKEY_RSA_PSS) {
+        unsigned min = tmpl->min_rsa_bits != 0 ? tmpl->min_rsa_bits : DEFAULT_MIN_RSA_BITS;
+        if (bits < min)
+            return pc_fail(diag, PC_ERR_POLICY,
+                           "template \"%s\" refuses an RSA-%u key: the minimum is RSA-%u",
+                           tmpl->name, bits, min);
+        return PC_OK;
+    }
+    if (type == EVP_PKEY_EC) {
+        unsigned min = tmpl->min_ec_bits != 0 ? tmpl->min_ec_bits : DEFAULT_MIN_EC_BITS;
+        if (bits < min)
+            return pc_fail(diag, PC_ERR_POLICY,
+                           "template \"%s\" refuses an EC key of %u bits: the minimum is %u bits",
+                           tmpl->name, bits, min);
+        return PC_OK;
+    }
+    return pc_fail(diag, PC_ERR_POLICY, "template \"%s\" refuses a %s key; use RSA or ECDSA",
+                   tmpl->name, EVP_PKEY_get0_type_name(key));
+}
+
+static pc_err_t check_validity(const pc_ca_template_t *tmpl, unsigned validity_days,
+                               pc_diag_t *diag)
+{
+    if (validity_days == 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "a validity of 0 days was asked for; ask for at least 1 day");
+    if (tmpl->max_validity_days == 0)
+        return pc_fail(diag, PC_ERR_POLICY,
+                       "template \"%s\" has no maximum validity set, so it issues nothing; "
+                       "set max_validity_days in the template",
+                       tmpl->name);
+    if (validity_days > tmpl->max_validity_days)
+        return pc_fail(diag, PC_ERR_POLICY,
+                       "template \"%s\" allows at most %u days of validity, %u were asked for",
+                       tmpl->name, tmpl->max_validity_days, validity_days);
+    return PC_OK;
+}
+
+static pc_err_t check_subject(const pc_ca_template_t *tmpl, X509_REQ *csr, pc_diag_t *diag)
+{
+    const X509_NAME *subject = X509_REQ_get_subject_name(csr);
+    if (tmpl->subject_from_request || X509_NAME_entry_count(subject) == 0)
+        return PC_OK;
+    char text[256];
+    X509_NAME_oneline(subject, text, sizeof(text));
+    return pc_fail(diag, PC_ERR_POLICY,
+                   "template \"%s\" builds the subject itself and refuses the requested subject "
+                   "%s; leave the subject empty or allow \"supply in the request\" in the template",
+                   tmpl->name, text);
+}
+
+pc_err_t pc_ca_template_check(const pc_ca_template_t *tmpl, X509_REQ *csr, unsigned validity_days,
+                              pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    EVP_PKEY *key = X509_REQ_get0_pubkey(csr);
+
+    if (key == NULL) {
+        err = pc_fail_ssl(diag, PC_ERR_BAD_MESSAGE, "the CSR has no readable public key");
+        goto out;
+    }
+    if (X509_REQ_verify(csr, key) <= 0) {
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO,
+                          "the CSR's signature does not verify with its own public key; the "
+                          "request was altered or signed with another key");
+        goto out;
+    }
+    err = check_key(tmpl, key, diag);
+    if (err == PC_OK)
+        err = check_validity(tmpl, validity_days, diag);
+    if (err == PC_OK)
+        err = check_subject(tmpl, csr, diag);
+    if (err != PC_OK)
+        goto out;
+    exts = X509_REQ_get_extensions(csr);
+    ERR_clear_error(); /* a CSR without extensions leaves a harmless error behind */
+    err = check_ekus(tmpl, exts, diag);
+    if (err == PC_OK)
+        err = check_key_usage(tmpl, exts, diag);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+out:
+    return err;
+}
+
+void pc_ca_template_free(pc_ca_template_t *tmpl)
+{
+    if (tmpl == NULL)
+        return;
+    for (size_t i = 0; i < tmpl->allowed_eku_count; i++)
+        free(tmpl->allowed_ekus[i]);
+    free(tmpl->allowed_ekus);
+    free(tmpl->name);
+    free(tmpl);
+}
+
+const pc_ca_template_t *pc_ca_find_template(const pc_ca_t *ca, const char *name)
+{
+    if (ca == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < ca->template_count; i++)
+        if (ca->templates[i] != NULL && ca->templates[i]->name != NULL &&
+            strcmp(ca->templates[i]->name, name) == 0)
+            return ca->templates[i];
+    return NULL;
+}
+
+/* What a blocking backend reported through its done callback. */
+typedef struct sync_outcome {
+    bool called;
+    pc_err_t err;
+    X509 *cert;
+    pc_diag_t diag;
+} sync_outcome_t;
+
+static void sync_done(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    sync_outcome_t *outcome = arg;
+    outcome->called = true;
+    outcome->err = err;
+    outcome->cert = cert;
+    if (diag != NULL)
+        outcome->diag = *diag;
+}
+
+static pc_err_t sync_finish(const pc_ca_t *ca, sync_outcome_t *outcome, pc_diag_t *diag)
+{
+    if (!outcome->called)
+        return pc_fail(diag, PC_ERR_NOT_SUPPORTED,
+                       "CA \"%s\" (%s) did not complete synchronously; its backend is broken",
+                       ca->name, ca->ops->kind);
+    if (outcome->err != PC_OK && diag != NULL)
+        *diag = outcome->diag;
+    return outcome->err;
+}
+
+static pc_err_t sync_precheck(const pc_ca_t *ca, pc_diag_t *diag)
+{
+    if (ca == NULL || ca->ops == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "no CA given");
+    if (!ca->ops->blocking)
+        return pc_fail(diag, PC_ERR_NOT_SUPPORTED,
+                       "CA \"%s\" (%s) works asynchronously on the loop thread; it cannot be "
+                       "called synchronously",
+                       ca->name, ca->ops->kind);
+    return PC_OK;
+}
+
+pc_err_t pc_ca_submit_sync(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, X509 **cert,
+                           pc_diag_t *diag)
+{
+    sync_outcome_t outcome = {.called = false, .err = PC_OK, .cert = NULL};
+
+    *cert = NULL;
+    pc_err_t err = sync_precheck(ca, diag);
+    if (err != PC_OK)
+        return err;
+    ca->ops->submit_csr(ca, csr, issue, sync_done, &outcome);
+    err = sync_finish(ca, &outcome, diag);
+    if (err == PC_OK)
+        *cert = outcome.cert;
+    else
+        X509_free(outcome.cert);
+    return err;
+}
+
+pc_err_t pc_ca_revoke_sync(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_diag_t *diag)
+{
+    sync_outcome_t outcome = {.called = false, .err = PC_OK, .cert = NULL};
+
+    pc_err_t err = sync_precheck(ca, diag);
+    if (err != PC_OK)
+        return err;
+    ca->ops->revoke(ca, rev, sync_done, &outcome);
+    X509_free(outcome.cert);
+    return sync_finish(ca, &outcome, diag);
+}
+
+void pc_ca_base_clear(pc_ca_t *ca)
+{
+    if (ca == NULL)
+        return;
+    for (size_t i = 0; i < ca->template_count; i++)
+        pc_ca_template_free(ca->templates[i]);
+    free(ca->templates);
+    free(ca->name);
+    ca->templates = NULL;
+    ca->template_count = 0;
+    ca->name = NULL;
+}
+
+void pc_ca_free(pc_ca_t *ca)
+{
+    if (ca == NULL)
+        return;
+    ca->ops->free(ca);
+}

@@ -1,0 +1,41 @@
+/*
+ * ca_int.h - internals of the local CA shared by its files: ca_local.c (the backend: issue,
+ * revoke), ca_local_setup.c (load or generate the CA key and certificate) and ca_local_crl.c.
+ */
+#ifndef PC_CA_INT_H
+#define PC_CA_INT_H
+
+#include "ca_index.h"
+#include "ca_local.h"
+
+/* The local CA. Everything but the index is read-only once pc_ca_local_new returns, so that
+ * pool threads can sign with it at once. */
+typedef struct pc_ca_local {
+    pc_ca_t base;
+    X509 *cert;               /* the CA's certificate */
+    EVP_PKEY *key;            /* the CA's private key */
+    STACK_OF(X509) * chain;   /* cert first, then the chain that followed it in its file */
+    ASN1_OCTET_STRING *keyid; /* the CA's subject key id: AKI of all it signs */
+    const EVP_MD *md;         /* digest of the CA's signatures */
+    char *crl_url;            /* NULL when not configured */
+    char *aia_url;            /* NULL when not configured */
+    pc_ca_index_t *index;
+} pc_ca_local_t;
+
+/* pc_ca_local_setup fills lca's cert, key, chain, keyid and md from cfg: cert_file/key_file,
+ * else state_dir/ca.crt + ca.key, else a new CA generated into state_dir. Holds the flock
+ * state_dir/lock while it looks and writes, so that concurrent first starts agree on one CA. */
+pc_err_t pc_ca_local_setup(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg, pc_diag_t *diag);
+
+/* pc_ca_local_key_id computes the RFC 5280 method-1 key id (SHA-1 of the public key bits) of
+ * cert; caller frees. */
+ASN1_OCTET_STRING *pc_ca_local_key_id(X509 *cert);
+
+/* pc_ca_local_set_serial gives cert a fresh random serial: 20 octets with the top bit clear,
+ * so positive, at least 64 random bits, never zero. PC_ERR_CRYPTO when the RNG fails. */
+pc_err_t pc_ca_local_set_serial(X509 *cert, pc_diag_t *diag);
+
+/* pc_ca_local_from is lca when ca is a local CA, else NULL. */
+pc_ca_local_t *pc_ca_local_from(pc_ca_t *ca);
+
+#endif

@@ -1,0 +1,459 @@
+/*
+ * ca_local.c - the local CA backend: an in-process OpenSSL CA, the embedded default.
+ *
+ * It lets the connector run without an external CA: it checks the template, signs the CSR with
+ * its own key, records every certificate in its index and revokes from it. A blocking backend:
+ * submit and revoke run on the calling pool thread and call done before returning. Many pool
+ * threads may use one CA at once: the key and certificate are read-only after pc_ca_local_new,
+ * and the index does its own locking.
+ */
+#include "ca_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+
+#define CLOCK_SKEW_SECONDS 300
+#define SID_EXT_OID "1.3.6.1.4.1.311.25.2"
+
+static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
+                         void *arg);
+static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
+static STACK_OF(X509) * local_get0_chain(pc_ca_t *ca);
+static void local_free(pc_ca_t *ca);
+
+static const pc_ca_ops_t local_ops = {
+    .kind = "local",
+    .blocking = true,
+    .submit_csr = local_submit,
+    .revoke = local_revoke,
+    .get0_chain = local_get0_chain,
+    .free = local_free,
+};
+
+pc_ca_local_t *pc_ca_local_from(pc_ca_t *ca)
+{
+    return ca != NULL && ca->ops == &local_ops ? (pc_ca_local_t *)ca : NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+}
+
+static pc_err_t check_config(const pc_ca_local_config_t *cfg, pc_diag_t *diag)
+{
+    if (cfg->name == NULL || cfg->name[0] == '\0')
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the local CA needs a name (set ca.name)");
+    if (cfg->state_dir == NULL || cfg->state_dir[0] == '\0')
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the local CA \"%s\" needs a state directory (set ca.state_dir)", cfg->name);
+    if (cfg->key_passphrase == NULL || cfg->key_passphrase[0] == '\0')
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the local CA needs a key passphrase (set ca.key_passphrase or "
+                       "PC_CA_KEY_PASSPHRASE)");
+    return PC_OK;
+}
+
+pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    pc_ca_local_t *lca = NULL;
+
+    *out = NULL;
+    if (cfg == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "no local CA configuration given");
+    err = check_config(cfg, diag);
+    if (err != PC_OK)
+        return err;
+    lca = calloc(1, sizeof(*lca));
+    if (lca == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the local CA");
+    lca->base.ops = &local_ops;
+    lca->base.name = strdup(cfg->name);
+    lca->crl_url = dup_or_null(cfg->crl_url);
+    lca->aia_url = dup_or_null(cfg->aia_url);
+    if (cfg->template_count > 0)
+        lca->base.templates = calloc(cfg->template_count, sizeof(*lca->base.templates));
+    if (lca->base.name == NULL || (cfg->crl_url != NULL && cfg->crl_url[0] && !lca->crl_url) ||
+        (cfg->aia_url != NULL && cfg->aia_url[0] && !lca->aia_url) ||
+        (cfg->template_count > 0 && lca->base.templates == NULL)) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the local CA");
+        goto out_free_ca;
+    }
+    err = pc_ca_local_setup(lca, cfg, diag);
+    if (err == PC_OK)
+        err = pc_ca_index_open(cfg->state_dir, &lca->index, diag);
+    if (err != PC_OK) {
+        pc_diag_prefix(diag, cfg->name);
+        goto out_free_ca;
+    }
+    /* Nothing can fail from here: the templates are taken only on success. */
+    for (size_t i = 0; i < cfg->template_count; i++)
+        lca->base.templates[i] = cfg->templates[i];
+    lca->base.template_count = cfg->template_count;
+    *out = &lca->base;
+    lca = NULL;
+out_free_ca:
+    local_free(lca != NULL ? &lca->base : NULL);
+    return err;
+}
+
+static void local_free(pc_ca_t *ca)
+{
+    pc_ca_local_t *lca = (pc_ca_local_t *)ca;
+    if (lca == NULL)
+        return;
+    pc_ca_base_clear(&lca->base);
+    X509_free(lca->cert);
+    EVP_PKEY_free(lca->key);
+    sk_X509_pop_free(lca->chain, X509_free);
+    ASN1_OCTET_STRING_free(lca->keyid);
+    free(lca->crl_url);
+    free(lca->aia_url);
+    pc_ca_index_free(lca->index);
+    free(lca);
+}
+
+static STACK_OF(X509) * local_get0_chain(pc_ca_t *ca)
+{
+    return ((pc_ca_local_t *)ca)->chain;
+}
+
+/* One URI as a GENERAL_NAME; NULL when out of memory. */
+static GENERAL_NAME *uri_name(const char *url)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_IA5STRING *uri = ASN1_IA5STRING_new();
+    if (gn == NULL || uri == NULL || !ASN1_STRING_set(uri, url, -1)) {
+        GENERAL_NAME_free(gn);
+        ASN1_IA5STRING_free(uri);
+        return NULL;
+    }
+    GENERAL_NAME_set0_value(gn, GEN_URI, uri);
+    return gn;
+}
+
+static bool add_crl_dp(X509 *cert, const char *url)
+{
+    bool ok = false;
+    CRL_DIST_POINTS *dps = sk_DIST_POINT_new_null();
+    DIST_POINT *dp = DIST_POINT_new();
+    GENERAL_NAME *gn = uri_name(url);
+
+    if (dps == NULL || dp == NULL || gn == NULL || !sk_DIST_POINT_push(dps, dp))
+        goto out_free_dp;
+    dp = NULL; /* now dps's */
+    DIST_POINT *pushed = sk_DIST_POINT_value(dps, 0);
+    pushed->distpoint = DIST_POINT_NAME_new();
+    if (pushed->distpoint == NULL)
+        goto out_free_dp;
+    pushed->distpoint->type = 0; /* fullName */
+    pushed->distpoint->name.fullname = GENERAL_NAMES_new();
+    if (pushed->distpoint->name.fullname == NULL ||
+        !sk_GENERAL_NAME_push(pushed->distpoint->name.fullname, gn))
+        goto out_free_dp;
+    gn = NULL;
+    ok = X509_add1_ext_i2d(cert, NID_crl_distribution_points, dps, 0, X509V3_ADD_DEFAULT) == 1;
+out_free_dp:
+    GENERAL_NAME_free(gn);
+    DIST_POINT_free(dp);
+    CRL_DIST_POINTS_free(dps);
+    return ok;
+}
+
+static bool add_aia(X509 *cert, const char *url)
+{
+    bool ok = false;
+    AUTHORITY_INFO_ACCESS *aia = sk_ACCESS_DESCRIPTION_new_null();
+    ACCESS_DESCRIPTION *ad = ACCESS_DESCRIPTION_new();
+    GENERAL_NAME *gn = uri_name(url);
+
+    if (aia == NULL || ad == NULL || gn == NULL)
+        goto out_free_ad;
+    ASN1_OBJECT_free(ad->method);
+    ad->method = OBJ_nid2obj(NID_ad_ca_issuers);
+    GENERAL_NAME_free(ad->location);
+    ad->location = gn;
+    gn = NULL;
+    if (!sk_ACCESS_DESCRIPTION_push(aia, ad))
+        goto out_free_ad;
+    ad = NULL;
+    ok = X509_add1_ext_i2d(cert, NID_info_access, aia, 0, X509V3_ADD_DEFAULT) == 1;
+out_free_ad:
+    GENERAL_NAME_free(gn);
+    ACCESS_DESCRIPTION_free(ad);
+    AUTHORITY_INFO_ACCESS_free(aia);
+    return ok;
+}
+
+static bool add_key_ids(X509 *cert, const ASN1_OCTET_STRING *ca_keyid)
+{
+    bool ok = false;
+    ASN1_OCTET_STRING *ski = pc_ca_local_key_id(cert);
+    AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+
+    if (ski == NULL || akid == NULL)
+        goto out_free_ids;
+    akid->keyid = ASN1_OCTET_STRING_dup(ca_keyid);
+    ok = akid->keyid != NULL &&
+         X509_add1_ext_i2d(cert, NID_subject_key_identifier, ski, 0, X509V3_ADD_DEFAULT) == 1 &&
+         X509_add1_ext_i2d(cert, NID_authority_key_identifier, akid, 0, X509V3_ADD_DEFAULT) == 1;
+out_free_ids:
+    ASN1_OCTET_STRING_free(ski);
+    AUTHORITY_KEYID_free(akid);
+    return ok;
+}
+
+static bool add_basic_constraints(X509 *cert)
+{
+    BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
+    if (bc == NULL)
+        return false;
+    bc->ca = 0;
+    bool ok = X509_add1_ext_i2d(cert, NID_basic_constraints, bc, 1, X509V3_ADD_DEFAULT) == 1;
+    BASIC_CONSTRAINTS_free(bc);
+    return ok;
+}
+
+/* Which requested extensions are certified: the ones the template check judged, nothing else
+ * (a CSR asking for basicConstraints CA:TRUE gets CA:FALSE). */
+static bool copied_from_csr(X509_EXTENSION *ext)
+{
+    char oid[64];
+    ASN1_OBJECT *obj = X509_EXTENSION_get_object(ext);
+    int nid = OBJ_obj2nid(obj);
+    if (nid == NID_subject_alt_name || nid == NID_ext_key_usage || nid == NID_key_usage)
+        return true;
+    OBJ_obj2txt(oid, sizeof(oid), obj, 1);
+    return strcmp(oid, SID_EXT_OID) == 0;
+}
+
+static pc_err_t copy_requested(X509 *cert, X509_REQ *csr, pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    bool subject_empty = X509_NAME_entry_count(X509_REQ_get_subject_name(csr)) == 0;
+
+    ERR_clear_error(); /* no extensions at all leaves a harmless error behind */
+    for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+        X509_EXTENSION *ext = sk_X509_EXTENSION_value(exts, i);
+        if (!copied_from_csr(ext))
+            continue;
+        int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+        /* RFC 5280: keyUsage should be critical; the SAN must be when it names the subject. */
+        if (nid == NID_key_usage || (nid == NID_subject_alt_name && subject_empty))
+            X509_EXTENSION_set_critical(ext, 1);
+        if (!X509_add_ext(cert, ext, -1)) {
+            err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot copy the requested %s extension",
+                              OBJ_nid2sn(nid));
+            break;
+        }
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return err;
+}
+
+static pc_err_t set_validity(const pc_ca_local_t *lca, X509 *cert, unsigned days, pc_diag_t *diag)
+{
+    time_t now = time(NULL);
+    if (!ASN1_TIME_adj(X509_getm_notBefore(cert), now, 0, -CLOCK_SKEW_SECONDS) ||
+        !ASN1_TIME_adj(X509_getm_notAfter(cert), now, (int)days, 0))
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot set the validity of %u days", days);
+    /* A certificate outliving its issuer would fail validation at the end; say so now. */
+    if (ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(lca->cert)) > 0)
+        return pc_fail(diag, PC_ERR_POLICY,
+                       "a validity of %u days would outlast the certificate of CA \"%s\"; ask "
+                       "for fewer days or renew the CA",
+                       days, lca->base.name);
+    return PC_OK;
+}
+
+static pc_err_t add_extensions(const pc_ca_local_t *lca, X509 *cert, X509_REQ *csr, pc_diag_t *diag)
+{
+    if (!add_basic_constraints(cert) || !add_key_ids(cert, lca->keyid))
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the key identifiers");
+    pc_err_t err = copy_requested(cert, csr, diag);
+    if (err != PC_OK)
+        return err;
+    if (lca->crl_url != NULL && !add_crl_dp(cert, lca->crl_url))
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the CRL distribution point %s",
+                           lca->crl_url);
+    if (lca->aia_url != NULL && !add_aia(cert, lca->aia_url))
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the AIA caIssuers URL %s",
+                           lca->aia_url);
+    return PC_OK;
+}
+
+/* Builds and signs the certificate for an already checked CSR. */
+static pc_err_t sign_csr(const pc_ca_local_t *lca, X509_REQ *csr, unsigned days, X509 **out,
+                         pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    X509 *cert = X509_new();
+
+    if (cert == NULL) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory building a certificate");
+        goto out_free_cert;
+    }
+    if (!X509_set_version(cert, X509_VERSION_3) ||
+        !X509_set_issuer_name(cert, X509_get_subject_name(lca->cert)) ||
+        !X509_set_subject_name(cert, X509_REQ_get_subject_name(csr)) ||
+        !X509_set_pubkey(cert, X509_REQ_get0_pubkey(csr))) {
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot fill the certificate from the CSR");
+        goto out_free_cert;
+    }
+    err = pc_ca_local_set_serial(cert, diag);
+    if (err == PC_OK)
+        err = set_validity(lca, cert, days, diag);
+    if (err == PC_OK)
+        err = add_extensions(lca, cert, csr, diag);
+    if (err != PC_OK)
+        goto out_free_cert;
+    if (X509_sign(cert, lca->key, lca->md) <= 0) {
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "CA \"%s\" cannot sign the certificate",
+                          lca->base.name);
+        goto out_free_cert;
+    }
+    *out = cert;
+    cert = NULL;
+out_free_cert:
+    X509_free(cert);
+    return err;
+}
+
+/* The subject as RFC 2253 text for the index; "" when it cannot be printed. */
+static char *subject_text(X509 *cert)
+{
+    char *text = NULL;
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio != NULL &&
+        X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+        char *data = NULL;
+        long len = BIO_get_mem_data(bio, &data);
+        text = strndup(data != NULL ? data : "", (size_t)len);
+    }
+    BIO_free(bio);
+    return text;
+}
+
+static pc_err_t record_issued(pc_ca_local_t *lca, X509 *cert, const char *request_id,
+                              pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;
+    char *subject = subject_text(cert);
+    struct tm tm;
+    time_t not_after = 0;
+
+    if (serial == NULL || subject == NULL || !ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm)) {
+        err = pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory recording a certificate");
+        goto out_free_serial;
+    }
+    not_after = timegm(&tm);
+    err = pc_ca_index_add_issued(lca->index, serial, not_after, request_id, subject, diag);
+out_free_serial:
+    free(subject);
+    OPENSSL_free(serial);
+    BN_free(bn);
+    return err;
+}
+
+static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *req, X509 **out,
+                      pc_diag_t *diag)
+{
+    const pc_ca_template_t *tmpl = NULL;
+    X509 *cert = NULL;
+
+    *out = NULL;
+    if (csr == NULL || req == NULL || req->template_name == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\": no CSR or template given",
+                       lca->base.name);
+    tmpl = pc_ca_find_template(&lca->base, req->template_name);
+    if (tmpl == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "CA \"%s\" has no template \"%s\"; use a template configured for it",
+                       lca->base.name, req->template_name);
+    pc_err_t err = pc_ca_template_check(tmpl, csr, req->validity_days, diag);
+    if (err == PC_OK)
+        err = sign_csr(lca, csr, req->validity_days, &cert, diag);
+    /* A certificate is handed out only once the index holds it, so that it can be revoked. */
+    if (err == PC_OK)
+        err = record_issued(lca, cert, req->request_id, diag);
+    if (err != PC_OK) {
+        X509_free(cert);
+        return err;
+    }
+    *out = cert;
+    return PC_OK;
+}
+
+static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *req, pc_ca_done_fn done,
+                         void *arg)
+{
+    pc_diag_t diag = {.msg = ""};
+    X509 *cert = NULL;
+    pc_err_t err = issue((pc_ca_local_t *)ca, csr, req, &cert, &diag);
+    done(arg, err, cert, err == PC_OK ? NULL : &diag);
+}
+
+/* The canonical form of a serial (BN_bn2hex: upper case, even length), so "0a" finds "0A". */
+static pc_err_t canonical_serial(const char *ca_name, const char *hex, char *out, size_t size,
+                                 pc_diag_t *diag)
+{
+    BIGNUM *bn = NULL;
+    size_t len = hex != NULL ? strlen(hex) : 0;
+
+    if (len == 0 || len > 64 || strspn(hex, "0123456789abcdefABCDEF") != len ||
+        BN_hex2bn(&bn, hex) != (int)len) {
+        BN_free(bn);
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "\"%s\" is not a certificate serial number; give it in hex without "
+                       "separators (CA \"%s\")",
+                       hex != NULL ? hex : "", ca_name);
+    }
+    char *text = BN_bn2hex(bn);
+    BN_free(bn);
+    if (text == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory revoking %s", hex);
+    snprintf(out, size, "%s", text);
+    OPENSSL_free(text);
+    return PC_OK;
+}
+
+static bool reason_valid(pc_revoke_reason_t reason)
+{
+    return reason == PC_REVOKE_UNSPECIFIED || reason == PC_REVOKE_KEY_COMPROMISE ||
+           reason == PC_REVOKE_AFFILIATION_CHANGED || reason == PC_REVOKE_SUPERSEDED ||
+           reason == PC_REVOKE_CESSATION_OF_OPERATION;
+}
+
+static pc_err_t revoke(pc_ca_local_t *lca, const pc_ca_revoke_t *rev, pc_diag_t *diag)
+{
+    char serial[80];
+    const char *name = lca->base.name;
+
+    if (rev == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\": no revocation given", name);
+    pc_err_t err = canonical_serial(name, rev->serial_hex, serial, sizeof(serial), diag);
+    if (err != PC_OK)
+        return err;
+    if (!reason_valid(rev->reason))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "revocation reason %d is not one this CA records; use 0, 1, 3, 4 or 5",
+                       (int)rev->reason);
+    err = pc_ca_index_revoke(lca->index, serial, (int)rev->reason, time(NULL), diag);
+    if (err == PC_ERR_NOT_FOUND)
+        pc_fail(diag, err, "certificate with serial %s was not issued by CA %s", serial, name);
+    return err;
+}
+
+static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg)
+{
+    pc_diag_t diag = {.msg = ""};
+    pc_err_t err = revoke((pc_ca_local_t *)ca, rev, &diag);
+    done(arg, err, NULL, err == PC_OK ? NULL : &diag);
+}

@@ -1,0 +1,35 @@
+/*
+ * engine.h - the certificate engine: the configured CAs and the whole of one request, start to
+ * end, on the calling thread. Used by pkcsctl's offline mode and the engine benchmark; the
+ * worker runs the same stages (issue.h) spread over its event loop and thread pool.
+ */
+#ifndef PC_ENGINE_H
+#define PC_ENGINE_H
+
+#include "ca.h"
+#include "config.h"
+#include "keygen.h"
+#include "pkcs.pb-c.h"
+
+typedef struct pc_engine {
+    pc_ca_t **cas;
+    size_t ca_count;
+    pc_keygen_mode_t keygen_mode;
+} pc_engine_t;
+
+/* pc_engine_new opens every CA of cfg (taking their templates out of cfg). *out is the
+ * caller's (pc_engine_free). Errors name the CA. */
+pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag);
+
+/* pc_engine_find_ca returns the borrowed CA called name, or NULL. */
+pc_ca_t *pc_engine_find_ca(const pc_engine_t *engine, const char *name);
+
+/* pc_engine_run_sync validates and runs one request with blocking CA backends and returns its
+ * result: ISSUED / REVOKED, or FAILED with the error code and message (NULL only when out of
+ * memory). Free with protobuf_c_message_free_unpacked. */
+Pkcs__V1__Result *pc_engine_run_sync(pc_engine_t *engine, const Pkcs__V1__Request *req);
+
+/* pc_engine_free closes the CAs (NULL allowed). */
+void pc_engine_free(pc_engine_t *engine);
+
+#endif

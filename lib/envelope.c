@@ -1,0 +1,434 @@
+/*
+ * envelope.c - seals a PFX in CMS EnvelopedData to the device's public key, so that only the
+ * device holding the matching private key can open it (`openssl cms -decrypt -inkey key.pem`).
+ *
+ * OpenSSL's CMS API names recipients by certificate, but a device sends a bare public key. We
+ * wrap the key in a throwaway, unsigned, in-memory X509 whose only purpose is to carry the
+ * subjectKeyIdentifier (SHA-1 of the public key bits, RFC 5280 4.2.1.2 method 1); with
+ * CMS_USE_KEYID the RecipientInfo names the device by that SKI and no certificate goes into the
+ * output. pc_envelope_open does what a device does, for tests and self-checks.
+ * Pool threads; no shared state.
+ */
+#include "envelope.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/cms.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#define MIN_RSA_BITS 2048
+#define MAX_SPKI_LEN 16384 /* RSA-16384, the largest OpenSSL uses, is about 2100 bytes */
+
+static const char accepted_keys[] = "accepted: RSA of 2048 bits or more, EC P-256 or EC P-384";
+
+/* describe_key writes what key is for messages ("RSA-1024", "EC secp521r1", "ED25519"). */
+static void describe_key(EVP_PKEY *key, char *buf, size_t len)
+{
+    char group[64];
+    const char *type = EVP_PKEY_get0_type_name(key);
+
+    if (type == NULL)
+        type = OBJ_nid2sn(EVP_PKEY_get_base_id(key));
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA)
+        snprintf(buf, len, "RSA-%d", EVP_PKEY_get_bits(key));
+    else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
+             EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) == 1)
+        snprintf(buf, len, "EC %s", group);
+    else if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC)
+        snprintf(buf, len, "EC with explicit curve parameters");
+    else
+        snprintf(buf, len, "%s", type != NULL ? type : "an unknown key type");
+    ERR_clear_error();
+}
+
+/* device_key_ok tells whether key is one the envelope accepts: RSA >= 2048, P-256, P-384. */
+static bool device_key_ok(EVP_PKEY *key)
+{
+    char group[64];
+    int nid;
+
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA)
+        return EVP_PKEY_get_bits(key) >= MIN_RSA_BITS;
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC)
+        return false;
+    if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) != 1) {
+        ERR_clear_error();
+        return false;
+    }
+    nid = OBJ_txt2nid(group);
+    if (nid == NID_undef)
+        nid = EC_curve_nist2nid(group);
+    return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1;
+}
+
+static pc_err_t parse_device_key(const unsigned char *spki, size_t spki_len, EVP_PKEY **key,
+                                 pc_diag_t *diag)
+{
+    const unsigned char *p = spki;
+    char what[96];
+
+    if (spki == NULL || spki_len == 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is missing");
+    if (spki_len > MAX_SPKI_LEN)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the device public key is %zu bytes, over the limit of %d; %s", spki_len,
+                       MAX_SPKI_LEN, accepted_keys);
+    *key = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    if (*key == NULL)
+        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
+                           "the device public key is not a DER SubjectPublicKeyInfo; %s",
+                           accepted_keys);
+    if ((size_t)(p - spki) != spki_len) {
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the device public key has %zu bytes after its SubjectPublicKeyInfo",
+                       spki_len - (size_t)(p - spki));
+    }
+    if (!device_key_ok(*key)) {
+        describe_key(*key, what, sizeof(what));
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is %s; %s", what,
+                       accepted_keys);
+    }
+    return PC_OK;
+}
+
+/*
+ * The throwaway recipient certificate, as DER around the device's SPKI. OpenSSL cannot encode an
+ * X509 whose signature algorithm was never set (and 3.0 has no setter short of signing), and
+ * it needs an encodable certificate to read the SKI back; signing would need a key we do not
+ * have. So: v3, serial 1, empty names, a fixed validity, the SPKI, one SKI extension, and an
+ * Ed25519 AlgorithmIdentifier with an empty signature. It never leaves this file: it is not
+ * verified, and CMS_USE_KEYID keeps it out of the envelope.
+ */
+/* clang-format off */
+static const unsigned char tbs_head[] = {
+    0xa0, 0x03, 0x02, 0x01, 0x02,             /* [0] version v3 */
+    0x02, 0x01, 0x01,                         /* serialNumber 1 */
+    0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, /* signature: Ed25519 */
+    0x30, 0x00,                               /* issuer: empty */
+    0x30, 0x1e,                               /* validity: 1970-01-01 to 1970-01-01 */
+    0x17, 0x0d, '7', '0', '0', '1', '0', '1', '0', '0', '0', '0', '0', '0', 'Z',
+    0x17, 0x0d, '7', '0', '0', '1', '0', '1', '0', '0', '0', '0', '0', '0', 'Z',
+    0x30, 0x00,                               /* subject: empty */
+};
+/* clang-format on */
+static const unsigned char ski_head[] = {
+    0xa3, 0x21, 0x30, 0x1f,                   /* [3] extensions */
+    0x30, 0x1d, 0x06, 0x03, 0x55, 0x1d, 0x0e, /* subjectKeyIdentifier */
+    0x04, 0x16, 0x04, 0x14,                   /* OCTET STRING { OCTET STRING (20) } */
+};
+static const unsigned char sig_tail[] = {
+    0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, /* signatureAlgorithm: Ed25519 */
+    0x03, 0x01, 0x00,                         /* signature: empty BIT STRING */
+};
+#define SKI_LEN 20
+
+/* spki_ski computes the SKI: SHA-1 of the subjectPublicKey BIT STRING contents (RFC 5280
+ * 4.2.1.2 method 1). */
+static bool spki_ski(const unsigned char *spki, size_t spki_len, unsigned char ski[SKI_LEN])
+{
+    const unsigned char *p = spki;
+    const unsigned char *bits = NULL;
+    int bits_len = 0;
+    X509_PUBKEY *pub = d2i_X509_PUBKEY(NULL, &p, (long)spki_len);
+    bool ok = pub != NULL && X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL, pub) == 1 &&
+              EVP_Digest(bits, (size_t)bits_len, ski, NULL, EVP_sha1(), NULL) == 1;
+
+    X509_PUBKEY_free(pub);
+    return ok;
+}
+
+/* recipient_new makes the throwaway certificate that names the holder of spki by its SKI.
+ * Callers bound spki_len by MAX_SPKI_LEN, so the int lengths cannot overflow. NULL on failure. */
+static X509 *recipient_new(const unsigned char *spki, size_t spki_len)
+{
+    X509 *x509 = NULL;
+    unsigned char *der, *p;
+    const unsigned char *cp;
+    int tbs_len = (int)(sizeof(tbs_head) + spki_len + sizeof(ski_head) + SKI_LEN);
+    int cert_len = ASN1_object_size(1, tbs_len, V_ASN1_SEQUENCE) + (int)sizeof(sig_tail);
+    int der_len = ASN1_object_size(1, cert_len, V_ASN1_SEQUENCE);
+
+    der = OPENSSL_malloc((size_t)der_len);
+    if (der == NULL)
+        goto out;
+    p = der;
+    ASN1_put_object(&p, 1, cert_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    ASN1_put_object(&p, 1, tbs_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(p, tbs_head, sizeof(tbs_head));
+    memcpy(p += sizeof(tbs_head), spki, spki_len);
+    memcpy(p += spki_len, ski_head, sizeof(ski_head));
+    if (!spki_ski(spki, spki_len, p += sizeof(ski_head)))
+        goto out_free_der;
+    memcpy(p + SKI_LEN, sig_tail, sizeof(sig_tail));
+    cp = der;
+    x509 = d2i_X509(NULL, &cp, der_len);
+out_free_der:
+    OPENSSL_free(der);
+out:
+    return x509;
+}
+
+/* set_oaep asks for RSAES-OAEP with SHA-256 and MGF1-SHA-256 instead of PKCS#1 v1.5. */
+static bool set_oaep(CMS_RecipientInfo *ri)
+{
+    EVP_PKEY_CTX *pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
+
+    return pctx != NULL && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) > 0 &&
+           EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) > 0 &&
+           EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0;
+}
+
+/* set_ecdh_kdf asks for the X9.63 KDF with SHA-256 (dhSinglePass-stdDH-sha256kdf); OpenSSL 3.0
+ * defaults to SHA-1. The key wrap follows the content cipher: AES-256 wrap for AES-256-CBC. */
+static bool set_ecdh_kdf(CMS_RecipientInfo *ri)
+{
+    EVP_PKEY_CTX *pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
+    EVP_CIPHER_CTX *wrap = CMS_RecipientInfo_kari_get0_ctx(ri);
+
+    return pctx != NULL && wrap != NULL && EVP_PKEY_CTX_set_ecdh_kdf_md(pctx, EVP_sha256()) > 0 &&
+           EVP_EncryptInit_ex(wrap, EVP_aes_256_wrap(), NULL, NULL, NULL) == 1;
+}
+
+static pc_err_t add_recipient(CMS_ContentInfo *cms, const unsigned char *spki, size_t spki_len,
+                              pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    CMS_RecipientInfo *ri;
+    X509 *recip = recipient_new(spki, spki_len);
+
+    if (recip == NULL) {
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not name the device key by its SKI");
+        goto out;
+    }
+    /* CMS_KEY_PARAM: leave the algorithm parameters to us (OAEP, KDF) */
+    ri = CMS_add1_recipient_cert(cms, recip, CMS_USE_KEYID | CMS_KEY_PARAM);
+    if (ri == NULL) {
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not add the device as CMS recipient");
+        goto out_free_recip;
+    }
+    if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? !set_oaep(ri) : !set_ecdh_kdf(ri))
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not set the %s parameters for the device key",
+                          CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? "RSA-OAEP" : "ECDH");
+out_free_recip:
+    X509_free(recip);
+out:
+    return err;
+}
+
+static pc_err_t encrypt_content(CMS_ContentInfo *cms, const unsigned char *in, size_t in_len,
+                                pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    BIO *bio;
+
+    if (in_len > INT_MAX)
+        return pc_fail(diag, PC_ERR_TOO_LARGE, "the content to seal is too large (%zu bytes)",
+                       in_len);
+    bio = BIO_new_mem_buf(in_len > 0 ? in : (const unsigned char *)"", (int)in_len);
+    if (bio == NULL)
+        return pc_fail_ssl(diag, PC_ERR_NOMEM, "could not wrap the content to seal");
+    if (CMS_final(cms, bio, NULL, CMS_BINARY) != 1)
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encrypt the envelope to the device key");
+    BIO_free(bio);
+    return err;
+}
+
+pc_err_t pc_envelope_seal(const unsigned char *spki, size_t spki_len, const unsigned char *in,
+                          size_t in_len, unsigned char **out, size_t *out_len, pc_diag_t *diag)
+{
+    pc_err_t err;
+    EVP_PKEY *key = NULL;
+    CMS_ContentInfo *cms = NULL;
+    unsigned char *der = NULL;
+    int n;
+
+    if ((in == NULL && in_len > 0) || out == NULL || out_len == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "pc_envelope_seal needs content and outputs");
+    *out = NULL;
+    *out_len = 0;
+    err = parse_device_key(spki, spki_len, &key, diag);
+    if (err != PC_OK)
+        goto out;
+    cms = CMS_EnvelopedData_create(EVP_aes_256_cbc());
+    if (cms == NULL || CMS_set_detached(cms, 0) != 1) { /* the ciphertext goes inside */
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not create the CMS envelope");
+        goto out_free_key;
+    }
+    err = add_recipient(cms, spki, spki_len, diag);
+    if (err == PC_OK)
+        err = encrypt_content(cms, in, in_len, diag);
+    if (err != PC_OK)
+        goto out_free_cms;
+    n = i2d_CMS_ContentInfo(cms, &der);
+    if (n <= 0) {
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode the CMS envelope");
+        goto out_free_cms;
+    }
+    *out = der;
+    *out_len = (size_t)n;
+out_free_cms:
+    CMS_ContentInfo_free(cms);
+out_free_key:
+    EVP_PKEY_free(key);
+out:
+    return err;
+}
+
+static pc_err_t decode_envelope(const unsigned char *in, size_t in_len, CMS_ContentInfo **cms,
+                                pc_diag_t *diag)
+{
+    const unsigned char *p = in;
+
+    if (in == NULL || in_len == 0 || in_len > LONG_MAX)
+        return pc_fail(diag, PC_ERR_BAD_MESSAGE, "the envelope is empty");
+    *cms = d2i_CMS_ContentInfo(NULL, &p, (long)in_len);
+    if (*cms == NULL)
+        return pc_fail_ssl(diag, PC_ERR_BAD_MESSAGE, "the envelope is not CMS DER");
+    if ((size_t)(p - in) != in_len || OBJ_obj2nid(CMS_get0_type(*cms)) != NID_pkcs7_enveloped) {
+        CMS_ContentInfo_free(*cms);
+        *cms = NULL;
+        return pc_fail(diag, PC_ERR_BAD_MESSAGE,
+                       "the envelope is not a single CMS EnvelopedData (wrong type or trailing "
+                       "data)");
+    }
+    return PC_OK;
+}
+
+/* recipient_of makes the recipient certificate for the public half of key. */
+static X509 *recipient_of(EVP_PKEY *key)
+{
+    unsigned char *spki = NULL;
+    int spki_len = i2d_PUBKEY(key, &spki);
+    X509 *x509 = NULL;
+
+    if (spki_len > 0 && spki_len <= MAX_SPKI_LEN)
+        x509 = recipient_new(spki, (size_t)spki_len);
+    OPENSSL_free(spki);
+    return x509;
+}
+
+/* find_recipient returns the RecipientInfo of cms naming recip by SKI, or NULL. */
+static CMS_RecipientInfo *find_recipient(CMS_ContentInfo *cms, X509 *recip)
+{
+    STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+
+    for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+        CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+        STACK_OF(CMS_RecipientEncryptedKey) * reks;
+
+        if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS &&
+            CMS_RecipientInfo_ktri_cert_cmp(ri, recip) == 0)
+            return ri;
+        if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_AGREE)
+            continue;
+        reks = CMS_RecipientInfo_kari_get0_reks(ri);
+        for (int j = 0; j < sk_CMS_RecipientEncryptedKey_num(reks); j++)
+            if (CMS_RecipientEncryptedKey_cert_cmp(sk_CMS_RecipientEncryptedKey_value(reks, j),
+                                                   recip) == 0)
+                return ri;
+    }
+    return NULL;
+}
+
+/* is_oaep tells whether a key transport RecipientInfo uses RSAES-OAEP. */
+static bool is_oaep(CMS_RecipientInfo *ri)
+{
+    X509_ALGOR *alg = NULL;
+    const ASN1_OBJECT *obj = NULL;
+
+    if (CMS_RecipientInfo_ktri_get0_algs(ri, NULL, NULL, &alg) != 1 || alg == NULL)
+        return false;
+    X509_ALGOR_get0(&obj, NULL, NULL, alg);
+    return OBJ_obj2nid(obj) == NID_rsaesOaep;
+}
+
+/* copy_out hands the decrypted bytes to the caller; the secure memory BIO wipes its own copy
+ * when freed. */
+static pc_err_t copy_out(BIO *bio, unsigned char **out, size_t *out_len, pc_diag_t *diag)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+
+    if (n < 0)
+        return pc_fail(diag, PC_ERR_CRYPTO, "could not read the decrypted envelope");
+    *out = OPENSSL_malloc(n > 0 ? (size_t)n : 1);
+    if (*out == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "no memory for the decrypted envelope");
+    if (n > 0)
+        memcpy(*out, data, (size_t)n);
+    *out_len = (size_t)n;
+    return PC_OK;
+}
+
+/*
+ * decrypt_to decrypts for the recipient named by recip's SKI. OpenSSL 3.0 hides a failed RSA
+ * key transport unless CMS_DEBUG_DECRYPT is set: it carries on with a random content key (a
+ * Bleichenbacher/MMA countermeasure), which about once in 220 tries "succeeds" with garbage. The
+ * countermeasure protects PKCS#1 v1.5; RSA-OAEP, the only key transport we accept (and the only
+ * one we seal with), reveals nothing by failing, so we ask for real errors.
+ */
+static pc_err_t decrypt_to(CMS_ContentInfo *cms, EVP_PKEY *key, X509 *recip, BIO *bio,
+                           pc_diag_t *diag)
+{
+    CMS_RecipientInfo *ri = find_recipient(cms, recip);
+
+    ERR_clear_error();
+    if (ri == NULL)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "this key does not open the envelope: no recipient for this key");
+    if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS && !is_oaep(ri))
+        return pc_fail(diag, PC_ERR_NOT_SUPPORTED,
+                       "the envelope's RSA key transport is not RSA-OAEP; only RSA-OAEP is "
+                       "accepted");
+    if (CMS_decrypt(cms, key, recip, NULL, bio, CMS_BINARY | CMS_DEBUG_DECRYPT) != 1)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO,
+                           "this key does not open the envelope (the key does not match or the "
+                           "envelope is corrupt)");
+    return PC_OK;
+}
+
+pc_err_t pc_envelope_open(EVP_PKEY *key, const unsigned char *in, size_t in_len,
+                          unsigned char **out, size_t *out_len, pc_diag_t *diag)
+{
+    pc_err_t err;
+    CMS_ContentInfo *cms = NULL;
+    X509 *recip = NULL;
+    BIO *bio = NULL;
+
+    if (key == NULL || out == NULL || out_len == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "pc_envelope_open needs a key and outputs");
+    *out = NULL;
+    *out_len = 0;
+    err = decode_envelope(in, in_len, &cms, diag);
+    if (err != PC_OK)
+        goto out;
+    recip = recipient_of(key);
+    if (recip == NULL) {
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not compute the SKI of the key");
+        goto out_free_cms;
+    }
+    bio = BIO_new(BIO_s_secmem());
+    if (bio == NULL) {
+        err = pc_fail_ssl(diag, PC_ERR_NOMEM, "no memory for the decrypted envelope");
+        goto out_free_recip;
+    }
+    err = decrypt_to(cms, key, recip, bio, diag);
+    if (err == PC_OK)
+        err = copy_out(bio, out, out_len, diag);
+    BIO_free(bio);
+out_free_recip:
+    X509_free(recip);
+out_free_cms:
+    CMS_ContentInfo_free(cms);
+out:
+    return err;
+}

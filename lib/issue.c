@@ -1,0 +1,233 @@
+/*
+ * issue.c - the stages of one ISSUE request (see issue.h for which thread runs which).
+ *
+ * The job owns everything secret it touches: the private key lives from keygen to pack and is
+ * freed (OpenSSL wipes key material on free) as soon as the envelope is sealed; the plain
+ * PKCS#12 never leaves pc_issue_pack and is cleansed before it is freed.
+ */
+#include "issue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "csr.h"
+#include "envelope.h"
+#include "pfx.h"
+#include "request.h"
+#include "result.h"
+#include "san.h"
+#include "subject.h"
+
+struct pc_issue {
+    const Pkcs__V1__Request *req;
+    pc_ca_t *ca;
+    pc_key_spec_t key_spec;
+    pc_ca_issue_t ca_params;
+    unsigned key_usage;
+    X509_NAME *subject;
+    GENERAL_NAMES *sans;
+    X509_EXTENSION *sid;
+    EVP_PKEY *key;
+    X509_REQ *csr;
+    X509 *cert;
+    unsigned char *envelope;
+    size_t envelope_len;
+};
+
+static pc_err_t render_names(pc_issue_t *job, const Pkcs__V1__IssueRequest *issue,
+                             pc_cert_type_t type, pc_diag_t *diag)
+{
+    const Pkcs__V1__Profile *profile = issue->profile;
+    pc_var_t *items = NULL;
+    size_t count = 0;
+    pc_san_format_t *formats = NULL;
+    pc_err_t err = pc_issue_vars(issue, &items, &count, diag);
+    if (err != PC_OK)
+        return err;
+    pc_vars_t vars = {.items = items, .count = count};
+    err = pc_subject_render(profile->subject_format, type, &vars, profile->allow_long_values,
+                            &job->subject, diag);
+    if (err != PC_OK)
+        goto out_free_vars;
+    if ((err = pc_profile_san_formats(profile, &formats, diag)) != PC_OK)
+        goto out_free_vars;
+    if (formats != NULL) {
+        err = pc_san_render(formats, profile->n_subject_alternative_names, type, &vars,
+                            &job->sans, diag);
+    }
+    free(formats);
+out_free_vars:
+    free(items);
+    return err;
+}
+
+static pc_err_t check_ca(const pc_issue_t *job, const Pkcs__V1__Profile *profile,
+                         pc_diag_t *diag)
+{
+    if (strcmp(job->ca->name, profile->ca_name) != 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\" is not configured on this worker",
+                       profile->ca_name);
+    if (pc_ca_find_template(job->ca, profile->template_name) == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "CA \"%s\" has no template \"%s\"; check the profile's templateName",
+                       job->ca->name, profile->template_name);
+    return PC_OK;
+}
+
+pc_err_t pc_issue_prepare(const Pkcs__V1__Request *req, pc_ca_t *ca, pc_issue_t **out,
+                          pc_diag_t *diag)
+{
+    *out = NULL;
+    if (req->body_case != PKCS__V1__REQUEST__BODY_ISSUE || req->issue->profile == NULL)
+        return pc_fail(diag, PC_ERR_BAD_MESSAGE, "not an ISSUE request with a profile");
+    const Pkcs__V1__IssueRequest *issue = req->issue;
+    const Pkcs__V1__Profile *profile = issue->profile;
+    pc_issue_t *job = calloc(1, sizeof(*job));
+    if (job == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory for request %s", req->request_id);
+    job->req = req;
+    job->ca = ca;
+    job->ca_params.template_name = profile->template_name;
+    job->ca_params.validity_days = pc_profile_validity_days(profile);
+    job->ca_params.request_id = req->request_id;
+    pc_cert_type_t type;
+    pc_err_t err;
+    if ((err = check_ca(job, profile, diag)) != PC_OK ||
+        (err = pc_profile_cert_type(profile, &type, diag)) != PC_OK ||
+        (err = pc_profile_key_spec(profile, &job->key_spec, diag)) != PC_OK ||
+        (err = pc_profile_key_usage(profile, &job->key_spec, &job->key_usage, diag)) != PC_OK ||
+        (err = render_names(job, issue, type, diag)) != PC_OK)
+        goto out_free_job;
+    if (issue->sid[0] != '\0' && (err = pc_sid_extension_new(issue->sid, &job->sid, diag)) != PC_OK)
+        goto out_free_job;
+    *out = job;
+    return PC_OK;
+out_free_job:
+    pc_issue_free(job);
+    return err;
+}
+
+const pc_key_spec_t *pc_issue_key_spec(const pc_issue_t *job)
+{
+    return &job->key_spec;
+}
+
+pc_err_t pc_issue_keygen(pc_issue_t *job, pc_keygen_mode_t mode, pc_diag_t *diag)
+{
+    EVP_PKEY_free(job->key);
+    job->key = NULL;
+    return pc_key_generate(&job->key_spec, mode, &job->key, diag);
+}
+
+void pc_issue_set0_key(pc_issue_t *job, EVP_PKEY *key)
+{
+    EVP_PKEY_free(job->key);
+    job->key = key;
+}
+
+pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag)
+{
+    const Pkcs__V1__Profile *profile = job->req->issue->profile;
+    pc_csr_params_t params = {
+        .subject = job->subject,
+        .sans = job->sans,
+        .ekus = (const char *const *)profile->extended_key_usages,
+        .eku_count = profile->n_extended_key_usages,
+        .key_usage = job->key_usage,
+        .sid = job->sid,
+    };
+    if (job->key == NULL)
+        return pc_fail(diag, PC_ERR_CRYPTO, "no key pair to make a CSR with");
+    X509_REQ_free(job->csr);
+    job->csr = NULL;
+    return pc_csr_new(job->key, &params, &job->csr, diag);
+}
+
+X509_REQ *pc_issue_get0_csr(const pc_issue_t *job)
+{
+    return job->csr;
+}
+
+const pc_ca_issue_t *pc_issue_ca_params(const pc_issue_t *job)
+{
+    return &job->ca_params;
+}
+
+pc_ca_t *pc_issue_get0_ca(const pc_issue_t *job)
+{
+    return job->ca;
+}
+
+pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag)
+{
+    X509_free(job->cert);
+    job->cert = cert;
+    if (job->key != NULL && X509_check_private_key(cert, job->key) != 1)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO,
+                           "the CA returned a certificate for another key than request %s's",
+                           job->req->request_id);
+    return PC_OK;
+}
+
+pc_err_t pc_issue_pack(pc_issue_t *job, pc_diag_t *diag)
+{
+    const Pkcs__V1__IssueRequest *issue = job->req->issue;
+    unsigned char *pfx = NULL;
+    size_t pfx_len = 0;
+    pc_err_t err;
+    if (job->key == NULL || job->cert == NULL)
+        return pc_fail(diag, PC_ERR_CRYPTO, "nothing to pack: key or certificate missing");
+    err = pc_pfx_build(job->key, job->cert, job->ca->ops->get0_chain(job->ca),
+                       job->req->request_id, "", &pfx, &pfx_len, diag);
+    if (err != PC_OK)
+        goto out_free_key;
+    err = pc_envelope_seal(issue->device_public_key.data, issue->device_public_key.len, pfx,
+                           pfx_len, &job->envelope, &job->envelope_len, diag);
+    if (err != PC_OK)
+        pc_diag_prefix(diag, "device public key");
+    OPENSSL_clear_free(pfx, pfx_len);
+out_free_key:
+    EVP_PKEY_free(job->key);
+    job->key = NULL;
+    return err;
+}
+
+pc_err_t pc_issue_fill_result(const pc_issue_t *job, Pkcs__V1__Result *res, pc_diag_t *diag)
+{
+    const Pkcs__V1__Profile *profile = job->req->issue->profile;
+    if (job->cert == NULL || job->envelope == NULL)
+        return pc_fail(diag, PC_ERR_CRYPTO, "request %s has no packed certificate",
+                       job->req->request_id);
+    pc_err_t err = pc_result_set_cert(res, job->cert, job->ca->ops->get0_chain(job->ca), diag);
+    if (err != PC_OK)
+        return err;
+    if (pc_result_set_bytes(&res->encrypted_pfx, job->envelope, job->envelope_len) != PC_OK)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory for the result");
+    char *ksp = strdup(profile->key_storage_provider);
+    if (ksp == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory for the result");
+    if (res->key_storage_provider != protobuf_c_empty_string)
+        free(res->key_storage_provider);
+    res->key_storage_provider = ksp;
+    res->renewal_threshold_percent =
+        profile->renewal_threshold_percent == 0 ? 20 : profile->renewal_threshold_percent;
+    res->status = PKCS__V1__STATUS__ISSUED;
+    res->error_code = PKCS__V1__ERROR_CODE__ERROR_CODE_NONE;
+    return PC_OK;
+}
+
+void pc_issue_free(pc_issue_t *job)
+{
+    if (job == NULL)
+        return;
+    X509_NAME_free(job->subject);
+    GENERAL_NAMES_free(job->sans);
+    X509_EXTENSION_free(job->sid);
+    EVP_PKEY_free(job->key);
+    X509_REQ_free(job->csr);
+    X509_free(job->cert);
+    OPENSSL_free(job->envelope);
+    free(job);
+}

@@ -1,0 +1,62 @@
+/*
+ * issue.h - one ISSUE request through the engine, as explicit stages:
+ *
+ *   pc_issue_prepare   (loop thread)  render subject, SANs, SID; pick CA; check key spec
+ *   pc_issue_keygen    (pool thread)  make the key pair (or pc_issue_set0_key from a key pool)
+ *   pc_issue_make_csr  (pool thread)  CSR signed with the new key
+ *   ... the CA signs the CSR (pool thread for a blocking backend, loop thread otherwise)
+ *   pc_issue_pack      (pool thread)  PKCS#12 + CMS envelope to the device key; wipes the key
+ *   pc_issue_fill_result (any)        certificate, chain, serial, thumbprints into a Result
+ *
+ * The worker drives these from its state machine; pc_engine_issue_sync runs them in a row.
+ */
+#ifndef PC_ISSUE_H
+#define PC_ISSUE_H
+
+#include <stdint.h>
+
+#include "ca.h"
+#include "keygen.h"
+#include "pc_err.h"
+#include "pkcs.pb-c.h"
+
+typedef struct pc_issue pc_issue_t;
+
+/* pc_issue_prepare checks and renders an ISSUE request (borrowed; must outlive the job) for
+ * the CA ca (borrowed). *out is the caller's (pc_issue_free). Errors name the field. */
+pc_err_t pc_issue_prepare(const Pkcs__V1__Request *req, pc_ca_t *ca, pc_issue_t **out,
+                          pc_diag_t *diag);
+
+/* pc_issue_key_spec returns the key the job needs (for picking a pre-generated key). */
+const pc_key_spec_t *pc_issue_key_spec(const pc_issue_t *job);
+
+/* pc_issue_keygen generates the job's key pair. Pool thread. */
+pc_err_t pc_issue_keygen(pc_issue_t *job, pc_keygen_mode_t mode, pc_diag_t *diag);
+
+/* pc_issue_set0_key gives the job a ready key of its spec (the job takes it). */
+void pc_issue_set0_key(pc_issue_t *job, EVP_PKEY *key);
+
+/* pc_issue_make_csr builds the CSR. Pool thread. */
+pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag);
+
+/* pc_issue_get0_csr / pc_issue_ca_params give what the CA submission needs (borrowed). */
+X509_REQ *pc_issue_get0_csr(const pc_issue_t *job);
+const pc_ca_issue_t *pc_issue_ca_params(const pc_issue_t *job);
+pc_ca_t *pc_issue_get0_ca(const pc_issue_t *job);
+
+/* pc_issue_set0_cert hands the job the certificate the CA signed (the job takes it). Checks
+ * that it carries the job's public key: PC_ERR_CRYPTO otherwise. */
+pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag);
+
+/* pc_issue_pack builds the PKCS#12 and envelopes it to the device key; the private key and the
+ * plain PKCS#12 are wiped and freed before it returns. Pool thread. */
+pc_err_t pc_issue_pack(pc_issue_t *job, pc_diag_t *diag);
+
+/* pc_issue_fill_result sets status ISSUED and the certificate fields of res (allocated with
+ * malloc, freed by protobuf_c_message_free_unpacked). */
+pc_err_t pc_issue_fill_result(const pc_issue_t *job, Pkcs__V1__Result *res, pc_diag_t *diag);
+
+/* pc_issue_free wipes and frees the job (NULL allowed). */
+void pc_issue_free(pc_issue_t *job);
+
+#endif
