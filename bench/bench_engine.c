@@ -31,9 +31,9 @@ typedef struct bench_ctx {
     pc_ca_t *ca;
     unsigned char *device_spki;
     size_t device_spki_len;
-    EVP_PKEY *rsa_key;     /* for sign / pack */
+    EVP_PKEY *rsa_key; /* for sign / pack */
     X509 *rsa_cert;
-    pc_key_spec_t spec;    /* for keygen / engine cases */
+    pc_key_spec_t spec; /* for keygen / engine cases */
     pc_keygen_mode_t mode;
 } bench_ctx_t;
 
@@ -98,8 +98,8 @@ static X509_REQ *make_csr(EVP_PKEY *key)
     static const char *const ekus[] = {"clientAuth"};
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"bench", -1, -1,
                                0);
-    pc_csr_params_t params = {.subject = name, .ekus = ekus, .eku_count = 1,
-                              .key_usage = KU_DIGITAL_SIGNATURE};
+    pc_csr_params_t params = {
+        .subject = name, .ekus = ekus, .eku_count = 1, .key_usage = KU_DIGITAL_SIGNATURE};
     pc_csr_new(key, &params, &csr, NULL);
     X509_NAME_free(name);
     return csr;
@@ -110,8 +110,8 @@ static bool op_sign(bench_ctx_t *ctx)
     X509_REQ *csr = make_csr(ctx->rsa_key);
     X509 *cert = NULL;
     pc_ca_issue_t issue = {.template_name = "User", .validity_days = 365, .request_id = "bench"};
-    pc_err_t err = csr == NULL ? PC_ERR_CRYPTO : pc_ca_submit_sync(ctx->ca, csr, &issue, &cert,
-                                                                   NULL);
+    pc_err_t err =
+        csr == NULL ? PC_ERR_CRYPTO : pc_ca_submit_sync(ctx->ca, csr, &issue, &cert, NULL);
     X509_free(cert);
     X509_REQ_free(csr);
     return err == PC_OK;
@@ -124,8 +124,8 @@ static bool op_pack(bench_ctx_t *ctx)
     pc_err_t err = pc_pfx_build(ctx->rsa_key, ctx->rsa_cert, ctx->ca->ops->get0_chain(ctx->ca),
                                 "bench", "", &pfx, &pfx_len, NULL);
     if (err == PC_OK)
-        err = pc_envelope_seal(ctx->device_spki, ctx->device_spki_len, pfx, pfx_len, &env,
-                               &env_len, NULL);
+        err = pc_envelope_seal(ctx->device_spki, ctx->device_spki_len, pfx, pfx_len, &env, &env_len,
+                               NULL);
     if (pfx != NULL)
         OPENSSL_clear_free(pfx, pfx_len);
     OPENSSL_free(env);

@@ -13,10 +13,12 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
-    {"issue", pkcsctl_issue, "issue a certificate for one request (--offline: local CA, no "
-                             "cluster)"},
-    {"decrypt", pkcsctl_decrypt, "open an enveloped result with the device key, as a device "
-                                 "would"},
+    {"issue", pkcsctl_issue,
+     "issue a certificate for one request (--offline: local CA, no "
+     "cluster)"},
+    {"decrypt", pkcsctl_decrypt,
+     "open an enveloped result with the device key, as a device "
+     "would"},
 };
 
 static void usage(FILE *out)

@@ -39,8 +39,9 @@ static int load_key(const char *path, EVP_PKEY **key)
     *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     if (*key == NULL)
-        return pkcsctl_error(CMD, "%s is not a PEM private key (an unencrypted PKCS#8 or "
-                                  "traditional key is expected)",
+        return pkcsctl_error(CMD,
+                             "%s is not a PEM private key (an unencrypted PKCS#8 or "
+                             "traditional key is expected)",
                              path);
     return 0;
 }
@@ -53,7 +54,7 @@ static void print_cert(const char *label, X509 *cert)
     printf("\n");
 }
 
-static void print_pfx(X509 *cert, STACK_OF(X509) *chain)
+static void print_pfx(X509 *cert, STACK_OF(X509) * chain)
 {
     BIO *out = BIO_new_fp(stdout, BIO_NOCLOSE);
     print_cert("subject", cert);
@@ -109,8 +110,10 @@ static int open_result(EVP_PKEY *key, const char *in, const char *out)
 int pkcsctl_decrypt(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'}, {"in", required_argument, NULL, 'i'},
-        {"out", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {"key", required_argument, NULL, 'k'},
+        {"in", required_argument, NULL, 'i'},
+        {"out", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *key_path = NULL, *in = NULL, *out = NULL;

@@ -93,8 +93,8 @@ static int load_request(const char *path, Pkcs__V1__Request **req)
     pc_diag_t diag = {{0}};
     pc_err_t err = pc_file_read(path, REQUEST_MAX_BYTES, &text, &len, &diag);
     if (err == PC_OK)
-        err = pc_pbjson_decode_string(&pkcs__v1__request__descriptor, (const char *)text, len,
-                                      &msg, &diag);
+        err = pc_pbjson_decode_string(&pkcs__v1__request__descriptor, (const char *)text, len, &msg,
+                                      &diag);
     free(text);
     if (err != PC_OK) {
         pc_diag_prefix(&diag, path);
@@ -188,9 +188,12 @@ out_free:
 int pkcsctl_issue(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"offline", no_argument, NULL, 'o'}, {"request", required_argument, NULL, 'r'},
-        {"out", required_argument, NULL, 'd'}, {"config", required_argument, NULL, 'c'},
-        {"device-key", required_argument, NULL, 'k'}, {"help", no_argument, NULL, 'h'},
+        {"offline", no_argument, NULL, 'o'},
+        {"request", required_argument, NULL, 'r'},
+        {"out", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},
+        {"device-key", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *request = NULL, *out = NULL, *device_key = NULL, *config = getenv("PC_CONFIG");

@@ -17,7 +17,6 @@
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
-
 static pc_err_t check_keys(json_t *obj, const char *where, const char *const *allowed,
                            pc_diag_t *diag)
 {
@@ -107,8 +106,7 @@ static pc_err_t usage_bit(const char *name, unsigned *bit, pc_diag_t *diag)
                    name);
 }
 
-static pc_err_t template_lists(pc_ca_template_t *t, json_t *obj, const char *where,
-                               pc_diag_t *diag)
+static pc_err_t template_lists(pc_ca_template_t *t, json_t *obj, const char *where, pc_diag_t *diag)
 {
     json_t *ekus = json_object_get(obj, "allowed_ekus");
     json_t *usages = json_object_get(obj, "allowed_key_usages");
@@ -130,8 +128,8 @@ static pc_err_t template_lists(pc_ca_template_t *t, json_t *obj, const char *whe
     {
         unsigned bit = 0;
         if (!json_is_string(v))
-            return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                           "%s.allowed_key_usages[%zu] is not a string", where, i);
+            return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s.allowed_key_usages[%zu] is not a string",
+                           where, i);
         if ((err = usage_bit(json_string_value(v), &bit, diag)) != PC_OK)
             return err;
         t->allowed_key_usage |= bit;
@@ -142,9 +140,9 @@ static pc_err_t template_lists(pc_ca_template_t *t, json_t *obj, const char *whe
 static pc_err_t parse_template(json_t *obj, const char *where, pc_ca_template_t **out,
                                pc_diag_t *diag)
 {
-    static const char *const keys[] = {"name",           "allowed_ekus", "allowed_key_usages",
-                                       "max_validity_days", "min_rsa_bits", "min_ec_bits",
-                                       "subject_from_request", NULL};
+    static const char *const keys[] = {
+        "name",         "allowed_ekus", "allowed_key_usages",   "max_validity_days",
+        "min_rsa_bits", "min_ec_bits",  "subject_from_request", NULL};
     pc_ca_template_t *t = calloc(1, sizeof(*t));
     pc_err_t err;
     if (t == NULL)
@@ -254,13 +252,11 @@ out_free_file:
     return err;
 }
 
-static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca,
-                         pc_diag_t *diag)
+static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca, pc_diag_t *diag)
 {
     static const char *const keys[] = {
-        "name",     "type",          "state_dir",      "cert_file",           "key_file",
-        "subject",  "crl_url",       "aia_url",        "key_passphrase",      "key_passphrase_file",
-        "templates", NULL};
+        "name",    "type",    "state_dir",      "cert_file",           "key_file",  "subject",
+        "crl_url", "aia_url", "key_passphrase", "key_passphrase_file", "templates", NULL};
     pc_err_t err;
     if (!json_is_object(obj))
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "each entry of cas must be an object");

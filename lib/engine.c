@@ -33,7 +33,8 @@ static pc_err_t open_ca(pc_config_ca_t *c, pc_ca_t **out, pc_diag_t *diag)
         pc_diag_prefix(diag, prefix);
         return err;
     }
-    c->templates = NULL; /* the CA took them */
+    free(c->templates); /* the CA took the templates, not the array */
+    c->templates = NULL;
     c->template_count = 0;
     return PC_OK;
 }
@@ -67,8 +68,7 @@ pc_ca_t *pc_engine_find_ca(const pc_engine_t *engine, const char *name)
     return NULL;
 }
 
-static pc_err_t find_ca(const pc_engine_t *engine, const char *name, pc_ca_t **ca,
-                        pc_diag_t *diag)
+static pc_err_t find_ca(const pc_engine_t *engine, const char *name, pc_ca_t **ca, pc_diag_t *diag)
 {
     *ca = pc_engine_find_ca(engine, name);
     if (*ca == NULL)
@@ -79,8 +79,8 @@ static pc_err_t find_ca(const pc_engine_t *engine, const char *name, pc_ca_t **c
     return PC_OK;
 }
 
-static pc_err_t run_issue(pc_engine_t *engine, const Pkcs__V1__Request *req,
-                          Pkcs__V1__Result *res, pc_diag_t *diag)
+static pc_err_t run_issue(pc_engine_t *engine, const Pkcs__V1__Request *req, Pkcs__V1__Result *res,
+                          pc_diag_t *diag)
 {
     pc_ca_t *ca = NULL;
     pc_issue_t *job = NULL;
@@ -118,8 +118,8 @@ static pc_revoke_reason_t revoke_reason(Pkcs__V1__RevokeReason reason)
     }
 }
 
-static pc_err_t run_revoke(pc_engine_t *engine, const Pkcs__V1__Request *req,
-                           Pkcs__V1__Result *res, pc_diag_t *diag)
+static pc_err_t run_revoke(pc_engine_t *engine, const Pkcs__V1__Request *req, Pkcs__V1__Result *res,
+                           pc_diag_t *diag)
 {
     pc_ca_t *ca = NULL;
     pc_err_t err = find_ca(engine, req->revoke->ca_name, &ca, diag);

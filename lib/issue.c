@@ -54,8 +54,8 @@ static pc_err_t render_names(pc_issue_t *job, const Pkcs__V1__IssueRequest *issu
     if ((err = pc_profile_san_formats(profile, &formats, diag)) != PC_OK)
         goto out_free_vars;
     if (formats != NULL) {
-        err = pc_san_render(formats, profile->n_subject_alternative_names, type, &vars,
-                            &job->sans, diag);
+        err = pc_san_render(formats, profile->n_subject_alternative_names, type, &vars, &job->sans,
+                            diag);
     }
     free(formats);
 out_free_vars:
@@ -63,8 +63,7 @@ out_free_vars:
     return err;
 }
 
-static pc_err_t check_ca(const pc_issue_t *job, const Pkcs__V1__Profile *profile,
-                         pc_diag_t *diag)
+static pc_err_t check_ca(const pc_issue_t *job, const Pkcs__V1__Profile *profile, pc_diag_t *diag)
 {
     if (strcmp(job->ca->name, profile->ca_name) != 0)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\" is not configured on this worker",
@@ -179,8 +178,8 @@ pc_err_t pc_issue_pack(pc_issue_t *job, pc_diag_t *diag)
     pc_err_t err;
     if (job->key == NULL || job->cert == NULL)
         return pc_fail(diag, PC_ERR_CRYPTO, "nothing to pack: key or certificate missing");
-    err = pc_pfx_build(job->key, job->cert, job->ca->ops->get0_chain(job->ca),
-                       job->req->request_id, "", &pfx, &pfx_len, diag);
+    err = pc_pfx_build(job->key, job->cert, job->ca->ops->get0_chain(job->ca), job->req->request_id,
+                       "", &pfx, &pfx_len, diag);
     if (err != PC_OK)
         goto out_free_key;
     err = pc_envelope_seal(issue->device_public_key.data, issue->device_public_key.len, pfx,

@@ -86,15 +86,13 @@ static pc_err_t check_factor_size(const BIGNUM *p, int half, pc_diag_t *diag)
 }
 
 /* check_coprime_to_e requires gcd(e, p - 1) = 1, without which d does not exist. */
-static pc_err_t check_coprime_to_e(const BIGNUM *p, const BIGNUM *e, BN_CTX *ctx,
-                                   pc_diag_t *diag)
+static pc_err_t check_coprime_to_e(const BIGNUM *p, const BIGNUM *e, BN_CTX *ctx, pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
     BN_CTX_start(ctx);
     BIGNUM *pm1 = BN_CTX_get(ctx);
     BIGNUM *g = BN_CTX_get(ctx);
-    if (g == NULL || BN_copy(pm1, p) == NULL || !BN_sub_word(pm1, 1) ||
-        !BN_gcd(g, pm1, e, ctx)) {
+    if (g == NULL || BN_copy(pm1, p) == NULL || !BN_sub_word(pm1, 1) || !BN_gcd(g, pm1, e, ctx)) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "RSA key generation: gcd(e, p - 1) failed");
         goto out_end_ctx;
     }
@@ -173,8 +171,7 @@ static int derive_crt(struct rsa_parts *rp, BN_CTX *ctx)
     BN_set_flags(pm1, BN_FLG_CONSTTIME);
     BN_set_flags(qm1, BN_FLG_CONSTTIME);
     ok = BN_sub_word(pm1, 1) && BN_sub_word(qm1, 1) && BN_mod(rp->dp, rp->d, pm1, ctx) &&
-         BN_mod(rp->dq, rp->d, qm1, ctx) &&
-         BN_mod_inverse(rp->qinv, rp->q, rp->p, ctx) != NULL;
+         BN_mod(rp->dq, rp->d, qm1, ctx) && BN_mod_inverse(rp->qinv, rp->q, rp->p, ctx) != NULL;
 out_end_ctx:
     BN_CTX_end(ctx);
     return ok;
@@ -197,8 +194,7 @@ static pc_err_t derive_private(struct rsa_parts *rp, unsigned bits, BN_CTX *ctx,
         goto out_end_ctx;
     }
     BN_set_flags(lcm, BN_FLG_CONSTTIME);
-    if (!lcm_of_factors(lcm, rp->p, rp->q, ctx) ||
-        BN_mod_inverse(rp->d, rp->e, lcm, ctx) == NULL) {
+    if (!lcm_of_factors(lcm, rp->p, rp->q, ctx) || BN_mod_inverse(rp->d, rp->e, lcm, ctx) == NULL) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "RSA key generation: d = e^-1 mod lcm failed");
         goto out_end_ctx;
     }
@@ -360,8 +356,8 @@ out:
     return err;
 }
 
-pc_err_t pc_keygen_rsa_from_factors(const BIGNUM *p, const BIGNUM *q, unsigned bits,
-                                    EVP_PKEY **out, pc_diag_t *diag)
+pc_err_t pc_keygen_rsa_from_factors(const BIGNUM *p, const BIGNUM *q, unsigned bits, EVP_PKEY **out,
+                                    pc_diag_t *diag)
 {
     struct rsa_parts rp = {0};
     pc_err_t err = PC_OK;
@@ -398,10 +394,9 @@ static pc_err_t rsa_provider(unsigned bits, EVP_PKEY **out, pc_diag_t *diag)
     pc_err_t err = PC_OK;
     EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
     if (pctx == NULL || EVP_PKEY_keygen_init(pctx) <= 0 ||
-        EVP_PKEY_CTX_set_rsa_keygen_bits(pctx, (int)bits) <= 0 ||
-        EVP_PKEY_keygen(pctx, out) <= 0)
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "RSA-%u key generation by the provider failed",
-                          bits);
+        EVP_PKEY_CTX_set_rsa_keygen_bits(pctx, (int)bits) <= 0 || EVP_PKEY_keygen(pctx, out) <= 0)
+        err =
+            pc_fail_ssl(diag, PC_ERR_CRYPTO, "RSA-%u key generation by the provider failed", bits);
     EVP_PKEY_CTX_free(pctx);
     return err;
 }
@@ -428,16 +423,15 @@ pc_err_t pc_key_spec_check(const pc_key_spec_t *spec, pc_diag_t *diag)
         if (spec->bits < 2048)
             return pc_fail(diag, PC_ERR_INVALID_PARAM,
                            "%s is below the minimum of 2048 bits; use 2048, 3072 or 4096", name);
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "%s is not supported; use 2048, 3072 or 4096", name);
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s is not supported; use 2048, 3072 or 4096",
+                       name);
     case PC_KEY_EC:
         if (spec->bits == 256 || spec->bits == 384)
             return PC_OK;
         if (spec->bits < 256)
             return pc_fail(diag, PC_ERR_INVALID_PARAM,
                            "%s is below the minimum of 256 bits; use P-256 or P-384", name);
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s is not supported; use P-256 or P-384",
-                       name);
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s is not supported; use P-256 or P-384", name);
     }
     return pc_fail(diag, PC_ERR_INVALID_PARAM,
                    "key algorithm %d (size %u) is not supported; use RSA (2048, 3072, 4096) or "

@@ -20,7 +20,7 @@
  * guarantees it, and the pairwise test catches a composite factor. *out is the caller's.
  * Fails with PC_ERR_INVALID_PARAM when the factors fail a check (the generator then draws new
  * primes), PC_ERR_CRYPTO when the pairwise test or OpenSSL fails, PC_ERR_NOMEM. Pool thread. */
-pc_err_t pc_keygen_rsa_from_factors(const BIGNUM *p, const BIGNUM *q, unsigned bits,
-                                    EVP_PKEY **out, pc_diag_t *diag);
+pc_err_t pc_keygen_rsa_from_factors(const BIGNUM *p, const BIGNUM *q, unsigned bits, EVP_PKEY **out,
+                                    pc_diag_t *diag);
 
 #endif

@@ -16,16 +16,16 @@ static pc_err_t check_id(const char *field, const char *value, bool required, pc
     if (required && len == 0)
         return pc_fail(diag, PC_ERR_BAD_MESSAGE, "%s is missing; every request needs one", field);
     if (len > PC_MAX_ID_LEN)
-        return pc_fail(diag, PC_ERR_TOO_LARGE, "%s is %zu bytes, over the limit of %u", field,
-                       len, PC_MAX_ID_LEN);
+        return pc_fail(diag, PC_ERR_TOO_LARGE, "%s is %zu bytes, over the limit of %u", field, len,
+                       PC_MAX_ID_LEN);
     return PC_OK;
 }
 
 static pc_err_t check_len(const char *field, size_t len, size_t max, pc_diag_t *diag)
 {
     if (len > max)
-        return pc_fail(diag, PC_ERR_TOO_LARGE, "%s is %zu bytes, over the limit of %zu", field,
-                       len, max);
+        return pc_fail(diag, PC_ERR_TOO_LARGE, "%s is %zu bytes, over the limit of %zu", field, len,
+                       max);
     return PC_OK;
 }
 
@@ -44,12 +44,10 @@ static pc_err_t check_body(const Pkcs__V1__Request *req, pc_diag_t *diag)
         if (pairs[i].kind != req->kind)
             continue;
         if (req->body_case != pairs[i].body)
-            return pc_fail(diag, PC_ERR_BAD_MESSAGE,
-                           "kind %s needs the \"%s\" body, which is missing",
-                           protobuf_c_enum_descriptor_get_value(&pkcs__v1__kind__descriptor,
-                                                                req->kind)
-                               ->name,
-                           pairs[i].name);
+            return pc_fail(
+                diag, PC_ERR_BAD_MESSAGE, "kind %s needs the \"%s\" body, which is missing",
+                protobuf_c_enum_descriptor_get_value(&pkcs__v1__kind__descriptor, req->kind)->name,
+                pairs[i].name);
         return PC_OK;
     }
     return pc_fail(diag, PC_ERR_BAD_MESSAGE, "kind %d is not one of ISSUE, REVOKE, IMPORT_PFX",
@@ -108,8 +106,7 @@ static pc_err_t check_issue(const Pkcs__V1__IssueRequest *issue, pc_diag_t *diag
     if (issue->device_public_key.len == 0)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "issue.devicePublicKey is missing; the PFX is encrypted to it");
-    return check_len("issue.devicePublicKey", issue->device_public_key.len, PC_MAX_SPKI_LEN,
-                     diag);
+    return check_len("issue.devicePublicKey", issue->device_public_key.len, PC_MAX_SPKI_LEN, diag);
 }
 
 static pc_err_t check_import(const Pkcs__V1__ImportPfxRequest *imp, pc_diag_t *diag)
@@ -164,8 +161,7 @@ pc_err_t pc_request_validate(const Pkcs__V1__Request *req, int64_t now_ms, pc_di
     return check_kind_body(req, diag);
 }
 
-pc_err_t pc_profile_key_spec(const Pkcs__V1__Profile *profile, pc_key_spec_t *spec,
-                             pc_diag_t *diag)
+pc_err_t pc_profile_key_spec(const Pkcs__V1__Profile *profile, pc_key_spec_t *spec, pc_diag_t *diag)
 {
     switch (profile->key_algorithm) {
     case PKCS__V1__KEY_ALGORITHM__RSA:

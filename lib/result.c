@@ -161,7 +161,8 @@ static pc_err_t set_issuer(Pkcs__V1__Result *res, X509 *cert)
         return PC_ERR_NOMEM;
     pc_err_t err = PC_ERR_CRYPTO;
     char *text = NULL;
-    if (X509_NAME_print_ex(bio, X509_get_issuer_name(cert), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0 ||
+    if (X509_NAME_print_ex(bio, X509_get_issuer_name(cert), 0,
+                           XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0 ||
         BIO_write(bio, "", 1) != 1)
         goto out_free_bio;
     BIO_get_mem_data(bio, &text);
@@ -182,7 +183,7 @@ static pc_err_t der_of(X509 *cert, ProtobufCBinaryData *dst)
     return err;
 }
 
-static pc_err_t set_chain(Pkcs__V1__Result *res, STACK_OF(X509) *chain)
+static pc_err_t set_chain(Pkcs__V1__Result *res, STACK_OF(X509) * chain)
 {
     int n = chain == NULL ? 0 : sk_X509_num(chain);
     if (n == 0)
@@ -199,7 +200,7 @@ static pc_err_t set_chain(Pkcs__V1__Result *res, STACK_OF(X509) *chain)
     return PC_OK;
 }
 
-pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) *chain,
+pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) * chain,
                             pc_diag_t *diag)
 {
     pc_err_t err;

@@ -24,7 +24,7 @@ pc_err_t pc_result_set_error(Pkcs__V1__Result *res, pc_err_t err, const pc_diag_
 Pkcs__V1__ErrorCode pc_result_error_code(pc_err_t err);
 
 /* pc_result_set_cert fills certificate, chain, serial, issuer, thumbprints and validity. */
-pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) *chain,
+pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) * chain,
                             pc_diag_t *diag);
 
 /* pc_result_set_bytes copies len bytes into a ProtobufCBinaryData (malloc). */
