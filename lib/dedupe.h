@@ -1,0 +1,66 @@
+/*
+ * dedupe.h - the per-request record in Redis that makes issuance effectively-once: claim with
+ * a lease, renew it while working, complete under a fencing token, and the cached result for a
+ * retention period. Every multi-step change is one Lua script. Loop thread only.
+ *
+ * Record: key "pc:req:{tenant}:{request_id}" (hash) with fields state ("claimed"/"done"),
+ * owner (worker id), token (random lease token), fence (counter raised at every claim),
+ * lease_until (ms), intent (opaque bytes the owner records before submitting to a CA),
+ * result (the serialized Result), digest (SHA-256 hex of result). A claimed record expires with
+ * its lease (PEXPIRE); a done record lives for the retention period.
+ */
+#ifndef PC_DEDUPE_H
+#define PC_DEDUPE_H
+
+#include <stdint.h>
+
+#include "pc_err.h"
+#include "redis.h"
+
+typedef enum pc_claim_state {
+    PC_CLAIM_OWNED = 1, /* we hold the lease: do the work */
+    PC_CLAIM_DONE,      /* already done: result holds the cached result, send it again */
+    PC_CLAIM_BUSY,      /* another worker holds a live lease: try again after retry_after_ms */
+} pc_claim_state_t;
+
+typedef struct pc_claim {
+    pc_claim_state_t state;
+    char token[33];          /* our lease token (OWNED) */
+    int64_t fence;           /* fencing counter of our claim (OWNED) */
+    const unsigned char *result; /* DONE: borrowed for the duration of the callback */
+    size_t result_len;
+    const unsigned char *intent; /* OWNED: intent left by a previous owner that died, or NULL */
+    size_t intent_len;
+    int64_t retry_after_ms;  /* BUSY: the rest of the other owner's lease */
+} pc_claim_t;
+
+typedef struct pc_dedupe pc_dedupe_t;
+
+typedef void (*pc_claim_fn)(void *arg, pc_err_t err, const pc_claim_t *claim,
+                            const pc_diag_t *diag);
+/* For renew / complete / set_intent / release: err PC_OK, PC_ERR_CONFLICT when the lease was
+ * lost (another worker took over; stop and do not publish), PC_ERR_DEPENDENCY when Redis is
+ * down. */
+typedef void (*pc_dedupe_done_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
+
+/* pc_dedupe_new: redis is borrowed; lease_ms default 30000, retention_ms default 7 days. */
+pc_err_t pc_dedupe_new(pc_redis_t *redis, const char *worker_id, unsigned lease_ms,
+                       int64_t retention_ms, pc_dedupe_t **out, pc_diag_t *diag);
+void pc_dedupe_free(pc_dedupe_t *dd);
+
+pc_err_t pc_dedupe_claim(pc_dedupe_t *dd, const char *tenant, const char *request_id,
+                         pc_claim_fn cb, void *arg);
+pc_err_t pc_dedupe_renew(pc_dedupe_t *dd, const char *tenant, const char *request_id,
+                         const char *token, pc_dedupe_done_fn cb, void *arg);
+pc_err_t pc_dedupe_set_intent(pc_dedupe_t *dd, const char *tenant, const char *request_id,
+                              const char *token, const unsigned char *intent, size_t len,
+                              pc_dedupe_done_fn cb, void *arg);
+/* complete stores result and marks the record done, only if token and fence still match. */
+pc_err_t pc_dedupe_complete(pc_dedupe_t *dd, const char *tenant, const char *request_id,
+                            const char *token, int64_t fence, const unsigned char *result,
+                            size_t len, pc_dedupe_done_fn cb, void *arg);
+/* release gives the lease up (work abandoned, e.g. on rebalance); a later claim takes over. */
+pc_err_t pc_dedupe_release(pc_dedupe_t *dd, const char *tenant, const char *request_id,
+                           const char *token, pc_dedupe_done_fn cb, void *arg);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * kafka.h - librdkafka on the worker's libuv loop: a consumer (cooperative rebalancing,
+ * optional static membership) and a separate idempotent producer. Each handle's queue signals
+ * a non-blocking pipe watched by uv_poll and is drained to empty on every wake-up; a periodic
+ * timer polls as well. Offsets are stored only for the contiguous completed prefix of each
+ * partition (pc_kafka_message_done), and committed by librdkafka's auto-commit and on revoke
+ * and close. Loop thread only.
+ */
+#ifndef PC_KAFKA_H
+#define PC_KAFKA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+#include <uv.h>
+
+#include "pc_err.h"
+
+typedef struct pc_kafka pc_kafka_t;
+
+typedef struct pc_kafka_config {
+    const char *brokers;           /* "127.0.0.1:9092" */
+    const char *group_id;          /* "pkcs-workers" */
+    const char *group_instance_id; /* static membership; NULL = dynamic */
+    const char *client_id;         /* the worker id */
+    const char *topic;             /* the requests topic to subscribe to */
+    unsigned session_timeout_ms;   /* default 10000 */
+    unsigned max_poll_interval_ms; /* default 300000 */
+    /* extra librdkafka properties, "name=value" strings, NULL-terminated; may be NULL */
+    const char *const *extra;
+} pc_kafka_config_t;
+
+typedef struct pc_kafka_handlers {
+    /* One consumed message; the callee owns rkm and must pass it to pc_kafka_message_done()
+     * (which destroys it) exactly once. Messages with errors are not passed here. */
+    void (*on_message)(void *arg, rd_kafka_message_t *rkm);
+    /* Partitions are being taken away: stop starting work for them. Called before the
+     * prefix is committed and the partitions unassigned. */
+    void (*on_revoked)(void *arg, const rd_kafka_topic_partition_list_t *parts);
+    void (*on_assigned)(void *arg, const rd_kafka_topic_partition_list_t *parts);
+    /* The brokers became reachable (up) or not; may be NULL. */
+    void (*on_state)(void *arg, bool up);
+} pc_kafka_handlers_t;
+
+/* Delivery report of one produced message, on the loop thread: PC_OK when the broker has it,
+ * PC_ERR_DEPENDENCY otherwise (diag says why; the caller produces again later). */
+typedef void (*pc_kafka_delivered_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
+
+/* pc_kafka_new creates both handles (not yet subscribed); *out is the caller's. */
+pc_err_t pc_kafka_new(uv_loop_t *loop, const pc_kafka_config_t *cfg,
+                      const pc_kafka_handlers_t *handlers, void *arg, pc_kafka_t **out,
+                      pc_diag_t *diag);
+
+/* pc_kafka_start subscribes to the topic and starts polling. */
+pc_err_t pc_kafka_start(pc_kafka_t *kafka, pc_diag_t *diag);
+
+/* pc_kafka_message_done marks rkm's offset completed (its result was delivered, or it was
+ * dead-lettered) and destroys rkm. Stores the offset after the contiguous completed prefix of
+ * its partition. For a partition no longer assigned it only destroys rkm. */
+void pc_kafka_message_done(pc_kafka_t *kafka, rd_kafka_message_t *rkm);
+
+/* pc_kafka_pause / pc_kafka_resume stop and restart fetching on every assigned partition
+ * (back-pressure); the position is kept, nothing is skipped. */
+void pc_kafka_pause(pc_kafka_t *kafka);
+void pc_kafka_resume(pc_kafka_t *kafka);
+bool pc_kafka_paused(const pc_kafka_t *kafka);
+
+/* pc_kafka_produce copies key and value and produces them to topic (partitioned by key);
+ * cb is called once with the delivery report. */
+pc_err_t pc_kafka_produce(pc_kafka_t *kafka, const char *topic, const void *key, size_t key_len,
+                          const void *value, size_t value_len, pc_kafka_delivered_fn cb,
+                          void *arg);
+
+/* pc_kafka_ready tells whether both handles reach a broker (for /readyz). */
+bool pc_kafka_ready(const pc_kafka_t *kafka);
+
+/* pc_kafka_lag sums, over assigned partitions, the high watermark minus the consumer position,
+ * from librdkafka's cached values (never blocks); -1 when unknown. */
+int64_t pc_kafka_lag(pc_kafka_t *kafka);
+
+/* pc_kafka_assigned_count: number of partitions currently assigned. */
+int pc_kafka_assigned_count(const pc_kafka_t *kafka);
+
+/* pc_kafka_close stops intake, flushes the producer (at most flush_ms), commits the stored
+ * offsets, leaves the group and frees kafka when all handles are closed; closed (may be NULL)
+ * is then called. Non-blocking: the steps run on the loop. */
+void pc_kafka_close(pc_kafka_t *kafka, unsigned flush_ms, void (*closed)(void *arg), void *arg);
+
+#endif

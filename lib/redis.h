@@ -1,0 +1,72 @@
+/*
+ * redis.h - one Redis connection for the worker's event loop: hiredis async on libuv, our own
+ * per-command timeouts, automatic reconnect with backoff and jitter, and Lua scripts run with
+ * EVALSHA (loaded on NOSCRIPT). Loop thread only.
+ */
+#ifndef PC_REDIS_H
+#define PC_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#include "pc_err.h"
+
+typedef struct pc_redis pc_redis_t;
+
+typedef struct pc_redis_config {
+    const char *host;           /* default "127.0.0.1" */
+    int port;                   /* default 6379 */
+    const char *password;       /* NULL: no AUTH */
+    unsigned command_timeout_ms; /* default 2000: a command not answered by then fails */
+    unsigned reconnect_min_ms;  /* default 100; doubles up to reconnect_max_ms, with jitter */
+    unsigned reconnect_max_ms;  /* default 5000 */
+} pc_redis_config_t;
+
+/* Outcome of one command: err is PC_OK with reply set (borrowed, valid during the call; may be
+ * a REDIS_REPLY_ERROR, which the caller interprets), or PC_ERR_DEPENDENCY with reply NULL when
+ * Redis was unreachable, the connection dropped, or the command timed out. Called exactly
+ * once per accepted command, on the loop thread (also when the connection is closed). */
+typedef void (*pc_redis_reply_fn)(void *arg, pc_err_t err, const redisReply *reply,
+                                  const pc_diag_t *diag);
+
+/* A Lua script; its SHA1 is computed once by pc_redis_script_init. */
+typedef struct pc_redis_script {
+    const char *name;   /* for logs */
+    const char *source; /* Lua */
+    char sha1[41];
+} pc_redis_script_t;
+
+/* pc_redis_new starts connecting (and keeps reconnecting) on loop; *out is the caller's
+ * (pc_redis_close). Fails only on bad configuration. */
+pc_err_t pc_redis_new(uv_loop_t *loop, const pc_redis_config_t *cfg, pc_redis_t **out,
+                      pc_diag_t *diag);
+
+/* pc_redis_ready tells whether the connection is up (for /readyz). */
+bool pc_redis_ready(const pc_redis_t *redis);
+
+/* pc_redis_on_state sets a callback for connection changes (up = true/false); may be NULL. */
+void pc_redis_on_state(pc_redis_t *redis, void (*fn)(void *arg, bool up), void *arg);
+
+/* pc_redis_command sends argc arguments (binary-safe, lengths in argvlen). While Redis is
+ * down the command fails at once with PC_ERR_DEPENDENCY (through cb, not the return value):
+ * the caller retries with its own backoff. Returns PC_OK when cb will be called. */
+pc_err_t pc_redis_command(pc_redis_t *redis, pc_redis_reply_fn cb, void *arg, int argc,
+                          const char **argv, const size_t *argvlen);
+
+/* pc_redis_script_init computes script->sha1 from its source. */
+void pc_redis_script_init(pc_redis_script_t *script);
+
+/* pc_redis_eval runs script with keys then args (binary-safe), via EVALSHA, falling back to
+ * SCRIPT LOAD + EVALSHA on NOSCRIPT. Same callback contract as pc_redis_command. */
+pc_err_t pc_redis_eval(pc_redis_t *redis, pc_redis_script_t *script, int nkeys, int argc,
+                       const char **argv, const size_t *argvlen, pc_redis_reply_fn cb,
+                       void *arg);
+
+/* pc_redis_close fails pending commands with PC_ERR_DEPENDENCY, disconnects and frees redis
+ * once its handles are closed; closed (may be NULL) is called then. */
+void pc_redis_close(pc_redis_t *redis, void (*closed)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * registry.h - worker registration and heartbeats in Redis, and the cluster's instance limit.
+ * Loop thread only.
+ *
+ * Keys: "pc:workers" (sorted set: worker id -> heartbeat expiry ms) and "pc:worker:{id}" (hash:
+ * id, host, version, started_at, last_seen, counts as JSON, last_error; expires with the
+ * heartbeat TTL). Registering removes expired members first, then refuses when max_instances
+ * live workers are registered.
+ */
+#ifndef PC_REGISTRY_H
+#define PC_REGISTRY_H
+
+#include <stdint.h>
+
+#include "pc_err.h"
+#include "redis.h"
+
+typedef struct pc_registry pc_registry_t;
+
+typedef struct pc_worker_info {
+    const char *id;
+    const char *host;
+    const char *version;
+    int64_t started_at_ms;
+} pc_worker_info_t;
+
+/* err: PC_OK; PC_ERR_CONFLICT when the cluster already has max_instances live workers (diag
+ * says how many and what to do); PC_ERR_DEPENDENCY when Redis is down. */
+typedef void (*pc_registry_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
+
+/* pc_registry_new: redis borrowed; ttl_ms (default 15000) is how long a worker counts as
+ * alive after its last heartbeat. */
+pc_err_t pc_registry_new(pc_redis_t *redis, const pc_worker_info_t *info, unsigned max_instances,
+                         unsigned ttl_ms, pc_registry_t **out, pc_diag_t *diag);
+void pc_registry_free(pc_registry_t *reg);
+
+pc_err_t pc_registry_register(pc_registry_t *reg, pc_registry_fn cb, void *arg);
+/* counts_json: e.g. {"issued":10,"failed":1}; last_error may be NULL. */
+pc_err_t pc_registry_heartbeat(pc_registry_t *reg, const char *counts_json,
+                               const char *last_error, pc_registry_fn cb, void *arg);
+pc_err_t pc_registry_unregister(pc_registry_t *reg, pc_registry_fn cb, void *arg);
+
+#endif
