@@ -19,6 +19,9 @@ static const struct {
     {"decrypt", pkcsctl_decrypt,
      "open an enveloped result with the device key, as a device "
      "would"},
+    {"submit", pkcsctl_submit, "sign requests and produce them to Kafka (files, or generated)"},
+    {"watch", pkcsctl_watch,
+     "consume results, check for duplicates, open and verify them as devices would"},
 };
 
 static void usage(FILE *out)

@@ -9,8 +9,11 @@ packages=(
   build-essential cmake pkg-config git
   librdkafka-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
   libhiredis-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev
-  openssl clang-format redis-server golang-cfssl
+  openssl clang-format redis-server redis-tools golang-cfssl
+  maven iproute2
 )
+# Kafka runs on the machine's Java (17 or newer); install Debian's only when there is none.
+command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -328,7 +328,8 @@ static pc_err_t keygen_mode(const char *text, pc_keygen_mode_t *mode, pc_diag_t 
 
 static pc_err_t parse_top(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
 {
-    static const char *const keys[] = {"state_dir", "keygen_mode", "cas", NULL};
+    static const char *const keys[] = {"state_dir", "keygen_mode", "cas",     "worker",
+                                       "kafka",     "redis",       "signers", NULL};
     char *mode = NULL;
     pc_err_t err;
     if (!json_is_object(root))
@@ -349,7 +350,9 @@ static pc_err_t parse_top(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
         cfg->state_dir = strdup("./state");
     if (mode != NULL && (err = keygen_mode(mode, &cfg->keygen_mode, diag)) != PC_OK)
         goto out_free_mode;
-    err = parse_cas(cfg, json_object_get(root, "cas"), diag);
+    if ((err = parse_cas(cfg, json_object_get(root, "cas"), diag)) != PC_OK)
+        goto out_free_mode;
+    err = pc_config_worker_parse(cfg, root, diag);
 out_free_mode:
     free(mode);
     return err;
@@ -419,5 +422,6 @@ void pc_config_free(pc_config_t *cfg)
         free_ca(&cfg->cas[i]);
     free(cfg->cas);
     free(cfg->state_dir);
+    pc_config_worker_clear(cfg);
     free(cfg);
 }

@@ -5,6 +5,8 @@
 #ifndef PC_CONFIG_H
 #define PC_CONFIG_H
 
+#include <jansson.h>
+
 #include "ca.h"
 #include "keygen.h"
 #include "pc_err.h"
@@ -23,12 +25,63 @@ typedef struct pc_config_ca {
     size_t template_count;
 } pc_config_ca_t;
 
+/* One upstream signing key the workers accept (see auth.h). */
+typedef struct pc_config_signer {
+    char *id;
+    char *algorithm;       /* "ed25519", "ecdsa-p256-sha256", "hmac-sha256" */
+    char *public_key_file; /* PEM, for ed25519 / ecdsa */
+    char *secret_file;     /* for hmac-sha256 */
+} pc_config_signer_t;
+
+/* Scalar settings of the worker, Kafka and Redis; see pc_settings in config_worker.c for the
+ * JSON names, environment variables and defaults. */
+typedef struct pc_config_worker {
+    char *id;                  /* default: host name + "-" + pid */
+    unsigned max_in_flight;    /* requests in the pipeline at once, default 64 */
+    unsigned resume_below;     /* resume intake below this, default max_in_flight / 2 */
+    unsigned threadpool_size;  /* 0 = number of cores */
+    unsigned max_instances;    /* cluster limit, default 100 */
+    unsigned heartbeat_ms;     /* default 3000 */
+    unsigned heartbeat_ttl_ms; /* default 10000 */
+    unsigned drain_timeout_ms; /* SIGTERM: finish in-flight work within this, default 30000 */
+    char *http_host;           /* default 127.0.0.1 */
+    unsigned http_port;        /* default 9464; 0 = any free port */
+    char *log_level;           /* default info */
+    unsigned key_pool_size;    /* pre-generated keys per algorithm, default 16; 0 = off */
+    char *key_pool_algorithms; /* comma-separated, default "RSA-2048" */
+    unsigned retry_min_ms;     /* backoff for retryable failures, default 200 */
+    unsigned retry_max_ms;     /* default 10000 */
+    bool allow_unsigned;       /* accept requests without signature: tests only, default false */
+    char *kafka_brokers;       /* default 127.0.0.1:9092 */
+    char *kafka_group_id;      /* default pkcs-workers */
+    char *kafka_group_instance_id; /* static membership, default none */
+    char *requests_topic;      /* default pkcs.requests */
+    char *results_topic;       /* default pkcs.results */
+    char *dlq_topic;           /* default pkcs.requests.dlq */
+    unsigned kafka_session_timeout_ms; /* default 10000 */
+    char *redis_host;          /* default 127.0.0.1 */
+    unsigned redis_port;       /* default 6379 */
+    char *redis_password;      /* default none */
+    unsigned redis_timeout_ms; /* default 2000 */
+    unsigned lease_ms;         /* default 30000 */
+    unsigned retention_hours;  /* cached results kept, default 168 */
+} pc_config_worker_t;
+
 typedef struct pc_config {
     char *state_dir;              /* default "./state"; env PC_STATE_DIR */
     pc_keygen_mode_t keygen_mode; /* "fast" (default) or "provider"; env PC_KEYGEN_MODE */
     pc_config_ca_t *cas;
     size_t ca_count;
+    pc_config_worker_t worker;
+    pc_config_signer_t *signers;
+    size_t signer_count;
 } pc_config_t;
+
+/* pc_config_worker_parse fills cfg->worker from the "worker", "kafka" and "redis" objects of
+ * root (any may be missing), then PC_* environment overrides, then defaults; and cfg->signers
+ * from "signers". Called by pc_config_load. */
+pc_err_t pc_config_worker_parse(pc_config_t *cfg, json_t *root, pc_diag_t *diag);
+void pc_config_worker_clear(pc_config_t *cfg);
 
 /* pc_config_load reads path (NULL: defaults only), applies environment overrides and fills in
  * defaults: a local CA named "local" with templates User, Device and SMIME when no CA is

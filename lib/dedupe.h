@@ -6,8 +6,9 @@
  * Record: key "pc:req:{tenant}:{request_id}" (hash) with fields state ("claimed"/"done"),
  * owner (worker id), token (random lease token), fence (counter raised at every claim),
  * lease_until (ms), intent (opaque bytes the owner records before submitting to a CA),
- * result (the serialized Result), digest (SHA-256 hex of result). A claimed record expires with
- * its lease (PEXPIRE); a done record lives for the retention period.
+ * result (the serialized Result), digest (SHA-256 hex of result). A claimed record expires
+ * (PEXPIRE) 60 s after its lease, so that the intent of a dead owner is still there for the
+ * worker that takes over; a done record lives for the retention period.
  */
 #ifndef PC_DEDUPE_H
 #define PC_DEDUPE_H
@@ -25,16 +26,25 @@ typedef enum pc_claim_state {
 
 typedef struct pc_claim {
     pc_claim_state_t state;
-    char token[33];          /* our lease token (OWNED) */
-    int64_t fence;           /* fencing counter of our claim (OWNED) */
+    char token[33];              /* our lease token (OWNED) */
+    int64_t fence;               /* fencing counter of our claim (OWNED) */
     const unsigned char *result; /* DONE: borrowed for the duration of the callback */
     size_t result_len;
     const unsigned char *intent; /* OWNED: intent left by a previous owner that died, or NULL */
     size_t intent_len;
-    int64_t retry_after_ms;  /* BUSY: the rest of the other owner's lease */
+    int64_t retry_after_ms; /* BUSY: the rest of the other owner's lease */
 } pc_claim_t;
 
 typedef struct pc_dedupe pc_dedupe_t;
+
+#define PC_DEDUPE_ID_MAX 128 /* bytes of a tenant or request id */
+#define PC_DEDUPE_KEY_MAX (sizeof("pc:req:{}:{}") + 2 * PC_DEDUPE_ID_MAX)
+
+/* pc_dedupe_key writes the record key "pc:req:{tenant}:{request_id}" (literal braces) into
+ * buf (PC_DEDUPE_KEY_MAX bytes suffice); PC_ERR_INVALID_PARAM when an id is empty or longer
+ * than PC_DEDUPE_ID_MAX bytes. Any thread. */
+pc_err_t pc_dedupe_key(const char *tenant, const char *request_id, char *buf, size_t size,
+                       pc_diag_t *diag);
 
 typedef void (*pc_claim_fn)(void *arg, pc_err_t err, const pc_claim_t *claim,
                             const pc_diag_t *diag);
@@ -43,7 +53,13 @@ typedef void (*pc_claim_fn)(void *arg, pc_err_t err, const pc_claim_t *claim,
  * down. */
 typedef void (*pc_dedupe_done_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
 
-/* pc_dedupe_new: redis is borrowed; lease_ms default 30000, retention_ms default 7 days. */
+/* pc_dedupe_new: redis is borrowed; lease_ms default 30000 (0), retention_ms default 7 days
+ * (0). Every operation below runs its callback exactly once on the loop thread when it
+ * returns PC_OK; it returns PC_ERR_INVALID_PARAM for a bad id or a token that is not 32 characters,
+ * PC_ERR_NOMEM, PC_ERR_CRYPTO (no randomness) or PC_ERR_DEPENDENCY (connection closed)
+ * otherwise, and then the callback does not run. In-flight operations do not use dd, so
+ * pc_dedupe_free may come first. A script error reply (OOM, READONLY) is PC_ERR_DEPENDENCY.
+ * complete stores digest = SHA-256 hex of result, computed in C. */
 pc_err_t pc_dedupe_new(pc_redis_t *redis, const char *worker_id, unsigned lease_ms,
                        int64_t retention_ms, pc_dedupe_t **out, pc_diag_t *diag);
 void pc_dedupe_free(pc_dedupe_t *dd);

@@ -7,6 +7,7 @@
 #define PC_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -26,12 +27,21 @@ typedef struct pc_http_response {
 typedef void (*pc_http_handler_fn)(void *arg, const char *method, const char *path,
                                    pc_http_response_t *resp);
 
-/* pc_http_new listens on host:port (port 0 = any free port; see pc_http_port). */
+/* pc_http_new listens on host:port (port 0 = any free port; see pc_http_port). host is a
+ * numeric IPv4/IPv6 address, "localhost", or NULL/"" for 0.0.0.0. Fails with
+ * PC_ERR_INVALID_PARAM for a bad address or port, PC_ERR_IO when the socket cannot listen
+ * (e.g. port in use); after a PC_ERR_IO the half-made server is freed on the loop's next turn,
+ * so run the loop before uv_loop_close(). Loop thread. */
 pc_err_t pc_http_new(uv_loop_t *loop, const char *host, int port, pc_http_handler_fn handler,
                      void *arg, pc_http_t **out, pc_diag_t *diag);
+/* pc_http_port returns the port actually listened on (the chosen one when asked for 0). */
 int pc_http_port(const pc_http_t *http);
+/* pc_http_set_idle_timeout sets, for connections accepted afterwards, how long a client has to
+ * send its whole request head, and again to read the answer and close (0 = the default 5 s).
+ * Mostly for tests. Loop thread. */
+void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms);
 /* pc_http_close stops listening, closes open connections, frees http in the last close
- * callback and then calls closed (may be NULL). */
+ * callback and then calls closed (may be NULL). NULL or a second call does nothing. */
 void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg);
 
 #endif

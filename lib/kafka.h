@@ -27,7 +27,9 @@ typedef struct pc_kafka_config {
     const char *topic;             /* the requests topic to subscribe to */
     unsigned session_timeout_ms;   /* default 10000 */
     unsigned max_poll_interval_ms; /* default 300000 */
-    /* extra librdkafka properties, "name=value" strings, NULL-terminated; may be NULL */
+    /* extra librdkafka properties, "name=value" strings, NULL-terminated; may be NULL. A
+     * "consumer." or "producer." prefix sets the property on that handle only
+     * ("producer.message.timeout.ms=60000"); otherwise it is set on both. */
     const char *const *extra;
 } pc_kafka_config_t;
 
@@ -47,12 +49,15 @@ typedef struct pc_kafka_handlers {
  * PC_ERR_DEPENDENCY otherwise (diag says why; the caller produces again later). */
 typedef void (*pc_kafka_delivered_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
 
-/* pc_kafka_new creates both handles (not yet subscribed); *out is the caller's. */
+/* pc_kafka_new creates both handles (not yet subscribed); *out is the caller's, to be ended
+ * with pc_kafka_close. PC_ERR_INVALID_PARAM for a missing or rejected setting (diag names it);
+ * on failure, uv handles already opened are closed on the loop (run it before uv_loop_close). */
 pc_err_t pc_kafka_new(uv_loop_t *loop, const pc_kafka_config_t *cfg,
                       const pc_kafka_handlers_t *handlers, void *arg, pc_kafka_t **out,
                       pc_diag_t *diag);
 
-/* pc_kafka_start subscribes to the topic and starts polling. */
+/* pc_kafka_start subscribes to the topic; messages then arrive through on_message. (Both
+ * handles are polled from pc_kafka_new on, so delivery reports flow before start too.) */
 pc_err_t pc_kafka_start(pc_kafka_t *kafka, pc_diag_t *diag);
 
 /* pc_kafka_message_done marks rkm's offset completed (its result was delivered, or it was
@@ -69,22 +74,35 @@ bool pc_kafka_paused(const pc_kafka_t *kafka);
 /* pc_kafka_produce copies key and value and produces them to topic (partitioned by key);
  * cb is called once with the delivery report. */
 pc_err_t pc_kafka_produce(pc_kafka_t *kafka, const char *topic, const void *key, size_t key_len,
-                          const void *value, size_t value_len, pc_kafka_delivered_fn cb,
-                          void *arg);
+                          const void *value, size_t value_len, pc_kafka_delivered_fn cb, void *arg);
 
 /* pc_kafka_ready tells whether both handles reach a broker (for /readyz). */
 bool pc_kafka_ready(const pc_kafka_t *kafka);
 
 /* pc_kafka_lag sums, over assigned partitions, the high watermark minus the consumer position,
- * from librdkafka's cached values (never blocks); -1 when unknown. */
+ * from librdkafka's cached values (never blocks); -1 when unknown. The high watermark comes
+ * with each fetch response, so it goes stale while partitions are paused; partitions with
+ * nothing consumed since assignment have no position and are left out of the sum. */
 int64_t pc_kafka_lag(pc_kafka_t *kafka);
 
 /* pc_kafka_assigned_count: number of partitions currently assigned. */
 int pc_kafka_assigned_count(const pc_kafka_t *kafka);
 
+/* pc_kafka_in_flight: messages given to on_message and not yet passed to
+ * pc_kafka_message_done. */
+size_t pc_kafka_in_flight(const pc_kafka_t *kafka);
+
+/* pc_kafka_last_error is the last Kafka error seen (for status pages and logs), "" if none;
+ * borrowed, valid until the next call into the module. */
+const char *pc_kafka_last_error(const pc_kafka_t *kafka);
+
 /* pc_kafka_close stops intake, flushes the producer (at most flush_ms), commits the stored
  * offsets, leaves the group and frees kafka when all handles are closed; closed (may be NULL)
- * is then called. Non-blocking: the steps run on the loop. */
+ * is then called. Non-blocking: the steps run on the loop (only the final rd_kafka_destroy
+ * blocks briefly). Messages still held by the caller must be passed to pc_kafka_message_done
+ * (kafka stays valid until closed is called); close waits for them after leaving the group.
+ * Delivery reports for messages not delivered within flush_ms come back as
+ * PC_ERR_DEPENDENCY. A second call is ignored. */
 void pc_kafka_close(pc_kafka_t *kafka, unsigned flush_ms, void (*closed)(void *arg), void *arg);
 
 #endif

@@ -19,11 +19,14 @@ typedef enum pc_log_level {
  * (NULL = stderr). Call once at start; before it, lines go to stderr at level info. */
 void pc_log_init(const char *worker_id, pc_log_level_t min_level, FILE *out);
 
-/* pc_log_parse_level: "debug", "info", "warn", "error"; -1 when unknown. */
+/* pc_log_parse_level: "debug", "info", "warn" (or "warning"), "error", any case; -1 when
+ * unknown or NULL. */
 int pc_log_parse_level(const char *text);
 
 /* pc_log writes one line: event id, message, then NULL-terminated pairs of extra string
- * fields ("request_id", id, "partition", "3", NULL). Values are JSON-escaped. */
+ * fields ("request_id", id, "partition", "3", NULL). Values are JSON-escaped (invalid UTF-8
+ * becomes U+FFFD); a NULL value is written as null. A line over 64 KiB is cut at a character
+ * boundary and ends with "truncated":true. Nothing is written below the minimum level. */
 void pc_log(pc_log_level_t level, const char *event, const char *msg, ...)
     __attribute__((sentinel));
 

@@ -17,12 +17,12 @@
 typedef struct pc_redis pc_redis_t;
 
 typedef struct pc_redis_config {
-    const char *host;           /* default "127.0.0.1" */
-    int port;                   /* default 6379 */
-    const char *password;       /* NULL: no AUTH */
+    const char *host;            /* default "127.0.0.1" */
+    int port;                    /* default 6379 */
+    const char *password;        /* NULL: no AUTH */
     unsigned command_timeout_ms; /* default 2000: a command not answered by then fails */
-    unsigned reconnect_min_ms;  /* default 100; doubles up to reconnect_max_ms, with jitter */
-    unsigned reconnect_max_ms;  /* default 5000 */
+    unsigned reconnect_min_ms;   /* default 100; doubles up to reconnect_max_ms, with jitter */
+    unsigned reconnect_max_ms;   /* default 5000 */
 } pc_redis_config_t;
 
 /* Outcome of one command: err is PC_OK with reply set (borrowed, valid during the call; may be
@@ -44,29 +44,37 @@ typedef struct pc_redis_script {
 pc_err_t pc_redis_new(uv_loop_t *loop, const pc_redis_config_t *cfg, pc_redis_t **out,
                       pc_diag_t *diag);
 
-/* pc_redis_ready tells whether the connection is up (for /readyz). */
+/* pc_redis_ready tells whether the connection is up (for /readyz): connected, and Redis has
+ * answered AUTH (or PING) on it. */
 bool pc_redis_ready(const pc_redis_t *redis);
 
 /* pc_redis_on_state sets a callback for connection changes (up = true/false); may be NULL. */
 void pc_redis_on_state(pc_redis_t *redis, void (*fn)(void *arg, bool up), void *arg);
 
-/* pc_redis_command sends argc arguments (binary-safe, lengths in argvlen). While Redis is
- * down the command fails at once with PC_ERR_DEPENDENCY (through cb, not the return value):
- * the caller retries with its own backoff. Returns PC_OK when cb will be called. */
+/* pc_redis_command sends argc arguments (binary-safe, lengths in argvlen; copied before it
+ * returns). While Redis is down the command fails at once with PC_ERR_DEPENDENCY (through cb,
+ * not the return value): the caller retries with its own backoff. cb never runs inside this
+ * call: a command that cannot be sent is failed from a zero timer on the next loop iteration.
+ * A command not answered within command_timeout_ms fails with PC_ERR_DEPENDENCY and the
+ * connection is dropped and re-established (a late reply is discarded). Returns PC_OK when cb
+ * will be called; PC_ERR_DEPENDENCY after pc_redis_close, PC_ERR_INVALID_PARAM, PC_ERR_NOMEM. */
 pc_err_t pc_redis_command(pc_redis_t *redis, pc_redis_reply_fn cb, void *arg, int argc,
                           const char **argv, const size_t *argvlen);
 
 /* pc_redis_script_init computes script->sha1 from its source. */
 void pc_redis_script_init(pc_redis_script_t *script);
 
-/* pc_redis_eval runs script with keys then args (binary-safe), via EVALSHA, falling back to
- * SCRIPT LOAD + EVALSHA on NOSCRIPT. Same callback contract as pc_redis_command. */
+/* pc_redis_eval runs script with keys then args (binary-safe): argv[0..nkeys) are the keys,
+ * argv[nkeys..argc) the arguments. It sends EVALSHA and, on NOSCRIPT, EVAL with the source
+ * (which also loads the script). script->sha1 is copied; script->source is borrowed until cb
+ * has run (a string literal, typically). Same callback contract as pc_redis_command. */
 pc_err_t pc_redis_eval(pc_redis_t *redis, pc_redis_script_t *script, int nkeys, int argc,
-                       const char **argv, const size_t *argvlen, pc_redis_reply_fn cb,
-                       void *arg);
+                       const char **argv, const size_t *argvlen, pc_redis_reply_fn cb, void *arg);
 
-/* pc_redis_close fails pending commands with PC_ERR_DEPENDENCY, disconnects and frees redis
- * once its handles are closed; closed (may be NULL) is called then. */
+/* pc_redis_close fails pending commands with PC_ERR_DEPENDENCY (their callbacks run before it
+ * returns, or right after the current reply callback when called from one), disconnects, and
+ * frees redis once its handles are closed; closed (may be NULL) is called then, from a close
+ * callback on the loop. No state callback runs after pc_redis_close. */
 void pc_redis_close(pc_redis_t *redis, void (*closed)(void *arg), void *arg);
 
 #endif

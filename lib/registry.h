@@ -35,9 +35,17 @@ pc_err_t pc_registry_new(pc_redis_t *redis, const pc_worker_info_t *info, unsign
 void pc_registry_free(pc_registry_t *reg);
 
 pc_err_t pc_registry_register(pc_registry_t *reg, pc_registry_fn cb, void *arg);
-/* counts_json: e.g. {"issued":10,"failed":1}; last_error may be NULL. */
-pc_err_t pc_registry_heartbeat(pc_registry_t *reg, const char *counts_json,
-                               const char *last_error, pc_registry_fn cb, void *arg);
+/* pc_registry_register joins the cluster (or refreshes an existing entry). Like heartbeat and
+ * unregister it returns PC_OK when cb will run once on the loop thread, else PC_ERR_NOMEM or
+ * PC_ERR_DEPENDENCY (connection closed) and cb does not run. In-flight calls do not use reg,
+ * so pc_registry_free may come first. A heartbeat from a worker whose entry expired joins again,
+ * under the same limit (PC_ERR_CONFLICT when the cluster filled up meanwhile).
+ * The hash pc:worker:{id} (literal braces) is kept for 4 TTLs after the last heartbeat, so the
+ * coordinator can list a silent worker as Inactive; it also holds ttl_ms. */
+/* counts_json: e.g. {"issued":10,"failed":1}; NULL leaves counts unchanged. last_error may be
+ * NULL: the stored last_error is then left as it was. */
+pc_err_t pc_registry_heartbeat(pc_registry_t *reg, const char *counts_json, const char *last_error,
+                               pc_registry_fn cb, void *arg);
 pc_err_t pc_registry_unregister(pc_registry_t *reg, pc_registry_fn cb, void *arg);
 
 #endif

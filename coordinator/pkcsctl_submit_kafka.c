@@ -1,0 +1,126 @@
+/*
+ * pkcsctl submit: the Kafka side - an idempotent producer that serves its delivery reports on
+ * the calling thread (rd_kafka_poll while producing, rd_kafka_flush at the end), so that a
+ * command-line run ends with an exact count of acknowledged messages, or a clear failure when
+ * the brokers cannot be reached within the message timeout. Main thread only.
+ */
+#include "pkcsctl_submit_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "pkcsctl.h"
+
+#define CMD SUBMIT_CMD
+#define PROGRESS_EVERY 1000
+#define FLUSH_MARGIN_MS 10000
+
+double pkcsctl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    pkcsctl_sender_t *snd = opaque;
+    if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snd->delivered++;
+        return;
+    }
+    if (snd->failed++ == 0)
+        snprintf(snd->first_failure, sizeof(snd->first_failure), "%s", rd_kafka_err2str(msg->err));
+}
+
+/* on_error shows each kind of Kafka error once (they repeat while a broker is down). */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    pkcsctl_sender_t *snd = opaque;
+    char fatal[256];
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        pkcsctl_error(CMD, "kafka: fatal error: %s", fatal);
+    } else if (err + 256 >= 0 && err + 256 < (int)sizeof(snd->shown) && !snd->shown[err + 256]) {
+        pkcsctl_error(CMD, "kafka: %s", reason);
+        snd->shown[err + 256] = 1;
+    }
+}
+
+/* librdkafka's own log repeats what on_error reports; keep the terminal readable. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {}
+
+int pkcsctl_producer_new(pkcsctl_sender_t *snd, long timeout_s)
+{
+    char errstr[512], timeout_ms[32];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    snprintf(timeout_ms, sizeof(timeout_ms), "%ld", timeout_s * 1000);
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", snd->brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "message.timeout.ms", timeout_ms, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "client.id", "pkcsctl-submit", errstr, sizeof(errstr))) {
+        rd_kafka_conf_destroy(conf);
+        return pkcsctl_error(CMD, "kafka configuration: %s", errstr);
+    }
+    rd_kafka_conf_set_opaque(conf, snd);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    snd->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (snd->rk == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return pkcsctl_error(CMD, "cannot create a Kafka producer for %s: %s", snd->brokers,
+                             errstr);
+    }
+    return 0;
+}
+
+static void progress(pkcsctl_sender_t *snd)
+{
+    double secs = pkcsctl_now() - snd->started;
+    fprintf(stderr, "submitted %zu requests in %.1f s (%.0f/s)\n", snd->produced, secs,
+            secs > 0 ? (double)snd->produced / secs : 0.0);
+}
+
+int pkcsctl_produce(pkcsctl_sender_t *snd, const char *key, unsigned char *value, size_t len)
+{
+    rd_kafka_resp_err_t err;
+    size_t key_len = key != NULL ? strlen(key) : 0;
+    const char *msg_key = key_len > 0 ? key : NULL; /* no key: librdkafka picks a partition */
+    if (snd->failed > 0)
+        return pkcsctl_error(CMD, "stopped: a message was not delivered (%s)", snd->first_failure);
+    for (;;) {
+        err = rd_kafka_producev(snd->rk, RD_KAFKA_V_TOPIC(snd->topic),
+                                RD_KAFKA_V_KEY(msg_key, key_len), RD_KAFKA_V_VALUE(value, len),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(snd->rk, 100);
+    }
+    rd_kafka_poll(snd->rk, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return pkcsctl_error(CMD, "cannot produce to topic %s: %s", snd->topic,
+                             rd_kafka_err2str(err));
+    if (++snd->produced % PROGRESS_EVERY == 0)
+        progress(snd);
+    return 0;
+}
+
+int pkcsctl_producer_finish(pkcsctl_sender_t *snd, long timeout_s, int rc)
+{
+    rd_kafka_flush(snd->rk, (int)(timeout_s * 1000 + FLUSH_MARGIN_MS));
+    int waiting = rd_kafka_outq_len(snd->rk);
+    double secs = pkcsctl_now() - snd->started;
+    fprintf(stderr, "submitted %zu requests in %.1f s (%.0f/s)\n", snd->delivered, secs,
+            secs > 0 ? (double)snd->delivered / secs : 0.0);
+    if (snd->failed > 0 || waiting > 0)
+        rc = pkcsctl_error(CMD,
+                           "%zu of %zu messages were not delivered to topic %s (%s); check "
+                           "that Kafka is running and reachable at %s (--brokers or "
+                           "PC_KAFKA_BROKERS) and that the topic exists",
+                           snd->produced - snd->delivered, snd->produced, snd->topic,
+                           snd->failed > 0 ? snd->first_failure : "no acknowledgement",
+                           snd->brokers);
+    return rc;
+}

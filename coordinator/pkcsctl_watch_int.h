@@ -1,0 +1,59 @@
+/*
+ * pkcsctl_watch_int.h - what the parts of `pkcsctl watch` share: the consumer loop and options
+ * (pkcsctl_watch.c), the tally and summary (pkcsctl_watch_tally.c) and the checks of each issued
+ * result (pkcsctl_watch_check.c). Main thread only.
+ */
+#ifndef PKCSCTL_WATCH_INT_H
+#define PKCSCTL_WATCH_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "pkcs.pb-c.h"
+
+/* One `pkcsctl watch` run: its options and what it has seen so far. */
+typedef struct watch {
+    const char *brokers, *topic, *out_dir, *keys_dir;
+    bool json;
+    long count; /* distinct request ids to wait for; 0: none */
+    long timeout_s;
+    json_t *wanted; /* --ids: the request ids to wait for (NULL without --ids) */
+    size_t wanted_seen;
+    json_t *seen; /* request id -> hex SHA-256 of its certificate ("" while none) */
+    X509_STORE *store;
+    size_t results, issued, failed, revoked, imported;
+    size_t duplicates, dup_same, dup_different;
+    size_t verified, verify_failed, undecodable, ignored;
+    size_t *by_code; /* FAILED results by error code (index into the enum's values) */
+    size_t by_code_unknown;
+    unsigned char shown[512]; /* Kafka error codes already shown (+256), to show each once */
+    char last_error_text[256];
+} watch_t;
+
+/* pkcsctl_watch_tally counts res by status and error code and tracks its request id:
+ * distinct, or a duplicate with the same or a DIFFERENT certificate (reported on stderr). */
+void pkcsctl_watch_tally(watch_t *w, const Pkcs__V1__Result *res);
+
+/* pkcsctl_watch_summary prints the one-line summary on stdout. */
+void pkcsctl_watch_summary(const watch_t *w);
+
+/* pkcsctl_watch_safe_name tells whether a request id can name a file in a folder: not empty,
+ * no '/', not "." or "..", at most 200 bytes. Request ids come from the topic: never trusted. */
+bool pkcsctl_watch_safe_name(const char *id);
+
+/* pkcsctl_watch_ca_load makes a store trusting every certificate of the PEM file at path (the
+ * issuing CA, or the root); *store is the caller's (X509_STORE_free). Returns 0, or 1 after
+ * printing the error. */
+int pkcsctl_watch_ca_load(const char *path, X509_STORE **store);
+
+/* pkcsctl_watch_check checks one ISSUED result: with keys_dir, opens its encrypted PFX with
+ * keys_dir/<request id>.pem as the device would and compares the PFX's certificate and key with
+ * the result; with store, verifies the certificate up to the CA through the result's chain.
+ * Returns true when every check passed, else false with the reason in why. */
+bool pkcsctl_watch_check(const Pkcs__V1__Result *res, const char *keys_dir, X509_STORE *store,
+                         char *why, size_t why_len);
+
+#endif

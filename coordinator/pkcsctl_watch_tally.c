@@ -1,0 +1,113 @@
+/*
+ * pkcsctl watch: the tally of what arrived on the results topic - counts by status and error
+ * code, distinct request ids, and duplicates split by whether they carry the same certificate
+ * (expected under at-least-once delivery) or a DIFFERENT one (a request issued twice) - and the
+ * one-line summary. Main thread only.
+ */
+#include "pkcsctl_watch_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "pkcsctl.h"
+
+#define CMD "watch"
+
+static void cert_digest(const ProtobufCBinaryData *cert, char hex[65])
+{
+    unsigned char md[32];
+    unsigned int md_len = 0;
+    hex[0] = '\0';
+    if (cert->len == 0 || EVP_Digest(cert->data, cert->len, md, &md_len, EVP_sha256(), NULL) != 1)
+        return;
+    for (unsigned i = 0; i < md_len && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02X", md[i]);
+}
+
+/* track_ids records res->request_id and classifies a duplicate as same or DIFFERENT certificate. */
+static void track_ids(watch_t *w, const Pkcs__V1__Result *res)
+{
+    char hex[65];
+    cert_digest(&res->certificate, hex);
+    json_t *prev = json_object_get(w->seen, res->request_id);
+    if (prev == NULL) {
+        json_object_set_new_nocheck(w->seen, res->request_id, json_string_nocheck(hex));
+        if (w->wanted != NULL)
+            w->wanted_seen++;
+        return;
+    }
+    w->duplicates++;
+    const char *before = json_string_value(prev);
+    if (before[0] != '\0' && hex[0] != '\0' && strcmp(before, hex) != 0) {
+        w->dup_different++;
+        pkcsctl_error(CMD, "request %s got a DIFFERENT certificate: SHA-256 %s, earlier %s",
+                      res->request_id, hex, before);
+        return;
+    }
+    w->dup_same++;
+    if (before[0] == '\0' && hex[0] != '\0')
+        json_string_set_nocheck(prev, hex);
+}
+
+static void count_status(watch_t *w, const Pkcs__V1__Result *res)
+{
+    const ProtobufCEnumDescriptor *codes = &pkcs__v1__error_code__descriptor;
+    const ProtobufCEnumValue *code;
+    switch (res->status) {
+    case PKCS__V1__STATUS__ISSUED:
+        w->issued++;
+        break;
+    case PKCS__V1__STATUS__REVOKED:
+        w->revoked++;
+        break;
+    case PKCS__V1__STATUS__IMPORTED:
+        w->imported++;
+        break;
+    case PKCS__V1__STATUS__FAILED:
+        w->failed++;
+        code = protobuf_c_enum_descriptor_get_value(codes, (int)res->error_code);
+        if (code != NULL)
+            w->by_code[code - codes->values]++;
+        else
+            w->by_code_unknown++;
+        break;
+    default:
+        break;
+    }
+}
+
+void pkcsctl_watch_tally(watch_t *w, const Pkcs__V1__Result *res)
+{
+    count_status(w, res);
+    track_ids(w, res);
+}
+
+void pkcsctl_watch_summary(const watch_t *w)
+{
+    const ProtobufCEnumDescriptor *codes = &pkcs__v1__error_code__descriptor;
+    bool any = false;
+    printf("results: %zu (issued %zu, failed %zu, revoked %zu, imported %zu); distinct request "
+           "ids: %zu; duplicates: %zu (same certificate: %zu, DIFFERENT certificate: %zu); "
+           "opened+verified: %zu; errors by code:",
+           w->results, w->issued, w->failed, w->revoked, w->imported, json_object_size(w->seen),
+           w->duplicates, w->dup_same, w->dup_different, w->verified);
+    for (unsigned i = 0; i < codes->n_values; i++) {
+        if (w->by_code[i] > 0) {
+            printf(" %s=%zu", codes->values[i].name, w->by_code[i]);
+            any = true;
+        }
+    }
+    if (w->by_code_unknown > 0)
+        printf(" UNKNOWN=%zu", w->by_code_unknown);
+    printf("%s", any || w->by_code_unknown > 0 ? "" : " none");
+    if (w->verify_failed > 0)
+        printf("; verification failures: %zu", w->verify_failed);
+    if (w->undecodable > 0)
+        printf("; undecodable: %zu", w->undecodable);
+    if (w->ignored > 0)
+        printf("; ignored (not in --ids): %zu", w->ignored);
+    printf("\n");
+    fflush(stdout);
+}

@@ -1,0 +1,250 @@
+/*
+ * config_worker.c - the worker's scalar settings as one table: JSON section and name,
+ * environment variable, type, default. Adding a setting is adding a row. Main thread, at start.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "config.h"
+
+typedef enum { T_STR, T_UINT, T_BOOL } setting_type_t;
+
+typedef struct setting {
+    const char *section; /* "worker", "kafka", "redis" */
+    const char *name;
+    const char *env;
+    setting_type_t type;
+    size_t offset;   /* in pc_config_worker_t */
+    const char *def; /* default as text; NULL = none */
+} setting_t;
+
+#define W(field) offsetof(pc_config_worker_t, field)
+
+static const setting_t settings[] = {
+    {"worker", "id", "PC_WORKER_ID", T_STR, W(id), NULL},
+    {"worker", "max_in_flight", "PC_MAX_IN_FLIGHT", T_UINT, W(max_in_flight), "64"},
+    {"worker", "resume_below", "PC_RESUME_BELOW", T_UINT, W(resume_below), "0"},
+    {"worker", "threadpool_size", "PC_THREADPOOL_SIZE", T_UINT, W(threadpool_size), "0"},
+    {"worker", "max_instances", "PC_MAX_INSTANCES", T_UINT, W(max_instances), "100"},
+    {"worker", "heartbeat_ms", "PC_HEARTBEAT_MS", T_UINT, W(heartbeat_ms), "3000"},
+    {"worker", "heartbeat_ttl_ms", "PC_HEARTBEAT_TTL_MS", T_UINT, W(heartbeat_ttl_ms), "10000"},
+    {"worker", "drain_timeout_ms", "PC_DRAIN_TIMEOUT_MS", T_UINT, W(drain_timeout_ms), "30000"},
+    {"worker", "http_host", "PC_HTTP_HOST", T_STR, W(http_host), "127.0.0.1"},
+    {"worker", "http_port", "PC_HTTP_PORT", T_UINT, W(http_port), "9464"},
+    {"worker", "log_level", "PC_LOG_LEVEL", T_STR, W(log_level), "info"},
+    {"worker", "key_pool_size", "PC_KEY_POOL_SIZE", T_UINT, W(key_pool_size), "16"},
+    {"worker", "key_pool_algorithms", "PC_KEY_POOL_ALGORITHMS", T_STR, W(key_pool_algorithms),
+     "RSA-2048"},
+    {"worker", "retry_min_ms", "PC_RETRY_MIN_MS", T_UINT, W(retry_min_ms), "200"},
+    {"worker", "retry_max_ms", "PC_RETRY_MAX_MS", T_UINT, W(retry_max_ms), "10000"},
+    {"worker", "allow_unsigned", "PC_ALLOW_UNSIGNED", T_BOOL, W(allow_unsigned), "false"},
+    {"kafka", "brokers", "PC_KAFKA_BROKERS", T_STR, W(kafka_brokers), "127.0.0.1:9092"},
+    {"kafka", "group_id", "PC_KAFKA_GROUP_ID", T_STR, W(kafka_group_id), "pkcs-workers"},
+    {"kafka", "group_instance_id", "PC_KAFKA_GROUP_INSTANCE_ID", T_STR, W(kafka_group_instance_id),
+     NULL},
+    {"kafka", "requests_topic", "PC_REQUESTS_TOPIC", T_STR, W(requests_topic), "pkcs.requests"},
+    {"kafka", "results_topic", "PC_RESULTS_TOPIC", T_STR, W(results_topic), "pkcs.results"},
+    {"kafka", "dlq_topic", "PC_DLQ_TOPIC", T_STR, W(dlq_topic), "pkcs.requests.dlq"},
+    {"kafka", "session_timeout_ms", "PC_KAFKA_SESSION_TIMEOUT_MS", T_UINT,
+     W(kafka_session_timeout_ms), "10000"},
+    {"redis", "host", "PC_REDIS_HOST", T_STR, W(redis_host), "127.0.0.1"},
+    {"redis", "port", "PC_REDIS_PORT", T_UINT, W(redis_port), "6379"},
+    {"redis", "password", "PC_REDIS_PASSWORD", T_STR, W(redis_password), NULL},
+    {"redis", "command_timeout_ms", "PC_REDIS_TIMEOUT_MS", T_UINT, W(redis_timeout_ms), "2000"},
+    {"redis", "lease_ms", "PC_LEASE_MS", T_UINT, W(lease_ms), "30000"},
+    {"redis", "retention_hours", "PC_RETENTION_HOURS", T_UINT, W(retention_hours), "168"},
+};
+
+static pc_err_t set_text(pc_config_worker_t *w, const setting_t *s, const char *text,
+                         const char *origin, pc_diag_t *diag)
+{
+    void *field = (char *)w + s->offset;
+    if (s->type == T_STR) {
+        char **dst = field;
+        free(*dst);
+        *dst = strdup(text);
+        return *dst == NULL ? pc_fail(diag, PC_ERR_NOMEM, "out of memory") : PC_OK;
+    }
+    if (s->type == T_BOOL) {
+        bool yes = strcmp(text, "true") == 0 || strcmp(text, "1") == 0;
+        if (!yes && strcmp(text, "false") != 0 && strcmp(text, "0") != 0)
+            return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s: %s.%s must be true or false", origin,
+                           s->section, s->name);
+        *(bool *)field = yes;
+        return PC_OK;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v > 100000000UL || text[0] == '-')
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s: %s.%s must be a whole number, got \"%s\"",
+                       origin, s->section, s->name, text);
+    *(unsigned *)field = (unsigned)v;
+    return PC_OK;
+}
+
+static pc_err_t set_json(pc_config_worker_t *w, const setting_t *s, json_t *v, pc_diag_t *diag)
+{
+    char buf[32];
+    if (json_is_null(v))
+        return PC_OK;
+    if (s->type == T_STR && json_is_string(v))
+        return set_text(w, s, json_string_value(v), "config", diag);
+    if (s->type == T_UINT && json_is_integer(v) && json_integer_value(v) >= 0) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+        return set_text(w, s, buf, "config", diag);
+    }
+    if (s->type == T_BOOL && json_is_boolean(v))
+        return set_text(w, s, json_is_true(v) ? "true" : "false", "config", diag);
+    return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: %s.%s must be a %s", s->section, s->name,
+                   s->type == T_STR    ? "string"
+                   : s->type == T_UINT ? "whole number"
+                                       : "boolean");
+}
+
+static bool known(const char *section, const char *name)
+{
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        if (strcmp(settings[i].section, section) == 0 && strcmp(settings[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static pc_err_t check_section(json_t *root, const char *section, pc_diag_t *diag)
+{
+    json_t *obj = json_object_get(root, section);
+    const char *key;
+    json_t *v;
+    if (obj == NULL)
+        return PC_OK;
+    if (!json_is_object(obj))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: %s must be an object", section);
+    json_object_foreach(obj, key, v)
+    {
+        if (!known(section, key))
+            return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: unknown setting %s.%s", section,
+                           key);
+    }
+    return PC_OK;
+}
+
+static pc_err_t apply_one(pc_config_worker_t *w, const setting_t *s, json_t *root, pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    json_t *v = json_object_get(json_object_get(root, s->section), s->name);
+    if (s->def != NULL)
+        err = set_text(w, s, s->def, "default", diag);
+    if (err == PC_OK && v != NULL)
+        err = set_json(w, s, v, diag);
+    if (err == PC_OK && getenv(s->env) != NULL) {
+        char origin[80];
+        snprintf(origin, sizeof(origin), "environment %s", s->env);
+        err = set_text(w, s, getenv(s->env), origin, diag);
+    }
+    return err;
+}
+
+static pc_err_t derived_defaults(pc_config_worker_t *w, pc_diag_t *diag)
+{
+    if (w->id == NULL) {
+        char host[256] = "worker", id[320];
+        gethostname(host, sizeof(host) - 1);
+        snprintf(id, sizeof(id), "%s-%ld", host, (long)getpid());
+        if ((w->id = strdup(id)) == NULL)
+            return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    }
+    if (w->max_in_flight == 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "worker.max_in_flight must be at least 1");
+    if (w->resume_below == 0 || w->resume_below > w->max_in_flight)
+        w->resume_below = w->max_in_flight / 2;
+    if (w->lease_ms < 1000)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "redis.lease_ms must be at least 1000");
+    if (w->max_instances == 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "worker.max_instances must be at least 1");
+    return PC_OK;
+}
+
+static pc_err_t parse_signer(json_t *obj, pc_config_signer_t *s, pc_diag_t *diag)
+{
+    static const char *const names[] = {"id", "algorithm", "public_key_file", "secret_file"};
+    char **fields[] = {&s->id, &s->algorithm, &s->public_key_file, &s->secret_file};
+    const char *key;
+    json_t *v;
+    if (!json_is_object(obj))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: each signer must be an object");
+    json_object_foreach(obj, key, v)
+    {
+        size_t i = 0;
+        while (i < 4 && strcmp(key, names[i]) != 0)
+            i++;
+        if (i == 4 || !json_is_string(v))
+            return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                           "config: signers[].%s is unknown or not a string", key);
+        if ((*fields[i] = strdup(json_string_value(v))) == NULL)
+            return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    }
+    if (s->id == NULL || s->algorithm == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: every signer needs id and algorithm");
+    return PC_OK;
+}
+
+static pc_err_t parse_signers(pc_config_t *cfg, json_t *list, pc_diag_t *diag)
+{
+    if (list == NULL)
+        return PC_OK;
+    if (!json_is_array(list))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: signers must be a list");
+    cfg->signers = calloc(json_array_size(list) + 1, sizeof(*cfg->signers));
+    if (cfg->signers == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        cfg->signer_count = i + 1;
+        pc_err_t err = parse_signer(json_array_get(list, i), &cfg->signers[i], diag);
+        if (err != PC_OK)
+            return err;
+    }
+    return PC_OK;
+}
+
+pc_err_t pc_config_worker_parse(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
+{
+    pc_err_t err;
+    if ((err = check_section(root, "worker", diag)) != PC_OK ||
+        (err = check_section(root, "kafka", diag)) != PC_OK ||
+        (err = check_section(root, "redis", diag)) != PC_OK)
+        return err;
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        if ((err = apply_one(&cfg->worker, &settings[i], root, diag)) != PC_OK)
+            return err;
+    if ((err = derived_defaults(&cfg->worker, diag)) != PC_OK)
+        return err;
+    return parse_signers(cfg, json_object_get(root, "signers"), diag);
+}
+
+void pc_config_worker_clear(pc_config_t *cfg)
+{
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+        if (settings[i].type != T_STR)
+            continue;
+        char **field = (char **)((char *)&cfg->worker + settings[i].offset);
+        if (*field != NULL && settings[i].offset == W(redis_password))
+            OPENSSL_cleanse(*field, strlen(*field));
+        free(*field);
+        *field = NULL;
+    }
+    for (size_t i = 0; i < cfg->signer_count; i++) {
+        free(cfg->signers[i].id);
+        free(cfg->signers[i].algorithm);
+        free(cfg->signers[i].public_key_file);
+        free(cfg->signers[i].secret_file);
+    }
+    free(cfg->signers);
+    cfg->signers = NULL;
+    cfg->signer_count = 0;
+}

@@ -1,0 +1,549 @@
+/*
+ * test_kafka.c - unit tests for kafka.c against librdkafka's in-process mock cluster (3
+ * brokers, one 4-partition topic, fresh per test): produce and consume through one pc_kafka_t
+ * on a uv loop, commits that stop at the first unfinished message, pause/resume without loss or
+ * duplicates, a cooperative rebalance between two members, readiness across a cluster outage,
+ * and a close that leaves the loop empty. Main thread (the loop), plus librdkafka's threads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka.h"
+
+#include <librdkafka/rdkafka_mock.h>
+
+#define TOPIC "pkcs.requests"
+#define PARTITIONS 4
+#define BROKERS 3
+#define MAX_MSGS 512
+
+struct member {
+    pc_kafka_t *kafka;
+    struct fixture *fx;
+    bool complete_now; /* pass messages to done as they arrive */
+    rd_kafka_message_t *held[MAX_MSGS];
+    int nheld;
+    int received;
+    bool seen[MAX_MSGS]; /* by message number, from the value "v-<n>" */
+    int duplicates;
+    int assigned_calls, revoked_calls;
+    unsigned owned; /* bitmask of partitions, from on_assigned/on_revoked */
+    int state_up, state_down;
+    bool closed;
+};
+
+struct fixture {
+    rd_kafka_t *mock_rk;
+    rd_kafka_mock_cluster_t *mcluster;
+    const char *bootstraps;
+    uv_loop_t loop;
+    uv_timer_t tick; /* keeps UV_RUN_ONCE returning while waiting */
+    int delivered_ok, delivered_err;
+};
+
+/* ---- fixture ------------------------------------------------------------------------- */
+
+static void on_test_tick(uv_timer_t *timer) {}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    fx->mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (fx->mock_rk == NULL)
+        return -1;
+    fx->mcluster = rd_kafka_mock_cluster_new(fx->mock_rk, BROKERS);
+    if (fx->mcluster == NULL)
+        return -1;
+    rd_kafka_mock_topic_create(fx->mcluster, TOPIC, PARTITIONS, BROKERS);
+    fx->bootstraps = rd_kafka_mock_cluster_bootstraps(fx->mcluster);
+    uv_loop_init(&fx->loop);
+    uv_timer_init(&fx->loop, &fx->tick);
+    uv_timer_start(&fx->tick, on_test_tick, 10, 10);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    uv_close((uv_handle_t *)&fx->tick, NULL);
+    uv_run(&fx->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&fx->loop);
+    rd_kafka_mock_cluster_destroy(fx->mcluster);
+    rd_kafka_destroy(fx->mock_rk);
+    free(fx);
+    if (rd_kafka_wait_destroyed(10000) != 0)
+        return -1;
+    return rc == 0 ? 0 : -1;
+}
+
+typedef bool (*pred_fn)(void *arg);
+
+/* run_until runs the loop until pred holds or timeout_ms pass; returns pred's last value. */
+static bool run_until(struct fixture *fx, pred_fn pred, void *arg, uint64_t timeout_ms)
+{
+    uv_update_time(&fx->loop);
+    uint64_t deadline = uv_now(&fx->loop) + timeout_ms;
+    while (!pred(arg) && uv_now(&fx->loop) < deadline)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    return pred(arg);
+}
+
+static bool never(void *arg)
+{
+    return false;
+}
+
+static void run_for(struct fixture *fx, uint64_t ms)
+{
+    run_until(fx, never, NULL, ms);
+}
+
+/* ---- handlers ------------------------------------------------------------------------ */
+
+static int message_number(const rd_kafka_message_t *rkm)
+{
+    char text[32];
+    size_t len = rkm->len < sizeof(text) - 1 ? rkm->len : sizeof(text) - 1;
+    memcpy(text, rkm->payload, len);
+    text[len] = '\0';
+    return (int)strtol(text + 2, NULL, 10);
+}
+
+static void on_message(void *arg, rd_kafka_message_t *rkm)
+{
+    struct member *m = arg;
+    int n = message_number(rkm);
+    assert_true(n >= 0 && n < MAX_MSGS);
+    if (m->seen[n])
+        m->duplicates++;
+    m->seen[n] = true;
+    m->received++;
+    if (m->complete_now)
+        pc_kafka_message_done(m->kafka, rkm);
+    else
+        m->held[m->nheld++] = rkm;
+}
+
+static void on_assigned(void *arg, const rd_kafka_topic_partition_list_t *parts)
+{
+    struct member *m = arg;
+    m->assigned_calls++;
+    for (int i = 0; i < parts->cnt; i++)
+        m->owned |= 1u << parts->elems[i].partition;
+}
+
+static void on_revoked(void *arg, const rd_kafka_topic_partition_list_t *parts)
+{
+    struct member *m = arg;
+    m->revoked_calls++;
+    for (int i = 0; i < parts->cnt; i++)
+        m->owned &= ~(1u << parts->elems[i].partition);
+    /* the worker abandons what it holds of these partitions */
+    int kept = 0;
+    for (int i = 0; i < m->nheld; i++) {
+        bool revoked = false;
+        for (int j = 0; j < parts->cnt; j++)
+            revoked |= m->held[i]->partition == parts->elems[j].partition;
+        if (revoked)
+            pc_kafka_message_done(m->kafka, m->held[i]);
+        else
+            m->held[kept++] = m->held[i];
+    }
+    m->nheld = kept;
+}
+
+static void on_state(void *arg, bool up)
+{
+    struct member *m = arg;
+    if (up)
+        m->state_up++;
+    else
+        m->state_down++;
+}
+
+static void on_delivered(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    struct fixture *fx = arg;
+    if (err == PC_OK)
+        fx->delivered_ok++;
+    else
+        fx->delivered_err++;
+}
+
+static void on_closed(void *arg)
+{
+    struct member *m = arg;
+    m->closed = true;
+}
+
+static const char *const test_extra[] = {
+    "statistics.interval.ms=500",
+    "reconnect.backoff.max.ms=500",
+    "consumer.fetch.wait.max.ms=50",
+    "producer.message.timeout.ms=20000",
+    NULL,
+};
+
+static void member_start(struct fixture *fx, struct member *m, const char *client_id)
+{
+    pc_kafka_config_t cfg = {
+        .brokers = fx->bootstraps,
+        .group_id = "pkcs-workers",
+        .client_id = client_id,
+        .topic = TOPIC,
+        .session_timeout_ms = 6000,
+        .max_poll_interval_ms = 30000,
+        .extra = test_extra,
+    };
+    pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_state};
+    pc_diag_t diag = {{0}};
+    m->fx = fx;
+    assert_int_equal(pc_kafka_new(&fx->loop, &cfg, &handlers, m, &m->kafka, &diag), PC_OK);
+    assert_int_equal(pc_kafka_start(m->kafka, &diag), PC_OK);
+}
+
+static void member_done_all(struct member *m)
+{
+    for (int i = 0; i < m->nheld; i++)
+        pc_kafka_message_done(m->kafka, m->held[i]);
+    m->nheld = 0;
+}
+
+static bool member_closed(void *arg)
+{
+    return ((struct member *)arg)->closed;
+}
+
+static void member_close(struct fixture *fx, struct member *m)
+{
+    member_done_all(m);
+    pc_kafka_close(m->kafka, 2000, on_closed, m);
+    assert_true(run_until(fx, member_closed, m, 20000));
+}
+
+static void produce_range(struct fixture *fx, pc_kafka_t *kafka, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        char key[32], value[32];
+        int klen = snprintf(key, sizeof(key), "device-%d", i % 37);
+        int vlen = snprintf(value, sizeof(value), "v-%d", i);
+        assert_int_equal(pc_kafka_produce(kafka, TOPIC, key, (size_t)klen, value, (size_t)vlen,
+                                          on_delivered, fx),
+                         PC_OK);
+    }
+}
+
+/* ---- committed offsets, seen by an outside consumer of the same group ------------------- */
+
+static void committed(struct fixture *fx, int64_t out[PARTITIONS])
+{
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", fx->bootstraps, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "pkcs-workers", errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(PARTITIONS);
+    for (int p = 0; p < PARTITIONS; p++)
+        rd_kafka_topic_partition_list_add(list, TOPIC, p);
+    assert_int_equal(rd_kafka_committed(rk, list, 5000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    for (int p = 0; p < PARTITIONS; p++)
+        out[p] = list->elems[p].offset;
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/* wait_committed polls the group's committed offsets until they equal want (auto-commit runs
+ * every second). */
+static bool wait_committed(struct fixture *fx, const int64_t want[PARTITIONS], int64_t got[])
+{
+    for (int round = 0; round < 20; round++) {
+        run_for(fx, 300);
+        committed(fx, got);
+        if (memcmp(got, want, sizeof(int64_t) * PARTITIONS) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- tests --------------------------------------------------------------------------- */
+
+struct count_wait {
+    struct member *m;
+    struct fixture *fx;
+    int want;
+};
+
+static bool received_and_delivered(void *arg)
+{
+    struct count_wait *w = arg;
+    return w->m->received >= w->want && w->fx->delivered_ok + w->fx->delivered_err >= w->want;
+}
+
+static void test_produce_consume_prefix_commit(void **state)
+{
+    struct fixture *fx = *state;
+    struct member *m = calloc(1, sizeof(*m));
+    member_start(fx, m, "worker-a");
+    produce_range(fx, m->kafka, 0, 200);
+    struct count_wait w = {m, fx, 200};
+    assert_true(run_until(fx, received_and_delivered, &w, 20000));
+    run_for(fx, 300);
+    assert_int_equal(m->received, 200);
+    assert_int_equal(m->duplicates, 0);
+    assert_int_equal(fx->delivered_ok, 200);
+    assert_int_equal(fx->delivered_err, 0);
+    assert_int_equal(pc_kafka_in_flight(m->kafka), 200);
+    assert_int_equal(pc_kafka_assigned_count(m->kafka), PARTITIONS);
+    assert_true(pc_kafka_ready(m->kafka));
+    assert_true(m->state_up >= 1);
+    assert_int_equal(pc_kafka_lag(m->kafka), 0);
+
+    /* per partition: the next offset after the last message, and a hole in partition `hp` */
+    int64_t end[PARTITIONS] = {0};
+    for (int i = 0; i < m->nheld; i++)
+        if (m->held[i]->offset + 1 > end[m->held[i]->partition])
+            end[m->held[i]->partition] = m->held[i]->offset + 1;
+    int hp = m->held[0]->partition, hole = -1;
+    for (int i = 0; i < m->nheld; i++)
+        if (m->held[i]->partition == hp && m->held[i]->offset == 2)
+            hole = i;
+    assert_true(hole >= 0);
+    rd_kafka_message_t *hole_rkm = m->held[hole];
+    /* complete everything else out of order: odd arrivals first, then even ones, so that the
+     * last completion of every partition is far beyond the hole */
+    for (int pass = 1; pass >= 0; pass--)
+        for (int i = pass; i < m->nheld; i += 2)
+            if (i != hole)
+                pc_kafka_message_done(m->kafka, m->held[i]);
+    m->nheld = 0;
+    assert_int_equal(pc_kafka_in_flight(m->kafka), 1);
+
+    int64_t want[PARTITIONS], got[PARTITIONS];
+    memcpy(want, end, sizeof(want));
+    want[hp] = 2;
+    assert_true(wait_committed(fx, want, got));
+
+    pc_kafka_message_done(m->kafka, hole_rkm);
+    want[hp] = end[hp];
+    assert_true(wait_committed(fx, want, got));
+
+    member_close(fx, m);
+    free(m);
+}
+
+static bool received_at_least(void *arg)
+{
+    struct count_wait *w = arg;
+    return w->m->received >= w->want;
+}
+
+static bool delivered_at_least(void *arg)
+{
+    struct count_wait *w = arg;
+    return w->fx->delivered_ok >= w->want;
+}
+
+static void test_pause_resume(void **state)
+{
+    struct fixture *fx = *state;
+    struct member *m = calloc(1, sizeof(*m));
+    m->complete_now = true;
+    member_start(fx, m, "worker-a");
+    produce_range(fx, m->kafka, 0, 50);
+    struct count_wait w = {m, fx, 50};
+    assert_true(run_until(fx, received_at_least, &w, 20000));
+
+    pc_kafka_pause(m->kafka);
+    assert_true(pc_kafka_paused(m->kafka));
+    produce_range(fx, m->kafka, 50, 150);
+    w.want = 150;
+    assert_true(run_until(fx, delivered_at_least, &w, 20000));
+    run_for(fx, 1500);
+    assert_int_equal(m->received, 50);
+
+    pc_kafka_resume(m->kafka);
+    assert_false(pc_kafka_paused(m->kafka));
+    assert_true(run_until(fx, received_at_least, &w, 20000));
+    run_for(fx, 500);
+    assert_int_equal(m->received, 150);
+    assert_int_equal(m->duplicates, 0);
+    for (int i = 0; i < 150; i++)
+        assert_true(m->seen[i]);
+
+    member_close(fx, m);
+    free(m);
+}
+
+struct pair {
+    struct member *a, *b;
+};
+
+static bool split_settled(void *arg)
+{
+    struct pair *p = arg;
+    unsigned all = (1u << PARTITIONS) - 1;
+    return p->a->owned != 0 && p->b->owned != 0 && (p->a->owned & p->b->owned) == 0 &&
+           (p->a->owned | p->b->owned) == all &&
+           pc_kafka_assigned_count(p->a->kafka) + pc_kafka_assigned_count(p->b->kafka) ==
+               PARTITIONS;
+}
+
+static bool pair_received(void *arg)
+{
+    struct pair *p = arg;
+    return p->a->received + p->b->received >= 100;
+}
+
+static void test_cooperative_rebalance(void **state)
+{
+    struct fixture *fx = *state;
+    struct member *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+    a->complete_now = b->complete_now = true;
+    member_start(fx, a, "worker-a");
+    produce_range(fx, a->kafka, 0, 40);
+    struct count_wait w = {a, fx, 40};
+    assert_true(run_until(fx, received_at_least, &w, 20000));
+    assert_int_equal(a->owned, (1u << PARTITIONS) - 1);
+    int revoked_before = a->revoked_calls;
+
+    member_start(fx, b, "worker-b");
+    struct pair p = {a, b};
+    assert_true(run_until(fx, split_settled, &p, 30000));
+    assert_true(a->revoked_calls > revoked_before);
+    assert_true(b->assigned_calls >= 1);
+    /* cooperative: a kept part of its partitions throughout, so it was never revoked all */
+    assert_true(a->owned != 0);
+
+    /* new work lands on both, once each */
+    produce_range(fx, a->kafka, 40, 100);
+    assert_true(run_until(fx, pair_received, &p, 20000));
+    run_for(fx, 500);
+    for (int i = 40; i < 100; i++)
+        assert_true(a->seen[i] != b->seen[i]);
+
+    member_close(fx, b);
+    member_close(fx, a);
+    free(a);
+    free(b);
+}
+
+static bool member_down(void *arg)
+{
+    struct member *m = arg;
+    return m->state_down > 0 && !pc_kafka_ready(m->kafka);
+}
+
+static bool member_ready(void *arg)
+{
+    return pc_kafka_ready(((struct member *)arg)->kafka);
+}
+
+static void test_brokers_down_and_back(void **state)
+{
+    struct fixture *fx = *state;
+    struct member *m = calloc(1, sizeof(*m));
+    m->complete_now = true;
+    member_start(fx, m, "worker-a");
+    produce_range(fx, m->kafka, 0, 4);
+    assert_true(run_until(fx, member_ready, m, 20000));
+    int ups = m->state_up;
+    assert_true(ups >= 1);
+
+    for (int id = 1; id <= BROKERS; id++)
+        rd_kafka_mock_broker_set_down(fx->mcluster, id);
+    assert_true(run_until(fx, member_down, m, 30000));
+
+    for (int id = 1; id <= BROKERS; id++)
+        rd_kafka_mock_broker_set_up(fx->mcluster, id);
+    assert_true(run_until(fx, member_ready, m, 30000));
+    assert_true(m->state_up > ups);
+
+    member_close(fx, m);
+    free(m);
+}
+
+static bool delivered_err_at_least(void *arg)
+{
+    struct count_wait *w = arg;
+    return w->fx->delivered_err >= w->want;
+}
+
+/* Closing while the cluster is away: what the producer cannot deliver within flush_ms comes
+ * back as a failed delivery report, and close still completes. */
+static void test_close_purges_undelivered(void **state)
+{
+    struct fixture *fx = *state;
+    struct member *m = calloc(1, sizeof(*m));
+    m->complete_now = true;
+    member_start(fx, m, "worker-a");
+    produce_range(fx, m->kafka, 0, 4);
+    assert_true(run_until(fx, member_ready, m, 20000));
+    for (int id = 1; id <= BROKERS; id++)
+        rd_kafka_mock_broker_set_down(fx->mcluster, id);
+    produce_range(fx, m->kafka, 4, 7);
+    uv_update_time(&fx->loop);
+    uint64_t start = uv_now(&fx->loop);
+    pc_kafka_close(m->kafka, 500, on_closed, m);
+    assert_true(run_until(fx, member_closed, m, 20000));
+    struct count_wait w = {m, fx, 3};
+    assert_true(delivered_err_at_least(&w));
+    assert_int_equal(fx->delivered_ok, 4);
+    /* bounded by flush_ms + the session timeout + slack, not by message.timeout.ms */
+    assert_true(uv_now(&fx->loop) - start < 12000);
+    free(m);
+}
+
+static void test_bad_config(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const bad_extra[] = {"no-equals-sign", NULL};
+    static const char *const bad_prop[] = {"no.such.property=1", NULL};
+    pc_kafka_config_t cfg = {
+        .brokers = fx->bootstraps,
+        .group_id = "g",
+        .client_id = "c",
+        .topic = TOPIC,
+        .extra = bad_extra,
+    };
+    pc_kafka_handlers_t handlers = {on_message, NULL, NULL, NULL};
+    pc_kafka_t *kafka = NULL;
+    pc_diag_t diag = {{0}};
+    assert_int_equal(pc_kafka_new(&fx->loop, &cfg, &handlers, NULL, &kafka, &diag),
+                     PC_ERR_INVALID_PARAM);
+    assert_null(kafka);
+    assert_non_null(strstr(diag.msg, "no-equals-sign"));
+    cfg.extra = bad_prop;
+    assert_int_equal(pc_kafka_new(&fx->loop, &cfg, &handlers, NULL, &kafka, &diag),
+                     PC_ERR_INVALID_PARAM);
+    assert_non_null(strstr(diag.msg, "no.such.property"));
+    cfg.topic = NULL;
+    assert_int_equal(pc_kafka_new(&fx->loop, &cfg, &handlers, NULL, &kafka, &diag),
+                     PC_ERR_INVALID_PARAM);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_produce_consume_prefix_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cooperative_rebalance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_brokers_down_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_purges_undelivered, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,91 @@
+/*
+ * health.c - what the worker tells operators over HTTP: /healthz (the process answers),
+ * /readyz (Kafka and Redis reachable, registered, not draining: 503 otherwise, with the reason)
+ * and /metrics (Prometheus text). Loop thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+static void set_body(pc_http_response_t *resp, int status, const char *text)
+{
+    resp->status = status;
+    resp->body = strdup(text);
+    resp->body_len = resp->body == NULL ? 0 : strlen(resp->body);
+}
+
+static const char *not_ready_reason(const pc_worker_t *w)
+{
+    if (w->state == PC_WORKER_DRAINING || w->state == PC_WORKER_STOPPING)
+        return "draining\n";
+    if (!pc_redis_ready(w->redis))
+        return "redis unreachable\n";
+    if (!w->registered)
+        return "not registered yet\n";
+    if (w->kafka == NULL || !pc_kafka_ready(w->kafka))
+        return "kafka unreachable\n";
+    return "not ready\n";
+}
+
+void pc_worker_http_handler(void *arg, const char *method, const char *path,
+                            pc_http_response_t *resp)
+{
+    pc_worker_t *w = arg;
+    if (strcmp(path, "/healthz") == 0) {
+        set_body(resp, 200, "ok\n");
+    } else if (strcmp(path, "/readyz") == 0) {
+        bool ready = pc_worker_ready(w);
+        set_body(resp, ready ? 200 : 503, ready ? "ready\n" : not_ready_reason(w));
+    } else if (strcmp(path, "/metrics") == 0) {
+        pc_gauge_set(w->m.in_flight, (double)w->in_flight);
+        pc_gauge_set(w->m.pool_busy, (double)w->pool_busy);
+        if (w->keypool != NULL) {
+            pc_key_spec_t rsa = {PC_KEY_RSA, 2048};
+            pc_gauge_set(w->m.key_pool, (double)pc_keypool_count(w->keypool, &rsa));
+        }
+        resp->status = 200;
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        resp->body = pc_metrics_render(w->m.registry, &resp->body_len);
+    } else {
+        set_body(resp, 404, "not found: try /healthz, /readyz or /metrics\n");
+    }
+}
+
+pc_err_t pc_worker_metrics_init(pc_worker_metrics_t *m)
+{
+    const double *b = pc_metrics_latency_bounds;
+    size_t n = pc_metrics_latency_bounds_count;
+    const char *req = "pkcs_requests_total";
+    const char *req_help = "Requests finished, by outcome";
+    if ((m->registry = pc_metrics_new()) == NULL)
+        return PC_ERR_NOMEM;
+    m->issued = pc_metrics_counter(m->registry, req, req_help, "outcome=\"issued\"");
+    m->revoked = pc_metrics_counter(m->registry, req, req_help, "outcome=\"revoked\"");
+    m->failed = pc_metrics_counter(m->registry, req, req_help, "outcome=\"failed\"");
+    m->replayed = pc_metrics_counter(m->registry, req, req_help, "outcome=\"replayed\"");
+    m->dlq = pc_metrics_counter(m->registry, req, req_help, "outcome=\"dlq\"");
+    m->retries = pc_metrics_counter(m->registry, "pkcs_retries_total",
+                                    "Retries after retryable failures (Redis, Kafka, CA)", "");
+    m->lease_lost = pc_metrics_counter(m->registry, "pkcs_lease_lost_total",
+                                       "Results dropped because another worker took over", "");
+    const char *stage = "pkcs_stage_seconds";
+    const char *stage_help = "Time spent per pipeline stage";
+    m->keygen_s = pc_metrics_histogram(m->registry, stage, stage_help, "stage=\"keygen\"", b, n);
+    m->ca_s = pc_metrics_histogram(m->registry, stage, stage_help, "stage=\"ca\"", b, n);
+    m->pack_s = pc_metrics_histogram(m->registry, stage, stage_help, "stage=\"pack\"", b, n);
+    m->e2e_s = pc_metrics_histogram(m->registry, "pkcs_request_seconds",
+                                    "Time from intake to result delivered", "", b, n);
+    m->in_flight = pc_metrics_gauge(m->registry, "pkcs_in_flight", "Requests in the pipeline", "");
+    m->pool_busy = pc_metrics_gauge(m->registry, "pkcs_pool_queue_depth",
+                                    "Work items queued or running on the thread pool", "");
+    m->lag = pc_metrics_gauge(m->registry, "pkcs_consumer_lag",
+                              "Messages behind the end of the assigned partitions", "");
+    m->key_pool = pc_metrics_gauge(m->registry, "pkcs_key_pool_keys",
+                                   "Pre-generated RSA-2048 keys ready", "");
+    m->assigned = pc_metrics_gauge(m->registry, "pkcs_assigned_partitions",
+                                   "Partitions assigned to this worker", "");
+    if (m->issued == NULL || m->e2e_s == NULL || m->assigned == NULL)
+        return PC_ERR_NOMEM;
+    return PC_OK;
+}

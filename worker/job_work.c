@@ -1,0 +1,222 @@
+/*
+ * job_work.c - the expensive stages of a job, each on a libuv pool thread, each continued on
+ * the loop thread by its after-work callback:
+ *
+ *   job_work_issue → front (pool: key from the key pool or keygen, CSR) → job_after_front
+ *     → ca (pool, for a blocking backend) → job_after_ca → pack (pool: PKCS#12 + envelope)
+ *     → job_after_pack → job_result_ready
+ *   job_work_engine → engine (pool: REVOKE / IMPORT_PFX) → job_after_engine → job_result_ready
+ *
+ * A pool function touches only the job's issue and its err/diag; the loop thread does not
+ * touch them while the work is queued.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job_int.h"
+#include "log.h"
+#include "result.h"
+
+static bool queue_work(pc_job_t *job, uv_work_cb work, uv_after_work_cb after)
+{
+    job->err = PC_OK;
+    job->diag.msg[0] = '\0';
+    job->work.data = job;
+    if (uv_queue_work(job->w->loop, &job->work, work, after) != 0)
+        return false;
+    job->w->pool_busy++;
+    job_ref(job);
+    return true;
+}
+
+/* Common head of every after-work callback: false when the job must stop here. */
+static bool after_common(pc_job_t *job, int status)
+{
+    job->w->pool_busy--;
+    if (status == UV_ECANCELED || job->step == STEP_ENDED) {
+        job_unref(job);
+        return false;
+    }
+    return true;
+}
+
+static void queue_or_retry(pc_job_t *job, uv_work_cb work, uv_after_work_cb after)
+{
+    if (!queue_work(job, work, after))
+        job_retry(job, job_work_issue, 0);
+}
+
+/* ---- pack -------------------------------------------------------------------------------- */
+
+static void pool_pack(uv_work_t *req) /* pool thread */
+{
+    pc_job_t *job = req->data;
+    uint64_t t0 = job_now_us();
+    job->err = pc_issue_pack(job->issue, &job->diag);
+    job->pack_us = job_now_us() - t0;
+}
+
+static void set_timing(pc_job_t *job, Pkcs__V1__Result *res)
+{
+    Pkcs__V1__Timing *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return;
+    pkcs__v1__timing__init(t);
+    t->received_at_ms = job->received_ms;
+    t->completed_at_ms = pc_now_ms();
+    t->keygen_us = job->keygen_us;
+    t->ca_us = job->ca_us;
+    t->pack_us = job->pack_us;
+    uint64_t busy_ms = (job->keygen_us + job->ca_us + job->pack_us) / 1000;
+    uint64_t total_ms = (uint64_t)(t->completed_at_ms - t->received_at_ms);
+    t->wait_us = total_ms > busy_ms ? (total_ms - busy_ms) * 1000 : 0;
+    res->timing = t;
+}
+
+static void job_after_pack(uv_work_t *req, int status)
+{
+    pc_job_t *job = req->data;
+    if (!after_common(job, status))
+        return;
+    pc_histogram_observe(job->w->m.pack_s, (double)job->pack_us / 1e6);
+    if (job->err != PC_OK) {
+        job_fail(job, job->err, &job->diag);
+    } else {
+        job->result = pc_result_new(job->req);
+        pc_diag_t diag = {{0}};
+        pc_err_t err = job->result == NULL ? PC_ERR_NOMEM
+                                           : pc_issue_fill_result(job->issue, job->result, &diag);
+        if (err != PC_OK) {
+            job_fail(job, err, &diag);
+        } else {
+            set_timing(job, job->result);
+            job_result_ready(job);
+        }
+    }
+    job_unref(job);
+}
+
+/* ---- CA ---------------------------------------------------------------------------------- */
+
+static void pool_ca(uv_work_t *req) /* pool thread */
+{
+    pc_job_t *job = req->data;
+    X509 *cert = NULL;
+    uint64_t t0 = job_now_us();
+    pc_ca_t *ca = pc_issue_get0_ca(job->issue);
+    job->err = pc_ca_submit_sync(ca, pc_issue_get0_csr(job->issue), pc_issue_ca_params(job->issue),
+                                 &cert, &job->diag);
+    if (job->err == PC_OK)
+        job->err = pc_issue_set0_cert(job->issue, cert, &job->diag);
+    job->ca_us = job_now_us() - t0;
+}
+
+static void job_after_ca(uv_work_t *req, int status)
+{
+    pc_job_t *job = req->data;
+    if (!after_common(job, status))
+        return;
+    pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
+    if (job->err != PC_OK)
+        job_fail(job, job->err, &job->diag);
+    else
+        queue_or_retry(job, pool_pack, job_after_pack);
+    job_unref(job);
+}
+
+/* ---- front: key and CSR ------------------------------------------------------------------- */
+
+static void pool_front(uv_work_t *req) /* pool thread */
+{
+    pc_job_t *job = req->data;
+    uint64_t t0 = job_now_us();
+    EVP_PKEY *key = NULL;
+    if (job->w->keypool != NULL)
+        key = pc_keypool_take(job->w->keypool, pc_issue_key_spec(job->issue));
+    if (key != NULL)
+        pc_issue_set0_key(job->issue, key);
+    else
+        job->err = pc_issue_keygen(job->issue, job->w->engine->keygen_mode, &job->diag);
+    job->keygen_us = job_now_us() - t0;
+    if (job->err == PC_OK)
+        job->err = pc_issue_make_csr(job->issue, &job->diag);
+}
+
+static void job_after_front(uv_work_t *req, int status)
+{
+    pc_job_t *job = req->data;
+    if (!after_common(job, status))
+        return;
+    pc_histogram_observe(job->w->m.keygen_s, (double)job->keygen_us / 1e6);
+    if (job->err != PC_OK)
+        job_fail(job, job->err, &job->diag);
+    else
+        queue_or_retry(job, pool_ca, job_after_ca);
+    job_unref(job);
+}
+
+void job_work_issue(pc_job_t *job)
+{
+    pc_diag_t diag = {{0}};
+    if (job->issue == NULL) {
+        const char *ca_name = job->req->issue->profile->ca_name;
+        pc_ca_t *ca = pc_engine_find_ca(job->w->engine, ca_name);
+        pc_err_t err = ca == NULL ? pc_fail(&diag, PC_ERR_INVALID_PARAM,
+                                            "CA \"%s\" is not configured on this worker", ca_name)
+                                  : pc_issue_prepare(job->req, ca, &job->issue, &diag);
+        if (err != PC_OK) {
+            job_fail(job, err, &diag);
+            return;
+        }
+        if (!pc_issue_get0_ca(job->issue)->ops->blocking) {
+            /* Asynchronous backends (cfssl) are driven from the loop; not in this version. */
+            pc_fail(&diag, PC_ERR_NOT_SUPPORTED, "CA \"%s\" is not a local CA", ca_name);
+            job_fail(job, PC_ERR_NOT_SUPPORTED, &diag);
+            return;
+        }
+    }
+    /* A retry after a retryable CA failure starts again at the CA: the key and CSR stand. */
+    if (pc_issue_get0_csr(job->issue) != NULL)
+        queue_or_retry(job, pool_ca, job_after_ca);
+    else
+        queue_or_retry(job, pool_front, job_after_front);
+}
+
+/* ---- REVOKE and IMPORT_PFX ---------------------------------------------------------------- */
+
+static void pool_engine(uv_work_t *req) /* pool thread */
+{
+    pc_job_t *job = req->data;
+    uint64_t t0 = job_now_us();
+    job->result = pc_engine_run_sync(job->w->engine, job->req);
+    job->ca_us = job_now_us() - t0;
+}
+
+static void job_after_engine(uv_work_t *req, int status)
+{
+    pc_job_t *job = req->data;
+    if (!after_common(job, status))
+        return;
+    pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
+    if (job->result != NULL && job->result->retryable) {
+        pc_diag_t diag;
+        pc_fail(&diag, PC_ERR_CA_UNAVAILABLE, "%s", job->result->error_message);
+        protobuf_c_message_free_unpacked(&job->result->base, NULL);
+        job->result = NULL;
+        job_fail(job, PC_ERR_CA_UNAVAILABLE, &diag);
+    } else {
+        job_result_ready(job);
+    }
+    job_unref(job);
+}
+
+void job_work_engine(pc_job_t *job)
+{
+    if (job->result != NULL) {
+        protobuf_c_message_free_unpacked(&job->result->base, NULL);
+        job->result = NULL;
+    }
+    if (!queue_work(job, pool_engine, job_after_engine))
+        job_retry(job, job_work_engine, 0);
+}

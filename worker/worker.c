@@ -1,0 +1,501 @@
+/*
+ * worker.c - the life of a worker process on its libuv loop: build the components, connect
+ * Redis and register (refusing to run past the cluster's instance limit), then consume from
+ * Kafka with bounded in-flight work, heart-beat, fill the key pool with spare pool threads, and
+ * on SIGTERM/SIGINT drain: stop intake, finish in-flight work within the bound, flush, commit,
+ * unregister, close every handle. Loop thread only.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "result.h"
+#include "worker.h"
+
+static void worker_close_components(pc_worker_t *w);
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+void pc_worker_note_error(pc_worker_t *w, const char *text)
+{
+    size_t n = strnlen(text, sizeof(w->last_error) - 1);
+    memcpy(w->last_error, text, n);
+    w->last_error[n] = '\0';
+}
+
+bool pc_worker_ready(const pc_worker_t *w)
+{
+    return w->state == PC_WORKER_RUNNING && w->registered && pc_redis_ready(w->redis) &&
+           w->kafka != NULL && pc_kafka_ready(w->kafka);
+}
+
+static void update_intake(pc_worker_t *w)
+{
+    if (w->kafka == NULL || w->state != PC_WORKER_RUNNING)
+        return;
+    if (!pc_kafka_paused(w->kafka) && w->in_flight >= w->cfg->worker.max_in_flight)
+        pc_kafka_pause(w->kafka);
+    else if (pc_kafka_paused(w->kafka) && w->in_flight < w->cfg->worker.resume_below)
+        pc_kafka_resume(w->kafka);
+}
+
+static void drain_check(pc_worker_t *w);
+
+void pc_worker_job_finished(pc_worker_t *w)
+{
+    pc_gauge_set(w->m.in_flight, (double)w->in_flight);
+    update_intake(w);
+    if (w->state == PC_WORKER_DRAINING)
+        drain_check(w);
+}
+
+/* ---- Kafka callbacks --------------------------------------------------------------------- */
+
+static void on_message(void *arg, rd_kafka_message_t *rkm)
+{
+    pc_worker_t *w = arg;
+    if (w->state != PC_WORKER_RUNNING) {
+        rd_kafka_message_destroy(rkm); /* not done: the next owner gets it */
+        return;
+    }
+    pc_job_start(w, rkm);
+    pc_gauge_set(w->m.in_flight, (double)w->in_flight);
+    update_intake(w);
+}
+
+static void log_partitions(const char *what, const rd_kafka_topic_partition_list_t *parts)
+{
+    char list[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < parts->cnt && used < sizeof(list) - 16; i++)
+        used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%d", i ? "," : "",
+                                 (int)parts->elems[i].partition);
+    pc_log(PC_LOG_INFO, "rebalanced", what, "partitions", list, NULL);
+}
+
+static void on_revoked(void *arg, const rd_kafka_topic_partition_list_t *parts)
+{
+    pc_worker_t *w = arg;
+    log_partitions("partitions revoked", parts);
+    pc_job_revoke_partitions(w, parts);
+    pc_gauge_set(w->m.assigned, (double)pc_kafka_assigned_count(w->kafka));
+}
+
+static void on_assigned(void *arg, const rd_kafka_topic_partition_list_t *parts)
+{
+    pc_worker_t *w = arg;
+    log_partitions("partitions assigned", parts);
+    pc_gauge_set(w->m.assigned, (double)pc_kafka_assigned_count(w->kafka));
+}
+
+static void on_kafka_state(void *arg, bool up)
+{
+    pc_worker_t *w = arg;
+    pc_log(up ? PC_LOG_INFO : PC_LOG_WARN, up ? "kafka_up" : "kafka_down",
+           up ? "Kafka brokers reachable" : "Kafka brokers unreachable; work waits", NULL);
+    if (!up)
+        pc_worker_note_error(w, "Kafka brokers unreachable");
+}
+
+static void on_redis_state(void *arg, bool up)
+{
+    pc_worker_t *w = arg;
+    pc_log(up ? PC_LOG_INFO : PC_LOG_WARN, up ? "redis_up" : "redis_down",
+           up ? "Redis reachable" : "Redis unreachable; requests wait and retry", NULL);
+    if (!up)
+        pc_worker_note_error(w, "Redis unreachable");
+}
+
+/* ---- key pool ---------------------------------------------------------------------------- */
+
+typedef struct fill_work {
+    uv_work_t work;
+    pc_worker_t *w;
+    pc_key_spec_t spec;
+    EVP_PKEY *key;
+} fill_work_t;
+
+static void pool_fill(uv_work_t *req) /* pool thread */
+{
+    fill_work_t *f = req->data;
+    if (pc_key_generate(&f->spec, f->w->engine->keygen_mode, &f->key, NULL) != PC_OK)
+        f->key = NULL;
+}
+
+static void after_fill(uv_work_t *req, int status)
+{
+    fill_work_t *f = req->data;
+    pc_worker_t *w = f->w;
+    w->pool_busy--;
+    if (f->key != NULL)
+        pc_keypool_put(w->keypool, &f->spec, f->key);
+    else
+        pc_keypool_cancel(w->keypool, &f->spec);
+    free(f);
+}
+
+/* Pre-generate keys only with pool threads nobody else is using: requests always come first. */
+static void on_fill_timer(uv_timer_t *timer)
+{
+    pc_worker_t *w = timer->data;
+    while (w->state == PC_WORKER_RUNNING && w->pool_busy < w->threadpool_size &&
+           w->in_flight == 0) {
+        fill_work_t *f = calloc(1, sizeof(*f));
+        if (f == NULL || !pc_keypool_reserve(w->keypool, &f->spec)) {
+            free(f);
+            return;
+        }
+        f->w = w;
+        f->work.data = f;
+        if (uv_queue_work(w->loop, &f->work, pool_fill, after_fill) != 0) {
+            pc_keypool_cancel(w->keypool, &f->spec);
+            free(f);
+            return;
+        }
+        w->pool_busy++;
+    }
+}
+
+/* ---- registration and heartbeat ---------------------------------------------------------- */
+
+static char *counts_json(const pc_worker_t *w)
+{
+    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:i}", "issued", (json_int_t)w->count_issued, "failed",
+                          (json_int_t)w->count_failed, "revoked", (json_int_t)w->count_revoked,
+                          "dlq", (json_int_t)w->count_dlq, "in_flight", (int)w->in_flight);
+    char *text = o == NULL ? NULL : json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return text;
+}
+
+static void on_heartbeat_done(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    if (err == PC_ERR_CONFLICT)
+        pc_log(PC_LOG_ERROR, "registry", diag->msg, NULL);
+}
+
+static void on_heartbeat_timer(uv_timer_t *timer)
+{
+    pc_worker_t *w = timer->data;
+    if (w->kafka != NULL)
+        pc_gauge_set(w->m.lag, (double)pc_kafka_lag(w->kafka));
+    pc_gauge_set(w->m.pool_busy, (double)w->pool_busy);
+    if (!w->registered || w->state == PC_WORKER_STOPPING)
+        return;
+    char *counts = counts_json(w);
+    pc_registry_heartbeat(w->registry, counts != NULL ? counts : "{}",
+                          w->last_error[0] ? w->last_error : NULL, on_heartbeat_done, w);
+    free(counts);
+}
+
+static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
+{
+    pc_kafka_config_t kc = {
+        .brokers = w->cfg->worker.kafka_brokers,
+        .group_id = w->cfg->worker.kafka_group_id,
+        .group_instance_id = w->cfg->worker.kafka_group_instance_id,
+        .client_id = w->cfg->worker.id,
+        .topic = w->cfg->worker.requests_topic,
+        .session_timeout_ms = w->cfg->worker.kafka_session_timeout_ms,
+    };
+    pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_kafka_state};
+    pc_err_t err = pc_kafka_new(w->loop, &kc, &handlers, w, &w->kafka, diag);
+    if (err == PC_OK)
+        err = pc_kafka_start(w->kafka, diag);
+    return err;
+}
+
+static void on_registered(void *arg, pc_err_t err, const pc_diag_t *diag);
+
+static void on_register_retry(uv_timer_t *timer)
+{
+    pc_worker_t *w = timer->data;
+    if (w->state == PC_WORKER_STARTING)
+        pc_registry_register(w->registry, on_registered, w);
+}
+
+static void on_registered(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_worker_t *w = arg;
+    pc_diag_t d = {{0}};
+    if (w->state != PC_WORKER_STARTING)
+        return;
+    if (err == PC_ERR_CONFLICT) {
+        pc_log(PC_LOG_ERROR, "refused", diag->msg, NULL);
+        fprintf(stderr, "pkcs-worker: %s\n", diag->msg);
+        pc_worker_shutdown(w, 3);
+        return;
+    }
+    if (err != PC_OK) { /* Redis not there yet: keep trying, not ready meanwhile */
+        pc_worker_note_error(w, diag != NULL ? diag->msg : pc_strerror(err));
+        uv_timer_start(&w->register_retry, on_register_retry, 1000, 0);
+        return;
+    }
+    w->registered = true;
+    w->state = PC_WORKER_RUNNING;
+    if ((err = start_intake(w, &d)) != PC_OK) {
+        pc_log(PC_LOG_ERROR, "kafka", d.msg, NULL);
+        fprintf(stderr, "pkcs-worker: %s\n", d.msg);
+        pc_worker_shutdown(w, 1);
+        return;
+    }
+    pc_log(PC_LOG_INFO, "started", "registered and consuming", "topic",
+           w->cfg->worker.requests_topic, "group", w->cfg->worker.kafka_group_id, NULL);
+}
+
+/* ---- signals and drain ------------------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    pc_worker_t *w = sig->data;
+    pc_log(PC_LOG_INFO, "draining", signum == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    pc_worker_shutdown(w, 0);
+}
+
+static void on_drain_timeout(uv_timer_t *timer)
+{
+    pc_worker_t *w = timer->data;
+    pc_log(PC_LOG_WARN, "drain_timeout", "in-flight work did not finish in time; giving it back",
+           NULL);
+    pc_job_abandon_all(w);
+    worker_close_components(w);
+}
+
+static void drain_check(pc_worker_t *w)
+{
+    if (w->in_flight == 0 && w->state == PC_WORKER_DRAINING)
+        worker_close_components(w);
+}
+
+void pc_worker_shutdown(pc_worker_t *w, int exit_code)
+{
+    if (w->state == PC_WORKER_DRAINING || w->state == PC_WORKER_STOPPING)
+        return;
+    w->exit_code = exit_code;
+    w->state = PC_WORKER_DRAINING;
+    if (w->kafka != NULL)
+        pc_kafka_pause(w->kafka);
+    uv_timer_start(&w->drain, on_drain_timeout, w->cfg->worker.drain_timeout_ms, 0);
+    drain_check(w);
+}
+
+/* ---- closing ----------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    pc_worker_t *w = handle->data;
+    w->open_handles--;
+}
+
+static void close_handle(pc_worker_t *w, uv_handle_t *handle)
+{
+    if (!uv_is_closing(handle))
+        uv_close(handle, on_handle_closed);
+}
+
+static void on_component_closed(void *arg)
+{
+    pc_worker_t *w = arg;
+    w->open_handles--;
+}
+
+static void on_unregistered(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_worker_t *w = arg;
+    w->open_handles--; /* the unregister step */
+    if (w->redis != NULL) {
+        w->open_handles++;
+        pc_redis_close(w->redis, on_component_closed, w);
+        w->redis = NULL;
+    }
+}
+
+static void on_kafka_closed(void *arg)
+{
+    pc_worker_t *w = arg;
+    w->kafka = NULL; /* kept until now: the final revoke callbacks still ask it */
+    w->open_handles--;
+    pc_log(PC_LOG_INFO, "stopped", "offsets committed, left the group", NULL);
+    w->open_handles++;
+    if (!w->registered || pc_registry_unregister(w->registry, on_unregistered, w) != PC_OK)
+        on_unregistered(w, PC_OK, NULL);
+}
+
+static void worker_close_components(pc_worker_t *w)
+{
+    if (w->state == PC_WORKER_STOPPING)
+        return;
+    w->state = PC_WORKER_STOPPING;
+    close_handle(w, (uv_handle_t *)&w->sigterm);
+    close_handle(w, (uv_handle_t *)&w->sigint);
+    close_handle(w, (uv_handle_t *)&w->heartbeat);
+    close_handle(w, (uv_handle_t *)&w->fill);
+    close_handle(w, (uv_handle_t *)&w->drain);
+    close_handle(w, (uv_handle_t *)&w->register_retry);
+    if (w->http != NULL) {
+        w->open_handles++;
+        pc_http_close(w->http, on_component_closed, w);
+        w->http = NULL;
+    }
+    w->open_handles++;
+    if (w->kafka != NULL) {
+        pc_kafka_close(w->kafka, 10000, on_kafka_closed, w);
+    } else {
+        on_kafka_closed(w);
+    }
+}
+
+/* ---- init and start ---------------------------------------------------------------------- */
+
+static pc_err_t init_auth(pc_worker_t *w, pc_diag_t *diag)
+{
+    const pc_config_t *cfg = w->cfg;
+    if (cfg->signer_count == 0)
+        return cfg->worker.allow_unsigned
+                   ? PC_OK
+                   : pc_fail(diag, PC_ERR_INVALID_PARAM,
+                             "no upstream signers are configured: add a \"signers\" list to the "
+                             "configuration (or set worker.allow_unsigned for tests)");
+    pc_auth_key_t *keys = calloc(cfg->signer_count, sizeof(*keys));
+    if (keys == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < cfg->signer_count; i++) {
+        keys[i].id = cfg->signers[i].id;
+        keys[i].algorithm = cfg->signers[i].algorithm;
+        keys[i].public_key_file = cfg->signers[i].public_key_file;
+        keys[i].secret_file = cfg->signers[i].secret_file;
+    }
+    pc_err_t err = pc_auth_new(keys, cfg->signer_count, &w->auth, diag);
+    free(keys);
+    return err;
+}
+
+static pc_err_t parse_pool_spec(const char *name, pc_key_spec_t *spec, pc_diag_t *diag)
+{
+    static const struct {
+        const char *name;
+        pc_key_spec_t spec;
+    } names[] = {{"RSA-2048", {PC_KEY_RSA, 2048}},
+                 {"RSA-3072", {PC_KEY_RSA, 3072}},
+                 {"RSA-4096", {PC_KEY_RSA, 4096}},
+                 {"P-256", {PC_KEY_EC, 256}},
+                 {"P-384", {PC_KEY_EC, 384}}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcasecmp(name, names[i].name) == 0) {
+            *spec = names[i].spec;
+            return PC_OK;
+        }
+    }
+    return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                   "worker.key_pool_algorithms: unknown \"%s\"; use RSA-2048, RSA-3072, RSA-4096, "
+                   "P-256 or P-384",
+                   name);
+}
+
+static pc_err_t init_keypool(pc_worker_t *w, pc_diag_t *diag)
+{
+    pc_key_spec_t specs[8];
+    size_t count = 0;
+    char list[256];
+    if (w->cfg->worker.key_pool_size == 0)
+        return PC_OK;
+    snprintf(list, sizeof(list), "%s,", w->cfg->worker.key_pool_algorithms);
+    char *tok = list;
+    for (char *comma = strchr(tok, ','); comma != NULL && count < 8; comma = strchr(tok, ',')) {
+        *comma = '\0';
+        while (*tok == ' ')
+            tok++;
+        if (*tok != '\0') {
+            pc_err_t err = parse_pool_spec(tok, &specs[count], diag);
+            if (err != PC_OK)
+                return err;
+            count++;
+        }
+        tok = comma + 1;
+    }
+    if (count == 0)
+        return PC_OK;
+    w->keypool = pc_keypool_new(specs, count, w->cfg->worker.key_pool_size);
+    return w->keypool == NULL ? pc_fail(diag, PC_ERR_NOMEM, "out of memory") : PC_OK;
+}
+
+static void init_handles(pc_worker_t *w)
+{
+    uv_handle_t *handles[] = {(uv_handle_t *)&w->sigterm,   (uv_handle_t *)&w->sigint,
+                              (uv_handle_t *)&w->heartbeat, (uv_handle_t *)&w->fill,
+                              (uv_handle_t *)&w->drain,     (uv_handle_t *)&w->register_retry};
+    uv_signal_init(w->loop, &w->sigterm);
+    uv_signal_init(w->loop, &w->sigint);
+    uv_timer_init(w->loop, &w->heartbeat);
+    uv_timer_init(w->loop, &w->fill);
+    uv_timer_init(w->loop, &w->drain);
+    uv_timer_init(w->loop, &w->register_retry);
+    for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++)
+        handles[i]->data = w;
+    w->open_handles += (int)(sizeof(handles) / sizeof(handles[0]));
+}
+
+pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_diag_t *diag)
+{
+    memset(w, 0, sizeof(*w));
+    w->loop = loop;
+    w->cfg = cfg;
+    init_handles(w); /* first: a failed init then closes through the normal shutdown path */
+    pc_err_t err;
+    if ((err = pc_worker_metrics_init(&w->m)) != PC_OK ||
+        (err = pc_engine_new(cfg, &w->engine, diag)) != PC_OK ||
+        (err = init_auth(w, diag)) != PC_OK || (err = init_keypool(w, diag)) != PC_OK)
+        return err;
+    if ((w->keyq = pc_keyq_new(4096)) == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    pc_redis_config_t rc = {
+        .host = cfg->worker.redis_host,
+        .port = (int)cfg->worker.redis_port,
+        .password = cfg->worker.redis_password,
+        .command_timeout_ms = cfg->worker.redis_timeout_ms,
+    };
+    pc_worker_info_t info = {cfg->worker.id, "", PC_VERSION, pc_now_ms()};
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    info.host = host;
+    if ((err = pc_redis_new(loop, &rc, &w->redis, diag)) != PC_OK ||
+        (err = pc_dedupe_new(w->redis, cfg->worker.id, cfg->worker.lease_ms,
+                             (int64_t)cfg->worker.retention_hours * 3600 * 1000, &w->dedupe,
+                             diag)) != PC_OK ||
+        (err = pc_registry_new(w->redis, &info, cfg->worker.max_instances,
+                               cfg->worker.heartbeat_ttl_ms, &w->registry, diag)) != PC_OK)
+        return err;
+    pc_redis_on_state(w->redis, on_redis_state, w);
+    return PC_OK;
+}
+
+pc_err_t pc_worker_start(pc_worker_t *w, pc_diag_t *diag)
+{
+    pc_err_t err = pc_http_new(w->loop, w->cfg->worker.http_host, (int)w->cfg->worker.http_port,
+                               pc_worker_http_handler, w, &w->http, diag);
+    if (err != PC_OK)
+        return err;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", pc_http_port(w->http));
+    pc_log(PC_LOG_INFO, "http", "serving /healthz, /readyz and /metrics", "port", port, NULL);
+    uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&w->sigint, on_signal, SIGINT);
+    uv_timer_start(&w->heartbeat, on_heartbeat_timer, 0, w->cfg->worker.heartbeat_ms);
+    if (w->keypool != NULL)
+        uv_timer_start(&w->fill, on_fill_timer, 50, 50);
+    return pc_registry_register(w->registry, on_registered, w);
+}
+
+void pc_worker_cleanup(pc_worker_t *w)
+{
+    pc_registry_free(w->registry);
+    pc_dedupe_free(w->dedupe);
+    pc_keyq_free(w->keyq);
+    pc_keypool_free(w->keypool);
+    pc_auth_free(w->auth);
+    pc_engine_free(w->engine);
+    pc_metrics_free(w->m.registry);
+}
