@@ -190,10 +190,10 @@ static int gen_one(pkcsctl_sender_t *snd, const pkcsctl_gen_t *gen, const Pkcs__
     if (strstr(tmpl->device_id, SEQ_MARK) != NULL) {
         if ((req.device_id = b->device_subst = subst(tmpl->device_id, num)) == NULL)
             goto out_oom;
-    } else {
+    } else if (tmpl->device_id[0] == '\0') {
         snprintf(b->device_id, sizeof(b->device_id), "%s-dev-%s", gen->prefix, num);
         req.device_id = b->device_id;
-    }
+    } /* else: one device for every request, as the template says */
     if ((req.user_id = b->user_id = subst(tmpl->user_id, num)) == NULL)
         goto out_oom;
     if (req.created_at_ms == 0)

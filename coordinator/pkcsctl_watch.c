@@ -52,6 +52,7 @@ static void help(void)
         "  --brokers LIST    bootstrap servers (default $PC_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
         "  --topic NAME      results topic (default pkcs.results)\n"
         "  --count N         stop after N distinct request ids\n"
+        "  --total N         and after N result messages in all (replays included)\n"
         "  --ids FILE        stop when every request id of FILE (one a line) was seen; results\n"
         "                    for other ids are ignored\n"
         "  --timeout S       give up after S seconds (default 120)\n"
@@ -236,9 +237,10 @@ static double now_s(void)
 
 static bool done(const watch_t *w)
 {
-    if (w->count == 0 && w->wanted == NULL)
+    if (w->count == 0 && w->wanted == NULL && w->total == 0)
         return false;
     return (w->count == 0 || json_object_size(w->seen) >= (size_t)w->count) &&
+           (w->total == 0 || w->results >= (size_t)w->total) &&
            (w->wanted == NULL || w->wanted_seen >= json_object_size(w->wanted));
 }
 
@@ -284,7 +286,7 @@ static int run(watch_t *w)
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     pkcsctl_watch_summary(w);
-    bool reached = done(w) || (w->count == 0 && w->wanted == NULL && !interrupted);
+    bool reached = done(w) || (w->count == 0 && w->wanted == NULL && w->total == 0 && !interrupted);
     return verdict(w, reached);
 }
 
@@ -310,6 +312,7 @@ int pkcsctl_watch(int argc, char **argv)
         {"topic", required_argument, NULL, 't'},
         {"count", required_argument, NULL, 'n'},
         {"ids", required_argument, NULL, 'i'},
+        {"total", required_argument, NULL, 'T'},
         {"timeout", required_argument, NULL, 'w'},
         {"json", no_argument, NULL, 'j'},
         {"out", required_argument, NULL, 'o'},
@@ -336,6 +339,11 @@ int pkcsctl_watch(int argc, char **argv)
             break;
         case 'i':
             ids_path = optarg;
+            break;
+        case 'T':
+            if (!parse_long(optarg, 1, 100000000, &w.total))
+                return pkcsctl_usage_error(CMD, "--total wants a number from 1, not \"%s\"",
+                                           optarg);
             break;
         case 'w':
             if (!parse_long(optarg, 1, 86400, &w.timeout_s))

@@ -19,6 +19,7 @@ typedef struct watch {
     const char *brokers, *topic, *out_dir, *keys_dir;
     bool json;
     long count; /* distinct request ids to wait for; 0: none */
+    long total; /* result messages to wait for, duplicates included; 0: none */
     long timeout_s;
     json_t *wanted; /* --ids: the request ids to wait for (NULL without --ids) */
     size_t wanted_seen;

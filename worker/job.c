@@ -281,7 +281,11 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
         job->attempt = 0;
         uint64_t every = job->w->cfg->worker.lease_ms / 3;
         uv_timer_start(&job->renew, job_on_renew_timer, every, every);
-        if (!job_abandon_if_revoked(job)) {
+        if (job->out != NULL) {
+            /* Claimed again after losing the lease with the result already made: record it. */
+            job->step = STEP_COMPLETE;
+            job_complete(job);
+        } else if (!job_abandon_if_revoked(job)) {
             job->step = STEP_WORK;
             if (job->req->body_case == PKCS__V1__REQUEST__BODY_ISSUE)
                 job_work_issue(job);
@@ -294,7 +298,7 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
 
 static void job_claim(pc_job_t *job)
 {
-    if (job_abandon_if_revoked(job))
+    if (job->out == NULL && job_abandon_if_revoked(job))
         return;
     job->step = STEP_CLAIM;
     if (pc_dedupe_claim(job->w->dedupe, job->req->tenant_id, job->req->request_id, job_on_claimed,
@@ -377,11 +381,15 @@ static void job_on_completed(void *arg, pc_err_t err, const pc_diag_t *diag)
             job->step = STEP_PRODUCE;
             job_produce(job);
         } else if (err == PC_ERR_CONFLICT) {
-            /* Fenced out: another worker owns the request now and will publish its result. */
+            /* Fenced out: another worker took the request over, or Redis lost the record.
+             * Claim again: DONE publishes the other owner's result; OWNED records ours, made
+             * already, so no second certificate is issued for the request. */
             pc_counter_inc(job->w->m.lease_lost);
-            log_job(PC_LOG_WARN, job, "lease_lost", "result dropped: another worker took over");
+            log_job(PC_LOG_WARN, job, "lease_lost", "lease lost before completion; claiming again");
             job->owned = false;
-            job_end(job, true);
+            uv_timer_stop(&job->renew);
+            job->attempt = 0;
+            job_claim(job);
         } else {
             pc_worker_note_error(job->w, diag != NULL ? diag->msg : pc_strerror(err));
             job_retry(job, job_complete, 0);

@@ -48,6 +48,8 @@ struct fixture {
     uv_loop_t loop;
     uv_timer_t tick; /* keeps UV_RUN_ONCE returning while waiting */
     int delivered_ok, delivered_err;
+    struct member *members[2]; /* owned; closed and freed by teardown */
+    int nmembers;
 };
 
 /* ---- fixture ------------------------------------------------------------------------- */
@@ -75,9 +77,23 @@ static int setup(void **state)
     return 0;
 }
 
+static void member_done_all(struct member *m);
+static void on_closed(void *arg);
+static bool member_closed(void *arg);
+static bool run_until(struct fixture *fx, bool (*pred)(void *), void *arg, uint64_t timeout_ms);
+
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
+    /* a failed assertion leaves members open: close them so the loop can end */
+    for (int i = 0; i < fx->nmembers; i++) {
+        struct member *m = fx->members[i];
+        if (m->kafka != NULL && !m->closed) {
+            member_done_all(m);
+            pc_kafka_close(m->kafka, 500, on_closed, m);
+            run_until(fx, member_closed, m, 30000);
+        }
+    }
     uv_close((uv_handle_t *)&fx->tick, NULL);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&fx->loop);
@@ -89,10 +105,8 @@ static int teardown(void **state)
     return rc == 0 ? 0 : -1;
 }
 
-typedef bool (*pred_fn)(void *arg);
-
 /* run_until runs the loop until pred holds or timeout_ms pass; returns pred's last value. */
-static bool run_until(struct fixture *fx, pred_fn pred, void *arg, uint64_t timeout_ms)
+static bool run_until(struct fixture *fx, bool (*pred)(void *), void *arg, uint64_t timeout_ms)
 {
     uv_update_time(&fx->loop);
     uint64_t deadline = uv_now(&fx->loop) + timeout_ms;
@@ -197,6 +211,16 @@ static const char *const test_extra[] = {
     NULL,
 };
 
+static struct member *member_new(struct fixture *fx, bool complete_now)
+{
+    struct member *m = calloc(1, sizeof(*m));
+    assert_non_null(m);
+    m->fx = fx;
+    m->complete_now = complete_now;
+    fx->members[fx->nmembers++] = m;
+    return m;
+}
+
 static void member_start(struct fixture *fx, struct member *m, const char *client_id)
 {
     pc_kafka_config_t cfg = {
@@ -210,7 +234,6 @@ static void member_start(struct fixture *fx, struct member *m, const char *clien
     };
     pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_state};
     pc_diag_t diag = {{0}};
-    m->fx = fx;
     assert_int_equal(pc_kafka_new(&fx->loop, &cfg, &handlers, m, &m->kafka, &diag), PC_OK);
     assert_int_equal(pc_kafka_start(m->kafka, &diag), PC_OK);
 }
@@ -296,7 +319,7 @@ static bool received_and_delivered(void *arg)
 static void test_produce_consume_prefix_commit(void **state)
 {
     struct fixture *fx = *state;
-    struct member *m = calloc(1, sizeof(*m));
+    struct member *m = member_new(fx, false);
     member_start(fx, m, "worker-a");
     produce_range(fx, m->kafka, 0, 200);
     struct count_wait w = {m, fx, 200};
@@ -342,7 +365,6 @@ static void test_produce_consume_prefix_commit(void **state)
     assert_true(wait_committed(fx, want, got));
 
     member_close(fx, m);
-    free(m);
 }
 
 static bool received_at_least(void *arg)
@@ -360,8 +382,7 @@ static bool delivered_at_least(void *arg)
 static void test_pause_resume(void **state)
 {
     struct fixture *fx = *state;
-    struct member *m = calloc(1, sizeof(*m));
-    m->complete_now = true;
+    struct member *m = member_new(fx, true);
     member_start(fx, m, "worker-a");
     produce_range(fx, m->kafka, 0, 50);
     struct count_wait w = {m, fx, 50};
@@ -385,7 +406,6 @@ static void test_pause_resume(void **state)
         assert_true(m->seen[i]);
 
     member_close(fx, m);
-    free(m);
 }
 
 struct pair {
@@ -411,8 +431,7 @@ static bool pair_received(void *arg)
 static void test_cooperative_rebalance(void **state)
 {
     struct fixture *fx = *state;
-    struct member *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
-    a->complete_now = b->complete_now = true;
+    struct member *a = member_new(fx, true), *b = member_new(fx, true);
     member_start(fx, a, "worker-a");
     produce_range(fx, a->kafka, 0, 40);
     struct count_wait w = {a, fx, 40};
@@ -437,8 +456,6 @@ static void test_cooperative_rebalance(void **state)
 
     member_close(fx, b);
     member_close(fx, a);
-    free(a);
-    free(b);
 }
 
 static bool member_down(void *arg)
@@ -455,8 +472,7 @@ static bool member_ready(void *arg)
 static void test_brokers_down_and_back(void **state)
 {
     struct fixture *fx = *state;
-    struct member *m = calloc(1, sizeof(*m));
-    m->complete_now = true;
+    struct member *m = member_new(fx, true);
     member_start(fx, m, "worker-a");
     produce_range(fx, m->kafka, 0, 4);
     assert_true(run_until(fx, member_ready, m, 20000));
@@ -473,7 +489,6 @@ static void test_brokers_down_and_back(void **state)
     assert_true(m->state_up > ups);
 
     member_close(fx, m);
-    free(m);
 }
 
 static bool delivered_err_at_least(void *arg)
@@ -487,8 +502,7 @@ static bool delivered_err_at_least(void *arg)
 static void test_close_purges_undelivered(void **state)
 {
     struct fixture *fx = *state;
-    struct member *m = calloc(1, sizeof(*m));
-    m->complete_now = true;
+    struct member *m = member_new(fx, true);
     member_start(fx, m, "worker-a");
     produce_range(fx, m->kafka, 0, 4);
     assert_true(run_until(fx, member_ready, m, 20000));
@@ -504,7 +518,6 @@ static void test_close_purges_undelivered(void **state)
     assert_int_equal(fx->delivered_ok, 4);
     /* bounded by flush_ms + the session timeout + slack, not by message.timeout.ms */
     assert_true(uv_now(&fx->loop) - start < 12000);
-    free(m);
 }
 
 static void test_bad_config(void **state)

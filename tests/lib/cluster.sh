@@ -1,0 +1,96 @@
+# shellcheck shell=bash
+# A PKCS Connector cluster on loopback for integration tests: the real servers of servers.sh
+# (Redis, a KRaft Kafka broker), the topics, an upstream signing key, a worker configuration,
+# and any number of pkcs-worker processes. Source it (after setting PC_BIN_DIR), then:
+#
+#   pc_cluster_init [PARTITIONS]    servers, topics, keys, $PC_CLUSTER_CONFIG
+#   pc_worker_spawn NAME [VAR=VALUE...]   starts a worker; its log is $PC_SERVERS_DIR/NAME.log
+#   pc_worker_pid NAME / pc_worker_port NAME   its pid and HTTP port
+#   pc_worker_wait_ready NAME [SECONDS]
+#   pc_http_status PORT PATH        prints the HTTP status code of GET PATH
+#   pc_submit ARGS...               pkcsctl submit, signed with the cluster's upstream key
+#   pc_watch ARGS...                pkcsctl watch on the results topic
+#   pc_ca_issued                    certificates the local CA has signed so far
+#
+# Workers are started through the servers harness, so its cleanup stops them too.
+
+source "$(dirname "${BASH_SOURCE[0]}")/servers.sh"
+
+pc_cluster_init() {
+  local parts="${1:-8}"
+  pc_servers_init || return 1
+  pc_redis_start || return 1
+  pc_kafka_start "$parts" || return 1
+  pc_kafka_create_topic pkcs.requests "$parts" >/dev/null || return 1
+  pc_kafka_create_topic pkcs.results "$parts" >/dev/null || return 1
+  pc_kafka_create_topic pkcs.requests.dlq 2 >/dev/null || return 1
+  local d="$PC_SERVERS_DIR"
+  mkdir -p "$d/keys"
+  openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null || return 1
+  openssl pkey -in "$d/signer.pem" -pubout -out "$d/signer.pub" || return 1
+  (umask 077 && head -c 32 /dev/urandom | base64 >"$d/ca-passphrase")
+  export PC_CLUSTER_CONFIG="$d/worker.json"
+  cat >"$PC_CLUSTER_CONFIG" <<JSON
+{
+  "state_dir": "$d/state",
+  "cas": [{"name": "local", "key_passphrase_file": "$d/ca-passphrase"}],
+  "worker": {"http_port": 0, "heartbeat_ms": 1000, "heartbeat_ttl_ms": 4000,
+             "drain_timeout_ms": 20000, "key_pool_size": 4},
+  "kafka": {"brokers": "$PC_KAFKA_BROKERS", "session_timeout_ms": 6000},
+  "redis": {"port": $PC_REDIS_PORT, "lease_ms": 4000, "command_timeout_ms": 1000},
+  "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub"}]
+}
+JSON
+}
+
+pc_worker_spawn() {
+  local name="$1" port
+  shift
+  port="$(pc_free_port)" || return 1
+  echo "$port" >"$PC_SERVERS_DIR/$name.port"
+  _pc_launch "$name" "$PC_SERVERS_DIR/$name.log" \
+    env PC_WORKER_ID="$name" PC_HTTP_PORT="$port" "$@" \
+    "$PC_BIN_DIR/pkcs-worker" --config "$PC_CLUSTER_CONFIG"
+  echo "$_pc_launched_pid" >"$PC_SERVERS_DIR/$name.pid"
+}
+
+pc_worker_pid() { cat "$PC_SERVERS_DIR/$1.pid"; }
+pc_worker_port() { cat "$PC_SERVERS_DIR/$1.port"; }
+
+# pc_http_status PORT PATH: the status code of a GET, or 000 when nothing answers.
+pc_http_status() {
+  local line
+  {
+    exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+      printf 'GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' "$2" >&3 &&
+      IFS=' ' read -r _ line _ <&3 && exec 3<&-
+  } 2>/dev/null || line=000
+  echo "${line:-000}"
+}
+
+pc_worker_wait_ready() {
+  local name="$1" limit="${2:-60}" port i
+  port="$(pc_worker_port "$name")"
+  for ((i = 0; i < limit * 5; i++)); do
+    [[ $(pc_http_status "$port" /readyz) == 200 ]] && return 0
+    sleep 0.2
+  done
+  echo "worker $name not ready after ${limit}s; log:" >&2
+  tail -n 20 "$PC_SERVERS_DIR/$name.log" >&2
+  return 1
+}
+
+pc_submit() {
+  "$PC_BIN_DIR/pkcsctl" submit --brokers "$PC_KAFKA_BROKERS" --signer-key-id mdm-1 \
+    --signer-key "$PC_SERVERS_DIR/signer.pem" "$@"
+}
+
+pc_watch() {
+  "$PC_BIN_DIR/pkcsctl" watch --brokers "$PC_KAFKA_BROKERS" "$@"
+}
+
+pc_ca_issued() {
+  local index="$PC_SERVERS_DIR/state/ca/local/index.txt"
+  [[ -f $index ]] || { echo 0; return; }
+  grep -c '^I' "$index"
+}
