@@ -198,6 +198,7 @@ static void on_result(watch_t *w, const Pkcs__V1__Result *res)
     }
     w->results++;
     pkcsctl_watch_tally(w, res);
+    pkcsctl_watch_latency(w, res);
     output(w, res);
     if (res->status != PKCS__V1__STATUS__ISSUED || (w->keys_dir == NULL && w->store == NULL))
         return;
@@ -377,6 +378,7 @@ int pkcsctl_watch(int argc, char **argv)
         rc = run(&w);
     X509_STORE_free(w.store);
     free(w.by_code);
+    free(w.latency_ms);
     json_decref(w.wanted);
     json_decref(w.seen);
     return rc;

@@ -32,7 +32,13 @@ typedef struct watch {
     size_t by_code_unknown;
     unsigned char shown[512]; /* Kafka error codes already shown (+256), to show each once */
     char last_error_text[256];
+    double *latency_ms; /* request created -> result read, one per result with timing */
+    size_t latency_count, latency_cap;
+    int64_t first_created_ms, last_read_ms;
 } watch_t;
+
+/* pkcsctl_watch_latency records the end-to-end latency of res, read now. */
+void pkcsctl_watch_latency(watch_t *w, const Pkcs__V1__Result *res);
 
 /* pkcsctl_watch_tally counts res by status and error code and tracks its request id:
  * distinct, or a duplicate with the same or a DIFFERENT certificate (reported on stderr). */

@@ -7,7 +7,9 @@
 #include "pkcsctl_watch_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -84,6 +86,55 @@ void pkcsctl_watch_tally(watch_t *w, const Pkcs__V1__Result *res)
     track_ids(w, res);
 }
 
+void pkcsctl_watch_latency(watch_t *w, const Pkcs__V1__Result *res)
+{
+    if (res->timing == NULL || res->timing->request_created_at_ms <= 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (w->latency_count == w->latency_cap) {
+        size_t cap = w->latency_cap == 0 ? 1024 : w->latency_cap * 2;
+        double *grown = realloc(w->latency_ms, cap * sizeof(*grown));
+        if (grown == NULL)
+            return;
+        w->latency_ms = grown;
+        w->latency_cap = cap;
+    }
+    w->latency_ms[w->latency_count++] = (double)(now - res->timing->request_created_at_ms);
+    if (w->first_created_ms == 0 || res->timing->request_created_at_ms < w->first_created_ms)
+        w->first_created_ms = res->timing->request_created_at_ms;
+    w->last_read_ms = now;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(const double *sorted, size_t n, double p)
+{
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return sorted[i < n ? i : n - 1];
+}
+
+/* Latency percentiles and throughput, from the first request created to the last result read.
+ * Sorting in place is fine: the summary is the last thing a run prints. */
+static void print_latency(const watch_t *w)
+{
+    size_t n = w->latency_count;
+    if (n == 0)
+        return;
+    qsort(w->latency_ms, n, sizeof(double), cmp_double);
+    double span_s = (double)(w->last_read_ms - w->first_created_ms) / 1000.0;
+    printf("latency ms (request created -> result read): p50 %.0f, p90 %.0f, p99 %.0f, max %.0f "
+           "over %zu results; throughput %.1f results/s\n",
+           percentile(w->latency_ms, n, 0.50), percentile(w->latency_ms, n, 0.90),
+           percentile(w->latency_ms, n, 0.99), w->latency_ms[n - 1], n,
+           span_s > 0 ? (double)n / span_s : 0.0);
+}
+
 void pkcsctl_watch_summary(const watch_t *w)
 {
     const ProtobufCEnumDescriptor *codes = &pkcs__v1__error_code__descriptor;
@@ -109,5 +160,6 @@ void pkcsctl_watch_summary(const watch_t *w)
     if (w->ignored > 0)
         printf("; ignored (not in --ids): %zu", w->ignored);
     printf("\n");
+    print_latency(w);
     fflush(stdout);
 }

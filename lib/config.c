@@ -328,8 +328,8 @@ static pc_err_t keygen_mode(const char *text, pc_keygen_mode_t *mode, pc_diag_t 
 
 static pc_err_t parse_top(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
 {
-    static const char *const keys[] = {"state_dir", "keygen_mode", "cas",     "worker",
-                                       "kafka",     "redis",       "signers", NULL};
+    static const char *const keys[] = {"state_dir", "keygen_mode", "cas",     "worker", "kafka",
+                                       "redis",     "coordinator", "signers", NULL};
     char *mode = NULL;
     pc_err_t err;
     if (!json_is_object(root))

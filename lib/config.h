@@ -54,17 +54,24 @@ typedef struct pc_config_worker {
     bool allow_unsigned;       /* accept requests without signature: tests only, default false */
     char *kafka_brokers;       /* default 127.0.0.1:9092 */
     char *kafka_group_id;      /* default pkcs-workers */
-    char *kafka_group_instance_id; /* static membership, default none */
-    char *requests_topic;      /* default pkcs.requests */
-    char *results_topic;       /* default pkcs.results */
-    char *dlq_topic;           /* default pkcs.requests.dlq */
+    char *kafka_group_instance_id;     /* static membership, default none */
+    char *requests_topic;              /* default pkcs.requests */
+    char *results_topic;               /* default pkcs.results */
+    char *dlq_topic;                   /* default pkcs.requests.dlq */
     unsigned kafka_session_timeout_ms; /* default 10000 */
-    char *redis_host;          /* default 127.0.0.1 */
-    unsigned redis_port;       /* default 6379 */
-    char *redis_password;      /* default none */
-    unsigned redis_timeout_ms; /* default 2000 */
-    unsigned lease_ms;         /* default 30000 */
-    unsigned retention_hours;  /* cached results kept, default 168 */
+    char *redis_host;                  /* default 127.0.0.1 */
+    unsigned redis_port;               /* default 6379 */
+    char *redis_password;              /* default none */
+    unsigned redis_timeout_ms;         /* default 2000 */
+    unsigned lease_ms;                 /* default 30000 */
+    unsigned retention_hours;          /* cached results kept, default 168 */
+    char *import_key_file;             /* PEM private key for IMPORT_PFX passwords, default none */
+    char *import_key_id;               /* its id, default "import-1" */
+    char *coordinator_http_host;       /* default 127.0.0.1 */
+    unsigned coordinator_http_port;    /* default 9470 */
+    unsigned topic_partitions;         /* default 128 */
+    unsigned topic_replication;        /* default 1 */
+    unsigned topic_retention_hours;    /* default 168 */
 } pc_config_worker_t;
 
 typedef struct pc_config {

@@ -59,6 +59,15 @@ static const setting_t settings[] = {
     {"redis", "command_timeout_ms", "PC_REDIS_TIMEOUT_MS", T_UINT, W(redis_timeout_ms), "2000"},
     {"redis", "lease_ms", "PC_LEASE_MS", T_UINT, W(lease_ms), "30000"},
     {"redis", "retention_hours", "PC_RETENTION_HOURS", T_UINT, W(retention_hours), "168"},
+    {"worker", "import_key_file", "PC_IMPORT_KEY_FILE", T_STR, W(import_key_file), NULL},
+    {"worker", "import_key_id", "PC_IMPORT_KEY_ID", T_STR, W(import_key_id), "import-1"},
+    {"coordinator", "http_host", "PC_COORDINATOR_HOST", T_STR, W(coordinator_http_host),
+     "127.0.0.1"},
+    {"coordinator", "http_port", "PC_COORDINATOR_PORT", T_UINT, W(coordinator_http_port), "9470"},
+    {"coordinator", "topic_partitions", "PC_TOPIC_PARTITIONS", T_UINT, W(topic_partitions), "128"},
+    {"coordinator", "topic_replication", "PC_TOPIC_REPLICATION", T_UINT, W(topic_replication), "1"},
+    {"coordinator", "topic_retention_hours", "PC_TOPIC_RETENTION_HOURS", T_UINT,
+     W(topic_retention_hours), "168"},
 };
 
 static pc_err_t set_text(pc_config_worker_t *w, const setting_t *s, const char *text,
@@ -217,7 +226,8 @@ pc_err_t pc_config_worker_parse(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
     pc_err_t err;
     if ((err = check_section(root, "worker", diag)) != PC_OK ||
         (err = check_section(root, "kafka", diag)) != PC_OK ||
-        (err = check_section(root, "redis", diag)) != PC_OK)
+        (err = check_section(root, "redis", diag)) != PC_OK ||
+        (err = check_section(root, "coordinator", diag)) != PC_OK)
         return err;
     for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
         if ((err = apply_one(&cfg->worker, &settings[i], root, diag)) != PC_OK)

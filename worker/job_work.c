@@ -64,6 +64,7 @@ static void set_timing(pc_job_t *job, Pkcs__V1__Result *res)
         return;
     pkcs__v1__timing__init(t);
     t->received_at_ms = job->received_ms;
+    t->request_created_at_ms = job->req->created_at_ms;
     t->completed_at_ms = pc_now_ms();
     t->keygen_us = job->keygen_us;
     t->ca_us = job->ca_us;
