@@ -71,6 +71,11 @@ typedef struct pc_ca_ops {
                        void *arg);
     /* Revokes a serial; revoking twice is not an error. Calls done exactly once. */
     void (*revoke)(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
+    /* Optional (NULL when the backend cannot): the serials (canonical hex, malloc'd array the
+     * caller frees) of every certificate issued for request_id. Blocking. Lets a worker that
+     * takes over a request find and revoke a certificate its dead predecessor obtained. */
+    pc_err_t (*find_issued)(pc_ca_t *ca, const char *request_id, char (**serials)[64],
+                            size_t *count, pc_diag_t *diag);
     /* Borrowed chain: issuing CA first, up to the root. */
     STACK_OF(X509) * (*get0_chain)(pc_ca_t *ca);
     void (*free)(pc_ca_t *ca);

@@ -340,6 +340,60 @@ pc_err_t pc_ca_index_list_revoked(pc_ca_index_t *idx, pc_ca_index_revoked_t **ou
     return PC_OK;
 }
 
+typedef struct serial_list {
+    const char *request_id;
+    pc_ca_index_serial_t *items;
+    size_t count, cap;
+    bool nomem;
+} serial_list_t;
+
+static bool visit_issued_for(const index_line_t *il, void *arg)
+{
+    serial_list_t *list = arg;
+    size_t id_len = strlen(list->request_id);
+    /* rest is "request_id<TAB>subject"; ids are printable, so they are stored unescaped */
+    if (il->type != 'I' || strncmp(il->rest, list->request_id, id_len) != 0 ||
+        (il->rest[id_len] != '\t' && il->rest[id_len] != '\0'))
+        return true;
+    if (list->count == list->cap) {
+        size_t cap = list->cap != 0 ? list->cap * 2 : 4;
+        pc_ca_index_serial_t *items = realloc(list->items, cap * sizeof(*items));
+        if (items == NULL) {
+            list->nomem = true;
+            return false;
+        }
+        list->items = items;
+        list->cap = cap;
+    }
+    if (strlen(il->serial) < sizeof(list->items[0].serial_hex))
+        snprintf(list->items[list->count++].serial_hex, sizeof(list->items[0].serial_hex), "%s",
+                 il->serial);
+    return true;
+}
+
+pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id,
+                                 pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag)
+{
+    serial_list_t list = {.request_id = request_id};
+    locked_file_t lf;
+    *out = NULL;
+    *count = 0;
+    pc_err_t err = lock_open(idx, idx->path, O_RDONLY | O_CREAT, LOCK_SH, &lf, diag);
+    if (err != PC_OK)
+        return err;
+    err = scan(lf.fd, idx->path, visit_issued_for, &list, diag);
+    unlock_close(&lf);
+    if (err == PC_OK && list.nomem)
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory reading %s", idx->path);
+    if (err != PC_OK) {
+        free(list.items);
+        return err;
+    }
+    *out = list.items;
+    *count = list.count;
+    return PC_OK;
+}
+
 static pc_err_t read_counter(int fd, const char *path, uint64_t *value, pc_diag_t *diag)
 {
     char buf[32];

@@ -45,6 +45,17 @@ pc_err_t pc_ca_index_revoke(pc_ca_index_t *idx, const char *serial_hex, int reas
 pc_err_t pc_ca_index_list_revoked(pc_ca_index_t *idx, pc_ca_index_revoked_t **out, size_t *count,
                                   pc_diag_t *diag);
 
+/* One certificate issued for a request: its serial (canonical hex). */
+typedef struct pc_ca_index_serial {
+    char serial_hex[64];
+} pc_ca_index_serial_t;
+
+/* pc_ca_index_find_issued returns the serials issued for request_id, oldest first (*out: caller
+ * frees with free; NULL when *count is 0). Used to find a certificate whose worker died before
+ * it could hand it out. */
+pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id,
+                                 pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag);
+
 /* pc_ca_index_next_crl_number increments and returns the CRL number kept in dir/crlnumber
  * (1 for the first CRL); monotonic across processes. */
 pc_err_t pc_ca_index_next_crl_number(pc_ca_index_t *idx, uint64_t *number, pc_diag_t *diag);

@@ -23,15 +23,30 @@ static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue,
 static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
 static STACK_OF(X509) * local_get0_chain(pc_ca_t *ca);
 static void local_free(pc_ca_t *ca);
+static pc_err_t local_find_issued(pc_ca_t *ca, const char *request_id, char (**serials)[64],
+                                  size_t *count, pc_diag_t *diag);
 
 static const pc_ca_ops_t local_ops = {
     .kind = "local",
     .blocking = true,
     .submit_csr = local_submit,
     .revoke = local_revoke,
+    .find_issued = local_find_issued,
     .get0_chain = local_get0_chain,
     .free = local_free,
 };
+
+static pc_err_t local_find_issued(pc_ca_t *ca, const char *request_id, char (**serials)[64],
+                                  size_t *count, pc_diag_t *diag)
+{
+    pc_ca_index_serial_t *found = NULL;
+    pc_err_t err =
+        pc_ca_index_find_issued(((pc_ca_local_t *)ca)->index, request_id, &found, count, diag);
+    /* pc_ca_index_serial_t is exactly one char[64]: hand the array over as it is. */
+    _Static_assert(sizeof(pc_ca_index_serial_t) == 64, "serial record layout");
+    *serials = (char(*)[64])(void *)found;
+    return err;
+}
 
 pc_ca_local_t *pc_ca_local_from(pc_ca_t *ca)
 {

@@ -144,6 +144,22 @@ pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag)
     return pc_csr_new(job->key, &params, &job->csr, diag);
 }
 
+pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t *diag)
+{
+    unsigned char *spki = NULL, digest[32];
+    int spki_len = job->key == NULL ? -1 : i2d_PUBKEY(job->key, &spki);
+    if (spki_len <= 0 || !EVP_Digest(spki, (size_t)spki_len, digest, NULL, EVP_sha256(), NULL)) {
+        OPENSSL_free(spki);
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot hash the public key of request %s",
+                           job->req->request_id);
+    }
+    OPENSSL_free(spki);
+    int n = snprintf(buf, len, "ca=%s spki_sha256=", job->ca->name);
+    for (size_t i = 0; n > 0 && i < sizeof(digest) && (size_t)n + 3 <= len; i++)
+        n += snprintf(buf + n, len - (size_t)n, "%02X", digest[i]);
+    return PC_OK;
+}
+
 X509_REQ *pc_issue_get0_csr(const pc_issue_t *job)
 {
     return job->csr;

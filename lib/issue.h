@@ -39,6 +39,11 @@ void pc_issue_set0_key(pc_issue_t *job, EVP_PKEY *key);
 /* pc_issue_make_csr builds the CSR. Pool thread. */
 pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag);
 
+/* pc_issue_intent writes the job's intent record into buf: the CA name and the SHA-256 of the
+ * new public key ("ca=local spki_sha256=AB12..."), stored in Redis before the CA is asked, so
+ * that a worker taking the request over knows a certificate may exist. */
+pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t *diag);
+
 /* pc_issue_get0_csr / pc_issue_ca_params give what the CA submission needs (borrowed). */
 X509_REQ *pc_issue_get0_csr(const pc_issue_t *job);
 const pc_ca_issue_t *pc_issue_ca_params(const pc_issue_t *job);

@@ -648,6 +648,15 @@ void pc_kafka_message_done(pc_kafka_t *kafka, rd_kafka_message_t *rkm)
     rd_kafka_message_destroy(rkm);
 }
 
+void pc_kafka_message_release(pc_kafka_t *kafka, rd_kafka_message_t *rkm)
+{
+    if (rkm == NULL)
+        return;
+    if (kafka->held > 0)
+        kafka->held--;
+    rd_kafka_message_destroy(rkm);
+}
+
 /* unconst: librdkafka's produce API takes void * for key and value but, with
  * RD_KAFKA_MSG_F_COPY, only reads them. */
 static void *unconst(const void *p)

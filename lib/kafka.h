@@ -65,6 +65,11 @@ pc_err_t pc_kafka_start(pc_kafka_t *kafka, pc_diag_t *diag);
  * its partition. For a partition no longer assigned it only destroys rkm. */
 void pc_kafka_message_done(pc_kafka_t *kafka, rd_kafka_message_t *rkm);
 
+/* pc_kafka_message_release gives rkm back WITHOUT marking it completed (work abandoned on a
+ * rebalance or shutdown) and destroys it: its offset is never stored, so the partition's next
+ * owner, or this worker after a restart, gets the message again. */
+void pc_kafka_message_release(pc_kafka_t *kafka, rd_kafka_message_t *rkm);
+
 /* pc_kafka_pause / pc_kafka_resume stop and restart fetching on every assigned partition
  * (back-pressure); the position is kept, nothing is skipped. */
 void pc_kafka_pause(pc_kafka_t *kafka);

@@ -10,7 +10,7 @@ jobs="$(nproc)"
 run_suite() {
   local dir="$1"; shift
   echo "== configure $dir ($*)"
-  cmake -S "$here" -B "$dir" -DPC_WERROR=ON "$@" >/dev/null
+  cmake -S "$here" -B "$dir" -DPC_WERROR=ON -DPC_TEST_HOOKS=ON "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
   echo "== ctest $dir"
   (cd "$dir" && ctest --output-on-failure -j"$jobs")

@@ -22,9 +22,7 @@
 #include "request.h"
 #include "result.h"
 
-static void job_claim(pc_job_t *job);
 static void job_complete(pc_job_t *job);
-static void job_produce(pc_job_t *job);
 static void job_end(pc_job_t *job, bool done);
 
 uint64_t job_now_us(void)
@@ -63,6 +61,7 @@ static void job_free(pc_job_t *job)
     if (job->signed_req != NULL)
         protobuf_c_message_free_unpacked(&job->signed_req->base, NULL);
     free(job->out);
+    free(job->prior_intent);
     w->in_flight--;
     uv_close((uv_handle_t *)&job->timer, job_on_timer_closed);
     uv_close((uv_handle_t *)&job->renew, job_on_timer_closed);
@@ -262,6 +261,10 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
         pc_worker_note_error(job->w, diag != NULL ? diag->msg : pc_strerror(err));
         job_retry(job, job_claim, 0);
     } else if (claim->state == PC_CLAIM_DONE) {
+        /* Our own certificate, if we made one and lost the lease, is an orphan now. */
+        bool ours_lost = job->out != NULL && job->result != NULL &&
+                         job->result->status == PKCS__V1__STATUS__ISSUED;
+        free(job->out);
         job->out = malloc(claim->result_len == 0 ? 1 : claim->result_len);
         if (job->out != NULL)
             memcpy(job->out, claim->result, claim->result_len);
@@ -269,7 +272,10 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
         job->out_topic = job->w->cfg->worker.results_topic;
         job->outcome = "replayed";
         job->step = STEP_PRODUCE;
-        job_produce(job);
+        if (ours_lost)
+            job_revoke_own(job);
+        else
+            job_produce(job);
     } else if (claim->state == PC_CLAIM_BUSY) {
         job->attempt = 0;
         job_retry(job, job_claim,
@@ -281,13 +287,20 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
         job->attempt = 0;
         uint64_t every = job->w->cfg->worker.lease_ms / 3;
         uv_timer_start(&job->renew, job_on_renew_timer, every, every);
+        if (claim->intent != NULL && claim->intent_len > 0 && job->out == NULL &&
+            (job->prior_intent = malloc(claim->intent_len)) != NULL) {
+            memcpy(job->prior_intent, claim->intent, claim->intent_len);
+            job->prior_intent_len = claim->intent_len;
+        }
         if (job->out != NULL) {
             /* Claimed again after losing the lease with the result already made: record it. */
             job->step = STEP_COMPLETE;
             job_complete(job);
         } else if (!job_abandon_if_revoked(job)) {
             job->step = STEP_WORK;
-            if (job->req->body_case == PKCS__V1__REQUEST__BODY_ISSUE)
+            if (job->prior_intent != NULL)
+                job_work_orphans(job);
+            else if (job->req->body_case == PKCS__V1__REQUEST__BODY_ISSUE)
                 job_work_issue(job);
             else
                 job_work_engine(job);
@@ -296,7 +309,7 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
     job_unref(job);
 }
 
-static void job_claim(pc_job_t *job)
+void job_claim(pc_job_t *job)
 {
     if (job->out == NULL && job_abandon_if_revoked(job))
         return;
@@ -458,7 +471,7 @@ static void job_on_delivered(void *arg, pc_err_t err, const pc_diag_t *diag)
     job_unref(job);
 }
 
-static void job_produce(pc_job_t *job)
+void job_produce(pc_job_t *job)
 {
     if (job->out == NULL) {
         pc_diag_t diag;
@@ -486,7 +499,7 @@ static void job_end(pc_job_t *job, bool done)
     if (done)
         pc_kafka_message_done(w->kafka, job->rkm);
     else
-        rd_kafka_message_destroy(job->rkm);
+        pc_kafka_message_release(w->kafka, job->rkm);
     job->rkm = NULL;
     if (next != NULL) {
         pc_job_t *nj = (pc_job_t *)((char *)next - offsetof(pc_job_t, kq));
@@ -501,7 +514,7 @@ void pc_job_start(pc_worker_t *w, rd_kafka_message_t *rkm)
 {
     pc_job_t *job = calloc(1, sizeof(*job));
     if (job == NULL) {
-        rd_kafka_message_destroy(rkm); /* not marked done: redelivered, never skipped */
+        pc_kafka_message_release(w->kafka, rkm); /* not done: redelivered, never skipped */
         pc_worker_note_error(w, "out of memory for a new request");
         return;
     }

@@ -36,6 +36,9 @@ struct pc_job {
     char token[33];
     int64_t fence;
 
+    unsigned char *prior_intent; /* a dead predecessor reached the CA: find its orphan */
+    size_t prior_intent_len;
+
     pc_issue_t *issue;
     Pkcs__V1__Result *result; /* made by the work stage (success or failure) */
     unsigned char *out;       /* serialized Result or DeadLetter to produce */
@@ -57,12 +60,16 @@ struct pc_job {
 
 /* job_work.c: pool-thread stages and their loop-thread continuations. */
 void job_work_issue(pc_job_t *job);
-void job_work_engine(pc_job_t *job); /* REVOKE and IMPORT_PFX through pc_engine_run_sync */
+void job_work_engine(pc_job_t *job);  /* REVOKE and IMPORT_PFX through pc_engine_run_sync */
+void job_work_orphans(pc_job_t *job); /* revoke what a dead predecessor was issued, then work */
+void job_revoke_own(pc_job_t *job);   /* our certificate lost to another owner's: revoke it */
 
 /* job.c: transitions the stages continue with. */
 void job_result_ready(pc_job_t *job); /* job->result set: serialize, complete, produce */
 void job_fail(pc_job_t *job, pc_err_t err, const pc_diag_t *diag); /* retry or FAILED result */
 void job_retry(pc_job_t *job, job_fn fn, uint64_t min_delay_ms);
+void job_claim(pc_job_t *job);
+void job_produce(pc_job_t *job);
 void job_ref(pc_job_t *job);
 void job_unref(pc_job_t *job);
 bool job_abandon_if_revoked(pc_job_t *job);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "job_int.h"
 #include "log.h"
@@ -113,17 +114,74 @@ static void pool_ca(uv_work_t *req) /* pool thread */
     job->ca_us = job_now_us() - t0;
 }
 
+/* Fault injection for the orphan test, in test builds only: the worker dies right after the
+ * CA signed and before the result is recorded anywhere. */
+static void crash_hook_after_ca(const pc_job_t *job)
+{
+#ifdef PC_TEST_HOOKS
+    const char *victim = getenv("PC_TEST_CRASH_AFTER_CA");
+    if (victim != NULL && strcmp(victim, job->req->request_id) == 0) {
+        pc_log(PC_LOG_WARN, "test_crash", "PC_TEST_CRASH_AFTER_CA: dying after the CA signed",
+               "request_id", job->req->request_id, NULL);
+        _exit(86);
+    }
+#else
+    (void)job;
+#endif
+}
+
 static void job_after_ca(uv_work_t *req, int status)
 {
     pc_job_t *job = req->data;
     if (!after_common(job, status))
         return;
+    if (job->err == PC_OK)
+        crash_hook_after_ca(job);
     pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
     if (job->err != PC_OK)
         job_fail(job, job->err, &job->diag);
     else
         queue_or_retry(job, pool_pack, job_after_pack);
     job_unref(job);
+}
+
+/* ---- intent: recorded before the CA is asked ---------------------------------------------- */
+
+static void job_to_ca(pc_job_t *job);
+
+static void job_on_intent(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job->step != STEP_ENDED) {
+        if (err == PC_OK) {
+            queue_or_retry(job, pool_ca, job_after_ca);
+        } else if (err == PC_ERR_CONFLICT) {
+            job->owned = false; /* lease lost before the CA: claim again, nothing signed yet */
+            uv_timer_stop(&job->renew);
+            job_claim(job);
+        } else {
+            pc_worker_note_error(job->w, diag != NULL ? diag->msg : pc_strerror(err));
+            job_retry(job, job_to_ca, 0);
+        }
+    }
+    job_unref(job);
+}
+
+static void job_to_ca(pc_job_t *job)
+{
+    char intent[160];
+    pc_diag_t diag = {{0}};
+    pc_err_t err = pc_issue_intent(job->issue, intent, sizeof(intent), &diag);
+    if (err != PC_OK) {
+        job_fail(job, err, &diag);
+        return;
+    }
+    if (pc_dedupe_set_intent(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
+                             (const unsigned char *)intent, strlen(intent), job_on_intent,
+                             job) == PC_OK)
+        job_ref(job);
+    else
+        job_retry(job, job_to_ca, 0);
 }
 
 /* ---- front: key and CSR ------------------------------------------------------------------- */
@@ -153,7 +211,7 @@ static void job_after_front(uv_work_t *req, int status)
     if (job->err != PC_OK)
         job_fail(job, job->err, &job->diag);
     else
-        queue_or_retry(job, pool_ca, job_after_ca);
+        job_to_ca(job);
     job_unref(job);
 }
 
@@ -179,7 +237,7 @@ void job_work_issue(pc_job_t *job)
     }
     /* A retry after a retryable CA failure starts again at the CA: the key and CSR stand. */
     if (pc_issue_get0_csr(job->issue) != NULL)
-        queue_or_retry(job, pool_ca, job_after_ca);
+        job_to_ca(job);
     else
         queue_or_retry(job, pool_front, job_after_front);
 }
@@ -220,4 +278,88 @@ void job_work_engine(pc_job_t *job)
     }
     if (!queue_work(job, pool_engine, job_after_engine))
         job_retry(job, job_work_engine, 0);
+}
+
+/* ---- orphans ------------------------------------------------------------------------------ */
+
+static pc_ca_t *job_ca(const pc_job_t *job)
+{
+    if (job->req->body_case != PKCS__V1__REQUEST__BODY_ISSUE)
+        return NULL;
+    return pc_engine_find_ca(job->w->engine, job->req->issue->profile->ca_name);
+}
+
+/* A predecessor that recorded an intent may have obtained a certificate no one will ever
+ * receive: revoke every certificate the CA issued for this request (we never hold their keys,
+ * so none can be reused). Pool thread. */
+static void pool_orphans(uv_work_t *req)
+{
+    pc_job_t *job = req->data;
+    pc_ca_t *ca = job_ca(job);
+    char(*serials)[64] = NULL;
+    size_t count = 0, revoked = 0;
+    if (ca == NULL || ca->ops->find_issued == NULL) {
+        pc_fail(&job->diag, PC_ERR_NOT_SUPPORTED, "CA cannot look up certificates by request");
+        return;
+    }
+    job->err = ca->ops->find_issued(ca, job->req->request_id, &serials, &count, &job->diag);
+    for (size_t i = 0; job->err == PC_OK && i < count; i++) {
+        pc_ca_revoke_t rev = {.serial_hex = serials[i], .reason = PC_REVOKE_SUPERSEDED};
+        job->err = pc_ca_revoke_sync(ca, &rev, &job->diag);
+        revoked += job->err == PC_OK;
+    }
+    if (job->err == PC_OK)
+        snprintf(job->diag.msg, sizeof(job->diag.msg), "revoked %zu orphaned certificate(s)%s%s",
+                 revoked, count > 0 ? ", last serial " : "", count > 0 ? serials[count - 1] : "");
+    free(serials);
+}
+
+static void job_after_orphans(uv_work_t *req, int status)
+{
+    pc_job_t *job = req->data;
+    if (!after_common(job, status))
+        return;
+    if (job->err != PC_OK && pc_err_retryable(job->err)) {
+        job_retry(job, job_work_orphans, 0);
+    } else {
+        pc_log(job->err == PC_OK ? PC_LOG_WARN : PC_LOG_ERROR, "orphan_revoked", job->diag.msg,
+               "request_id", job->req->request_id, NULL);
+        free(job->prior_intent);
+        job->prior_intent = NULL;
+        job_work_issue(job);
+    }
+    job_unref(job);
+}
+
+void job_work_orphans(pc_job_t *job)
+{
+    if (!queue_work(job, pool_orphans, job_after_orphans))
+        job_retry(job, job_work_orphans, 0);
+}
+
+static void pool_revoke_own(uv_work_t *req)
+{
+    pc_job_t *job = req->data;
+    pc_ca_t *ca = job_ca(job);
+    pc_ca_revoke_t rev = {.serial_hex = job->result->serial_number, .reason = PC_REVOKE_SUPERSEDED};
+    job->err = ca == NULL ? PC_ERR_NOT_FOUND : pc_ca_revoke_sync(ca, &rev, &job->diag);
+}
+
+static void job_after_revoke_own(uv_work_t *req, int status)
+{
+    pc_job_t *job = req->data;
+    if (!after_common(job, status))
+        return;
+    pc_log(PC_LOG_WARN, "orphan_revoked",
+           job->err == PC_OK ? "another worker answered this request; our certificate is revoked"
+                             : job->diag.msg,
+           "request_id", job->req->request_id, "serial", job->result->serial_number, NULL);
+    job_produce(job);
+    job_unref(job);
+}
+
+void job_revoke_own(pc_job_t *job)
+{
+    if (!queue_work(job, pool_revoke_own, job_after_revoke_own))
+        job_produce(job); /* best effort: the other owner's result goes out regardless */
 }

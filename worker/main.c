@@ -71,7 +71,11 @@ int main(int argc, char **argv)
             usage();
             return 0;
         } else if (strcmp(argv[i], "--version") == 0) {
+#ifdef PC_TEST_HOOKS
+            printf("pkcs-worker %s (test hooks)\n", PC_VERSION);
+#else
             printf("pkcs-worker %s\n", PC_VERSION);
+#endif
             return 0;
         } else {
             fprintf(stderr, "pkcs-worker: unknown argument \"%s\"; see --help\n", argv[i]);

@@ -58,7 +58,7 @@ static void on_message(void *arg, rd_kafka_message_t *rkm)
 {
     pc_worker_t *w = arg;
     if (w->state != PC_WORKER_RUNNING) {
-        rd_kafka_message_destroy(rkm); /* not done: the next owner gets it */
+        pc_kafka_message_release(w->kafka, rkm); /* not done: the next owner gets it */
         return;
     }
     pc_job_start(w, rkm);

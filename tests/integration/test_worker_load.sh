@@ -23,9 +23,16 @@ pc_submit --template "$data/user-rsa.json" --count 50 --id-prefix rsa --key-alg 
 pc_watch --count 1000 --timeout 600 --device-keys "$d/keys" --ca "$d/state/ca/local/ca.crt" \
   > "$d/watch1.txt" || fail "first batch: $(cat "$d/watch1.txt")"
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-grep -q "results: 1000 (issued 1000" "$d/watch1.txt" || fail "not 1000 issued: $(cat "$d/watch1.txt")"
-grep -q "opened+verified: 1000" "$d/watch1.txt" || fail "not all verified: $(cat "$d/watch1.txt")"
-ok "1000 requests: 1000 issued, each opened with its device key and verified ($elapsed_ms ms)"
+# At-least-once delivery may publish a result twice (after a rebalance, from the Redis cache):
+# what must hold is 1000 distinct request ids, all issued, never two different certificates,
+# and every result opening with its device key.
+summary="$(head -1 "$d/watch1.txt")"
+results=$(sed -n 's/^results: \([0-9]*\) (issued \([0-9]*\), failed 0,.*/\1 \2/p' "$d/watch1.txt")
+[ -n "$results" ] && [ "${results% *}" = "${results#* }" ] || fail "not all issued: $summary"
+grep -q "distinct request ids: 1000;" "$d/watch1.txt" || fail "not 1000 request ids: $summary"
+grep -q "DIFFERENT certificate: 0)" "$d/watch1.txt" || fail "a request got two certificates: $summary"
+grep -q "opened+verified: ${results% *};" "$d/watch1.txt" || fail "not all verified: $summary"
+ok "1000 requests: all issued, each opened with its device key and verified ($elapsed_ms ms; ${results% *} results)"
 issued=$(pc_ca_issued)
 [ "$issued" -eq 1000 ] || fail "the CA signed $issued certificates for 1000 requests"
 ok "the CA signed exactly 1000 certificates"
@@ -38,10 +45,12 @@ ok "every worker took part of the load"
 # Replay: the same requests (same ids, same device keys) again.
 pc_submit --template "$data/user-ec.json" --count 950 --id-prefix ec --device-keys "$d/keys" 2>/dev/null
 pc_submit --template "$data/user-rsa.json" --count 50 --id-prefix rsa --key-alg rsa --device-keys "$d/keys" 2>/dev/null
-pc_watch --count 1000 --total 2000 --timeout 300 --device-keys "$d/keys" \
+first=${results% *}
+pc_watch --count 1000 --total $((first + 1000)) --timeout 300 --device-keys "$d/keys" \
   --ca "$d/state/ca/local/ca.crt" > "$d/watch2.txt" || fail "replay: $(cat "$d/watch2.txt")"
-grep -q "duplicates: 1000 (same certificate: 1000, DIFFERENT certificate: 0)" "$d/watch2.txt" \
-  || fail "replay did not return the same results: $(cat "$d/watch2.txt")"
+grep -q "distinct request ids: 1000;" "$d/watch2.txt" || fail "replay: $(head -1 "$d/watch2.txt")"
+grep -q "DIFFERENT certificate: 0)" "$d/watch2.txt" \
+  || fail "replay did not return the same results: $(head -1 "$d/watch2.txt")"
 [ "$(pc_ca_issued)" -eq 1000 ] || fail "the CA signed $(pc_ca_issued) certificates after the replay"
 ok "replay of 1000 requests: the same 1000 certificates again, the CA signed nothing new"
 
