@@ -3,6 +3,7 @@
  * /readyz (Kafka and Redis reachable, registered, not draining: 503 otherwise, with the reason)
  * and /metrics (Prometheus text). Loop thread.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,14 @@ void pc_worker_http_handler(void *arg, const char *method, const char *path,
     }
 }
 
+void pc_worker_count_request(pc_worker_metrics_t *m, const char *kind, const char *outcome)
+{
+    char labels[96];
+    snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", kind, outcome);
+    pc_counter_inc(pc_metrics_counter(m->registry, "pkcs_requests_total",
+                                      "Requests finished, by kind and outcome", labels));
+}
+
 pc_err_t pc_worker_metrics_init(pc_worker_metrics_t *m)
 {
     const double *b = pc_metrics_latency_bounds;
@@ -60,11 +69,14 @@ pc_err_t pc_worker_metrics_init(pc_worker_metrics_t *m)
     const char *req_help = "Requests finished, by outcome";
     if ((m->registry = pc_metrics_new()) == NULL)
         return PC_ERR_NOMEM;
-    m->issued = pc_metrics_counter(m->registry, req, req_help, "outcome=\"issued\"");
-    m->revoked = pc_metrics_counter(m->registry, req, req_help, "outcome=\"revoked\"");
-    m->failed = pc_metrics_counter(m->registry, req, req_help, "outcome=\"failed\"");
-    m->replayed = pc_metrics_counter(m->registry, req, req_help, "outcome=\"replayed\"");
-    m->dlq = pc_metrics_counter(m->registry, req, req_help, "outcome=\"dlq\"");
+    /* The common series exist from the start so dashboards see zeros, not gaps. */
+    m->issued = pc_metrics_counter(m->registry, req, req_help, "kind=\"ISSUE\",outcome=\"issued\"");
+    m->revoked =
+        pc_metrics_counter(m->registry, req, req_help, "kind=\"REVOKE\",outcome=\"revoked\"");
+    m->failed = pc_metrics_counter(m->registry, req, req_help, "kind=\"ISSUE\",outcome=\"failed\"");
+    m->replayed =
+        pc_metrics_counter(m->registry, req, req_help, "kind=\"ISSUE\",outcome=\"replayed\"");
+    m->dlq = pc_metrics_counter(m->registry, req, req_help, "kind=\"UNKNOWN\",outcome=\"dlq\"");
     m->retries = pc_metrics_counter(m->registry, "pkcs_retries_total",
                                     "Retries after retryable failures (Redis, Kafka, CA)", "");
     m->lease_lost = pc_metrics_counter(m->registry, "pkcs_lease_lost_total",

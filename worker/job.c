@@ -427,25 +427,28 @@ static void job_complete(pc_job_t *job)
 
 /* ---- publish ----------------------------------------------------------------------------- */
 
+static const char *job_kind(const pc_job_t *job)
+{
+    if (job->req == NULL)
+        return "UNKNOWN";
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&pkcs__v1__kind__descriptor, job->req->kind);
+    return v != NULL ? v->name : "UNKNOWN";
+}
+
 static void job_count_outcome(pc_job_t *job)
 {
     pc_worker_t *w = job->w;
     const char *o = job->outcome;
-    if (strcmp(o, "issued") == 0 || strcmp(o, "imported") == 0) {
-        pc_counter_inc(w->m.issued);
+    pc_worker_count_request(&w->m, job_kind(job), o);
+    if (strcmp(o, "issued") == 0 || strcmp(o, "imported") == 0)
         w->count_issued++;
-    } else if (strcmp(o, "revoked") == 0) {
-        pc_counter_inc(w->m.revoked);
+    else if (strcmp(o, "revoked") == 0)
         w->count_revoked++;
-    } else if (strcmp(o, "replayed") == 0) {
-        pc_counter_inc(w->m.replayed);
-    } else if (strcmp(o, "dlq") == 0) {
-        pc_counter_inc(w->m.dlq);
+    else if (strcmp(o, "dlq") == 0)
         w->count_dlq++;
-    } else {
-        pc_counter_inc(w->m.failed);
+    else if (strcmp(o, "failed") == 0)
         w->count_failed++;
-    }
     pc_histogram_observe(w->m.e2e_s, (double)(pc_now_ms() - job->received_ms) / 1000.0);
 }
 

@@ -98,6 +98,9 @@ void pc_worker_job_finished(pc_worker_t *w);
 void pc_worker_http_handler(void *arg, const char *method, const char *path,
                             pc_http_response_t *resp);
 
+/* pc_worker_count_request counts one finished request in pkcs_requests_total{kind,outcome}. */
+void pc_worker_count_request(pc_worker_metrics_t *m, const char *kind, const char *outcome);
+
 /* pc_worker_metrics_init registers the worker's metrics. */
 pc_err_t pc_worker_metrics_init(pc_worker_metrics_t *m);
 
