@@ -136,7 +136,7 @@ static int set_device_key(Pkcs__V1__Request *req, const char *path)
 
 static int report(const Pkcs__V1__Result *res, const char *out_dir)
 {
-    if (res->status != PKCS__V1__STATUS__ISSUED) {
+    if (res->status != PKCS__V1__STATUS__ISSUED && res->status != PKCS__V1__STATUS__IMPORTED) {
         const ProtobufCEnumValue *code = protobuf_c_enum_descriptor_get_value(
             &pkcs__v1__error_code__descriptor, res->error_code);
         return pkcsctl_error(CMD, "request %s failed: %s (%s%s)", res->request_id,
@@ -145,7 +145,8 @@ static int report(const Pkcs__V1__Result *res, const char *out_dir)
     }
     if (write_outputs(out_dir, res) != 0)
         return 1;
-    printf("issued  request %s\n", res->request_id);
+    printf("%s  request %s\n", res->status == PKCS__V1__STATUS__IMPORTED ? "imported" : "issued",
+           res->request_id);
     printf("serial  %s\n", res->serial_number);
     printf("issuer  %s\n", res->issuer);
     printf("sha256  %s\n", res->thumbprint_sha256);

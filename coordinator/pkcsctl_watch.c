@@ -200,7 +200,9 @@ static void on_result(watch_t *w, const Pkcs__V1__Result *res)
     pkcsctl_watch_tally(w, res);
     pkcsctl_watch_latency(w, res);
     output(w, res);
-    if (res->status != PKCS__V1__STATUS__ISSUED || (w->keys_dir == NULL && w->store == NULL))
+    bool packed =
+        res->status == PKCS__V1__STATUS__ISSUED || res->status == PKCS__V1__STATUS__IMPORTED;
+    if (!packed || (w->keys_dir == NULL && w->store == NULL))
         return;
     if (pkcsctl_watch_check(res, w->keys_dir, w->store, why, sizeof(why))) {
         w->verified++;

@@ -48,6 +48,15 @@ pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
     }
     engine->keygen_mode = cfg->keygen_mode;
+    if (cfg->worker.import_key_file != NULL) {
+        pc_err_t err = pc_import_new(cfg->worker.import_key_file, cfg->worker.import_key_id,
+                                     &engine->import, diag);
+        if (err != PC_OK) {
+            pc_diag_prefix(diag, "worker.import_key_file");
+            pc_engine_free(engine);
+            return err;
+        }
+    }
     for (size_t i = 0; i < cfg->ca_count; i++) {
         pc_err_t err = open_ca(&cfg->cas[i], &engine->cas[i], diag);
         if (err != PC_OK) {
@@ -153,8 +162,11 @@ Pkcs__V1__Result *pc_engine_run_sync(pc_engine_t *engine, const Pkcs__V1__Reques
             err = run_revoke(engine, req, res, &diag);
             break;
         default:
-            err = pc_fail(&diag, PC_ERR_NOT_SUPPORTED,
-                          "IMPORT_PFX is not supported by this version yet");
+            err = pc_import_run(engine->import, req->import_pfx, res, &diag);
+            /* A wrong PFX password is a bad parameter of the upload, not an unauthenticated
+             * upstream: keep UNAUTHENTICATED for request signatures only. */
+            if (err == PC_ERR_UNAUTHENTICATED)
+                err = PC_ERR_INVALID_PARAM;
             break;
         }
     }
@@ -172,5 +184,6 @@ void pc_engine_free(pc_engine_t *engine)
     for (size_t i = 0; i < engine->ca_count; i++)
         pc_ca_free(engine->cas[i]);
     free(engine->cas);
+    pc_import_free(engine->import);
     free(engine);
 }

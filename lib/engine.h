@@ -8,6 +8,7 @@
 
 #include "ca.h"
 #include "config.h"
+#include "import.h"
 #include "keygen.h"
 #include "pkcs.pb-c.h"
 
@@ -15,6 +16,7 @@ typedef struct pc_engine {
     pc_ca_t **cas;
     size_t ca_count;
     pc_keygen_mode_t keygen_mode;
+    pc_import_t *import; /* the import key for IMPORT_PFX; NULL when not configured */
 } pc_engine_t;
 
 /* pc_engine_new opens every CA of cfg (taking their templates out of cfg). *out is the
