@@ -3,6 +3,7 @@
  * subcommands; each lives in a pkcsctl_<name>.c of its own.
  */
 #include "pkcsctl.h"
+#include "pkcsctl_import.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,13 +23,22 @@ static const struct {
     {"submit", pkcsctl_submit, "sign requests and produce them to Kafka (files, or generated)"},
     {"watch", pkcsctl_watch,
      "consume results, check for duplicates, open and verify them as devices would"},
+    {"revoke", pkcsctl_revoke, "revoke a certificate through the cluster (signed REVOKE request)"},
+    {"crl", pkcsctl_crl, "sign and print a fresh CRL of a local CA"},
+    {"ca-cert", pkcsctl_ca_cert, "print a CA's certificate and chain"},
+    {"status", pkcsctl_status, "show the workers, totals and lag from the coordinator"},
+    {"lint-profile", pkcsctl_lint_profile,
+     "check a profile with sample values against its CA template, send nothing"},
+    {"import-key", pkcsctl_import_key, "make the connector's import key pair (PFX import)"},
+    {"import-encrypt", pkcsctl_import_encrypt,
+     "encrypt a PFX password to the import key: an IMPORT_PFX request in JSON"},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: pkcsctl COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'pkcsctl COMMAND --help' describes a command's options.\n");
 }
 

@@ -12,6 +12,11 @@ int pkcsctl_issue(int argc, char **argv);
 int pkcsctl_decrypt(int argc, char **argv);
 int pkcsctl_submit(int argc, char **argv);
 int pkcsctl_watch(int argc, char **argv);
+int pkcsctl_revoke(int argc, char **argv);
+int pkcsctl_crl(int argc, char **argv);
+int pkcsctl_ca_cert(int argc, char **argv);
+int pkcsctl_status(int argc, char **argv);
+int pkcsctl_lint_profile(int argc, char **argv);
 
 /* pkcsctl_error prints "pkcsctl CMD: message" to stderr and returns the exit code 1
  * (2 for usage errors: see pkcsctl_usage_error). */

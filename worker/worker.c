@@ -236,6 +236,7 @@ static void on_registered(void *arg, pc_err_t err, const pc_diag_t *diag)
     }
     w->registered = true;
     w->state = PC_WORKER_RUNNING;
+    w->last_error[0] = '\0'; /* start-up waits (Redis still connecting) are not errors */
     if ((err = start_intake(w, &d)) != PC_OK) {
         pc_log(PC_LOG_ERROR, "kafka", d.msg, NULL);
         fprintf(stderr, "pkcs-worker: %s\n", d.msg);

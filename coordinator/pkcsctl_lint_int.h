@@ -1,0 +1,64 @@
+/*
+ * pkcsctl_lint_int.h - what the parts of `pkcsctl lint-profile` share: options, inputs and the
+ * report (pkcsctl_lint.c), the CSV sample (pkcsctl_lint_csv.c), variables, subject and SANs
+ * (pkcsctl_lint_names.c) and the key, usages and template policy (pkcsctl_lint_policy.c).
+ * Main thread only.
+ */
+#ifndef PKCSCTL_LINT_INT_H
+#define PKCSCTL_LINT_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "config.h"
+#include "keygen.h"
+#include "pkcs.pb-c.h"
+#include "vars.h"
+
+#define LINT_CMD "lint-profile"
+
+/* One lint run: the profile, the sample values, what was rendered, and every problem found. */
+typedef struct lint {
+    Pkcs__V1__Profile *profile; /* borrowed from msg */
+    ProtobufCMessage *msg;      /* the decoded Profile or Request (owned) */
+    json_t *attrs;              /* sample values: object name -> string (owned) */
+    pc_var_t *items;            /* pc_vars_t view of attrs (array owned, strings not) */
+    pc_vars_t vars;
+    pc_config_t *cfg;
+    pc_cert_type_t type;          /* USER when the profile's type is missing (that is an error) */
+    const pc_ca_template_t *tmpl; /* borrowed from cfg; NULL when CA or template is unknown */
+    pc_key_spec_t key_spec;
+    bool key_ok;
+    unsigned key_usage;     /* KU_* bits asked for (default for the key when none) */
+    X509_NAME *subject;     /* rendered; NULL when it could not be */
+    bool subject_stand_ins; /* rendered with stand-ins for unusable variables */
+    GENERAL_NAMES *sans;    /* the SANs that rendered */
+    bool sans_complete;     /* every SAN rendered */
+    json_t *problems;       /* array of {"error": bool, "text": string}, in the order found */
+    size_t errors, warnings;
+} lint_t;
+
+/* pkcsctl_lint_problem records an error (or a warning) once: the same text twice is one
+ * problem. */
+void pkcsctl_lint_problem(lint_t *l, bool error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* pkcsctl_lint_csv_sample reads the header and the first data row of the CSV file at path into
+ * attrs (column name -> value; empty cells are left out). Returns 0, or 1 after printing. */
+int pkcsctl_lint_csv_sample(const char *path, json_t *attrs);
+
+/* pkcsctl_lint_names checks every {{variable}} of the subject and SAN formats (known, allowed
+ * for the certificate type, with a sample value) and renders the subject and SANs with the
+ * sample values, checking X.520 lengths unless the profile allows long values. */
+void pkcsctl_lint_names(lint_t *l);
+
+/* pkcsctl_lint_policy checks the request limits, the CA and template of the configuration, the
+ * key, key usages and EKUs, and runs the template policy (pc_ca_template_check) on throwaway
+ * CSRs made like the worker makes them. */
+void pkcsctl_lint_policy(lint_t *l);
+
+#endif
