@@ -252,11 +252,88 @@ out_free_file:
     return err;
 }
 
+static pc_err_t parse_profiles(pc_config_ca_t *ca, json_t *obj, pc_diag_t *diag)
+{
+    const char *key;
+    json_t *v;
+    if (obj == NULL)
+        return PC_OK;
+    if (!json_is_object(obj))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "ca %s: profiles must map template names to cfssl profile names", ca->name);
+    size_t n = json_object_size(obj);
+    ca->profile_templates = calloc(n + 1, sizeof(char *));
+    ca->profile_names = calloc(n + 1, sizeof(char *));
+    if (ca->profile_templates == NULL || ca->profile_names == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    json_object_foreach(obj, key, v)
+    {
+        if (!json_is_string(v))
+            return pc_fail(diag, PC_ERR_INVALID_PARAM, "ca %s: profiles.%s must be a string",
+                           ca->name, key);
+        ca->profile_templates[ca->profile_count] = strdup(key);
+        ca->profile_names[ca->profile_count] = strdup(json_string_value(v));
+        ca->profile_count++;
+    }
+    return PC_OK;
+}
+
+static pc_err_t read_hex_key(pc_config_ca_t *ca, const char *path, pc_diag_t *diag)
+{
+    unsigned char *data = NULL;
+    size_t len = 0;
+    pc_err_t err = pc_file_read(path, 4096, &data, &len, diag);
+    if (err != PC_OK)
+        return err;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+        data[--len] = '\0';
+    ca->auth_key_hex = (char *)data;
+    return PC_OK;
+}
+
+static pc_err_t parse_cfssl(json_t *obj, pc_config_ca_t *ca, pc_diag_t *diag)
+{
+    char *key_file = NULL;
+    pc_err_t err;
+    if ((err = get_string(obj, "url", "ca", &ca->url, diag)) != PC_OK ||
+        (err = get_string(obj, "auth_key_file", "ca", &key_file, diag)) != PC_OK ||
+        (err = get_string(obj, "label", "ca", &ca->label, diag)) != PC_OK ||
+        (err = get_string(obj, "ca_bundle", "ca", &ca->ca_bundle, diag)) != PC_OK ||
+        (err = get_string(obj, "client_cert", "ca", &ca->client_cert, diag)) != PC_OK ||
+        (err = get_string(obj, "client_key", "ca", &ca->client_key, diag)) != PC_OK ||
+        (err = get_uint(obj, "connect_timeout_ms", "ca", &ca->connect_timeout_ms, diag)) != PC_OK ||
+        (err = get_uint(obj, "total_timeout_ms", "ca", &ca->total_timeout_ms, diag)) != PC_OK ||
+        (err = get_uint(obj, "max_concurrent", "ca", &ca->max_concurrent, diag)) != PC_OK ||
+        (err = get_uint(obj, "attempts", "ca", &ca->attempts, diag)) != PC_OK ||
+        (err = get_uint(obj, "retry_base_ms", "ca", &ca->retry_base_ms, diag)) != PC_OK ||
+        (err = get_uint(obj, "retry_max_ms", "ca", &ca->retry_max_ms, diag)) != PC_OK ||
+        (err = get_uint(obj, "breaker_threshold", "ca", &ca->breaker_threshold, diag)) != PC_OK ||
+        (err = get_uint(obj, "breaker_cooldown_ms", "ca", &ca->breaker_cooldown_ms, diag)) !=
+            PC_OK ||
+        (err = parse_profiles(ca, json_object_get(obj, "profiles"), diag)) != PC_OK)
+        goto out_free_key_file;
+    if (ca->url == NULL) {
+        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
+                      "ca %s: a cfssl CA needs \"url\" (http(s)://host:port of cfssl serve)",
+                      ca->name);
+        goto out_free_key_file;
+    }
+    if (key_file != NULL)
+        err = read_hex_key(ca, key_file, diag);
+out_free_key_file:
+    free(key_file);
+    return err;
+}
+
 static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca, pc_diag_t *diag)
 {
     static const char *const keys[] = {
-        "name",    "type",    "state_dir",      "cert_file",           "key_file",  "subject",
-        "crl_url", "aia_url", "key_passphrase", "key_passphrase_file", "templates", NULL};
+        "name", "type", "state_dir", "cert_file", "key_file", "subject", "crl_url", "aia_url",
+        "key_passphrase", "key_passphrase_file", "templates",
+        /* type cfssl */
+        "url", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
+        "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts", "retry_base_ms",
+        "retry_max_ms", "breaker_threshold", "breaker_cooldown_ms", "profiles", NULL};
     pc_err_t err;
     if (!json_is_object(obj))
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "each entry of cas must be an object");
@@ -275,9 +352,14 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
     if (ca->type == NULL && (ca->type = strdup("local")) == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
-    if (strcmp(ca->type, "local") != 0)
-        return pc_fail(diag, PC_ERR_NOT_SUPPORTED, "ca %s: type \"%s\" is not supported; use local",
-                       ca->name, ca->type);
+    if (strcmp(ca->type, "cfssl") == 0) {
+        if ((err = parse_cfssl(obj, ca, diag)) != PC_OK)
+            return err;
+    } else if (strcmp(ca->type, "local") != 0) {
+        return pc_fail(diag, PC_ERR_NOT_SUPPORTED,
+                       "ca %s: type \"%s\" is not supported; use local or cfssl", ca->name,
+                       ca->type);
+    }
     if (ca->state_dir == NULL) {
         char dir[4096];
         snprintf(dir, sizeof(dir), "%s/ca/%s", cfg->state_dir, ca->name);
@@ -409,6 +491,19 @@ static void free_ca(pc_config_ca_t *ca)
     free(ca->subject);
     free(ca->crl_url);
     free(ca->aia_url);
+    free(ca->url);
+    if (ca->auth_key_hex != NULL)
+        OPENSSL_clear_free(ca->auth_key_hex, strlen(ca->auth_key_hex));
+    free(ca->label);
+    free(ca->ca_bundle);
+    free(ca->client_cert);
+    free(ca->client_key);
+    for (size_t i = 0; i < ca->profile_count; i++) {
+        free(ca->profile_templates[i]);
+        free(ca->profile_names[i]);
+    }
+    free(ca->profile_templates);
+    free(ca->profile_names);
     for (size_t i = 0; i < ca->template_count; i++)
         pc_ca_template_free(ca->templates[i]);
     free(ca->templates);

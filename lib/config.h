@@ -23,6 +23,17 @@ typedef struct pc_config_ca {
     char *aia_url;
     pc_ca_template_t **templates;
     size_t template_count;
+    /* type "cfssl": a remote cfssl serve */
+    char *url;          /* http(s)://host:port */
+    char *auth_key_hex; /* from auth_key_file (hex); NULL: unauthenticated /sign */
+    char *label;
+    char *ca_bundle, *client_cert, *client_key;
+    unsigned connect_timeout_ms, total_timeout_ms, max_concurrent, attempts;
+    unsigned retry_base_ms, retry_max_ms;
+    unsigned breaker_threshold, breaker_cooldown_ms;
+    char **profile_templates; /* template name -> cfssl profile name, profile_count pairs */
+    char **profile_names;
+    size_t profile_count;
 } pc_config_ca_t;
 
 /* One upstream signing key the workers accept (see auth.h). */

@@ -7,13 +7,58 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca_cfssl.h"
 #include "ca_local.h"
 #include "issue.h"
 #include "request.h"
 #include "result.h"
 
-static pc_err_t open_ca(pc_config_ca_t *c, pc_ca_t **out, pc_diag_t *diag)
+static pc_err_t open_cfssl(pc_config_ca_t *c, uv_loop_t *loop, pc_ca_t **out, pc_diag_t *diag)
 {
+    pc_ca_cfssl_profile_t *profiles = calloc(c->profile_count + 1, sizeof(*profiles));
+    if (profiles == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < c->profile_count; i++) {
+        profiles[i].template_name = c->profile_templates[i];
+        profiles[i].profile = c->profile_names[i];
+    }
+    pc_ca_cfssl_config_t cc = {
+        .name = c->name,
+        .url = c->url,
+        .auth_key_hex = c->auth_key_hex,
+        .label = c->label,
+        .profiles = profiles,
+        .profile_count = c->profile_count,
+        .ca_bundle = c->ca_bundle,
+        .client_cert = c->client_cert,
+        .client_key = c->client_key,
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .total_timeout_ms = c->total_timeout_ms,
+        .max_concurrent = c->max_concurrent,
+        .attempts = c->attempts,
+        .retry_base_ms = c->retry_base_ms,
+        .retry_max_ms = c->retry_max_ms,
+        .breaker_threshold = c->breaker_threshold,
+        .breaker_cooldown_ms = c->breaker_cooldown_ms,
+        .templates = c->templates,
+        .template_count = c->template_count,
+    };
+    pc_err_t err = pc_ca_cfssl_new(loop, &cc, out, diag);
+    free(profiles);
+    return err;
+}
+
+static pc_err_t open_ca(pc_config_ca_t *c, uv_loop_t *loop, pc_ca_t **out, pc_diag_t *diag)
+{
+    if (strcmp(c->type, "cfssl") == 0) {
+        pc_err_t err = open_cfssl(c, loop, out, diag);
+        if (err == PC_OK) {
+            free(c->templates); /* the CA took the templates, not the array */
+            c->templates = NULL;
+            c->template_count = 0;
+        }
+        return err;
+    }
     pc_ca_local_config_t lc = {
         .name = c->name,
         .state_dir = c->state_dir,
@@ -41,6 +86,11 @@ static pc_err_t open_ca(pc_config_ca_t *c, pc_ca_t **out, pc_diag_t *diag)
 
 pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag)
 {
+    return pc_engine_new_loop(cfg, NULL, out, diag);
+}
+
+pc_err_t pc_engine_new_loop(pc_config_t *cfg, uv_loop_t *loop, pc_engine_t **out, pc_diag_t *diag)
+{
     *out = NULL;
     pc_engine_t *engine = calloc(1, sizeof(*engine));
     if (engine == NULL || (engine->cas = calloc(cfg->ca_count, sizeof(pc_ca_t *))) == NULL) {
@@ -58,12 +108,14 @@ pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag)
         }
     }
     for (size_t i = 0; i < cfg->ca_count; i++) {
-        pc_err_t err = open_ca(&cfg->cas[i], &engine->cas[i], diag);
+        if (loop == NULL && strcmp(cfg->cas[i].type, "local") != 0)
+            continue; /* remote CAs live on the worker's loop */
+        pc_err_t err = open_ca(&cfg->cas[i], loop, &engine->cas[engine->ca_count], diag);
         if (err != PC_OK) {
             pc_engine_free(engine);
             return err;
         }
-        engine->ca_count = i + 1;
+        engine->ca_count++;
     }
     *out = engine;
     return PC_OK;
@@ -72,7 +124,7 @@ pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag)
 pc_ca_t *pc_engine_find_ca(const pc_engine_t *engine, const char *name)
 {
     for (size_t i = 0; i < engine->ca_count; i++)
-        if (strcmp(engine->cas[i]->name, name) == 0)
+        if (engine->cas[i] != NULL && strcmp(engine->cas[i]->name, name) == 0)
             return engine->cas[i];
     return NULL;
 }
@@ -175,6 +227,38 @@ Pkcs__V1__Result *pc_engine_run_sync(pc_engine_t *engine, const Pkcs__V1__Reques
         return NULL;
     }
     return res;
+}
+
+bool pc_engine_ca_healthy(const pc_engine_t *engine)
+{
+    for (size_t i = 0; i < engine->ca_count; i++)
+        if (engine->cas[i] != NULL && !engine->cas[i]->ops->blocking &&
+            !pc_ca_cfssl_healthy(engine->cas[i]))
+            return false;
+    return true;
+}
+
+static void on_remote_closed(void *arg)
+{
+    pc_engine_t *engine = arg;
+    if (--engine->remote_closing == 0 && engine->remote_closed != NULL)
+        engine->remote_closed(engine->remote_closed_arg);
+}
+
+void pc_engine_close_remote(pc_engine_t *engine, void (*closed)(void *arg), void *arg)
+{
+    engine->remote_closed = closed;
+    engine->remote_closed_arg = arg;
+    engine->remote_closing = 1; /* held until every close is started */
+    for (size_t i = 0; i < engine->ca_count; i++) {
+        pc_ca_t *ca = engine->cas[i];
+        if (ca == NULL || ca->ops->blocking)
+            continue;
+        engine->cas[i] = NULL;
+        engine->remote_closing++;
+        pc_ca_cfssl_close(ca, on_remote_closed, engine);
+    }
+    on_remote_closed(engine);
 }
 
 void pc_engine_free(pc_engine_t *engine)

@@ -6,6 +6,8 @@
 #ifndef PC_ENGINE_H
 #define PC_ENGINE_H
 
+#include <uv.h>
+
 #include "ca.h"
 #include "config.h"
 #include "import.h"
@@ -17,11 +19,25 @@ typedef struct pc_engine {
     size_t ca_count;
     pc_keygen_mode_t keygen_mode;
     pc_import_t *import; /* the import key for IMPORT_PFX; NULL when not configured */
+    int remote_closing;  /* remote CAs still closing */
+    void (*remote_closed)(void *arg);
+    void *remote_closed_arg;
 } pc_engine_t;
 
-/* pc_engine_new opens every CA of cfg (taking their templates out of cfg). *out is the
- * caller's (pc_engine_free). Errors name the CA. */
+/* pc_engine_new opens every local CA of cfg (taking their templates out of cfg); remote CAs
+ * (cfssl) need an event loop and are left out. *out is the caller's (pc_engine_free). Errors
+ * name the CA. */
 pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag);
+
+/* pc_engine_new_loop is pc_engine_new with remote CAs too, driven by loop (loop thread). */
+pc_err_t pc_engine_new_loop(pc_config_t *cfg, uv_loop_t *loop, pc_engine_t **out, pc_diag_t *diag);
+
+/* pc_engine_ca_healthy: every remote CA can be used now (for /readyz). */
+bool pc_engine_ca_healthy(const pc_engine_t *engine);
+
+/* pc_engine_close_remote closes the remote CAs (their handles live on the loop) and calls
+ * closed when they are gone; pc_engine_free does the rest after the loop ended. */
+void pc_engine_close_remote(pc_engine_t *engine, void (*closed)(void *arg), void *arg);
 
 /* pc_engine_find_ca returns the borrowed CA called name, or NULL. */
 pc_ca_t *pc_engine_find_ca(const pc_engine_t *engine, const char *name);

@@ -26,6 +26,8 @@ static const char *not_ready_reason(const pc_worker_t *w)
         return "not registered yet\n";
     if (w->kafka == NULL || !pc_kafka_ready(w->kafka))
         return "kafka unreachable\n";
+    if (!pc_engine_ca_healthy(w->engine))
+        return "CA unavailable (circuit breaker open or CA certificate not fetched yet)\n";
     return "not ready\n";
 }
 

@@ -149,11 +149,46 @@ static void job_after_ca(uv_work_t *req, int status)
 
 static void job_to_ca(pc_job_t *job);
 
+/* A remote CA answered, on the loop thread. */
+static void job_on_ca_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    job->ca_us = job_now_us() - job->ca_us;
+    if (job->step == STEP_ENDED) {
+        X509_free(cert);
+    } else {
+        pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
+        pc_diag_t d = {{0}};
+        if (err == PC_OK)
+            err = pc_issue_set0_cert(job->issue, cert, &d);
+        else
+            pc_fail(&d, err, "%s", diag != NULL ? diag->msg : pc_strerror(err));
+        if (err != PC_OK) {
+            job_fail(job, err, &d);
+        } else {
+            crash_hook_after_ca(job);
+            queue_or_retry(job, pool_pack, job_after_pack);
+        }
+    }
+    job_unref(job);
+}
+
+static void submit_remote(pc_job_t *job)
+{
+    pc_ca_t *ca = pc_issue_get0_ca(job->issue);
+    job_ref(job); /* before the call: a refusal may answer at once */
+    job->ca_us = job_now_us();
+    ca->ops->submit_csr(ca, pc_issue_get0_csr(job->issue), pc_issue_ca_params(job->issue),
+                        job_on_ca_signed, job);
+}
+
 static void job_on_intent(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
     if (job->step != STEP_ENDED) {
-        if (err == PC_OK) {
+        if (err == PC_OK && !pc_issue_get0_ca(job->issue)->ops->blocking) {
+            submit_remote(job);
+        } else if (err == PC_OK) {
             queue_or_retry(job, pool_ca, job_after_ca);
         } else if (err == PC_ERR_CONFLICT) {
             job->owned = false; /* lease lost before the CA: claim again, nothing signed yet */
@@ -228,12 +263,6 @@ void job_work_issue(pc_job_t *job)
             job_fail(job, err, &diag);
             return;
         }
-        if (!pc_issue_get0_ca(job->issue)->ops->blocking) {
-            /* Asynchronous backends (cfssl) are driven from the loop; not in this version. */
-            pc_fail(&diag, PC_ERR_NOT_SUPPORTED, "CA \"%s\" is not a local CA", ca_name);
-            job_fail(job, PC_ERR_NOT_SUPPORTED, &diag);
-            return;
-        }
     }
     /* A retry after a retryable CA failure starts again at the CA: the key and CSR stand. */
     if (pc_issue_get0_csr(job->issue) != NULL)
@@ -270,12 +299,59 @@ static void job_after_engine(uv_work_t *req, int status)
     job_unref(job);
 }
 
+static void job_on_remote_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    X509_free(cert);
+    if (job->step != STEP_ENDED) {
+        pc_diag_t d = {{0}};
+        if (err != PC_OK) {
+            pc_fail(&d, err, "%s", diag != NULL ? diag->msg : pc_strerror(err));
+            job_fail(job, err, &d);
+        } else if ((job->result = pc_result_new(job->req)) != NULL) {
+            job->result->status = PKCS__V1__STATUS__REVOKED;
+            char *serial = strdup(job->req->revoke->serial_number);
+            if (serial != NULL)
+                job->result->serial_number = serial;
+            job_result_ready(job);
+        } else {
+            job_result_ready(job); /* out of memory: it retries */
+        }
+    }
+    job_unref(job);
+}
+
+/* REVOKE on a remote CA: asynchronous on the loop, not through the engine's blocking path. */
+static bool revoke_remote(pc_job_t *job)
+{
+    if (job->req->body_case != PKCS__V1__REQUEST__BODY_REVOKE)
+        return false;
+    pc_ca_t *ca = pc_engine_find_ca(job->w->engine, job->req->revoke->ca_name);
+    if (ca == NULL || ca->ops->blocking)
+        return false;
+    static const pc_revoke_reason_t reasons[] = {
+        [PKCS__V1__REVOKE_REASON__KEY_COMPROMISE] = PC_REVOKE_KEY_COMPROMISE,
+        [PKCS__V1__REVOKE_REASON__AFFILIATION_CHANGED] = PC_REVOKE_AFFILIATION_CHANGED,
+        [PKCS__V1__REVOKE_REASON__SUPERSEDED] = PC_REVOKE_SUPERSEDED,
+        [PKCS__V1__REVOKE_REASON__CESSATION_OF_OPERATION] = PC_REVOKE_CESSATION_OF_OPERATION,
+    };
+    unsigned r = (unsigned)job->req->revoke->reason;
+    pc_ca_revoke_t rev = {
+        .serial_hex = job->req->revoke->serial_number,
+        .reason = r < sizeof(reasons) / sizeof(reasons[0]) ? reasons[r] : PC_REVOKE_UNSPECIFIED};
+    job_ref(job);
+    ca->ops->revoke(ca, &rev, job_on_remote_revoked, job);
+    return true;
+}
+
 void job_work_engine(pc_job_t *job)
 {
     if (job->result != NULL) {
         protobuf_c_message_free_unpacked(&job->result->base, NULL);
         job->result = NULL;
     }
+    if (revoke_remote(job))
+        return;
     if (!queue_work(job, pool_engine, job_after_engine))
         job_retry(job, job_work_engine, 0);
 }

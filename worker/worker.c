@@ -29,7 +29,7 @@ void pc_worker_note_error(pc_worker_t *w, const char *text)
 bool pc_worker_ready(const pc_worker_t *w)
 {
     return w->state == PC_WORKER_RUNNING && w->registered && pc_redis_ready(w->redis) &&
-           w->kafka != NULL && pc_kafka_ready(w->kafka);
+           w->kafka != NULL && pc_kafka_ready(w->kafka) && pc_engine_ca_healthy(w->engine);
 }
 
 static void update_intake(pc_worker_t *w)
@@ -341,6 +341,10 @@ static void worker_close_components(pc_worker_t *w)
         pc_http_close(w->http, on_component_closed, w);
         w->http = NULL;
     }
+    if (w->engine != NULL) {
+        w->open_handles++;
+        pc_engine_close_remote(w->engine, on_component_closed, w);
+    }
     w->open_handles++;
     if (w->kafka != NULL) {
         pc_kafka_close(w->kafka, 10000, on_kafka_closed, w);
@@ -447,7 +451,7 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
     init_handles(w); /* first: a failed init then closes through the normal shutdown path */
     pc_err_t err;
     if ((err = pc_worker_metrics_init(&w->m)) != PC_OK ||
-        (err = pc_engine_new(cfg, &w->engine, diag)) != PC_OK ||
+        (err = pc_engine_new_loop(cfg, loop, &w->engine, diag)) != PC_OK ||
         (err = init_auth(w, diag)) != PC_OK || (err = init_keypool(w, diag)) != PC_OK)
         return err;
     if ((w->keyq = pc_keyq_new(4096)) == NULL)

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Issue 4, the remote CA: workers issue through a real `cfssl serve` (HTTP via libcurl's multi
+# interface on the worker's loop); cfssl stopped in the middle of the load: /readyz turns 503,
+# requests wait, and all complete after it returns; certificates verify against cfssl's CA;
+# revoke through cfssl, twice, and an unknown serial.
+set -euo pipefail
+source "$PC_SOURCE_DIR/tests/lib/cluster.sh"
+data="$PC_SOURCE_DIR/tests/integration/data"
+cfssl_sh="$PC_SOURCE_DIR/tests/lib/cfssl.sh"
+pass=0
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+pc_cluster_init 4
+d="$PC_SERVERS_DIR"
+cf="$d/cfssl"
+bash "$cfssl_sh" setup "$cf" >/dev/null 2>&1
+track_cfssl() { # so that the harness's cleanup stops cfssl too, even when a check fails
+  local pid; pid="$(cat "$cf/cfssl.pid")"
+  printf '%s %s\n' "$pid" "$(_pc_starttime "$pid")" > "$d/pids/cfssl"
+}
+port=$(bash "$cfssl_sh" start "$cf" 2>/dev/null); track_cfssl
+sed -i "s|\"cas\": \[{\"name\": \"local\", \"key_passphrase_file\": \"$d/ca-passphrase\"}\],|\"cas\": [{\"name\": \"local\", \"key_passphrase_file\": \"$d/ca-passphrase\"}, {\"name\": \"remote\", \"type\": \"cfssl\", \"url\": \"http://127.0.0.1:$port\", \"auth_key_file\": \"$cf/auth_key.hex\", \"attempts\": 2, \"retry_max_ms\": 500, \"breaker_threshold\": 3, \"breaker_cooldown_ms\": 1500, \"templates\": [{\"name\": \"Device\", \"allowed_ekus\": [\"clientAuth\"], \"allowed_key_usages\": [\"digitalSignature\", \"keyAgreement\", \"keyEncipherment\"]}]}],|" "$PC_CLUSTER_CONFIG"
+grep -q '"type": "cfssl"' "$PC_CLUSTER_CONFIG" || fail "could not add the cfssl CA to the configuration"
+pc_worker_spawn c1
+pc_worker_wait_ready c1 90
+
+pc_submit --template "$data/device-remote.json" --count 40 --id-prefix cf --device-keys "$d/keys" 2>/dev/null
+printf 'cf-%06d\n' $(seq 1 40) > "$d/cf.ids"
+pc_watch --ids "$d/cf.ids" --json --timeout 120 --device-keys "$d/keys" --ca "$cf/ca.pem" \
+  > "$d/cf.jsonl" 2>"$d/cf.err" || fail "issuing through cfssl: $(tail -2 "$d/cf.err") $(tail -1 "$d/cf.jsonl")"
+ok "40 device certificates issued through cfssl, each opened and verified against cfssl's CA"
+
+# cfssl stopped in the middle of the load.
+pc_submit --template "$data/device-remote.json" --count 60 --id-prefix cfdown --device-keys "$d/keys" 2>/dev/null
+bash "$cfssl_sh" stop "$cf"
+seen503=0
+for _ in $(seq 1 50); do
+  [ "$(pc_http_status "$(pc_worker_port c1)" /readyz)" = 503 ] && { seen503=1; break; }
+  sleep 0.2
+done
+[ "$seen503" = 1 ] || fail "/readyz did not report the CA outage"
+ok "cfssl down: /readyz 503 (circuit breaker open)"
+sleep 4
+bash "$cfssl_sh" start "$cf" "$port" >/dev/null 2>&1; track_cfssl
+printf 'cfdown-%06d\n' $(seq 1 60) > "$d/cfdown.ids"
+pc_watch --ids "$d/cfdown.ids" --timeout 180 --device-keys "$d/keys" --ca "$cf/ca.pem" \
+  > "$d/cfdown.out" || fail "after cfssl returned: $(cat "$d/cfdown.out")"
+grep -q "issued 60, failed 0" "$d/cfdown.out" || fail "after cfssl returned: $(head -1 "$d/cfdown.out")"
+pc_worker_wait_ready c1 30
+ok "cfssl back: all 60 requests that waited were issued, none lost; the worker is ready again"
+
+serial=$(grep -o '"serialNumber":"[0-9A-F]*"' "$d/cf.jsonl" | head -1 | cut -d'"' -f4)
+revoke() {
+  "$PC_BIN_DIR/pkcsctl" revoke --brokers "$PC_KAFKA_BROKERS" --signer-key-id mdm-1 \
+    --signer-key "$d/signer.pem" --ca remote --reason superseded --wait --timeout 60 "$@" 2>&1
+}
+revoke --serial "$serial" | grep -q "REVOKED" || fail "revoke through cfssl failed"
+revoke --serial "$serial" | grep -q "REVOKED" || fail "revoking twice is an error"
+status=$(sqlite3 "$cf/certs.db" "select status from certificates;" | sort | uniq -c | tr -s ' ')
+echo "$status" | grep -q "1 revoked" || fail "cfssl's database does not show the revocation: $status"
+ok "revoked through cfssl (twice: no error); cfssl's database has it revoked"
+out=$(revoke --serial 0DEADBEEF0 || true)
+echo "$out" | grep -q "CERTIFICATE_NOT_FOUND" || fail "unknown serial: $out"
+ok "unknown serial: FAILED CERTIFICATE_NOT_FOUND"
+
+kill -TERM "$(pc_worker_pid c1)"; wait "$(pc_worker_pid c1)" || fail "worker did not exit 0"
+ok "worker with a remote CA drained and exited 0"
+echo "$pass passed, 0 failed"

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# A real cfssl CA for tests: "cfssl serve" (Debian's golang-cfssl, cfssl 1.2) on 127.0.0.1 with
+# a freshly generated CA, a signing configuration with profiles and an auth key, and an SQLite
+# certificate database so that revoke works.
+#
+#   bash tests/lib/cfssl.sh setup DIR          # CA, config.json, db.json, certs.db, auth_key.hex
+#   bash tests/lib/cfssl.sh serve DIR PORT     # runs cfssl serve in the foreground (exec), for
+#                                              # a caller that owns the process (unit tests)
+#   bash tests/lib/cfssl.sh serve-tls DIR PORT # the same over https, requiring a client
+#                                              # certificate from the CA (mutual TLS):
+#                                              # server.pem, client.pem (+ -key.pem) in DIR
+#   bash tests/lib/cfssl.sh start DIR [PORT]   # serve in the background; waits until /info
+#                                              # answers; pid in DIR/cfssl.pid, port in
+#                                              # DIR/cfssl.port (kept: a restart reuses it)
+#   bash tests/lib/cfssl.sh stop DIR           # SIGTERM, then SIGKILL after 5 s
+#
+# Profiles: "User" (client auth + e-mail protection) and "Device" (client auth) need the auth
+# key "primary" (hex in DIR/auth_key.hex), so they are served by /api/v1/cfssl/authsign; the
+# default profile needs none, so /api/v1/cfssl/sign is enabled too. The certificate database
+# schema is written here from what cfssl 1.2's certdb/sql code reads and writes (cfssl ships its
+# migrations only in its source). Needs the Debian packages golang-cfssl, sqlite3 and curl.
+set -euo pipefail
+
+log() { printf 'cfssl.sh: %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || die "$tool not found; install the Debian packages golang-cfssl, sqlite3 and curl"
+  done
+}
+
+# TLS material for serve-tls, issued by the same CA: server.pem (127.0.0.1, localhost) and
+# client.pem, each with its -key.pem. A separate signing config keeps the CA's profiles as the
+# tests expect them.
+write_tls() {
+  local dir="$1"
+  cat >"$dir/tls-config.json" <<'EOF'
+{"signing": {"default": {"expiry": "8760h"}, "profiles": {
+  "server": {"expiry": "8760h", "usages": ["digital signature", "key encipherment", "server auth"]},
+  "client": {"expiry": "8760h", "usages": ["digital signature", "key encipherment", "client auth"]}}}}
+EOF
+  printf '%s' '{"CN": "127.0.0.1", "hosts": ["127.0.0.1", "localhost"],
+    "key": {"algo": "ecdsa", "size": 256}}' >"$dir/server-csr.json"
+  printf '%s' '{"CN": "pkcs-connector-test", "key": {"algo": "ecdsa", "size": 256}}' \
+    >"$dir/client-csr.json"
+  local who
+  for who in server client; do
+    (cd "$dir" && cfssl gencert -loglevel 5 -ca ca.pem -ca-key ca-key.pem \
+      -config tls-config.json -profile "$who" "$who-csr.json" | cfssljson -bare "$who") ||
+      die "cannot issue the TLS $who certificate in $dir"
+  done
+}
+
+# The key both sides share: cfssl reads it from config.json, the test from auth_key.hex.
+auth_key() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+write_config() {
+  local dir="$1" key="$2"
+  cat >"$dir/config.json" <<EOF
+{
+  "signing": {
+    "default": {"expiry": "8760h", "usages": ["digital signature", "key encipherment", "client auth"]},
+    "profiles": {
+      "User": {"expiry": "8760h", "auth_key": "primary",
+               "usages": ["digital signature", "key encipherment", "client auth", "email protection"]},
+      "Device": {"expiry": "8760h", "auth_key": "primary",
+                 "usages": ["digital signature", "key encipherment", "client auth"]}
+    }
+  },
+  "auth_keys": {"primary": {"type": "standard", "key": "$key"}}
+}
+EOF
+  printf '%s\n' "$key" >"$dir/auth_key.hex"
+  printf '{"driver": "sqlite3", "data_source": "%s/certs.db"}\n' "$dir" >"$dir/db.json"
+}
+
+# cfssl 1.2 inserts serial_number (decimal text), authority_key_identifier (hex; empty in 1.2),
+# ca_label, status ("good"/"revoked"), reason, expiry, revoked_at, pem; revoke updates status,
+# reason and revoked_at by (serial_number, authority_key_identifier). ocsp_responses is used by
+# "cfssl ocsprefresh" and the OCSP signer.
+write_certdb() {
+  sqlite3 "$1/certs.db" <<'EOF'
+CREATE TABLE certificates (
+  serial_number            blob NOT NULL,
+  authority_key_identifier blob NOT NULL,
+  ca_label                 blob,
+  status                   blob NOT NULL,
+  reason                   int,
+  expiry                   timestamp,
+  revoked_at               timestamp,
+  pem                      blob NOT NULL,
+  PRIMARY KEY (serial_number, authority_key_identifier)
+);
+CREATE TABLE ocsp_responses (
+  serial_number            blob NOT NULL,
+  authority_key_identifier blob NOT NULL,
+  body                     blob NOT NULL,
+  expiry                   timestamp,
+  PRIMARY KEY (serial_number, authority_key_identifier),
+  FOREIGN KEY (serial_number, authority_key_identifier)
+    REFERENCES certificates (serial_number, authority_key_identifier)
+);
+EOF
+}
+
+setup() {
+  local dir="$1"
+  need cfssl cfssljson sqlite3
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  printf '%s' '{"CN": "PKCS Connector Test cfssl CA", "key": {"algo": "ecdsa", "size": 256},
+    "names": [{"O": "PKCS Connector Test"}]}' >"$dir/ca-csr.json"
+  (cd "$dir" && cfssl gencert -loglevel 5 -initca ca-csr.json | cfssljson -bare ca) ||
+    die "cfssl gencert -initca failed in $dir"
+  write_config "$dir" "$(auth_key)"
+  write_tls "$dir"
+  rm -f "$dir/certs.db"
+  write_certdb "$dir"
+}
+
+# free_port: a port nothing answers on (bash's /dev/tcp connects or fails at once on loopback).
+free_port() {
+  local port i
+  for ((i = 0; i < 50; i++)); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      printf '%s\n' "$port"
+      return 0
+    fi
+  done
+  die "no free port found on 127.0.0.1"
+}
+
+# serve DIR PORT [tls]: exec cfssl serve; over mutual TLS when a third argument is given.
+serve() {
+  local dir="$1" port="$2" tls=()
+  need cfssl
+  [[ -f $dir/config.json ]] || die "$dir has no config.json; run: $0 setup $dir"
+  dir="$(cd "$dir" && pwd)"
+  if [[ -n ${3:-} ]]; then
+    tls=(-tls-cert "$dir/server.pem" -tls-key "$dir/server-key.pem" -mutual-tls-ca "$dir/ca.pem")
+  fi
+  exec cfssl serve -address 127.0.0.1 -port "$port" -ca "$dir/ca.pem" -ca-key "$dir/ca-key.pem" \
+    -config "$dir/config.json" -db-config "$dir/db.json" "${tls[@]}"
+}
+
+answers() { curl -s -o /dev/null -m 1 -d '{}' "http://127.0.0.1:$1/api/v1/cfssl/info"; }
+
+start() {
+  local dir="$1" port="${2:-}" pid i
+  need cfssl curl
+  [[ -f $dir/config.json ]] || die "$dir has no config.json; run: $0 setup $dir"
+  dir="$(cd "$dir" && pwd)"
+  if [[ -z $port && -f $dir/cfssl.port ]]; then port="$(cat "$dir/cfssl.port")"; fi
+  [[ -n $port ]] || port="$(free_port)"
+  serve "$dir" "$port" >>"$dir/cfssl.log" 2>&1 </dev/null &
+  pid=$!
+  printf '%s\n' "$pid" >"$dir/cfssl.pid"
+  printf '%s\n' "$port" >"$dir/cfssl.port"
+  for ((i = 0; i < 200; i++)); do
+    if answers "$port"; then
+      printf '%s\n' "$port"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || die "cfssl serve exited at start; see $dir/cfssl.log"
+    sleep 0.05
+  done
+  kill "$pid" 2>/dev/null || true
+  die "cfssl serve did not answer on 127.0.0.1:$port within 10 s; see $dir/cfssl.log"
+}
+
+stop() {
+  local dir="$1" pid i
+  [[ -f $dir/cfssl.pid ]] || return 0
+  pid="$(cat "$dir/cfssl.pid")"
+  rm -f "$dir/cfssl.pid"
+  # only a cfssl we started: the pid may have been reused since
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == cfssl ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+case "${1:-}" in
+setup | start | stop)
+  [[ -n ${2:-} ]] || die "usage: $0 $1 DIR"
+  "$@"
+  ;;
+serve)
+  [[ -n ${2:-} && -n ${3:-} ]] || die "usage: $0 serve DIR PORT"
+  serve "$2" "$3"
+  ;;
+serve-tls)
+  [[ -n ${2:-} && -n ${3:-} ]] || die "usage: $0 serve-tls DIR PORT"
+  serve "$2" "$3" tls
+  ;;
+*)
+  die "usage: $0 setup|serve|serve-tls|start|stop DIR [PORT]"
+  ;;
+esac
