@@ -2,8 +2,9 @@
  * pkcsctl submit --template: the request generator for load tests and integration tests. Each
  * request is the template with its own ids ({n} substituted) and, with --device-keys, its own
  * device key pair, whose private key is written where `pkcsctl watch --device-keys` finds it to
- * open the result as the device would. The template is never modified: each request is a
- * shallow copy whose changed fields point at buffers owned here. Main thread only.
+ * open the result as the device would (pkcsctl_device_key, also used by --csv). The template is
+ * never modified: each request is a shallow copy whose changed fields point at buffers owned
+ * here. Main thread only.
  */
 #include "pkcsctl_submit_int.h"
 
@@ -100,7 +101,7 @@ static int bufs_init(gen_bufs_t *b, const Pkcs__V1__Request *tmpl)
 
 /* existing_device_key reuses DIR/<request id>.pem when it is there, so that generating the same
  * batch again (a replay) sends byte-identical requests; 1 when there is no such key. */
-static int existing_device_key(const char *path, gen_bufs_t *b, int *spki_len)
+static int existing_device_key(const char *path, unsigned char **spki, int *spki_len)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -109,37 +110,36 @@ static int existing_device_key(const char *path, gen_bufs_t *b, int *spki_len)
     fclose(f);
     if (key == NULL)
         return pkcsctl_error(CMD, "%s exists but is not a PEM private key", path) * -1;
-    *spki_len = i2d_PUBKEY(key, &b->spki);
+    *spki_len = i2d_PUBKEY(key, spki);
     EVP_PKEY_free(key);
     return *spki_len > 0 ? 0 : -1;
 }
 
-/* device_key makes the request's device key pair (or reuses the one of an earlier run), writes
- * the private key to DIR/<request id>.pem (0600) and keeps the public key (SPKI DER) in
- * b->spki. */
-static int device_key(const pkcsctl_gen_t *gen, gen_bufs_t *b, int *spki_len)
+int pkcsctl_device_key(const char *keys_dir, pc_key_alg_t alg, const char *request_id,
+                       unsigned char **spki, int *spki_len)
 {
-    char existing[4096];
-    snprintf(existing, sizeof(existing), "%s/%s.pem", gen->keys_dir, b->request_id);
-    int found = existing_device_key(existing, b, spki_len);
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s.pem", keys_dir, request_id) >= sizeof(path))
+        return pkcsctl_error(CMD, "the device key path for %s in %s is too long", request_id,
+                             keys_dir);
+    int found = existing_device_key(path, spki, spki_len);
     if (found <= 0)
         return found == 0 ? 0 : 1;
-    pc_key_spec_t spec = {gen->key_alg, gen->key_alg == PC_KEY_RSA ? 2048u : 256u};
+    pc_key_spec_t spec = {alg, alg == PC_KEY_RSA ? 2048u : 256u};
     EVP_PKEY *key = NULL;
     BIO *pem = NULL;
-    char *data = NULL, path[4096];
+    char *data = NULL;
     pc_diag_t diag = {{0}};
     int rc = 1;
     pc_err_t err = pc_key_generate(&spec, PC_KEYGEN_FAST, &key, &diag);
     if (err != PC_OK)
         return pkcsctl_diag_error(CMD, err, &diag);
-    if ((*spki_len = i2d_PUBKEY(key, &b->spki)) <= 0 || (pem = BIO_new(BIO_s_secmem())) == NULL ||
+    if ((*spki_len = i2d_PUBKEY(key, spki)) <= 0 || (pem = BIO_new(BIO_s_secmem())) == NULL ||
         !PEM_write_bio_PrivateKey(pem, key, NULL, NULL, 0, NULL, NULL)) {
-        rc = pkcsctl_error(CMD, "cannot encode the device key of %s", b->request_id);
+        rc = pkcsctl_error(CMD, "cannot encode the device key of %s", request_id);
         goto out_free_key;
     }
     long len = BIO_get_mem_data(pem, &data);
-    snprintf(path, sizeof(path), "%s/%s.pem", gen->keys_dir, b->request_id);
     err = pc_file_write(path, data, (size_t)len, 0600, &diag);
     rc = err == PC_OK ? 0 : pkcsctl_diag_error(CMD, err, &diag);
 out_free_key:
@@ -170,7 +170,7 @@ static int fill_issue(const pkcsctl_gen_t *gen, const Pkcs__V1__IssueRequest *tm
     b->issue.attributes = b->n_attributes > 0 ? b->entry_ptrs : NULL;
     if (gen->keys_dir != NULL) {
         int len = 0;
-        if (device_key(gen, b, &len) != 0)
+        if (pkcsctl_device_key(gen->keys_dir, gen->key_alg, b->request_id, &b->spki, &len) != 0)
             return 1;
         b->issue.device_public_key.data = b->spki;
         b->issue.device_public_key.len = (size_t)len;
@@ -212,19 +212,22 @@ out_reset:
     return rc;
 }
 
-static int check_gen(const pkcsctl_gen_t *gen, const Pkcs__V1__Request *tmpl)
+int pkcsctl_check_prefix_keys(const pkcsctl_gen_t *gen)
 {
     if (strlen(gen->prefix) > MAX_PREFIX_LEN || strchr(gen->prefix, '/') != NULL)
         return pkcsctl_usage_error(CMD, "--id-prefix must be at most %d characters, without '/'",
                                    MAX_PREFIX_LEN);
-    if (gen->keys_dir == NULL)
-        return 0;
-    if (tmpl->body_case != PKCS__V1__REQUEST__BODY_ISSUE)
-        return pkcsctl_usage_error(CMD, "--device-keys needs an ISSUE template (%s is not)",
-                                   gen->template_path);
-    if (mkdir(gen->keys_dir, 0700) != 0 && errno != EEXIST)
+    if (gen->keys_dir != NULL && mkdir(gen->keys_dir, 0700) != 0 && errno != EEXIST)
         return pkcsctl_error(CMD, "cannot create %s: %s", gen->keys_dir, strerror(errno));
     return 0;
+}
+
+static int check_gen(const pkcsctl_gen_t *gen, const Pkcs__V1__Request *tmpl)
+{
+    if (gen->keys_dir != NULL && tmpl->body_case != PKCS__V1__REQUEST__BODY_ISSUE)
+        return pkcsctl_usage_error(CMD, "--device-keys needs an ISSUE template (%s is not)",
+                                   gen->template_path);
+    return pkcsctl_check_prefix_keys(gen);
 }
 
 int pkcsctl_generate(pkcsctl_sender_t *snd, const pkcsctl_gen_t *gen)

@@ -1,8 +1,9 @@
 /*
  * pkcsctl submit: sign requests as an upstream system does and produce them to the requests
- * topic - from JSON files, JSON lines, a generator (pkcsctl_gen.c) or raw bytes for tests of
- * malformed messages. A blocking producer is right for a command-line tool: produce, serve
- * delivery reports with rd_kafka_poll, flush at the end. Main thread only.
+ * topic - from JSON files, JSON lines, CSV files with a profile (pkcsctl_csv.c), a generator
+ * (pkcsctl_gen.c) or raw bytes for tests of malformed messages. A blocking producer is right for a
+ * command-line tool: produce, serve delivery reports with rd_kafka_poll, flush at the end. Main
+ * thread only.
  */
 #include "pkcsctl_submit_int.h"
 
@@ -20,11 +21,12 @@
 #define REQUEST_MAX_BYTES (1024 * 1024)
 #define RAW_MAX_BYTES (16 * 1024 * 1024)
 
-enum input_type { INPUT_JSON, INPUT_JSONL, INPUT_RAW };
+enum input_type { INPUT_JSON, INPUT_JSONL, INPUT_CSV, INPUT_RAW };
 
 typedef struct input {
     enum input_type type;
     const char *path;
+    const char *profile; /* INPUT_CSV: its --profile, set by pair_profiles */
 } input_t;
 
 static void help(void)
@@ -40,12 +42,26 @@ static void help(void)
         "                        generate N requests from a template: request ids P-000001...,\n"
         "                        device ids P-dev-000001... when the template has none (a\n"
         "                        template's device id is kept); the literal {n} in the user\n"
-        "                        id, device id and\n"
-        "                        attribute values becomes the number (000001...). With\n"
-        "                        --device-keys, each request gets a new device key pair\n"
-        "                        (ec: P-256, the default; rsa: RSA-2048) written to\n"
-        "                        DIR/<request id>.pem (mode 0600); without it the template's\n"
-        "                        devicePublicKey is used. --id-prefix defaults to \"req\".\n"
+        "                        id, device id and attribute values becomes the number\n"
+        "                        (000001...). With --device-keys, each request gets a new\n"
+        "                        device key pair (ec: P-256, the default; rsa: RSA-2048)\n"
+        "                        written to DIR/<request id>.pem (mode 0600); without it the\n"
+        "                        template's devicePublicKey is used. --id-prefix defaults to\n"
+        "                        \"req\".\n"
+        "  --csv FILE --profile PROFILE.json [--id-prefix P] [--device-keys DIR] [--key-alg A]\n"
+        "                        one ISSUE request per data row of an RFC 4180 CSV file (UTF-8;\n"
+        "                        quoted fields may hold commas, \"\" and line breaks; CRLF or LF)\n"
+        "                        with the profile of PROFILE.json (a pkcs.v1.Profile in JSON).\n"
+        "                        The header row names the columns: requestId (default\n"
+        "                        P-000001..., rows numbered on across the run's --csv files),\n"
+        "                        tenantId (default \"default\"), userId, deviceId (at least one\n"
+        "                        of the two), devicePublicKeyFile (PEM, relative to the CSV's\n"
+        "                        folder; else a key pair is made in --device-keys as for\n"
+        "                        --template), sid; every other column is an attribute: its\n"
+        "                        name is the variable (UserName, DeviceId, ...), an empty cell\n"
+        "                        is no value. The i-th --csv goes with the i-th --profile; a\n"
+        "                        single --profile serves every --csv. A malformed line is an\n"
+        "                        error naming FILE:LINE, and nothing of that file is sent.\n"
         "  --raw FILE            produce the file's bytes as they are (tests of bad messages)\n\n"
         "options:\n"
         "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, else "
@@ -56,6 +72,8 @@ static void help(void)
         "  --signer-key FILE     PEM private key, or the HMAC secret file\n"
         "  --unsigned            send requests without a signature (tests)\n"
         "  --corrupt-signature   flip one bit of each signature (tests)\n"
+        "  --dry-run             print each request (JSON line) on stdout instead of signing\n"
+        "                        and producing it; needs no broker and no signer key\n"
         "  --timeout S           give up on a message after S seconds (default 30)\n\n"
         "Exits 1 when a request cannot be read or signed, or when Kafka does not acknowledge\n"
         "every message within the timeout.\n");
@@ -114,6 +132,20 @@ static int corrupt(unsigned char **value, size_t *len)
     return rc;
 }
 
+/* print_request is --dry-run's pkcsctl_send_request: the request's JSON line on stdout. */
+static int print_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)
+{
+    char *text = NULL;
+    pc_diag_t diag = {{0}};
+    pc_err_t err = pc_pbjson_encode_string(&req->base, false, &text, &diag);
+    if (err != PC_OK)
+        return pkcsctl_diag_error(CMD, err, &diag);
+    printf("%s\n", text);
+    free(text);
+    snd->produced++;
+    return 0;
+}
+
 int pkcsctl_send_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)
 {
     unsigned char *value = NULL;
@@ -121,6 +153,8 @@ int pkcsctl_send_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)
     pc_diag_t diag = {{0}};
     int rc = 1;
     const char *key = req->device_id != NULL && req->device_id[0] ? req->device_id : req->user_id;
+    if (snd->dry_run)
+        return print_request(snd, req);
     if (snd->unsigned_requests) {
         if (encode_unsigned(snd, req, &value, &len) != 0)
             goto out_free_value;
@@ -221,26 +255,69 @@ static int send_raw(pkcsctl_sender_t *snd, const char *path)
     return rc;
 }
 
-static int run(pkcsctl_sender_t *snd, const input_t *inputs, size_t n_inputs,
-               const pkcsctl_gen_t *gen, long timeout_s)
+static int send_inputs(pkcsctl_sender_t *snd, const input_t *inputs, size_t n_inputs,
+                       pkcsctl_gen_t *gen)
 {
     int rc = 0;
-    if (pkcsctl_producer_new(snd, timeout_s) != 0)
-        return 1;
-    snd->started = pkcsctl_now();
     for (size_t i = 0; i < n_inputs && rc == 0; i++) {
         if (inputs[i].type == INPUT_JSON)
             rc = send_json(snd, inputs[i].path);
         else if (inputs[i].type == INPUT_JSONL)
             rc = send_jsonl(snd, inputs[i].path);
+        else if (inputs[i].type == INPUT_CSV)
+            rc = pkcsctl_submit_csv(snd, gen, inputs[i].path, inputs[i].profile);
         else
             rc = send_raw(snd, inputs[i].path);
     }
     if (rc == 0 && gen->template_path != NULL)
         rc = pkcsctl_generate(snd, gen);
+    return rc;
+}
+
+static int run(pkcsctl_sender_t *snd, const input_t *inputs, size_t n_inputs, pkcsctl_gen_t *gen,
+               long timeout_s)
+{
+    int rc = 0;
+    if (snd->dry_run) {
+        rc = send_inputs(snd, inputs, n_inputs, gen);
+        fprintf(stderr, "pkcsctl submit: dry run: %zu requests printed, nothing produced\n",
+                snd->produced);
+        return rc;
+    }
+    if (pkcsctl_producer_new(snd, timeout_s) != 0)
+        return 1;
+    snd->started = pkcsctl_now();
+    rc = send_inputs(snd, inputs, n_inputs, gen);
     rc = pkcsctl_producer_finish(snd, timeout_s, rc);
     rd_kafka_destroy(snd->rk);
     return rc;
+}
+
+/* pair_profiles gives each --csv its --profile: the i-th --csv the i-th --profile, or the one
+ * --profile to every --csv. */
+static int pair_profiles(input_t *inputs, size_t n_inputs, const char **profiles, size_t n_profiles,
+                         const pkcsctl_gen_t *gen)
+{
+    size_t n_csv = 0;
+    for (size_t i = 0; i < n_inputs; i++)
+        n_csv += inputs[i].type == INPUT_CSV;
+    if (n_csv > 0 && n_profiles == 0)
+        return pkcsctl_usage_error(CMD, "--csv FILE needs --profile PROFILE.json");
+    if (n_csv == 0 && n_profiles > 0)
+        return pkcsctl_usage_error(CMD, "--profile goes with --csv FILE");
+    if (n_profiles > 1 && n_profiles != n_csv)
+        return pkcsctl_usage_error(CMD,
+                                   "%zu --csv and %zu --profile: give one --profile for all "
+                                   "--csv files, or one per --csv (paired in order)",
+                                   n_csv, n_profiles);
+    if (n_csv > 0 && gen->template_path != NULL)
+        return pkcsctl_usage_error(CMD, "--csv and --template cannot be combined in one run "
+                                        "(their default request ids would collide); run "
+                                        "submit once for each");
+    for (size_t i = 0, k = 0; i < n_inputs; i++)
+        if (inputs[i].type == INPUT_CSV)
+            inputs[i].profile = profiles[n_profiles == 1 ? 0 : k++];
+    return n_csv > 0 ? pkcsctl_check_prefix_keys(gen) : 0;
 }
 
 /* check_inputs refuses combinations that cannot work, before anything is produced. */
@@ -248,13 +325,14 @@ static int check_inputs(const pkcsctl_sender_t *snd, const char *signer_key, siz
                         const pkcsctl_gen_t *gen, bool only_raw)
 {
     if (n_inputs == 0 && gen->template_path == NULL)
-        return pkcsctl_usage_error(CMD, "nothing to submit: give --request, --requests, "
+        return pkcsctl_usage_error(CMD, "nothing to submit: give --request, --requests, --csv, "
                                         "--template or --raw");
     if ((gen->template_path != NULL) != (gen->count > 0))
         return pkcsctl_usage_error(CMD, "--template FILE and --count N go together");
     if (snd->unsigned_requests && snd->corrupt_signature)
         return pkcsctl_usage_error(CMD, "--unsigned and --corrupt-signature exclude each other");
-    if (!snd->unsigned_requests && !only_raw && (snd->key_id == NULL || signer_key == NULL))
+    if (!snd->unsigned_requests && !snd->dry_run && !only_raw &&
+        (snd->key_id == NULL || signer_key == NULL))
         return pkcsctl_usage_error(CMD, "signing needs --signer-key-id ID and --signer-key "
                                         "FILE (or --unsigned to send unsigned requests)");
     return 0;
@@ -275,6 +353,9 @@ int pkcsctl_submit(int argc, char **argv)
         {"id-prefix", required_argument, NULL, 'p'},
         {"device-keys", required_argument, NULL, 'd'},
         {"key-alg", required_argument, NULL, 'K'},
+        {"csv", required_argument, NULL, 'C'},
+        {"profile", required_argument, NULL, 'P'},
+        {"dry-run", no_argument, NULL, 'D'},
         {"raw", required_argument, NULL, 'R'},
         {"unsigned", no_argument, NULL, 'u'},
         {"corrupt-signature", no_argument, NULL, 'c'},
@@ -287,12 +368,15 @@ int pkcsctl_submit(int argc, char **argv)
     pkcsctl_gen_t gen = {.prefix = "req", .key_alg = PC_KEY_EC};
     char *algorithm = NULL;
     long timeout_s = 30;
-    size_t n_inputs = 0;
+    size_t n_inputs = 0, n_profiles = 0;
     bool only_raw = true;
     int c, rc = 2;
     input_t *inputs = calloc((size_t)argc, sizeof(*inputs));
-    if (inputs == NULL)
-        return pkcsctl_error(CMD, "out of memory");
+    const char **profiles = calloc((size_t)argc, sizeof(*profiles));
+    if (inputs == NULL || profiles == NULL) {
+        rc = pkcsctl_error(CMD, "out of memory");
+        goto out_free_inputs;
+    }
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'b':
@@ -312,10 +396,20 @@ int pkcsctl_submit(int argc, char **argv)
             break;
         case 'r':
         case 'l':
+        case 'C':
         case 'R':
-            inputs[n_inputs].type = c == 'r' ? INPUT_JSON : c == 'l' ? INPUT_JSONL : INPUT_RAW;
+            inputs[n_inputs].type = c == 'r'   ? INPUT_JSON
+                                    : c == 'l' ? INPUT_JSONL
+                                    : c == 'C' ? INPUT_CSV
+                                               : INPUT_RAW;
             inputs[n_inputs++].path = optarg;
             only_raw = only_raw && c == 'R';
+            break;
+        case 'P':
+            profiles[n_profiles++] = optarg;
+            break;
+        case 'D':
+            snd.dry_run = true;
             break;
         case 'T':
             gen.template_path = optarg;
@@ -368,9 +462,10 @@ int pkcsctl_submit(int argc, char **argv)
     }
     snd.brokers = brokers != NULL && brokers[0] ? brokers : "127.0.0.1:9092";
     snd.algorithm = algorithm;
-    if ((rc = check_inputs(&snd, signer_key, n_inputs, &gen, only_raw)) != 0)
+    if ((rc = check_inputs(&snd, signer_key, n_inputs, &gen, only_raw)) != 0 ||
+        (rc = pair_profiles(inputs, n_inputs, profiles, n_profiles, &gen)) != 0)
         goto out_free_inputs;
-    if (!snd.unsigned_requests && !only_raw) {
+    if (!snd.unsigned_requests && !snd.dry_run && !only_raw) {
         pc_diag_t diag = {{0}};
         pc_err_t err = pc_signer_new(snd.key_id, algorithm ? algorithm : "ed25519", signer_key,
                                      &snd.signer, &diag);
@@ -382,6 +477,7 @@ int pkcsctl_submit(int argc, char **argv)
     rc = run(&snd, inputs, n_inputs, &gen, timeout_s);
     pc_signer_free(snd.signer);
 out_free_inputs:
+    free(profiles);
     free(inputs);
     return rc;
 }

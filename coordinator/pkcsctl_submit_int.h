@@ -1,6 +1,6 @@
 /*
- * pkcsctl_submit_int.h - what `pkcsctl submit` (pkcsctl_submit.c: options, inputs, Kafka) and
- * its request generator (pkcsctl_gen.c) share. Main thread only.
+ * pkcsctl_submit_int.h - what `pkcsctl submit` (pkcsctl_submit.c: options, inputs, Kafka), its
+ * request generator (pkcsctl_gen.c) and its CSV input (pkcsctl_csv.c) share. Main thread only.
  */
 #ifndef PKCSCTL_SUBMIT_INT_H
 #define PKCSCTL_SUBMIT_INT_H
@@ -26,6 +26,7 @@ typedef struct pkcsctl_sender {
     char *algorithm;          /* --signer-algorithm, likewise */
     bool unsigned_requests;   /* --unsigned */
     bool corrupt_signature;   /* --corrupt-signature */
+    bool dry_run;             /* --dry-run: print requests as JSON lines, produce nothing */
     size_t produced;          /* handed to librdkafka */
     size_t delivered;         /* acknowledged by the brokers */
     size_t failed;            /* delivery reports with an error */
@@ -34,13 +35,14 @@ typedef struct pkcsctl_sender {
     double started;           /* monotonic seconds */
 } pkcsctl_sender_t;
 
-/* The generator's options (--template ... --count N). */
+/* The generator's options (--template ... --count N); --csv uses prefix, keys_dir, key_alg. */
 typedef struct pkcsctl_gen {
     const char *template_path;
     long count;
     const char *prefix;   /* --id-prefix */
     const char *keys_dir; /* --device-keys, may be NULL */
     pc_key_alg_t key_alg; /* --key-alg */
+    long csv_rows;        /* data rows of --csv files sent so far: default ids go on from here */
 } pkcsctl_gen_t;
 
 /* pkcsctl_producer_new makes snd->rk for snd->brokers; messages time out after timeout_s.
@@ -65,6 +67,25 @@ int pkcsctl_load_request(const char *path, Pkcs__V1__Request **req);
 
 /* pkcsctl_generate produces gen->count requests made from a template. Returns 0 or 1. */
 int pkcsctl_generate(pkcsctl_sender_t *snd, const pkcsctl_gen_t *gen);
+
+/* pkcsctl_check_prefix_keys checks --id-prefix and creates --device-keys DIR (0700) if given.
+ * Returns 0, 2 for a bad prefix, 1 when the folder cannot be made. */
+int pkcsctl_check_prefix_keys(const pkcsctl_gen_t *gen);
+
+/* pkcsctl_device_key gives the device key pair of request_id: the private key in
+ * keys_dir/<request_id>.pem when that file exists (a replay sends the same key), else a new
+ * pair of alg (P-256 or RSA-2048) written there with mode 0600. *spki (OPENSSL_free it) gets
+ * the public key as SubjectPublicKeyInfo DER, *spki_len its length. Returns 0, or 1 after
+ * printing the error. */
+int pkcsctl_device_key(const char *keys_dir, pc_key_alg_t alg, const char *request_id,
+                       unsigned char **spki, int *spki_len);
+
+/* pkcsctl_submit_csv produces one ISSUE request per data row of the CSV file csv_path with the
+ * profile (pkcs.v1.Profile, JSON) of profile_path. The whole file is checked first, so a
+ * malformed line (reported as FILE:LINE) sends nothing of that file. Default request ids are
+ * <prefix>-<row>, rows counted on from gen->csv_rows, which is advanced. Returns 0 or 1. */
+int pkcsctl_submit_csv(pkcsctl_sender_t *snd, pkcsctl_gen_t *gen, const char *csv_path,
+                       const char *profile_path);
 
 /* pkcsctl_now returns monotonic seconds. */
 double pkcsctl_now(void);
