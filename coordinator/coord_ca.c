@@ -1,0 +1,224 @@
+/*
+ * coord_ca.c - the CA side of the coordinator's HTTP port: each CA's certificate (GET
+ * /ca/NAME.crt as PEM, /ca/NAME.der as DER, the URL a certificate's AIA points at) and each
+ * local CA's CRL (GET /crl/NAME.crl, DER, the URL of its CRL distribution point).
+ *
+ * Signing a CRL reads the CA's whole index from disk, so it runs on a pool thread and HTTP
+ * serves the last one made. A CRL is made at start; after that at most once a minute
+ * (CRL_MIN_INTERVAL_MS), when it was asked for since the last one, and at least once an hour
+ * (CRL_MAX_AGE_MS) with a nextUpdate a day ahead, so a fetched CRL is never stale for a
+ * relying party. Loop thread, except make_crl (pool thread).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+#include "ca_local.h"
+#include "coord.h"
+#include "log.h"
+#include "result.h"
+
+#define CRL_MIN_INTERVAL_MS 60000
+#define CRL_MAX_AGE_MS (3600 * 1000)
+#define CRL_NEXT_UPDATE_HOURS 24
+
+struct pc_coord_crl {
+    pc_ca_t *ca; /* borrowed from the engine */
+    bool local;
+    unsigned char *der; /* the CRL served, OPENSSL_malloc'd */
+    size_t len;
+    int64_t made_ms;
+    bool requested; /* asked for since it was made */
+    bool busy;      /* a new one is being made */
+    uv_work_t work;
+    unsigned char *new_der;
+    size_t new_len;
+    pc_err_t err;
+    pc_diag_t diag;
+    char last_error[sizeof(pc_diag_t)];
+};
+
+static void make_crl(uv_work_t *work) /* pool thread */
+{
+    pc_coord_crl_t *crl = work->data;
+    crl->err =
+        pc_ca_local_crl(crl->ca, CRL_NEXT_UPDATE_HOURS, &crl->new_der, &crl->new_len, &crl->diag);
+}
+
+static void after_make_crl(uv_work_t *work, int status)
+{
+    pc_coord_crl_t *crl = work->data;
+    crl->busy = false;
+    if (status != 0 || crl->err != PC_OK) {
+        const char *why = status != 0 ? "cancelled" : crl->diag.msg;
+        if (strcmp(why, crl->last_error) != 0)
+            pc_log(PC_LOG_ERROR, "crl_failed", why, "ca", crl->ca->name, NULL);
+        snprintf(crl->last_error, sizeof(crl->last_error), "%s", why);
+        return;
+    }
+    pc_log(crl->der == NULL ? PC_LOG_INFO : PC_LOG_DEBUG, "crl_published", "signed a new CRL", "ca",
+           crl->ca->name, NULL);
+    OPENSSL_free(crl->der);
+    crl->der = crl->new_der;
+    crl->len = crl->new_len;
+    crl->new_der = NULL;
+    crl->made_ms = pc_now_ms();
+    crl->requested = false;
+    crl->last_error[0] = '\0';
+}
+
+static void start_crl(pc_coord_t *coord, pc_coord_crl_t *crl)
+{
+    if (crl->busy || !crl->local || coord->stopping)
+        return;
+    crl->work.data = crl;
+    if (uv_queue_work(coord->loop, &crl->work, make_crl, after_make_crl) == 0)
+        crl->busy = true;
+}
+
+static void on_crl_timer(uv_timer_t *timer)
+{
+    pc_coord_t *coord = timer->data;
+    int64_t now = pc_now_ms();
+    for (size_t i = 0; i < coord->engine->ca_count; i++) {
+        pc_coord_crl_t *crl = &coord->crls[i];
+        int64_t age = now - crl->made_ms;
+        if (crl->der == NULL || age >= CRL_MAX_AGE_MS ||
+            (crl->requested && age >= CRL_MIN_INTERVAL_MS))
+            start_crl(coord, crl);
+    }
+}
+
+pc_err_t pc_coord_ca_start(pc_coord_t *coord, pc_diag_t *diag)
+{
+    size_t n = coord->engine->ca_count;
+    coord->crls = calloc(n > 0 ? n : 1, sizeof(*coord->crls));
+    if (coord->crls == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        coord->crls[i].ca = coord->engine->cas[i];
+        coord->crls[i].local = strcmp(coord->engine->cas[i]->ops->kind, "local") == 0;
+        start_crl(coord, &coord->crls[i]);
+    }
+    uv_timer_start(&coord->crl_timer, on_crl_timer, CRL_MIN_INTERVAL_MS, CRL_MIN_INTERVAL_MS);
+    return PC_OK;
+}
+
+void pc_coord_ca_free(pc_coord_t *coord)
+{
+    for (size_t i = 0; coord->crls != NULL && i < coord->engine->ca_count; i++) {
+        OPENSSL_free(coord->crls[i].der);
+        OPENSSL_free(coord->crls[i].new_der);
+    }
+    free(coord->crls);
+    coord->crls = NULL;
+}
+
+/* ---- serving ----------------------------------------------------------------------------- */
+
+/* split_name cuts "/prefix/NAME.ext" into name and ext; false if path does not start so. */
+static bool split_name(const char *path, const char *prefix, char *name, size_t size,
+                       const char **ext)
+{
+    size_t pre = strlen(prefix);
+    if (strncmp(path, prefix, pre) != 0)
+        return false;
+    const char *rest = path + pre, *dot = strrchr(rest, '.');
+    if (dot == NULL || dot == rest || (size_t)(dot - rest) >= size || strchr(rest, '/') != NULL)
+        return false;
+    memcpy(name, rest, (size_t)(dot - rest));
+    name[dot - rest] = '\0';
+    *ext = dot + 1;
+    return true;
+}
+
+static void respond_bytes(pc_http_response_t *resp, const char *type, const void *data, size_t len)
+{
+    resp->status = 200;
+    resp->content_type = type;
+    resp->body = malloc(len > 0 ? len : 1);
+    if (resp->body == NULL) {
+        pc_coord_respond_text(resp, 500, "out of memory\n");
+        return;
+    }
+    memcpy(resp->body, data, len);
+    resp->body_len = len;
+}
+
+static void serve_cert(pc_coord_t *coord, const char *name, const char *ext,
+                       pc_http_response_t *resp)
+{
+    char msg[300];
+    bool der = strcmp(ext, "der") == 0;
+    pc_ca_t *ca = pc_engine_find_ca(coord->engine, name);
+    STACK_OF(X509) *chain = ca != NULL ? ca->ops->get0_chain(ca) : NULL;
+    X509 *cert = chain != NULL && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
+    if (!der && strcmp(ext, "crt") != 0 && strcmp(ext, "pem") != 0) {
+        pc_coord_respond_text(resp, 404, "not found: use /ca/NAME.crt (PEM) or /ca/NAME.der\n");
+        return;
+    }
+    if (ca == NULL || cert == NULL) {
+        snprintf(msg, sizeof(msg), "%s: no CA called \"%s\" is configured%s\n",
+                 ca == NULL ? "not found" : "not available", name,
+                 ca == NULL ? "" : " with a certificate yet");
+        pc_coord_respond_text(resp, ca == NULL ? 404 : 503, msg);
+        return;
+    }
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len = 0;
+    if (bio != NULL && (der ? i2d_X509_bio(bio, cert) : PEM_write_bio_X509(bio, cert)) == 1)
+        len = BIO_get_mem_data(bio, &data);
+    if (len > 0)
+        respond_bytes(resp, der ? "application/pkix-cert" : "application/x-pem-file", data,
+                      (size_t)len);
+    else
+        pc_coord_respond_text(resp, 500, "cannot encode the CA certificate\n");
+    BIO_free(bio);
+}
+
+static void serve_crl(pc_coord_t *coord, const char *name, pc_http_response_t *resp)
+{
+    char msg[800];
+    for (size_t i = 0; i < coord->engine->ca_count; i++) {
+        pc_coord_crl_t *crl = &coord->crls[i];
+        if (strcmp(crl->ca->name, name) != 0)
+            continue;
+        crl->requested = true;
+        if (!crl->local)
+            snprintf(msg, sizeof(msg), "CA \"%s\" is not a local CA: it publishes its own CRL\n",
+                     name);
+        else if (crl->der != NULL) {
+            respond_bytes(resp, "application/pkix-crl", crl->der, crl->len);
+            return;
+        } else if (crl->last_error[0] != '\0')
+            snprintf(msg, sizeof(msg), "no CRL for CA \"%s\": %s\n", name, crl->last_error);
+        else
+            snprintf(msg, sizeof(msg), "the CRL of CA \"%s\" is being made; retry in a second\n",
+                     name);
+        pc_coord_respond_text(resp, crl->local ? 503 : 404, msg);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "not found: no CA called \"%s\" is configured\n", name);
+    pc_coord_respond_text(resp, 404, msg);
+}
+
+bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp)
+{
+    char name[128];
+    const char *ext;
+    if (split_name(path, "/ca/", name, sizeof(name), &ext)) {
+        serve_cert(coord, name, ext, resp);
+        return true;
+    }
+    if (split_name(path, "/crl/", name, sizeof(name), &ext)) {
+        if (strcmp(ext, "crl") == 0)
+            serve_crl(coord, name, resp);
+        else
+            pc_coord_respond_text(resp, 404, "not found: use /crl/NAME.crl\n");
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,227 @@
+/*
+ * coord_view.c - turns what a refresh cycle gathered into the documents the HTTP API serves:
+ * the fleet (the registry joined with the consumer group: a worker is Active while its
+ * heartbeat is alive AND it is a member of the group, Inactive otherwise, with the reason),
+ * lag per partition, topics, totals; and updates the metrics. Loop thread.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coord.h"
+#include "result.h"
+
+static const char *const count_names[COUNT__N] = {"issued", "failed", "revoked", "dlq"};
+
+static int64_t field_int(const json_t *w, const char *name)
+{
+    const char *text = json_string_value(json_object_get(w, name));
+    return text != NULL ? strtoll(text, NULL, 10) : 0;
+}
+
+static json_t *field_str(const json_t *w, const char *name)
+{
+    const char *text = json_string_value(json_object_get(w, name));
+    return text != NULL && text[0] != '\0' ? json_string(text) : json_null();
+}
+
+/* counts_of parses the worker's counts (JSON text in the hash); missing ones are 0. */
+static json_t *counts_of(const json_t *w)
+{
+    const char *text = json_string_value(json_object_get(w, "counts"));
+    json_t *parsed = text != NULL ? json_loads(text, 0, NULL) : NULL;
+    json_t *counts = json_object();
+    for (int k = 0; k < COUNT__N; k++) {
+        json_int_t n = json_integer_value(json_object_get(parsed, count_names[k]));
+        json_object_set_new(counts, count_names[k], json_integer(n > 0 ? n : 0));
+    }
+    json_object_set_new(counts, "in_flight",
+                        json_integer(json_integer_value(json_object_get(parsed, "in_flight"))));
+    json_decref(parsed);
+    return counts;
+}
+
+/* state_of decides Active / Inactive and writes the reason for Inactive into reason. */
+static bool state_of(const pc_coord_cycle_t *cycle, const char *id, const json_t *w, int64_t now,
+                     char *reason, size_t size)
+{
+    const json_t *score = json_object_get(w, "score");
+    int64_t last_seen = field_int(w, "last_seen");
+    if (score == NULL || json_integer_value(score) <= now) {
+        if (last_seen > 0)
+            snprintf(reason, size, "no heartbeat for %lld s",
+                     (long long)((now - last_seen) / 1000));
+        else
+            snprintf(reason, size, "no heartbeat");
+        return false;
+    }
+    if (!cycle->group_ok) {
+        snprintf(reason, size, "consumer group unknown: %s", cycle->group_diag.msg);
+        return false;
+    }
+    if (json_object_get(cycle->members, id) == NULL) {
+        snprintf(reason, size, "not in the consumer group");
+        return false;
+    }
+    return true;
+}
+
+static json_t *worker_view(const pc_coord_cycle_t *cycle, const char *id, const json_t *w,
+                           int64_t now)
+{
+    char reason[600] = "";
+    bool active = state_of(cycle, id, w, now, reason, sizeof(reason));
+    bool alive = json_integer_value(json_object_get(w, "score")) > now;
+    int64_t started = field_int(w, "started_at");
+    json_t *parts = json_object_get(cycle->members, id);
+    return json_pack("{s:s,s:s,s:o,s:o,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "id", id, "state",
+                     active ? "Active" : "Inactive", "reason",
+                     active ? json_null() : json_string(reason), "version", field_str(w, "version"),
+                     "host", field_str(w, "host"), "started_at", (json_int_t)started, "uptime_s",
+                     alive && started > 0 ? json_integer((now - started) / 1000) : json_null(),
+                     "last_seen", (json_int_t)field_int(w, "last_seen"), "counts", counts_of(w),
+                     "last_error", field_str(w, "last_error"), "partitions",
+                     parts != NULL ? json_deep_copy(parts) : json_array());
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* workers_view returns the workers sorted by id. */
+static json_t *workers_view(const pc_coord_cycle_t *cycle, int64_t now)
+{
+    json_t *list = json_array();
+    size_t n = json_object_size(cycle->reg.workers), i = 0;
+    const char **ids = n > 0 ? calloc(n, sizeof(*ids)) : NULL;
+    const char *id;
+    json_t *w;
+    if (ids == NULL)
+        return list;
+    json_object_foreach(cycle->reg.workers, id, w)
+    {
+        ids[i++] = id;
+    }
+    qsort(ids, n, sizeof(*ids), compare_ids);
+    for (i = 0; i < n; i++)
+        json_array_append_new(
+            list, worker_view(cycle, ids[i], json_object_get(cycle->reg.workers, ids[i]), now));
+    free(ids);
+    return list;
+}
+
+/* Group members that are not in the registry: another application in our group, or a worker
+ * whose registry entry is gone. */
+static json_t *strangers_view(const pc_coord_cycle_t *cycle)
+{
+    json_t *list = json_array();
+    const char *id;
+    json_t *parts;
+    json_object_foreach(cycle->members, id, parts)
+    {
+        if (json_object_get(cycle->reg.workers, id) == NULL)
+            json_array_append_new(list,
+                                  json_pack("{s:s,s:O}", "client_id", id, "partitions", parts));
+    }
+    return list;
+}
+
+static void add_error(json_t *errors, bool ok, const pc_diag_t *diag)
+{
+    if (!ok)
+        json_array_append_new(errors, json_string(diag->msg));
+}
+
+static json_t *errors_view(const pc_coord_cycle_t *cycle)
+{
+    json_t *errors = json_array();
+    const pc_coord_probe_t *probe = cycle->probe;
+    add_error(errors, cycle->reg.ok, &cycle->reg.diag);
+    add_error(errors, cycle->group_ok, &cycle->group_diag);
+    add_error(errors, cycle->offsets_ok, &cycle->offsets_diag);
+    if (probe == NULL)
+        json_array_append_new(errors, json_string("Kafka not probed (out of memory)"));
+    else if (probe->err != PC_OK)
+        add_error(errors, false, &probe->diag);
+    return errors;
+}
+
+/* lag_view: per partition of the requests topic, committed offset, watermarks and lag. A
+ * partition the group never committed starts at its low watermark (auto.offset.reset =
+ * earliest, as the workers consume). *total is COORD_UNKNOWN when it cannot be known. */
+static json_t *lag_view(const pc_coord_t *coord, const pc_coord_cycle_t *cycle, int64_t *total)
+{
+    const pc_coord_probe_t *probe = cycle->probe;
+    json_t *parts = json_array();
+    const char *error = NULL;
+    *total = 0;
+    if (probe == NULL || probe->marks_err != PC_OK)
+        error = probe == NULL ? "Kafka not probed" : probe->marks_diag.msg;
+    else if (!cycle->offsets_ok)
+        error = cycle->offsets_diag.msg;
+    for (int p = 0; error == NULL && p < probe->marks_count; p++) {
+        char key[16];
+        snprintf(key, sizeof(key), "%d", p);
+        json_t *committed = json_object_get(cycle->committed, key);
+        int64_t start = probe->low[p];
+        if (committed != NULL && json_integer_value(committed) > start)
+            start = json_integer_value(committed);
+        int64_t lag = probe->high[p] > start ? probe->high[p] - start : 0;
+        *total += lag;
+        json_array_append_new(parts, json_pack("{s:i,s:O,s:I,s:I,s:I}", "partition", p, "committed",
+                                               committed ? committed : json_null(), "low_watermark",
+                                               (json_int_t)probe->low[p], "high_watermark",
+                                               (json_int_t)probe->high[p], "lag", (json_int_t)lag));
+    }
+    if (error != NULL)
+        *total = COORD_UNKNOWN;
+    return json_pack("{s:s,s:s,s:o,s:o,s:o}", "topic", coord->topics[0].name, "group",
+                     coord->cfg->worker.kafka_group_id, "partitions", parts, "total",
+                     error == NULL ? json_integer(*total) : json_null(), "error",
+                     error == NULL ? json_null() : json_string(error));
+}
+
+void pc_coord_view_build(pc_coord_t *coord, pc_coord_cycle_t *cycle)
+{
+    pc_coord_view_t *view = &coord->view;
+    int64_t now = cycle->reg.ok ? cycle->reg.now_ms : pc_now_ms();
+    int64_t lag;
+    size_t problems;
+    json_t *workers = workers_view(cycle, now);
+
+    json_decref(view->fleet);
+    view->fleet = json_pack(
+        "{s:I,s:{s:s,s:o,s:o},s:o,s:o,s:o}", "updated_at", (json_int_t)now, "group", "id",
+        coord->cfg->worker.kafka_group_id, "state",
+        cycle->group_ok ? json_string(cycle->group_state) : json_null(), "error",
+        cycle->group_ok ? json_null() : json_string(cycle->group_diag.msg), "workers", workers,
+        "unregistered_members", strangers_view(cycle), "errors", errors_view(cycle));
+    json_decref(view->lag);
+    view->lag = lag_view(coord, cycle, &lag);
+    json_decref(view->topics);
+    view->topics = pc_coord_topics_view(coord, cycle, &problems);
+
+    view->redis_ok = cycle->reg.ok;
+    view->kafka_ok =
+        cycle->probe != NULL && cycle->probe->err == PC_OK && cycle->group_ok && cycle->offsets_ok;
+    const pc_diag_t *why = !view->redis_ok ? &cycle->reg.diag
+                           : cycle->probe != NULL && cycle->probe->err != PC_OK
+                               ? &cycle->probe->diag
+                           : !cycle->group_ok ? &cycle->group_diag
+                                              : &cycle->offsets_diag;
+    snprintf(view->not_ready, sizeof(view->not_ready), "%s", why->msg);
+    pc_coord_view_set_totals(coord, workers, cycle->reg.ok, now, lag, problems);
+    view->have = true;
+    view->built_ms = now;
+}
+
+void pc_coord_view_clear(pc_coord_view_t *view)
+{
+    json_decref(view->fleet);
+    json_decref(view->lag);
+    json_decref(view->topics);
+    json_decref(view->totals);
+    json_decref(view->last_counts);
+    memset(view, 0, sizeof(*view));
+}
