@@ -281,7 +281,9 @@ write_config() {
   cat >"$state/config.json.tmp" <<JSON
 {
   "state_dir": "$state",
-  "cas": [{"name": "local", "key_passphrase_file": "$state/ca-passphrase"}],
+  "cas": [{"name": "local", "key_passphrase_file": "$state/ca-passphrase",
+           "crl_url": "http://127.0.0.1:$coordinator_port/crl/local.crl",
+           "aia_url": "http://127.0.0.1:$coordinator_port/ca/local.crt"}],
   "worker": {"http_port": $worker_port, "drain_timeout_ms": 8000, "key_pool_size": 16,
              "key_pool_algorithms": "RSA-2048,P-256"},
   "kafka": {"brokers": "127.0.0.1:$kafka_port"},
