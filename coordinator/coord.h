@@ -84,6 +84,9 @@ typedef struct pc_coord_probe {
     int64_t *low, *high; /* [marks_count], malloc'd */
     pc_err_t marks_err;
     pc_diag_t marks_diag;
+    int64_t *committed; /* [marks_count], the group's committed offsets (-1: none), malloc'd */
+    pc_err_t committed_err;
+    pc_diag_t committed_diag;
 } pc_coord_probe_t;
 
 /* pc_coord_probe_run: uv_queue_work's work function (pool thread; blocks up to about
@@ -238,6 +241,7 @@ struct pc_coord {
     pc_coord_topic_t topics[COORD_TOPICS];
     bool ensure;             /* create missing topics (at start, POST /api/topics/ensure) */
     bool create_in_flight;   /* a CreateTopics call is under way */
+    int missing_probes;      /* consecutive probes that found a topic missing */
     json_t *logged_problems; /* problems already logged: {"text": true} */
     char create_error[512];  /* the last topic creation failure logged */
 

@@ -225,7 +225,11 @@ static void probe_metadata(pc_coord_probe_t *probe)
     for (int i = 0; i < md->topic_cnt; i++) {
         const struct rd_kafka_metadata_topic *t = &md->topics[i];
         for (int k = 0; k < COORD_TOPICS; k++) {
-            if (strcmp(t->topic, probe->names[k]) != 0 || t->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+            /* A topic listed with a transient error (leaders still being elected for a new
+             * topic's partitions) exists all the same: creating it again only earns
+             * TOPIC_ALREADY_EXISTS, and repeated admin requests are what we avoid. */
+            if (strcmp(t->topic, probe->names[k]) != 0 ||
+                t->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
                 continue;
             probe->meta[k].exists = true;
             probe->meta[k].partitions = t->partition_cnt;
@@ -260,6 +264,30 @@ static pc_err_t query_offsets(pc_coord_probe_t *probe, int64_t at, int64_t *out)
     return err;
 }
 
+/* query_committed reads the group's committed offsets with the consumer API's OffsetFetch
+ * (rd_kafka_committed: blocking, so on the pool). The Admin API's ListConsumerGroupOffsets
+ * did the same from the loop, but with librdkafka 2.0.2 it intermittently tripped an assertion
+ * in the library (rd_kafka_enq_once_del_source_return) and killed the process. */
+static void query_committed(pc_coord_probe_t *probe, int n)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+    for (int p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(list, probe->names[0], p);
+    rd_kafka_resp_err_t rerr = rd_kafka_committed(probe->rk, list, COORD_KAFKA_TIMEOUT_MS);
+    probe->committed_err = PC_OK;
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+        probe->committed_err =
+            pc_fail(&probe->committed_diag, PC_ERR_DEPENDENCY,
+                    "kafka: listing the group's committed offsets: %s", rd_kafka_err2str(rerr));
+    for (int i = 0; rerr == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &list->elems[i];
+        if (tp->partition >= 0 && tp->partition < n)
+            probe->committed[tp->partition] =
+                tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0 ? tp->offset : -1;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
 void pc_coord_probe_run(uv_work_t *work)
 {
     pc_coord_probe_t *probe = work->data;
@@ -277,7 +305,9 @@ void pc_coord_probe_run(uv_work_t *work)
     }
     probe->low = calloc((size_t)n, sizeof(int64_t));
     probe->high = calloc((size_t)n, sizeof(int64_t));
-    if (probe->low == NULL || probe->high == NULL) {
+    probe->committed = calloc((size_t)n, sizeof(int64_t));
+    probe->committed_err = PC_ERR_DEPENDENCY;
+    if (probe->low == NULL || probe->high == NULL || probe->committed == NULL) {
         probe->marks_err = pc_fail(&probe->marks_diag, PC_ERR_NOMEM, "out of memory");
         return;
     }
@@ -286,6 +316,7 @@ void pc_coord_probe_run(uv_work_t *work)
         probe->marks_err = query_offsets(probe, -2, probe->low);
     if (probe->marks_err == PC_OK)
         probe->marks_count = n;
+    query_committed(probe, n);
 }
 
 void pc_coord_probe_free(pc_coord_probe_t *probe)
@@ -294,5 +325,6 @@ void pc_coord_probe_free(pc_coord_probe_t *probe)
         return;
     free(probe->low);
     free(probe->high);
+    free(probe->committed);
     free(probe);
 }

@@ -67,10 +67,16 @@ static void on_created(void *arg, rd_kafka_event_t *ev)
     const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
     const rd_kafka_topic_result_t **topics =
         res != NULL ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-    for (size_t i = 0; i < n; i++)
-        log_create(coord, rd_kafka_topic_result_name(topics[i]),
-                   rd_kafka_topic_result_error(topics[i]),
+    bool all_there = true;
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_resp_err_t rerr = rd_kafka_topic_result_error(topics[i]);
+        all_there &=
+            rerr == RD_KAFKA_RESP_ERR_NO_ERROR || rerr == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS;
+        log_create(coord, rd_kafka_topic_result_name(topics[i]), rerr,
                    rd_kafka_topic_result_error_string(topics[i]));
+    }
+    if (all_there)
+        coord->ensure = false;         /* created (by us or another): from now on only report */
     pc_coord_refresh_soon(coord, 100); /* show them without waiting a whole interval */
 }
 
@@ -182,9 +188,13 @@ void pc_coord_topics_probed(pc_coord_t *coord, pc_coord_cycle_t *cycle)
         missing |= !probe->meta[i].exists;
         existing |= probe->meta[i].exists;
     }
+    /* Create only when two probes in a row miss a topic: metadata of a topic created a moment
+     * ago may not have reached this broker yet, and a needless CreateTopics (answered
+     * TOPIC_ALREADY_EXISTS) has been seen to trip an assertion in librdkafka 2.0.2. */
+    coord->missing_probes = missing ? coord->missing_probes + 1 : 0;
     if (!missing)
         coord->ensure = false; /* all there: from now on only report */
-    else if (coord->ensure && !coord->create_in_flight)
+    else if (coord->ensure && !coord->create_in_flight && coord->missing_probes >= 2)
         create_topics(coord, probe);
     if (existing)
         describe_configs(cycle);

@@ -76,19 +76,48 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
     pc_log(PC_LOG_INFO, "rebalanced", what, "partitions", list, NULL);
 }
 
+/* The worker's own record of its assignment, reported with every heartbeat: the coordinator
+ * shows group membership from it (the Admin API's DescribeConsumerGroups crashed librdkafka
+ * 2.0.2 intermittently). */
+static void track_partitions(pc_worker_t *w, const rd_kafka_topic_partition_list_t *parts, bool add)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t p = parts->elems[i].partition;
+        size_t k = 0;
+        while (k < w->partition_count && w->partitions[k] != p)
+            k++;
+        if (!add && k < w->partition_count)
+            w->partitions[k] = w->partitions[--w->partition_count];
+        if (!add || k < w->partition_count)
+            continue;
+        if (w->partition_count == w->partition_cap) {
+            size_t cap = w->partition_cap == 0 ? 64 : w->partition_cap * 2;
+            int32_t *grown = realloc(w->partitions, cap * sizeof(*grown));
+            if (grown == NULL)
+                return;
+            w->partitions = grown;
+            w->partition_cap = cap;
+        }
+        w->partitions[w->partition_count++] = p;
+    }
+}
+
 static void on_revoked(void *arg, const rd_kafka_topic_partition_list_t *parts)
 {
     pc_worker_t *w = arg;
+    track_partitions(w, parts, false);
     log_partitions("partitions revoked", parts);
     pc_job_revoke_partitions(w, parts);
-    pc_gauge_set(w->m.assigned, (double)pc_kafka_assigned_count(w->kafka));
+    pc_gauge_set(w->m.assigned, (double)w->partition_count);
 }
 
 static void on_assigned(void *arg, const rd_kafka_topic_partition_list_t *parts)
 {
     pc_worker_t *w = arg;
+    w->in_group = true;
+    track_partitions(w, parts, true);
     log_partitions("partitions assigned", parts);
-    pc_gauge_set(w->m.assigned, (double)pc_kafka_assigned_count(w->kafka));
+    pc_gauge_set(w->m.assigned, (double)w->partition_count);
 }
 
 static void on_kafka_state(void *arg, bool up)
@@ -163,9 +192,14 @@ static void on_fill_timer(uv_timer_t *timer)
 
 static char *counts_json(const pc_worker_t *w)
 {
-    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:i}", "issued", (json_int_t)w->count_issued, "failed",
-                          (json_int_t)w->count_failed, "revoked", (json_int_t)w->count_revoked,
-                          "dlq", (json_int_t)w->count_dlq, "in_flight", (int)w->in_flight);
+    json_t *parts = json_array();
+    for (size_t i = 0; parts != NULL && i < w->partition_count; i++)
+        json_array_append_new(parts, json_integer(w->partitions[i]));
+    json_t *o =
+        json_pack("{s:I,s:I,s:I,s:I,s:i,s:b,s:o*}", "issued", (json_int_t)w->count_issued, "failed",
+                  (json_int_t)w->count_failed, "revoked", (json_int_t)w->count_revoked, "dlq",
+                  (json_int_t)w->count_dlq, "in_flight", (int)w->in_flight, "in_group",
+                  (int)(w->in_group && w->state == PC_WORKER_RUNNING), "partitions", parts);
     char *text = o == NULL ? NULL : json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -503,4 +537,5 @@ void pc_worker_cleanup(pc_worker_t *w)
     pc_auth_free(w->auth);
     pc_engine_free(w->engine);
     pc_metrics_free(w->m.registry);
+    free(w->partitions);
 }

@@ -69,6 +69,9 @@ typedef struct pc_worker {
     unsigned pool_busy; /* uv_queue_work items running or queued */
     unsigned threadpool_size;
     bool registered;
+    bool in_group;       /* the consumer group gave us an assignment (maybe empty) */
+    int32_t *partitions; /* assigned partitions of the requests topic, for the registry */
+    size_t partition_count, partition_cap;
     uint64_t count_issued, count_failed, count_revoked, count_dlq;
     char last_error[256];
 } pc_worker_t;
