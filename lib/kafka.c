@@ -15,6 +15,11 @@
  * contiguous completed prefix (offsets.c), auto-commit commits it every second, and revoke and
  * close commit it once more.
  *
+ * Back-pressure pauses and resumes the assigned partitions. librdkafka keeps that pause flag on
+ * a partition across an unassign and a later re-assignment to the same consumer, so each
+ * assignment sets it explicitly (set_intake): a partition taken away while paused must not come
+ * back paused for good.
+ *
  * Readiness heuristic, per handle: down on ALL_BROKERS_DOWN (librdkafka raises it when the
  * last connected broker is lost, also for a single-broker cluster) or on a fatal error; up on
  * evidence that a broker answers: a consumed message, a successful delivery report, a
@@ -291,10 +296,10 @@ static void store_offset(pc_kafka_t *kafka, int32_t partition, int64_t offset)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-/* commit_prefix stores and commits (asynchronously) the completed prefix of parts. Async:
- * a synchronous commit would block the loop for as long as the coordinator takes to answer,
- * and the commit is queued ahead of the unassign on librdkafka's group queue anyway. */
-static void commit_prefix(pc_kafka_t *kafka, const rd_kafka_topic_partition_list_t *parts)
+/* prefix_list returns the commit points of the partitions of parts that have completed
+ * something (a new list, possibly empty), read before they are untracked. */
+static rd_kafka_topic_partition_list_t *prefix_list(pc_kafka_t *kafka,
+                                                    const rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts->cnt);
     for (int i = 0; i < parts->cnt; i++) {
@@ -303,9 +308,38 @@ static void commit_prefix(pc_kafka_t *kafka, const rd_kafka_topic_partition_list
             rd_kafka_topic_partition_list_add(list, kafka->topic, parts->elems[i].partition)
                 ->offset = point;
     }
+    return list;
+}
+
+/* commit_prefix stores and commits (asynchronously) the commit points of list. Async: a
+ * synchronous commit would block the loop for as long as the coordinator takes to answer, and
+ * the commit is queued ahead of the unassign on librdkafka's group queue anyway. */
+static void commit_prefix(pc_kafka_t *kafka, rd_kafka_topic_partition_list_t *list)
+{
     if (list->cnt > 0 && rd_kafka_offsets_store(kafka->rkc, list) == RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_commit(kafka->rkc, list, 1);
-    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* set_intake gives parts the intake state (paused or not) of the rest of the assignment, and
+ * tells whether every partition was reached. librdkafka keeps a partition's application pause
+ * flag on its partition object across an unassign and a later re-assignment (librdkafka #1849):
+ * a partition revoked while intake was paused would come back still paused after intake had
+ * resumed, and nothing would be fetched from it again, its messages never handed to anyone and
+ * invisible to pc_kafka_lag. So every assignment states the flag. Called before the partitions
+ * are assigned, while librdkafka has no fetcher operation of its own under way for them: every
+ * pause, resume and fetch start takes a per-partition version barrier, and an operation that
+ * loses the race for it is dropped without a word (librdkafka #5591). false: a partition had
+ * no partition object yet (topic metadata not seen), so it was left as is. */
+static bool set_intake(pc_kafka_t *kafka, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t err = kafka->paused ? rd_kafka_pause_partitions(kafka->rkc, parts)
+                                            : rd_kafka_resume_partitions(kafka->rkc, parts);
+    bool all = err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < parts->cnt; i++) {
+        all = all && parts->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+        parts->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR; /* the list is assigned next */
+    }
+    return all;
 }
 
 static void on_assign(pc_kafka_t *kafka, rd_kafka_topic_partition_list_t *parts, bool cooperative)
@@ -314,8 +348,10 @@ static void on_assign(pc_kafka_t *kafka, rd_kafka_topic_partition_list_t *parts,
         if (strcmp(parts->elems[i].topic, kafka->topic) == 0 &&
             pc_offsets_add_partition(kafka->offsets, parts->elems[i].partition) != PC_OK)
             pc_fail(&kafka->last_error, PC_ERR_NOMEM,
-                    "kafka: cannot track partition %d; its offsets will not be stored",
+                    "kafka: cannot track partition %d yet; it is tracked when its first "
+                    "message arrives",
                     (int)parts->elems[i].partition);
+    bool reached = set_intake(kafka, parts);
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_assign(kafka->rkc, parts);
         if (error != NULL) {
@@ -326,27 +362,38 @@ static void on_assign(pc_kafka_t *kafka, rd_kafka_topic_partition_list_t *parts,
     } else {
         rd_kafka_assign(kafka->rkc, parts);
     }
-    if (kafka->paused)
+    /* A partition first seen in this assignment has no stale flag to clear, but must be paused
+     * if intake is; its partition object exists now. */
+    if (!reached && kafka->paused)
         rd_kafka_pause_partitions(kafka->rkc, parts);
     set_up(kafka, kafka->rkc, true);
     if (parts->cnt > 0 && kafka->handlers.on_assigned != NULL)
         kafka->handlers.on_assigned(kafka->arg, parts);
 }
 
+/* on_revoke untracks parts before on_revoked runs, so that pc_kafka_assigned_count already
+ * leaves them out there. Their commit points are read first; the callee cannot move them (it
+ * only releases messages of these partitions, and a later pc_kafka_message_done for them stores
+ * nothing). */
 static void on_revoke(pc_kafka_t *kafka, rd_kafka_topic_partition_list_t *parts, bool cooperative)
 {
+    rd_kafka_topic_partition_list_t *prefix = prefix_list(kafka, parts);
+    for (int i = 0; i < parts->cnt; i++)
+        if (strcmp(parts->elems[i].topic, kafka->topic) == 0)
+            pc_offsets_remove_partition(kafka->offsets, parts->elems[i].partition);
     if (parts->cnt > 0 && kafka->handlers.on_revoked != NULL)
         kafka->handlers.on_revoked(kafka->arg, parts);
     /* A lost assignment belongs to someone else already: committing would be fenced. */
     if (!rd_kafka_assignment_lost(kafka->rkc))
-        commit_prefix(kafka, parts);
-    for (int i = 0; i < parts->cnt; i++)
-        if (strcmp(parts->elems[i].topic, kafka->topic) == 0)
-            pc_offsets_remove_partition(kafka->offsets, parts->elems[i].partition);
+        commit_prefix(kafka, prefix);
+    rd_kafka_topic_partition_list_destroy(prefix);
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(kafka->rkc, parts);
-        if (error != NULL)
+        if (error != NULL) {
+            pc_fail(&kafka->last_error, PC_ERR_DEPENDENCY, "kafka: incremental unassign: %s",
+                    rd_kafka_error_string(error));
             rd_kafka_error_destroy(error);
+        }
     } else {
         rd_kafka_assign(kafka->rkc, NULL);
     }
@@ -385,9 +432,47 @@ static void consumer_error(pc_kafka_t *kafka, const rd_kafka_message_t *rkm)
         set_up(kafka, kafka->rkc, false);
 }
 
+/* owned tells whether partition is in librdkafka's current assignment (a synchronous request
+ * to librdkafka's main thread, answered at once; only for the rare path below). */
+static bool owned(pc_kafka_t *kafka, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(kafka->rkc, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    bool found = rd_kafka_topic_partition_list_find(parts, kafka->topic, partition) != NULL;
+    rd_kafka_topic_partition_list_destroy(parts);
+    return found;
+}
+
+/* track_late decides about a message of a partition the tracker does not know, while running,
+ * and tells whether it may be handed out. A partition no longer assigned (librdkafka filters
+ * their messages out already; this is a safety net) may drop it: librdkafka forgets the
+ * position of an unassigned partition and its next owner starts at the committed offset. A
+ * partition still assigned (its tracking failed when it was assigned: out of memory) may not:
+ * librdkafka's position has moved past the message, and the next pause would resume after it.
+ * So the partition is tracked from this message, its first one since the assignment; if that
+ * fails again, librdkafka is sent back to the message so that it is delivered later. */
+static bool track_late(pc_kafka_t *kafka, const rd_kafka_message_t *rkm)
+{
+    if (!owned(kafka, rkm->partition))
+        return false;
+    if (pc_offsets_add_partition(kafka->offsets, rkm->partition) == PC_OK)
+        return true;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, kafka->topic, rkm->partition)->offset = rkm->offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(kafka->rkc, list, 0 /* async */);
+    if (error != NULL)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(list);
+    pc_fail(&kafka->last_error, PC_ERR_NOMEM,
+            "kafka: cannot track partition %d; offset %lld will be fetched again",
+            (int)rkm->partition, (long long)rkm->offset);
+    return false;
+}
+
 /* dispatch hands one consumed message to on_message, tracking its offset first. Messages that
- * arrive while closing, or for a partition we no longer own, are dropped uncommitted: their
- * next owner consumes them again. */
+ * arrive while closing are dropped uncommitted: this consumer is leaving the group, and the next
+ * owner of their partitions starts at the committed offset. */
 static void dispatch(pc_kafka_t *kafka, rd_kafka_message_t *rkm)
 {
     if (rkm->err) {
@@ -397,7 +482,7 @@ static void dispatch(pc_kafka_t *kafka, rd_kafka_message_t *rkm)
     }
     set_up(kafka, kafka->rkc, true);
     if (kafka->phase != PHASE_RUNNING ||
-        !pc_offsets_has_partition(kafka->offsets, rkm->partition)) {
+        (!pc_offsets_has_partition(kafka->offsets, rkm->partition) && !track_late(kafka, rkm))) {
         rd_kafka_message_destroy(rkm);
         return;
     }

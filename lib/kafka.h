@@ -37,9 +37,11 @@ typedef struct pc_kafka_handlers {
     /* One consumed message; the callee owns rkm and must pass it to pc_kafka_message_done()
      * (which destroys it) exactly once. Messages with errors are not passed here. */
     void (*on_message)(void *arg, rd_kafka_message_t *rkm);
-    /* Partitions are being taken away: stop starting work for them. Called before the
-     * prefix is committed and the partitions unassigned. */
+    /* Partitions are being taken away: stop starting work for them. Called after they have
+     * left pc_kafka_assigned_count, before their completed prefix is committed and they are
+     * unassigned. */
     void (*on_revoked)(void *arg, const rd_kafka_topic_partition_list_t *parts);
+    /* Partitions were added; pc_kafka_assigned_count already counts them. */
     void (*on_assigned)(void *arg, const rd_kafka_topic_partition_list_t *parts);
     /* The brokers became reachable (up) or not; may be NULL. */
     void (*on_state)(void *arg, bool up);
@@ -71,7 +73,8 @@ void pc_kafka_message_done(pc_kafka_t *kafka, rd_kafka_message_t *rkm);
 void pc_kafka_message_release(pc_kafka_t *kafka, rd_kafka_message_t *rkm);
 
 /* pc_kafka_pause / pc_kafka_resume stop and restart fetching on every assigned partition
- * (back-pressure); the position is kept, nothing is skipped. */
+ * (back-pressure), and on partitions assigned later as well; the position is kept, nothing is
+ * skipped. */
 void pc_kafka_pause(pc_kafka_t *kafka);
 void pc_kafka_resume(pc_kafka_t *kafka);
 bool pc_kafka_paused(const pc_kafka_t *kafka);
@@ -90,7 +93,8 @@ bool pc_kafka_ready(const pc_kafka_t *kafka);
  * nothing consumed since assignment have no position and are left out of the sum. */
 int64_t pc_kafka_lag(pc_kafka_t *kafka);
 
-/* pc_kafka_assigned_count: number of partitions currently assigned. */
+/* pc_kafka_assigned_count: number of partitions currently assigned. Inside on_revoked it
+ * already leaves out the partitions being revoked; inside on_assigned it counts the new ones. */
 int pc_kafka_assigned_count(const pc_kafka_t *kafka);
 
 /* pc_kafka_in_flight: messages given to on_message and not yet passed to
