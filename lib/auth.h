@@ -32,8 +32,7 @@ void pc_auth_free(pc_auth_t *auth);
 
 /* pc_auth_verify checks sr's signature: PC_ERR_UNAUTHENTICATED for a missing signature, an
  * unknown key id, an algorithm that does not match the key, or a wrong signature. */
-pc_err_t pc_auth_verify(const pc_auth_t *auth, const Pkcs__V1__SignedRequest *sr,
-                        pc_diag_t *diag);
+pc_err_t pc_auth_verify(const pc_auth_t *auth, const Pkcs__V1__SignedRequest *sr, pc_diag_t *diag);
 
 typedef struct pc_signer pc_signer_t;
 
