@@ -2,11 +2,13 @@
  * test_kafka.c - unit tests for kafka.c against librdkafka's in-process mock cluster (3
  * brokers, one 4-partition topic, fresh per test): produce and consume through one pc_kafka_t
  * on a uv loop, commits that stop at the first unfinished message, pause/resume without loss or
- * duplicates, a cooperative rebalance between two members, readiness across a cluster outage,
- * a close during an outage that fails the undelivered messages' reports within its bound, bad
- * settings, and (every test) a close that leaves the loop empty. Main thread (the loop), plus
- * librdkafka's threads. Note: the mock refuses commits made while a rebalance is in progress
- * (REBALANCE_IN_PROGRESS, logged as COMMITFAIL); the next owner then re-reads those messages.
+ * duplicates, a cooperative rebalance between two members (with pc_kafka_assigned_count right
+ * inside the callbacks), partitions taken away while paused and given back later being fetched
+ * again, readiness across a cluster outage, a close during an outage that fails the undelivered
+ * messages' reports within its bound, bad settings, and (every test) a close that leaves the
+ * loop empty. Main thread (the loop), plus librdkafka's threads. Note: the mock refuses commits
+ * made while a rebalance is in progress (REBALANCE_IN_PROGRESS, logged as COMMITFAIL); the next
+ * owner then re-reads those messages.
  */
 #include <setjmp.h>
 #include <stdarg.h>
