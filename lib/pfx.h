@@ -10,8 +10,10 @@
 #include "pc_err.h"
 
 /* pc_pfx_build makes a PKCS#12 holding key, cert and chain (may be NULL) with friendly_name
- * (may be NULL), protected by password (AES-256-CBC, PBKDF2-SHA256, SHA-256 MAC). *der is the
- * caller's and holds the private key: free with OPENSSL_clear_free(*der, *len). */
+ * (may be NULL). The key is protected by password (AES-256-CBC, PBKDF2-SHA256; one iteration
+ * when the password is empty, 2048 otherwise), the certificates are in clear, and a SHA-256 MAC
+ * covers all. *der is the caller's and holds the private key: free with
+ * OPENSSL_clear_free(*der, *len). */
 pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *friendly_name,
                       const char *password, unsigned char **der, size_t *len, pc_diag_t *diag);
 
