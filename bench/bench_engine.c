@@ -192,7 +192,7 @@ static int setup(bench_ctx_t *ctx, char *state_dir)
     setenv("PC_CA_KEY_PASSPHRASE", "bench-only-passphrase", 1);
     pc_err_t err = pc_config_load(NULL, &cfg, &diag);
     if (err == PC_OK)
-        err = pc_engine_new(cfg, &ctx->engine, &diag);
+        err = pc_engine_new_offline(cfg, &ctx->engine, &diag);
     pc_config_free(cfg);
     if (err != PC_OK) {
         fprintf(stderr, "bench: %s\n", diag.msg);

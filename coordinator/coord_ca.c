@@ -3,7 +3,7 @@
  * /ca/NAME.crt as PEM, /ca/NAME.der as DER, the URL a certificate's AIA points at) and each
  * local CA's CRL (GET /crl/NAME.crl, DER, the URL of its CRL distribution point).
  *
- * Signing a CRL reads the CA's whole index from disk, so it runs on a pool thread and HTTP
+ * Signing a CRL reads the CA's whole index from Redis, so it runs on a pool thread and HTTP
  * serves the last one made. A CRL is made at start; after that at most once a minute
  * (CRL_MIN_INTERVAL_MS), when it was asked for since the last one, and at least once an hour
  * (CRL_MAX_AGE_MS) with a nextUpdate a day ahead, so a fetched CRL is never stale for a

@@ -1,8 +1,9 @@
 /*
- * pkcsctl crl and pkcsctl ca-cert: what relying parties need from a configured CA, straight
- * from its state (no cluster): a freshly signed CRL of the local CA, and the CA certificate with
- * its chain. Opens the CAs of the configuration the way the workers do (pc_engine_new), so it
- * needs the same CA key passphrase. Main thread only, blocking.
+ * pkcsctl crl and pkcsctl ca-cert: what relying parties need from a configured CA, without
+ * Kafka or a coordinator: a freshly signed CRL of the local CA (from the CA's records in the
+ * cluster's Redis), and the CA certificate with its chain (from the CA's files alone). Opens the
+ * CAs of the configuration the way the workers do (pc_engine_new), so it needs the same CA key
+ * passphrase. Main thread only, blocking.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,8 +39,8 @@ static void crl_help(void)
            "                   [--next-update-hours H]\n\n"
            "Signs a fresh certificate revocation list with the configured local CA NAME: every\n"
            "certificate it revoked, with its reason and time, a new CRL number, and a nextUpdate\n"
-           "H hours from now. Reads the CA's state like the workers do (same configuration and\n"
-           "CA key passphrase); no cluster is needed.\n\n"
+           "H hours from now. Reads the CA's records from the cluster's Redis like the workers\n"
+           "do (same configuration, redis section and CA key passphrase); no Kafka is needed.\n\n"
            "options:\n"
            "  --ca NAME              the CA, as named in the configuration's cas section\n"
            "  --config FILE          configuration file (default: $PC_CONFIG, else built-in\n"

@@ -1,7 +1,8 @@
 /*
  * pkcsctl issue --offline: one request in JSON through the engine with the configured local
  * CA, no Kafka or Redis. Writes cert.pem, chain.pem, result.p7m (the enveloped PFX, DER) and
- * result.json into the output folder. Lets users try a profile before they deploy it.
+ * result.json into the output folder. Lets users try a profile before they deploy it. The CA
+ * records what it issues in index.txt in its state folder, not in the cluster's Redis.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -40,7 +41,9 @@ static void help(void)
            "  --config FILE     configuration file (default: $PC_CONFIG, else built-in "
            "defaults)\n\n"
            "The local CA key is encrypted on disk with the passphrase from the configuration\n"
-           "or PC_CA_KEY_PASSPHRASE / PC_CA_KEY_PASSPHRASE_FILE.\n");
+           "or PC_CA_KEY_PASSPHRASE / PC_CA_KEY_PASSPHRASE_FILE. Certificates issued offline\n"
+           "are recorded in index.txt in the CA's state folder, not in the cluster's Redis:\n"
+           "the cluster's CRL and revoke do not know them.\n");
 }
 
 static int write_pem_certs(const char *dir, const char *name, const ProtobufCBinaryData *ders,
@@ -171,7 +174,7 @@ static int run(const char *request_path, const char *device_key, const char *out
     if (device_key != NULL && set_device_key(req, device_key) != 0)
         goto out_free;
     if ((err = pc_config_load(config_path, &cfg, &diag)) != PC_OK ||
-        (err = pc_engine_new(cfg, &engine, &diag)) != PC_OK) {
+        (err = pc_engine_new_offline(cfg, &engine, &diag)) != PC_OK) {
         rc = pkcsctl_diag_error(CMD, err, &diag);
         goto out_free;
     }

@@ -296,14 +296,16 @@ JSON
   mv "$state/config.json.tmp" "$state/config.json"
 }
 
-# start_redis: like servers.sh's pc_redis_start, on the stack's fixed port, and with
-# set-proc-title off so the command line keeps naming the state folder (down finds it by that).
+# start_redis: like servers.sh's pc_redis_start, on the stack's fixed port, with set-proc-title
+# off so the command line keeps naming the state folder (down finds it by that), and with an
+# append-only file: Redis holds the local CA's issued and revoked certificates and CRL number,
+# which must survive a restart of the stack.
 start_redis() {
   local dir="$state/redis" i
   mkdir -p "$dir"
   _pc_launch redis "$dir/stdout.log" redis-server --bind 127.0.0.1 --port "$redis_port" \
-    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" --daemonize no \
-    --set-proc-title no
+    --save '' --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
+    --dir "$dir" --logfile "$dir/redis.log" --daemonize no --set-proc-title no
   for ((i = 0; i < 100; i++)); do
     pc_redis_ping "$redis_port" && return 0
     _pc_alive "$_pc_launched_pid" "$_pc_launched_start" || break

@@ -2,10 +2,10 @@
  * ca_local.c - the local CA backend: an in-process OpenSSL CA, the embedded default.
  *
  * It lets the connector run without an external CA: it checks the template, signs the CSR with
- * its own key, records every certificate in its index and revokes from it. A blocking backend:
- * submit and revoke run on the calling pool thread and call done before returning. Many pool
- * threads may use one CA at once: the key and certificate are read-only after pc_ca_local_new,
- * and the index does its own locking.
+ * its own key, records every certificate in its index (Redis, shared by the cluster; a file
+ * offline) and revokes from it. A blocking backend: submit and revoke run on the calling pool
+ * thread and call done before returning. Many pool threads may use one CA at once: the key and
+ * certificate are read-only after pc_ca_local_new, and the index does its own locking.
  */
 #include "ca_int.h"
 
@@ -99,8 +99,10 @@ pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag
         goto out_free_ca;
     }
     err = pc_ca_local_setup(lca, cfg, diag);
-    if (err == PC_OK)
-        err = pc_ca_index_open(cfg->state_dir, &lca->index, diag);
+    if (err == PC_OK && cfg->redis != NULL)
+        err = pc_ca_index_open_redis(cfg->name, cfg->redis, &lca->index, diag);
+    else if (err == PC_OK)
+        err = pc_ca_index_open_file(cfg->state_dir, &lca->index, diag);
     if (err != PC_OK) {
         pc_diag_prefix(diag, cfg->name);
         goto out_free_ca;

@@ -2,7 +2,8 @@
  * ca_local_crl.c - the local CA's certificate revocation list, built from its index.
  *
  * Relying parties learn of revocations only through a CRL, so the coordinator publishes a fresh
- * one periodically. Any thread: reads the index under its lock and signs with the read-only key.
+ * one periodically. Any thread (a pool thread: reading the index blocks on Redis or a file);
+ * signs with the read-only key.
  */
 #include "ca_int.h"
 

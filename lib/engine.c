@@ -48,7 +48,8 @@ static pc_err_t open_cfssl(pc_config_ca_t *c, uv_loop_t *loop, pc_ca_t **out, pc
     return err;
 }
 
-static pc_err_t open_ca(pc_config_ca_t *c, uv_loop_t *loop, pc_ca_t **out, pc_diag_t *diag)
+static pc_err_t open_ca(pc_config_ca_t *c, uv_loop_t *loop, const pc_ca_index_redis_config_t *redis,
+                        pc_ca_t **out, pc_diag_t *diag)
 {
     if (strcmp(c->type, "cfssl") == 0) {
         pc_err_t err = open_cfssl(c, loop, out, diag);
@@ -68,6 +69,7 @@ static pc_err_t open_ca(pc_config_ca_t *c, uv_loop_t *loop, pc_ca_t **out, pc_di
         .subject = c->subject,
         .crl_url = c->crl_url,
         .aia_url = c->aia_url,
+        .redis = redis,
         .templates = c->templates,
         .template_count = c->template_count,
     };
@@ -84,13 +86,17 @@ static pc_err_t open_ca(pc_config_ca_t *c, uv_loop_t *loop, pc_ca_t **out, pc_di
     return PC_OK;
 }
 
-pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag)
+/* offline: the local CAs keep their records in their state folders, not in Redis. */
+static pc_err_t engine_new(pc_config_t *cfg, uv_loop_t *loop, bool offline, pc_engine_t **out,
+                           pc_diag_t *diag)
 {
-    return pc_engine_new_loop(cfg, NULL, out, diag);
-}
-
-pc_err_t pc_engine_new_loop(pc_config_t *cfg, uv_loop_t *loop, pc_engine_t **out, pc_diag_t *diag)
-{
+    const pc_config_worker_t *w = &cfg->worker;
+    const pc_ca_index_redis_config_t redis = {
+        .host = w->redis_host,
+        .port = w->redis_port,
+        .password = w->redis_password,
+        .timeout_ms = w->redis_timeout_ms,
+    };
     *out = NULL;
     pc_engine_t *engine = calloc(1, sizeof(*engine));
     if (engine == NULL || (engine->cas = calloc(cfg->ca_count, sizeof(pc_ca_t *))) == NULL) {
@@ -110,7 +116,8 @@ pc_err_t pc_engine_new_loop(pc_config_t *cfg, uv_loop_t *loop, pc_engine_t **out
     for (size_t i = 0; i < cfg->ca_count; i++) {
         if (loop == NULL && strcmp(cfg->cas[i].type, "local") != 0)
             continue; /* remote CAs live on the worker's loop */
-        pc_err_t err = open_ca(&cfg->cas[i], loop, &engine->cas[engine->ca_count], diag);
+        pc_err_t err = open_ca(&cfg->cas[i], loop, offline ? NULL : &redis,
+                               &engine->cas[engine->ca_count], diag);
         if (err != PC_OK) {
             pc_engine_free(engine);
             return err;
@@ -119,6 +126,21 @@ pc_err_t pc_engine_new_loop(pc_config_t *cfg, uv_loop_t *loop, pc_engine_t **out
     }
     *out = engine;
     return PC_OK;
+}
+
+pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag)
+{
+    return engine_new(cfg, NULL, false, out, diag);
+}
+
+pc_err_t pc_engine_new_offline(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag)
+{
+    return engine_new(cfg, NULL, true, out, diag);
+}
+
+pc_err_t pc_engine_new_loop(pc_config_t *cfg, uv_loop_t *loop, pc_engine_t **out, pc_diag_t *diag)
+{
+    return engine_new(cfg, loop, false, out, diag);
 }
 
 pc_ca_t *pc_engine_find_ca(const pc_engine_t *engine, const char *name)

@@ -1,7 +1,8 @@
 /*
  * engine.h - the certificate engine: the configured CAs and the whole of one request, start to
  * end, on the calling thread. Used by pkcsctl's offline mode and the engine benchmark; the
- * worker runs the same stages (issue.h) spread over its event loop and thread pool.
+ * worker runs the same stages (issue.h) spread over its event loop and thread pool, and the
+ * coordinator and pkcsctl crl open their CAs through it.
  */
 #ifndef PC_ENGINE_H
 #define PC_ENGINE_H
@@ -24,10 +25,16 @@ typedef struct pc_engine {
     void *remote_closed_arg;
 } pc_engine_t;
 
-/* pc_engine_new opens every local CA of cfg (taking their templates out of cfg); remote CAs
- * (cfssl) need an event loop and are left out. *out is the caller's (pc_engine_free). Errors
- * name the CA. */
+/* pc_engine_new opens every local CA of cfg (taking their templates out of cfg), with their
+ * records of issued and revoked certificates in the cluster's Redis (cfg's redis section; not
+ * contacted until a CA needs its records); remote CAs (cfssl) need an event loop and are left
+ * out. *out is the caller's (pc_engine_free). Errors name the CA. */
 pc_err_t pc_engine_new(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag);
+
+/* pc_engine_new_offline is pc_engine_new for a process outside any cluster (pkcsctl issue
+ * --offline, the engine benchmark): the local CAs record what they issue in index.txt in their
+ * state folders, which no worker sees, so they cannot be revoked through the cluster. */
+pc_err_t pc_engine_new_offline(pc_config_t *cfg, pc_engine_t **out, pc_diag_t *diag);
 
 /* pc_engine_new_loop is pc_engine_new with remote CAs too, driven by loop (loop thread). */
 pc_err_t pc_engine_new_loop(pc_config_t *cfg, uv_loop_t *loop, pc_engine_t **out, pc_diag_t *diag);

@@ -18,7 +18,9 @@ fi
 
 pc_cluster_init 2
 d="$PC_SERVERS_DIR"
-index="$d/state/ca/local/index.txt"
+# The local CA's records, in Redis (lib/ca_index_redis.c).
+ca_redis() { redis-cli -h 127.0.0.1 -p "$PC_REDIS_PORT" "$@"; }
+for_request='pc:ca:{local}:req:orph-000001'
 
 pc_worker_spawn doomed PC_TEST_CRASH_AFTER_CA=orph-000001
 pc_worker_wait_ready doomed 90
@@ -26,7 +28,7 @@ pc_submit --template "$data/user-ec.json" --count 1 --id-prefix orph --device-ke
 rc=0; wait "$(pc_worker_pid doomed)" || rc=$?
 [ "$rc" -eq 86 ] || fail "the doomed worker exited $rc, not through the crash hook (86)"
 grep -q '"event":"test_crash"' "$d/doomed.log" || fail "no test_crash log line"
-orphan=$(awk -F'\t' '$1 == "I" && $4 == "orph-000001" { print $2 }' "$index")
+orphan=$(ca_redis LINDEX "$for_request" 0)
 [ -n "$orphan" ] || fail "the CA has no certificate for orph-000001"
 ok "worker killed right after the CA signed $orphan, before recording the result"
 
@@ -40,14 +42,18 @@ answered=$(grep -o '"serialNumber":"[0-9A-F]*"' "$d/orph.jsonl" | head -1 | cut 
 [ "$answered" != "$orphan" ] || fail "the result carries the orphan's serial"
 ok "the request was answered once, with a new certificate $answered"
 
-awk -F'\t' -v s="$orphan" '$1 == "R" && $2 == s { found = 1 } END { exit !found }' "$index" \
+[ "$(ca_redis HEXISTS 'pc:ca:{local}:revoked' "$orphan")" = 1 ] \
   || fail "the orphan $orphan was not revoked"
-awk -F'\t' -v s="$answered" '$1 == "R" && $2 == s { found = 1 } END { exit found }' "$index" \
+[ "$(ca_redis HGET "pc:ca:{local}:cert:$orphan" reason)" = 4 ] \
+  || fail "the orphan $orphan was not revoked as superseded"
+[ "$(ca_redis HEXISTS 'pc:ca:{local}:revoked' "$answered")" = 0 ] \
   || fail "the certificate handed out was revoked"
 grep -q '"event":"orphan_revoked"' "$d/heir.log" || fail "no orphan_revoked log line"
 ok "the orphan was revoked (superseded) by the worker that took over; the answer stands"
-[ "$(awk -F'\t' '$1 == "I" && $4 == "orph-000001"' "$index" | wc -l)" -eq 2 ] \
+[ "$(ca_redis LLEN "$for_request")" -eq 2 ] \
   || fail "the CA signed other than 2 certificates for the request"
+[ "$(ca_redis LINDEX "$for_request" 1)" = "$answered" ] \
+  || fail "the second certificate for the request is not the one handed out"
 ok "exactly two certificates exist for the request: the revoked orphan and the answer"
 
 kill -TERM "$(pc_worker_pid heir)"; wait "$(pc_worker_pid heir)" || true

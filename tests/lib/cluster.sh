@@ -89,8 +89,7 @@ pc_watch() {
   "$PC_BIN_DIR/pkcsctl" watch --brokers "$PC_KAFKA_BROKERS" "$@"
 }
 
+# pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca_index_redis.c).
 pc_ca_issued() {
-  local index="$PC_SERVERS_DIR/state/ca/local/index.txt"
-  [[ -f $index ]] || { echo 0; return; }
-  grep -c '^I' "$index"
+  redis-cli -h 127.0.0.1 -p "$PC_REDIS_PORT" ZCARD 'pc:ca:{local}:issued'
 }

@@ -2,6 +2,8 @@
  * test_ca_local.c - the local CA as an operator and a relying party see it: its key on disk is
  * encrypted, it survives restarts, what it issues verifies (also with the openssl tool), what it
  * refuses is never signed, revocations reach a signed CRL, and threads and processes share it.
+ * Its records live in a real redis-server, shared by two CAs as by two machines; with Redis down
+ * nothing is handed out; offline they live in the state folder.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <setjmp.h>
@@ -25,18 +27,28 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <hiredis/hiredis.h>
+
 #include "ca_local.h"
 #include "csr.h"
+/* The fixture's event-loop helpers serve the async tests; the local CA blocks. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "redis_fixture.h"
+#pragma GCC diagnostic pop
 
 #define PASS "correct horse battery staple"
 #define CRL_URL "http://pki.example.test/local.crl"
 #define AIA_URL "http://pki.example.test/local.crt"
 #define SID_OID "1.3.6.1.4.1.311.25.2"
 
-/* One test's world: a temp dir (removed after) and a CA whose state lives in dir/state. */
+/* One test's world: a temp dir (removed after), a CA whose state lives in dir/state and whose
+ * records live in the test's Redis (emptied before each test), and a connection to look at them. */
 typedef struct fixture {
     char dir[64];
     char state[128];
+    pc_ca_index_redis_config_t redis;
+    redisContext *admin;
     pc_ca_t *ca;
     EVP_PKEY *key; /* the requester's key */
 } fixture_t;
@@ -70,7 +82,8 @@ static pc_ca_local_config_t base_config(fixture_t *fx)
                                 .state_dir = fx->state,
                                 .key_passphrase = PASS,
                                 .crl_url = CRL_URL,
-                                .aia_url = AIA_URL};
+                                .aia_url = AIA_URL,
+                                .redis = &fx->redis};
     return cfg;
 }
 
@@ -97,7 +110,15 @@ static int setup(void **state)
     snprintf(fx->state, sizeof(fx->state), "%s/state", fx->dir);
     fx->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     *state = fx;
-    return fx->key != NULL ? 0 : -1;
+    if (fx->key == NULL || fixture_revive(NULL) != 0)
+        return -1;
+    fx->redis =
+        (pc_ca_index_redis_config_t){.host = "127.0.0.1", .port = (unsigned)fixture_redis.port};
+    fx->admin = redisConnect("127.0.0.1", fixture_redis.port);
+    if (fx->admin == NULL || fx->admin->err != 0)
+        return -1;
+    freeReplyObject(redisCommand(fx->admin, "FLUSHALL"));
+    return 0;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -110,6 +131,7 @@ static int teardown(void **state)
     fixture_t *fx = *state;
     pc_ca_free(fx->ca);
     EVP_PKEY_free(fx->key);
+    redisFree(fx->admin);
     nftw(fx->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(fx);
     return 0;
@@ -208,7 +230,30 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* Lines of state/index.txt starting with prefix ("I\t": issued, "R\t": revoked). */
+/* admin_int: an integer reply of the admin connection (fmt takes one string). */
+static long long admin_int(const fixture_t *fx, const char *fmt, const char *arg)
+{
+    redisReply *reply = redisCommand(fx->admin, fmt, arg);
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER)
+        fail_msg("redis %s: no integer reply", fmt);
+    long long v = reply->integer;
+    freeReplyObject(reply);
+    return v;
+}
+
+/* Certificates the CA "local" recorded as issued / revoked, in Redis. */
+static long long issued_count(const fixture_t *fx)
+{
+    return admin_int(fx, "ZCARD %s", "pc:ca:{local}:issued");
+}
+
+static long long revoked_count(const fixture_t *fx)
+{
+    return admin_int(fx, "HLEN %s", "pc:ca:{local}:revoked");
+}
+
+/* Lines of state/index.txt (the offline records) starting with prefix ("I\t": issued, "R\t":
+ * revoked). */
 static int index_lines(const fixture_t *fx, const char *prefix)
 {
     char path[256];
@@ -448,18 +493,22 @@ static void test_issued_cert(void **state)
     check_urls(cert);
     check_copied(cert);
 
-    /* recorded in the index with its request id */
-    char path[256];
-    snprintf(path, sizeof(path), "%s/index.txt", fx->state);
-    char *text = read_file(path);
+    /* recorded in Redis with its request id, subject and validity */
     char *hex = serial_hex(cert);
-    assert_non_null(text);
-    assert_non_null(strstr(text, hex));
-    assert_non_null(strstr(text, "req-0001"));
-    assert_non_null(strstr(text, "CN=alice"));
-    assert_int_equal(index_lines(fx, "I\t"), 1);
+    redisReply *reply =
+        redisCommand(fx->admin, "HMGET pc:ca:{local}:cert:%s request_id subject not_after", hex);
+    assert_true(reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3);
+    assert_string_equal(reply->element[0]->str, "req-0001");
+    assert_string_equal(reply->element[1]->str, "CN=alice");
+    char not_after[32];
+    struct tm tm;
+    ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm);
+    strftime(not_after, sizeof(not_after), "%Y%m%d%H%M%SZ", &tm);
+    assert_string_equal(reply->element[2]->str, not_after);
+    freeReplyObject(reply);
+    assert_int_equal(issued_count(fx), 1);
+    assert_int_equal(index_lines(fx, ""), 0); /* nothing in the state folder */
     OPENSSL_free(hex);
-    free(text);
     X509_free(cert);
 }
 
@@ -499,7 +548,7 @@ static void test_serials_unique(void **state)
         assert_string_not_equal(serials[i - 1], serials[i]);
     for (int i = 0; i < N; i++)
         OPENSSL_free(serials[i]);
-    assert_int_equal(index_lines(fx, "I\t"), N);
+    assert_int_equal(issued_count(fx), N);
 }
 
 static void test_refusal_signs_nothing(void **state)
@@ -527,7 +576,7 @@ static void test_refusal_signs_nothing(void **state)
     assert_non_null(strstr(diag.msg, "local"));
     X509_REQ_free(req);
 
-    assert_int_equal(index_lines(fx, "I\t"), 1); /* only the one issued before */
+    assert_int_equal(issued_count(fx), 1); /* only the one issued before */
 }
 
 static void test_revoke(void **state)
@@ -553,7 +602,7 @@ static void test_revoke(void **state)
     assert_int_equal(pc_ca_revoke_sync(fx->ca, &rev, &diag), PC_OK);
     rev.reason = PC_REVOKE_SUPERSEDED;
     assert_int_equal(pc_ca_revoke_sync(fx->ca, &rev, &diag), PC_OK); /* twice is fine */
-    assert_int_equal(index_lines(fx, "R\t"), 1);
+    assert_int_equal(revoked_count(fx), 1);
 
     rev.reason = (pc_revoke_reason_t)2; /* cACompromise: not for end-entity certificates */
     assert_int_equal(pc_ca_revoke_sync(fx->ca, &rev, &diag), PC_ERR_INVALID_PARAM);
@@ -737,8 +786,7 @@ static void test_threads_share_ca(void **state)
         assert_string_not_equal(all[i - 1], all[i]);
     for (int i = 0; i < 100; i++)
         OPENSSL_free(all[i]);
-    assert_int_equal(index_lines(fx, "I\t"), 100);
-    assert_int_equal(index_lines(fx, ""), 100); /* and no torn or extra line */
+    assert_int_equal(issued_count(fx), 100);
 }
 
 /* Several processes starting at once on an empty state dir end up with one CA. */
@@ -839,7 +887,7 @@ static void test_cert_and_key_files(void **state)
     assert_int_equal(X509_cmp(sk_X509_value(chain, 1), root), 0);
     X509 *cert = issue(fx, 5, "from-files");
     X509_free(cert);
-    assert_int_equal(index_lines(fx, "I\t"), 0); /* recorded in other_state, not fx->state */
+    assert_int_equal(issued_count(fx), 1);
 
     /* a key that is not the certificate's */
     fp = fopen(plain_path, "w");
@@ -894,6 +942,119 @@ static void test_half_state_dir_refused(void **state)
     assert_non_null(strstr(diag.msg, "ca.crt"));
 }
 
+/* Two workers on two machines: one CA (the same key files), separate state folders, one
+ * Redis. What one issues the other finds and revokes, and both sign the same CRL. */
+static void test_two_machines_share_records(void **state)
+{
+    fixture_t *fx = with_ca(state);
+    char cert_path[256], key_path[256], other_state[256];
+    snprintf(cert_path, sizeof(cert_path), "%s/ca.crt", fx->state);
+    snprintf(key_path, sizeof(key_path), "%s/ca.key", fx->state);
+    snprintf(other_state, sizeof(other_state), "%s/machine-b", fx->dir);
+    pc_ca_local_config_t cfg = base_config(fx);
+    cfg.state_dir = other_state;
+    cfg.cert_file = cert_path;
+    cfg.key_file = key_path;
+    pc_diag_t diag = {.msg = ""};
+    pc_ca_t *b = NULL;
+    assert_int_equal(open_ca(fx, &cfg, &b, &diag), PC_OK);
+
+    X509 *cert = issue(fx, 30, "m-1"); /* on machine a */
+    char *hex = serial_hex(cert);
+    char(*serials)[64] = NULL;
+    size_t count = 0;
+    assert_int_equal(b->ops->find_issued(b, "m-1", &serials, &count, &diag), PC_OK);
+    assert_int_equal(count, 1);
+    assert_string_equal(serials[0], hex);
+    free(serials);
+    pc_ca_revoke_t rev = {.serial_hex = hex, .reason = PC_REVOKE_KEY_COMPROMISE};
+    assert_int_equal(pc_ca_revoke_sync(b, &rev, &diag), PC_OK); /* on machine b */
+
+    X509_CRL *crl_a = get_crl(fx->ca, 24), *crl_b = get_crl(b, 24);
+    X509_REVOKED *entry = NULL;
+    assert_int_equal(X509_CRL_get0_by_serial(crl_a, &entry, X509_get0_serialNumber(cert)), 1);
+    assert_int_equal(X509_CRL_get0_by_serial(crl_b, &entry, X509_get0_serialNumber(cert)), 1);
+    assert_true(crl_number(crl_b) > crl_number(crl_a)); /* one counter for both */
+
+    X509_CRL_free(crl_b);
+    X509_CRL_free(crl_a);
+    OPENSSL_free(hex);
+    X509_free(cert);
+    pc_ca_free(b);
+}
+
+/* With Redis down the CA starts, but hands nothing out: a certificate it cannot record could
+ * never be revoked. The error is retryable and names Redis. */
+static void test_redis_down_hands_out_nothing(void **state)
+{
+    fixture_t *fx = *state;
+    char where[64];
+    fx->redis.port = (unsigned)fixture_free_port();
+    fx->redis.timeout_ms = 500;
+    snprintf(where, sizeof(where), "Redis at 127.0.0.1:%u", fx->redis.port);
+    with_ca(state);
+
+    X509_REQ *req = make_csr(fx->key, "alice", "clientAuth");
+    pc_ca_issue_t iss = {.template_name = "User", .validity_days = 30, .request_id = "down"};
+    pc_diag_t diag = {.msg = ""};
+    X509 *cert = NULL;
+    assert_int_equal(pc_ca_submit_sync(fx->ca, req, &iss, &cert, &diag), PC_ERR_DEPENDENCY);
+    assert_null(cert);
+    assert_true(pc_err_retryable(PC_ERR_DEPENDENCY));
+    assert_non_null(strstr(diag.msg, where));
+    X509_REQ_free(req);
+
+    pc_ca_revoke_t rev = {.serial_hex = "0A1B", .reason = PC_REVOKE_SUPERSEDED};
+    assert_int_equal(pc_ca_revoke_sync(fx->ca, &rev, &diag), PC_ERR_DEPENDENCY);
+    unsigned char *der = NULL;
+    size_t len = 0;
+    assert_int_equal(pc_ca_local_crl(fx->ca, 24, &der, &len, &diag), PC_ERR_DEPENDENCY);
+    assert_null(der);
+    assert_non_null(strstr(diag.msg, where));
+}
+
+/* Offline (no Redis configured): the records live in index.txt in the state folder. */
+static void test_offline_records_in_state_dir(void **state)
+{
+    fixture_t *fx = *state;
+    pc_ca_local_config_t cfg = base_config(fx);
+    cfg.redis = NULL;
+    pc_diag_t diag = {.msg = ""};
+    assert_int_equal(open_ca(fx, &cfg, &fx->ca, &diag), PC_OK);
+
+    X509 *cert = issue(fx, 30, "offline-1");
+    char *hex = serial_hex(cert);
+    pc_ca_revoke_t rev = {.serial_hex = hex, .reason = PC_REVOKE_KEY_COMPROMISE};
+    assert_int_equal(pc_ca_revoke_sync(fx->ca, &rev, &diag), PC_OK);
+    X509_CRL *crl = get_crl(fx->ca, 24);
+    X509_REVOKED *entry = NULL;
+    assert_int_equal(X509_CRL_get0_by_serial(crl, &entry, X509_get0_serialNumber(cert)), 1);
+    assert_int_equal(crl_number(crl), 1);
+
+    assert_int_equal(index_lines(fx, "I\t"), 1);
+    assert_int_equal(index_lines(fx, "R\t"), 1);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/index.txt", fx->state);
+    char *text = read_file(path);
+    assert_non_null(text);
+    assert_non_null(strstr(text, hex));
+    assert_non_null(strstr(text, "offline-1"));
+    assert_non_null(strstr(text, "CN=alice"));
+    free(text);
+    assert_int_equal(admin_int(fx, "DBSIZE", NULL), 0); /* nothing in Redis */
+
+    X509_CRL_free(crl);
+    OPENSSL_free(hex);
+    X509_free(cert);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    fixture_stop(&fixture_redis);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -912,6 +1073,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_processes_agree_on_one_ca, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_and_key_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_state_dir_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_machines_share_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_down_hands_out_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_records_in_state_dir, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, group_teardown);
 }
