@@ -12,6 +12,7 @@
 #include "envelope.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/cms.h>
@@ -66,40 +67,6 @@ static bool device_key_ok(EVP_PKEY *key)
     return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1;
 }
 
-static pc_err_t parse_device_key(const unsigned char *spki, size_t spki_len, EVP_PKEY **key,
-                                 pc_diag_t *diag)
-{
-    const unsigned char *p = spki;
-    char what[96];
-
-    if (spki == NULL || spki_len == 0)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is missing");
-    if (spki_len > MAX_SPKI_LEN)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "the device public key is %zu bytes, over the limit of %d; %s", spki_len,
-                       MAX_SPKI_LEN, accepted_keys);
-    *key = d2i_PUBKEY(NULL, &p, (long)spki_len);
-    if (*key == NULL)
-        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
-                           "the device public key is not a DER SubjectPublicKeyInfo; %s",
-                           accepted_keys);
-    if ((size_t)(p - spki) != spki_len) {
-        EVP_PKEY_free(*key);
-        *key = NULL;
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "the device public key has %zu bytes after its SubjectPublicKeyInfo",
-                       spki_len - (size_t)(p - spki));
-    }
-    if (!device_key_ok(*key)) {
-        describe_key(*key, what, sizeof(what));
-        EVP_PKEY_free(*key);
-        *key = NULL;
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is %s; %s", what,
-                       accepted_keys);
-    }
-    return PC_OK;
-}
-
 /*
  * The throwaway recipient certificate, as DER around the device's SPKI. OpenSSL cannot encode an
  * X509 whose signature algorithm was never set (and 3.0 has no setter short of signing), and
@@ -131,24 +98,39 @@ static const unsigned char sig_tail[] = {
 };
 #define SKI_LEN 20
 
-/* spki_ski computes the SKI: SHA-1 of the subjectPublicKey BIT STRING contents (RFC 5280
- * 4.2.1.2 method 1). */
-static bool spki_ski(const unsigned char *spki, size_t spki_len, unsigned char ski[SKI_LEN])
+/* spki_bits finds the subjectPublicKey BIT STRING contents of spki (a DER SEQUENCE of an
+ * AlgorithmIdentifier and a BIT STRING) with a generic ASN.1 parse: decoding the key itself
+ * costs an OpenSSL 3.0 decoder lookup, and the recipient certificate decodes it once anyway.
+ * Sets *trailing to the bytes after the SEQUENCE. NULL when spki is not that shape; else the
+ * parsed sequence, which owns *bits (free with sk_ASN1_TYPE_pop_free(.., ASN1_TYPE_free)). */
+static STACK_OF(ASN1_TYPE) * spki_bits(const unsigned char *spki, size_t spki_len,
+                                       const ASN1_BIT_STRING **bits, size_t *trailing)
 {
     const unsigned char *p = spki;
-    const unsigned char *bits = NULL;
-    int bits_len = 0;
-    X509_PUBKEY *pub = d2i_X509_PUBKEY(NULL, &p, (long)spki_len);
-    bool ok = pub != NULL && X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL, pub) == 1 &&
-              EVP_Digest(bits, (size_t)bits_len, ski, NULL, EVP_sha1(), NULL) == 1;
+    ASN1_SEQUENCE_ANY *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, (long)spki_len);
 
-    X509_PUBKEY_free(pub);
-    return ok;
+    if (seq == NULL || sk_ASN1_TYPE_num(seq) != 2 ||
+        ASN1_TYPE_get(sk_ASN1_TYPE_value(seq, 0)) != V_ASN1_SEQUENCE ||
+        ASN1_TYPE_get(sk_ASN1_TYPE_value(seq, 1)) != V_ASN1_BIT_STRING) {
+        sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+        return NULL;
+    }
+    *bits = sk_ASN1_TYPE_value(seq, 1)->value.bit_string;
+    *trailing = spki_len - (size_t)(p - spki);
+    return seq;
 }
 
-/* recipient_new makes the throwaway certificate that names the holder of spki by its SKI.
- * Callers bound spki_len by MAX_SPKI_LEN, so the int lengths cannot overflow. NULL on failure. */
-static X509 *recipient_new(const unsigned char *spki, size_t spki_len)
+/* spki_ski computes the SKI of bits: SHA-1 of the subjectPublicKey BIT STRING contents
+ * (RFC 5280 4.2.1.2 method 1). */
+static bool spki_ski(const ASN1_BIT_STRING *bits, unsigned char ski[SKI_LEN])
+{
+    return EVP_Digest(bits->data, (size_t)bits->length, ski, NULL, EVP_sha1(), NULL) == 1;
+}
+
+/* recipient_new makes the throwaway certificate that names the holder of spki (whose public key
+ * bits are bits) by its SKI. Callers bound spki_len by MAX_SPKI_LEN, so the int lengths cannot
+ * overflow. NULL on failure. */
+static X509 *recipient_new(const unsigned char *spki, size_t spki_len, const ASN1_BIT_STRING *bits)
 {
     X509 *x509 = NULL;
     unsigned char *der, *p;
@@ -166,7 +148,7 @@ static X509 *recipient_new(const unsigned char *spki, size_t spki_len)
     memcpy(p, tbs_head, sizeof(tbs_head));
     memcpy(p += sizeof(tbs_head), spki, spki_len);
     memcpy(p += spki_len, ski_head, sizeof(ski_head));
-    if (!spki_ski(spki, spki_len, p += sizeof(ski_head)))
+    if (!spki_ski(bits, p += sizeof(ski_head)))
         goto out_free_der;
     memcpy(p + SKI_LEN, sig_tail, sizeof(sig_tail));
     cp = der;
@@ -174,6 +156,34 @@ static X509 *recipient_new(const unsigned char *spki, size_t spki_len)
 out_free_der:
     OPENSSL_free(der);
 out:
+    return x509;
+}
+
+/* recipient_from_der makes the recipient certificate for the SubjectPublicKeyInfo spki. NULL
+ * when spki is not one; *trailing is set to the bytes after it when it is. */
+static X509 *recipient_from_der(const unsigned char *spki, size_t spki_len, size_t *trailing)
+{
+    const ASN1_BIT_STRING *bits = NULL;
+    STACK_OF(ASN1_TYPE) *seq = spki_bits(spki, spki_len, &bits, trailing);
+    X509 *x509 = NULL;
+
+    if (seq != NULL && *trailing == 0)
+        x509 = recipient_new(spki, spki_len, bits);
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    return x509;
+}
+
+/* recipient_of makes the recipient certificate for the public half of key. */
+static X509 *recipient_of(EVP_PKEY *key)
+{
+    unsigned char *spki = NULL;
+    int spki_len = i2d_PUBKEY(key, &spki);
+    X509 *x509 = NULL;
+    size_t trailing = 0;
+
+    if (spki_len > 0 && spki_len <= MAX_SPKI_LEN)
+        x509 = recipient_from_der(spki, (size_t)spki_len, &trailing);
+    OPENSSL_free(spki);
     return x509;
 }
 
@@ -198,30 +208,18 @@ static bool set_ecdh_kdf(CMS_RecipientInfo *ri)
            EVP_EncryptInit_ex(wrap, EVP_aes_256_wrap(), NULL, NULL, NULL) == 1;
 }
 
-static pc_err_t add_recipient(CMS_ContentInfo *cms, const unsigned char *spki, size_t spki_len,
-                              pc_diag_t *diag)
+static pc_err_t add_recipient(CMS_ContentInfo *cms, X509 *recip, pc_diag_t *diag)
 {
-    pc_err_t err = PC_OK;
-    CMS_RecipientInfo *ri;
-    X509 *recip = recipient_new(spki, spki_len);
-
-    if (recip == NULL) {
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not name the device key by its SKI");
-        goto out;
-    }
     /* CMS_KEY_PARAM: leave the algorithm parameters to us (OAEP, KDF) */
-    ri = CMS_add1_recipient_cert(cms, recip, CMS_USE_KEYID | CMS_KEY_PARAM);
-    if (ri == NULL) {
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not add the device as CMS recipient");
-        goto out_free_recip;
-    }
+    CMS_RecipientInfo *ri = CMS_add1_recipient_cert(cms, recip, CMS_USE_KEYID | CMS_KEY_PARAM);
+
+    if (ri == NULL)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not add the device as CMS recipient");
     if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? !set_oaep(ri) : !set_ecdh_kdf(ri))
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not set the %s parameters for the device key",
-                          CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? "RSA-OAEP" : "ECDH");
-out_free_recip:
-    X509_free(recip);
-out:
-    return err;
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO,
+                           "could not set the %s parameters for the device key",
+                           CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? "RSA-OAEP" : "ECDH");
+    return PC_OK;
 }
 
 static pc_err_t encrypt_content(CMS_ContentInfo *cms, const unsigned char *in, size_t in_len,
@@ -242,28 +240,87 @@ static pc_err_t encrypt_content(CMS_ContentInfo *cms, const unsigned char *in, s
     return err;
 }
 
-pc_err_t pc_envelope_seal(const unsigned char *spki, size_t spki_len, const unsigned char *in,
-                          size_t in_len, unsigned char **out, size_t *out_len, pc_diag_t *diag)
+struct pc_envelope_to {
+    X509 *recip; /* the throwaway certificate: the device key and its SKI */
+};
+
+/* check_recipient refuses a certificate whose key is missing (undecodable) or not accepted. */
+static pc_err_t check_recipient(X509 *recip, pc_diag_t *diag)
+{
+    EVP_PKEY *key = recip == NULL ? NULL : X509_get0_pubkey(recip);
+    char what[96];
+
+    if (key == NULL)
+        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
+                           "the device public key is not a DER SubjectPublicKeyInfo; %s",
+                           accepted_keys);
+    if (!device_key_ok(key)) {
+        describe_key(key, what, sizeof(what));
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is %s; %s", what,
+                       accepted_keys);
+    }
+    return PC_OK;
+}
+
+pc_err_t pc_envelope_to_new(const unsigned char *spki, size_t spki_len, pc_envelope_to_t **out,
+                            pc_diag_t *diag)
+{
+    size_t trailing = 0;
+    X509 *recip;
+    pc_err_t err;
+
+    *out = NULL;
+    if (spki == NULL || spki_len == 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is missing");
+    if (spki_len > MAX_SPKI_LEN)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the device public key is %zu bytes, over the limit of %d; %s", spki_len,
+                       MAX_SPKI_LEN, accepted_keys);
+    recip = recipient_from_der(spki, spki_len, &trailing);
+    if (trailing > 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the device public key has %zu bytes after its SubjectPublicKeyInfo",
+                       trailing);
+    if ((err = check_recipient(recip, diag)) != PC_OK)
+        goto out_free_recip;
+    if ((*out = malloc(sizeof(**out))) == NULL) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory for the device public key");
+        goto out_free_recip;
+    }
+    (*out)->recip = recip;
+    return PC_OK;
+out_free_recip:
+    X509_free(recip);
+    return err;
+}
+
+void pc_envelope_to_free(pc_envelope_to_t *to)
+{
+    if (to == NULL)
+        return;
+    X509_free(to->recip);
+    free(to);
+}
+
+pc_err_t pc_envelope_seal_to(const pc_envelope_to_t *to, const unsigned char *in, size_t in_len,
+                             unsigned char **out, size_t *out_len, pc_diag_t *diag)
 {
     pc_err_t err;
-    EVP_PKEY *key = NULL;
     CMS_ContentInfo *cms = NULL;
     unsigned char *der = NULL;
     int n;
 
-    if ((in == NULL && in_len > 0) || out == NULL || out_len == NULL)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "pc_envelope_seal needs content and outputs");
+    if (to == NULL || (in == NULL && in_len > 0) || out == NULL || out_len == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "pc_envelope_seal_to needs a recipient, content and outputs");
     *out = NULL;
     *out_len = 0;
-    err = parse_device_key(spki, spki_len, &key, diag);
-    if (err != PC_OK)
-        goto out;
     cms = CMS_EnvelopedData_create(EVP_aes_256_cbc());
     if (cms == NULL || CMS_set_detached(cms, 0) != 1) { /* the ciphertext goes inside */
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not create the CMS envelope");
-        goto out_free_key;
+        goto out_free_cms;
     }
-    err = add_recipient(cms, spki, spki_len, diag);
+    err = add_recipient(cms, to->recip, diag);
     if (err == PC_OK)
         err = encrypt_content(cms, in, in_len, diag);
     if (err != PC_OK)
@@ -277,9 +334,23 @@ pc_err_t pc_envelope_seal(const unsigned char *spki, size_t spki_len, const unsi
     *out_len = (size_t)n;
 out_free_cms:
     CMS_ContentInfo_free(cms);
-out_free_key:
-    EVP_PKEY_free(key);
-out:
+    return err;
+}
+
+pc_err_t pc_envelope_seal(const unsigned char *spki, size_t spki_len, const unsigned char *in,
+                          size_t in_len, unsigned char **out, size_t *out_len, pc_diag_t *diag)
+{
+    pc_envelope_to_t *to = NULL;
+    pc_err_t err;
+
+    if (out != NULL && out_len != NULL) {
+        *out = NULL;
+        *out_len = 0;
+    }
+    if ((err = pc_envelope_to_new(spki, spki_len, &to, diag)) != PC_OK)
+        return err;
+    err = pc_envelope_seal_to(to, in, in_len, out, out_len, diag);
+    pc_envelope_to_free(to);
     return err;
 }
 
@@ -301,19 +372,6 @@ static pc_err_t decode_envelope(const unsigned char *in, size_t in_len, CMS_Cont
                        "data)");
     }
     return PC_OK;
-}
-
-/* recipient_of makes the recipient certificate for the public half of key. */
-static X509 *recipient_of(EVP_PKEY *key)
-{
-    unsigned char *spki = NULL;
-    int spki_len = i2d_PUBKEY(key, &spki);
-    X509 *x509 = NULL;
-
-    if (spki_len > 0 && spki_len <= MAX_SPKI_LEN)
-        x509 = recipient_new(spki, (size_t)spki_len);
-    OPENSSL_free(spki);
-    return x509;
 }
 
 /* find_recipient returns the RecipientInfo of cms naming recip by SKI, or NULL. */
