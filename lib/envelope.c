@@ -9,6 +9,8 @@
  * output. pc_envelope_open does what a device does, for tests and self-checks.
  * Pool threads; no shared state.
  */
+/* d2i_EC_PUBKEY / d2i_RSA_PUBKEY and the legacy keys they make: see device_key_decode. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "envelope.h"
 
 #include <limits.h>
@@ -68,56 +70,77 @@ static bool device_key_ok(EVP_PKEY *key)
 }
 
 /*
- * The throwaway recipient certificate, as DER around the device's SPKI. OpenSSL cannot encode an
- * X509 whose signature algorithm was never set (and 3.0 has no setter short of signing), and
- * it needs an encodable certificate to read the SKI back; signing would need a key we do not
- * have. So: v3, serial 1, empty names, a fixed validity, the SPKI, one SKI extension, and an
- * Ed25519 AlgorithmIdentifier with an empty signature. It never leaves this file: it is not
- * verified, and CMS_USE_KEYID keeps it out of the envelope.
+ * The throwaway recipient certificate: v3, the device's public key and one SKI extension,
+ * nothing else. It is never signed, encoded or verified, and CMS_USE_KEYID keeps it out of the
+ * envelope; it only carries the key and its SKI into OpenSSL's CMS API.
  */
-/* clang-format off */
-static const unsigned char tbs_head[] = {
-    0xa0, 0x03, 0x02, 0x01, 0x02,             /* [0] version v3 */
-    0x02, 0x01, 0x01,                         /* serialNumber 1 */
-    0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, /* signature: Ed25519 */
-    0x30, 0x00,                               /* issuer: empty */
-    0x30, 0x1e,                               /* validity: 1970-01-01 to 1970-01-01 */
-    0x17, 0x0d, '7', '0', '0', '1', '0', '1', '0', '0', '0', '0', '0', '0', 'Z',
-    0x17, 0x0d, '7', '0', '0', '1', '0', '1', '0', '0', '0', '0', '0', '0', 'Z',
-    0x30, 0x00,                               /* subject: empty */
-};
-/* clang-format on */
-static const unsigned char ski_head[] = {
-    0xa3, 0x21, 0x30, 0x1f,                   /* [3] extensions */
-    0x30, 0x1d, 0x06, 0x03, 0x55, 0x1d, 0x0e, /* subjectKeyIdentifier */
-    0x04, 0x16, 0x04, 0x14,                   /* OCTET STRING { OCTET STRING (20) } */
-};
-static const unsigned char sig_tail[] = {
-    0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, /* signatureAlgorithm: Ed25519 */
-    0x03, 0x01, 0x00,                         /* signature: empty BIT STRING */
-};
 #define SKI_LEN 20
 
-/* spki_bits finds the subjectPublicKey BIT STRING contents of spki (a DER SEQUENCE of an
- * AlgorithmIdentifier and a BIT STRING) with a generic ASN.1 parse: decoding the key itself
- * costs an OpenSSL 3.0 decoder lookup, and the recipient certificate decodes it once anyway.
- * Sets *trailing to the bytes after the SEQUENCE. NULL when spki is not that shape; else the
- * parsed sequence, which owns *bits (free with sk_ASN1_TYPE_pop_free(.., ASN1_TYPE_free)). */
-static STACK_OF(ASN1_TYPE) * spki_bits(const unsigned char *spki, size_t spki_len,
-                                       const ASN1_BIT_STRING **bits, size_t *trailing)
+/* The parts of a SubjectPublicKeyInfo that are read before the key is decoded. */
+typedef struct spki_parts {
+    int alg_nid;                /* of the AlgorithmIdentifier */
+    unsigned char ski[SKI_LEN]; /* SHA-1 of the subjectPublicKey bits */
+    size_t trailing;            /* bytes after the SubjectPublicKeyInfo */
+} spki_parts_t;
+
+static bool spki_ski(const ASN1_BIT_STRING *bits, unsigned char ski[SKI_LEN]);
+
+/* spki_parse reads spki (a DER SEQUENCE of an AlgorithmIdentifier and a BIT STRING) with a
+ * generic ASN.1 parse, without decoding the key. False when spki is not that shape. */
+static bool spki_parse(const unsigned char *spki, size_t spki_len, spki_parts_t *parts)
 {
     const unsigned char *p = spki;
     ASN1_SEQUENCE_ANY *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, (long)spki_len);
+    X509_ALGOR *alg = NULL;
+    bool ok = seq != NULL && sk_ASN1_TYPE_num(seq) == 2 &&
+              ASN1_TYPE_get(sk_ASN1_TYPE_value(seq, 0)) == V_ASN1_SEQUENCE &&
+              ASN1_TYPE_get(sk_ASN1_TYPE_value(seq, 1)) == V_ASN1_BIT_STRING;
 
-    if (seq == NULL || sk_ASN1_TYPE_num(seq) != 2 ||
-        ASN1_TYPE_get(sk_ASN1_TYPE_value(seq, 0)) != V_ASN1_SEQUENCE ||
-        ASN1_TYPE_get(sk_ASN1_TYPE_value(seq, 1)) != V_ASN1_BIT_STRING) {
-        sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
-        return NULL;
+    if (ok) {
+        const ASN1_STRING *alg_der = sk_ASN1_TYPE_value(seq, 0)->value.sequence;
+        const unsigned char *q = ASN1_STRING_get0_data(alg_der);
+        alg = d2i_X509_ALGOR(NULL, &q, ASN1_STRING_length(alg_der));
+        ok = alg != NULL && spki_ski(sk_ASN1_TYPE_value(seq, 1)->value.bit_string, parts->ski);
     }
-    *bits = sk_ASN1_TYPE_value(seq, 1)->value.bit_string;
-    *trailing = spki_len - (size_t)(p - spki);
-    return seq;
+    if (ok) {
+        parts->alg_nid = OBJ_obj2nid(alg->algorithm);
+        parts->trailing = spki_len - (size_t)(p - spki);
+    }
+    X509_ALGOR_free(alg);
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    ERR_clear_error();
+    return ok;
+}
+
+/*
+ * device_key_decode decodes an EC or RSA key with the legacy decoders (d2i_EC_PUBKEY,
+ * d2i_RSA_PUBKEY): OpenSSL 3.0's provider decoder lookup costs more than the envelope's own
+ * crypto, and a legacy key also goes into the recipient certificate without re-encoding.
+ * Other types go through the provider decoder, only to be named in the refusal. NULL when
+ * spki does not decode.
+ */
+static EVP_PKEY *device_key_decode(const unsigned char *spki, size_t spki_len, int alg_nid)
+{
+    const unsigned char *p = spki;
+    EVP_PKEY *key = NULL;
+    EC_KEY *ec = NULL;
+    RSA *rsa = NULL;
+
+    if (alg_nid == NID_X9_62_id_ecPublicKey) {
+        if ((ec = d2i_EC_PUBKEY(NULL, &p, (long)spki_len)) != NULL &&
+            (key = EVP_PKEY_new()) != NULL && EVP_PKEY_assign_EC_KEY(key, ec) == 1)
+            return key;
+    } else if (alg_nid == NID_rsaEncryption) {
+        if ((rsa = d2i_RSA_PUBKEY(NULL, &p, (long)spki_len)) != NULL &&
+            (key = EVP_PKEY_new()) != NULL && EVP_PKEY_assign_RSA(key, rsa) == 1)
+            return key;
+    } else {
+        return d2i_PUBKEY(NULL, &p, (long)spki_len);
+    }
+    EC_KEY_free(ec);
+    RSA_free(rsa);
+    EVP_PKEY_free(key);
+    return NULL;
 }
 
 /* spki_ski computes the SKI of bits: SHA-1 of the subjectPublicKey BIT STRING contents
@@ -127,49 +150,63 @@ static bool spki_ski(const ASN1_BIT_STRING *bits, unsigned char ski[SKI_LEN])
     return EVP_Digest(bits->data, (size_t)bits->length, ski, NULL, EVP_sha1(), NULL) == 1;
 }
 
-/* recipient_new makes the throwaway certificate that names the holder of spki (whose public key
- * bits are bits) by its SKI. Callers bound spki_len by MAX_SPKI_LEN, so the int lengths cannot
- * overflow. NULL on failure. */
-static X509 *recipient_new(const unsigned char *spki, size_t spki_len, const ASN1_BIT_STRING *bits)
+/* algor_set_ed25519 names Ed25519 in an AlgorithmIdentifier of a certificate we own. OpenSSL
+ * 3.0 hands the certificate's two signature AlgorithmIdentifiers out as const only, because
+ * signing is the way to fill them; this certificate is never signed, but it must be encodable
+ * for CMS to read its SKI back, so the const is dropped here (the objects are ours). */
+static bool algor_set_ed25519(const X509_ALGOR *alg)
 {
-    X509 *x509 = NULL;
-    unsigned char *der, *p;
-    const unsigned char *cp;
-    int tbs_len = (int)(sizeof(tbs_head) + spki_len + sizeof(ski_head) + SKI_LEN);
-    int cert_len = ASN1_object_size(1, tbs_len, V_ASN1_SEQUENCE) + (int)sizeof(sig_tail);
-    int der_len = ASN1_object_size(1, cert_len, V_ASN1_SEQUENCE);
+    X509_ALGOR *mutable_alg;
 
-    der = OPENSSL_malloc((size_t)der_len);
-    if (der == NULL)
-        goto out;
-    p = der;
-    ASN1_put_object(&p, 1, cert_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
-    ASN1_put_object(&p, 1, tbs_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
-    memcpy(p, tbs_head, sizeof(tbs_head));
-    memcpy(p += sizeof(tbs_head), spki, spki_len);
-    memcpy(p += spki_len, ski_head, sizeof(ski_head));
-    if (!spki_ski(bits, p += sizeof(ski_head)))
-        goto out_free_der;
-    memcpy(p + SKI_LEN, sig_tail, sizeof(sig_tail));
-    cp = der;
-    x509 = d2i_X509(NULL, &cp, der_len);
-out_free_der:
-    OPENSSL_free(der);
-out:
-    return x509;
+    memcpy(&mutable_alg, &alg, sizeof(mutable_alg));
+    return mutable_alg != NULL &&
+           X509_ALGOR_set0(mutable_alg, OBJ_nid2obj(NID_ED25519), V_ASN1_UNDEF, NULL) == 1;
+}
+
+static bool name_signature_algorithm(X509 *x509)
+{
+    const X509_ALGOR *outer = NULL;
+
+    X509_get0_signature(NULL, &outer, x509);
+    return algor_set_ed25519(outer) && algor_set_ed25519(X509_get0_tbs_sigalg(x509));
+}
+
+/* recipient_new makes the throwaway certificate that names the holder of key by ski. */
+static X509 *recipient_new(EVP_PKEY *key, const unsigned char ski[SKI_LEN])
+{
+    ASN1_OCTET_STRING *id = ASN1_OCTET_STRING_new();
+    X509 *x509 = X509_new();
+    bool ok = x509 != NULL && id != NULL && ASN1_OCTET_STRING_set(id, ski, SKI_LEN) == 1 &&
+              X509_set_version(x509, X509_VERSION_3) == 1 &&
+              ASN1_INTEGER_set(X509_get_serialNumber(x509), 1) == 1 &&
+              ASN1_TIME_set(X509_getm_notBefore(x509), 0) != NULL &&
+              ASN1_TIME_set(X509_getm_notAfter(x509), 0) != NULL &&
+              name_signature_algorithm(x509) && X509_set_pubkey(x509, key) == 1 &&
+              X509_add1_ext_i2d(x509, NID_subject_key_identifier, id, 0, X509V3_ADD_DEFAULT) == 1;
+
+    ASN1_OCTET_STRING_free(id);
+    if (ok)
+        return x509;
+    X509_free(x509);
+    return NULL;
 }
 
 /* recipient_from_der makes the recipient certificate for the SubjectPublicKeyInfo spki. NULL
- * when spki is not one; *trailing is set to the bytes after it when it is. */
+ * when spki is not one, or its key does not decode; *trailing is set to the bytes after the
+ * SubjectPublicKeyInfo, and nothing is made when there are any. */
 static X509 *recipient_from_der(const unsigned char *spki, size_t spki_len, size_t *trailing)
 {
-    const ASN1_BIT_STRING *bits = NULL;
-    STACK_OF(ASN1_TYPE) *seq = spki_bits(spki, spki_len, &bits, trailing);
+    spki_parts_t parts = {0};
+    EVP_PKEY *key = NULL;
     X509 *x509 = NULL;
 
-    if (seq != NULL && *trailing == 0)
-        x509 = recipient_new(spki, spki_len, bits);
-    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    *trailing = 0;
+    if (!spki_parse(spki, spki_len, &parts))
+        return NULL;
+    *trailing = parts.trailing;
+    if (parts.trailing == 0 && (key = device_key_decode(spki, spki_len, parts.alg_nid)) != NULL)
+        x509 = recipient_new(key, parts.ski);
+    EVP_PKEY_free(key);
     return x509;
 }
 
