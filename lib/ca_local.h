@@ -24,7 +24,7 @@ typedef struct pc_ca_local_config {
 } pc_ca_local_config_t;
 
 /* pc_ca_local_new loads the CA from cert_file/key_file, or from state_dir, or generates a new
- * one (P-384, 10 years) into state_dir with the key encrypted (AES-256, PKCS#8) under
+ * one (P-256, 10 years) into state_dir with the key encrypted (AES-256, PKCS#8) under
  * key_passphrase. Redis is not contacted until the CA first needs its records. *out is the
  * caller's (pc_ca_free). PC_ERR_IO / PC_ERR_CRYPTO with the file name and what to do. */
 pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag_t *diag);

@@ -9,9 +9,12 @@
  * output. pc_envelope_open does what a device does, for tests and self-checks.
  * Pool threads; no shared state.
  */
+/* d2i_EC_PUBKEY / d2i_RSA_PUBKEY and the legacy keys they make: see device_key_decode. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "envelope.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/cms.h>
@@ -66,114 +69,158 @@ static bool device_key_ok(EVP_PKEY *key)
     return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1;
 }
 
-static pc_err_t parse_device_key(const unsigned char *spki, size_t spki_len, EVP_PKEY **key,
-                                 pc_diag_t *diag)
-{
-    const unsigned char *p = spki;
-    char what[96];
-
-    if (spki == NULL || spki_len == 0)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is missing");
-    if (spki_len > MAX_SPKI_LEN)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "the device public key is %zu bytes, over the limit of %d; %s", spki_len,
-                       MAX_SPKI_LEN, accepted_keys);
-    *key = d2i_PUBKEY(NULL, &p, (long)spki_len);
-    if (*key == NULL)
-        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
-                           "the device public key is not a DER SubjectPublicKeyInfo; %s",
-                           accepted_keys);
-    if ((size_t)(p - spki) != spki_len) {
-        EVP_PKEY_free(*key);
-        *key = NULL;
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "the device public key has %zu bytes after its SubjectPublicKeyInfo",
-                       spki_len - (size_t)(p - spki));
-    }
-    if (!device_key_ok(*key)) {
-        describe_key(*key, what, sizeof(what));
-        EVP_PKEY_free(*key);
-        *key = NULL;
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is %s; %s", what,
-                       accepted_keys);
-    }
-    return PC_OK;
-}
-
 /*
- * The throwaway recipient certificate, as DER around the device's SPKI. OpenSSL cannot encode an
- * X509 whose signature algorithm was never set (and 3.0 has no setter short of signing), and
- * it needs an encodable certificate to read the SKI back; signing would need a key we do not
- * have. So: v3, serial 1, empty names, a fixed validity, the SPKI, one SKI extension, and an
- * Ed25519 AlgorithmIdentifier with an empty signature. It never leaves this file: it is not
- * verified, and CMS_USE_KEYID keeps it out of the envelope.
+ * The throwaway recipient certificate: v3, the device's public key and one SKI extension,
+ * nothing else. It is never signed, encoded or verified, and CMS_USE_KEYID keeps it out of the
+ * envelope; it only carries the key and its SKI into OpenSSL's CMS API.
  */
-/* clang-format off */
-static const unsigned char tbs_head[] = {
-    0xa0, 0x03, 0x02, 0x01, 0x02,             /* [0] version v3 */
-    0x02, 0x01, 0x01,                         /* serialNumber 1 */
-    0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, /* signature: Ed25519 */
-    0x30, 0x00,                               /* issuer: empty */
-    0x30, 0x1e,                               /* validity: 1970-01-01 to 1970-01-01 */
-    0x17, 0x0d, '7', '0', '0', '1', '0', '1', '0', '0', '0', '0', '0', '0', 'Z',
-    0x17, 0x0d, '7', '0', '0', '1', '0', '1', '0', '0', '0', '0', '0', '0', 'Z',
-    0x30, 0x00,                               /* subject: empty */
-};
-/* clang-format on */
-static const unsigned char ski_head[] = {
-    0xa3, 0x21, 0x30, 0x1f,                   /* [3] extensions */
-    0x30, 0x1d, 0x06, 0x03, 0x55, 0x1d, 0x0e, /* subjectKeyIdentifier */
-    0x04, 0x16, 0x04, 0x14,                   /* OCTET STRING { OCTET STRING (20) } */
-};
-static const unsigned char sig_tail[] = {
-    0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, /* signatureAlgorithm: Ed25519 */
-    0x03, 0x01, 0x00,                         /* signature: empty BIT STRING */
-};
 #define SKI_LEN 20
 
-/* spki_ski computes the SKI: SHA-1 of the subjectPublicKey BIT STRING contents (RFC 5280
- * 4.2.1.2 method 1). */
-static bool spki_ski(const unsigned char *spki, size_t spki_len, unsigned char ski[SKI_LEN])
+/* The parts of a SubjectPublicKeyInfo that are read before the key is decoded. */
+typedef struct spki_parts {
+    int alg_nid;                /* of the AlgorithmIdentifier */
+    unsigned char ski[SKI_LEN]; /* SHA-1 of the subjectPublicKey bits */
+    size_t trailing;            /* bytes after the SubjectPublicKeyInfo */
+} spki_parts_t;
+
+static bool spki_ski(const ASN1_BIT_STRING *bits, unsigned char ski[SKI_LEN]);
+
+/* spki_parse reads spki (a DER SEQUENCE of an AlgorithmIdentifier and a BIT STRING) with a
+ * generic ASN.1 parse, without decoding the key. False when spki is not that shape. */
+static bool spki_parse(const unsigned char *spki, size_t spki_len, spki_parts_t *parts)
 {
     const unsigned char *p = spki;
-    const unsigned char *bits = NULL;
-    int bits_len = 0;
-    X509_PUBKEY *pub = d2i_X509_PUBKEY(NULL, &p, (long)spki_len);
-    bool ok = pub != NULL && X509_PUBKEY_get0_param(NULL, &bits, &bits_len, NULL, pub) == 1 &&
-              EVP_Digest(bits, (size_t)bits_len, ski, NULL, EVP_sha1(), NULL) == 1;
+    ASN1_SEQUENCE_ANY *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, (long)spki_len);
+    X509_ALGOR *alg = NULL;
+    bool ok = seq != NULL && sk_ASN1_TYPE_num(seq) == 2 &&
+              ASN1_TYPE_get(sk_ASN1_TYPE_value(seq, 0)) == V_ASN1_SEQUENCE &&
+              ASN1_TYPE_get(sk_ASN1_TYPE_value(seq, 1)) == V_ASN1_BIT_STRING;
 
-    X509_PUBKEY_free(pub);
+    if (ok) {
+        const ASN1_STRING *alg_der = sk_ASN1_TYPE_value(seq, 0)->value.sequence;
+        const unsigned char *q = ASN1_STRING_get0_data(alg_der);
+        alg = d2i_X509_ALGOR(NULL, &q, ASN1_STRING_length(alg_der));
+        ok = alg != NULL && spki_ski(sk_ASN1_TYPE_value(seq, 1)->value.bit_string, parts->ski);
+    }
+    if (ok) {
+        parts->alg_nid = OBJ_obj2nid(alg->algorithm);
+        parts->trailing = spki_len - (size_t)(p - spki);
+    }
+    X509_ALGOR_free(alg);
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+    ERR_clear_error();
     return ok;
 }
 
-/* recipient_new makes the throwaway certificate that names the holder of spki by its SKI.
- * Callers bound spki_len by MAX_SPKI_LEN, so the int lengths cannot overflow. NULL on failure. */
-static X509 *recipient_new(const unsigned char *spki, size_t spki_len)
+/*
+ * device_key_decode decodes an EC or RSA key with the legacy decoders (d2i_EC_PUBKEY,
+ * d2i_RSA_PUBKEY): OpenSSL 3.0's provider decoder lookup costs more than the envelope's own
+ * crypto, and a legacy key also goes into the recipient certificate without re-encoding.
+ * Other types go through the provider decoder, only to be named in the refusal. NULL when
+ * spki does not decode.
+ */
+static EVP_PKEY *device_key_decode(const unsigned char *spki, size_t spki_len, int alg_nid)
 {
-    X509 *x509 = NULL;
-    unsigned char *der, *p;
-    const unsigned char *cp;
-    int tbs_len = (int)(sizeof(tbs_head) + spki_len + sizeof(ski_head) + SKI_LEN);
-    int cert_len = ASN1_object_size(1, tbs_len, V_ASN1_SEQUENCE) + (int)sizeof(sig_tail);
-    int der_len = ASN1_object_size(1, cert_len, V_ASN1_SEQUENCE);
+    const unsigned char *p = spki;
+    EVP_PKEY *key = NULL;
+    EC_KEY *ec = NULL;
+    RSA *rsa = NULL;
 
-    der = OPENSSL_malloc((size_t)der_len);
-    if (der == NULL)
-        goto out;
-    p = der;
-    ASN1_put_object(&p, 1, cert_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
-    ASN1_put_object(&p, 1, tbs_len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
-    memcpy(p, tbs_head, sizeof(tbs_head));
-    memcpy(p += sizeof(tbs_head), spki, spki_len);
-    memcpy(p += spki_len, ski_head, sizeof(ski_head));
-    if (!spki_ski(spki, spki_len, p += sizeof(ski_head)))
-        goto out_free_der;
-    memcpy(p + SKI_LEN, sig_tail, sizeof(sig_tail));
-    cp = der;
-    x509 = d2i_X509(NULL, &cp, der_len);
-out_free_der:
-    OPENSSL_free(der);
-out:
+    if (alg_nid == NID_X9_62_id_ecPublicKey) {
+        if ((ec = d2i_EC_PUBKEY(NULL, &p, (long)spki_len)) != NULL &&
+            (key = EVP_PKEY_new()) != NULL && EVP_PKEY_assign_EC_KEY(key, ec) == 1)
+            return key;
+    } else if (alg_nid == NID_rsaEncryption) {
+        if ((rsa = d2i_RSA_PUBKEY(NULL, &p, (long)spki_len)) != NULL &&
+            (key = EVP_PKEY_new()) != NULL && EVP_PKEY_assign_RSA(key, rsa) == 1)
+            return key;
+    } else {
+        return d2i_PUBKEY(NULL, &p, (long)spki_len);
+    }
+    EC_KEY_free(ec);
+    RSA_free(rsa);
+    EVP_PKEY_free(key);
+    return NULL;
+}
+
+/* spki_ski computes the SKI of bits: SHA-1 of the subjectPublicKey BIT STRING contents
+ * (RFC 5280 4.2.1.2 method 1). */
+static bool spki_ski(const ASN1_BIT_STRING *bits, unsigned char ski[SKI_LEN])
+{
+    return EVP_Digest(bits->data, (size_t)bits->length, ski, NULL, EVP_sha1(), NULL) == 1;
+}
+
+/* algor_set_ed25519 names Ed25519 in an AlgorithmIdentifier of a certificate we own. OpenSSL
+ * 3.0 hands the certificate's two signature AlgorithmIdentifiers out as const only, because
+ * signing is the way to fill them; this certificate is never signed, but it must be encodable
+ * for CMS to read its SKI back, so the const is dropped here (the objects are ours). */
+static bool algor_set_ed25519(const X509_ALGOR *alg)
+{
+    X509_ALGOR *mutable_alg;
+
+    memcpy(&mutable_alg, &alg, sizeof(mutable_alg));
+    return mutable_alg != NULL &&
+           X509_ALGOR_set0(mutable_alg, OBJ_nid2obj(NID_ED25519), V_ASN1_UNDEF, NULL) == 1;
+}
+
+static bool name_signature_algorithm(X509 *x509)
+{
+    const X509_ALGOR *outer = NULL;
+
+    X509_get0_signature(NULL, &outer, x509);
+    return algor_set_ed25519(outer) && algor_set_ed25519(X509_get0_tbs_sigalg(x509));
+}
+
+/* recipient_new makes the throwaway certificate that names the holder of key by ski. */
+static X509 *recipient_new(EVP_PKEY *key, const unsigned char ski[SKI_LEN])
+{
+    ASN1_OCTET_STRING *id = ASN1_OCTET_STRING_new();
+    X509 *x509 = X509_new();
+    bool ok = x509 != NULL && id != NULL && ASN1_OCTET_STRING_set(id, ski, SKI_LEN) == 1 &&
+              X509_set_version(x509, X509_VERSION_3) == 1 &&
+              ASN1_INTEGER_set(X509_get_serialNumber(x509), 1) == 1 &&
+              ASN1_TIME_set(X509_getm_notBefore(x509), 0) != NULL &&
+              ASN1_TIME_set(X509_getm_notAfter(x509), 0) != NULL &&
+              name_signature_algorithm(x509) && X509_set_pubkey(x509, key) == 1 &&
+              X509_add1_ext_i2d(x509, NID_subject_key_identifier, id, 0, X509V3_ADD_DEFAULT) == 1;
+
+    ASN1_OCTET_STRING_free(id);
+    if (ok)
+        return x509;
+    X509_free(x509);
+    return NULL;
+}
+
+/* recipient_from_der makes the recipient certificate for the SubjectPublicKeyInfo spki. NULL
+ * when spki is not one, or its key does not decode; *trailing is set to the bytes after the
+ * SubjectPublicKeyInfo, and nothing is made when there are any. */
+static X509 *recipient_from_der(const unsigned char *spki, size_t spki_len, size_t *trailing)
+{
+    spki_parts_t parts = {0};
+    EVP_PKEY *key = NULL;
+    X509 *x509 = NULL;
+
+    *trailing = 0;
+    if (!spki_parse(spki, spki_len, &parts))
+        return NULL;
+    *trailing = parts.trailing;
+    if (parts.trailing == 0 && (key = device_key_decode(spki, spki_len, parts.alg_nid)) != NULL)
+        x509 = recipient_new(key, parts.ski);
+    EVP_PKEY_free(key);
+    return x509;
+}
+
+/* recipient_of makes the recipient certificate for the public half of key. */
+static X509 *recipient_of(EVP_PKEY *key)
+{
+    unsigned char *spki = NULL;
+    int spki_len = i2d_PUBKEY(key, &spki);
+    X509 *x509 = NULL;
+    size_t trailing = 0;
+
+    if (spki_len > 0 && spki_len <= MAX_SPKI_LEN)
+        x509 = recipient_from_der(spki, (size_t)spki_len, &trailing);
+    OPENSSL_free(spki);
     return x509;
 }
 
@@ -198,30 +245,18 @@ static bool set_ecdh_kdf(CMS_RecipientInfo *ri)
            EVP_EncryptInit_ex(wrap, EVP_aes_256_wrap(), NULL, NULL, NULL) == 1;
 }
 
-static pc_err_t add_recipient(CMS_ContentInfo *cms, const unsigned char *spki, size_t spki_len,
-                              pc_diag_t *diag)
+static pc_err_t add_recipient(CMS_ContentInfo *cms, X509 *recip, pc_diag_t *diag)
 {
-    pc_err_t err = PC_OK;
-    CMS_RecipientInfo *ri;
-    X509 *recip = recipient_new(spki, spki_len);
-
-    if (recip == NULL) {
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not name the device key by its SKI");
-        goto out;
-    }
     /* CMS_KEY_PARAM: leave the algorithm parameters to us (OAEP, KDF) */
-    ri = CMS_add1_recipient_cert(cms, recip, CMS_USE_KEYID | CMS_KEY_PARAM);
-    if (ri == NULL) {
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not add the device as CMS recipient");
-        goto out_free_recip;
-    }
+    CMS_RecipientInfo *ri = CMS_add1_recipient_cert(cms, recip, CMS_USE_KEYID | CMS_KEY_PARAM);
+
+    if (ri == NULL)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not add the device as CMS recipient");
     if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? !set_oaep(ri) : !set_ecdh_kdf(ri))
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not set the %s parameters for the device key",
-                          CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? "RSA-OAEP" : "ECDH");
-out_free_recip:
-    X509_free(recip);
-out:
-    return err;
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO,
+                           "could not set the %s parameters for the device key",
+                           CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? "RSA-OAEP" : "ECDH");
+    return PC_OK;
 }
 
 static pc_err_t encrypt_content(CMS_ContentInfo *cms, const unsigned char *in, size_t in_len,
@@ -242,28 +277,87 @@ static pc_err_t encrypt_content(CMS_ContentInfo *cms, const unsigned char *in, s
     return err;
 }
 
-pc_err_t pc_envelope_seal(const unsigned char *spki, size_t spki_len, const unsigned char *in,
-                          size_t in_len, unsigned char **out, size_t *out_len, pc_diag_t *diag)
+struct pc_envelope_to {
+    X509 *recip; /* the throwaway certificate: the device key and its SKI */
+};
+
+/* check_recipient refuses a certificate whose key is missing (undecodable) or not accepted. */
+static pc_err_t check_recipient(X509 *recip, pc_diag_t *diag)
+{
+    EVP_PKEY *key = recip == NULL ? NULL : X509_get0_pubkey(recip);
+    char what[96];
+
+    if (key == NULL)
+        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
+                           "the device public key is not a DER SubjectPublicKeyInfo; %s",
+                           accepted_keys);
+    if (!device_key_ok(key)) {
+        describe_key(key, what, sizeof(what));
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is %s; %s", what,
+                       accepted_keys);
+    }
+    return PC_OK;
+}
+
+pc_err_t pc_envelope_to_new(const unsigned char *spki, size_t spki_len, pc_envelope_to_t **out,
+                            pc_diag_t *diag)
+{
+    size_t trailing = 0;
+    X509 *recip;
+    pc_err_t err;
+
+    *out = NULL;
+    if (spki == NULL || spki_len == 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is missing");
+    if (spki_len > MAX_SPKI_LEN)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the device public key is %zu bytes, over the limit of %d; %s", spki_len,
+                       MAX_SPKI_LEN, accepted_keys);
+    recip = recipient_from_der(spki, spki_len, &trailing);
+    if (trailing > 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the device public key has %zu bytes after its SubjectPublicKeyInfo",
+                       trailing);
+    if ((err = check_recipient(recip, diag)) != PC_OK)
+        goto out_free_recip;
+    if ((*out = malloc(sizeof(**out))) == NULL) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory for the device public key");
+        goto out_free_recip;
+    }
+    (*out)->recip = recip;
+    return PC_OK;
+out_free_recip:
+    X509_free(recip);
+    return err;
+}
+
+void pc_envelope_to_free(pc_envelope_to_t *to)
+{
+    if (to == NULL)
+        return;
+    X509_free(to->recip);
+    free(to);
+}
+
+pc_err_t pc_envelope_seal_to(const pc_envelope_to_t *to, const unsigned char *in, size_t in_len,
+                             unsigned char **out, size_t *out_len, pc_diag_t *diag)
 {
     pc_err_t err;
-    EVP_PKEY *key = NULL;
     CMS_ContentInfo *cms = NULL;
     unsigned char *der = NULL;
     int n;
 
-    if ((in == NULL && in_len > 0) || out == NULL || out_len == NULL)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "pc_envelope_seal needs content and outputs");
+    if (to == NULL || (in == NULL && in_len > 0) || out == NULL || out_len == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "pc_envelope_seal_to needs a recipient, content and outputs");
     *out = NULL;
     *out_len = 0;
-    err = parse_device_key(spki, spki_len, &key, diag);
-    if (err != PC_OK)
-        goto out;
     cms = CMS_EnvelopedData_create(EVP_aes_256_cbc());
     if (cms == NULL || CMS_set_detached(cms, 0) != 1) { /* the ciphertext goes inside */
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not create the CMS envelope");
-        goto out_free_key;
+        goto out_free_cms;
     }
-    err = add_recipient(cms, spki, spki_len, diag);
+    err = add_recipient(cms, to->recip, diag);
     if (err == PC_OK)
         err = encrypt_content(cms, in, in_len, diag);
     if (err != PC_OK)
@@ -277,9 +371,23 @@ pc_err_t pc_envelope_seal(const unsigned char *spki, size_t spki_len, const unsi
     *out_len = (size_t)n;
 out_free_cms:
     CMS_ContentInfo_free(cms);
-out_free_key:
-    EVP_PKEY_free(key);
-out:
+    return err;
+}
+
+pc_err_t pc_envelope_seal(const unsigned char *spki, size_t spki_len, const unsigned char *in,
+                          size_t in_len, unsigned char **out, size_t *out_len, pc_diag_t *diag)
+{
+    pc_envelope_to_t *to = NULL;
+    pc_err_t err;
+
+    if (out != NULL && out_len != NULL) {
+        *out = NULL;
+        *out_len = 0;
+    }
+    if ((err = pc_envelope_to_new(spki, spki_len, &to, diag)) != PC_OK)
+        return err;
+    err = pc_envelope_seal_to(to, in, in_len, out, out_len, diag);
+    pc_envelope_to_free(to);
     return err;
 }
 
@@ -301,19 +409,6 @@ static pc_err_t decode_envelope(const unsigned char *in, size_t in_len, CMS_Cont
                        "data)");
     }
     return PC_OK;
-}
-
-/* recipient_of makes the recipient certificate for the public half of key. */
-static X509 *recipient_of(EVP_PKEY *key)
-{
-    unsigned char *spki = NULL;
-    int spki_len = i2d_PUBKEY(key, &spki);
-    X509 *x509 = NULL;
-
-    if (spki_len > 0 && spki_len <= MAX_SPKI_LEN)
-        x509 = recipient_new(spki, (size_t)spki_len);
-    OPENSSL_free(spki);
-    return x509;
 }
 
 /* find_recipient returns the RecipientInfo of cms naming recip by SKI, or NULL. */

@@ -31,6 +31,8 @@ struct pc_issue {
     X509_EXTENSION *sid;
     EVP_PKEY *key;
     X509_REQ *csr;
+    unsigned char spki_sha256[32]; /* of the new key, set with the CSR */
+    pc_envelope_to_t *device;      /* the device key, checked before the CA is asked */
     X509 *cert;
     unsigned char *envelope;
     size_t envelope_len;
@@ -126,6 +128,33 @@ void pc_issue_set0_key(pc_issue_t *job, EVP_PKEY *key)
     job->key = key;
 }
 
+/* check_device parses the device key once, before any certificate is made for it. */
+static pc_err_t check_device(pc_issue_t *job, pc_diag_t *diag)
+{
+    const ProtobufCBinaryData *spki = &job->req->issue->device_public_key;
+    if (job->device != NULL)
+        return PC_OK;
+    pc_err_t err = pc_envelope_to_new(spki->data, spki->len, &job->device, diag);
+    if (err != PC_OK)
+        pc_diag_prefix(diag, "device public key");
+    return err;
+}
+
+/* hash_public_key keeps the SHA-256 of the CSR's SubjectPublicKeyInfo for the intent record;
+ * re-encoding the parsed structure is cheaper than encoding the key. */
+static pc_err_t hash_public_key(pc_issue_t *job, pc_diag_t *diag)
+{
+    unsigned char *spki = NULL;
+    int spki_len = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(job->csr), &spki);
+    bool ok = spki_len > 0 &&
+              EVP_Digest(spki, (size_t)spki_len, job->spki_sha256, NULL, EVP_sha256(), NULL);
+    OPENSSL_free(spki);
+    if (!ok)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot hash the public key of request %s",
+                           job->req->request_id);
+    return PC_OK;
+}
+
 pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag)
 {
     const Pkcs__V1__Profile *profile = job->req->issue->profile;
@@ -139,24 +168,23 @@ pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag)
     };
     if (job->key == NULL)
         return pc_fail(diag, PC_ERR_CRYPTO, "no key pair to make a CSR with");
+    pc_err_t err = check_device(job, diag);
+    if (err != PC_OK)
+        return err;
     X509_REQ_free(job->csr);
     job->csr = NULL;
-    return pc_csr_new(job->key, &params, &job->csr, diag);
+    if ((err = pc_csr_new(job->key, &params, &job->csr, diag)) != PC_OK)
+        return err;
+    return hash_public_key(job, diag);
 }
 
 pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t *diag)
 {
-    unsigned char *spki = NULL, digest[32];
-    int spki_len = job->key == NULL ? -1 : i2d_PUBKEY(job->key, &spki);
-    if (spki_len <= 0 || !EVP_Digest(spki, (size_t)spki_len, digest, NULL, EVP_sha256(), NULL)) {
-        OPENSSL_free(spki);
-        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot hash the public key of request %s",
-                           job->req->request_id);
-    }
-    OPENSSL_free(spki);
+    if (job->csr == NULL)
+        return pc_fail(diag, PC_ERR_CRYPTO, "no CSR yet for request %s", job->req->request_id);
     int n = snprintf(buf, len, "ca=%s spki_sha256=", job->ca->name);
-    for (size_t i = 0; n > 0 && i < sizeof(digest) && (size_t)n + 3 <= len; i++)
-        n += snprintf(buf + n, len - (size_t)n, "%02X", digest[i]);
+    for (size_t i = 0; n > 0 && i < sizeof(job->spki_sha256) && (size_t)n + 3 <= len; i++)
+        n += snprintf(buf + n, len - (size_t)n, "%02X", job->spki_sha256[i]);
     return PC_OK;
 }
 
@@ -188,18 +216,17 @@ pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag)
 
 pc_err_t pc_issue_pack(pc_issue_t *job, pc_diag_t *diag)
 {
-    const Pkcs__V1__IssueRequest *issue = job->req->issue;
     unsigned char *pfx = NULL;
     size_t pfx_len = 0;
     pc_err_t err;
-    if (job->key == NULL || job->cert == NULL)
-        return pc_fail(diag, PC_ERR_CRYPTO, "nothing to pack: key or certificate missing");
+    if (job->key == NULL || job->cert == NULL || job->device == NULL)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "nothing to pack: key, certificate or device key missing");
     err = pc_pfx_build(job->key, job->cert, job->ca->ops->get0_chain(job->ca), job->req->request_id,
                        "", &pfx, &pfx_len, diag);
     if (err != PC_OK)
         goto out_free_key;
-    err = pc_envelope_seal(issue->device_public_key.data, issue->device_public_key.len, pfx,
-                           pfx_len, &job->envelope, &job->envelope_len, diag);
+    err = pc_envelope_seal_to(job->device, pfx, pfx_len, &job->envelope, &job->envelope_len, diag);
     if (err != PC_OK)
         pc_diag_prefix(diag, "device public key");
     OPENSSL_clear_free(pfx, pfx_len);
@@ -242,6 +269,7 @@ void pc_issue_free(pc_issue_t *job)
     X509_EXTENSION_free(job->sid);
     EVP_PKEY_free(job->key);
     X509_REQ_free(job->csr);
+    pc_envelope_to_free(job->device);
     X509_free(job->cert);
     OPENSSL_free(job->envelope);
     free(job);

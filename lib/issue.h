@@ -3,7 +3,7 @@
  *
  *   pc_issue_prepare   (loop thread)  render subject, SANs, SID; pick CA; check key spec
  *   pc_issue_keygen    (pool thread)  make the key pair (or pc_issue_set0_key from a key pool)
- *   pc_issue_make_csr  (pool thread)  CSR signed with the new key
+ *   pc_issue_make_csr  (pool thread)  check the device key; CSR signed with the new key
  *   ... the CA signs the CSR (pool thread for a blocking backend, loop thread otherwise)
  *   pc_issue_pack      (pool thread)  PKCS#12 + CMS envelope to the device key; wipes the key
  *   pc_issue_fill_result (any)        certificate, chain, serial, thumbprints into a Result

@@ -101,4 +101,17 @@ bad weak-key 's/"keySize": 2048/"keySize": 1024/' "1024"
 bad unknown-template 's/"templateName": "User"/"templateName": "Nope"/' "Nope"
 bad unknown-field 's/"profileId"/"profileIdd"/' "profileIdd"
 
+# A weak device key is refused before the CA signs anything: no certificate nobody can use.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out "$work/dev-weak.pem" 2>/dev/null
+signed_before="$(grep -c '^I' "$PC_STATE_DIR/ca/local/index.txt")"
+if "$bin/pkcsctl" issue --offline --request "$src/deploy/samples/user-wifi.json" \
+     --device-key "$work/dev-weak.pem" --out "$work/weak-device" 2>"$work/weak-device.err"; then
+  fail "weak-device: issued to an RSA-1024 device key"
+fi
+grep -qF "RSA of 2048 bits or more" "$work/weak-device.err" \
+  || fail "weak-device: unclear error: $(cat "$work/weak-device.err")"
+[[ $(grep -c '^I' "$PC_STATE_DIR/ca/local/index.txt") == "$signed_before" ]] \
+  || fail "weak-device: the CA signed a certificate for a request that could not be delivered"
+ok "weak-device refused before the CA signed: $(head -1 "$work/weak-device.err")"
+
 echo "$pass passed, 0 failed"

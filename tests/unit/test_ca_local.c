@@ -301,9 +301,9 @@ static void test_generated_key_is_encrypted(void **state)
     assert_int_equal(stat(fx->state, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
 
-    /* the generated CA: P-384, CA:TRUE, 10 years, default subject */
+    /* the generated CA: P-256, CA:TRUE, 10 years, default subject */
     X509 *cert = ca_cert(fx->ca);
-    assert_int_equal(EVP_PKEY_get_bits(X509_get0_pubkey(cert)), 384);
+    assert_int_equal(EVP_PKEY_get_bits(X509_get0_pubkey(cert)), 256);
     assert_int_equal(X509_check_ca(cert), 1);
     assert_non_null(X509_get0_subject_key_id(cert));
     char cn[128];
@@ -463,7 +463,7 @@ static void test_issued_cert(void **state)
         fail_msg("verify: %s", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
     X509_STORE_CTX_free(ctx);
     X509_STORE_free(store);
-    assert_int_equal(X509_get_signature_nid(cert), NID_ecdsa_with_SHA384);
+    assert_int_equal(X509_get_signature_nid(cert), NID_ecdsa_with_SHA256);
     assert_int_equal(X509_get_version(cert), X509_VERSION_3);
 
     /* serial: positive, at least 64 bits */
