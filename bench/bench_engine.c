@@ -232,7 +232,9 @@ static const bench_case_t cases[] = {
     {"CA sign (CSR + certificate)", op_sign, {PC_KEY_RSA, 2048}, PC_KEYGEN_FAST},
     {"PKCS#12 + envelope", op_pack, {PC_KEY_RSA, 2048}, PC_KEYGEN_FAST},
     {"engine request RSA-2048", op_engine, {PC_KEY_RSA, 2048}, PC_KEYGEN_FAST},
+    {"engine request RSA-3072", op_engine, {PC_KEY_RSA, 3072}, PC_KEYGEN_FAST},
     {"engine request P-256", op_engine, {PC_KEY_EC, 256}, PC_KEYGEN_FAST},
+    {"engine request P-384", op_engine, {PC_KEY_EC, 384}, PC_KEYGEN_FAST},
 };
 
 int main(int argc, char **argv)

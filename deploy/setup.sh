@@ -10,7 +10,7 @@ packages=(
   librdkafka-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
   libhiredis-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev
   openssl clang-format redis-server redis-tools golang-cfssl
-  maven iproute2 sqlite3 curl jq chromium
+  maven iproute2 sqlite3 curl jq chromium gnuplot-nox
 )
 # Kafka runs on the machine's Java (17 or newer); install Debian's only when there is none.
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)

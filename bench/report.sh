@@ -1,0 +1,179 @@
+# shellcheck shell=bash
+# bench/report.sh - turns runs.csv and references.csv into report.md (tables and the targets)
+# and PNG plots (gnuplot). Sourced by bench/pkcs-bench.
+
+# csv_rows FILE AWK_FILTER FORMAT COLUMNS...: Markdown rows of the lines matching the filter.
+md_table() {
+  local file="$1" filter="$2" header="$3" cols="$4"
+  echo "$header"
+  echo "$header" | sed 's/[^|]*|/---|/g; s/^---|/|/'
+  awk -F, -v cols="$cols" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    '"$filter"' { n = split(cols, k, " "); line = "|"
+      for (i = 1; i <= n; i++) line = line " " $c[k[i]] " |"
+      print line }' "$file"
+}
+
+ref_rate() { # ref_rate REFERENCE ALG
+  awk -F, -v r="$1" -v a="$2" '$1 == r && $2 == a { print $4 }' "$out/references.csv" | tail -1
+}
+best_rate() { # best_rate ALG: best steady end-to-end req/s on the local CA
+  best_steady "$1" local | awk '{ print $2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print ""; else printf "%.2f", a / b }'; }
+meets() { # meets VALUE OP LIMIT: yes / no / "not measured"
+  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+    if (v == "") { print "not measured"; exit }
+    ok = (op == ">=") ? v >= l : (op == "<=") ? v <= l : v < l
+    print ok ? "yes" : "**no**" }'
+}
+
+# target_rows: the issue's targets, measured value and verdict, one Markdown row each.
+target_rows() {
+  local r_rsa r_ec f_rsa f_ec c_rsa keygen p99_half burst_p50 scale4 scalen dup signed n
+  r_rsa="$(best_rate RSA-2048)" r_ec="$(best_rate P-256)"
+  f_rsa="$(ref_rate "engine floor" RSA-2048)" f_ec="$(ref_rate "engine floor" P-256)"
+  c_rsa="$(ref_rate "cfssl newcert" RSA-2048)"
+  keygen="$(ref_rate "RSA-2048 keygen (1 thread)" RSA-2048)"
+  local v
+  v="$(ratio "$r_rsa" "$c_rsa")"
+  echo "| RSA-2048 end to end vs cfssl newcert (same concurrency) | >= 1.8x | ${v:+${v}x} ($r_rsa vs $c_rsa req/s) | $(meets "$v" ">=" 1.8) |"
+  v="$(ratio "$r_rsa" "$f_rsa")"
+  echo "| RSA-2048 end to end vs engine floor | >= 90% | $(pct "$v") ($r_rsa vs $f_rsa req/s) | $(meets "$v" ">=" 0.9) |"
+  v="$(ratio "$r_ec" "$f_ec")"
+  echo "| P-256 end to end vs engine floor | >= 80% | $(pct "$v") ($r_ec vs $f_ec req/s) | $(meets "$v" ">=" 0.8) |"
+  echo "| P-256 end to end | >= 1000 req/s | ${r_ec:-} req/s | $(meets "$r_ec" ">=" 1000) |"
+  p99_half="$(awk -F, 'NR > 1 && $2 == "load-50" { print $12 }' "$out/runs.csv" | tail -1)"
+  v="$(awk -v k="$keygen" 'BEGIN { if (k > 0) printf "%.0f", 2 * 1000 / k }')"
+  echo "| p99 at half capacity ($(load_alg)) | <= 2x mean RSA-2048 keygen = ${v:-?} ms | ${p99_half:+$p99_half ms} | $(meets "$p99_half" "<=" "$v") |"
+  burst_p50="$(awk -F, 'NR > 1 && $2 == "burst" { print $10 }' "$out/runs.csv" | tail -1)"
+  echo "| burst of $burst after ${quiet}s quiet, key pool warm: p50 | < 50 ms | ${burst_p50:+$burst_p50 ms} | $(meets "$burst_p50" "<" 50) |"
+  scale4="$(awk -F, 'NR > 1 && $2 == "scale-4" { print $9 }' "$out/runs.csv" | tail -1)"
+  scalen="$(awk -F, -v s="scale-$scale" 'NR > 1 && $2 == s { print $9 }' "$out/runs.csv" | tail -1)"
+  v="$(ratio "$scalen" "$scale4")"
+  echo "| $scale workers vs 4 workers, throughput | >= 90% | $(pct "$v") ($scalen vs $scale4 req/s) | $(meets "$v" ">=" 0.9) |"
+  read -r dup signed n <<<"$(awk -F, -v s="scale-$scale" 'NR > 1 && $2 == s { print $17, $18, $6 }' "$out/runs.csv" | tail -1)"
+  if [[ -n ${n:-} ]]; then
+    echo "| $scale workers: every one of $partitions partitions assigned, no request done twice | all assigned; 0 duplicates; CA signed = requests | assigned (the run waits for it); $dup duplicates; signed $signed of $n | $( [[ $dup == 0 && $signed == "$n" ]] && echo yes || echo "**no**") |"
+  else
+    echo "| $scale workers: every partition assigned, no request done twice | | | not measured |"
+  fi
+  local max_after limit
+  limit=$((6 + 5))
+  if [[ -f $raw/failover.result ]]; then
+    max_after="$(awk '{ print $11 }' "$raw/failover.result")"
+    v="$(awk -v m="$max_after" 'BEGIN { printf "%.1f", m / 1000 }')"
+  else
+    v=""
+  fi
+  echo "| a killed worker's partitions served again | <= session timeout (6 s) + 5 s = ${limit} s | ${v:+longest wait of a request created after the kill: $v s} | $(meets "$v" "<=" "$limit") |"
+}
+pct() { [[ -n $1 ]] && awk -v r="$1" 'BEGIN { printf "%.0f%%", r * 100 }'; }
+
+# report_write OUT SECONDS: report.md.
+report_write() {
+  local o="$1" secs="$2" f="$1/runs.csv"
+  {
+    echo "# pkcs-bench report"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores ($(machine_cpu)), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM;" \
+      "OpenSSL $(openssl version | awk '{ print $2 }'); Kafka, Redis, cfssl and the workers all on this machine; $secs s in all."
+    echo "Latency is request created -> result read; throughput is requests / (last result read - first request created)."
+    echo "Worker CPU is user + system time of every worker process during the run."
+    echo
+    echo "## End to end"
+    echo
+    md_table "$f" '$2 == "steady" || $2 ~ /^scale/' \
+      "| alg | CA | workers | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | worker CPU ms/request | Kafka CPU s | Redis CPU s |" \
+      "alg ca workers requests throughput p50_ms p90_ms p99_ms max_ms errors worker_cpu_ms_per_req kafka_cpu_s redis_cpu_s"
+    echo
+    echo "## References (same machine, same cores, measured with no worker running)"
+    echo
+    echo "| reference | alg | concurrency | req/s | p50 ms | p99 ms | errors |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
+    awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $7, $9 }' "$o/references.csv"
+    if grep -q ',load-' "$f"; then
+      echo
+      echo "## Latency against load"
+      echo
+      md_table "$f" '$2 ~ /^load-/' "| load | alg | workers | offered req/s | req/s | p50 ms | p90 ms | p99 ms | max ms |" \
+        "scenario alg workers rate_target throughput p50_ms p90_ms p99_ms max_ms"
+    fi
+    if grep -q ',burst,\|,mix' "$f"; then
+      echo
+      echo "## Burst and mixed requests"
+      echo
+      md_table "$f" '$2 == "burst" || $2 ~ /^mix-/' "| run | alg | workers | requests | p50 ms | p90 ms | p99 ms | max ms | errors |" \
+        "scenario alg workers requests p50_ms p90_ms p99_ms max_ms errors"
+    fi
+    if [[ -f $raw/failover.result ]]; then
+      echo
+      echo "## Failover"
+      echo
+      read -r _ _ n ok errors _ _ p50 p90 p99 max _ <"$raw/failover.result"
+      echo "$scale workers at a steady rate; one killed with SIGKILL. Requests created after the kill:" \
+        "$n, $errors errors; latency p50 $p50 ms, p90 $p90 ms, p99 $p99 ms, max $max ms."
+    fi
+    echo
+    echo "## Targets"
+    echo
+    echo "| target | goal | measured | met |"
+    echo "|---|---|---|---|"
+    target_rows
+    echo
+    echo "Raw figures: runs.csv, references.csv."
+  } >"$o/report.md"
+}
+
+# report_plots OUT: throughput-vs-workers.png, latency-vs-load.png, vs-references.png.
+report_plots() {
+  local o="$1" d
+  d="$(mktemp -d)"
+  awk -F, 'NR > 1 && $2 == "steady" { print $5, $9 > (dir "/" $3 "_" $4 ".dat") }' dir="$d" "$o/runs.csv"
+  local series="" file name
+  for file in "$d"/*.dat; do
+    [[ -f $file ]] || continue
+    name="$(basename "$file" .dat)"
+    series+="${series:+, }'$file' using 1:2 with linespoints lw 2 title '${name/_/ via }'"
+  done
+  if [[ -n $series ]]; then
+    gnuplot <<EOF
+set terminal pngcairo size 900,500 font ",11"
+set output "$o/throughput-vs-workers.png"
+set title "End-to-end throughput against worker processes ($(nproc) cores)"
+set xlabel "worker processes"; set ylabel "certificates / s"
+set key outside right; set grid; set yrange [0:*]
+plot $series
+EOF
+  fi
+  awk -F, 'NR > 1 && $2 ~ /^load-/ { print $7, $10, $11, $12 }' "$o/runs.csv" >"$d/load.dat"
+  if [[ -s $d/load.dat ]]; then
+    gnuplot <<EOF
+set terminal pngcairo size 900,500 font ",11"
+set output "$o/latency-vs-load.png"
+set title "Latency against offered load ($(load_alg), local CA)"
+set xlabel "offered requests / s"; set ylabel "latency ms"
+set key top left; set grid; set yrange [0:*]
+plot "$d/load.dat" using 1:2 with linespoints lw 2 title "p50", \
+     "" using 1:3 with linespoints lw 2 title "p90", "" using 1:4 with linespoints lw 2 title "p99"
+EOF
+  fi
+  local alg
+  : >"$d/refs.dat"
+  for alg in ${algs//,/ }; do
+    echo "$alg $(best_rate "$alg") $(ref_rate "engine floor" "$alg") $(ref_rate "cfssl newcert" "$alg")" |
+      awk 'NF == 4' >>"$d/refs.dat"
+  done
+  if [[ -s $d/refs.dat ]]; then
+    gnuplot <<EOF
+set terminal pngcairo size 900,500 font ",11"
+set output "$o/vs-references.png"
+set title "This system against the references ($(nproc) cores)"
+set ylabel "certificates / s"; set logscale y; set grid ytics
+set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1
+set key top right
+plot "$d/refs.dat" using 2:xtic(1) title "pkcs-connector end to end (best steady)", \
+     "" using 3 title "engine floor (no Kafka, no Redis)", "" using 4 title "cfssl newcert"
+EOF
+  fi
+  rm -rf "$d"
+}
