@@ -487,7 +487,7 @@ static int send_row(csv_job_t *job, long row)
     req.tenant_id = (v = cell(job, COL_TENANT_ID)) != NULL ? v : DEFAULT_TENANT;
     req.user_id = (v = cell(job, COL_USER_ID)) != NULL ? v : "";
     req.device_id = (v = cell(job, COL_DEVICE_ID)) != NULL ? v : "";
-    req.created_at_ms = now_ms();
+    /* created_at_ms: stamped by pkcsctl_send_request when the row is produced */
     req.body_case = PKCS__V1__REQUEST__BODY_ISSUE;
     req.issue = &issue;
     issue.profile = job->profile;

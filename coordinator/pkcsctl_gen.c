@@ -4,7 +4,8 @@
  * device key pair, whose private key is written where `pkcsctl watch --device-keys` finds it to
  * open the result as the device would (pkcsctl_device_key, also used by --csv). The template is
  * never modified: each request is a shallow copy whose changed fields point at buffers owned
- * here. Main thread only.
+ * here. created_at_ms is left as the template has it: pkcsctl_send_request stamps a request
+ * without one when it is produced (after --rate's wait). Main thread only.
  */
 #include "pkcsctl_submit_int.h"
 
@@ -13,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -148,13 +148,6 @@ out_free_key:
     return rc;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* fill_issue makes the ISSUE body of request n: attributes with {n}, the device key. */
 static int fill_issue(const pkcsctl_gen_t *gen, const Pkcs__V1__IssueRequest *tmpl, gen_bufs_t *b,
                       const char *num)
@@ -196,8 +189,6 @@ static int gen_one(pkcsctl_sender_t *snd, const pkcsctl_gen_t *gen, const Pkcs__
     } /* else: one device for every request, as the template says */
     if ((req.user_id = b->user_id = subst(tmpl->user_id, num)) == NULL)
         goto out_oom;
-    if (req.created_at_ms == 0)
-        req.created_at_ms = now_ms();
     if (req.body_case == PKCS__V1__REQUEST__BODY_ISSUE) {
         if (fill_issue(gen, tmpl->issue, b, num) != 0)
             goto out_reset;

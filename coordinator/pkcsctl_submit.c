@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,10 @@
 #include "file.h"
 #include "pbjson.h"
 #include "pkcsctl.h"
+#include "result.h"
 
 #define CMD SUBMIT_CMD
+#define RATE_MAX 1000000.0
 #define REQUEST_MAX_BYTES (1024 * 1024)
 #define RAW_MAX_BYTES (16 * 1024 * 1024)
 
@@ -74,7 +77,16 @@ static void help(void)
         "  --corrupt-signature   flip one bit of each signature (tests)\n"
         "  --dry-run             print each request (JSON line) on stdout instead of signing\n"
         "                        and producing it; needs no broker and no signer key\n"
-        "  --timeout S           give up on a message after S seconds (default 30)\n\n"
+        "  --timeout S           give up on a message after S seconds (default 30)\n"
+        "  --rate R              produce R requests per second (a positive number, e.g. 15 or\n"
+        "                        0.5), evenly paced: the k-th request is due k/R s after the\n"
+        "                        first, so the average holds when one send is late (nothing\n"
+        "                        waits while behind). Default: as fast as possible. At the\n"
+        "                        end, stderr shows the achieved rate: (N - 1) / (time from the\n"
+        "                        first request produced to the last), and how far the latest\n"
+        "                        request was behind its schedule\n\n"
+        "A request without createdAtMs (every generated request and CSV row) is stamped with the\n"
+        "time it is produced, then signed, so latency is measured from the send.\n\n"
         "Exits 1 when a request cannot be read or signed, or when Kafka does not acknowledge\n"
         "every message within the timeout.\n");
 }
@@ -85,6 +97,17 @@ static bool parse_long(const char *text, long min, long max, long *out)
     errno = 0;
     long v = strtol(text, &end, 10);
     if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_rate(const char *text, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(v) || v <= 0 || v > RATE_MAX)
         return false;
     *out = v;
     return true;
@@ -153,6 +176,14 @@ int pkcsctl_send_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)
     pc_diag_t diag = {{0}};
     int rc = 1;
     const char *key = req->device_id != NULL && req->device_id[0] ? req->device_id : req->user_id;
+    Pkcs__V1__Request stamped;
+    pkcsctl_pace(snd);
+    /* Stamped after the wait and before signing: the signature covers the exact bytes. */
+    if (req->created_at_ms == 0) {
+        stamped = *req;
+        stamped.created_at_ms = pc_now_ms();
+        req = &stamped;
+    }
     if (snd->dry_run)
         return print_request(snd, req);
     if (snd->unsigned_requests) {
@@ -250,6 +281,7 @@ static int send_raw(pkcsctl_sender_t *snd, const char *path)
     pc_err_t err = pc_file_read(path, RAW_MAX_BYTES, &data, &len, &diag);
     if (err != PC_OK)
         return pkcsctl_diag_error(CMD, err, &diag);
+    pkcsctl_pace(snd);
     int rc = pkcsctl_produce(snd, NULL, data, len);
     free(data);
     return rc;
@@ -282,6 +314,7 @@ static int run(pkcsctl_sender_t *snd, const input_t *inputs, size_t n_inputs, pk
         rc = send_inputs(snd, inputs, n_inputs, gen);
         fprintf(stderr, "pkcsctl submit: dry run: %zu requests printed, nothing produced\n",
                 snd->produced);
+        pkcsctl_pace_report(snd);
         return rc;
     }
     if (pkcsctl_producer_new(snd, timeout_s) != 0)
@@ -360,6 +393,7 @@ int pkcsctl_submit(int argc, char **argv)
         {"unsigned", no_argument, NULL, 'u'},
         {"corrupt-signature", no_argument, NULL, 'c'},
         {"timeout", required_argument, NULL, 'w'},
+        {"rate", required_argument, NULL, 'Z'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -444,6 +478,15 @@ int pkcsctl_submit(int argc, char **argv)
             if (!parse_long(optarg, 1, 86400, &timeout_s)) {
                 rc = pkcsctl_usage_error(CMD, "--timeout wants seconds (1-86400), not \"%s\"",
                                          optarg);
+                goto out_free_inputs;
+            }
+            break;
+        case 'Z':
+            if (!parse_rate(optarg, &snd.rate)) {
+                rc = pkcsctl_usage_error(CMD,
+                                         "--rate wants requests per second, a positive number "
+                                         "up to %.0f, not \"%s\"",
+                                         RATE_MAX, optarg);
                 goto out_free_inputs;
             }
             break;

@@ -33,6 +33,11 @@ typedef struct pkcsctl_sender {
     char first_failure[256];  /* the first failed delivery's reason */
     unsigned char shown[512]; /* Kafka error codes already shown (+256), to show each once */
     double started;           /* monotonic seconds */
+    double rate;              /* --rate: requests per second; 0: as fast as possible */
+    size_t paced;             /* requests sent under --rate */
+    double paced_first;       /* monotonic seconds: when the first paced request went out */
+    double paced_last;        /* ... and the latest */
+    double max_behind;        /* seconds: the latest a request went out after its deadline */
 } pkcsctl_sender_t;
 
 /* The generator's options (--template ... --count N); --csv uses prefix, keys_dir, key_alg. */
@@ -54,11 +59,22 @@ int pkcsctl_producer_new(pkcsctl_sender_t *snd, long timeout_s);
 int pkcsctl_produce(pkcsctl_sender_t *snd, const char *key, unsigned char *value, size_t len);
 
 /* pkcsctl_producer_finish waits for every delivery report (bounded by the timeout), prints
- * "submitted N requests in X s (Y/s)" and returns rc, or 1 when a message was not delivered. */
+ * "submitted N requests in X s (Y/s)" (and pkcsctl_pace_report's line) and returns rc, or 1
+ * when a message was not delivered. */
 int pkcsctl_producer_finish(pkcsctl_sender_t *snd, long timeout_s, int rc);
 
-/* pkcsctl_send_request signs req (unless --unsigned) and produces it, keyed by device id, else
- * user id. Returns 0, or 1 after printing what went wrong. */
+/* pkcsctl_pace waits, under --rate, until the next request is due: the k-th paced request
+ * (from 0) is due k/rate seconds after the first, so the average rate holds when one send is
+ * late; it never waits when behind. Serves delivery reports while it waits. No-op without
+ * --rate. */
+void pkcsctl_pace(pkcsctl_sender_t *snd);
+
+/* pkcsctl_pace_report prints, under --rate, the achieved rate on stderr. */
+void pkcsctl_pace_report(const pkcsctl_sender_t *snd);
+
+/* pkcsctl_send_request paces (pkcsctl_pace), stamps a request without created_at_ms with the
+ * time it is produced (a copy: req is not changed), signs it (unless --unsigned) and produces
+ * it, keyed by device id, else user id. Returns 0, or 1 after printing what went wrong. */
 int pkcsctl_send_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req);
 
 /* pkcsctl_load_request reads one Request in its JSON form; the caller frees *req with

@@ -2,10 +2,12 @@
  * pkcsctl submit: the Kafka side - an idempotent producer that serves its delivery reports on
  * the calling thread (rd_kafka_poll while producing, rd_kafka_flush at the end), so that a
  * command-line run ends with an exact count of acknowledged messages, or a clear failure when
- * the brokers cannot be reached within the message timeout. Main thread only.
+ * the brokers cannot be reached within the message timeout. --rate's pacing lives here too, as
+ * it serves delivery reports while it waits. Main thread only.
  */
 #include "pkcsctl_submit_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +23,54 @@ double pkcsctl_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* sleep_s sleeps secs (> 0), resuming after signals. */
+static void sleep_s(double secs)
+{
+    struct timespec ts = {.tv_sec = (time_t)secs};
+    ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void pkcsctl_pace(pkcsctl_sender_t *snd)
+{
+    if (snd->rate <= 0)
+        return;
+    double now = pkcsctl_now();
+    if (snd->paced == 0)
+        snd->paced_first = now;
+    /* Absolute deadlines: a late send does not push back the ones after it. */
+    double due = snd->paced_first + (double)snd->paced / snd->rate;
+    while (now < due) {
+        double wait_ms = (due - now) * 1000.0;
+        if (snd->rk != NULL && wait_ms >= 1.0)
+            rd_kafka_poll(snd->rk, (int)wait_ms); /* returns early when it served a report */
+        else
+            sleep_s(due - now);
+        now = pkcsctl_now();
+    }
+    if (now - due > snd->max_behind)
+        snd->max_behind = now - due;
+    snd->paced_last = now;
+    snd->paced++;
+}
+
+void pkcsctl_pace_report(const pkcsctl_sender_t *snd)
+{
+    if (snd->rate <= 0 || snd->paced == 0)
+        return;
+    double span = snd->paced_last - snd->paced_first;
+    if (snd->paced < 2 || span <= 0) {
+        fprintf(stderr, "paced at %g/s: %zu produced, too few to measure the achieved rate\n",
+                snd->rate, snd->paced);
+        return;
+    }
+    fprintf(stderr,
+            "paced at %g/s: %zu requests produced over %.3f s from the first to the last: "
+            "achieved %.2f/s; at most %.0f ms behind schedule\n",
+            snd->rate, snd->paced, span, (double)(snd->paced - 1) / span, snd->max_behind * 1000.0);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
@@ -114,6 +164,7 @@ int pkcsctl_producer_finish(pkcsctl_sender_t *snd, long timeout_s, int rc)
     double secs = pkcsctl_now() - snd->started;
     fprintf(stderr, "submitted %zu requests in %.1f s (%.0f/s)\n", snd->delivered, secs,
             secs > 0 ? (double)snd->delivered / secs : 0.0);
+    pkcsctl_pace_report(snd);
     if (snd->failed > 0 || waiting > 0)
         rc = pkcsctl_error(CMD,
                            "%zu of %zu messages were not delivered to topic %s (%s); check "

@@ -46,8 +46,16 @@ static void help(void)
         "  results: N (issued A, failed B, revoked C, imported D); distinct request ids: K;\n"
         "  duplicates: X (same certificate: Y, DIFFERENT certificate: Z); opened+verified: V;\n"
         "  errors by code: CODE=n ...\n"
+        "  latency ms (request created -> result read): p50 P, p90 P, p99 P, max M, mean A\n"
+        "  over N results; throughput T results/s (N results in S s from the first request\n"
+        "  created to the last result read)\n"
         "A duplicate counts as DIFFERENT when both results carry a certificate and the two\n"
-        "differ: one request got two certificates.\n\n"
+        "differ: one request got two certificates. Latency is taken for each result whose\n"
+        "timing has the request's createdAtMs: the wall clock when watch reads the result minus\n"
+        "createdAtMs (watch reads from the beginning of the topic: start it before the load, or\n"
+        "older results count from when they are read). Percentiles are nearest-rank over those\n"
+        "results; throughput T = N / S, where S = (last result read - earliest request\n"
+        "created) in seconds.\n\n"
         "options:\n"
         "  --brokers LIST    bootstrap servers (default $PC_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
         "  --topic NAME      results topic (default pkcs.results)\n"
@@ -61,7 +69,12 @@ static void help(void)
         "  --device-keys DIR open each issued result's encryptedPfx with DIR/<request id>.pem\n"
         "                    (as `pkcsctl submit --device-keys` wrote them) and check that it\n"
         "                    holds the result's certificate and its key\n"
-        "  --ca FILE         verify each issued certificate up to the CA certificate(s) of FILE\n\n"
+        "  --ca FILE         verify each issued certificate up to the CA certificate(s) of FILE\n"
+        "  --latency-csv FILE  write one line per result read (after the header\n"
+        "                    request_id,status,created_at_ms,read_at_ms,latency_ms): wall-clock\n"
+        "                    ms since the epoch; created_at_ms and latency_ms are empty for a\n"
+        "                    result without timing; duplicates get a line each, results\n"
+        "                    ignored under --ids none\n\n"
         "Exits 0 when the count was reached, no request id got two different certificates and\n"
         "every checked result passed; 1 otherwise; without --count or --ids it runs until the\n"
         "timeout.\n");
@@ -305,7 +318,25 @@ static int prepare(watch_t *w, const char *ids_path, const char *ca_path)
         return 1;
     if (w->out_dir != NULL && mkdir(w->out_dir, 0755) != 0 && errno != EEXIST)
         return pkcsctl_error(CMD, "cannot create %s: %s", w->out_dir, strerror(errno));
+    if (w->latency_csv_path != NULL) {
+        if ((w->latency_csv = fopen(w->latency_csv_path, "w")) == NULL)
+            return pkcsctl_error(CMD, "cannot create --latency-csv %s: %s", w->latency_csv_path,
+                                 strerror(errno));
+        fputs("request_id,status,created_at_ms,read_at_ms,latency_ms\n", w->latency_csv);
+    }
     return 0;
+}
+
+/* close_csv closes --latency-csv; a write error (disk full) fails the run. */
+static int close_csv(watch_t *w, int rc)
+{
+    if (w->latency_csv == NULL)
+        return rc;
+    bool bad = ferror(w->latency_csv) != 0;
+    if (fclose(w->latency_csv) != 0 || bad)
+        rc = pkcsctl_error(CMD, "could not write all of --latency-csv %s", w->latency_csv_path);
+    w->latency_csv = NULL;
+    return rc;
 }
 
 int pkcsctl_watch(int argc, char **argv)
@@ -321,6 +352,7 @@ int pkcsctl_watch(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},
         {"device-keys", required_argument, NULL, 'd'},
         {"ca", required_argument, NULL, 'c'},
+        {"latency-csv", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -365,6 +397,9 @@ int pkcsctl_watch(int argc, char **argv)
         case 'c':
             ca_path = optarg;
             break;
+        case 'L':
+            w.latency_csv_path = optarg;
+            break;
         case 'h':
             help();
             return 0;
@@ -378,6 +413,7 @@ int pkcsctl_watch(int argc, char **argv)
         w.brokers = "127.0.0.1:9092";
     if ((rc = prepare(&w, ids_path, ca_path)) == 0)
         rc = run(&w);
+    rc = close_csv(&w, rc);
     X509_STORE_free(w.store);
     free(w.by_code);
     free(w.latency_ms);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 #include <openssl/x509.h>
@@ -35,9 +36,13 @@ typedef struct watch {
     double *latency_ms; /* request created -> result read, one per result with timing */
     size_t latency_count, latency_cap;
     int64_t first_created_ms, last_read_ms;
+    const char *latency_csv_path; /* --latency-csv FILE */
+    FILE *latency_csv;            /* open on it; NULL without */
 } watch_t;
 
-/* pkcsctl_watch_latency records the end-to-end latency of res, read now. */
+/* pkcsctl_watch_latency records the end-to-end latency of res, read now (wall clock), and
+ * writes its line to --latency-csv: request_id,status,created_at_ms,read_at_ms,latency_ms
+ * (created_at_ms and latency_ms empty for a result without timing). */
 void pkcsctl_watch_latency(watch_t *w, const Pkcs__V1__Result *res);
 
 /* pkcsctl_watch_tally counts res by status and error code and tracks its request id:

@@ -1,8 +1,9 @@
 /*
  * pkcsctl watch: the tally of what arrived on the results topic - counts by status and error
  * code, distinct request ids, and duplicates split by whether they carry the same certificate
- * (expected under at-least-once delivery) or a DIFFERENT one (a request issued twice) - and the
- * one-line summary. Main thread only.
+ * (expected under at-least-once delivery) or a DIFFERENT one (a request issued twice); the
+ * end-to-end latency of each result and its --latency-csv line; and the summary. Main thread
+ * only.
  */
 #include "pkcsctl_watch_int.h"
 
@@ -86,13 +87,47 @@ void pkcsctl_watch_tally(watch_t *w, const Pkcs__V1__Result *res)
     track_ids(w, res);
 }
 
+/* csv_field writes text as one CSV field (RFC 4180): quoted when it holds a comma, a quote or
+ * a line break. Request ids come from the topic: anything may be in them. */
+static void csv_field(FILE *f, const char *text)
+{
+    if (strpbrk(text, ",\"\r\n") == NULL) {
+        fputs(text, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_line(watch_t *w, const Pkcs__V1__Result *res, int64_t created, int64_t now)
+{
+    const ProtobufCEnumValue *status =
+        protobuf_c_enum_descriptor_get_value(&pkcs__v1__status__descriptor, (int)res->status);
+    csv_field(w->latency_csv, res->request_id);
+    fprintf(w->latency_csv, ",%s,", status != NULL ? status->name : "UNKNOWN");
+    if (created > 0)
+        fprintf(w->latency_csv, "%lld", (long long)created);
+    fprintf(w->latency_csv, ",%lld,", (long long)now);
+    if (created > 0)
+        fprintf(w->latency_csv, "%lld", (long long)(now - created));
+    fputc('\n', w->latency_csv);
+}
+
 void pkcsctl_watch_latency(watch_t *w, const Pkcs__V1__Result *res)
 {
-    if (res->timing == NULL || res->timing->request_created_at_ms <= 0)
-        return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t created = res->timing != NULL ? res->timing->request_created_at_ms : 0;
+    if (w->latency_csv != NULL)
+        csv_line(w, res, created, now);
+    if (created <= 0)
+        return;
     if (w->latency_count == w->latency_cap) {
         size_t cap = w->latency_cap == 0 ? 1024 : w->latency_cap * 2;
         double *grown = realloc(w->latency_ms, cap * sizeof(*grown));
@@ -101,9 +136,9 @@ void pkcsctl_watch_latency(watch_t *w, const Pkcs__V1__Result *res)
         w->latency_ms = grown;
         w->latency_cap = cap;
     }
-    w->latency_ms[w->latency_count++] = (double)(now - res->timing->request_created_at_ms);
-    if (w->first_created_ms == 0 || res->timing->request_created_at_ms < w->first_created_ms)
-        w->first_created_ms = res->timing->request_created_at_ms;
+    w->latency_ms[w->latency_count++] = (double)(now - created);
+    if (w->first_created_ms == 0 || created < w->first_created_ms)
+        w->first_created_ms = created;
     w->last_read_ms = now;
 }
 
@@ -119,20 +154,25 @@ static double percentile(const double *sorted, size_t n, double p)
     return sorted[i < n ? i : n - 1];
 }
 
-/* Latency percentiles and throughput, from the first request created to the last result read.
- * Sorting in place is fine: the summary is the last thing a run prints. */
+/* Latency percentiles (nearest rank), mean and throughput: the results with timing over the
+ * time from the earliest request created to the last result read. Sorting in place is fine:
+ * the summary is the last thing a run prints. */
 static void print_latency(const watch_t *w)
 {
     size_t n = w->latency_count;
+    double sum = 0;
     if (n == 0)
         return;
     qsort(w->latency_ms, n, sizeof(double), cmp_double);
+    for (size_t i = 0; i < n; i++)
+        sum += w->latency_ms[i];
     double span_s = (double)(w->last_read_ms - w->first_created_ms) / 1000.0;
-    printf("latency ms (request created -> result read): p50 %.0f, p90 %.0f, p99 %.0f, max %.0f "
-           "over %zu results; throughput %.1f results/s\n",
+    printf("latency ms (request created -> result read): p50 %.0f, p90 %.0f, p99 %.0f, max %.0f, "
+           "mean %.1f over %zu results; throughput %.1f results/s (%zu results in %.3f s from "
+           "the first request created to the last result read)\n",
            percentile(w->latency_ms, n, 0.50), percentile(w->latency_ms, n, 0.90),
-           percentile(w->latency_ms, n, 0.99), w->latency_ms[n - 1], n,
-           span_s > 0 ? (double)n / span_s : 0.0);
+           percentile(w->latency_ms, n, 0.99), w->latency_ms[n - 1], sum / (double)n, n,
+           span_s > 0 ? (double)n / span_s : 0.0, n, span_s);
 }
 
 void pkcsctl_watch_summary(const watch_t *w)
