@@ -124,7 +124,7 @@ live_counts() {
   local now id
   now="$(redis-cli -p "$PC_REDIS_PORT" TIME | head -1)"
   for id in $(redis-cli -p "$PC_REDIS_PORT" ZRANGEBYSCORE pc:workers "$((now * 1000))" +inf); do
-    redis-cli -p "$PC_REDIS_PORT" HGET "pc:worker:$id" counts
+    redis-cli -p "$PC_REDIS_PORT" HGET "pc:worker:{$id}" counts
   done
 }
 

@@ -256,5 +256,5 @@ victim_worker() {
   echo "${workers_running[0]}"
 }
 victim_partitions() {
-  redis-cli -p "$PC_REDIS_PORT" HGET "pc:worker:$1" counts | jq -r '.partitions | join(" ")'
+  redis-cli -p "$PC_REDIS_PORT" HGET "pc:worker:{$1}" counts | jq -r '.partitions | join(" ")'
 }

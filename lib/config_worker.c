@@ -171,7 +171,7 @@ static pc_err_t derived_defaults(pc_config_worker_t *w, pc_diag_t *diag)
     if (w->max_in_flight == 0)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "worker.max_in_flight must be at least 1");
     if (w->resume_below == 0 || w->resume_below > w->max_in_flight)
-        w->resume_below = w->max_in_flight / 2;
+        w->resume_below = w->max_in_flight; /* holding is cheap: release as a slot frees */
     if (w->lease_ms < 1000)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "redis.lease_ms must be at least 1000");
     if (w->max_instances == 0)

@@ -15,10 +15,15 @@
  * contiguous completed prefix (offsets.c), auto-commit commits it every second, and revoke and
  * close commit it once more.
  *
- * Back-pressure pauses and resumes the assigned partitions. librdkafka keeps that pause flag on
- * a partition across an unassign and a later re-assignment to the same consumer, so each
- * assignment sets it explicitly (set_intake): a partition taken away while paused must not come
- * back paused for good.
+ * Back-pressure holds first: while the application has no room, the consumer is not polled
+ * and messages wait in librdkafka's queue, which goes on fetching up to its own limits; a
+ * release hands them out at once. Pausing partitions instead purges what was fetched and
+ * costs a fetch round trip (hundreds of ms) on every resume, which capped a saturated worker
+ * at a fraction of its speed. A hold that lasts HOLD_PAUSE_MS (nothing finished: a stalled CA)
+ * becomes a pause, so that polling, and with it the group's rebalance events, goes on.
+ * librdkafka keeps the pause flag on a partition across an unassign and a later re-assignment
+ * to the same consumer, so each assignment sets it explicitly (set_intake): a partition taken
+ * away while paused must not come back paused for good.
  *
  * Readiness heuristic, per handle: down on ALL_BROKERS_DOWN (librdkafka raises it when the
  * last connected broker is lost, also for a single-broker cluster) or on a fatal error; up on
@@ -39,6 +44,9 @@
 #include <jansson.h>
 
 #define TICK_MS 100
+/* A hold this long turns into a pause (see above): well under max.poll.interval.ms, and short
+ * enough that a rebalance waits little for a stalled worker. */
+#define HOLD_PAUSE_MS 3000
 /* While closing, steps are checked more often so that shutdown is not padded by ticks. */
 #define CLOSE_TICK_MS 10
 /* Statistics feed the readiness heuristic; the value is a trade-off between how fast an idle
@@ -83,6 +91,9 @@ struct pc_kafka {
     pc_offsets_t *offsets;
     size_t held; /* messages given to on_message and not yet passed to message_done */
     bool paused;
+    bool holding;        /* the application has no room: messages wait in librdkafka's queue */
+    uint64_t hold_since; /* loop time the hold began, ms */
+    bool hold_paused;    /* the hold lasted HOLD_PAUSE_MS and became a pause */
     bool cons_up, prod_up, reported_up;
     pc_diag_t last_error;
 
@@ -496,10 +507,13 @@ static void dispatch(pc_kafka_t *kafka, rd_kafka_message_t *rkm)
     kafka->handlers.on_message(kafka->arg, rkm);
 }
 
+/* drain_consumer hands out what librdkafka has, unless holding (a hold turned pause polls
+ * again: paused partitions yield no messages, only events). on_message may start a hold. */
 static void drain_consumer(pc_kafka_t *kafka)
 {
     rd_kafka_message_t *rkm;
-    while (kafka->rkc != NULL && (rkm = rd_kafka_consumer_poll(kafka->rkc, 0)) != NULL)
+    while (kafka->rkc != NULL && !(kafka->holding && !kafka->paused) &&
+           (rkm = rd_kafka_consumer_poll(kafka->rkc, 0)) != NULL)
         dispatch(kafka, rkm);
 }
 
@@ -529,9 +543,12 @@ static void on_wake(uv_poll_t *poll, int status, int events)
 
 static void close_step(pc_kafka_t *kafka);
 
+static void hold_check(pc_kafka_t *kafka);
+
 static void on_tick(uv_timer_t *timer)
 {
     pc_kafka_t *kafka = timer->data;
+    hold_check(kafka);
     drain_producer(kafka);
     drain_consumer(kafka);
     if (kafka->phase != PHASE_RUNNING)
@@ -817,6 +834,44 @@ void pc_kafka_resume(pc_kafka_t *kafka)
 bool pc_kafka_paused(const pc_kafka_t *kafka)
 {
     return kafka->paused;
+}
+
+void pc_kafka_hold(pc_kafka_t *kafka)
+{
+    if (kafka->holding)
+        return;
+    kafka->holding = true;
+    kafka->hold_since = uv_now(kafka->loop);
+}
+
+/* hold_check turns a hold of HOLD_PAUSE_MS into a pause (tick). */
+static void hold_check(pc_kafka_t *kafka)
+{
+    if (!kafka->holding || kafka->paused || uv_now(kafka->loop) - kafka->hold_since < HOLD_PAUSE_MS)
+        return;
+    kafka->hold_paused = true;
+    pc_kafka_pause(kafka);
+}
+
+void pc_kafka_release(pc_kafka_t *kafka)
+{
+    if (!kafka->holding)
+        return;
+    kafka->holding = false;
+    if (kafka->hold_paused) {
+        kafka->hold_paused = false;
+        pc_kafka_resume(kafka);
+    }
+    /* librdkafka signals the pipe only when its queue turns non-empty, and it stayed non-empty
+     * while held: wake the loop ourselves. Not a drain from here, since the caller may be
+     * inside on_message. */
+    if (kafka->cwake.fds[1] >= 0 && write(kafka->cwake.fds[1], "1", 1) < 0 && errno != EAGAIN)
+        pc_fail(&kafka->last_error, PC_ERR_IO, "kafka: cannot wake the loop: %s", strerror(errno));
+}
+
+bool pc_kafka_holding(const pc_kafka_t *kafka)
+{
+    return kafka->holding;
 }
 
 bool pc_kafka_ready(const pc_kafka_t *kafka)

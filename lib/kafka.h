@@ -72,9 +72,17 @@ void pc_kafka_message_done(pc_kafka_t *kafka, rd_kafka_message_t *rkm);
  * owner, or this worker after a restart, gets the message again. */
 void pc_kafka_message_release(pc_kafka_t *kafka, rd_kafka_message_t *rkm);
 
-/* pc_kafka_pause / pc_kafka_resume stop and restart fetching on every assigned partition
- * (back-pressure), and on partitions assigned later as well; the position is kept, nothing is
- * skipped. */
+/* pc_kafka_hold stops handing out messages while the application has no room (they wait in
+ * librdkafka's queue, fetching goes on); pc_kafka_release hands them out again from the next
+ * loop turn. Cheap both ways: the back-pressure for a busy worker. A hold that lasts 3 s
+ * becomes a pause until the release, so that group events keep being served. */
+void pc_kafka_hold(pc_kafka_t *kafka);
+void pc_kafka_release(pc_kafka_t *kafka);
+bool pc_kafka_holding(const pc_kafka_t *kafka);
+
+/* pc_kafka_pause / pc_kafka_resume stop and restart fetching on every assigned partition, and
+ * on partitions assigned later as well; the position is kept, nothing is skipped. What was
+ * fetched and not yet handed out is dropped and fetched again after the resume. */
 void pc_kafka_pause(pc_kafka_t *kafka);
 void pc_kafka_resume(pc_kafka_t *kafka);
 bool pc_kafka_paused(const pc_kafka_t *kafka);

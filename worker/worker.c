@@ -36,10 +36,10 @@ static void update_intake(pc_worker_t *w)
 {
     if (w->kafka == NULL || w->state != PC_WORKER_RUNNING)
         return;
-    if (!pc_kafka_paused(w->kafka) && w->in_flight >= w->cfg->worker.max_in_flight)
-        pc_kafka_pause(w->kafka);
-    else if (pc_kafka_paused(w->kafka) && w->in_flight < w->cfg->worker.resume_below)
-        pc_kafka_resume(w->kafka);
+    if (w->in_flight >= w->cfg->worker.max_in_flight)
+        pc_kafka_hold(w->kafka);
+    else if (w->in_flight < w->cfg->worker.resume_below)
+        pc_kafka_release(w->kafka);
 }
 
 static void drain_check(pc_worker_t *w);

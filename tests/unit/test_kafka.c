@@ -2,7 +2,8 @@
  * test_kafka.c - unit tests for kafka.c against librdkafka's in-process mock cluster (3
  * brokers, one 4-partition topic, fresh per test): produce and consume through one pc_kafka_t
  * on a uv loop, commits that stop at the first unfinished message, pause/resume without loss or
- * duplicates, a cooperative rebalance between two members (with pc_kafka_assigned_count right
+ * duplicates, a hold that keeps messages back without a pause and becomes one after 3 s, a
+ * cooperative rebalance between two members (with pc_kafka_assigned_count right
  * inside the callbacks), partitions taken away while paused and given back later being fetched
  * again, readiness across a cluster outage, a close during an outage that fails the undelivered
  * messages' reports within its bound, bad settings, and (every test) a close that leaves the
@@ -416,6 +417,47 @@ static void test_pause_resume(void **state)
     member_close(fx, m);
 }
 
+/* A hold keeps fetched messages back without pausing; one that lasts 3 s becomes a pause. */
+static void test_hold_release(void **state)
+{
+    struct fixture *fx = *state;
+    struct member *m = member_new(fx, true);
+    member_start(fx, m, "worker-a");
+    produce_range(fx, m->kafka, 0, 50);
+    struct count_wait w = {m, fx, 50};
+    assert_true(run_until(fx, received_at_least, &w, 20000));
+
+    pc_kafka_hold(m->kafka);
+    produce_range(fx, m->kafka, 50, 150);
+    w.want = 150;
+    assert_true(run_until(fx, delivered_at_least, &w, 20000));
+    run_for(fx, 1000);
+    assert_int_equal(m->received, 50);
+    assert_true(pc_kafka_holding(m->kafka));
+    assert_false(pc_kafka_paused(m->kafka));
+    pc_kafka_release(m->kafka);
+    assert_true(run_until(fx, received_at_least, &w, 20000));
+
+    pc_kafka_hold(m->kafka);
+    produce_range(fx, m->kafka, 150, 200);
+    w.want = 200;
+    assert_true(run_until(fx, delivered_at_least, &w, 20000));
+    run_for(fx, 3500);
+    assert_true(pc_kafka_paused(m->kafka));
+    assert_int_equal(m->received, 150);
+    pc_kafka_release(m->kafka);
+    assert_false(pc_kafka_paused(m->kafka));
+    assert_false(pc_kafka_holding(m->kafka));
+    assert_true(run_until(fx, received_at_least, &w, 20000));
+    run_for(fx, 500);
+    assert_int_equal(m->received, 200);
+    assert_int_equal(m->duplicates, 0);
+    for (int i = 0; i < 200; i++)
+        assert_true(m->seen[i]);
+
+    member_close(fx, m);
+}
+
 struct pair {
     struct member *a, *b;
 };
@@ -620,6 +662,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_produce_consume_prefix_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cooperative_rebalance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_while_paused_comes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_brokers_down_and_back, setup, teardown),
