@@ -11,7 +11,8 @@
 # paused and nothing was ever fetched from them again (their requests got no result, the lag
 # metric read 0). So w1 runs with a small in-flight limit, one pool thread and a slow profile
 # (RSA-4096 keys, made inline: the key pool only holds RSA-2048) to be paused when the group
-# first changes, and a last batch, small enough not to pause w1 again, arrives once the group
+# first changes (a worker at its limit holds messages back, and a hold with nothing finishing for
+# 3 s becomes a pause), and a last batch, small enough not to pause w1 again, arrives once the group
 # has settled.
 #
 # PC_REBALANCE_PARTITIONS sets the topic's partition count (default 16).
