@@ -51,6 +51,24 @@ bench_cfssl_start() {
   bench_log "cfssl serves on $cfssl_url"
 }
 
+# The topics the runs use, and their partition count (use_topics switches).
+req_topic=pkcs.requests res_topic=pkcs.results cur_partitions="$partitions"
+topic_env=()
+
+# use_topics SUFFIX PARTITIONS: new requests and results topics for the runs that follow; the
+# workers started from now on consume them.
+use_topics() {
+  req_topic="pkcs.requests.$1" res_topic="pkcs.results.$1" cur_partitions="$2"
+  pc_kafka_create_topic "$req_topic" "$2" >/dev/null || bench_fail "cannot create $req_topic"
+  pc_kafka_create_topic "$res_topic" "$2" >/dev/null || bench_fail "cannot create $res_topic"
+  topic_env=(PC_REQUESTS_TOPIC="$req_topic" PC_RESULTS_TOPIC="$res_topic")
+  workers_stop
+}
+
+# bench_submit / bench_watch: pkcsctl submit and watch on the current topics.
+bench_submit() { pc_submit --topic "$req_topic" "$@"; }
+bench_watch() { pc_watch --topic "$res_topic" "$@"; }
+
 # template_for ALG CA: the request template of one run (a device certificate with a DNS SAN,
 # which both CAs keep), written once.
 template_for() {
@@ -89,13 +107,13 @@ workers_up() {
   bench_log "starting $n worker(s) ${*:-}"
   for ((i = 1; i <= n; i++)); do
     name="g$worker_generation-w$i"
-    pc_worker_spawn "$name" PC_LOG_LEVEL=warn "$@"
+    pc_worker_spawn "$name" PC_LOG_LEVEL=warn "${topic_env[@]}" "$@"
     workers_running+=("$name")
   done
   for name in "${workers_running[@]}"; do
     pc_worker_wait_ready "$name" 180 >/dev/null || bench_fail "worker $name did not become ready"
   done
-  group_settled "$n" 300 || bench_fail "the $n workers did not share out the $partitions partitions"
+  group_settled "$n" 300 || bench_fail "the $n workers did not share out the $cur_partitions partitions"
   workers_signature="$sig"
 }
 
@@ -137,7 +155,7 @@ assigned_partitions() {
 
 # group_settled N SECONDS: every partition owned by one of N members, and unchanged for 3 s.
 group_settled() {
-  local n="$1" limit="$2" i want="$partitions $1" got stable=0
+  local n="$1" limit="$2" i want="$cur_partitions $1" got stable=0
   for ((i = 0; i < limit * 2; i++)); do
     got="$(assigned_partitions 2>/dev/null || true)"
     if [[ $got == "$want" ]]; then
@@ -216,13 +234,13 @@ measure() {
   id="r$run_seq"
   ids="$raw/$id.ids" lat="$raw/$id.latency.csv"
   printf "$id-%06d\n" $(seq 1 "$count") >"$ids"
-  pc_watch --ids "$ids" --latency-csv "$lat" --timeout 1800 >"$raw/$id.watch" 2>&1 &
+  bench_watch --ids "$ids" --latency-csv "$lat" --timeout 1800 >"$raw/$id.watch" 2>&1 &
   watch_pid=$!
   sleep 2 # the watcher has joined before the first request is created
   t0=$(cpu_ticks $(worker_pids)) tk=$(cpu_ticks "$(server_pid kafka)") tr=$(cpu_ticks "$(server_pid redis)")
   local issued_before
   issued_before="$(pc_ca_issued)"
-  pc_submit --template "$(template_for "$alg" "$ca")" --count "$count" --id-prefix "$id" \
+  bench_submit --template "$(template_for "$alg" "$ca")" --count "$count" --id-prefix "$id" \
     ${rate:+--rate "$rate"} "$@" >"$raw/$id.submit" 2>&1 || bench_fail "run $id: submit failed: $(tail -2 "$raw/$id.submit")"
   wait "$watch_pid" || bench_fail "run $id: not every result arrived: $(tail -2 "$raw/$id.watch")"
   tw=$(($(cpu_ticks $(worker_pids)) - t0))

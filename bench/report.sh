@@ -53,7 +53,7 @@ target_rows() {
   echo "| $scale workers vs 4 workers, throughput | >= 90% | $(pct "$v") ($scalen vs $scale4 req/s) | $(meets "$v" ">=" 0.9) |"
   read -r dup signed n <<<"$(awk -F, -v s="scale-$scale" 'NR > 1 && $2 == s { print $17, $18, $6 }' "$out/runs.csv" | tail -1)"
   if [[ -n ${n:-} ]]; then
-    echo "| $scale workers: every one of $partitions partitions assigned, no request done twice | all assigned; 0 duplicates; CA signed = requests | assigned (the run waits for it); $dup duplicates; signed $signed of $n | $( [[ $dup == 0 && $signed == "$n" ]] && echo yes || echo "**no**") |"
+    echo "| $scale workers: every one of $scale_partitions partitions assigned, no request done twice | all assigned; 0 duplicates; CA signed = requests | assigned (the run waits for it); $dup duplicates; signed $signed of $n | $( [[ $dup == 0 && $signed == "$n" ]] && echo yes || echo "**no**") |"
   else
     echo "| $scale workers: every partition assigned, no request done twice | | | not measured |"
   fi

@@ -165,7 +165,7 @@ scenario_mix() {
   bench_log "mix: issuing $n_rev certificates to revoke later"
   local pre
   pre="$(measure mix-setup "$alg" local "$n_rev" "")"
-  pc_watch --ids "$raw/$pre.ids" --json --timeout 300 >"$raw/$pre.jsonl" 2>/dev/null ||
+  bench_watch --ids "$raw/$pre.ids" --json --timeout 300 >"$raw/$pre.jsonl" 2>/dev/null ||
     bench_fail "mix: could not read back the certificates to revoke"
   run_seq=$((run_seq + 1))
   id="r$run_seq"
@@ -174,15 +174,15 @@ scenario_mix() {
   { printf "$id-%06d\n" $(seq 1 "$n_iss"); jq -r .requestId "$raw/$id.revoke.jsonl" "$raw/$id.import.jsonl"; } \
     >"$raw/$id.ids"
   lat="$raw/$id.latency.csv"
-  pc_watch --ids "$raw/$id.ids" --latency-csv "$lat" --timeout 1800 >"$raw/$id.watch" 2>&1 &
+  bench_watch --ids "$raw/$id.ids" --latency-csv "$lat" --timeout 1800 >"$raw/$id.watch" 2>&1 &
   watch_pid=$!
   sleep 2
   local t0 tk tr
   t0=$(cpu_ticks $(worker_pids)) tk=$(cpu_ticks "$(server_pid kafka)") tr=$(cpu_ticks "$(server_pid redis)")
-  pc_submit --template "$(template_for "$alg" local)" --count "$n_iss" --id-prefix "$id" >/dev/null 2>&1 &
+  bench_submit --template "$(template_for "$alg" local)" --count "$n_iss" --id-prefix "$id" >/dev/null 2>&1 &
   local issue_pid=$!
   cat "$raw/$id.revoke.jsonl" "$raw/$id.import.jsonl" | shuf >"$raw/$id.other.jsonl"
-  pc_submit --requests "$raw/$id.other.jsonl" >/dev/null 2>&1 ||
+  bench_submit --requests "$raw/$id.other.jsonl" >/dev/null 2>&1 ||
     bench_fail "mix: submitting revoke and import requests failed"
   wait "$issue_pid" || bench_fail "mix: submitting issue requests failed"
   wait "$watch_pid" || bench_fail "mix: not every result arrived: $(tail -2 "$raw/$id.watch")"
@@ -225,10 +225,10 @@ scenario_failover() {
   run_seq=$((run_seq + 1))
   id="r$run_seq" lat="$raw/r$run_seq.latency.csv"
   printf "$id-%06d\n" $(seq 1 "$count") >"$raw/$id.ids"
-  pc_watch --ids "$raw/$id.ids" --latency-csv "$lat" --timeout 600 >"$raw/$id.watch" 2>&1 &
+  bench_watch --ids "$raw/$id.ids" --latency-csv "$lat" --timeout 600 >"$raw/$id.watch" 2>&1 &
   watch_pid=$!
   sleep 2
-  pc_submit --template "$(template_for "$alg" local)" --count "$count" --id-prefix "$id" \
+  bench_submit --template "$(template_for "$alg" local)" --count "$count" --id-prefix "$id" \
     --rate "$rate" >"$raw/$id.submit" 2>&1 &
   local submit_pid=$!
   sleep $((seconds / 3))

@@ -91,6 +91,8 @@ struct pc_kafka {
     pc_offsets_t *offsets;
     size_t held; /* messages given to on_message and not yet passed to message_done */
     bool paused;
+    rd_kafka_topic_t *warm[4]; /* producer topics looked up ahead (pc_kafka_warm_topic) */
+    size_t warm_count;
     bool holding;        /* the application has no room: messages wait in librdkafka's queue */
     uint64_t hold_since; /* loop time the hold began, ms */
     bool hold_paused;    /* the hold lasted HOLD_PAUSE_MS and became a pause */
@@ -801,6 +803,18 @@ pc_err_t pc_kafka_produce(pc_kafka_t *kafka, const char *topic, const void *key,
     return err;
 }
 
+pc_err_t pc_kafka_warm_topic(pc_kafka_t *kafka, const char *topic, pc_diag_t *diag)
+{
+    if (kafka->warm_count == sizeof(kafka->warm) / sizeof(kafka->warm[0]))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "kafka: too many topics to warm up");
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(kafka->rkp, topic, NULL);
+    if (rkt == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "kafka: cannot use topic %s: %s", topic,
+                       rd_kafka_err2str(rd_kafka_last_error()));
+    kafka->warm[kafka->warm_count++] = rkt;
+    return PC_OK;
+}
+
 /* ---- flow control and status ----------------------------------------------------------- */
 
 static void pause_resume(pc_kafka_t *kafka, bool pause)
@@ -1027,6 +1041,8 @@ static void release(pc_kafka_t *kafka)
         rd_kafka_queue_destroy(kafka->qc);
     if (kafka->qp != NULL)
         rd_kafka_queue_destroy(kafka->qp);
+    while (kafka->warm_count > 0)
+        rd_kafka_topic_destroy(kafka->warm[--kafka->warm_count]);
     if (kafka->rkc != NULL)
         rd_kafka_destroy_flags(kafka->rkc,
                                consumer_closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);

@@ -238,6 +238,10 @@ static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
     pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_kafka_state};
     pc_err_t err = pc_kafka_new(w->loop, &kc, &handlers, w, &w->kafka, diag);
     if (err == PC_OK)
+        err = pc_kafka_warm_topic(w->kafka, w->cfg->worker.results_topic, diag);
+    if (err == PC_OK)
+        err = pc_kafka_warm_topic(w->kafka, w->cfg->worker.dlq_topic, diag);
+    if (err == PC_OK)
         err = pc_kafka_start(w->kafka, diag);
     return err;
 }
