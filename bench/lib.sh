@@ -226,7 +226,8 @@ latency_stats() {
 
 # measure SCENARIO ALG CA COUNT RATE [SUBMIT_ARGS...]: one run against the running workers:
 # COUNT requests from ALG's template (RATE empty: as fast as possible), every result awaited.
-# Appends a line to runs.csv and prints the run id.
+# Appends a line to runs.csv and sets last_run to the run id (not printed: a $(...) subshell
+# would lose the run counter).
 measure() {
   local scenario="$1" alg="$2" ca="$3" count="$4" rate="$5" id ids lat watch_pid t0 tw tk tr
   shift 5
@@ -247,7 +248,7 @@ measure() {
   tk=$(($(cpu_ticks "$(server_pid kafka)") - tk)) tr=$(($(cpu_ticks "$(server_pid redis)") - tr))
   run_record "$id" "$scenario" "$alg" "$ca" "${#workers_running[@]}" "$rate" "$lat" "$tw" "$tk" "$tr" \
     "$(duplicates_of "$raw/$id.watch")" "$(( $(pc_ca_issued) - issued_before ))"
-  echo "$id"
+  last_run="$id"
 }
 
 # duplicates_of WATCH_OUTPUT: results that gave one request a second, different certificate.

@@ -52,7 +52,7 @@ scenario_steady() {
     for alg in ${algs//,/ }; do
       for nw in ${workers_list//,/ }; do
         workers_up "$nw" "${steady_env[@]}"
-        measure steady "$alg" "$ca" "$(count_for "$alg")" "$rate" >/dev/null
+        measure steady "$alg" "$ca" "$(count_for "$alg")" "$rate"
       done
     done
   done
@@ -78,7 +78,7 @@ scenario_load() {
   best="$(best_steady "$alg" local)"
   if [[ -z $best ]]; then
     workers_up "$ncores" "${steady_env[@]}"
-    measure steady "$alg" local "$(count_for "$alg")" "" >/dev/null
+    measure steady "$alg" local "$(count_for "$alg")" ""
     best="$(best_steady "$alg" local)"
   fi
   read -r _ cap nw <<<"$best"
@@ -87,7 +87,7 @@ scenario_load() {
     r="$(awk -v c="$cap" -v p="$pct" 'BEGIN { printf "%.2f", c * p / 100 }')"
     count="$(awk -v r="$r" 'BEGIN { n = int(r * 20); print (n < 20 ? 20 : n) }')"
     bench_log "load: $alg at $pct% of $cap req/s = $r req/s"
-    measure "load-$pct" "$alg" local "$count" "$r" >/dev/null
+    measure "load-$pct" "$alg" local "$count" "$r"
   done
 }
 
@@ -113,7 +113,7 @@ scenario_burst() {
     total=$((total + ready))
   done
   bench_log "burst: $total keys ready; $burst requests at once"
-  measure burst RSA-2048 local "$burst" "" >/dev/null
+  measure burst RSA-2048 local "$burst" ""
 }
 
 # ---- mixed kinds ------------------------------------------------------------------------------
@@ -164,9 +164,11 @@ scenario_mix() {
   workers_up "$ncores" "${steady_env[@]}" PC_IMPORT_KEY_FILE="$PC_SERVERS_DIR/import.key"
   bench_log "mix: issuing $n_rev certificates to revoke later"
   local pre
-  pre="$(measure mix-setup "$alg" local "$n_rev" "")"
-  bench_watch --ids "$raw/$pre.ids" --json --timeout 300 >"$raw/$pre.jsonl" 2>/dev/null ||
+  measure mix-setup "$alg" local "$n_rev" ""
+  pre="$last_run"
+  bench_watch --ids "$raw/$pre.ids" --json --timeout 300 >"$raw/$pre.results" 2>/dev/null ||
     bench_fail "mix: could not read back the certificates to revoke"
+  grep '^{' "$raw/$pre.results" >"$raw/$pre.jsonl"
   run_seq=$((run_seq + 1))
   id="r$run_seq"
   mix_revokes "$n_rev" "$raw/$pre.jsonl" "$raw/$id.revoke.jsonl" "$id"
@@ -201,15 +203,17 @@ scenario_mix() {
 
 # ---- many workers -----------------------------------------------------------------------------
 
+# Many workers on few cores: one pool thread each, and a smaller in-flight window, so that the
+# machine is shared out rather than oversubscribed by hundreds of threads.
+scale_env=(PC_THREADPOOL_SIZE=1 PC_MAX_IN_FLIGHT=8)
+
 # scenario_scale: the same P-256 load on 4 workers, then on SCALE workers in one group.
 scenario_scale() {
-  local alg="P-256" count r4 rn
-  count="$count_ec"
+  local alg="P-256" count="$count_ec"
   workers_up 4 "${steady_env[@]}"
-  r4="$(measure scale-4 "$alg" local "$count" "")"
-  workers_up "$scale" "${steady_env[@]}" PC_THREADPOOL_SIZE=1 PC_MAX_IN_FLIGHT=8
-  rn="$(measure "scale-$scale" "$alg" local "$count" "")"
-  echo "$r4 $rn" >"$raw/scale.runs"
+  measure scale-4 "$alg" local "$count" ""
+  workers_up "$scale" "${steady_env[@]}" "${scale_env[@]}"
+  measure "scale-$scale" "$alg" local "$count" ""
 }
 
 # scenario_failover: SCALE workers under a steady P-256 load at half the 4-worker rate; one
@@ -217,7 +221,7 @@ scenario_scale() {
 # after the kill show how long its partitions went unserved.
 scenario_failover() {
   local alg="P-256" r4 rate seconds count victim id lat watch_pid kill_ms
-  workers_up "$scale" "${steady_env[@]}" PC_THREADPOOL_SIZE=1 PC_MAX_IN_FLIGHT=8
+  workers_up "$scale" "${steady_env[@]}" "${scale_env[@]}"
   r4="$(awk -F, 'NR > 1 && $2 == "scale-4" { print $9 }' "$out/runs.csv" | tail -1)"
   rate="$(awk -v r="${r4:-100}" 'BEGIN { printf "%.0f", r / 2 }')"
   seconds=45

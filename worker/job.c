@@ -355,6 +355,27 @@ static const char *outcome_of(const Pkcs__V1__Result *res)
     }
 }
 
+/* set_timing fills the result's timing: when the request was created and received and when
+ * its result was ready, and the stage times (zero for the stages a kind does not have). Every
+ * result carries it, so that a consumer can measure each kind's latency. */
+static void set_timing(pc_job_t *job, Pkcs__V1__Result *res)
+{
+    Pkcs__V1__Timing *t = malloc(sizeof(*t));
+    if (t == NULL)
+        return;
+    pkcs__v1__timing__init(t);
+    t->received_at_ms = job->received_ms;
+    t->request_created_at_ms = job->req->created_at_ms;
+    t->completed_at_ms = pc_now_ms();
+    t->keygen_us = job->keygen_us;
+    t->ca_us = job->ca_us;
+    t->pack_us = job->pack_us;
+    uint64_t busy_ms = (job->keygen_us + job->ca_us + job->pack_us) / 1000;
+    uint64_t total_ms = (uint64_t)(t->completed_at_ms - t->received_at_ms);
+    t->wait_us = total_ms > busy_ms ? (total_ms - busy_ms) * 1000 : 0;
+    res->timing = t;
+}
+
 void job_result_ready(pc_job_t *job)
 {
     Pkcs__V1__Result *res = job->result;
@@ -368,6 +389,8 @@ void job_result_ready(pc_job_t *job)
                   0);
         return;
     }
+    if (res->timing == NULL)
+        set_timing(job, res);
     char *id = strdup(job->w->cfg->worker.id);
     if (id != NULL) {
         if (res->worker_id != protobuf_c_empty_string)

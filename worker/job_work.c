@@ -58,24 +58,6 @@ static void pool_pack(uv_work_t *req) /* pool thread */
     job->pack_us = job_now_us() - t0;
 }
 
-static void set_timing(pc_job_t *job, Pkcs__V1__Result *res)
-{
-    Pkcs__V1__Timing *t = malloc(sizeof(*t));
-    if (t == NULL)
-        return;
-    pkcs__v1__timing__init(t);
-    t->received_at_ms = job->received_ms;
-    t->request_created_at_ms = job->req->created_at_ms;
-    t->completed_at_ms = pc_now_ms();
-    t->keygen_us = job->keygen_us;
-    t->ca_us = job->ca_us;
-    t->pack_us = job->pack_us;
-    uint64_t busy_ms = (job->keygen_us + job->ca_us + job->pack_us) / 1000;
-    uint64_t total_ms = (uint64_t)(t->completed_at_ms - t->received_at_ms);
-    t->wait_us = total_ms > busy_ms ? (total_ms - busy_ms) * 1000 : 0;
-    res->timing = t;
-}
-
 static void job_after_pack(uv_work_t *req, int status)
 {
     pc_job_t *job = req->data;
@@ -92,7 +74,6 @@ static void job_after_pack(uv_work_t *req, int status)
         if (err != PC_OK) {
             job_fail(job, err, &diag);
         } else {
-            set_timing(job, job->result);
             job_result_ready(job);
         }
     }

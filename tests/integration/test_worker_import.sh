@@ -40,7 +40,9 @@ printf 'imp-%06d\n' 1 2 > "$d/imp.ids"
 pc_watch --ids "$d/imp.ids" --json --timeout 120 --device-keys "$d/keys" > "$d/imp.jsonl" || true
 grep '"requestId":"imp-000001"' "$d/imp.jsonl" | grep -q '"status":"IMPORTED"' \
   || fail "the PFX was not imported: $(head -c 400 "$d/imp.jsonl")"
-ok "IMPORT_PFX through Kafka and a worker: IMPORTED, and it opens with the device key"
+grep '"requestId":"imp-000001"' "$d/imp.jsonl" | grep -q '"requestCreatedAtMs":"[1-9]' \
+  || fail "the IMPORTED result carries no timing: $(grep imp-000001 "$d/imp.jsonl" | head -c 400)"
+ok "IMPORT_PFX through Kafka and a worker: IMPORTED (with its timing), and it opens with the device key"
 
 grep '"requestId":"imp-000001"' "$d/imp.jsonl" | head -1 > "$d/imp1.result.json"
 "$ctl" decrypt --key "$d/keys/imp-000001.pem" \
