@@ -43,15 +43,19 @@
 
 #include <jansson.h>
 
-#define TICK_MS 100
+/* The tick is a fallback (both queues wake the loop through their pipes): it catches the hold
+ * turning into a pause and drains anything a wake-up missed. Idle workers pay for every tick,
+ * and a machine may run a hundred of them. */
+#define TICK_MS 250
 /* A hold this long turns into a pause (see above): well under max.poll.interval.ms, and short
  * enough that a rebalance waits little for a stalled worker. */
 #define HOLD_PAUSE_MS 3000
 /* While closing, steps are checked more often so that shutdown is not padded by ticks. */
 #define CLOSE_TICK_MS 10
 /* Statistics feed the readiness heuristic; the value is a trade-off between how fast an idle
- * worker notices the brokers are back and the cost of a JSON document per interval. */
-#define STATS_INTERVAL_MS "2000"
+ * worker notices the brokers are back and the cost of a JSON document per interval (librdkafka
+ * writes one per handle, with every partition in it). Only a handle that is down parses it. */
+#define STATS_INTERVAL_MS "10000"
 /* How long close waits for purged delivery reports once the flush deadline has passed. */
 #define PURGE_WAIT_MS 2000
 /* Extra time, beyond the session timeout, for leaving the group at close. */
@@ -202,6 +206,9 @@ static pc_err_t consumer_props(rd_kafka_conf_t *conf, const pc_kafka_config_t *c
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
+        /* An idle fetch waits this long at the broker; new data answers it at once, so this
+         * only sets how often idle workers ask (librdkafka's default is 500). */
+        {"fetch.wait.max.ms", "1000"},
         {"statistics.interval.ms", STATS_INTERVAL_MS},
     };
     pc_err_t err = conf_set(conf, "group.id", cfg->group_id, diag);
@@ -269,8 +276,9 @@ static bool stats_any_broker_up(const char *json, size_t json_len)
 static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
     pc_kafka_t *kafka = opaque;
+    bool up = rk == kafka->rkc ? kafka->cons_up : kafka->prod_up;
     /* Only evidence of "up": a handle with sparse connections may have none open while idle. */
-    if (stats_any_broker_up(json, json_len))
+    if (!up && stats_any_broker_up(json, json_len))
         set_up(kafka, rk, true);
     return 0;
 }
