@@ -4,10 +4,12 @@
  * local CA's CRL (GET /crl/NAME.crl, DER, the URL of its CRL distribution point).
  *
  * Signing a CRL reads the CA's whole index from Redis, so it runs on a pool thread and HTTP
- * serves the last one made. A CRL is made at start; after that at most once a minute
- * (CRL_MIN_INTERVAL_MS), when it was asked for since the last one, and at least once an hour
- * (CRL_MAX_AGE_MS) with a nextUpdate a day ahead, so a fetched CRL is never stale for a
- * relying party. Loop thread, except make_crl (pool thread).
+ * serves the last one made. A CRL is made at start; on change: every CRL_CHECK_MS the number
+ * of revoked certificates is read (one Redis command, pool thread), and a new revocation makes
+ * a new CRL at once; when it was asked for since the last one, at most once a minute
+ * (CRL_MIN_INTERVAL_MS); and at least once an hour (CRL_MAX_AGE_MS), with a nextUpdate a day
+ * ahead, so a fetched CRL is never stale for a relying party. Loop thread, except make_crl and
+ * count_revoked (pool thread).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,18 +22,23 @@
 #include "log.h"
 #include "result.h"
 
+#define CRL_CHECK_MS 5000
 #define CRL_MIN_INTERVAL_MS 60000
 #define CRL_MAX_AGE_MS (3600 * 1000)
 #define CRL_NEXT_UPDATE_HOURS 24
 
 struct pc_coord_crl {
     pc_ca_t *ca; /* borrowed from the engine */
+    pc_coord_t *coord;
     bool local;
     unsigned char *der; /* the CRL served, OPENSSL_malloc'd */
     size_t len;
     int64_t made_ms;
-    bool requested; /* asked for since it was made */
-    bool busy;      /* a new one is being made */
+    bool requested;        /* asked for since it was made */
+    bool busy;             /* a new one is being made, or the revocations counted */
+    uint64_t revoked_made; /* revoked certificates when the served CRL was made */
+    uint64_t revoked_now;  /* the last count read */
+    bool counting;         /* busy with a count, not a CRL */
     uv_work_t work;
     unsigned char *new_der;
     size_t new_len;
@@ -43,8 +50,17 @@ struct pc_coord_crl {
 static void make_crl(uv_work_t *work) /* pool thread */
 {
     pc_coord_crl_t *crl = work->data;
-    crl->err =
-        pc_ca_local_crl(crl->ca, CRL_NEXT_UPDATE_HOURS, &crl->new_der, &crl->new_len, &crl->diag);
+    /* counted first: a revocation in between is in the CRL and makes one more, never one less */
+    crl->err = pc_ca_local_revoked_count(crl->ca, &crl->revoked_now, &crl->diag);
+    if (crl->err == PC_OK)
+        crl->err = pc_ca_local_crl(crl->ca, CRL_NEXT_UPDATE_HOURS, &crl->new_der, &crl->new_len,
+                                   &crl->diag);
+}
+
+static void count_revoked(uv_work_t *work) /* pool thread */
+{
+    pc_coord_crl_t *crl = work->data;
+    crl->err = pc_ca_local_revoked_count(crl->ca, &crl->revoked_now, &crl->diag);
 }
 
 static void after_make_crl(uv_work_t *work, int status)
@@ -64,6 +80,7 @@ static void after_make_crl(uv_work_t *work, int status)
     crl->der = crl->new_der;
     crl->len = crl->new_len;
     crl->new_der = NULL;
+    crl->revoked_made = crl->revoked_now;
     crl->made_ms = pc_now_ms();
     crl->requested = false;
     crl->last_error[0] = '\0';
@@ -78,6 +95,27 @@ static void start_crl(pc_coord_t *coord, pc_coord_crl_t *crl)
         crl->busy = true;
 }
 
+static void after_count(uv_work_t *work, int status)
+{
+    pc_coord_crl_t *crl = work->data;
+    pc_coord_t *coord = crl->coord;
+    crl->busy = false;
+    crl->counting = false;
+    if (status == 0 && crl->err == PC_OK && crl->der != NULL &&
+        crl->revoked_now != crl->revoked_made)
+        start_crl(coord, crl);
+}
+
+static void start_count(pc_coord_t *coord, pc_coord_crl_t *crl)
+{
+    if (crl->busy || !crl->local || coord->stopping || crl->der == NULL)
+        return;
+    crl->work.data = crl;
+    crl->coord = coord;
+    if (uv_queue_work(coord->loop, &crl->work, count_revoked, after_count) == 0)
+        crl->busy = crl->counting = true;
+}
+
 static void on_crl_timer(uv_timer_t *timer)
 {
     pc_coord_t *coord = timer->data;
@@ -88,6 +126,8 @@ static void on_crl_timer(uv_timer_t *timer)
         if (crl->der == NULL || age >= CRL_MAX_AGE_MS ||
             (crl->requested && age >= CRL_MIN_INTERVAL_MS))
             start_crl(coord, crl);
+        else
+            start_count(coord, crl);
     }
 }
 
@@ -102,7 +142,7 @@ pc_err_t pc_coord_ca_start(pc_coord_t *coord, pc_diag_t *diag)
         coord->crls[i].local = strcmp(coord->engine->cas[i]->ops->kind, "local") == 0;
         start_crl(coord, &coord->crls[i]);
     }
-    uv_timer_start(&coord->crl_timer, on_crl_timer, CRL_MIN_INTERVAL_MS, CRL_MIN_INTERVAL_MS);
+    uv_timer_start(&coord->crl_timer, on_crl_timer, CRL_CHECK_MS, CRL_CHECK_MS);
     return PC_OK;
 }
 

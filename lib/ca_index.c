@@ -43,6 +43,12 @@ pc_err_t pc_ca_index_next_crl_number(pc_ca_index_t *idx, uint64_t *number, pc_di
     return idx->ops->next_crl_number(idx, number, diag);
 }
 
+pc_err_t pc_ca_index_revoked_count(pc_ca_index_t *idx, uint64_t *count, pc_diag_t *diag)
+{
+    *count = 0;
+    return idx->ops->revoked_count(idx, count, diag);
+}
+
 void pc_ca_index_format_time(time_t t, char out[16])
 {
     struct tm tm;

@@ -77,6 +77,10 @@ pc_err_t pc_ca_index_list_revoked(pc_ca_index_t *idx, pc_ca_index_revoked_t **ou
 pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id,
                                  pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag);
 
+/* pc_ca_index_revoked_count returns how many certificates are revoked: cheap, so that a CRL
+ * publisher can tell when a new revocation calls for a new CRL. */
+pc_err_t pc_ca_index_revoked_count(pc_ca_index_t *idx, uint64_t *count, pc_diag_t *diag);
+
 /* pc_ca_index_next_crl_number increments and returns the CRL number (1 for the first CRL);
  * monotonic for every user of the same records. */
 pc_err_t pc_ca_index_next_crl_number(pc_ca_index_t *idx, uint64_t *number, pc_diag_t *diag);

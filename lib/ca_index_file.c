@@ -339,6 +339,17 @@ static pc_err_t file_list_revoked(pc_ca_index_t *base, pc_ca_index_revoked_t **o
     return PC_OK;
 }
 
+static pc_err_t file_revoked_count(pc_ca_index_t *base, uint64_t *count, pc_diag_t *diag)
+{
+    pc_ca_index_revoked_t *items = NULL;
+    size_t n = 0;
+    pc_err_t err = file_list_revoked(base, &items, &n, diag);
+    free(items);
+    if (err == PC_OK)
+        *count = n;
+    return err;
+}
+
 typedef struct serial_list {
     const char *request_id;
     pc_ca_index_serial_t *items;
@@ -446,5 +457,6 @@ static const pc_ca_index_ops_t file_ops = {
     .list_revoked = file_list_revoked,
     .find_issued = file_find_issued,
     .next_crl_number = file_next_crl_number,
+    .revoked_count = file_revoked_count,
     .free = file_free,
 };

@@ -548,6 +548,30 @@ static pc_err_t redis_next_crl_number(pc_ca_index_t *base, uint64_t *number, pc_
     return err;
 }
 
+static pc_err_t redis_revoked_count(pc_ca_index_t *base, uint64_t *count, pc_diag_t *diag)
+{
+    redis_index_t *ri = (redis_index_t *)base;
+    redisReply *reply = NULL;
+    const char *what = "count its revoked certificates";
+    char *key = key_new(ri, "revoked", NULL);
+
+    if (key == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory counting revocations");
+    const char *argv[] = {"HLEN", key};
+    pc_err_t err = command(ri, what, 2, argv, &reply, diag);
+    free(key);
+    if (err != PC_OK)
+        return err;
+    if (reply->type == REDIS_REPLY_ERROR)
+        err = refused(ri, what, reply->str, diag);
+    else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0)
+        err = unexpected(ri, what, diag);
+    else
+        *count = (uint64_t)reply->integer;
+    freeReplyObject(reply);
+    return err;
+}
+
 /* ---- life cycle -------------------------------------------------------------------------- */
 
 static void redis_free(pc_ca_index_t *base)
@@ -607,5 +631,6 @@ static const pc_ca_index_ops_t redis_ops = {
     .list_revoked = redis_list_revoked,
     .find_issued = redis_find_issued,
     .next_crl_number = redis_next_crl_number,
+    .revoked_count = redis_revoked_count,
     .free = redis_free,
 };

@@ -35,4 +35,8 @@ pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag
 pc_err_t pc_ca_local_crl(pc_ca_t *ca, unsigned next_update_hours, unsigned char **der, size_t *len,
                          pc_diag_t *diag);
 
+/* pc_ca_local_revoked_count returns how many certificates the CA has revoked (one Redis
+ * command): a publisher compares it with the count at its last CRL. */
+pc_err_t pc_ca_local_revoked_count(pc_ca_t *ca, uint64_t *count, pc_diag_t *diag);
+
 #endif

@@ -138,3 +138,13 @@ out_free_crl:
     X509_CRL_free(crl);
     return err;
 }
+
+pc_err_t pc_ca_local_revoked_count(pc_ca_t *ca, uint64_t *count, pc_diag_t *diag)
+{
+    pc_ca_local_t *lca = pc_ca_local_from(ca);
+    *count = 0;
+    if (lca == NULL)
+        return pc_fail(diag, PC_ERR_NOT_SUPPORTED, "CA \"%s\" is not a local CA",
+                       ca != NULL ? ca->name : "(none)");
+    return pc_ca_index_revoked_count(lca->index, count, diag);
+}

@@ -52,10 +52,12 @@
 #define HOLD_PAUSE_MS 3000
 /* While closing, steps are checked more often so that shutdown is not padded by ticks. */
 #define CLOSE_TICK_MS 10
-/* Statistics feed the readiness heuristic; the value is a trade-off between how fast an idle
- * worker notices the brokers are back and the cost of a JSON document per interval (librdkafka
- * writes one per handle, with every partition in it). Only a handle that is down parses it. */
-#define STATS_INTERVAL_MS "10000"
+/* Statistics feed the readiness heuristic (an idle producer has no other evidence, so a new
+ * worker is ready only after the first report); the value is a trade-off between how fast a
+ * worker becomes ready, or sees the brokers back, and the cost of a JSON document per interval
+ * (librdkafka writes one per handle, with every partition in it). Only a handle that is down
+ * parses it. */
+#define STATS_INTERVAL_MS "3000"
 /* How long close waits for purged delivery reports once the flush deadline has passed. */
 #define PURGE_WAIT_MS 2000
 /* Extra time, beyond the session timeout, for leaving the group at close. */

@@ -136,6 +136,21 @@ openssl crl -inform DER -in "$d/local.crl" -noout -CAfile "$d/state/ca/local/ca.
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/crl/nope.crl") == 404 ]] \
   || fail "an unknown CA's CRL is not a 404"
 ok "/ca/local.crt is the CA file, /ca/local.der the same in DER, /crl/local.crl verifies"
+
+# A revocation reaches the served CRL on its own (the coordinator counts revocations every 5 s).
+serial=$(pc_watch --count 50 --json --timeout 60 2>/dev/null | grep '^{' | jq -r 'select(.status == "ISSUED") | .serialNumber' | head -1)
+[[ -n $serial ]] || fail "no issued certificate to revoke"
+"$PC_BIN_DIR/pkcsctl" revoke --brokers "$PC_KAFKA_BROKERS" --signer-key-id mdm-1 \
+  --signer-key "$d/signer.pem" --ca local --serial "$serial" --reason key-compromise --wait \
+  --timeout 60 | grep -q REVOKED || fail "revoking $serial failed"
+listed=0
+for _ in $(seq 1 40); do
+  api /crl/local.crl | openssl crl -inform DER -noout -text 2>/dev/null | grep -qi "Serial Number: $serial" \
+    && { listed=1; break; }
+  sleep 0.5
+done
+((listed)) || fail "the served CRL does not list $serial 20 s after its revocation"
+ok "revoked $serial: the served CRL lists it within 20 s, without anyone asking twice"
 [[ $(pc_http_status "$port" /healthz) == 200 && $(pc_http_status "$port" /readyz) == 200 ]] \
   || fail "healthz/readyz not 200"
 
