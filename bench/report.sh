@@ -143,8 +143,8 @@ report_plots() {
 set terminal pngcairo size 900,500 font ",11"
 set output "$o/throughput-vs-workers.png"
 set title "End-to-end throughput against worker processes ($(nproc) cores)"
-set xlabel "worker processes"; set ylabel "certificates / s"
-set key outside right; set grid; set yrange [0:*]
+set xlabel "worker processes"; set ylabel "certificates / s (log scale)"
+set key outside right; set grid; set logscale y; set xtics 1; set offsets 0.2, 0.2, 0, 0
 plot $series
 EOF
   fi
