@@ -23,6 +23,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "numbers.h"
+
 #define TOOL "pkcs-bench-cfssl"
 #define NEWCERT_PATH "/api/v1/cfssl/newcert"
 #define INFO_PATH "/api/v1/cfssl/info"
@@ -142,17 +144,6 @@ static double now_s(void)
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-static bool parse_long(const char *text, long min, long max, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool parse_seconds(const char *text, double *out)
 {
     char *end = NULL;
@@ -203,11 +194,11 @@ static int parse_opts(int argc, char **argv, opts_t *o)
                 want = "P-256, P-384, RSA-2048 or RSA-3072";
             break;
         case 'c':
-            if (!parse_long(optarg, 1, CONCURRENCY_MAX, &o->concurrency))
+            if (!pc_parse_long(optarg, 1, CONCURRENCY_MAX, &o->concurrency))
                 want = "a number from 1 to 1024";
             break;
         case 'n':
-            if (!parse_long(optarg, 1, 100000000, &o->count))
+            if (!pc_parse_long(optarg, 1, 100000000, &o->count))
                 want = "a number from 1";
             break;
         case 's':
@@ -218,7 +209,7 @@ static int parse_opts(int argc, char **argv, opts_t *o)
             o->profile = optarg;
             break;
         case 't':
-            if (!parse_long(optarg, 1, 3600, &o->timeout_s))
+            if (!pc_parse_long(optarg, 1, 3600, &o->timeout_s))
                 want = "seconds from 1 to 3600";
             break;
         case 'v':
@@ -515,18 +506,6 @@ static int run(bench_t *b)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double percentile(const double *sorted, size_t n, double p)
-{
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return sorted[i < n ? i : n - 1];
-}
-
 static void report(bench_t *b)
 {
     const opts_t *o = b->opts;
@@ -534,15 +513,15 @@ static void report(bench_t *b)
     double secs = b->last_done - b->t0, sum = 0;
     double rate = secs > 0 ? (double)b->ok / secs : 0;
     if (n > 0)
-        qsort(b->latency_ms, n, sizeof(double), cmp_double);
+        pc_sort_doubles(b->latency_ms, n);
     for (size_t i = 0; i < n; i++)
         sum += b->latency_ms[i];
     if (o->csv) {
         printf("%s,%ld,%zu,%zu,%.3f,%.2f", o->alg->name, o->concurrency, b->ok + b->errors,
                b->errors, secs, rate);
         if (n > 0)
-            printf(",%.1f,%.1f,%.1f,%.1f,%.1f\n", percentile(b->latency_ms, n, 0.50),
-                   percentile(b->latency_ms, n, 0.90), percentile(b->latency_ms, n, 0.99),
+            printf(",%.1f,%.1f,%.1f,%.1f,%.1f\n", pc_percentile(b->latency_ms, n, 0.50),
+                   pc_percentile(b->latency_ms, n, 0.90), pc_percentile(b->latency_ms, n, 0.99),
                    b->latency_ms[n - 1], sum / (double)n);
         else
             printf(",,,,,\n");
@@ -554,8 +533,8 @@ static void report(bench_t *b)
         if (n > 0)
             printf("latency ms (request -> response): p50 %.1f, p90 %.1f, p99 %.1f, max %.1f, "
                    "mean %.1f over %zu successes\n",
-                   percentile(b->latency_ms, n, 0.50), percentile(b->latency_ms, n, 0.90),
-                   percentile(b->latency_ms, n, 0.99), b->latency_ms[n - 1], sum / (double)n, n);
+                   pc_percentile(b->latency_ms, n, 0.50), pc_percentile(b->latency_ms, n, 0.90),
+                   pc_percentile(b->latency_ms, n, 0.99), b->latency_ms[n - 1], sum / (double)n, n);
     }
     fflush(stdout);
     if (b->errors > 0)

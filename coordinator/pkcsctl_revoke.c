@@ -17,6 +17,7 @@
 #include "pkcsctl_revoke_int.h"
 #include "pkcsctl_submit_int.h"
 #include "result.h"
+#include "numbers.h"
 
 #define CMD REVOKE_CMD
 #define SERIAL_MAX 64
@@ -67,17 +68,6 @@ static void help(void)
         "                        and print \"REVOKED SERIAL\" or \"FAILED CODE: message\"\n"
         "  --results-topic NAME  results topic for --wait (default pkcs.results)\n\n"
         "Exits 0 when the request was delivered (and, with --wait, revoked); 1 otherwise.\n");
-}
-
-static bool parse_long(const char *text, long min, long max, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 /* canon_serial copies text without ':' and spaces, in upper case; false when it is empty, too
@@ -195,7 +185,7 @@ static int option(revoke_opts_t *o, int c, char *arg)
         o->snd.unsigned_requests = true;
         return -1;
     case 'w':
-        if (!parse_long(arg, 1, 86400, &o->timeout_s))
+        if (!pc_parse_long(arg, 1, 86400, &o->timeout_s))
             return pkcsctl_usage_error(CMD, "--timeout wants seconds (1-86400), not \"%s\"", arg);
         return -1;
     case 'W':

@@ -18,6 +18,7 @@
 #include "pbjson.h"
 #include "pkcsctl.h"
 #include "result.h"
+#include "numbers.h"
 
 #define CMD SUBMIT_CMD
 #define RATE_MAX 1000000.0
@@ -89,17 +90,6 @@ static void help(void)
         "time it is produced, then signed, so latency is measured from the send.\n\n"
         "Exits 1 when a request cannot be read or signed, or when Kafka does not acknowledge\n"
         "every message within the timeout.\n");
-}
-
-static bool parse_long(const char *text, long min, long max, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 static bool parse_rate(const char *text, double *out)
@@ -450,7 +440,7 @@ int pkcsctl_submit(int argc, char **argv)
             only_raw = false;
             break;
         case 'n':
-            if (!parse_long(optarg, 1, 100000000, &gen.count)) {
+            if (!pc_parse_long(optarg, 1, 100000000, &gen.count)) {
                 rc = pkcsctl_usage_error(CMD, "--count wants a number from 1, not \"%s\"", optarg);
                 goto out_free_inputs;
             }
@@ -475,7 +465,7 @@ int pkcsctl_submit(int argc, char **argv)
             snd.corrupt_signature = true;
             break;
         case 'w':
-            if (!parse_long(optarg, 1, 86400, &timeout_s)) {
+            if (!pc_parse_long(optarg, 1, 86400, &timeout_s)) {
                 rc = pkcsctl_usage_error(CMD, "--timeout wants seconds (1-86400), not \"%s\"",
                                          optarg);
                 goto out_free_inputs;

@@ -25,6 +25,7 @@
 #include "pkcs.pb-c.h"
 #include "pkcsctl.h"
 #include "pkcsctl_watch_int.h"
+#include "numbers.h"
 
 #define CMD "watch"
 #define POLL_MS 200
@@ -78,17 +79,6 @@ static void help(void)
         "Exits 0 when the count was reached, no request id got two different certificates and\n"
         "every checked result passed; 1 otherwise; without --count or --ids it runs until the\n"
         "timeout.\n");
-}
-
-static bool parse_long(const char *text, long min, long max, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
 }
 
 static int load_ids(watch_t *w, const char *path)
@@ -368,7 +358,7 @@ int pkcsctl_watch(int argc, char **argv)
             w.topic = optarg;
             break;
         case 'n':
-            if (!parse_long(optarg, 1, 100000000, &w.count))
+            if (!pc_parse_long(optarg, 1, 100000000, &w.count))
                 return pkcsctl_usage_error(CMD, "--count wants a number from 1, not \"%s\"",
                                            optarg);
             break;
@@ -376,12 +366,12 @@ int pkcsctl_watch(int argc, char **argv)
             ids_path = optarg;
             break;
         case 'T':
-            if (!parse_long(optarg, 1, 100000000, &w.total))
+            if (!pc_parse_long(optarg, 1, 100000000, &w.total))
                 return pkcsctl_usage_error(CMD, "--total wants a number from 1, not \"%s\"",
                                            optarg);
             break;
         case 'w':
-            if (!parse_long(optarg, 1, 86400, &w.timeout_s))
+            if (!pc_parse_long(optarg, 1, 86400, &w.timeout_s))
                 return pkcsctl_usage_error(CMD, "--timeout wants seconds (1-86400), not \"%s\"",
                                            optarg);
             break;

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "pkcsctl.h"
+#include "numbers.h"
 
 #define CMD "watch"
 
@@ -142,18 +143,6 @@ void pkcsctl_watch_latency(watch_t *w, const Pkcs__V1__Result *res)
     w->last_read_ms = now;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double percentile(const double *sorted, size_t n, double p)
-{
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return sorted[i < n ? i : n - 1];
-}
-
 /* Latency percentiles (nearest rank), mean and throughput: the results with timing over the
  * time from the earliest request created to the last result read. Sorting in place is fine:
  * the summary is the last thing a run prints. */
@@ -163,15 +152,15 @@ static void print_latency(const watch_t *w)
     double sum = 0;
     if (n == 0)
         return;
-    qsort(w->latency_ms, n, sizeof(double), cmp_double);
+    pc_sort_doubles(w->latency_ms, n);
     for (size_t i = 0; i < n; i++)
         sum += w->latency_ms[i];
     double span_s = (double)(w->last_read_ms - w->first_created_ms) / 1000.0;
     printf("latency ms (request created -> result read): p50 %.0f, p90 %.0f, p99 %.0f, max %.0f, "
            "mean %.1f over %zu results; throughput %.1f results/s (%zu results in %.3f s from "
            "the first request created to the last result read)\n",
-           percentile(w->latency_ms, n, 0.50), percentile(w->latency_ms, n, 0.90),
-           percentile(w->latency_ms, n, 0.99), w->latency_ms[n - 1], sum / (double)n, n,
+           pc_percentile(w->latency_ms, n, 0.50), pc_percentile(w->latency_ms, n, 0.90),
+           pc_percentile(w->latency_ms, n, 0.99), w->latency_ms[n - 1], sum / (double)n, n,
            span_s > 0 ? (double)n / span_s : 0.0, n, span_s);
 }
 

@@ -524,52 +524,41 @@ out_free_reply:
     return err;
 }
 
-static pc_err_t redis_next_crl_number(pc_ca_index_t *base, uint64_t *number, pc_diag_t *diag)
+/* integer_command runs VERB on the CA's key named suffix and returns its integer reply, which
+ * must be at least min. */
+static pc_err_t integer_command(redis_index_t *ri, const char *what, const char *verb,
+                                const char *suffix, long long min, uint64_t *out, pc_diag_t *diag)
 {
-    redis_index_t *ri = (redis_index_t *)base;
     redisReply *reply = NULL;
-    const char *what = "take the number of its next CRL";
-    char *key = key_new(ri, "crlnumber", NULL);
+    char *key = key_new(ri, suffix, NULL);
 
     if (key == NULL)
-        return pc_fail(diag, PC_ERR_NOMEM, "out of memory making a CRL");
-    const char *argv[] = {"INCR", key};
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory: CA \"%s\" cannot %s", ri->ca_name, what);
+    const char *argv[] = {verb, key};
     pc_err_t err = command(ri, what, 2, argv, &reply, diag);
     free(key);
     if (err != PC_OK)
         return err;
     if (reply->type == REDIS_REPLY_ERROR)
         err = refused(ri, what, reply->str, diag);
-    else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 1)
+    else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < min)
         err = unexpected(ri, what, diag);
     else
-        *number = (uint64_t)reply->integer;
+        *out = (uint64_t)reply->integer;
     freeReplyObject(reply);
     return err;
 }
 
+static pc_err_t redis_next_crl_number(pc_ca_index_t *base, uint64_t *number, pc_diag_t *diag)
+{
+    return integer_command((redis_index_t *)base, "take the number of its next CRL", "INCR",
+                           "crlnumber", 1, number, diag);
+}
+
 static pc_err_t redis_revoked_count(pc_ca_index_t *base, uint64_t *count, pc_diag_t *diag)
 {
-    redis_index_t *ri = (redis_index_t *)base;
-    redisReply *reply = NULL;
-    const char *what = "count its revoked certificates";
-    char *key = key_new(ri, "revoked", NULL);
-
-    if (key == NULL)
-        return pc_fail(diag, PC_ERR_NOMEM, "out of memory counting revocations");
-    const char *argv[] = {"HLEN", key};
-    pc_err_t err = command(ri, what, 2, argv, &reply, diag);
-    free(key);
-    if (err != PC_OK)
-        return err;
-    if (reply->type == REDIS_REPLY_ERROR)
-        err = refused(ri, what, reply->str, diag);
-    else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0)
-        err = unexpected(ri, what, diag);
-    else
-        *count = (uint64_t)reply->integer;
-    freeReplyObject(reply);
-    return err;
+    return integer_command((redis_index_t *)base, "count its revoked certificates", "HLEN",
+                           "revoked", 0, count, diag);
 }
 
 /* ---- life cycle -------------------------------------------------------------------------- */
