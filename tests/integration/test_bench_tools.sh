@@ -51,9 +51,10 @@ before=$(sqlite3 "$cf/certs.db" "select count(*) from certificates;")
 IFS=, read -r alg conc requests errors secs rate p50 p90 p99 max mean <"$d/newcert.csv"
 [ "$alg,$conc,$requests,$errors" = "P-256,2,20,0" ] ||
   fail "CSV line does not say P-256, concurrency 2, 20 requests, 0 errors: $(cat "$d/newcert.csv")"
+# seconds are printed to the millisecond, so products and bounds get that much slack
 awk -v s="$secs" -v r="$rate" -v a="$p50" -v b="$p90" -v c="$p99" -v m="$max" -v e="$mean" \
-  'BEGIN { exit !(s > 0 && r > 0 && (r * s > 19.9 && r * s < 20.1) && 0 < a && a <= b && b <= c &&
-    c <= m && 0 < e && e <= m && m <= s * 1000) }' ||
+  'BEGIN { exit !(s > 0 && r > 0 && (r * s > 19.5 && r * s < 20.5) && 0 < a && a <= b && b <= c &&
+    c <= m && 0 < e && e <= m && m <= s * 1000 + 1) }' ||
   fail "CSV figures are not consistent: $(cat "$d/newcert.csv")"
 after=$(sqlite3 "$cf/certs.db" "select count(*) from certificates;")
 [ $((after - before)) -eq 20 ] || fail "cfssl's database holds $((after - before)) new certificates, not 20"
