@@ -19,6 +19,7 @@
 
 #include "ca.h"
 #include "ca_local.h"
+#include "clock.h"
 #include "config.h"
 #include "csr.h"
 #include "engine.h"
@@ -47,18 +48,11 @@ typedef struct bench_run {
     atomic_ulong failed;
 } bench_run_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *bench_thread(void *arg)
 {
     bench_run_t *run = arg;
-    double end = now_s() + run->seconds;
-    while (now_s() < end) {
+    double end = pc_mono_s() + run->seconds;
+    while (pc_mono_s() < end) {
         if (run->op(run->ctx))
             atomic_fetch_add(&run->done, 1);
         else
@@ -72,12 +66,12 @@ static double measure(bench_ctx_t *ctx, bench_op_fn op, unsigned threads, double
 {
     bench_run_t run = {.ctx = ctx, .op = op, .seconds = seconds};
     pthread_t tids[256];
-    double start = now_s();
+    double start = pc_mono_s();
     for (unsigned i = 0; i < threads; i++)
         pthread_create(&tids[i], NULL, bench_thread, &run);
     for (unsigned i = 0; i < threads; i++)
         pthread_join(tids[i], NULL);
-    double elapsed = now_s() - start;
+    double elapsed = pc_mono_s() - start;
     if (atomic_load(&run.failed) > 0)
         fprintf(stderr, "warning: %lu operations failed\n", atomic_load(&run.failed));
     return (double)atomic_load(&run.done) / elapsed;

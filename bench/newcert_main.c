@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "numbers.h"
 
 #define TOOL "pkcs-bench-cfssl"
@@ -133,13 +134,6 @@ static int fail(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     return 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -420,7 +414,7 @@ static bool more_to_start(const bench_t *b)
         return false;
     if (b->opts->count > 0)
         return b->started_n < b->opts->count;
-    return now_s() - b->t0 < b->opts->seconds;
+    return pc_mono_s() - b->t0 < b->opts->seconds;
 }
 
 static int start_one(bench_t *b, slot_t *slot)
@@ -434,7 +428,7 @@ static int start_one(bench_t *b, slot_t *slot)
                   b->opts->timeout_s * 1000) ||
         curl_easy_setopt(slot->easy, CURLOPT_PRIVATE, slot) != CURLE_OK)
         return fail("cannot set up request %ld to %s", slot->n, b->url);
-    slot->started = now_s();
+    slot->started = pc_mono_s();
     if (curl_multi_add_handle(b->multi, slot->easy) != CURLM_OK)
         return fail("cannot start request %ld", slot->n);
     b->in_flight++;
@@ -459,7 +453,7 @@ static void finish_one(bench_t *b, CURLMsg *msg)
     char *priv = NULL, why[400];
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
     slot_t *slot = (slot_t *)priv;
-    double done = now_s();
+    double done = pc_mono_s();
     b->last_done = done;
     if (judge(slot->easy, msg->data.result, &slot->resp, why, sizeof(why))) {
         record_latency(b, (done - slot->started) * 1000.0);
@@ -483,7 +477,7 @@ static int run(bench_t *b)
 {
     long conc = b->opts->concurrency;
     int running = 0, left = 0;
-    b->t0 = b->last_done = now_s();
+    b->t0 = b->last_done = pc_mono_s();
     for (;;) {
         for (long i = 0; i < conc && b->in_flight < conc && more_to_start(b); i++) {
             if (b->slots[i].body == NULL && start_one(b, &b->slots[i]) != 0)

@@ -20,7 +20,7 @@
 #include "ca_local.h"
 #include "coord.h"
 #include "log.h"
-#include "result.h"
+#include "clock.h"
 
 #define CRL_CHECK_MS 5000
 #define CRL_MIN_INTERVAL_MS 60000

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "coord.h"
-#include "result.h"
+#include "clock.h"
 
 static const char *const count_names[COUNT__N] = {"issued", "failed", "revoked", "dlq"};
 

@@ -20,6 +20,7 @@
 #include "job_int.h"
 #include "log.h"
 #include "request.h"
+#include "clock.h"
 #include "result.h"
 
 static void job_complete(pc_job_t *job);

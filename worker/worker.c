@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "log.h"
-#include "result.h"
+#include "clock.h"
 #include "worker.h"
 
 static void worker_close_components(pc_worker_t *w);

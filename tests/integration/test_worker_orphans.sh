@@ -18,7 +18,7 @@ fi
 
 pc_cluster_init 2
 d="$PC_SERVERS_DIR"
-# The local CA's records, in Redis (lib/ca_index_redis.c).
+# The local CA's records, in Redis (lib/ca/local/ca_index_redis.c).
 ca_redis() { redis-cli -h 127.0.0.1 -p "$PC_REDIS_PORT" "$@"; }
 for_request='pc:ca:{local}:req:orph-000001'
 

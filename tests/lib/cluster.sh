@@ -89,7 +89,7 @@ pc_watch() {
   "$PC_BIN_DIR/pkcsctl" watch --brokers "$PC_KAFKA_BROKERS" "$@"
 }
 
-# pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca_index_redis.c).
+# pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca/local/ca_index_redis.c).
 pc_ca_issued() {
   redis-cli -h 127.0.0.1 -p "$PC_REDIS_PORT" ZCARD 'pc:ca:{local}:issued'
 }

@@ -54,8 +54,10 @@ static pc_ca_index_t *open_named(fixture_t *fx, const char *name, unsigned port,
     pc_diag_t diag = {.msg = ""};
     pc_err_t err;
     if (fx->redis) {
-        pc_ca_index_redis_config_t cfg = {
-            .host = "127.0.0.1", .port = port, .password = password, .timeout_ms = timeout_ms};
+        pc_redis_config_t cfg = {.host = "127.0.0.1",
+                                 .port = (int)port,
+                                 .password = password,
+                                 .command_timeout_ms = timeout_ms};
         err = pc_ca_index_open_redis(name, &cfg, &idx, &diag);
     } else {
         err = pc_ca_index_open_file(fx->dir, &idx, &diag);

@@ -47,7 +47,7 @@
 typedef struct fixture {
     char dir[64];
     char state[128];
-    pc_ca_index_redis_config_t redis;
+    pc_redis_config_t redis;
     redisContext *admin;
     pc_ca_t *ca;
     EVP_PKEY *key; /* the requester's key */
@@ -112,8 +112,7 @@ static int setup(void **state)
     *state = fx;
     if (fx->key == NULL || fixture_revive(NULL) != 0)
         return -1;
-    fx->redis =
-        (pc_ca_index_redis_config_t){.host = "127.0.0.1", .port = (unsigned)fixture_redis.port};
+    fx->redis = (pc_redis_config_t){.host = "127.0.0.1", .port = fixture_redis.port};
     fx->admin = redisConnect("127.0.0.1", fixture_redis.port);
     if (fx->admin == NULL || fx->admin->err != 0)
         return -1;
@@ -989,9 +988,9 @@ static void test_redis_down_hands_out_nothing(void **state)
 {
     fixture_t *fx = *state;
     char where[64];
-    fx->redis.port = (unsigned)fixture_free_port();
-    fx->redis.timeout_ms = 500;
-    snprintf(where, sizeof(where), "Redis at 127.0.0.1:%u", fx->redis.port);
+    fx->redis.port = fixture_free_port();
+    fx->redis.command_timeout_ms = 500;
+    snprintf(where, sizeof(where), "Redis at 127.0.0.1:%d", fx->redis.port);
     with_ca(state);
 
     X509_REQ *req = make_csr(fx->key, "alice", "clientAuth");

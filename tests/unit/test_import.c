@@ -28,6 +28,7 @@
 #include "envelope.h"
 #include "import.h"
 #include "pfx.h"
+#include "clock.h"
 #include "result.h"
 
 #define PASSWORD "Ann's S/MIME pfx: 7#kq!"

@@ -1,5 +1,5 @@
 /*
- * test_pbjson.c - unit tests of the proto3 JSON form of pkcs.proto messages (lib/pbjson.c):
+ * test_pbjson.c - unit tests of the proto3 JSON form of pkcs.proto messages (lib/wire/pbjson.c):
  * exact output for small messages, decoding what a user would write by hand, byte-equal round
  * trips through protobuf_c_message_pack, and the errors a user sees. Single-threaded.
  */

@@ -1,0 +1,42 @@
+/*
+ * ca_local.h - the local CA: an in-process OpenSSL CA, the embedded default backend.
+ */
+#ifndef PC_CA_LOCAL_H
+#define PC_CA_LOCAL_H
+
+#include "ca.h"
+#include "redis.h"
+
+typedef struct pc_ca_local_config {
+    const char *name;           /* CA name requests refer to, e.g. "local" */
+    const char *state_dir;      /* where a generated CA key and certificate live */
+    const char *cert_file;      /* optional PEM: use this CA certificate (+ chain after it) */
+    const char *key_file;       /* optional PEM private key (encrypted with key_passphrase) */
+    const char *key_passphrase; /* protects the CA key on disk; required */
+    const char *subject; /* subject of a generated CA, default "CN=PKCS Connector Local CA" */
+    const char *crl_url; /* CRL distribution point put in issued certs, may be NULL */
+    const char *aia_url; /* AIA caIssuers URL put in issued certs, may be NULL */
+    /* Where the records of issued and revoked certificates live: this Redis, shared by the
+     * cluster; NULL: state_dir/index.txt, for a process outside any cluster (offline). */
+    const pc_redis_config_t *redis;
+    pc_ca_template_t **templates; /* the templates (not the array) are taken on success */
+    size_t template_count;
+} pc_ca_local_config_t;
+
+/* pc_ca_local_new loads the CA from cert_file/key_file, or from state_dir, or generates a new
+ * one (P-256, 10 years) into state_dir with the key encrypted (AES-256, PKCS#8) under
+ * key_passphrase. Redis is not contacted until the CA first needs its records. *out is the
+ * caller's (pc_ca_free). PC_ERR_IO / PC_ERR_CRYPTO with the file name and what to do. */
+pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag_t *diag);
+
+/* pc_ca_local_crl returns a freshly signed CRL (DER, caller frees with OPENSSL_free) listing
+ * every revoked certificate with its reason and time, with a CRL number and nextUpdate
+ * (next_update_hours from now). */
+pc_err_t pc_ca_local_crl(pc_ca_t *ca, unsigned next_update_hours, unsigned char **der, size_t *len,
+                         pc_diag_t *diag);
+
+/* pc_ca_local_revoked_count returns how many certificates the CA has revoked (one Redis
+ * command): a publisher compares it with the count at its last CRL. */
+pc_err_t pc_ca_local_revoked_count(pc_ca_t *ca, uint64_t *count, pc_diag_t *diag);
+
+#endif

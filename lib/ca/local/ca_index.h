@@ -1,0 +1,83 @@
+/*
+ * ca_index.h - the local CA's record of issued and revoked certificates, and its CRL counter.
+ *
+ * Two backends behind one small vtable (ca_index_int.h), one file each:
+ *   redis (ca_index_redis.c): the CA's database for a cluster, shared by every worker and the
+ *     coordinator on any machine; what workers, the coordinator and pkcsctl crl use.
+ *   file (ca_index_file.c): state_dir/index.txt, for a process that runs without a cluster
+ *     (pkcsctl issue --offline, the engine benchmark).
+ * Any thread; every call blocks (on Redis or on file I/O), so call it from a pool thread.
+ */
+#ifndef PC_CA_INDEX_H
+#define PC_CA_INDEX_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "pc_err.h"
+#include "redis.h"
+
+typedef struct pc_ca_index pc_ca_index_t;
+
+/* One revoked certificate, as the CRL needs it. */
+typedef struct pc_ca_index_revoked {
+    char serial_hex[64]; /* canonical upper-case hex */
+    char revoked_at[16]; /* GeneralizedTime text, "YYYYMMDDHHMMSSZ" */
+    int reason;          /* RFC 5280 CRLReason */
+} pc_ca_index_revoked_t;
+
+/* One certificate issued for a request: its serial (canonical hex). */
+typedef struct pc_ca_index_serial {
+    char serial_hex[64];
+} pc_ca_index_serial_t;
+
+/* pc_ca_index_open_redis prepares the records of CA ca_name in the Redis of cfg (keys
+ * "pc:ca:{ca_name}:..."; host, port, password and command_timeout_ms are used, the timeout for
+ * connecting and for each command); it connects on first use, so it succeeds while Redis is
+ * down. *out is the caller's (pc_ca_index_free). PC_ERR_INVALID_PARAM for an empty name or a
+ * bad port, PC_ERR_NOMEM. */
+pc_err_t pc_ca_index_open_redis(const char *ca_name, const pc_redis_config_t *cfg,
+                                pc_ca_index_t **out, pc_diag_t *diag);
+
+/* pc_ca_index_open_file prepares the index kept in dir (index.txt and crlnumber, created on
+ * first write); *out is the caller's (pc_ca_index_free). PC_ERR_INVALID_PARAM when the path is
+ * too long. Only for processes outside a cluster: no other machine sees these records. */
+pc_err_t pc_ca_index_open_file(const char *dir, pc_ca_index_t **out, pc_diag_t *diag);
+
+/* pc_ca_index_free frees idx (NULL allowed); no call on idx may be running. */
+void pc_ca_index_free(pc_ca_index_t *idx);
+
+/* Errors of the calls below: PC_ERR_DEPENDENCY (retryable) when Redis cannot be reached or
+ * refuses a command, naming its address; PC_ERR_IO for the file backend's file. */
+
+/* pc_ca_index_add_issued durably records an issued certificate (request_id and subject may be
+ * NULL). */
+pc_err_t pc_ca_index_add_issued(pc_ca_index_t *idx, const char *serial_hex, time_t not_after,
+                                const char *request_id, const char *subject, pc_diag_t *diag);
+
+/* pc_ca_index_revoke records the revocation of serial_hex (canonical hex) at time when.
+ * PC_ERR_NOT_FOUND (diag not filled: the caller knows the CA's name) when the index has no such
+ * certificate; an already revoked serial is left as first recorded and is PC_OK. */
+pc_err_t pc_ca_index_revoke(pc_ca_index_t *idx, const char *serial_hex, int reason, time_t when,
+                            pc_diag_t *diag);
+
+/* pc_ca_index_list_revoked returns every revoked certificate, each once; *out (caller frees
+ * with free) may be NULL when *count is 0. */
+pc_err_t pc_ca_index_list_revoked(pc_ca_index_t *idx, pc_ca_index_revoked_t **out, size_t *count,
+                                  pc_diag_t *diag);
+
+/* pc_ca_index_find_issued returns the serials issued for request_id, oldest first (*out: caller
+ * frees with free; NULL when *count is 0). Used to find a certificate whose worker died before
+ * it could hand it out. */
+pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id,
+                                 pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag);
+
+/* pc_ca_index_revoked_count returns how many certificates are revoked: cheap, so that a CRL
+ * publisher can tell when a new revocation calls for a new CRL. */
+pc_err_t pc_ca_index_revoked_count(pc_ca_index_t *idx, uint64_t *count, pc_diag_t *diag);
+
+/* pc_ca_index_next_crl_number increments and returns the CRL number (1 for the first CRL);
+ * monotonic for every user of the same records. */
+pc_err_t pc_ca_index_next_crl_number(pc_ca_index_t *idx, uint64_t *number, pc_diag_t *diag);
+
+#endif

@@ -1,0 +1,625 @@
+/*
+ * ca_index_redis.c - the Redis backend of the local CA's index: the CA's database for a
+ * cluster. Every worker and the coordinator, on any machine, read and write the same records,
+ * so a certificate issued on one host can be revoked from another and every CRL lists it.
+ *
+ * Keys (literal braces: the CA's name is the Redis Cluster hash tag, so a script's keys share
+ * one slot), times as GeneralizedTime text "YYYYMMDDHHMMSSZ":
+ *   pc:ca:{NAME}:cert:SERIAL    hash: subject, request_id, not_after, issued_at, and once
+ *                               revoked: revoked_at, reason
+ *   pc:ca:{NAME}:issued         zset: every serial, scored by its issue time (Unix seconds)
+ *   pc:ca:{NAME}:revoked        hash: serial -> "REVOKED_AT REASON", what a CRL lists
+ *   pc:ca:{NAME}:req:REQUEST_ID list: the serials issued for a request id, oldest first
+ *   pc:ca:{NAME}:crlnumber      counter, INCR for each CRL
+ * Nothing expires: these are the CA's records. Recording and revoking are Lua scripts, so each
+ * is atomic, and repeating one changes nothing (recording a serial twice keeps one record).
+ *
+ * Synchronous hiredis, because the local CA runs on pool threads, several at once: a call
+ * borrows a connection from a small mutex-guarded pool (or opens one) and gives it back unless
+ * it broke. A connection that breaks after lying idle (Redis restarted, say) is replaced and the
+ * command sent once more, which is safe for every command here (a repeated INCR only skips a
+ * CRL number; CRL numbers need to increase, not to be consecutive). Any thread; blocking.
+ */
+#include "ca_index_int.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
+
+#include "redis.h"
+
+#define DEFAULT_HOST "127.0.0.1"
+#define DEFAULT_PORT 6379
+#define DEFAULT_TIMEOUT_MS 2000
+#define POOL_MAX 32        /* idle connections kept; more are closed after use */
+#define SCAN_COUNT "1000"  /* revocations fetched per HSCAN step */
+#define MAX_SCRIPT_ARGS 16 /* keys + arguments of one script */
+
+/* Redis does not undo the writes of a script that fails half-way (out of memory, say), so each
+ * script writes the key that marks its work done last: a repeated call then completes it. */
+
+/* KEYS cert, issued[, req]; ARGV serial, subject, request_id, not_after, issued_at,
+ * issued_at_unix -> 1 recorded | 0 already recorded (a repeated call). The cert hash is the
+ * mark; an interrupted first call may leave the serial twice in the request's list, which only
+ * means it is revoked twice as an orphan. */
+static const char add_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])\n"
+    "if KEYS[3] then redis.call('RPUSH', KEYS[3], ARGV[1]) end\n"
+    "redis.call('HSET', KEYS[1], 'subject', ARGV[2], 'request_id', ARGV[3],\n"
+    "           'not_after', ARGV[4], 'issued_at', ARGV[5])\n"
+    "return 1\n";
+
+/* KEYS cert, revoked; ARGV serial, revoked_at, reason
+ * -> 1 revoked | 2 already revoked (kept as first recorded) | 0 no such certificate.
+ * The revoked hash, what CRLs list, is the mark. */
+static const char revoke_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 2 end\n"
+    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])\n"
+    "redis.call('HSET', KEYS[1], 'revoked_at', ARGV[2], 'reason', ARGV[3])\n"
+    "return 1\n";
+
+typedef struct redis_index {
+    pc_ca_index_t base;
+    char *ca_name;
+    char *host;
+    int port;
+    char *password; /* NULL: no AUTH */
+    unsigned timeout_ms;
+    char *prefix; /* "pc:ca:{NAME}:" */
+    pc_redis_script_t add_script;
+    pc_redis_script_t revoke_script;
+    pthread_mutex_t lock; /* guards idle and idle_count */
+    redisContext *idle[POOL_MAX];
+    size_t idle_count;
+} redis_index_t;
+
+static const pc_ca_index_ops_t redis_ops;
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+static pc_err_t unreachable(const redis_index_t *ri, const char *what, const char *why,
+                            pc_diag_t *diag)
+{
+    return pc_fail(diag, PC_ERR_DEPENDENCY,
+                   "CA \"%s\" cannot %s: Redis at %s:%d: %s; check that Redis runs there "
+                   "(redis.host, redis.port) and answers within %u ms (redis.command_timeout_ms)",
+                   ri->ca_name, what, ri->host, ri->port, why, ri->timeout_ms);
+}
+
+static pc_err_t refused(const redis_index_t *ri, const char *what, const char *answer,
+                        pc_diag_t *diag)
+{
+    /* Redis 7 refuses a long command from an unauthenticated client before it says NOAUTH */
+    bool auth = strncmp(answer, "NOAUTH", 6) == 0 || strncmp(answer, "WRONGPASS", 9) == 0 ||
+                strstr(answer, "unauthenticated") != NULL;
+    return pc_fail(
+        diag, PC_ERR_DEPENDENCY, "CA \"%s\" cannot %s: Redis at %s:%d answered \"%s\"; %s",
+        ri->ca_name, what, ri->host, ri->port, answer,
+        auth ? "set the password Redis expects in redis.password" : "see the Redis server's log");
+}
+
+static pc_err_t unexpected(const redis_index_t *ri, const char *what, pc_diag_t *diag)
+{
+    return pc_fail(diag, PC_ERR_DEPENDENCY,
+                   "CA \"%s\" cannot %s: unexpected reply from Redis at %s:%d; is that a Redis "
+                   "server of version 4 or later?",
+                   ri->ca_name, what, ri->host, ri->port);
+}
+
+/* ---- connections ------------------------------------------------------------------------- */
+
+/* hiredis sends with write(2), which raises SIGPIPE on a connection Redis has reset; its default
+ * action ends the process. A call blocks it on its thread and consumes the one it raised (as
+ * libcurl does), so a dropped connection is an error, never a crash. */
+typedef struct pipe_guard {
+    sigset_t old;
+    bool was_pending;
+} pipe_guard_t;
+
+static void pipe_block(pipe_guard_t *guard)
+{
+    sigset_t pipe_set, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    guard->was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &guard->old);
+}
+
+static void pipe_unblock(const pipe_guard_t *guard)
+{
+    sigset_t pipe_set, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigpending(&pending);
+    if (!guard->was_pending && sigismember(&pending, SIGPIPE) == 1) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &guard->old, NULL);
+}
+
+static pc_err_t connect_new(redis_index_t *ri, const char *what, redisContext **out,
+                            pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    struct timeval tv = {(time_t)(ri->timeout_ms / 1000),
+                         (suseconds_t)(ri->timeout_ms % 1000) * 1000};
+    redisContext *ctx = redisConnectWithTimeout(ri->host, ri->port, tv);
+
+    *out = NULL;
+    if (ctx == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory connecting to Redis");
+    if (ctx->err != 0 || redisSetTimeout(ctx, tv) != REDIS_OK) {
+        err = unreachable(ri, what, ctx->errstr[0] != '\0' ? ctx->errstr : "cannot connect", diag);
+        goto out_free_ctx;
+    }
+    if (ri->password != NULL) {
+        const char *argv[] = {"AUTH", ri->password};
+        redisReply *reply = redisCommandArgv(ctx, 2, argv, NULL);
+        if (reply == NULL)
+            err = unreachable(ri, what, ctx->errstr, diag);
+        else if (reply->type == REDIS_REPLY_ERROR)
+            err = refused(ri, what, reply->str, diag);
+        freeReplyObject(reply);
+        if (err != PC_OK)
+            goto out_free_ctx;
+    }
+    *out = ctx;
+    return PC_OK;
+out_free_ctx:
+    redisFree(ctx);
+    return err;
+}
+
+static redisContext *pool_take(redis_index_t *ri)
+{
+    redisContext *ctx = NULL;
+    pthread_mutex_lock(&ri->lock);
+    if (ri->idle_count > 0)
+        ctx = ri->idle[--ri->idle_count];
+    pthread_mutex_unlock(&ri->lock);
+    return ctx;
+}
+
+static void pool_give(redis_index_t *ri, redisContext *ctx)
+{
+    pthread_mutex_lock(&ri->lock);
+    if (ri->idle_count < POOL_MAX) {
+        ri->idle[ri->idle_count++] = ctx;
+        ctx = NULL;
+    }
+    pthread_mutex_unlock(&ri->lock);
+    if (ctx != NULL)
+        redisFree(ctx);
+}
+
+/* command sends one command (arguments are C strings) on a pooled connection. PC_OK with
+ * *reply, which may be an error reply (caller frees with freeReplyObject); PC_ERR_DEPENDENCY
+ * when Redis cannot be reached or did not answer. */
+static pc_err_t command(redis_index_t *ri, const char *what, int argc, const char **argv,
+                        redisReply **reply, pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    pipe_guard_t guard;
+    redisContext *ctx = pool_take(ri);
+    bool pooled = ctx != NULL;
+
+    *reply = NULL;
+    pipe_block(&guard);
+    for (;;) {
+        if (ctx == NULL && (err = connect_new(ri, what, &ctx, diag)) != PC_OK)
+            break;
+        *reply = redisCommandArgv(ctx, argc, argv, NULL);
+        if (*reply != NULL) {
+            pool_give(ri, ctx);
+            break;
+        }
+        /* A broken connection is never reused. One that lay idle may just be stale: once more
+         * on a new one. */
+        if (!pooled) {
+            err = unreachable(ri, what, ctx->errstr, diag);
+            redisFree(ctx);
+            break;
+        }
+        redisFree(ctx);
+        ctx = NULL;
+        pooled = false;
+    }
+    pipe_unblock(&guard);
+    return err;
+}
+
+/* eval runs script with nkeys keys then the arguments (C strings): EVALSHA, and EVAL (which
+ * loads it) when Redis does not have it. PC_OK with a reply that is not an error. */
+static pc_err_t eval(redis_index_t *ri, const char *what, const pc_redis_script_t *script,
+                     int nkeys, int argc, const char **argv, redisReply **reply, pc_diag_t *diag)
+{
+    const char *args[MAX_SCRIPT_ARGS + 3];
+    char nkeys_text[16];
+
+    if (argc > MAX_SCRIPT_ARGS)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "too many script arguments");
+    snprintf(nkeys_text, sizeof(nkeys_text), "%d", nkeys);
+    args[0] = "EVALSHA";
+    args[1] = script->sha1;
+    args[2] = nkeys_text;
+    memcpy(&args[3], argv, (size_t)argc * sizeof(*argv));
+    pc_err_t err = command(ri, what, argc + 3, args, reply, diag);
+    if (err == PC_OK && (*reply)->type == REDIS_REPLY_ERROR &&
+        strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(*reply);
+        args[0] = "EVAL";
+        args[1] = script->source;
+        err = command(ri, what, argc + 3, args, reply, diag);
+    }
+    if (err == PC_OK && (*reply)->type == REDIS_REPLY_ERROR) {
+        err = refused(ri, what, (*reply)->str, diag);
+        freeReplyObject(*reply);
+        *reply = NULL;
+    }
+    return err;
+}
+
+/* key_new returns prefix + kind + id (id may be NULL), caller frees; NULL when out of memory. */
+static char *key_new(const redis_index_t *ri, const char *kind, const char *id)
+{
+    size_t len = strlen(ri->prefix) + strlen(kind) + (id != NULL ? strlen(id) : 0) + 1;
+    char *key = malloc(len);
+    if (key != NULL)
+        snprintf(key, len, "%s%s%s", ri->prefix, kind, id != NULL ? id : "");
+    return key;
+}
+
+/* ---- operations -------------------------------------------------------------------------- */
+
+static pc_err_t redis_add_issued(pc_ca_index_t *base, const char *serial_hex, time_t not_after,
+                                 const char *request_id, const char *subject, pc_diag_t *diag)
+{
+    redis_index_t *ri = (redis_index_t *)base;
+    pc_err_t err = PC_OK;
+    redisReply *reply = NULL;
+    char what[128], not_after_text[16], issued_at[16], issued_unix[32];
+    time_t now = time(NULL);
+    bool with_request = request_id != NULL && request_id[0] != '\0';
+    char *cert_key = key_new(ri, "cert:", serial_hex);
+    char *issued_key = key_new(ri, "issued", NULL);
+    char *req_key = with_request ? key_new(ri, "req:", request_id) : NULL;
+
+    if (cert_key == NULL || issued_key == NULL || (with_request && req_key == NULL)) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory recording certificate %s", serial_hex);
+        goto out_free_keys;
+    }
+    snprintf(what, sizeof(what), "record the certificate it issued, serial %s", serial_hex);
+    pc_ca_index_format_time(not_after, not_after_text);
+    pc_ca_index_format_time(now, issued_at);
+    snprintf(issued_unix, sizeof(issued_unix), "%lld", (long long)now);
+    const char *argv[9];
+    int argc = 0;
+    argv[argc++] = cert_key;
+    argv[argc++] = issued_key;
+    if (with_request)
+        argv[argc++] = req_key;
+    int nkeys = argc;
+    argv[argc++] = serial_hex;
+    argv[argc++] = subject != NULL ? subject : "";
+    argv[argc++] = request_id != NULL ? request_id : "";
+    argv[argc++] = not_after_text;
+    argv[argc++] = issued_at;
+    argv[argc++] = issued_unix;
+    err = eval(ri, what, &ri->add_script, nkeys, argc, argv, &reply, diag);
+    if (err == PC_OK && reply->type != REDIS_REPLY_INTEGER)
+        err = unexpected(ri, what, diag);
+    freeReplyObject(reply);
+out_free_keys:
+    free(req_key);
+    free(issued_key);
+    free(cert_key);
+    return err;
+}
+
+static pc_err_t redis_revoke(pc_ca_index_t *base, const char *serial_hex, int reason, time_t when,
+                             pc_diag_t *diag)
+{
+    redis_index_t *ri = (redis_index_t *)base;
+    pc_err_t err = PC_OK;
+    redisReply *reply = NULL;
+    char what[128], revoked_at[16], reason_text[16];
+    char *cert_key = key_new(ri, "cert:", serial_hex);
+    char *revoked_key = key_new(ri, "revoked", NULL);
+
+    if (cert_key == NULL || revoked_key == NULL) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory revoking %s", serial_hex);
+        goto out_free_keys;
+    }
+    snprintf(what, sizeof(what), "revoke serial %s", serial_hex);
+    pc_ca_index_format_time(when, revoked_at);
+    snprintf(reason_text, sizeof(reason_text), "%d", reason);
+    const char *argv[] = {cert_key, revoked_key, serial_hex, revoked_at, reason_text};
+    err = eval(ri, what, &ri->revoke_script, 2, 5, argv, &reply, diag);
+    if (err == PC_OK && reply->type != REDIS_REPLY_INTEGER)
+        err = unexpected(ri, what, diag);
+    else if (err == PC_OK && reply->integer == 0)
+        err = PC_ERR_NOT_FOUND;
+    freeReplyObject(reply);
+out_free_keys:
+    free(revoked_key);
+    free(cert_key);
+    return err;
+}
+
+static bool is_hex(const char *s, size_t len)
+{
+    return len > 0 && strspn(s, "0123456789ABCDEFabcdef") == len;
+}
+
+/* Parses one field of the revoked hash: serial -> "YYYYMMDDHHMMSSZ REASON". */
+static bool parse_revoked(const redisReply *field, const redisReply *value,
+                          pc_ca_index_revoked_t *out)
+{
+    if (field->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
+        field->len >= sizeof(out->serial_hex) || !is_hex(field->str, field->len) ||
+        value->len < 17 || value->len > 18 || strspn(value->str, "0123456789") != 14 ||
+        value->str[14] != 'Z' || value->str[15] != ' ' || value->str[16] < '0' ||
+        value->str[16] > '9')
+        return false;
+    char *end = NULL;
+    long reason = strtol(value->str + 16, &end, 10);
+    if (end != value->str + value->len || reason < 0 || reason > 10)
+        return false;
+    memcpy(out->serial_hex, field->str, field->len);
+    out->serial_hex[field->len] = '\0';
+    memcpy(out->revoked_at, value->str, 15);
+    out->revoked_at[15] = '\0';
+    out->reason = (int)reason;
+    return true;
+}
+
+static int cmp_revoked(const void *a, const void *b)
+{
+    return strcmp(((const pc_ca_index_revoked_t *)a)->serial_hex,
+                  ((const pc_ca_index_revoked_t *)b)->serial_hex);
+}
+
+/* Appends the field/value pairs of one HSCAN page to *items. */
+static pc_err_t add_page(const redis_index_t *ri, const char *key, const redisReply *pairs,
+                         pc_ca_index_revoked_t **items, size_t *count, size_t *cap, pc_diag_t *diag)
+{
+    for (size_t i = 0; i + 1 < pairs->elements; i += 2) {
+        if (*count == *cap) {
+            size_t new_cap = *cap != 0 ? *cap * 2 : 64;
+            pc_ca_index_revoked_t *grown = realloc(*items, new_cap * sizeof(**items));
+            if (grown == NULL)
+                return pc_fail(diag, PC_ERR_NOMEM,
+                               "out of memory reading the revocations of CA \"%s\"", ri->ca_name);
+            *items = grown;
+            *cap = new_cap;
+        }
+        const redisReply *field = pairs->element[i], *value = pairs->element[i + 1];
+        if (!parse_revoked(field, value, &(*items)[*count]))
+            return pc_fail(diag, PC_ERR_CONFLICT,
+                           "CA \"%s\": the Redis hash %s holds a malformed revocation \"%.*s\" -> "
+                           "\"%.*s\" (expected SERIAL -> \"YYYYMMDDHHMMSSZ REASON\"); correct or "
+                           "remove that field",
+                           ri->ca_name, key,
+                           field->type == REDIS_REPLY_STRING ? (int)field->len : 0,
+                           field->type == REDIS_REPLY_STRING ? field->str : "",
+                           value->type == REDIS_REPLY_STRING ? (int)value->len : 0,
+                           value->type == REDIS_REPLY_STRING ? value->str : "");
+        (*count)++;
+    }
+    return PC_OK;
+}
+
+/* HSCAN rather than HGETALL: a long revocation list is read in steps, never blocking Redis for
+ * the whole of it. A step may repeat fields (the hash was resized meanwhile), so the list is
+ * sorted and each serial kept once. */
+static pc_err_t redis_list_revoked(pc_ca_index_t *base, pc_ca_index_revoked_t **out, size_t *count,
+                                   pc_diag_t *diag)
+{
+    redis_index_t *ri = (redis_index_t *)base;
+    pc_err_t err = PC_OK;
+    pc_ca_index_revoked_t *items = NULL;
+    size_t n = 0, cap = 0;
+    char cursor[32] = "0";
+    char *key = key_new(ri, "revoked", NULL);
+    const char *what = "read its revocations";
+
+    if (key == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory reading the revocations");
+    do {
+        redisReply *reply = NULL;
+        const char *argv[] = {"HSCAN", key, cursor, "COUNT", SCAN_COUNT};
+        err = command(ri, what, 5, argv, &reply, diag);
+        if (err != PC_OK)
+            break;
+        if (reply->type == REDIS_REPLY_ERROR)
+            err = refused(ri, what, reply->str, diag);
+        else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+                 reply->element[0]->type != REDIS_REPLY_STRING ||
+                 reply->element[0]->len >= sizeof(cursor) ||
+                 reply->element[1]->type != REDIS_REPLY_ARRAY)
+            err = unexpected(ri, what, diag);
+        else {
+            memcpy(cursor, reply->element[0]->str, reply->element[0]->len);
+            cursor[reply->element[0]->len] = '\0';
+            err = add_page(ri, key, reply->element[1], &items, &n, &cap, diag);
+        }
+        freeReplyObject(reply);
+    } while (err == PC_OK && strcmp(cursor, "0") != 0);
+    free(key);
+    if (err != PC_OK) {
+        free(items);
+        return err;
+    }
+    if (n > 1)
+        qsort(items, n, sizeof(*items), cmp_revoked);
+    size_t kept = n > 0 ? 1 : 0;
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(items[kept - 1].serial_hex, items[i].serial_hex) == 0)
+            continue;
+        if (kept != i)
+            items[kept] = items[i];
+        kept++;
+    }
+    *out = items;
+    *count = kept;
+    return PC_OK;
+}
+
+static pc_err_t redis_find_issued(pc_ca_index_t *base, const char *request_id,
+                                  pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag)
+{
+    redis_index_t *ri = (redis_index_t *)base;
+    pc_err_t err = PC_OK;
+    redisReply *reply = NULL;
+    char what[160];
+    char *key = key_new(ri, "req:", request_id);
+
+    if (key == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory looking up request %s", request_id);
+    snprintf(what, sizeof(what), "look up the certificates of request %.100s", request_id);
+    const char *argv[] = {"LRANGE", key, "0", "-1"};
+    err = command(ri, what, 4, argv, &reply, diag);
+    free(key);
+    if (err != PC_OK)
+        return err;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        err = refused(ri, what, reply->str, diag);
+        goto out_free_reply;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        err = unexpected(ri, what, diag);
+        goto out_free_reply;
+    }
+    if (reply->elements == 0)
+        goto out_free_reply;
+    pc_ca_index_serial_t *items = calloc(reply->elements, sizeof(*items));
+    if (items == NULL) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory looking up request %s", request_id);
+        goto out_free_reply;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *serial = reply->element[i];
+        if (serial->type != REDIS_REPLY_STRING || serial->len >= sizeof(items[i].serial_hex) ||
+            !is_hex(serial->str, serial->len)) {
+            free(items);
+            err = unexpected(ri, what, diag);
+            goto out_free_reply;
+        }
+        memcpy(items[i].serial_hex, serial->str, serial->len);
+    }
+    *out = items;
+    *count = reply->elements;
+out_free_reply:
+    freeReplyObject(reply);
+    return err;
+}
+
+/* integer_command runs VERB on the CA's key named suffix and returns its integer reply, which
+ * must be at least min. */
+static pc_err_t integer_command(redis_index_t *ri, const char *what, const char *verb,
+                                const char *suffix, long long min, uint64_t *out, pc_diag_t *diag)
+{
+    redisReply *reply = NULL;
+    char *key = key_new(ri, suffix, NULL);
+
+    if (key == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory: CA \"%s\" cannot %s", ri->ca_name, what);
+    const char *argv[] = {verb, key};
+    pc_err_t err = command(ri, what, 2, argv, &reply, diag);
+    free(key);
+    if (err != PC_OK)
+        return err;
+    if (reply->type == REDIS_REPLY_ERROR)
+        err = refused(ri, what, reply->str, diag);
+    else if (reply->type != REDIS_REPLY_INTEGER || reply->integer < min)
+        err = unexpected(ri, what, diag);
+    else
+        *out = (uint64_t)reply->integer;
+    freeReplyObject(reply);
+    return err;
+}
+
+static pc_err_t redis_next_crl_number(pc_ca_index_t *base, uint64_t *number, pc_diag_t *diag)
+{
+    return integer_command((redis_index_t *)base, "take the number of its next CRL", "INCR",
+                           "crlnumber", 1, number, diag);
+}
+
+static pc_err_t redis_revoked_count(pc_ca_index_t *base, uint64_t *count, pc_diag_t *diag)
+{
+    return integer_command((redis_index_t *)base, "count its revoked certificates", "HLEN",
+                           "revoked", 0, count, diag);
+}
+
+/* ---- life cycle -------------------------------------------------------------------------- */
+
+static void redis_free(pc_ca_index_t *base)
+{
+    redis_index_t *ri = (redis_index_t *)base;
+    for (size_t i = 0; i < ri->idle_count; i++)
+        redisFree(ri->idle[i]);
+    pthread_mutex_destroy(&ri->lock);
+    if (ri->password != NULL)
+        OPENSSL_clear_free(ri->password, strlen(ri->password));
+    free(ri->prefix);
+    free(ri->host);
+    free(ri->ca_name);
+    free(ri);
+}
+
+pc_err_t pc_ca_index_open_redis(const char *ca_name, const pc_redis_config_t *cfg,
+                                pc_ca_index_t **out, pc_diag_t *diag)
+{
+    *out = NULL;
+    if (ca_name == NULL || ca_name[0] == '\0')
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the CA's records in Redis need the CA's name");
+    if (cfg->port < 0 || cfg->port > 65535)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "redis.port %d is not a TCP port; give 1-65535",
+                       cfg->port);
+    redis_index_t *ri = calloc(1, sizeof(*ri));
+    if (ri == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory opening the records of CA \"%s\"",
+                       ca_name);
+    ri->base.ops = &redis_ops;
+    pthread_mutex_init(&ri->lock, NULL);
+    ri->port = cfg->port != 0 ? cfg->port : DEFAULT_PORT;
+    ri->timeout_ms = cfg->command_timeout_ms != 0 ? cfg->command_timeout_ms : DEFAULT_TIMEOUT_MS;
+    ri->ca_name = strdup(ca_name);
+    ri->host = strdup(cfg->host != NULL && cfg->host[0] != '\0' ? cfg->host : DEFAULT_HOST);
+    bool auth = cfg->password != NULL && cfg->password[0] != '\0';
+    ri->password = auth ? strdup(cfg->password) : NULL;
+    ri->prefix = malloc(strlen(ca_name) + sizeof("pc:ca:{}:"));
+    if (ri->ca_name == NULL || ri->host == NULL || (auth && ri->password == NULL) ||
+        ri->prefix == NULL) {
+        redis_free(&ri->base);
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory opening the records of CA \"%s\"",
+                       ca_name);
+    }
+    snprintf(ri->prefix, strlen(ca_name) + sizeof("pc:ca:{}:"), "pc:ca:{%s}:", ca_name);
+    ri->add_script = (pc_redis_script_t){.name = "ca_add_issued", .source = add_lua};
+    ri->revoke_script = (pc_redis_script_t){.name = "ca_revoke", .source = revoke_lua};
+    pc_redis_script_init(&ri->add_script);
+    pc_redis_script_init(&ri->revoke_script);
+    *out = &ri->base;
+    return PC_OK;
+}
+
+static const pc_ca_index_ops_t redis_ops = {
+    .add_issued = redis_add_issued,
+    .revoke = redis_revoke,
+    .list_revoked = redis_list_revoked,
+    .find_issued = redis_find_issued,
+    .next_crl_number = redis_next_crl_number,
+    .revoked_count = redis_revoked_count,
+    .free = redis_free,
+};

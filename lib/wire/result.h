@@ -1,0 +1,33 @@
+/*
+ * result.h - Result messages: allocation that protobuf_c_message_free_unpacked can free, the
+ * outcome fields common to every kind, and the certificate fields. Any thread.
+ */
+#ifndef PC_RESULT_H
+#define PC_RESULT_H
+
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "pc_err.h"
+#include "pkcs.pb-c.h"
+
+/* pc_result_new returns a Result with the identity fields copied from req (which may be NULL
+ * for a message that could not be decoded); NULL when out of memory. Free with
+ * protobuf_c_message_free_unpacked(&res->base, NULL). */
+Pkcs__V1__Result *pc_result_new(const Pkcs__V1__Request *req);
+
+/* pc_result_set_error marks res FAILED with the code of err and the text of diag. */
+pc_err_t pc_result_set_error(Pkcs__V1__Result *res, pc_err_t err, const pc_diag_t *diag);
+
+/* pc_result_error_code maps a pc_err_t to the wire error code. */
+Pkcs__V1__ErrorCode pc_result_error_code(pc_err_t err);
+
+/* pc_result_set_cert fills certificate, chain, serial, issuer, thumbprints and validity. */
+pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) * chain,
+                            pc_diag_t *diag);
+
+/* pc_result_set_bytes copies len bytes into a ProtobufCBinaryData (malloc). */
+pc_err_t pc_result_set_bytes(ProtobufCBinaryData *dst, const unsigned char *src, size_t len);
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * pkcsctl status: the operator's view of the cluster, from the coordinator's HTTP API -
+ * /api/fleet (each worker: Active or Inactive, version, host, counts, last error), /api/totals
+ * and /api/lag - as a terminal table, or the raw JSON with --json. Blocking libcurl easy calls
+ * are right for a one-shot command. Every field is optional: an older or newer coordinator
+ * shows what it has and "-" for the rest. Main thread only.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "common.h"
+
+#define CMD "status"
+#define DEFAULT_URL "http://127.0.0.1:9470"
+#define BODY_MAX (16u * 1024 * 1024)
+#define LAGGING_SHOWN 8
+
+static void help(void)
+{
+    printf("usage: pkcsctl status [--coordinator URL] [--json] [--timeout S]\n\n"
+           "Shows the cluster as the coordinator sees it: each worker (state, version, host,\n"
+           "uptime, certificates issued, failures, last error), the totals, and the consumer\n"
+           "lag of the requests topic.\n\n"
+           "options:\n"
+           "  --coordinator URL  the coordinator's HTTP address (default $PC_COORDINATOR_URL,\n"
+           "                     else " DEFAULT_URL ")\n"
+           "  --json             print {\"fleet\":...,\"totals\":...,\"lag\":...} as the "
+           "coordinator\n"
+           "                     returned them\n"
+           "  --timeout S        give up on the coordinator after S seconds (default 5)\n\n"
+           "Exits 1 when the coordinator cannot be reached or answers with an error.\n");
+}
+
+/* A response body as it arrives. */
+typedef struct body {
+    char *data;
+    size_t len;
+    bool too_large;
+} body_t;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    body_t *b = arg;
+    size_t n = size * nmemb;
+    if (b->len + n > BODY_MAX) {
+        b->too_large = true;
+        return 0;
+    }
+    char *grown = realloc(b->data, b->len + n + 1);
+    if (grown == NULL)
+        return 0;
+    memcpy(grown + b->len, ptr, n);
+    b->data = grown;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+/* http_get_json GETs base + path and parses the body into *out (the caller's). The one place
+ * that talks to libcurl. Returns 0, or 1 after printing what went wrong and what to do. */
+static int http_get_json(const char *base, const char *path, long timeout_s, json_t **out)
+{
+    char url[2048], errbuf[CURL_ERROR_SIZE] = "";
+    body_t body = {0};
+    long status = 0;
+    int rc = 1;
+    json_error_t jerr;
+    *out = NULL;
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    CURL *curl = curl_easy_init();
+    if (curl == NULL)
+        return pkcsctl_error(CMD, "cannot start an HTTP client (libcurl)");
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, "pkcsctl/" PC_VERSION);
+    CURLcode res = curl_easy_perform(curl);
+    if (res != CURLE_OK && !body.too_large) {
+        pkcsctl_error(CMD,
+                      "cannot reach the coordinator at %s: %s; start it with pkcs-coordinator "
+                      "--config FILE, or point --coordinator (or PC_COORDINATOR_URL) at it",
+                      url, errbuf[0] ? errbuf : curl_easy_strerror(res));
+        goto out_free_body;
+    }
+    if (body.too_large) {
+        pkcsctl_error(CMD, "%s answered with more than %u bytes; is that the coordinator?", url,
+                      BODY_MAX);
+        goto out_free_body;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) {
+        for (size_t i = 0; i < body.len; i++)
+            if (body.data[i] == '\n' || body.data[i] == '\r')
+                body.data[i] = ' ';
+        pkcsctl_error(CMD,
+                      "%s answered HTTP %ld (%.120s); check that --coordinator names the "
+                      "coordinator's HTTP address",
+                      url, status, body.data ? body.data : "");
+        goto out_free_body;
+    }
+    if ((*out = json_loadb(body.data ? body.data : "", body.len, 0, &jerr)) == NULL) {
+        pkcsctl_error(CMD, "%s did not answer JSON (%s, line %d); is that the coordinator?", url,
+                      jerr.text, jerr.line);
+        goto out_free_body;
+    }
+    rc = 0;
+out_free_body:
+    free(body.data);
+    curl_easy_cleanup(curl);
+    return rc;
+}
+
+/* str returns the string member key of obj, or "-" when it is missing or not a string. */
+static const char *str(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+/* num formats the numeric member key of obj into buf, or "-". */
+static const char *num(const json_t *obj, const char *key, char *buf, size_t len)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v))
+        snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+    else if (json_is_real(v))
+        snprintf(buf, len, "%.1f", json_real_value(v));
+    else
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+static const char *uptime(const json_t *worker, char *buf, size_t len)
+{
+    const json_t *v = json_object_get(worker, "uptime_s");
+    if (!json_is_number(v)) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    long long s = (long long)json_number_value(v);
+    if (s >= 86400)
+        snprintf(buf, len, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+    else if (s >= 3600)
+        snprintf(buf, len, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+    else if (s >= 60)
+        snprintf(buf, len, "%lldm%02llds", s / 60, s % 60);
+    else
+        snprintf(buf, len, "%llds", s < 0 ? 0 : s);
+    return buf;
+}
+
+/* last_error returns the worker's last error on one line (it may be long or hold newlines). */
+static const char *last_error(const json_t *worker, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", str(worker, "last_error"));
+    for (char *p = buf; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    return buf;
+}
+
+/* width returns the widest string member key of the workers (at least min, at most max). */
+static int width(const json_t *workers, const char *key, int min, int max)
+{
+    size_t i;
+    const json_t *wk;
+    int w = min;
+    json_array_foreach(workers, i, wk)
+    {
+        size_t n = strlen(str(wk, key));
+        if (n > (size_t)w)
+            w = n > (size_t)max ? max : (int)n;
+    }
+    return w;
+}
+
+static void print_fleet(const json_t *fleet)
+{
+    const json_t *workers = json_object_get(fleet, "workers");
+    size_t i;
+    const json_t *wk;
+    char b1[32], b2[32], b3[32], err[160];
+    int id_w = width(workers, "id", 6, 40), host_w = width(workers, "host", 4, 32);
+    printf("%-*s %-8s %-8s %-*s %-8s %8s %7s  %s\n", id_w, "WORKER", "STATE", "VERSION", host_w,
+           "HOST", "UPTIME", "ISSUED", "FAILED", "LAST-ERROR");
+    if (json_array_size(workers) == 0)
+        printf("(no workers registered)\n");
+    json_array_foreach(workers, i, wk)
+    {
+        const json_t *counts = json_object_get(wk, "counts");
+        printf("%-*s %-8s %-8s %-*s %-8s %8s %7s  %s\n", id_w, str(wk, "id"), str(wk, "state"),
+               str(wk, "version"), host_w, str(wk, "host"), uptime(wk, b1, sizeof(b1)),
+               num(counts, "issued", b2, sizeof(b2)), num(counts, "failed", b3, sizeof(b3)),
+               last_error(wk, err, sizeof(err)));
+    }
+}
+
+static void print_totals(const json_t *t)
+{
+    char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
+    printf("\nworkers: %s active, %s inactive\n", num(t, "active", a, sizeof(a)),
+           num(t, "inactive", b, sizeof(b)));
+    printf("certificates: issued %s, failed %s, revoked %s, dead letters %s; %s issued/s\n",
+           num(t, "issued", c, sizeof(c)), num(t, "failed", d, sizeof(d)),
+           num(t, "revoked", e, sizeof(e)), num(t, "dlq", f, sizeof(f)),
+           num(t, "issue_rate_per_s", g, sizeof(g)));
+}
+
+static void print_lag(const json_t *lag)
+{
+    const json_t *parts = json_object_get(lag, "partitions"), *p;
+    char total[32], b1[32], b2[32];
+    size_t i, lagging = 0;
+    printf("consumer lag: %s messages", num(lag, "total", total, sizeof(total)));
+    json_array_foreach(parts, i, p)
+    {
+        const json_t *l = json_object_get(p, "lag");
+        if (!json_is_number(l) || json_number_value(l) <= 0)
+            continue;
+        if (lagging++ < LAGGING_SHOWN)
+            printf("%spartition %s: %s", lagging == 1 ? " (" : ", ",
+                   num(p, "partition", b1, sizeof(b1)), num(p, "lag", b2, sizeof(b2)));
+    }
+    if (lagging > LAGGING_SHOWN)
+        printf(", %zu more", lagging - LAGGING_SHOWN);
+    printf("%s\n", lagging > 0 ? ")" : "");
+}
+
+static int run(const char *base, long timeout_s, bool raw)
+{
+    json_t *fleet = NULL, *totals = NULL, *lag = NULL;
+    int rc = 1;
+    if (http_get_json(base, "/api/fleet", timeout_s, &fleet) != 0 ||
+        http_get_json(base, "/api/totals", timeout_s, &totals) != 0 ||
+        http_get_json(base, "/api/lag", timeout_s, &lag) != 0)
+        goto out_free_json;
+    if (raw) {
+        json_t *all = json_pack("{s:O,s:O,s:O}", "fleet", fleet, "totals", totals, "lag", lag);
+        char *text = all != NULL ? json_dumps(all, JSON_INDENT(2)) : NULL;
+        json_decref(all);
+        if (text == NULL) {
+            rc = pkcsctl_error(CMD, "out of memory");
+            goto out_free_json;
+        }
+        printf("%s\n", text);
+        free(text);
+    } else {
+        print_fleet(fleet);
+        print_totals(totals);
+        print_lag(lag);
+    }
+    rc = 0;
+out_free_json:
+    json_decref(lag);
+    json_decref(totals);
+    json_decref(fleet);
+    return rc;
+}
+
+int pkcsctl_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"coordinator", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *url = getenv("PC_COORDINATOR_URL");
+    char base[1024];
+    bool raw = false;
+    long timeout_s = 5;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            url = optarg;
+            break;
+        case 'j':
+            raw = true;
+            break;
+        case 't': {
+            char *end = NULL;
+            timeout_s = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || timeout_s < 1 || timeout_s > 3600)
+                return pkcsctl_usage_error(CMD, "--timeout wants seconds (1-3600), not \"%s\"",
+                                           optarg);
+            break;
+        }
+        case 'h':
+            help();
+            return 0;
+        default:
+            return pkcsctl_usage_error(CMD, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
+    if (url == NULL || url[0] == '\0')
+        url = DEFAULT_URL;
+    /* "host:port/" and "host:port" name the same API root. */
+    snprintf(base, sizeof(base), "%s", url);
+    for (size_t n = strlen(base); n > 0 && base[n - 1] == '/'; n--)
+        base[n - 1] = '\0';
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return pkcsctl_error(CMD, "cannot initialise libcurl");
+    int rc = run(base, timeout_s, raw);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,407 @@
+/*
+ * pkcsctl watch: consume the results topic from the beginning with a throwaway consumer group
+ * (nothing is committed) until enough distinct request ids were seen, and judge what arrived:
+ * duplicates carrying the same certificate are expected under at-least-once delivery, a request
+ * id with two different certificates is the failure this command exists to catch. Optionally
+ * opens and verifies every issued result as its device would (pkcsctl_watch_check.c).
+ * Main thread only: a blocking rd_kafka_consumer_poll loop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "clock.h"
+#include "file.h"
+#include "pbjson.h"
+#include "pkcs.pb-c.h"
+#include "common.h"
+#include "watch_int.h"
+#include "numbers.h"
+
+#define CMD "watch"
+#define POLL_MS 200
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    interrupted = 1;
+}
+
+static void help(void)
+{
+    printf(
+        "usage: pkcsctl watch [--count N | --ids FILE] [OPTIONS]\n\n"
+        "Consumes pkcs.v1.Result messages from the beginning of the results topic (own\n"
+        "throwaway consumer group, nothing committed) until N distinct request ids were seen,\n"
+        "or every id of FILE, or the timeout. Prints a summary on stdout:\n"
+        "  results: N (issued A, failed B, revoked C, imported D); distinct request ids: K;\n"
+        "  duplicates: X (same certificate: Y, DIFFERENT certificate: Z); opened+verified: V;\n"
+        "  errors by code: CODE=n ...\n"
+        "  latency ms (request created -> result read): p50 P, p90 P, p99 P, max M, mean A\n"
+        "  over N results; throughput T results/s (N results in S s from the first request\n"
+        "  created to the last result read)\n"
+        "A duplicate counts as DIFFERENT when both results carry a certificate and the two\n"
+        "differ: one request got two certificates. Latency is taken for each result whose\n"
+        "timing has the request's createdAtMs: the wall clock when watch reads the result minus\n"
+        "createdAtMs (watch reads from the beginning of the topic: start it before the load, or\n"
+        "older results count from when they are read). Percentiles are nearest-rank over those\n"
+        "results; throughput T = N / S, where S = (last result read - earliest request\n"
+        "created) in seconds.\n\n"
+        "options:\n"
+        "  --brokers LIST    bootstrap servers (default $PC_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
+        "  --topic NAME      results topic (default pkcs.results)\n"
+        "  --count N         stop after N distinct request ids\n"
+        "  --total N         and after N result messages in all (replays included)\n"
+        "  --ids FILE        stop when every request id of FILE (one a line) was seen; results\n"
+        "                    for other ids are ignored\n"
+        "  --timeout S       give up after S seconds (default 120)\n"
+        "  --json            print each result as one JSON line on stdout\n"
+        "  --out DIR         write each result to DIR/<request id>.json\n"
+        "  --device-keys DIR open each issued result's encryptedPfx with DIR/<request id>.pem\n"
+        "                    (as `pkcsctl submit --device-keys` wrote them) and check that it\n"
+        "                    holds the result's certificate and its key\n"
+        "  --ca FILE         verify each issued certificate up to the CA certificate(s) of FILE\n"
+        "  --latency-csv FILE  write one line per result read (after the header\n"
+        "                    request_id,status,created_at_ms,read_at_ms,latency_ms): wall-clock\n"
+        "                    ms since the epoch; created_at_ms and latency_ms are empty for a\n"
+        "                    result without timing; duplicates get a line each, results\n"
+        "                    ignored under --ids none\n\n"
+        "Exits 0 when the count was reached, no request id got two different certificates and\n"
+        "every checked result passed; 1 otherwise; without --count or --ids it runs until the\n"
+        "timeout.\n");
+}
+
+static int load_ids(watch_t *w, const char *path)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return pkcsctl_error(CMD, "cannot open %s: %s", path, strerror(errno));
+    if ((w->wanted = json_object()) == NULL)
+        goto out_close;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        while (n > 0 && strchr(" \t\r\n", line[n - 1]) != NULL)
+            line[--n] = '\0';
+        if (n > 0)
+            json_object_set_new_nocheck(w->wanted, line, json_true());
+    }
+out_close:
+    free(line);
+    fclose(f);
+    if (w->wanted == NULL || json_object_size(w->wanted) == 0)
+        return pkcsctl_usage_error(CMD, "%s lists no request ids", path);
+    return 0;
+}
+
+/* kafka_error shows each kind of Kafka error once (they repeat while a broker is down) and
+ * keeps the last one for the verdict. */
+static void kafka_error(watch_t *w, int err, const char *reason)
+{
+    if (err + 256 >= 0 && err + 256 < (int)sizeof(w->shown) && !w->shown[err + 256]) {
+        pkcsctl_error(CMD, "kafka: %s", reason);
+        w->shown[err + 256] = 1;
+    }
+    snprintf(w->last_error_text, sizeof(w->last_error_text), "%s", reason);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_error(opaque, err, reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {}
+
+static rd_kafka_t *consumer_new(watch_t *w)
+{
+    unsigned char rnd[6];
+    char group[64], errstr[512];
+    rd_kafka_t *rk = NULL;
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return NULL;
+    snprintf(group, sizeof(group), "pkcsctl-watch-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+             rnd[3], rnd[4], rnd[5]);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", w->brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "client.id", "pkcsctl-watch", errstr, sizeof(errstr))) {
+        rd_kafka_conf_destroy(conf);
+        pkcsctl_error(CMD, "kafka configuration: %s", errstr);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, w);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        pkcsctl_error(CMD, "cannot create a Kafka consumer for %s: %s", w->brokers, errstr);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, w->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        pkcsctl_error(CMD, "cannot subscribe to %s: %s", w->topic, rd_kafka_err2str(err));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
+static void output(watch_t *w, const Pkcs__V1__Result *res)
+{
+    char *text = NULL, path[4096];
+    pc_diag_t diag = {{0}};
+    if (w->json && pc_pbjson_encode_string(&res->base, false, &text, &diag) == PC_OK) {
+        printf("%s\n", text);
+        fflush(stdout);
+    }
+    free(text);
+    text = NULL;
+    if (w->out_dir == NULL)
+        return;
+    if (!pkcsctl_watch_safe_name(res->request_id)) {
+        pkcsctl_error(CMD,
+                      "not writing the result for request id \"%.64s\": not usable as a "
+                      "file name",
+                      res->request_id);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s.json", w->out_dir, res->request_id);
+    pc_err_t err = pc_pbjson_encode_string(&res->base, true, &text, &diag);
+    if (err == PC_OK)
+        err = pc_file_write(path, text, strlen(text), 0644, &diag);
+    if (err != PC_OK)
+        pkcsctl_diag_error(CMD, err, &diag);
+    free(text);
+}
+
+static void on_result(watch_t *w, const Pkcs__V1__Result *res)
+{
+    char why[768];
+    if (w->wanted != NULL && json_object_get(w->wanted, res->request_id) == NULL) {
+        w->ignored++;
+        return;
+    }
+    w->results++;
+    pkcsctl_watch_tally(w, res);
+    pkcsctl_watch_latency(w, res);
+    output(w, res);
+    bool packed =
+        res->status == PKCS__V1__STATUS__ISSUED || res->status == PKCS__V1__STATUS__IMPORTED;
+    if (!packed || (w->keys_dir == NULL && w->store == NULL))
+        return;
+    if (pkcsctl_watch_check(res, w->keys_dir, w->store, why, sizeof(why))) {
+        w->verified++;
+    } else {
+        w->verify_failed++;
+        pkcsctl_error(CMD, "request %s: %s", res->request_id, why);
+    }
+}
+
+static void on_message(watch_t *w, const rd_kafka_message_t *msg)
+{
+    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+    if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kafka_error(w, msg->err, rd_kafka_message_errstr(msg));
+        return;
+    }
+    Pkcs__V1__Result *res = pkcs__v1__result__unpack(NULL, msg->len, msg->payload);
+    if (res == NULL) {
+        w->undecodable++;
+        pkcsctl_error(CMD, "%s [%d] offset %lld: not a Result message (%zu bytes)", w->topic,
+                      (int)msg->partition, (long long)msg->offset, msg->len);
+        return;
+    }
+    on_result(w, res);
+    pkcs__v1__result__free_unpacked(res, NULL);
+}
+
+static bool done(const watch_t *w)
+{
+    if (w->count == 0 && w->wanted == NULL && w->total == 0)
+        return false;
+    return (w->count == 0 || json_object_size(w->seen) >= (size_t)w->count) &&
+           (w->total == 0 || w->results >= (size_t)w->total) &&
+           (w->wanted == NULL || w->wanted_seen >= json_object_size(w->wanted));
+}
+
+/* verdict prints why the run failed, if it did, and returns the exit code. */
+static int verdict(const watch_t *w, bool reached)
+{
+    int rc = 0;
+    if (w->dup_different > 0)
+        rc = pkcsctl_error(CMD,
+                           "%zu duplicate results carry a DIFFERENT certificate: a request "
+                           "was issued twice",
+                           w->dup_different);
+    if (w->verify_failed > 0)
+        rc = pkcsctl_error(CMD, "%zu issued results failed to open or verify (see above)",
+                           w->verify_failed);
+    if (!reached && interrupted)
+        rc = pkcsctl_error(CMD, "interrupted before the expected results arrived");
+    else if (!reached)
+        rc = pkcsctl_error(CMD, "timed out after %ld s: %zu of %zu expected request ids seen%s%s",
+                           w->timeout_s, w->wanted ? w->wanted_seen : json_object_size(w->seen),
+                           w->wanted ? json_object_size(w->wanted) : (size_t)w->count,
+                           w->last_error_text[0] ? "; last Kafka error: " : "", w->last_error_text);
+    return rc;
+}
+
+static int run(watch_t *w)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    rd_kafka_t *rk = consumer_new(w);
+    if (rk == NULL)
+        return 1;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    double deadline = pc_mono_s() + (double)w->timeout_s;
+    while (!done(w) && !interrupted && pc_mono_s() < deadline) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, POLL_MS);
+        if (msg != NULL) {
+            on_message(w, msg);
+            rd_kafka_message_destroy(msg);
+        }
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    pkcsctl_watch_summary(w);
+    bool reached = done(w) || (w->count == 0 && w->wanted == NULL && w->total == 0 && !interrupted);
+    return verdict(w, reached);
+}
+
+static int prepare(watch_t *w, const char *ids_path, const char *ca_path)
+{
+    w->seen = json_object();
+    w->by_code = calloc(pkcs__v1__error_code__descriptor.n_values, sizeof(*w->by_code));
+    if (w->seen == NULL || w->by_code == NULL)
+        return pkcsctl_error(CMD, "out of memory");
+    if (ids_path != NULL && load_ids(w, ids_path) != 0)
+        return 1;
+    if (ca_path != NULL && pkcsctl_watch_ca_load(ca_path, &w->store) != 0)
+        return 1;
+    if (w->out_dir != NULL && mkdir(w->out_dir, 0755) != 0 && errno != EEXIST)
+        return pkcsctl_error(CMD, "cannot create %s: %s", w->out_dir, strerror(errno));
+    if (w->latency_csv_path != NULL) {
+        if ((w->latency_csv = fopen(w->latency_csv_path, "w")) == NULL)
+            return pkcsctl_error(CMD, "cannot create --latency-csv %s: %s", w->latency_csv_path,
+                                 strerror(errno));
+        fputs("request_id,status,created_at_ms,read_at_ms,latency_ms\n", w->latency_csv);
+    }
+    return 0;
+}
+
+/* close_csv closes --latency-csv; a write error (disk full) fails the run. */
+static int close_csv(watch_t *w, int rc)
+{
+    if (w->latency_csv == NULL)
+        return rc;
+    bool bad = ferror(w->latency_csv) != 0;
+    if (fclose(w->latency_csv) != 0 || bad)
+        rc = pkcsctl_error(CMD, "could not write all of --latency-csv %s", w->latency_csv_path);
+    w->latency_csv = NULL;
+    return rc;
+}
+
+int pkcsctl_watch(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"brokers", required_argument, NULL, 'b'},
+        {"topic", required_argument, NULL, 't'},
+        {"count", required_argument, NULL, 'n'},
+        {"ids", required_argument, NULL, 'i'},
+        {"total", required_argument, NULL, 'T'},
+        {"timeout", required_argument, NULL, 'w'},
+        {"json", no_argument, NULL, 'j'},
+        {"out", required_argument, NULL, 'o'},
+        {"device-keys", required_argument, NULL, 'd'},
+        {"ca", required_argument, NULL, 'c'},
+        {"latency-csv", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    watch_t w = {.topic = "pkcs.results", .timeout_s = 120, .brokers = getenv("PC_KAFKA_BROKERS")};
+    const char *ids_path = NULL, *ca_path = NULL;
+    int c, rc = 2;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            w.brokers = optarg;
+            break;
+        case 't':
+            w.topic = optarg;
+            break;
+        case 'n':
+            if (!pc_parse_long(optarg, 1, 100000000, &w.count))
+                return pkcsctl_usage_error(CMD, "--count wants a number from 1, not \"%s\"",
+                                           optarg);
+            break;
+        case 'i':
+            ids_path = optarg;
+            break;
+        case 'T':
+            if (!pc_parse_long(optarg, 1, 100000000, &w.total))
+                return pkcsctl_usage_error(CMD, "--total wants a number from 1, not \"%s\"",
+                                           optarg);
+            break;
+        case 'w':
+            if (!pc_parse_long(optarg, 1, 86400, &w.timeout_s))
+                return pkcsctl_usage_error(CMD, "--timeout wants seconds (1-86400), not \"%s\"",
+                                           optarg);
+            break;
+        case 'j':
+            w.json = true;
+            break;
+        case 'o':
+            w.out_dir = optarg;
+            break;
+        case 'd':
+            w.keys_dir = optarg;
+            break;
+        case 'c':
+            ca_path = optarg;
+            break;
+        case 'L':
+            w.latency_csv_path = optarg;
+            break;
+        case 'h':
+            help();
+            return 0;
+        default:
+            return pkcsctl_usage_error(CMD, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
+    if (w.brokers == NULL || w.brokers[0] == '\0')
+        w.brokers = "127.0.0.1:9092";
+    if ((rc = prepare(&w, ids_path, ca_path)) == 0)
+        rc = run(&w);
+    rc = close_csv(&w, rc);
+    X509_STORE_free(w.store);
+    free(w.by_code);
+    free(w.latency_ms);
+    json_decref(w.wanted);
+    json_decref(w.seen);
+    return rc;
+}
