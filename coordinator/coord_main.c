@@ -112,13 +112,8 @@ static void init_handles(pc_coord_t *coord)
 
 static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
 {
-    const pc_config_worker_t *w = &coord->cfg->worker;
-    pc_redis_config_t rc = {
-        .host = w->redis_host,
-        .port = (int)w->redis_port,
-        .password = w->redis_password,
-        .command_timeout_ms = w->redis_timeout_ms,
-    };
+    const pc_config_t *cfg = coord->cfg;
+    pc_redis_config_t rc = pc_config_redis(cfg);
     char port[16];
     pc_err_t err;
     if ((err = pc_coord_metrics_init(&coord->m)) != PC_OK) {
@@ -128,9 +123,9 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
     pc_coord_topics_init(coord);
     if ((err = pc_engine_new(coord->cfg, &coord->engine, diag)) != PC_OK ||
         (err = pc_redis_new(coord->loop, &rc, &coord->redis, diag)) != PC_OK ||
-        (err = pc_coord_admin_new(coord->loop, w->kafka_brokers, w->kafka_group_id, &coord->admin,
-                                  diag)) != PC_OK ||
-        (err = pc_http_new(coord->loop, w->coordinator_http_host, (int)w->coordinator_http_port,
+        (err = pc_coord_admin_new(coord->loop, cfg->kafka.brokers, cfg->kafka.group_id,
+                                  &coord->admin, diag)) != PC_OK ||
+        (err = pc_http_new(coord->loop, cfg->coordinator.http_host, (int)cfg->coordinator.http_port,
                            pc_coord_http_handler, coord, &coord->http, diag)) != PC_OK ||
         (err = pc_coord_ca_start(coord, diag)) != PC_OK)
         return err;
@@ -141,8 +136,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
     uv_signal_start(&coord->sigint, on_signal, SIGINT);
     coord->ensure = true;
     pc_coord_refresh_soon(coord, 0);
-    pc_log(PC_LOG_INFO, "started", "coordinator running", "brokers", w->kafka_brokers, "group",
-           w->kafka_group_id, NULL);
+    pc_log(PC_LOG_INFO, "started", "coordinator running", "brokers", cfg->kafka.brokers, "group",
+           cfg->kafka.group_id, NULL);
     return PC_OK;
 }
 

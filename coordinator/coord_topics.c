@@ -16,14 +16,16 @@
 
 void pc_coord_topics_init(pc_coord_t *coord)
 {
-    const pc_config_worker_t *w = &coord->cfg->worker;
-    int parts = (int)w->topic_partitions;
+    const pc_config_coordinator_t *c = &coord->cfg->coordinator;
+    const pc_config_kafka_t *k = &coord->cfg->kafka;
+    int parts = (int)c->topic_partitions;
     int dlq = parts < COORD_DLQ_PARTITIONS_MAX ? parts : COORD_DLQ_PARTITIONS_MAX;
-    int64_t retention = (int64_t)w->topic_retention_hours * 3600 * 1000;
+    int64_t retention = (int64_t)c->topic_retention_hours * 3600 * 1000;
+    int replication = (int)c->topic_replication;
     const pc_coord_topic_t topics[COORD_TOPICS] = {
-        {"requests", w->requests_topic, parts, (int)w->topic_replication, retention},
-        {"results", w->results_topic, parts, (int)w->topic_replication, retention},
-        {"dlq", w->dlq_topic, dlq, (int)w->topic_replication, retention},
+        {"requests", k->requests_topic, parts, replication, retention},
+        {"results", k->results_topic, parts, replication, retention},
+        {"dlq", k->dlq_topic, dlq, replication, retention},
     };
     memcpy(coord->topics, topics, sizeof(topics));
 }

@@ -177,7 +177,7 @@ static json_t *lag_view(const pc_coord_t *coord, const pc_coord_cycle_t *cycle, 
     if (error != NULL)
         *total = COORD_UNKNOWN;
     return json_pack("{s:s,s:s,s:o,s:o,s:o}", "topic", coord->topics[0].name, "group",
-                     coord->cfg->worker.kafka_group_id, "partitions", parts, "total",
+                     coord->cfg->kafka.group_id, "partitions", parts, "total",
                      error == NULL ? json_integer(*total) : json_null(), "error",
                      error == NULL ? json_null() : json_string(error));
 }
@@ -193,7 +193,7 @@ void pc_coord_view_build(pc_coord_t *coord, pc_coord_cycle_t *cycle)
     json_decref(view->fleet);
     view->fleet = json_pack(
         "{s:I,s:{s:s,s:o,s:o},s:o,s:o,s:o}", "updated_at", (json_int_t)now, "group", "id",
-        coord->cfg->worker.kafka_group_id, "state",
+        coord->cfg->kafka.group_id, "state",
         cycle->group_ok ? json_string(cycle->group_state) : json_null(), "error",
         cycle->group_ok ? json_null() : json_string(cycle->group_diag.msg), "workers", workers,
         "unregistered_members", strangers_view(cycle), "errors", errors_view(cycle));

@@ -16,19 +16,24 @@ static void set_body(pc_http_response_t *resp, int status, const char *text)
     resp->body_len = resp->body == NULL ? 0 : strlen(resp->body);
 }
 
-static const char *not_ready_reason(const pc_worker_t *w)
+static void not_ready_reason(const pc_worker_t *w, char *buf, size_t n)
 {
+    const pc_ca_t *ca = NULL;
     if (w->state == PC_WORKER_DRAINING || w->state == PC_WORKER_STOPPING)
-        return "draining\n";
-    if (!pc_redis_ready(w->redis))
-        return "redis unreachable\n";
-    if (!w->registered)
-        return "not registered yet\n";
-    if (w->kafka == NULL || !pc_kafka_ready(w->kafka))
-        return "kafka unreachable\n";
-    if (!pc_engine_ca_healthy(w->engine))
-        return "CA unavailable (circuit breaker open or CA certificate not fetched yet)\n";
-    return "not ready\n";
+        snprintf(buf, n, "draining\n");
+    else if (!pc_redis_ready(w->redis))
+        snprintf(buf, n, "redis unreachable\n");
+    else if (!w->registered)
+        snprintf(buf, n, "not registered yet\n");
+    else if (w->kafka == NULL || !pc_kafka_ready(w->kafka))
+        snprintf(buf, n, "kafka unreachable\n");
+    else if (!pc_engine_ca_healthy(w->engine, &ca))
+        snprintf(buf, n,
+                 "CA \"%s\" (%s) unavailable (circuit breaker open or CA certificate not "
+                 "fetched yet)\n",
+                 ca->name, ca->ops->kind);
+    else
+        snprintf(buf, n, "not ready\n");
 }
 
 void pc_worker_http_handler(void *arg, const char *method, const char *path,
@@ -38,8 +43,11 @@ void pc_worker_http_handler(void *arg, const char *method, const char *path,
     if (strcmp(path, "/healthz") == 0) {
         set_body(resp, 200, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
+        char why[256] = "ready\n";
         bool ready = pc_worker_ready(w);
-        set_body(resp, ready ? 200 : 503, ready ? "ready\n" : not_ready_reason(w));
+        if (!ready)
+            not_ready_reason(w, why, sizeof(why));
+        set_body(resp, ready ? 200 : 503, why);
     } else if (strcmp(path, "/metrics") == 0) {
         pc_gauge_set(w->m.in_flight, (double)w->in_flight);
         pc_gauge_set(w->m.pool_busy, (double)w->pool_busy);

@@ -1,37 +1,54 @@
 /*
- * job.c - one consumed message through the worker, as an explicit state machine on the loop
- * thread. Read it top to bottom:
+ * job.c - one consumed message through the worker, as one explicit state machine on the loop
+ * thread. Every state is entered through job_to(), the one transition function, which runs the
+ * state's action from the table `states`; the action ends in a request to Redis, Kafka, the CA
+ * or the thread pool (job_pool.c), whose callback here picks the next state. Read top to bottom:
  *
- *   pc_job_start → job_decode → (keyq) job_claim → job_on_claimed → job_work_* (pool)
- *     → job_result_ready → job_complete → job_on_completed → job_produce → job_on_delivered
- *     → job_end (offset marked done, next request of the same key started)
+ *   DECODE ──undecodable, unsigned, forged─────────────────────────────────────────┐ (dead letter)
+ *     │ invalid request: FAILED result, nothing claimed ──────────────────────┐     │
+ *     ▼                                                                       │     │
+ *   QUEUED (behind an earlier request with the same message key)              │     │
+ *     ▼                                                                       │     │
+ *   CLAIM ──done before: the stored result (REVOKE_OWN first if we hold a     │     │
+ *     │      certificate of our own) ─────────────────────────────────────────┼──┐  │
+ *     │ owned                                                                 │  │  │
+ *     ├─ a predecessor reached the CA ─▶ ORPHANS (revoke what it obtained) ─┐ │  │  │
+ *     ▼                                                                   │ │  │  │
+ *   ISSUE:  KEYGEN (pool) ─▶ INTENT ─▶ CA ─▶ [SIGNED] ─▶ PACK (pool) ──┐   │ │  │  │
+ *   REVOKE: REVOKE (the CA) ───────────────────────────────────────────┤ ◀─┘ │  │  │
+ *   IMPORT_PFX: IMPORT (pool) ─────────────────────────────────────────┤     │  │  │
+ *                                                                      ▼     │  │  │
+ *                                                          COMPLETE ◀────────┘  │  │
+ *                                                              │ recorded       │  │
+ *                                                              ▼                ▼  ▼
+ *                                         REVOKE_OWN ─────▶ PUBLISH ───▶ ENDED (offset done)
  *
- * Undecodable or unauthenticated messages go to the dead-letter topic; invalid requests get a
- * FAILED result; retryable failures wait with backoff and jitter and try again, so a message
- * is never skipped. A job is freed when its pipeline has ended and no async operation still
- * refers to it (refs), in the close callback of its last timer.
+ *   SIGNED is for CAs that cannot look certificates up by request: the serial joins the intent
+ *   record before anything else happens, so that a successor can revoke it.
+ *
+ * Retries: a retryable failure (Redis, Kafka or the CA unreachable) waits with backoff and
+ * jitter in the same state and enters it again (job_retry). Lease lost: INTENT, SIGNED or
+ * COMPLETE answered CONFLICT (another worker took the request over) go back to CLAIM, which
+ * then finds the other owner's result (REVOKE_OWN if the CA signed for us) or our own lease
+ * again. Failures that are not retryable become a FAILED result, recorded and published like
+ * any other. A job whose partition was taken away is abandoned while it has not reached the
+ * CA (QUEUED, CLAIM); later states finish. A job is freed when its pipeline has ended and no
+ * async operation still refers to it (refs), in the close callback of its last timer.
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
+#include "clock.h"
 #include "job_int.h"
 #include "log.h"
 #include "request.h"
-#include "clock.h"
 #include "result.h"
 
-static void job_complete(pc_job_t *job);
+static void job_to(pc_job_t *job, job_state_t next);
 static void job_end(pc_job_t *job, bool done);
-
-uint64_t job_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
@@ -63,20 +80,27 @@ static void job_free(pc_job_t *job)
         protobuf_c_message_free_unpacked(&job->signed_req->base, NULL);
     free(job->out);
     free(job->prior_intent);
+    free(job->orphans);
     w->in_flight--;
     uv_close((uv_handle_t *)&job->timer, job_on_timer_closed);
     uv_close((uv_handle_t *)&job->renew, job_on_timer_closed);
 }
 
-void job_ref(pc_job_t *job)
+static void job_ref(pc_job_t *job)
 {
     job->refs++;
 }
 
-void job_unref(pc_job_t *job)
+static void job_unref(pc_job_t *job)
 {
     if (--job->refs == 0)
         job_free(job);
+}
+
+/* An answer that comes after the job ended (abandoned meanwhile) is dropped. */
+static bool job_live(const pc_job_t *job)
+{
+    return job->state != JOB_ENDED;
 }
 
 static void log_job(pc_log_level_t level, const pc_job_t *job, const char *event, const char *msg)
@@ -90,20 +114,34 @@ static void log_job(pc_log_level_t level, const pc_job_t *job, const char *event
            "offset", offset, NULL);
 }
 
-/* ---- retries ----------------------------------------------------------------------------- */
+static const char *outcome_names[OUT__COUNT] = {
+    [OUT_NONE] = "none",         [OUT_ISSUED] = "issued", [OUT_REVOKED] = "revoked",
+    [OUT_IMPORTED] = "imported", [OUT_FAILED] = "failed", [OUT_REPLAYED] = "replayed",
+    [OUT_DLQ] = "dlq",
+};
+
+/* ---- retries and failures ---------------------------------------------------------------- */
+
+static void job_abandon(pc_job_t *job);
+
+/* Abandonable: the partition went away and the job has nothing the CA made for it. */
+static bool job_abandonable(const pc_job_t *job)
+{
+    return job->revoked && job->state <= JOB_CLAIM && job->out == NULL &&
+           job->own_serial[0] == '\0';
+}
 
 static void job_on_retry_timer(uv_timer_t *timer)
 {
     pc_job_t *job = timer->data;
-    job_fn fn = job->retry_fn;
-    job->retry_fn = NULL;
-    if (!job_abandon_if_revoked(job))
-        fn(job);
+    if (job_abandonable(job))
+        job_abandon(job);
+    else
+        job_to(job, job->state);
 }
 
-static void job_abandon(pc_job_t *job);
-
-void job_retry(pc_job_t *job, job_fn fn, uint64_t min_delay_ms)
+/* job_retry enters the current state again after a backoff (at least min_delay_ms). */
+static void job_retry(pc_job_t *job, uint64_t min_delay_ms)
 {
     const pc_config_worker_t *c = &job->w->cfg->worker;
     if (job->w->state == PC_WORKER_STOPPING) {
@@ -122,9 +160,45 @@ void job_retry(pc_job_t *job, job_fn fn, uint64_t min_delay_ms)
     if (delay < min_delay_ms)
         delay = min_delay_ms;
     job->attempt++;
-    job->retry_fn = fn;
     pc_counter_inc(job->w->m.retries);
     uv_timer_start(&job->timer, job_on_retry_timer, delay, 0);
+}
+
+/* job_wait is job_retry for a dependency that failed (Redis, Kafka): remember why. */
+static void job_wait(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_worker_note_error(job->w, diag != NULL ? diag->msg : pc_strerror(err));
+    job_retry(job, 0);
+}
+
+static void job_result_ready(pc_job_t *job);
+
+/* job_fail: a retryable failure is tried again in the same state; any other becomes the
+ * request's FAILED result. */
+static void job_fail(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
+{
+    if (pc_err_retryable(err)) {
+        pc_worker_note_error(job->w, diag->msg);
+        log_job(PC_LOG_WARN, job, "retried", diag->msg);
+        job_retry(job, 0);
+        return;
+    }
+    if (job->result == NULL)
+        job->result = pc_result_new(job->req);
+    if (job->result != NULL)
+        pc_result_set_error(job->result, err, diag);
+    job_result_ready(job);
+}
+
+/* job_lease_lost: another worker took the request over; claim it again to find out what
+ * happened (its result, or our lease back). */
+static void job_lease_lost(pc_job_t *job, const char *why)
+{
+    pc_counter_inc(job->w->m.lease_lost);
+    log_job(PC_LOG_WARN, job, "lease_lost", why);
+    job->owned = false;
+    uv_timer_stop(&job->renew);
+    job_to(job, JOB_CLAIM);
 }
 
 /* ---- abandonment (rebalance, drain timeout) ---------------------------------------------- */
@@ -147,15 +221,34 @@ static void job_abandon(pc_job_t *job)
     job_end(job, false);
 }
 
-bool job_abandon_if_revoked(pc_job_t *job)
+/* ---- the thread pool --------------------------------------------------------------------- */
+
+/* job_queue sends the state's work to the pool; after continues on the loop. */
+static void job_queue(pc_job_t *job, uv_work_cb work, uv_after_work_cb after)
 {
-    if (!job->revoked || job->step >= STEP_WORK)
+    job->err = PC_OK;
+    job->diag.msg[0] = '\0';
+    job->work.data = job;
+    if (uv_queue_work(job->w->loop, &job->work, work, after) != 0) {
+        job_wait(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "the thread pool refused work"});
+        return;
+    }
+    job->w->pool_busy++;
+    job_ref(job);
+}
+
+/* The common head of every after-work callback: false when the job must stop here. */
+static bool job_back_from_pool(pc_job_t *job, int status)
+{
+    job->w->pool_busy--;
+    if (status == UV_ECANCELED || !job_live(job)) {
+        job_unref(job);
         return false;
-    job_abandon(job);
+    }
     return true;
 }
 
-/* ---- decode ------------------------------------------------------------------------------ */
+/* ---- DECODE ------------------------------------------------------------------------------ */
 
 static void job_dead_letter(pc_job_t *job, pc_err_t err, const char *reason)
 {
@@ -180,11 +273,10 @@ static void job_dead_letter(pc_job_t *job, pc_err_t err, const char *reason)
     job->out = malloc(job->out_len == 0 ? 1 : job->out_len);
     if (job->out != NULL)
         protobuf_c_message_pack(&dl.base, job->out);
-    job->out_topic = job->w->cfg->worker.dlq_topic;
-    job->outcome = "dlq";
+    job->out_topic = job->w->cfg->kafka.dlq_topic;
+    job->outcome = OUT_DLQ;
     pc_log(PC_LOG_WARN, "dlq", reason, "code", pc_err_code_name(err), NULL);
-    job->step = STEP_PRODUCE;
-    job_produce(job);
+    job_to(job, JOB_PUBLISH);
 }
 
 static pc_err_t job_authenticate(pc_job_t *job, pc_diag_t *diag)
@@ -199,7 +291,7 @@ static pc_err_t job_authenticate(pc_job_t *job, pc_diag_t *diag)
     return pc_auth_verify(job->w->auth, sr, diag);
 }
 
-static void job_decode(pc_job_t *job)
+static void enter_decode(pc_job_t *job)
 {
     pc_diag_t diag = {{0}};
     char reason[600];
@@ -226,12 +318,19 @@ static void job_decode(pc_job_t *job)
         job_fail(job, err, &diag); /* a FAILED result; nothing claimed */
         return;
     }
-    job->step = STEP_QUEUED;
-    if (pc_keyq_push(job->w->keyq, &job->kq, job->rkm->key, job->rkm->key_len))
-        job_claim(job);
+    job_to(job, JOB_QUEUED);
 }
 
-/* ---- claim ------------------------------------------------------------------------------- */
+/* ---- QUEUED ------------------------------------------------------------------------------ */
+
+static void enter_queued(pc_job_t *job)
+{
+    /* First of its key: claim now; otherwise job_end of the one before moves it on. */
+    if (pc_keyq_push(job->w->keyq, &job->kq, job->rkm->key, job->rkm->key_len))
+        job_to(job, JOB_CLAIM);
+}
+
+/* ---- CLAIM ------------------------------------------------------------------------------- */
 
 static void job_on_renewed(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
@@ -251,108 +350,453 @@ static void job_on_renew_timer(uv_timer_t *timer)
         job_ref(job);
 }
 
+/* job_work picks the state that continues the work from what the job already has: a request
+ * claimed again after a lost lease does not ask the CA a second time. */
+static job_state_t job_work(const pc_job_t *job)
+{
+    if (job->out != NULL)
+        return JOB_COMPLETE;
+    if (job->own_serial[0] != '\0')
+        return pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) ? JOB_PACK : JOB_SIGNED;
+    if (job->issue != NULL && pc_issue_get0_csr(job->issue) != NULL)
+        return JOB_INTENT;
+    switch (job->req->body_case) {
+    case PKCS__V1__REQUEST__BODY_ISSUE:
+        return JOB_KEYGEN;
+    case PKCS__V1__REQUEST__BODY_REVOKE:
+        return JOB_REVOKE;
+    default:
+        return JOB_IMPORT;
+    }
+}
+
+/* Another worker's result is the request's answer. If the CA signed for us too, that
+ * certificate is an orphan of ours: revoke it before publishing. */
+static void job_replay(pc_job_t *job, const pc_claim_t *claim)
+{
+    bool ours = job->out != NULL && job->out_len == claim->result_len &&
+                memcmp(job->out, claim->result, claim->result_len) == 0;
+    free(job->out);
+    job->out = malloc(claim->result_len == 0 ? 1 : claim->result_len);
+    if (job->out != NULL)
+        memcpy(job->out, claim->result, claim->result_len);
+    job->out_len = claim->result_len;
+    job->out_topic = job->w->cfg->kafka.results_topic;
+    if (ours) { /* completed by us; the reply was lost */
+        job_to(job, JOB_PUBLISH);
+        return;
+    }
+    job->outcome = OUT_REPLAYED;
+    job_to(job, job->own_serial[0] != '\0' ? JOB_REVOKE_OWN : JOB_PUBLISH);
+}
+
+static void job_owned(pc_job_t *job, const pc_claim_t *claim)
+{
+    job->owned = true;
+    memcpy(job->token, claim->token, sizeof(job->token));
+    job->fence = claim->fence;
+    uint64_t every = job->w->cfg->redis.lease_ms / 3;
+    uv_timer_start(&job->renew, job_on_renew_timer, every, every);
+    free(job->prior_intent);
+    job->prior_intent = NULL;
+    if (claim->intent != NULL && claim->intent_len > 0 &&
+        (job->prior_intent = malloc(claim->intent_len)) != NULL) {
+        memcpy(job->prior_intent, claim->intent, claim->intent_len);
+        job->prior_intent_len = claim->intent_len;
+    }
+    if (job_abandonable(job))
+        job_abandon(job);
+    else
+        job_to(job, job->prior_intent != NULL ? JOB_ORPHANS : job_work(job));
+}
+
 static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
-    if (job->step == STEP_ENDED) {
+    if (!job_live(job)) {
         job_unref(job);
         return;
     }
     if (err != PC_OK) {
-        pc_worker_note_error(job->w, diag != NULL ? diag->msg : pc_strerror(err));
-        job_retry(job, job_claim, 0);
+        job_wait(job, err, diag);
     } else if (claim->state == PC_CLAIM_DONE) {
-        /* Our own certificate, if we made one and lost the lease, is an orphan now. */
-        bool ours_lost = job->out != NULL && job->result != NULL &&
-                         job->result->status == PKCS__V1__STATUS__ISSUED;
-        free(job->out);
-        job->out = malloc(claim->result_len == 0 ? 1 : claim->result_len);
-        if (job->out != NULL)
-            memcpy(job->out, claim->result, claim->result_len);
-        job->out_len = claim->result_len;
-        job->out_topic = job->w->cfg->worker.results_topic;
-        job->outcome = "replayed";
-        job->step = STEP_PRODUCE;
-        if (ours_lost)
-            job_revoke_own(job);
-        else
-            job_produce(job);
+        job_replay(job, claim);
     } else if (claim->state == PC_CLAIM_BUSY) {
         job->attempt = 0;
-        job_retry(job, job_claim,
-                  claim->retry_after_ms > 50 ? (uint64_t)claim->retry_after_ms : 50);
+        job_retry(job, claim->retry_after_ms > 50 ? (uint64_t)claim->retry_after_ms : 50);
     } else {
-        job->owned = true;
-        memcpy(job->token, claim->token, sizeof(job->token));
-        job->fence = claim->fence;
         job->attempt = 0;
-        uint64_t every = job->w->cfg->worker.lease_ms / 3;
-        uv_timer_start(&job->renew, job_on_renew_timer, every, every);
-        if (claim->intent != NULL && claim->intent_len > 0 && job->out == NULL &&
-            (job->prior_intent = malloc(claim->intent_len)) != NULL) {
-            memcpy(job->prior_intent, claim->intent, claim->intent_len);
-            job->prior_intent_len = claim->intent_len;
+        job_owned(job, claim);
+    }
+    job_unref(job);
+}
+
+static void enter_claim(pc_job_t *job)
+{
+    if (job_abandonable(job)) {
+        job_abandon(job);
+        return;
+    }
+    if (pc_dedupe_claim(job->w->dedupe, job->req->tenant_id, job->req->request_id, job_on_claimed,
+                        job) == PC_OK)
+        job_ref(job);
+    else
+        job_retry(job, 0);
+}
+
+/* ---- ORPHANS: what a predecessor obtained is revoked, never reused -------------------------- */
+
+/* We never hold an orphan's private key, so it can only be revoked. Its serial comes from the
+ * predecessor's intent record (CAs that cannot look up by request), and from the CA's own
+ * records (CAs that can); ours, if the CA already signed for us, is kept. */
+
+static void job_orphans_done(pc_job_t *job)
+{
+    char msg[256];
+    if (job->orphans_revoked > 0) {
+        snprintf(msg, sizeof(msg), "revoked %zu certificate(s) a previous owner obtained, last %s",
+                 job->orphans_revoked, job->orphans[job->orphan_count - 1].hex);
+        log_job(PC_LOG_WARN, job, "orphan_revoked", msg);
+    } else {
+        log_job(PC_LOG_INFO, job, "orphan_none",
+                "a previous owner recorded an intent, but the CA holds no certificate of it");
+    }
+    free(job->prior_intent);
+    job->prior_intent = NULL;
+    job_to(job, job_work(job));
+}
+
+static void job_orphan_next(pc_job_t *job);
+
+static void job_on_orphan_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    X509_free(cert);
+    if (job_live(job)) {
+        if (err == PC_OK) {
+            job->orphans_revoked++;
+        } else if (pc_err_retryable(err)) {
+            job_fail(job, err, diag);
+            job_unref(job);
+            return;
+        } else if (err != PC_ERR_NOT_FOUND) { /* NOT_FOUND: never signed; nothing to do */
+            log_job(PC_LOG_ERROR, job, "orphan_revoke_failed", diag->msg);
         }
-        if (job->out != NULL) {
-            /* Claimed again after losing the lease with the result already made: record it. */
-            job->step = STEP_COMPLETE;
-            job_complete(job);
-        } else if (!job_abandon_if_revoked(job)) {
-            job->step = STEP_WORK;
-            if (job->prior_intent != NULL)
-                job_work_orphans(job);
-            else if (job->req->body_case == PKCS__V1__REQUEST__BODY_ISSUE)
-                job_work_issue(job);
-            else
-                job_work_engine(job);
+        job->orphan_next++;
+        job_orphan_next(job);
+    }
+    job_unref(job);
+}
+
+static void job_orphan_next(pc_job_t *job)
+{
+    while (job->orphan_next < job->orphan_count &&
+           strcmp(job->orphans[job->orphan_next].hex, job->own_serial) == 0)
+        job->orphan_next++;
+    if (job->orphan_next == job->orphan_count) {
+        job_orphans_done(job);
+        return;
+    }
+    pc_issue_intent_t intent;
+    pc_issue_intent_read(job->prior_intent, job->prior_intent_len, &intent);
+    pc_ca_t *ca = pc_engine_find_ca(job->w->engine, intent.ca);
+    pc_ca_revoke_t rev = {.serial_hex = job->orphans[job->orphan_next].hex,
+                          .reason = PC_REVOKE_SUPERSEDED};
+    job_ref(job);
+    pc_ca_revoke(ca, &rev, job_on_orphan_revoked, job);
+}
+
+static bool job_orphan_add(pc_job_t *job, const char *hex)
+{
+    for (size_t i = 0; i < job->orphan_count; i++)
+        if (strcmp(job->orphans[i].hex, hex) == 0)
+            return true;
+    pc_ca_serial_t *grown = realloc(job->orphans, (job->orphan_count + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return false;
+    job->orphans = grown;
+    snprintf(job->orphans[job->orphan_count++].hex, sizeof(grown->hex), "%s", hex);
+    return true;
+}
+
+static void job_on_orphans_found(void *arg, pc_err_t err, const pc_ca_serial_t *serials,
+                                 size_t count, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        for (size_t i = 0; err == PC_OK && i < count; i++)
+            if (!job_orphan_add(job, serials[i].hex))
+                err = pc_fail(&job->diag, PC_ERR_NOMEM, "out of memory listing orphans");
+        if (err != PC_OK)
+            job_fail(job, err, err == PC_ERR_NOMEM ? &job->diag : diag);
+        else
+            job_orphan_next(job);
+    }
+    job_unref(job);
+}
+
+static void enter_orphans(pc_job_t *job)
+{
+    pc_issue_intent_t intent;
+    pc_diag_t diag;
+    free(job->orphans);
+    job->orphans = NULL;
+    job->orphan_count = job->orphan_next = job->orphans_revoked = 0;
+    pc_ca_t *ca = NULL;
+    if (!pc_issue_intent_read(job->prior_intent, job->prior_intent_len, &intent) ||
+        (ca = pc_engine_find_ca(job->w->engine, intent.ca)) == NULL) {
+        /* Not ours to judge: an intent naming a CA this worker lacks, or unreadable bytes. */
+        log_job(PC_LOG_ERROR, job, "orphan_unknown",
+                "a previous owner recorded an intent for a CA this worker does not have; a "
+                "certificate it obtained could not be looked for");
+        free(job->prior_intent);
+        job->prior_intent = NULL;
+        job_to(job, job_work(job));
+        return;
+    }
+    if (intent.serial[0] != '\0' && !job_orphan_add(job, intent.serial)) {
+        job_fail(job, pc_fail(&diag, PC_ERR_NOMEM, "out of memory listing orphans"), &diag);
+        return;
+    }
+    if (!pc_ca_can_find_issued(ca)) {
+        if (intent.serial[0] == '\0')
+            log_job(PC_LOG_WARN, job, "orphan_unknown",
+                    "a previous owner died while its CA was signing and the CA cannot look "
+                    "certificates up by request: a certificate may have been signed; see "
+                    "README.md, Orphans");
+        job_orphan_next(job);
+        return;
+    }
+    job_ref(job);
+    pc_ca_find_issued(ca, job->req->request_id, job_on_orphans_found, job);
+}
+
+/* ---- KEYGEN ------------------------------------------------------------------------------ */
+
+static void job_after_keygen(uv_work_t *work, int status)
+{
+    pc_job_t *job = work->data;
+    if (!job_back_from_pool(job, status))
+        return;
+    pc_histogram_observe(job->w->m.keygen_s, (double)job->keygen_us / 1e6);
+    if (job->err != PC_OK)
+        job_fail(job, job->err, &job->diag);
+    else
+        job_to(job, JOB_INTENT);
+    job_unref(job);
+}
+
+static void enter_keygen(pc_job_t *job)
+{
+    if (job->issue == NULL) {
+        pc_diag_t diag = {{0}};
+        pc_ca_t *ca = NULL;
+        pc_err_t err =
+            pc_engine_find_ca_for(job->w->engine, job->req->issue->profile->ca_name, &ca, &diag);
+        if (err == PC_OK)
+            err = pc_issue_prepare(job->req, ca, &job->issue, &diag);
+        if (err != PC_OK) {
+            job_fail(job, err, &diag);
+            return;
+        }
+    }
+    job_queue(job, job_pool_keygen, job_after_keygen);
+}
+
+/* ---- INTENT and SIGNED: what the CA is asked, then what it signed, go to Redis first ------ */
+
+static void job_on_intent(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        if (err == PC_OK)
+            job_to(job, job->state == JOB_INTENT ? JOB_CA : JOB_PACK);
+        else if (err == PC_ERR_CONFLICT)
+            job_lease_lost(job, job->state == JOB_INTENT
+                                    ? "lease lost before the CA was asked; claiming again"
+                                    : "lease lost after the CA signed; claiming again");
+        else
+            job_wait(job, err, diag);
+    }
+    job_unref(job);
+}
+
+static void enter_intent(pc_job_t *job)
+{
+    char intent[320];
+    pc_diag_t diag = {{0}};
+    pc_err_t err = pc_issue_intent(job->issue, intent, sizeof(intent), &diag);
+    if (err != PC_OK) {
+        job_fail(job, err, &diag);
+        return;
+    }
+    if (pc_dedupe_set_intent(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
+                             (const unsigned char *)intent, strlen(intent), job_on_intent,
+                             job) == PC_OK)
+        job_ref(job);
+    else
+        job_retry(job, 0);
+}
+
+/* ---- CA ---------------------------------------------------------------------------------- */
+
+/* Test builds only: PC_TEST_STALL_AFTER_CA=REQUEST_ID:MS holds the first job of that request
+ * after the CA signed, without renewing its lease, so that another job takes it over. */
+static bool stall_hook_after_ca(pc_job_t *job, job_state_t next);
+
+static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    job->ca_us = pc_mono_us() - job->ca_us;
+    if (!job_live(job)) {
+        X509_free(cert);
+        job_unref(job);
+        return;
+    }
+    pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
+    pc_diag_t d = {{0}};
+    if (err == PC_OK)
+        err = pc_issue_set0_cert(job->issue, cert, &d);
+    else
+        pc_fail(&d, err, "%s", diag != NULL ? diag->msg : pc_strerror(err));
+    if (err == PC_OK && !pc_issue_serial(job->issue, job->own_serial, sizeof(job->own_serial)))
+        err = pc_fail(&d, PC_ERR_CRYPTO, "the CA's certificate for %s has no readable serial",
+                      job->req->request_id);
+    if (err != PC_OK) {
+        job_fail(job, err, &d);
+    } else {
+        job_state_t next =
+            pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) ? JOB_PACK : JOB_SIGNED;
+        if (!stall_hook_after_ca(job, next))
+            job_to(job, next);
+    }
+    job_unref(job);
+}
+
+static void enter_ca(pc_job_t *job)
+{
+    job_ref(job); /* before the call: a refusal answers inside it */
+    job->ca_us = pc_mono_us();
+    pc_ca_submit(pc_issue_get0_ca(job->issue), pc_issue_get0_csr(job->issue),
+                 pc_issue_ca_params(job->issue), job_on_signed, job);
+}
+
+/* ---- PACK -------------------------------------------------------------------------------- */
+
+/* Test builds only: PC_TEST_CRASH_AFTER_CA=REQUEST_ID makes the worker die once the CA signed
+ * and its serial is recorded, before the result is: the orphan tests. */
+static void crash_hook_after_ca(const pc_job_t *job)
+{
+#ifdef PC_TEST_HOOKS
+    const char *victim = getenv("PC_TEST_CRASH_AFTER_CA");
+    if (victim != NULL && strcmp(victim, job->req->request_id) == 0) {
+        pc_log(PC_LOG_WARN, "test_crash", "PC_TEST_CRASH_AFTER_CA: dying after the CA signed",
+               "request_id", job->req->request_id, NULL);
+        _exit(86);
+    }
+#else
+    (void)job;
+#endif
+}
+
+static void job_after_pack(uv_work_t *work, int status)
+{
+    pc_job_t *job = work->data;
+    if (!job_back_from_pool(job, status))
+        return;
+    pc_histogram_observe(job->w->m.pack_s, (double)job->pack_us / 1e6);
+    if (job->err != PC_OK)
+        job_fail(job, job->err, &job->diag);
+    else
+        job_result_ready(job);
+    job_unref(job);
+}
+
+static void enter_pack(pc_job_t *job)
+{
+    crash_hook_after_ca(job);
+    job_queue(job, job_pool_pack, job_after_pack);
+}
+
+/* ---- REVOKE and IMPORT ------------------------------------------------------------------- */
+
+static void job_on_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    X509_free(cert);
+    job->ca_us = pc_mono_us() - job->ca_us;
+    if (job_live(job)) {
+        pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
+        pc_diag_t d = {{0}};
+        if (err != PC_OK) {
+            pc_fail(&d, err, "%s", diag != NULL ? diag->msg : pc_strerror(err));
+            job_fail(job, err, &d);
+        } else if ((job->result = pc_result_new(job->req)) == NULL ||
+                   (job->result->serial_number = strdup(job->req->revoke->serial_number)) == NULL) {
+            job_fail(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "out of memory for the result"});
+        } else {
+            job->result->status = PKCS__V1__STATUS__REVOKED;
+            job_result_ready(job);
         }
     }
     job_unref(job);
 }
 
-void job_claim(pc_job_t *job)
+static void enter_revoke(pc_job_t *job)
 {
-    if (job->out == NULL && job_abandon_if_revoked(job))
-        return;
-    job->step = STEP_CLAIM;
-    if (pc_dedupe_claim(job->w->dedupe, job->req->tenant_id, job->req->request_id, job_on_claimed,
-                        job) == PC_OK)
-        job_ref(job);
-    else
-        job_retry(job, job_claim, 0);
-}
-
-/* ---- results ----------------------------------------------------------------------------- */
-
-void job_fail(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
-{
-    if (pc_err_retryable(err)) {
-        pc_worker_note_error(job->w, diag->msg);
-        log_job(PC_LOG_WARN, job, "retried", diag->msg);
-        job_retry(job,
-                  job->req->body_case == PKCS__V1__REQUEST__BODY_ISSUE ? job_work_issue
-                                                                       : job_work_engine,
-                  0);
+    pc_diag_t diag = {{0}};
+    pc_ca_t *ca = NULL;
+    pc_err_t err = pc_engine_find_ca_for(job->w->engine, job->req->revoke->ca_name, &ca, &diag);
+    if (err != PC_OK) {
+        job_fail(job, err, &diag);
         return;
     }
-    if (job->result == NULL)
-        job->result = pc_result_new(job->req);
-    if (job->result != NULL)
-        pc_result_set_error(job->result, err, diag);
-    job_result_ready(job);
+    if (job->result != NULL) { /* a retry: the failed attempt's result goes */
+        protobuf_c_message_free_unpacked(&job->result->base, NULL);
+        job->result = NULL;
+    }
+    pc_ca_revoke_t rev;
+    pc_engine_revoke_of(job->req->revoke, &rev);
+    job_ref(job);
+    job->ca_us = pc_mono_us();
+    pc_ca_revoke(ca, &rev, job_on_revoked, job);
 }
 
-static const char *outcome_of(const Pkcs__V1__Result *res)
+static void job_after_import(uv_work_t *work, int status)
+{
+    pc_job_t *job = work->data;
+    if (!job_back_from_pool(job, status))
+        return;
+    pc_histogram_observe(job->w->m.ca_s, (double)job->pack_us / 1e6);
+    if (job->err != PC_OK)
+        job_fail(job, job->err, &job->diag);
+    else
+        job_result_ready(job);
+    job_unref(job);
+}
+
+static void enter_import(pc_job_t *job)
+{
+    if (job->result != NULL) {
+        protobuf_c_message_free_unpacked(&job->result->base, NULL);
+        job->result = NULL;
+    }
+    job_queue(job, job_pool_import, job_after_import);
+}
+
+/* ---- the result -------------------------------------------------------------------------- */
+
+static job_outcome_t outcome_of(const Pkcs__V1__Result *res)
 {
     switch (res->status) {
     case PKCS__V1__STATUS__ISSUED:
-        return "issued";
+        return OUT_ISSUED;
     case PKCS__V1__STATUS__REVOKED:
-        return "revoked";
+        return OUT_REVOKED;
     case PKCS__V1__STATUS__IMPORTED:
-        return "imported";
+        return OUT_IMPORTED;
     default:
-        return "failed";
+        return OUT_FAILED;
     }
 }
 
@@ -377,17 +821,12 @@ static void set_timing(pc_job_t *job, Pkcs__V1__Result *res)
     res->timing = t;
 }
 
-void job_result_ready(pc_job_t *job)
+/* job_result_ready serializes job->result (worker id and timing added) and records it. */
+static void job_result_ready(pc_job_t *job)
 {
     Pkcs__V1__Result *res = job->result;
     if (res == NULL) {
-        pc_diag_t diag;
-        pc_fail(&diag, PC_ERR_NOMEM, "out of memory building the result");
-        pc_worker_note_error(job->w, diag.msg);
-        job_retry(job,
-                  job->req->body_case == PKCS__V1__REQUEST__BODY_ISSUE ? job_work_issue
-                                                                       : job_work_engine,
-                  0);
+        job_wait(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "out of memory building the result"});
         return;
     }
     if (res->timing == NULL)
@@ -399,57 +838,87 @@ void job_result_ready(pc_job_t *job)
         res->worker_id = id;
     }
     job->outcome = outcome_of(res);
+    free(job->out);
     job->out_len = protobuf_c_message_get_packed_size(&res->base);
     job->out = malloc(job->out_len == 0 ? 1 : job->out_len);
-    if (job->out != NULL)
-        protobuf_c_message_pack(&res->base, job->out);
-    job->out_topic = job->w->cfg->worker.results_topic;
-    job->step = STEP_COMPLETE;
-    job_complete(job);
+    if (job->out == NULL) {
+        job_wait(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "out of memory for the result"});
+        return;
+    }
+    protobuf_c_message_pack(&res->base, job->out);
+    job->out_topic = job->w->cfg->kafka.results_topic;
+    job_to(job, JOB_COMPLETE);
 }
+
+/* ---- COMPLETE ---------------------------------------------------------------------------- */
 
 static void job_on_completed(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
-    if (job->step != STEP_ENDED) {
+    if (job_live(job)) {
         if (err == PC_OK) {
             job->owned = false;
             uv_timer_stop(&job->renew);
-            job->step = STEP_PRODUCE;
-            job_produce(job);
+            job_to(job, JOB_PUBLISH);
         } else if (err == PC_ERR_CONFLICT) {
-            /* Fenced out: another worker took the request over, or Redis lost the record.
-             * Claim again: DONE publishes the other owner's result; OWNED records ours, made
-             * already, so no second certificate is issued for the request. */
-            pc_counter_inc(job->w->m.lease_lost);
-            log_job(PC_LOG_WARN, job, "lease_lost", "lease lost before completion; claiming again");
-            job->owned = false;
-            uv_timer_stop(&job->renew);
-            job->attempt = 0;
-            job_claim(job);
+            /* Fenced out: CLAIM finds the other owner's result (and revokes ours), or our
+             * lease back and records ours, made already: never a second certificate. */
+            job_lease_lost(job, "lease lost before completion; claiming again");
         } else {
-            pc_worker_note_error(job->w, diag != NULL ? diag->msg : pc_strerror(err));
-            job_retry(job, job_complete, 0);
+            job_wait(job, err, diag);
         }
     }
     job_unref(job);
 }
 
-static void job_complete(pc_job_t *job)
+static void enter_complete(pc_job_t *job)
 {
     if (!job->owned) { /* a request refused before its claim: nothing to record */
-        job->step = STEP_PRODUCE;
-        job_produce(job);
+        job_to(job, JOB_PUBLISH);
         return;
     }
     if (pc_dedupe_complete(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
                            job->fence, job->out, job->out_len, job_on_completed, job) == PC_OK)
         job_ref(job);
     else
-        job_retry(job, job_complete, 0);
+        job_retry(job, 0);
 }
 
-/* ---- publish ----------------------------------------------------------------------------- */
+/* ---- REVOKE_OWN -------------------------------------------------------------------------- */
+
+static void job_on_own_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    X509_free(cert);
+    if (job_live(job)) {
+        char msg[640];
+        if (err == PC_OK || err == PC_ERR_NOT_FOUND) {
+            snprintf(msg, sizeof(msg),
+                     "another worker answered this request first; our certificate %s is "
+                     "revoked (superseded)",
+                     job->own_serial);
+            log_job(PC_LOG_WARN, job, "own_revoked", msg);
+            job_to(job, JOB_PUBLISH);
+        } else if (pc_err_retryable(err)) {
+            job_fail(job, err, diag);
+        } else {
+            snprintf(msg, sizeof(msg), "could not revoke our certificate %s: %s", job->own_serial,
+                     diag != NULL ? diag->msg : pc_strerror(err));
+            log_job(PC_LOG_ERROR, job, "own_revoke_failed", msg);
+            job_to(job, JOB_PUBLISH);
+        }
+    }
+    job_unref(job);
+}
+
+static void enter_revoke_own(pc_job_t *job)
+{
+    pc_ca_revoke_t rev = {.serial_hex = job->own_serial, .reason = PC_REVOKE_SUPERSEDED};
+    job_ref(job);
+    pc_ca_revoke(pc_issue_get0_ca(job->issue), &rev, job_on_own_revoked, job);
+}
+
+/* ---- PUBLISH ----------------------------------------------------------------------------- */
 
 static const char *job_kind(const pc_job_t *job)
 {
@@ -463,47 +932,52 @@ static const char *job_kind(const pc_job_t *job)
 static void job_count_outcome(pc_job_t *job)
 {
     pc_worker_t *w = job->w;
-    const char *o = job->outcome;
-    pc_worker_count_request(&w->m, job_kind(job), o);
-    if (strcmp(o, "issued") == 0 || strcmp(o, "imported") == 0)
+    pc_worker_count_request(&w->m, job_kind(job), outcome_names[job->outcome]);
+    switch (job->outcome) {
+    case OUT_ISSUED:
+    case OUT_IMPORTED:
         w->count_issued++;
-    else if (strcmp(o, "revoked") == 0)
+        break;
+    case OUT_REVOKED:
         w->count_revoked++;
-    else if (strcmp(o, "dlq") == 0)
+        break;
+    case OUT_DLQ:
         w->count_dlq++;
-    else if (strcmp(o, "failed") == 0)
+        break;
+    case OUT_FAILED:
         w->count_failed++;
+        break;
+    default:
+        break;
+    }
     pc_histogram_observe(w->m.e2e_s, (double)(pc_now_ms() - job->received_ms) / 1000.0);
 }
 
 static void job_on_delivered(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
-    if (job->step != STEP_ENDED) {
+    if (job_live(job)) {
         if (err == PC_OK) {
             job_count_outcome(job);
             if (job->req != NULL) {
+                const char *name = outcome_names[job->outcome];
                 const char *msg = job->result != NULL && job->result->error_message[0] != '\0'
                                       ? job->result->error_message
-                                      : job->outcome;
-                log_job(strcmp(job->outcome, "failed") == 0 ? PC_LOG_WARN : PC_LOG_INFO, job,
-                        job->outcome, msg);
+                                      : name;
+                log_job(job->outcome == OUT_FAILED ? PC_LOG_WARN : PC_LOG_INFO, job, name, msg);
             }
             job_end(job, true);
         } else {
-            pc_worker_note_error(job->w, diag != NULL ? diag->msg : pc_strerror(err));
-            job_retry(job, job_produce, 0);
+            job_wait(job, err, diag);
         }
     }
     job_unref(job);
 }
 
-void job_produce(pc_job_t *job)
+static void enter_publish(pc_job_t *job)
 {
     if (job->out == NULL) {
-        pc_diag_t diag;
-        pc_fail(&diag, PC_ERR_NOMEM, "out of memory for the outgoing message");
-        pc_worker_note_error(job->w, diag.msg);
+        pc_worker_note_error(job->w, "out of memory for the outgoing message");
         job_end(job, false); /* redelivered after a restart; never skipped */
         return;
     }
@@ -511,15 +985,15 @@ void job_produce(pc_job_t *job)
                          job->out_len, job_on_delivered, job) == PC_OK)
         job_ref(job);
     else
-        job_retry(job, job_produce, 0);
+        job_retry(job, 0);
 }
 
-/* ---- end --------------------------------------------------------------------------------- */
+/* ---- ENDED ------------------------------------------------------------------------------- */
 
 static void job_end(pc_job_t *job, bool done)
 {
     pc_worker_t *w = job->w;
-    job->step = STEP_ENDED;
+    job->state = JOB_ENDED;
     uv_timer_stop(&job->timer);
     uv_timer_stop(&job->renew);
     pc_keyq_entry_t *next = pc_keyq_pop(w->keyq, &job->kq);
@@ -530,10 +1004,74 @@ static void job_end(pc_job_t *job, bool done)
     job->rkm = NULL;
     if (next != NULL) {
         pc_job_t *nj = (pc_job_t *)((char *)next - offsetof(pc_job_t, kq));
-        job_claim(nj);
+        job_to(nj, JOB_CLAIM);
     }
     job_unref(job);
 }
+
+/* ---- the machine ------------------------------------------------------------------------- */
+
+/* Each state's action. ENDED has none: job_end ends the pipeline. */
+static void (*const enter[JOB__STATES])(pc_job_t *job) = {
+    [JOB_DECODE] = enter_decode,
+    [JOB_QUEUED] = enter_queued,
+    [JOB_CLAIM] = enter_claim,
+    [JOB_ORPHANS] = enter_orphans,
+    [JOB_KEYGEN] = enter_keygen,
+    [JOB_INTENT] = enter_intent,
+    [JOB_CA] = enter_ca,
+    [JOB_SIGNED] = enter_intent,
+    [JOB_PACK] = enter_pack,
+    [JOB_REVOKE] = enter_revoke,
+    [JOB_IMPORT] = enter_import,
+    [JOB_COMPLETE] = enter_complete,
+    [JOB_REVOKE_OWN] = enter_revoke_own,
+    [JOB_PUBLISH] = enter_publish,
+};
+
+/* job_to is the one transition: into next (or the same state again, after a retry's backoff),
+ * and runs its action. A new state starts its retries from the first backoff. */
+static void job_to(pc_job_t *job, job_state_t next)
+{
+    if (next != job->state)
+        job->attempt = 0;
+    job->state = next;
+    if (enter[next] != NULL)
+        enter[next](job);
+}
+
+#ifdef PC_TEST_HOOKS
+static void on_stall_over(uv_timer_t *timer)
+{
+    pc_job_t *job = timer->data;
+    pc_log(PC_LOG_WARN, "test_stall", "PC_TEST_STALL_AFTER_CA: going on", "request_id",
+           job->req->request_id, NULL);
+    job_to(job, job->state);
+}
+
+static bool stall_hook_after_ca(pc_job_t *job, job_state_t next)
+{
+    static bool stalled; /* once per process: the job that takes over must not stall */
+    const char *spec = getenv("PC_TEST_STALL_AFTER_CA");
+    const char *colon = spec != NULL ? strrchr(spec, ':') : NULL;
+    size_t id_len = colon != NULL ? (size_t)(colon - spec) : 0;
+    if (stalled || colon == NULL || strlen(job->req->request_id) != id_len ||
+        strncmp(spec, job->req->request_id, id_len) != 0)
+        return false;
+    stalled = true;
+    uv_timer_stop(&job->renew); /* the lease runs out meanwhile */
+    job->state = next;
+    pc_log(PC_LOG_WARN, "test_stall", "PC_TEST_STALL_AFTER_CA: holding after the CA signed",
+           "request_id", job->req->request_id, NULL);
+    uv_timer_start(&job->timer, on_stall_over, strtoull(colon + 1, NULL, 10), 0);
+    return true;
+}
+#else
+static bool stall_hook_after_ca(pc_job_t *job, job_state_t next)
+{
+    return false;
+}
+#endif
 
 /* ---- entry points ------------------------------------------------------------------------ */
 
@@ -558,7 +1096,7 @@ void pc_job_start(pc_worker_t *w, rd_kafka_message_t *rkm)
         w->jobs->prev = job;
     w->jobs = job;
     w->in_flight++;
-    job_decode(job);
+    job_to(job, JOB_DECODE);
 }
 
 static bool in_parts(const rd_kafka_message_t *rkm, const rd_kafka_topic_partition_list_t *parts)
@@ -571,7 +1109,7 @@ static bool in_parts(const rd_kafka_message_t *rkm, const rd_kafka_topic_partiti
 }
 
 /* Abandon now the jobs that wait on nothing but a timer or the key queue (before the CA, or
- * at any step when forced); jobs waiting on Redis or Kafka see the flag when their reply
+ * at any state when forced); jobs waiting on Redis or Kafka see the flag when their reply
  * arrives. */
 static void abandon_marked(pc_worker_t *w, bool force)
 {
@@ -580,7 +1118,8 @@ static void abandon_marked(pc_worker_t *w, bool force)
         again = false;
         for (pc_job_t *job = w->jobs; job != NULL; job = job->next) {
             bool waiting = uv_is_active((uv_handle_t *)&job->timer);
-            bool idle = job->step == STEP_QUEUED || (waiting && (job->step == STEP_CLAIM || force));
+            bool idle = (job->state == JOB_QUEUED && job_abandonable(job)) ||
+                        (waiting && (job_abandonable(job) || force));
             if (job->revoked && idle && job->rkm != NULL) {
                 job_abandon(job);
                 again = true; /* the list changed under us */

@@ -1,6 +1,6 @@
 /*
- * job_int.h - the job struct and the stage functions shared by job.c (transitions on the loop
- * thread) and job_work.c (the crypto and CA stages on pool threads).
+ * job_int.h - one request in the worker: the job struct, its states and outcomes, shared by
+ * job.c (the state machine, loop thread) and job_pool.c (the work it sends to the thread pool).
  */
 #ifndef PC_JOB_INT_H
 #define PC_JOB_INT_H
@@ -8,24 +8,44 @@
 #include "issue.h"
 #include "worker.h"
 
-typedef enum job_step {
-    STEP_DECODE = 0,
-    STEP_QUEUED,   /* behind an earlier request for the same key */
-    STEP_CLAIM,    /* claiming the request in Redis */
-    STEP_WORK,     /* keygen, CA, pack (or revoke) */
-    STEP_COMPLETE, /* recording the result in Redis */
-    STEP_PRODUCE,  /* publishing the result (or dead letter) */
-    STEP_ENDED,
-} job_step_t;
+/* The states of a job, in the order a request normally passes them; job.c draws the graph. */
+typedef enum job_state {
+    JOB_DECODE = 0, /* decode, authenticate, validate the message */
+    JOB_QUEUED,     /* behind an earlier request with the same message key */
+    JOB_CLAIM,      /* claim the request record in Redis */
+    JOB_ORPHANS,    /* a predecessor reached the CA and died: revoke what it obtained */
+    JOB_KEYGEN,     /* pool: the key pair (or one from the key pool) and the CSR */
+    JOB_INTENT,     /* Redis: record the intent before the CA is asked */
+    JOB_CA,         /* the CA signs */
+    JOB_SIGNED,     /* Redis: record the serial, for CAs that cannot look up by request */
+    JOB_PACK,       /* pool: PKCS#12 and envelope to the device key */
+    JOB_REVOKE,     /* the CA revokes (a REVOKE request) */
+    JOB_IMPORT,     /* pool: an IMPORT_PFX upload */
+    JOB_COMPLETE,   /* Redis: record the result under our fencing token */
+    JOB_REVOKE_OWN, /* another worker answered first: revoke the certificate we obtained */
+    JOB_PUBLISH,    /* Kafka: produce the result (or dead letter) */
+    JOB_ENDED,
+    JOB__STATES
+} job_state_t;
 
-typedef void (*job_fn)(pc_job_t *job);
+/* How a job ended, for logs (the event name) and pkcs_requests_total{outcome}. */
+typedef enum job_outcome {
+    OUT_NONE = 0,
+    OUT_ISSUED,
+    OUT_REVOKED,
+    OUT_IMPORTED,
+    OUT_FAILED,
+    OUT_REPLAYED,
+    OUT_DLQ,
+    OUT__COUNT
+} job_outcome_t;
 
 struct pc_job {
     pc_job_t *prev, *next; /* the worker's list of live jobs */
     pc_worker_t *w;
     rd_kafka_message_t *rkm;
-    job_step_t step;
-    int refs;     /* pipeline + outstanding async operations */
+    job_state_t state;
+    int refs;     /* the pipeline + outstanding async operations */
     bool revoked; /* partition taken away or drain timed out: abandon before the CA */
     bool lease_lost;
     pc_keyq_entry_t kq;
@@ -36,43 +56,35 @@ struct pc_job {
     char token[33];
     int64_t fence;
 
-    unsigned char *prior_intent; /* a dead predecessor reached the CA: find its orphan */
+    unsigned char *prior_intent; /* a predecessor reached the CA: find its orphan */
     size_t prior_intent_len;
+    pc_ca_serial_t *orphans; /* ORPHANS: the serials to revoke, and how far */
+    size_t orphan_count, orphan_next, orphans_revoked;
 
     pc_issue_t *issue;
-    Pkcs__V1__Result *result; /* made by the work stage (success or failure) */
+    char own_serial[64];      /* the certificate the CA signed for us, "" before */
+    Pkcs__V1__Result *result; /* made by the work (success or failure) */
     unsigned char *out;       /* serialized Result or DeadLetter to produce */
     size_t out_len;
     const char *out_topic;
-    const char *outcome; /* "issued", "failed", "revoked", "replayed", "dlq", ... */
+    job_outcome_t outcome;
 
-    pc_err_t err; /* outcome of the pool stage */
+    pc_err_t err; /* outcome of the pool work, read by its after-work callback */
     pc_diag_t diag;
     uv_work_t work;
-    uv_timer_t timer; /* retry backoff */
+    uv_timer_t timer; /* retry backoff, test stalls */
     uv_timer_t renew; /* lease renewal */
     int timers_open;
-    job_fn retry_fn;
     unsigned attempt;
     int64_t received_ms;
     uint64_t keygen_us, ca_us, pack_us;
 };
 
-/* job_work.c: pool-thread stages and their loop-thread continuations. */
-void job_work_issue(pc_job_t *job);
-void job_work_engine(pc_job_t *job);  /* REVOKE and IMPORT_PFX through pc_engine_run_sync */
-void job_work_orphans(pc_job_t *job); /* revoke what a dead predecessor was issued, then work */
-void job_revoke_own(pc_job_t *job);   /* our certificate lost to another owner's: revoke it */
-
-/* job.c: transitions the stages continue with. */
-void job_result_ready(pc_job_t *job); /* job->result set: serialize, complete, produce */
-void job_fail(pc_job_t *job, pc_err_t err, const pc_diag_t *diag); /* retry or FAILED result */
-void job_retry(pc_job_t *job, job_fn fn, uint64_t min_delay_ms);
-void job_claim(pc_job_t *job);
-void job_produce(pc_job_t *job);
-void job_ref(pc_job_t *job);
-void job_unref(pc_job_t *job);
-bool job_abandon_if_revoked(pc_job_t *job);
-uint64_t job_now_us(void);
+/* job_pool.c: the work job.c queues on the thread pool. Each touches only the job's issue,
+ * result, err, diag and stage times (the loop thread leaves them alone while the work is queued)
+ * and never calls back into the state machine: job.c's after-work callbacks do. Pool thread. */
+void job_pool_keygen(uv_work_t *work); /* JOB_KEYGEN: key pair, CSR */
+void job_pool_pack(uv_work_t *work);   /* JOB_PACK: PKCS#12, envelope, result */
+void job_pool_import(uv_work_t *work); /* JOB_IMPORT: IMPORT_PFX into job->result */
 
 #endif

@@ -29,7 +29,7 @@ void pc_worker_note_error(pc_worker_t *w, const char *text)
 bool pc_worker_ready(const pc_worker_t *w)
 {
     return w->state == PC_WORKER_RUNNING && w->registered && pc_redis_ready(w->redis) &&
-           w->kafka != NULL && pc_kafka_ready(w->kafka) && pc_engine_ca_healthy(w->engine);
+           w->kafka != NULL && pc_kafka_ready(w->kafka) && pc_engine_ca_healthy(w->engine, NULL);
 }
 
 static void update_intake(pc_worker_t *w)
@@ -228,19 +228,19 @@ static void on_heartbeat_timer(uv_timer_t *timer)
 static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
 {
     pc_kafka_config_t kc = {
-        .brokers = w->cfg->worker.kafka_brokers,
-        .group_id = w->cfg->worker.kafka_group_id,
-        .group_instance_id = w->cfg->worker.kafka_group_instance_id,
+        .brokers = w->cfg->kafka.brokers,
+        .group_id = w->cfg->kafka.group_id,
+        .group_instance_id = w->cfg->kafka.group_instance_id,
         .client_id = w->cfg->worker.id,
-        .topic = w->cfg->worker.requests_topic,
-        .session_timeout_ms = w->cfg->worker.kafka_session_timeout_ms,
+        .topic = w->cfg->kafka.requests_topic,
+        .session_timeout_ms = w->cfg->kafka.session_timeout_ms,
     };
     pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_kafka_state};
     pc_err_t err = pc_kafka_new(w->loop, &kc, &handlers, w, &w->kafka, diag);
     if (err == PC_OK)
-        err = pc_kafka_warm_topic(w->kafka, w->cfg->worker.results_topic, diag);
+        err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.results_topic, diag);
     if (err == PC_OK)
-        err = pc_kafka_warm_topic(w->kafka, w->cfg->worker.dlq_topic, diag);
+        err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.dlq_topic, diag);
     if (err == PC_OK)
         err = pc_kafka_start(w->kafka, diag);
     return err;
@@ -282,7 +282,7 @@ static void on_registered(void *arg, pc_err_t err, const pc_diag_t *diag)
         return;
     }
     pc_log(PC_LOG_INFO, "started", "registered and consuming", "topic",
-           w->cfg->worker.requests_topic, "group", w->cfg->worker.kafka_group_id, NULL);
+           w->cfg->kafka.requests_topic, "group", w->cfg->kafka.group_id, NULL);
 }
 
 /* ---- signals and drain ------------------------------------------------------------------- */
@@ -381,7 +381,7 @@ static void worker_close_components(pc_worker_t *w)
     }
     if (w->engine != NULL) {
         w->open_handles++;
-        pc_engine_close_remote(w->engine, on_component_closed, w);
+        pc_engine_close(w->engine, on_component_closed, w);
     }
     w->open_handles++;
     if (w->kafka != NULL) {
@@ -495,18 +495,18 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
     if ((w->keyq = pc_keyq_new(4096)) == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
     pc_redis_config_t rc = {
-        .host = cfg->worker.redis_host,
-        .port = (int)cfg->worker.redis_port,
-        .password = cfg->worker.redis_password,
-        .command_timeout_ms = cfg->worker.redis_timeout_ms,
+        .host = cfg->redis.host,
+        .port = (int)cfg->redis.port,
+        .password = cfg->redis.password,
+        .command_timeout_ms = cfg->redis.command_timeout_ms,
     };
     pc_worker_info_t info = {cfg->worker.id, "", PC_VERSION, pc_now_ms()};
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
     info.host = host;
     if ((err = pc_redis_new(loop, &rc, &w->redis, diag)) != PC_OK ||
-        (err = pc_dedupe_new(w->redis, cfg->worker.id, cfg->worker.lease_ms,
-                             (int64_t)cfg->worker.retention_hours * 3600 * 1000, &w->dedupe,
+        (err = pc_dedupe_new(w->redis, cfg->worker.id, cfg->redis.lease_ms,
+                             (int64_t)cfg->redis.retention_hours * 3600 * 1000, &w->dedupe,
                              diag)) != PC_OK ||
         (err = pc_registry_new(w->redis, &info, cfg->worker.max_instances,
                                cfg->worker.heartbeat_ttl_ms, &w->registry, diag)) != PC_OK)

@@ -1,9 +1,11 @@
 /*
- * ca.c - what every CA backend shares: the template policy check, template lookup, the
- * synchronous wrappers for tools and tests, and freeing.
+ * ca.c - what every CA backend shares: the template policy check, template lookup, serial
+ * parsing, the calls callers make through the vtable, the synchronous wrappers for tools, and
+ * freeing.
  *
  * The policy check lives here, not in a backend, so that no backend can sign something a
- * template forbids. Any thread: nothing here keeps state between calls.
+ * template forbids. The policy check and serial parsing run on any thread; the calls follow the
+ * threads of ca.h.
  */
 #include "ca.h"
 
@@ -14,24 +16,10 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
+#include "usage.h"
+
 #define DEFAULT_MIN_RSA_BITS 2048u
 #define DEFAULT_MIN_EC_BITS 256u
-
-/* Names of the KU_* bits, as OpenSSL and RFC 5280 spell them. */
-static const struct {
-    unsigned mask;
-    const char *name;
-} ku_names[] = {
-    {KU_DIGITAL_SIGNATURE, "digitalSignature"},
-    {KU_NON_REPUDIATION, "nonRepudiation"},
-    {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
-    {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
-    {KU_KEY_AGREEMENT, "keyAgreement"},
-    {KU_KEY_CERT_SIGN, "keyCertSign"},
-    {KU_CRL_SIGN, "cRLSign"},
-    {KU_ENCIPHER_ONLY, "encipherOnly"},
-    {KU_DECIPHER_ONLY, "decipherOnly"},
-};
 
 /* Appends text to buf (size n) at *pos, separated by ", " after the first item; truncates. */
 static void list_append(char *buf, size_t n, size_t *pos, const char *text)
@@ -43,17 +31,6 @@ static void list_append(char *buf, size_t n, size_t *pos, const char *text)
         *pos += (size_t)w;
     if (*pos >= n)
         *pos = n;
-}
-
-static void ku_list(unsigned mask, char *buf, size_t n)
-{
-    size_t pos = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof(ku_names) / sizeof(ku_names[0]); i++)
-        if ((mask & ku_names[i].mask) != 0)
-            list_append(buf, n, &pos, ku_names[i].name);
-    if (pos == 0)
-        snprintf(buf, n, "none");
 }
 
 /* The short name of obj ("clientAuth"), or its dotted OID when OpenSSL has no name for it. */
@@ -161,8 +138,8 @@ static pc_err_t check_key_usage(const pc_ca_template_t *tmpl, const STACK_OF(X50
     if (extra == 0)
         return PC_OK;
     char bad[256], allowed[256];
-    ku_list(extra, bad, sizeof(bad));
-    ku_list(tmpl->allowed_key_usage, allowed, sizeof(allowed));
+    pc_key_usage_text(extra, bad, sizeof(bad));
+    pc_key_usage_text(tmpl->allowed_key_usage, allowed, sizeof(allowed));
     return pc_fail(diag, PC_ERR_POLICY, "template \"%s\" does not allow key usage %s; allowed: %s",
                    tmpl->name, bad, allowed);
 }
@@ -279,11 +256,78 @@ const pc_ca_template_t *pc_ca_find_template(const pc_ca_t *ca, const char *name)
     return NULL;
 }
 
-/* What a blocking backend reported through its done callback. */
+/* ---- calls ----------------------------------------------------------------------------- */
+
+bool pc_ca_healthy(const pc_ca_t *ca)
+{
+    return ca->ops->healthy == NULL || ca->ops->healthy(ca);
+}
+
+void pc_ca_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
+                  void *arg)
+{
+    ca->ops->submit(ca, csr, issue, done, arg);
+}
+
+void pc_ca_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg)
+{
+    ca->ops->revoke(ca, rev, done, arg);
+}
+
+STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca)
+{
+    return ca->ops->get0_chain(ca);
+}
+
+bool pc_ca_can_find_issued(const pc_ca_t *ca)
+{
+    return ca->ops->find_issued != NULL;
+}
+
+void pc_ca_find_issued(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg)
+{
+    if (ca->ops->find_issued != NULL) {
+        ca->ops->find_issued(ca, request_id, found, arg);
+        return;
+    }
+    pc_diag_t diag;
+    found(arg,
+          pc_fail(&diag, PC_ERR_NOT_SUPPORTED,
+                  "CA \"%s\" (%s) cannot look certificates up by request", ca->name, ca->ops->kind),
+          NULL, 0, &diag);
+}
+
+void pc_ca_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg)
+{
+    ca->ops->close(ca, closed, arg);
+}
+
+pc_err_t pc_ca_serial_parse(const pc_ca_t *ca, const char *hex, BIGNUM **out, pc_diag_t *diag)
+{
+    size_t len = hex != NULL ? strlen(hex) : 0;
+
+    *out = NULL;
+    if (len == 0 || len > 64 || strspn(hex, "0123456789abcdefABCDEF") != len ||
+        BN_hex2bn(out, hex) != (int)len) {
+        BN_free(*out);
+        *out = NULL;
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "\"%s\" is not a certificate serial number; give it in hex without "
+                       "separators (CA \"%s\")",
+                       hex != NULL ? hex : "", ca->name);
+    }
+    return PC_OK;
+}
+
+/* ---- synchronous calls, for CAs opened without a loop ----------------------------------- */
+
+/* What a backend reported through its callback. */
 typedef struct sync_outcome {
     bool called;
     pc_err_t err;
     X509 *cert;
+    pc_ca_serial_t *serials;
+    size_t count;
     pc_diag_t diag;
 } sync_outcome_t;
 
@@ -297,11 +341,29 @@ static void sync_done(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag
         outcome->diag = *diag;
 }
 
+static void sync_found(void *arg, pc_err_t err, const pc_ca_serial_t *serials, size_t count,
+                       const pc_diag_t *diag)
+{
+    sync_outcome_t *outcome = arg;
+    outcome->called = true;
+    outcome->err = err;
+    if (diag != NULL)
+        outcome->diag = *diag;
+    if (err != PC_OK || count == 0)
+        return;
+    if ((outcome->serials = malloc(count * sizeof(*serials))) == NULL) {
+        outcome->err = pc_fail(&outcome->diag, PC_ERR_NOMEM, "out of memory");
+        return;
+    }
+    memcpy(outcome->serials, serials, count * sizeof(*serials));
+    outcome->count = count;
+}
+
 static pc_err_t sync_finish(const pc_ca_t *ca, sync_outcome_t *outcome, pc_diag_t *diag)
 {
     if (!outcome->called)
         return pc_fail(diag, PC_ERR_NOT_SUPPORTED,
-                       "CA \"%s\" (%s) did not complete synchronously; its backend is broken",
+                       "CA \"%s\" (%s) did not complete inside the call; its backend is broken",
                        ca->name, ca->ops->kind);
     if (outcome->err != PC_OK && diag != NULL)
         *diag = outcome->diag;
@@ -312,10 +374,10 @@ static pc_err_t sync_precheck(const pc_ca_t *ca, pc_diag_t *diag)
 {
     if (ca == NULL || ca->ops == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "no CA given");
-    if (!ca->ops->blocking)
+    if (ca->loop != NULL)
         return pc_fail(diag, PC_ERR_NOT_SUPPORTED,
-                       "CA \"%s\" (%s) works asynchronously on the loop thread; it cannot be "
-                       "called synchronously",
+                       "CA \"%s\" (%s) runs on an event loop; it cannot be called "
+                       "synchronously",
                        ca->name, ca->ops->kind);
     return PC_OK;
 }
@@ -323,13 +385,13 @@ static pc_err_t sync_precheck(const pc_ca_t *ca, pc_diag_t *diag)
 pc_err_t pc_ca_submit_sync(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, X509 **cert,
                            pc_diag_t *diag)
 {
-    sync_outcome_t outcome = {.called = false, .err = PC_OK, .cert = NULL};
+    sync_outcome_t outcome = {.called = false};
 
     *cert = NULL;
     pc_err_t err = sync_precheck(ca, diag);
     if (err != PC_OK)
         return err;
-    ca->ops->submit_csr(ca, csr, issue, sync_done, &outcome);
+    ca->ops->submit(ca, csr, issue, sync_done, &outcome);
     err = sync_finish(ca, &outcome, diag);
     if (err == PC_OK)
         *cert = outcome.cert;
@@ -340,7 +402,7 @@ pc_err_t pc_ca_submit_sync(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issu
 
 pc_err_t pc_ca_revoke_sync(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_diag_t *diag)
 {
-    sync_outcome_t outcome = {.called = false, .err = PC_OK, .cert = NULL};
+    sync_outcome_t outcome = {.called = false};
 
     pc_err_t err = sync_precheck(ca, diag);
     if (err != PC_OK)
@@ -348,6 +410,27 @@ pc_err_t pc_ca_revoke_sync(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_diag_t *di
     ca->ops->revoke(ca, rev, sync_done, &outcome);
     X509_free(outcome.cert);
     return sync_finish(ca, &outcome, diag);
+}
+
+pc_err_t pc_ca_find_issued_sync(pc_ca_t *ca, const char *request_id, pc_ca_serial_t **serials,
+                                size_t *count, pc_diag_t *diag)
+{
+    sync_outcome_t outcome = {.called = false};
+
+    *serials = NULL;
+    *count = 0;
+    pc_err_t err = sync_precheck(ca, diag);
+    if (err != PC_OK)
+        return err;
+    pc_ca_find_issued(ca, request_id, sync_found, &outcome);
+    err = sync_finish(ca, &outcome, diag);
+    if (err != PC_OK) {
+        free(outcome.serials);
+        return err;
+    }
+    *serials = outcome.serials;
+    *count = outcome.count;
+    return PC_OK;
 }
 
 void pc_ca_base_clear(pc_ca_t *ca)

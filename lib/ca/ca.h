@@ -1,17 +1,28 @@
 /*
- * ca.h - the certification-authority backend interface, and certificate templates.
+ * ca.h - the certification-authority interface, and certificate templates.
  *
- * One small vtable shared by every backend (local: in-process OpenSSL CA; cfssl and others
- * later), one file per backend. Template policy is checked here, before any backend signs.
- * A backend whose ops->blocking is true does its work on the calling thread (call it from a pool
- * thread); otherwise it runs on the loop thread and calls back there later.
+ * One small vtable shared by every backend, one folder per backend: local/ (an in-process
+ * OpenSSL CA with its records in Redis) and cfssl/ (a remote cfssl over HTTP). A caller sees
+ * only this interface: it submits, revokes, looks certificates up by request, asks whether the
+ * CA is healthy and closes it, and each backend decides inside itself where its work runs (the
+ * local CA on the loop's thread pool, cfssl on the loop itself).
+ *
+ * Threads. A CA opened with an event loop (pc_ca_t.loop set: the worker) is called on that
+ * loop's thread and calls back there, after the call returned, except when it refuses at once
+ * (bad arguments, out of memory, a look-up it cannot do): then inside the call, so a caller
+ * keeps what the callback needs before calling. A CA opened without a loop (tools: pkcsctl
+ * issue --offline, the engine benchmark, pkcsctl crl) does its work inside the call and calls
+ * back before returning; the pc_ca_*_sync wrappers are for those. Template policy is checked
+ * inside submit, before any backend signs.
  */
 #ifndef PC_CA_H
 #define PC_CA_H
 
 #include <stdbool.h>
 
+#include <openssl/bn.h>
 #include <openssl/x509v3.h>
+#include <uv.h>
 
 #include "pc_err.h"
 
@@ -59,25 +70,41 @@ typedef struct pc_ca_revoke {
     pc_revoke_reason_t reason;
 } pc_ca_revoke_t;
 
+/* A serial number in canonical form: upper-case hex of even length, as BN_bn2hex writes it. */
+typedef struct pc_ca_serial {
+    char hex[64];
+} pc_ca_serial_t;
+
 /* Completion of a submit or revoke: err and diag say what failed; cert (submit only, else NULL)
  * becomes the callee's. */
 typedef void (*pc_ca_done_fn)(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag);
 
+/* Completion of a look-up: serials (borrowed for the call) of count certificates. */
+typedef void (*pc_ca_found_fn)(void *arg, pc_err_t err, const pc_ca_serial_t *serials, size_t count,
+                               const pc_diag_t *diag);
+
+/* The backend interface. The arguments of a call (csr, issue, rev and the strings they point
+ * to) are borrowed until its callback has run. Every callback runs exactly once. */
 typedef struct pc_ca_ops {
     const char *kind; /* "local", "cfssl", ... */
-    bool blocking;
-    /* Checks the template, then signs. Calls done exactly once. */
-    void (*submit_csr)(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
-                       void *arg);
-    /* Revokes a serial; revoking twice is not an error. Calls done exactly once. */
+    /* Whether the CA can be used now (for /readyz): its certificate is known, it answers. */
+    bool (*healthy)(const pc_ca_t *ca);
+    /* Checks the template, then has the CSR signed. */
+    void (*submit)(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
+                   void *arg);
+    /* Revokes a serial; revoking twice is not an error. PC_ERR_NOT_FOUND when the CA never
+     * issued it. */
     void (*revoke)(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
-    /* Optional (NULL when the backend cannot): the serials (canonical hex, malloc'd array the
-     * caller frees) of every certificate issued for request_id. Blocking. Lets a worker that
-     * takes over a request find and revoke a certificate its dead predecessor obtained. */
-    pc_err_t (*find_issued)(pc_ca_t *ca, const char *request_id, char (**serials)[64],
-                            size_t *count, pc_diag_t *diag);
-    /* Borrowed chain: issuing CA first, up to the root. */
+    /* The serials of every certificate issued for request_id, oldest first: a worker that
+     * takes a request over finds what its dead predecessor obtained. NULL when the backend
+     * cannot look certificates up (cfssl's API cannot): the worker then records each serial
+     * as soon as the CA returns it, so that orphans are found from its own records. */
+    void (*find_issued)(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg);
+    /* Borrowed chain: issuing CA first, up to the root; NULL while not known yet. */
     STACK_OF(X509) * (*get0_chain)(pc_ca_t *ca);
+    /* Fails or finishes what is pending (callbacks run), stops using the loop, and calls closed
+     * (may be NULL) when nothing of the CA is left on it; then pc_ca_free. */
+    void (*close)(pc_ca_t *ca, void (*closed)(void *arg), void *arg);
     void (*free)(pc_ca_t *ca);
 } pc_ca_ops_t;
 
@@ -85,23 +112,47 @@ typedef struct pc_ca_ops {
 struct pc_ca {
     const pc_ca_ops_t *ops;
     char *name;
+    uv_loop_t *loop; /* NULL: opened for a tool; every call completes inside itself */
     pc_ca_template_t **templates;
     size_t template_count;
 };
 
+/* The calls, one per op, for callers (they check nothing the backend does not). */
+bool pc_ca_healthy(const pc_ca_t *ca);
+void pc_ca_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
+                  void *arg);
+void pc_ca_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
+STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca);
+
+/* pc_ca_can_find_issued tells whether the CA can look certificates up by request. */
+bool pc_ca_can_find_issued(const pc_ca_t *ca);
+
+/* pc_ca_find_issued looks up request_id's certificates; PC_ERR_NOT_SUPPORTED through found
+ * (inside the call) when the CA cannot (see pc_ca_can_find_issued). */
+void pc_ca_find_issued(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg);
+
+/* pc_ca_close closes ca on its loop (see ops->close); closed may be NULL. Loop thread. */
+void pc_ca_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg);
+
 /* pc_ca_find_template returns the borrowed template called name (case-sensitive), or NULL. */
 const pc_ca_template_t *pc_ca_find_template(const pc_ca_t *ca, const char *name);
 
-/* pc_ca_submit_sync runs a blocking backend's submit and returns its outcome (*cert is the
- * caller's); PC_ERR_NOT_SUPPORTED for a non-blocking backend. For tools and tests. */
+/* pc_ca_serial_parse reads a serial number given in hex (either case, no separators, at most 64
+ * digits) into *out (the caller's, BN_free). PC_ERR_INVALID_PARAM naming ca's name and what to
+ * give otherwise. Any thread. */
+pc_err_t pc_ca_serial_parse(const pc_ca_t *ca, const char *hex, BIGNUM **out, pc_diag_t *diag);
+
+/* pc_ca_submit_sync, pc_ca_revoke_sync and pc_ca_find_issued_sync run a call on a CA opened
+ * without a loop and return its outcome (*cert is the caller's; *serials too, with free);
+ * PC_ERR_NOT_SUPPORTED for a CA that runs on a loop. For tools and tests, on their thread. */
 pc_err_t pc_ca_submit_sync(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, X509 **cert,
                            pc_diag_t *diag);
-
-/* pc_ca_revoke_sync: the same for revoke. */
 pc_err_t pc_ca_revoke_sync(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_diag_t *diag);
+pc_err_t pc_ca_find_issued_sync(pc_ca_t *ca, const char *request_id, pc_ca_serial_t **serials,
+                                size_t *count, pc_diag_t *diag);
 
 /* pc_ca_free frees any backend (NULL allowed) by calling its ops->free, which frees everything,
- * the pc_ca_t itself included. */
+ * the pc_ca_t itself included. A CA with a loop is closed first (pc_ca_close). */
 void pc_ca_free(pc_ca_t *ca);
 
 /* pc_ca_base_clear frees the shared members of ca (name, templates) and leaves them empty; a

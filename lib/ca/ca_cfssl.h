@@ -1,6 +1,7 @@
 /*
  * ca_cfssl.h - the cfssl backend: a remote CloudFlare cfssl CA ("cfssl serve") over HTTP(S),
- * asynchronous on the worker's libuv loop (ops->blocking is false).
+ * asynchronous on the worker's libuv loop: every call runs on the loop (libcurl's multi
+ * interface) and answers there.
  *
  * Templates are enforced here, before any request is sent; the cfssl profile a template maps
  * to decides what cfssl puts in the certificate (key usages, EKUs, validity). cfssl keeps only
@@ -62,8 +63,10 @@ typedef struct pc_ca_cfssl_config {
 /* pc_ca_cfssl_new makes the backend and starts fetching the CA's certificate (POST
  * /api/v1/cfssl/info), retrying with backoff until it comes; until then get0_chain returns
  * NULL and revoke fails with PC_ERR_CA_UNAVAILABLE (see pc_ca_cfssl_on_ready). *out is the
- * caller's: pc_ca_free or pc_ca_cfssl_close. PC_ERR_INVALID_PARAM naming the bad setting.
- * Loop thread. */
+ * caller's: pc_ca_close, which fails what is pending with PC_ERR_CA_UNAVAILABLE (callbacks run
+ * before it returns) and frees the CA in its last close callback; or pc_ca_free, the same
+ * without the notice. Either way, run the loop before uv_loop_close(). PC_ERR_INVALID_PARAM
+ * naming the bad setting. Loop thread. */
 pc_err_t pc_ca_cfssl_new(uv_loop_t *loop, const pc_ca_cfssl_config_t *cfg, pc_ca_t **out,
                          pc_diag_t *diag);
 
@@ -75,17 +78,7 @@ typedef void (*pc_ca_cfssl_ready_fn)(void *arg, pc_err_t err);
  * already. Loop thread. */
 void pc_ca_cfssl_on_ready(pc_ca_t *ca, pc_ca_cfssl_ready_fn fn, void *arg);
 
-/* pc_ca_cfssl_healthy tells /readyz whether the CA can be used: its certificate is known and
- * the circuit breaker is closed. */
-bool pc_ca_cfssl_healthy(const pc_ca_t *ca);
-
 /* pc_ca_cfssl_requests counts the HTTP requests sent to cfssl so far (metrics, tests). */
 unsigned long pc_ca_cfssl_requests(const pc_ca_t *ca);
-
-/* pc_ca_cfssl_close fails what is pending with PC_ERR_CA_UNAVAILABLE (done callbacks run
- * before it returns), and frees ca in its last close callback, then calls closed (may be
- * NULL). pc_ca_free(ca) does the same without the notice. Either way, run the loop before
- * uv_loop_close(). Loop thread. */
-void pc_ca_cfssl_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg);
 
 #endif

@@ -8,6 +8,7 @@
 #include "redis.h"
 
 typedef struct pc_ca_local_config {
+    uv_loop_t *loop;            /* calls run on its thread pool; NULL: inside each call (tools) */
     const char *name;           /* CA name requests refer to, e.g. "local" */
     const char *state_dir;      /* where a generated CA key and certificate live */
     const char *cert_file;      /* optional PEM: use this CA certificate (+ chain after it) */

@@ -69,10 +69,13 @@ static const char intent_lua[] = "local h = redis.call('HMGET', KEYS[1], 'state'
                                  "redis.call('HSET', KEYS[1], 'intent', ARGV[2])\n"
                                  "return 1\n";
 
-/* KEYS[1] record; ARGV token, fence, result, digest, retention_ms -> 1 | 0 */
+/* KEYS[1] record; ARGV token, fence, result, digest, retention_ms -> 1 | 0. Completing again
+ * with the same result is 1: a retry after a reply lost on the way (a timeout) must not look
+ * like another owner's result, which would make the worker revoke the certificate it delivered. */
 static const char complete_lua[] =
     LUA_NOW "local key = KEYS[1]\n"
-            "local h = redis.call('HMGET', key, 'state', 'token', 'fence')\n"
+            "local h = redis.call('HMGET', key, 'state', 'token', 'fence', 'digest')\n"
+            "if h[1] == 'done' and h[4] == ARGV[4] then return 1 end\n"
             "if h[1] ~= 'claimed' or h[2] ~= ARGV[1] or h[3] ~= ARGV[2] then return 0 end\n"
             "redis.call('HSET', key, 'state', 'done', 'result', ARGV[3], 'digest', ARGV[4],\n"
             "           'completed_at', now)\n"

@@ -71,7 +71,8 @@ pc_err_t pc_dedupe_renew(pc_dedupe_t *dd, const char *tenant, const char *reques
 pc_err_t pc_dedupe_set_intent(pc_dedupe_t *dd, const char *tenant, const char *request_id,
                               const char *token, const unsigned char *intent, size_t len,
                               pc_dedupe_done_fn cb, void *arg);
-/* complete stores result and marks the record done, only if token and fence still match. */
+/* complete stores result and marks the record done, only if token and fence still match; a
+ * record already done with this very result (a retry whose first reply was lost) is PC_OK. */
 pc_err_t pc_dedupe_complete(pc_dedupe_t *dd, const char *tenant, const char *request_id,
                             const char *token, int64_t fence, const unsigned char *result,
                             size_t len, pc_dedupe_done_fn cb, void *arg);

@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 
 #include "file.h"
+#include "usage.h"
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
@@ -83,29 +84,6 @@ static pc_err_t template_add_eku(pc_ca_template_t *t, const char *name, pc_diag_
     return err;
 }
 
-static const struct {
-    const char *name;
-    unsigned bit;
-} usage_names[] = {
-    {"digitalSignature", KU_DIGITAL_SIGNATURE}, {"nonRepudiation", KU_NON_REPUDIATION},
-    {"keyEncipherment", KU_KEY_ENCIPHERMENT},   {"dataEncipherment", KU_DATA_ENCIPHERMENT},
-    {"keyAgreement", KU_KEY_AGREEMENT},
-};
-
-static pc_err_t usage_bit(const char *name, unsigned *bit, pc_diag_t *diag)
-{
-    for (size_t i = 0; i < sizeof(usage_names) / sizeof(usage_names[0]); i++) {
-        if (strcasecmp(name, usage_names[i].name) == 0) {
-            *bit = usage_names[i].bit;
-            return PC_OK;
-        }
-    }
-    return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                   "unknown key usage \"%s\"; use digitalSignature, nonRepudiation, "
-                   "keyEncipherment, dataEncipherment or keyAgreement",
-                   name);
-}
-
 static pc_err_t template_lists(pc_ca_template_t *t, json_t *obj, const char *where, pc_diag_t *diag)
 {
     json_t *ekus = json_object_get(obj, "allowed_ekus");
@@ -130,7 +108,7 @@ static pc_err_t template_lists(pc_ca_template_t *t, json_t *obj, const char *whe
         if (!json_is_string(v))
             return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s.allowed_key_usages[%zu] is not a string",
                            where, i);
-        if ((err = usage_bit(json_string_value(v), &bit, diag)) != PC_OK)
+        if ((err = pc_key_usage_parse(json_string_value(v), &bit, diag)) != PC_OK)
             return err;
         t->allowed_key_usage |= bit;
     }
@@ -434,7 +412,7 @@ static pc_err_t parse_top(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
         goto out_free_mode;
     if ((err = parse_cas(cfg, json_object_get(root, "cas"), diag)) != PC_OK)
         goto out_free_mode;
-    err = pc_config_worker_parse(cfg, root, diag);
+    err = pc_config_settings_parse(cfg, root, diag);
 out_free_mode:
     free(mode);
     return err;
@@ -517,6 +495,6 @@ void pc_config_free(pc_config_t *cfg)
         free_ca(&cfg->cas[i]);
     free(cfg->cas);
     free(cfg->state_dir);
-    pc_config_worker_clear(cfg);
+    pc_config_settings_clear(cfg);
     free(cfg);
 }

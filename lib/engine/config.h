@@ -10,6 +10,7 @@
 #include "ca.h"
 #include "keygen.h"
 #include "pc_err.h"
+#include "redis.h"
 
 typedef struct pc_config_ca {
     char *name;           /* "local" */
@@ -44,12 +45,35 @@ typedef struct pc_config_signer {
     char *secret_file;     /* for hmac-sha256 */
 } pc_config_signer_t;
 
-/* Scalar settings of the worker, Kafka and Redis; see pc_settings in config_worker.c for the
- * JSON names, environment variables and defaults. */
+/* The scalar settings, one struct per section of the file; see the settings table in
+ * config_settings.c for the JSON names, environment variables and defaults. */
+
+/* "kafka": the brokers and topics, for every process that talks to Kafka. */
+typedef struct pc_config_kafka {
+    char *brokers;               /* default 127.0.0.1:9092 */
+    char *group_id;              /* default pkcs-workers */
+    char *group_instance_id;     /* static membership, default none */
+    char *requests_topic;        /* default pkcs.requests */
+    char *results_topic;         /* default pkcs.results */
+    char *dlq_topic;             /* default pkcs.requests.dlq */
+    unsigned session_timeout_ms; /* default 10000 */
+} pc_config_kafka_t;
+
+/* "redis": the cluster's Redis, and how long what the workers keep there lives. */
+typedef struct pc_config_redis {
+    char *host;                  /* default 127.0.0.1 */
+    unsigned port;               /* default 6379 */
+    char *password;              /* default none; wiped when freed */
+    unsigned command_timeout_ms; /* default 2000 */
+    unsigned lease_ms;           /* default 30000 */
+    unsigned retention_hours;    /* cached results kept, default 168 */
+} pc_config_redis_t;
+
+/* "worker": one pkcs-worker process. */
 typedef struct pc_config_worker {
     char *id;                  /* default: host name + "-" + pid */
     unsigned max_in_flight;    /* requests in the pipeline at once, default 64 */
-    unsigned resume_below;     /* resume intake below this, default max_in_flight / 2 */
+    unsigned resume_below;     /* resume intake below this, default max_in_flight */
     unsigned threadpool_size;  /* 0 = number of cores */
     unsigned max_instances;    /* cluster limit, default 100 */
     unsigned heartbeat_ms;     /* default 3000 */
@@ -63,49 +87,49 @@ typedef struct pc_config_worker {
     unsigned retry_min_ms;     /* backoff for retryable failures, default 200 */
     unsigned retry_max_ms;     /* default 10000 */
     bool allow_unsigned;       /* accept requests without signature: tests only, default false */
-    char *kafka_brokers;       /* default 127.0.0.1:9092 */
-    char *kafka_group_id;      /* default pkcs-workers */
-    char *kafka_group_instance_id;     /* static membership, default none */
-    char *requests_topic;              /* default pkcs.requests */
-    char *results_topic;               /* default pkcs.results */
-    char *dlq_topic;                   /* default pkcs.requests.dlq */
-    unsigned kafka_session_timeout_ms; /* default 10000 */
-    char *redis_host;                  /* default 127.0.0.1 */
-    unsigned redis_port;               /* default 6379 */
-    char *redis_password;              /* default none */
-    unsigned redis_timeout_ms;         /* default 2000 */
-    unsigned lease_ms;                 /* default 30000 */
-    unsigned retention_hours;          /* cached results kept, default 168 */
-    char *import_key_file;             /* PEM private key for IMPORT_PFX passwords, default none */
-    char *import_key_id;               /* its id, default "import-1" */
-    char *coordinator_http_host;       /* default 127.0.0.1 */
-    unsigned coordinator_http_port;    /* default 9470 */
-    unsigned topic_partitions;         /* default 128 */
-    unsigned topic_replication;        /* default 1 */
-    unsigned topic_retention_hours;    /* default 168 */
+    char *import_key_file;     /* PEM private key for IMPORT_PFX passwords, default none */
+    char *import_key_id;       /* its id, default "import-1" */
 } pc_config_worker_t;
+
+/* "coordinator": the control plane's HTTP port and the topics it creates. */
+typedef struct pc_config_coordinator {
+    char *http_host;                /* default 127.0.0.1 */
+    unsigned http_port;             /* default 9470 */
+    unsigned topic_partitions;      /* default 128 */
+    unsigned topic_replication;     /* default 1 */
+    unsigned topic_retention_hours; /* default 168 */
+} pc_config_coordinator_t;
 
 typedef struct pc_config {
     char *state_dir;              /* default "./state"; env PC_STATE_DIR */
     pc_keygen_mode_t keygen_mode; /* "fast" (default) or "provider"; env PC_KEYGEN_MODE */
     pc_config_ca_t *cas;
     size_t ca_count;
+    pc_config_kafka_t kafka;
+    pc_config_redis_t redis;
     pc_config_worker_t worker;
+    pc_config_coordinator_t coordinator;
     pc_config_signer_t *signers;
     size_t signer_count;
 } pc_config_t;
 
-/* pc_config_worker_parse fills cfg->worker from the "worker", "kafka" and "redis" objects of
- * root (any may be missing), then PC_* environment overrides, then defaults; and cfg->signers
- * from "signers". Called by pc_config_load. */
-pc_err_t pc_config_worker_parse(pc_config_t *cfg, json_t *root, pc_diag_t *diag);
-void pc_config_worker_clear(pc_config_t *cfg);
+/* pc_config_settings_parse fills the kafka, redis, worker and coordinator sections of cfg from
+ * the objects of those names in root (any may be missing), then PC_* environment overrides,
+ * then defaults; and cfg->signers from "signers". Called by pc_config_load. */
+pc_err_t pc_config_settings_parse(pc_config_t *cfg, json_t *root, pc_diag_t *diag);
+
+/* pc_config_settings_clear frees what pc_config_settings_parse filled, wiping secrets. */
+void pc_config_settings_clear(pc_config_t *cfg);
 
 /* pc_config_load reads path (NULL: defaults only), applies environment overrides and fills in
  * defaults: a local CA named "local" with templates User, Device and SMIME when no CA is
  * configured. Unknown keys are errors (a typo must not be silently ignored). *out is the
  * caller's (pc_config_free). */
 pc_err_t pc_config_load(const char *path, pc_config_t **out, pc_diag_t *diag);
+
+/* pc_config_redis is the redis section as the Redis clients take it (strings borrowed from
+ * cfg). */
+pc_redis_config_t pc_config_redis(const pc_config_t *cfg);
 
 /* pc_config_free frees cfg (NULL allowed), wiping passphrases. */
 void pc_config_free(pc_config_t *cfg);

@@ -1,6 +1,7 @@
 /*
- * engine.c - one request start to end on the calling thread: validate, then the issue stages
- * (issue.c) or a revocation. Blocking; the worker spreads the same stages over its loop.
+ * engine.c - the configured CAs (one opener per backend type, from a table), the import key,
+ * and one request start to end on the calling thread for tools: validate, then the issue stages
+ * (issue.c), a revocation or an import. The worker spreads the same stages over its loop.
  */
 #include "engine.h"
 
@@ -14,7 +15,8 @@
 #include "clock.h"
 #include "result.h"
 
-static pc_err_t open_cfssl(pc_config_ca_t *c, uv_loop_t *loop, pc_ca_t **out, pc_diag_t *diag)
+static pc_err_t open_cfssl(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_config_t *redis,
+                           pc_ca_t **out, pc_diag_t *diag)
 {
     pc_ca_cfssl_profile_t *profiles = calloc(c->profile_count + 1, sizeof(*profiles));
     if (profiles == NULL)
@@ -49,19 +51,11 @@ static pc_err_t open_cfssl(pc_config_ca_t *c, uv_loop_t *loop, pc_ca_t **out, pc
     return err;
 }
 
-static pc_err_t open_ca(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_config_t *redis,
-                        pc_ca_t **out, pc_diag_t *diag)
+static pc_err_t open_local(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_config_t *redis,
+                           pc_ca_t **out, pc_diag_t *diag)
 {
-    if (strcmp(c->type, "cfssl") == 0) {
-        pc_err_t err = open_cfssl(c, loop, out, diag);
-        if (err == PC_OK) {
-            free(c->templates); /* the CA took the templates, not the array */
-            c->templates = NULL;
-            c->template_count = 0;
-        }
-        return err;
-    }
     pc_ca_local_config_t lc = {
+        .loop = loop,
         .name = c->name,
         .state_dir = c->state_dir,
         .cert_file = c->cert_file,
@@ -79,25 +73,46 @@ static pc_err_t open_ca(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_confi
         char prefix[160];
         snprintf(prefix, sizeof(prefix), "CA \"%s\"", c->name);
         pc_diag_prefix(diag, prefix);
+    }
+    return err;
+}
+
+/* The backends by configuration type; remote ones need an event loop. */
+static const struct {
+    const char *type;
+    bool needs_loop;
+    pc_err_t (*open)(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_config_t *redis,
+                     pc_ca_t **out, pc_diag_t *diag);
+} backends[] = {
+    {"local", false, open_local},
+    {"cfssl", true, open_cfssl},
+};
+
+static pc_err_t open_ca(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_config_t *redis,
+                        pc_ca_t **out, pc_diag_t *diag)
+{
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+        if (strcmp(c->type, backends[i].type) != 0)
+            continue;
+        if (backends[i].needs_loop && loop == NULL)
+            return PC_OK; /* *out stays NULL: left out */
+        pc_err_t err = backends[i].open(c, loop, redis, out, diag);
+        if (err == PC_OK) {
+            free(c->templates); /* the CA took the templates, not the array */
+            c->templates = NULL;
+            c->template_count = 0;
+        }
         return err;
     }
-    free(c->templates); /* the CA took the templates, not the array */
-    c->templates = NULL;
-    c->template_count = 0;
-    return PC_OK;
+    return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\" has unknown type \"%s\"", c->name,
+                   c->type);
 }
 
 /* offline: the local CAs keep their records in their state folders, not in Redis. */
 static pc_err_t engine_new(pc_config_t *cfg, uv_loop_t *loop, bool offline, pc_engine_t **out,
                            pc_diag_t *diag)
 {
-    const pc_config_worker_t *w = &cfg->worker;
-    const pc_redis_config_t redis = {
-        .host = w->redis_host,
-        .port = (int)w->redis_port,
-        .password = w->redis_password,
-        .command_timeout_ms = w->redis_timeout_ms,
-    };
+    const pc_redis_config_t redis = pc_config_redis(cfg);
     *out = NULL;
     pc_engine_t *engine = calloc(1, sizeof(*engine));
     if (engine == NULL || (engine->cas = calloc(cfg->ca_count, sizeof(pc_ca_t *))) == NULL) {
@@ -115,15 +130,14 @@ static pc_err_t engine_new(pc_config_t *cfg, uv_loop_t *loop, bool offline, pc_e
         }
     }
     for (size_t i = 0; i < cfg->ca_count; i++) {
-        if (loop == NULL && strcmp(cfg->cas[i].type, "local") != 0)
-            continue; /* remote CAs live on the worker's loop */
         pc_err_t err = open_ca(&cfg->cas[i], loop, offline ? NULL : &redis,
                                &engine->cas[engine->ca_count], diag);
         if (err != PC_OK) {
             pc_engine_free(engine);
             return err;
         }
-        engine->ca_count++;
+        if (engine->cas[engine->ca_count] != NULL)
+            engine->ca_count++;
     }
     *out = engine;
     return PC_OK;
@@ -152,7 +166,8 @@ pc_ca_t *pc_engine_find_ca(const pc_engine_t *engine, const char *name)
     return NULL;
 }
 
-static pc_err_t find_ca(const pc_engine_t *engine, const char *name, pc_ca_t **ca, pc_diag_t *diag)
+pc_err_t pc_engine_find_ca_for(const pc_engine_t *engine, const char *name, pc_ca_t **ca,
+                               pc_diag_t *diag)
 {
     *ca = pc_engine_find_ca(engine, name);
     if (*ca == NULL)
@@ -169,7 +184,7 @@ static pc_err_t run_issue(pc_engine_t *engine, const Pkcs__V1__Request *req, Pkc
     pc_ca_t *ca = NULL;
     pc_issue_t *job = NULL;
     X509 *cert = NULL;
-    pc_err_t err = find_ca(engine, req->issue->profile->ca_name, &ca, diag);
+    pc_err_t err = pc_engine_find_ca_for(engine, req->issue->profile->ca_name, &ca, diag);
     if (err != PC_OK || (err = pc_issue_prepare(req, ca, &job, diag)) != PC_OK)
         return err;
     if ((err = pc_issue_keygen(job, engine->keygen_mode, diag)) != PC_OK ||
@@ -186,31 +201,35 @@ out_free_job:
     return err;
 }
 
-static pc_revoke_reason_t revoke_reason(Pkcs__V1__RevokeReason reason)
+void pc_engine_revoke_of(const Pkcs__V1__RevokeRequest *req, pc_ca_revoke_t *rev)
 {
-    switch (reason) {
-    case PKCS__V1__REVOKE_REASON__KEY_COMPROMISE:
-        return PC_REVOKE_KEY_COMPROMISE;
-    case PKCS__V1__REVOKE_REASON__AFFILIATION_CHANGED:
-        return PC_REVOKE_AFFILIATION_CHANGED;
-    case PKCS__V1__REVOKE_REASON__SUPERSEDED:
-        return PC_REVOKE_SUPERSEDED;
-    case PKCS__V1__REVOKE_REASON__CESSATION_OF_OPERATION:
-        return PC_REVOKE_CESSATION_OF_OPERATION;
-    default:
-        return PC_REVOKE_UNSPECIFIED;
-    }
+    static const pc_revoke_reason_t reasons[] = {
+        [PKCS__V1__REVOKE_REASON__KEY_COMPROMISE] = PC_REVOKE_KEY_COMPROMISE,
+        [PKCS__V1__REVOKE_REASON__AFFILIATION_CHANGED] = PC_REVOKE_AFFILIATION_CHANGED,
+        [PKCS__V1__REVOKE_REASON__SUPERSEDED] = PC_REVOKE_SUPERSEDED,
+        [PKCS__V1__REVOKE_REASON__CESSATION_OF_OPERATION] = PC_REVOKE_CESSATION_OF_OPERATION,
+    };
+    unsigned r = (unsigned)req->reason;
+    rev->serial_hex = req->serial_number;
+    rev->reason = r < sizeof(reasons) / sizeof(reasons[0]) ? reasons[r] : PC_REVOKE_UNSPECIFIED;
+}
+
+pc_err_t pc_engine_import(const pc_engine_t *engine, const Pkcs__V1__ImportPfxRequest *body,
+                          Pkcs__V1__Result *res, pc_diag_t *diag)
+{
+    pc_err_t err = pc_import_run(engine->import, body, res, diag);
+    return err == PC_ERR_UNAUTHENTICATED ? PC_ERR_INVALID_PARAM : err;
 }
 
 static pc_err_t run_revoke(pc_engine_t *engine, const Pkcs__V1__Request *req, Pkcs__V1__Result *res,
                            pc_diag_t *diag)
 {
     pc_ca_t *ca = NULL;
-    pc_err_t err = find_ca(engine, req->revoke->ca_name, &ca, diag);
+    pc_err_t err = pc_engine_find_ca_for(engine, req->revoke->ca_name, &ca, diag);
     if (err != PC_OK)
         return err;
-    pc_ca_revoke_t rev = {.serial_hex = req->revoke->serial_number,
-                          .reason = revoke_reason(req->revoke->reason)};
+    pc_ca_revoke_t rev;
+    pc_engine_revoke_of(req->revoke, &rev);
     if ((err = pc_ca_revoke_sync(ca, &rev, diag)) != PC_OK)
         return err;
     res->status = PKCS__V1__STATUS__REVOKED;
@@ -237,11 +256,7 @@ Pkcs__V1__Result *pc_engine_run_sync(pc_engine_t *engine, const Pkcs__V1__Reques
             err = run_revoke(engine, req, res, &diag);
             break;
         default:
-            err = pc_import_run(engine->import, req->import_pfx, res, &diag);
-            /* A wrong PFX password is a bad parameter of the upload, not an unauthenticated
-             * upstream: keep UNAUTHENTICATED for request signatures only. */
-            if (err == PC_ERR_UNAUTHENTICATED)
-                err = PC_ERR_INVALID_PARAM;
+            err = pc_engine_import(engine, req->import_pfx, res, &diag);
             break;
         }
     }
@@ -252,36 +267,38 @@ Pkcs__V1__Result *pc_engine_run_sync(pc_engine_t *engine, const Pkcs__V1__Reques
     return res;
 }
 
-bool pc_engine_ca_healthy(const pc_engine_t *engine)
+bool pc_engine_ca_healthy(const pc_engine_t *engine, const pc_ca_t **unhealthy)
 {
-    for (size_t i = 0; i < engine->ca_count; i++)
-        if (engine->cas[i] != NULL && !engine->cas[i]->ops->blocking &&
-            !pc_ca_cfssl_healthy(engine->cas[i]))
+    for (size_t i = 0; i < engine->ca_count; i++) {
+        if (engine->cas[i] != NULL && !pc_ca_healthy(engine->cas[i])) {
+            if (unhealthy != NULL)
+                *unhealthy = engine->cas[i];
             return false;
+        }
+    }
     return true;
 }
 
-static void on_remote_closed(void *arg)
+static void on_ca_closed(void *arg)
 {
     pc_engine_t *engine = arg;
-    if (--engine->remote_closing == 0 && engine->remote_closed != NULL)
-        engine->remote_closed(engine->remote_closed_arg);
+    if (--engine->closing == 0 && engine->closed != NULL)
+        engine->closed(engine->closed_arg);
 }
 
-void pc_engine_close_remote(pc_engine_t *engine, void (*closed)(void *arg), void *arg)
+void pc_engine_close(pc_engine_t *engine, void (*closed)(void *arg), void *arg)
 {
-    engine->remote_closed = closed;
-    engine->remote_closed_arg = arg;
-    engine->remote_closing = 1; /* held until every close is started */
+    engine->closed = closed;
+    engine->closed_arg = arg;
+    engine->closing = 1; /* held until every close is started */
     for (size_t i = 0; i < engine->ca_count; i++) {
         pc_ca_t *ca = engine->cas[i];
-        if (ca == NULL || ca->ops->blocking)
+        if (ca == NULL || ca->loop == NULL)
             continue;
-        engine->cas[i] = NULL;
-        engine->remote_closing++;
-        pc_ca_cfssl_close(ca, on_remote_closed, engine);
+        engine->closing++;
+        pc_ca_close(ca, on_ca_closed, engine);
     }
-    on_remote_closed(engine);
+    on_ca_closed(engine);
 }
 
 void pc_engine_free(pc_engine_t *engine)

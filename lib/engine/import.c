@@ -29,6 +29,7 @@
 #include "pfx.h"
 #include "request.h"
 #include "result.h"
+#include "usage.h"
 
 #define MAX_KEY_FILE (64u * 1024) /* an RSA-16384 PKCS#8 PEM is about 13 KiB */
 
@@ -475,38 +476,11 @@ static pc_err_t check_eku(X509 *cert, pc_diag_t *diag)
                    have[0] ? have : "empty");
 }
 
-static void ku_text(uint32_t ku, char *buf, size_t len)
-{
-    static const struct {
-        uint32_t bit;
-        const char *name;
-    } names[] = {
-        {KU_DIGITAL_SIGNATURE, "digitalSignature"},
-        {KU_NON_REPUDIATION, "nonRepudiation"},
-        {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
-        {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
-        {KU_KEY_AGREEMENT, "keyAgreement"},
-        {KU_KEY_CERT_SIGN, "keyCertSign"},
-        {KU_CRL_SIGN, "cRLSign"},
-        {KU_ENCIPHER_ONLY, "encipherOnly"},
-        {KU_DECIPHER_ONLY, "decipherOnly"},
-    };
-    size_t used = 0;
-
-    buf[0] = '\0';
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && used < len; i++) {
-        if ((ku & names[i].bit) == 0)
-            continue;
-        int n = snprintf(buf + used, len - used, "%s%s", used > 0 ? ", " : "", names[i].name);
-        used += n > 0 ? (size_t)n : 0;
-    }
-}
-
 static pc_err_t ku_refused(X509 *cert, purpose_t purpose, const char *enc_usage, pc_diag_t *diag)
 {
     char have[200];
 
-    ku_text(X509_get_key_usage(cert), have, sizeof(have));
+    pc_key_usage_text(X509_get_key_usage(cert), have, sizeof(have));
     if (purpose == PURPOSE_SIGNING)
         return pc_fail(diag, PC_ERR_POLICY,
                        "the PFX's certificate cannot sign S/MIME mail: its key usage (%s) has "
@@ -541,7 +515,7 @@ static pc_err_t check_key_usage(X509 *cert, EVP_PKEY *key, purpose_t purpose, pc
         (purpose == PURPOSE_ENCRYPTION && can_encrypt) ||
         (purpose == PURPOSE_ANY && (can_sign || can_encrypt)))
         return PC_OK;
-    ku_text(ku, have, sizeof(have));
+    pc_key_usage_text(ku, have, sizeof(have));
     if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC)
         snprintf(why, sizeof(why), "its %s key cannot encrypt",
                  EVP_PKEY_get0_type_name(key) ? EVP_PKEY_get0_type_name(key) : "unknown");

@@ -185,7 +185,55 @@ pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t
     int n = snprintf(buf, len, "ca=%s spki_sha256=", job->ca->name);
     for (size_t i = 0; n > 0 && i < sizeof(job->spki_sha256) && (size_t)n + 3 <= len; i++)
         n += snprintf(buf + n, len - (size_t)n, "%02X", job->spki_sha256[i]);
+    char serial[sizeof(((pc_ca_serial_t *)0)->hex)];
+    if (n > 0 && pc_issue_serial(job, serial, sizeof(serial)))
+        n += snprintf(buf + n, len - (size_t)n, " serial=%s", serial);
+    if (n < 0 || (size_t)n >= len)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the intent of request %s does not fit",
+                       job->req->request_id);
     return PC_OK;
+}
+
+/* word_value finds "name=" as a word of text[0..len) and copies its value into out. */
+static bool word_value(const char *text, size_t len, const char *name, char *out, size_t size)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i + nlen <= len; i++) {
+        if ((i > 0 && text[i - 1] != ' ') || memcmp(text + i, name, nlen) != 0)
+            continue;
+        size_t start = i + nlen, end = start;
+        while (end < len && text[end] != ' ')
+            end++;
+        if (end - start == 0 || end - start >= size)
+            return false;
+        memcpy(out, text + start, end - start);
+        out[end - start] = '\0';
+        return true;
+    }
+    return false;
+}
+
+bool pc_issue_intent_read(const unsigned char *intent, size_t len, pc_issue_intent_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!word_value((const char *)intent, len, "ca=", out->ca, sizeof(out->ca)))
+        return false;
+    word_value((const char *)intent, len, "serial=", out->serial, sizeof(out->serial));
+    return true;
+}
+
+bool pc_issue_serial(const pc_issue_t *job, char *buf, size_t len)
+{
+    if (job->cert == NULL)
+        return false;
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(job->cert), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    bool ok = hex != NULL && strlen(hex) < len;
+    if (ok)
+        snprintf(buf, len, "%s", hex);
+    OPENSSL_free(hex);
+    BN_free(bn);
+    return ok;
 }
 
 X509_REQ *pc_issue_get0_csr(const pc_issue_t *job)
@@ -222,8 +270,8 @@ pc_err_t pc_issue_pack(pc_issue_t *job, pc_diag_t *diag)
     if (job->key == NULL || job->cert == NULL || job->device == NULL)
         return pc_fail(diag, PC_ERR_CRYPTO,
                        "nothing to pack: key, certificate or device key missing");
-    err = pc_pfx_build(job->key, job->cert, job->ca->ops->get0_chain(job->ca), job->req->request_id,
-                       "", &pfx, &pfx_len, diag);
+    err = pc_pfx_build(job->key, job->cert, pc_ca_get0_chain(job->ca), job->req->request_id, "",
+                       &pfx, &pfx_len, diag);
     if (err != PC_OK)
         goto out_free_key;
     err = pc_envelope_seal_to(job->device, pfx, pfx_len, &job->envelope, &job->envelope_len, diag);
@@ -242,7 +290,7 @@ pc_err_t pc_issue_fill_result(const pc_issue_t *job, Pkcs__V1__Result *res, pc_d
     if (job->cert == NULL || job->envelope == NULL)
         return pc_fail(diag, PC_ERR_CRYPTO, "request %s has no packed certificate",
                        job->req->request_id);
-    pc_err_t err = pc_result_set_cert(res, job->cert, job->ca->ops->get0_chain(job->ca), diag);
+    pc_err_t err = pc_result_set_cert(res, job->cert, pc_ca_get0_chain(job->ca), diag);
     if (err != PC_OK)
         return err;
     if (pc_result_set_bytes(&res->encrypted_pfx, job->envelope, job->envelope_len) != PC_OK)

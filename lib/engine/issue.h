@@ -13,6 +13,7 @@
 #ifndef PC_ISSUE_H
 #define PC_ISSUE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ca.h"
@@ -41,8 +42,23 @@ pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag);
 
 /* pc_issue_intent writes the job's intent record into buf: the CA name and the SHA-256 of the
  * new public key ("ca=local spki_sha256=AB12..."), stored in Redis before the CA is asked, so
- * that a worker taking the request over knows a certificate may exist. */
+ * that a worker taking the request over knows a certificate may exist; once the CA signed,
+ * also the serial (" serial=0A1B..."), for CAs that cannot look certificates up by request. */
 pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t *diag);
+
+/* What an intent record says (pc_issue_intent_read). */
+typedef struct pc_issue_intent {
+    char ca[128];    /* the CA that was to be asked */
+    char serial[64]; /* what it signed, when the record says; "" otherwise */
+} pc_issue_intent_t;
+
+/* pc_issue_intent_read parses an intent record (outside bytes: it comes from Redis); false when
+ * it names no CA. */
+bool pc_issue_intent_read(const unsigned char *intent, size_t len, pc_issue_intent_t *out);
+
+/* pc_issue_serial writes the serial of the signed certificate (canonical hex) into buf; false
+ * before the CA signed. */
+bool pc_issue_serial(const pc_issue_t *job, char *buf, size_t len);
 
 /* pc_issue_get0_csr / pc_issue_ca_params give what the CA submission needs (borrowed). */
 X509_REQ *pc_issue_get0_csr(const pc_issue_t *job);

@@ -4,6 +4,7 @@
  * engine's types. Nothing here allocates much or blocks, so it runs on the loop thread.
  */
 #include "request.h"
+#include "usage.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -195,37 +196,15 @@ pc_err_t pc_profile_cert_type(const Pkcs__V1__Profile *profile, pc_cert_type_t *
     }
 }
 
-static const struct {
-    const char *name;
-    unsigned bit;
-} key_usages[] = {
-    {"digitalSignature", KU_DIGITAL_SIGNATURE}, {"nonRepudiation", KU_NON_REPUDIATION},
-    {"keyEncipherment", KU_KEY_ENCIPHERMENT},   {"dataEncipherment", KU_DATA_ENCIPHERMENT},
-    {"keyAgreement", KU_KEY_AGREEMENT},
-};
-
-static bool key_usage_bit(const char *name, unsigned *bit)
-{
-    for (size_t i = 0; i < sizeof(key_usages) / sizeof(key_usages[0]); i++) {
-        if (strcasecmp(name, key_usages[i].name) == 0) {
-            *bit = key_usages[i].bit;
-            return true;
-        }
-    }
-    return false;
-}
-
 pc_err_t pc_profile_key_usage(const Pkcs__V1__Profile *profile, const pc_key_spec_t *spec,
                               unsigned *bits, pc_diag_t *diag)
 {
     *bits = 0;
     for (size_t i = 0; i < profile->n_key_usages; i++) {
         unsigned bit;
-        if (!key_usage_bit(profile->key_usages[i], &bit))
-            return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                           "unknown key usage \"%s\"; use digitalSignature, nonRepudiation, "
-                           "keyEncipherment, dataEncipherment or keyAgreement",
-                           profile->key_usages[i]);
+        pc_err_t err = pc_key_usage_parse(profile->key_usages[i], &bit, diag);
+        if (err != PC_OK)
+            return err;
         *bits |= bit;
     }
     if (*bits == 0)

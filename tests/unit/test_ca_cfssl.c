@@ -329,9 +329,12 @@ static void on_ready(void *arg, pc_err_t err)
     w->ready_err = err;
 }
 
+/* on_closed: nothing of the CA is left on the loop; it is freed here, as pc_ca_close wants. */
 static void on_closed(void *arg)
 {
-    ((world_t *)arg)->ca_closed = true;
+    world_t *w = arg;
+    w->ca_closed = true;
+    pc_ca_free(w->ca);
 }
 
 /* run_until runs the loop until *flag, or fails after timeout_ms. */
@@ -389,12 +392,12 @@ static void open_ca(world_t *w, const pc_ca_cfssl_config_t *cfg)
     if (err != PC_OK)
         fail_msg("pc_ca_cfssl_new: %s", diag.msg);
     assert_string_equal(w->ca->ops->kind, "cfssl");
-    assert_false(w->ca->ops->blocking);
+    assert_non_null(w->ca->loop);
     pc_ca_cfssl_on_ready(w->ca, on_ready, w);
     run_until(w, &w->ready_called, 5000);
     assert_int_equal(w->ready_err, PC_OK);
     assert_non_null(w->ca->ops->get0_chain(w->ca));
-    assert_true(pc_ca_cfssl_healthy(w->ca));
+    assert_true(pc_ca_healthy(w->ca));
 }
 
 /* open_default: templates "User" (clientAuth) and "Employee" (mapped to cfssl's "User"). */
@@ -425,7 +428,7 @@ static int teardown(void **state)
 {
     world_t *w = *state;
     if (w->ca != NULL && !w->ca_closed)
-        pc_ca_cfssl_close(w->ca, on_closed, w);
+        pc_ca_close(w->ca, on_closed, w);
     for (int i = 0; i < 1000 && w->ca != NULL && !w->ca_closed; i++)
         uv_run(&w->loop, UV_RUN_ONCE);
     assert_int_equal(uv_loop_close(&w->loop), 0);
@@ -441,7 +444,7 @@ static void submit(world_t *w, X509_REQ *csr, const char *tmpl, const char *requ
 {
     pc_ca_issue_t issue = {.template_name = tmpl, .validity_days = 30, .request_id = request_id};
     w->in_call = true;
-    w->ca->ops->submit_csr(w->ca, csr, &issue, on_done, out);
+    pc_ca_submit(w->ca, csr, &issue, on_done, out);
     w->in_call = false;
     X509_REQ_free(csr); /* borrowed only during the call */
 }
@@ -563,7 +566,7 @@ static void test_wrong_auth_key_is_an_auth_error(void **state)
     assert_non_null(strstr(w->outs[0].msg, "invalid token"));
     assert_non_null(strstr(w->outs[0].msg, "cfssl-test"));
     assert_int_equal(pc_ca_cfssl_requests(w->ca), before + 1); /* not retried */
-    assert_true(pc_ca_cfssl_healthy(w->ca));                   /* the CA itself works */
+    assert_true(pc_ca_healthy(w->ca));                         /* the CA itself works */
 }
 
 static void test_unauthenticated_sign_and_profile_mismatch(void **state)
@@ -652,7 +655,7 @@ static void test_revoke(void **state)
     revoke_serial(w, "12:34", &w->outs[4]);
     wait_out(w, &w->outs[4], 5000);
     assert_int_equal(w->outs[4].err, PC_ERR_INVALID_PARAM);
-    assert_true(pc_ca_cfssl_healthy(w->ca));
+    assert_true(pc_ca_healthy(w->ca));
 }
 
 static void test_breaker_opens_when_cfssl_stops_and_closes_when_it_returns(void **state)
@@ -668,7 +671,7 @@ static void test_breaker_opens_when_cfssl_stops_and_closes_when_it_returns(void 
     assert_int_equal(w->outs[1].err, PC_ERR_CA_UNAVAILABLE);
     assert_non_null(strstr(w->outs[1].msg, "(3 attempts)"));
     assert_int_equal(pc_ca_cfssl_requests(w->ca), before + 3);
-    assert_false(pc_ca_cfssl_healthy(w->ca)); /* three failures: open */
+    assert_false(pc_ca_healthy(w->ca)); /* three failures: open */
 
     /* open: fails at once, without a request */
     uint64_t start = uv_hrtime();
@@ -690,7 +693,7 @@ static void test_breaker_opens_when_cfssl_stops_and_closes_when_it_returns(void 
     wait_out(w, &w->outs[4], 10000);
     if (w->outs[4].err != PC_OK)
         fail_msg("after the cool-down: %s", w->outs[4].msg);
-    assert_true(pc_ca_cfssl_healthy(w->ca));
+    assert_true(pc_ca_healthy(w->ca));
 }
 
 static void test_chain_is_fetched_once_cfssl_answers(void **state)
@@ -705,7 +708,7 @@ static void test_chain_is_fetched_once_cfssl_answers(void **state)
     run_for(w, 300);
     assert_false(w->ready_called);
     assert_null(w->ca->ops->get0_chain(w->ca));
-    assert_false(pc_ca_cfssl_healthy(w->ca));
+    assert_false(pc_ca_healthy(w->ca));
     revoke_serial(w, "01", &w->outs[0]); /* needs the CA's key id */
     wait_out(w, &w->outs[0], 1000);
     assert_int_equal(w->outs[0].err, PC_ERR_CA_UNAVAILABLE);
@@ -723,7 +726,7 @@ static void test_close_answers_pending_requests(void **state)
 
     submit(w, make_csr(w->key, &alice), "User", "req-close-1", &w->outs[0]);
     submit(w, make_csr(w->key, &alice), "NoSuchTemplate", NULL, &w->outs[1]); /* deferred */
-    pc_ca_cfssl_close(w->ca, on_closed, w);
+    pc_ca_close(w->ca, on_closed, w);
     assert_true(w->outs[0].called); /* answered before close returned */
     assert_int_equal(w->outs[0].calls, 1);
     assert_true(w->outs[0].well_formed);
@@ -731,7 +734,7 @@ static void test_close_answers_pending_requests(void **state)
     assert_non_null(strstr(w->outs[0].msg, "closed"));
     assert_true(w->outs[1].called);
     assert_int_equal(w->outs[1].err, PC_ERR_INVALID_PARAM); /* its own outcome, not "closed" */
-    assert_false(w->ca_closed);                             /* freed in the last close callback */
+    assert_false(w->ca_closed);                             /* closed in the last close callback */
     run_until(w, &w->ca_closed, 2000);
 }
 
@@ -751,7 +754,7 @@ static void test_mutual_tls(void **state)
     open_ca(w, &cfg);
 
     issue_one(w, 0, "req-tls");
-    pc_ca_cfssl_close(w->ca, on_closed, w);
+    pc_ca_close(w->ca, on_closed, w);
     run_until(w, &w->ca_closed, 2000);
 
     /* without a client certificate the handshake fails: the CA is unavailable to us */
@@ -767,7 +770,7 @@ static void test_mutual_tls(void **state)
     wait_out(w, &w->outs[1], 1000);
     assert_int_equal(w->outs[1].err, PC_ERR_CA_UNAVAILABLE);
     assert_non_null(strstr(w->outs[1].msg, "fetching its CA certificate"));
-    assert_false(pc_ca_cfssl_healthy(w->ca));
+    assert_false(pc_ca_healthy(w->ca));
 }
 
 static void test_bad_configuration(void **state)

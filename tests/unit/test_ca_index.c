@@ -154,7 +154,7 @@ static void add(pc_ca_index_t *idx, const char *serial, const char *request_id)
         fail_msg("add %s: %s", serial, diag.msg);
 }
 
-static size_t find(pc_ca_index_t *idx, const char *request_id, pc_ca_index_serial_t **out)
+static size_t find(pc_ca_index_t *idx, const char *request_id, pc_ca_serial_t **out)
 {
     size_t count = 99;
     pc_diag_t diag = {.msg = ""};
@@ -192,7 +192,7 @@ static uint64_t crl_number(pc_ca_index_t *idx)
 static void test_add_and_find(void **state)
 {
     fixture_t *fx = *state;
-    pc_ca_index_serial_t *found = NULL;
+    pc_ca_serial_t *found = NULL;
 
     add(fx->a, "0A1B", "r-1");
     add(fx->a, "0C2D", "r-2");
@@ -200,11 +200,11 @@ static void test_add_and_find(void **state)
     add(fx->a, "1234", NULL);
 
     assert_int_equal(find(fx->a, "r-1", &found), 2);
-    assert_string_equal(found[0].serial_hex, "0A1B"); /* oldest first */
-    assert_string_equal(found[1].serial_hex, "0E3F");
+    assert_string_equal(found[0].hex, "0A1B"); /* oldest first */
+    assert_string_equal(found[1].hex, "0E3F");
     free(found);
     assert_int_equal(find(fx->a, "r-2", &found), 1);
-    assert_string_equal(found[0].serial_hex, "0C2D");
+    assert_string_equal(found[0].hex, "0C2D");
     free(found);
     assert_int_equal(find(fx->a, "r-3", &found), 0);
     assert_int_equal(find(fx->a, "r", &found), 0); /* a prefix of an id is another id */
@@ -284,13 +284,13 @@ static void test_crl_number_grows(void **state)
 static void test_two_handles_share_records(void **state)
 {
     fixture_t *fx = *state;
-    pc_ca_index_serial_t *found = NULL;
+    pc_ca_serial_t *found = NULL;
     size_t count = 0;
     fx->b = open_idx(fx);
 
     add(fx->a, "0A1B", "r-1");
     assert_int_equal(find(fx->b, "r-1", &found), 1);
-    assert_string_equal(found[0].serial_hex, "0A1B");
+    assert_string_equal(found[0].hex, "0A1B");
     free(found);
     assert_int_equal(pc_ca_index_revoke(fx->b, "0A1B", 3, NOT_AFTER, NULL), PC_OK);
     assert_int_equal(pc_ca_index_revoke(fx->a, "0A1B", 5, LATER, NULL), PC_OK);
@@ -302,7 +302,7 @@ static void test_two_handles_share_records(void **state)
     add(fx->b, "0C2D", "r-1");
     assert_int_equal(pc_ca_index_revoke(fx->a, "0C2D", 1, LATER, NULL), PC_OK);
     assert_int_equal(find(fx->a, "r-1", &found), 2);
-    assert_string_equal(found[1].serial_hex, "0C2D");
+    assert_string_equal(found[1].hex, "0C2D");
     free(found);
 }
 
@@ -340,14 +340,14 @@ static void test_threads_share_handle(void **state)
     }
     for (int t = 0; t < 4; t++) {
         char request_id[32], serial[32];
-        pc_ca_index_serial_t *found = NULL;
+        pc_ca_serial_t *found = NULL;
         assert_int_equal(pthread_join(threads[t], NULL), 0);
         assert_int_equal(args[t].failures, 0);
         snprintf(request_id, sizeof(request_id), "thr-%d", t);
         assert_int_equal(find(fx->a, request_id, &found), 25);
         for (int i = 0; i < 25; i++) {
             snprintf(serial, sizeof(serial), "7%d%04X", t, i);
-            assert_string_equal(found[i].serial_hex, serial);
+            assert_string_equal(found[i].hex, serial);
         }
         free(found);
     }
@@ -403,7 +403,7 @@ static void test_redis_key_layout(void **state)
     assert_int_equal(admin_int(fx, "DBSIZE", NULL), 5);
 
     /* another CA's records are its own */
-    pc_ca_index_serial_t *found = NULL;
+    pc_ca_serial_t *found = NULL;
     fx->b = open_named(fx, "other", (unsigned)fixture_redis.port, 2000, NULL);
     assert_int_equal(find(fx->b, "r-1", &found), 0);
     assert_int_equal(pc_ca_index_revoke(fx->b, "0A1B", 1, LATER, NULL), PC_ERR_NOT_FOUND);
@@ -414,7 +414,7 @@ static void test_redis_key_layout(void **state)
 static void test_redis_repeated_add(void **state)
 {
     fixture_t *fx = *state;
-    pc_ca_index_serial_t *found = NULL;
+    pc_ca_serial_t *found = NULL;
     add(fx->a, "0A1B", "r-1");
     add(fx->a, "0A1B", "r-1");
     assert_int_equal(find(fx->a, "r-1", &found), 1);
@@ -426,7 +426,7 @@ static void test_redis_repeated_add(void **state)
 static void test_redis_dropped_connections(void **state)
 {
     fixture_t *fx = *state;
-    pc_ca_index_serial_t *found = NULL;
+    pc_ca_serial_t *found = NULL;
     size_t count = 0;
 
     add(fx->a, "0A1B", "r-1");
@@ -461,7 +461,7 @@ static void test_redis_down(void **state)
     int port = fixture_free_port();
     char where[64];
     pc_diag_t diag = {.msg = ""};
-    pc_ca_index_serial_t *found = NULL;
+    pc_ca_serial_t *found = NULL;
     pc_ca_index_revoked_t *revoked = NULL;
     size_t count = 99;
     uint64_t number = 0;

@@ -327,22 +327,16 @@ static void fake_free(pc_ca_t *ca)
     free(fake);
 }
 
-static const pc_ca_ops_t fake_blocking = {.kind = "fake",
-                                          .blocking = true,
-                                          .submit_csr = fake_submit,
-                                          .revoke = fake_revoke,
-                                          .free = fake_free};
-static const pc_ca_ops_t fake_async = {.kind = "fake-async",
-                                       .blocking = false,
-                                       .submit_csr = fake_submit,
-                                       .revoke = fake_revoke,
-                                       .free = fake_free};
+static const pc_ca_ops_t fake_ops = {
+    .kind = "fake", .submit = fake_submit, .revoke = fake_revoke, .free = fake_free};
 
-static fake_ca_t *fake_new(const pc_ca_ops_t *ops, int *freed)
+/* fake_new: a CA opened without a loop (loop NULL), or as if on one. */
+static fake_ca_t *fake_new(uv_loop_t *loop, int *freed)
 {
     fake_ca_t *fake = calloc(1, sizeof(*fake));
     assert_non_null(fake);
-    fake->base.ops = ops;
+    fake->base.ops = &fake_ops;
+    fake->base.loop = loop;
     fake->base.name = xstrdup("fake");
     fake->base.templates = calloc(1, sizeof(pc_ca_template_t *));
     assert_non_null(fake->base.templates);
@@ -355,7 +349,7 @@ static fake_ca_t *fake_new(const pc_ca_ops_t *ops, int *freed)
 static void test_backend_helpers(void **state)
 {
     int freed = 0;
-    fake_ca_t *fake = fake_new(&fake_blocking, &freed);
+    fake_ca_t *fake = fake_new(NULL, &freed);
     pc_ca_t *ca = &fake->base;
     pc_diag_t diag = {.msg = ""};
     X509 *cert = NULL;
@@ -381,11 +375,14 @@ static void test_backend_helpers(void **state)
     assert_int_equal(freed, 1);
     pc_ca_free(NULL);
 
-    fake = fake_new(&fake_async, &freed);
+    uv_loop_t loop; /* never run: the sync wrappers must refuse before calling the backend */
+    fake = fake_new(&loop, &freed);
     assert_int_equal(pc_ca_submit_sync(&fake->base, NULL, &issue, &cert, &diag),
                      PC_ERR_NOT_SUPPORTED);
     assert_int_equal(fake->submits, 0);
     assert_int_equal(pc_ca_revoke_sync(&fake->base, &rev, &diag), PC_ERR_NOT_SUPPORTED);
+    assert_true(pc_ca_healthy(&fake->base)); /* no healthy op: always usable */
+    assert_false(pc_ca_can_find_issued(&fake->base));
     pc_ca_free(&fake->base);
     assert_int_equal(freed, 2);
 }

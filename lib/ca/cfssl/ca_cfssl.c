@@ -13,8 +13,8 @@
  *
  * Loop thread only. Lifetimes: an op owns a uv_timer and is freed in its close callback once
  * it has been answered and curl_uv has let go of it; the backend is freed when its timer, its
- * curl_uv client and every op are gone, after pc_ca_cfssl_close or pc_ca_free. A done callback
- * never runs inside submit_csr or revoke (except when out of memory).
+ * curl_uv client and every op are gone, after pc_ca_close (then pc_ca_free) or pc_ca_free. A
+ * done callback never runs inside submit or revoke (except when out of memory).
  */
 #include "ca_cfssl_int.h"
 
@@ -62,15 +62,19 @@ static void cfssl_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue,
                          void *arg);
 static void cfssl_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
 static STACK_OF(X509) * cfssl_get0_chain(pc_ca_t *ca);
+static bool cfssl_healthy(const pc_ca_t *ca);
+static void cfssl_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg);
 static void cfssl_free(pc_ca_t *ca);
 static void info_schedule(pc_ca_cfssl_t *cca);
 
+/* No find_issued: cfssl's API cannot list certificates by label (see ca.h). */
 static const pc_ca_ops_t cfssl_ops = {
     .kind = "cfssl",
-    .blocking = false,
-    .submit_csr = cfssl_submit,
+    .healthy = cfssl_healthy,
+    .submit = cfssl_submit,
     .revoke = cfssl_revoke,
     .get0_chain = cfssl_get0_chain,
+    .close = cfssl_close,
     .free = cfssl_free,
 };
 
@@ -92,8 +96,11 @@ static void release(pc_ca_cfssl_t *cca)
         return;
     void (*closed)(void *) = cca->closed;
     void *arg = cca->closed_arg;
-    pc_ca_cfssl_clear(cca);
-    free(cca);
+    cca->handles_gone = true;
+    if (cca->free_when_closed) {
+        pc_ca_cfssl_clear(cca);
+        free(cca);
+    }
     if (closed != NULL)
         closed(arg);
 }
@@ -583,9 +590,14 @@ static pc_err_t revoke_prepare(op_t *op, const pc_ca_revoke_t *rev, pc_diag_t *d
 
     if (rev == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\": no revocation given", name);
-    pc_err_t err = pc_ca_cfssl_serial_dec(name, rev->serial_hex, &op->serial_dec, diag);
+    BIGNUM *bn = NULL;
+    pc_err_t err = pc_ca_serial_parse(&cca->base, rev->serial_hex, &bn, diag);
     if (err != PC_OK)
         return err;
+    op->serial_dec = BN_bn2dec(bn); /* cfssl keys its database by the decimal serial */
+    BN_free(bn);
+    if (op->serial_dec == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory converting serial %s", rev->serial_hex);
     op->reason = pc_ca_cfssl_reason_name(rev->reason);
     if (op->reason == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
@@ -626,9 +638,21 @@ static STACK_OF(X509) * cfssl_get0_chain(pc_ca_t *ca)
     return ((pc_ca_cfssl_t *)ca)->chain;
 }
 
+/* Frees at once when closed; otherwise closes (if not closing yet) and frees when the last
+ * handle is gone, which needs the loop to run. */
 static void cfssl_free(pc_ca_t *ca)
 {
-    pc_ca_cfssl_close(ca, NULL, NULL);
+    pc_ca_cfssl_t *cca = cfssl_from(ca);
+    if (cca == NULL)
+        return;
+    if (cca->handles_gone) {
+        pc_ca_cfssl_clear(cca);
+        free(cca);
+        return;
+    }
+    cca->free_when_closed = true;
+    if (!cca->closing)
+        cfssl_close(ca, NULL, NULL);
 }
 
 /* ---- public ------------------------------------------------------------------------------- */
@@ -653,7 +677,7 @@ void pc_ca_cfssl_on_ready(pc_ca_t *ca, pc_ca_cfssl_ready_fn fn, void *arg)
     cca->waiters = w;
 }
 
-bool pc_ca_cfssl_healthy(const pc_ca_t *ca)
+static bool cfssl_healthy(const pc_ca_t *ca)
 {
     const pc_ca_cfssl_t *cca = cfssl_const(ca);
     return cca != NULL && !cca->closing && cca->chain != NULL && !cca->open;
@@ -665,7 +689,7 @@ unsigned long pc_ca_cfssl_requests(const pc_ca_t *ca)
     return cca != NULL ? cca->requests : 0;
 }
 
-void pc_ca_cfssl_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg)
+static void cfssl_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg)
 {
     pc_ca_cfssl_t *cca = cfssl_from(ca);
     pc_diag_t diag = {.msg = ""};
@@ -714,6 +738,7 @@ pc_err_t pc_ca_cfssl_new(uv_loop_t *loop, const pc_ca_cfssl_config_t *cfg, pc_ca
     if (cca == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the cfssl CA");
     cca->base.ops = &cfssl_ops;
+    cca->base.loop = loop;
     cca->loop = loop;
     err = pc_ca_cfssl_configure(cca, cfg, diag);
     if (err == PC_OK)

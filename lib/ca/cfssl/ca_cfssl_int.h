@@ -65,6 +65,8 @@ typedef struct pc_ca_cfssl {
     uint64_t rng;
     unsigned handles; /* info_timer + the curl_uv client + one timer per op */
     bool closing;
+    bool handles_gone;     /* closed: nothing of it is left on the loop */
+    bool free_when_closed; /* pc_ca_free came while closing: free when the handles are gone */
     void (*closed)(void *arg);
     void *closed_arg;
 } pc_ca_cfssl_t;
@@ -135,10 +137,6 @@ pc_err_t pc_ca_cfssl_check_csr(const char *ca_name, X509_REQ *csr, pc_diag_t *di
 
 /* pc_ca_cfssl_csr_pem writes csr as PEM; *pem is the caller's (free). */
 pc_err_t pc_ca_cfssl_csr_pem(X509_REQ *csr, char **pem, pc_diag_t *diag);
-
-/* pc_ca_cfssl_serial_dec turns a hex serial into cfssl's decimal form (caller frees with
- * OPENSSL_free); PC_ERR_INVALID_PARAM for anything but 1..64 hex digits. */
-pc_err_t pc_ca_cfssl_serial_dec(const char *ca_name, const char *hex, char **dec, pc_diag_t *diag);
 
 /* pc_ca_cfssl_reason_name is cfssl's name of an RFC 5280 reason, NULL for one it cannot take. */
 const char *pc_ca_cfssl_reason_name(pc_revoke_reason_t reason);

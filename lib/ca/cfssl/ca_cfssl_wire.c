@@ -408,27 +408,6 @@ out_free_bio:
     return err;
 }
 
-pc_err_t pc_ca_cfssl_serial_dec(const char *ca, const char *hex, char **dec, pc_diag_t *diag)
-{
-    BIGNUM *bn = NULL;
-    size_t len = hex != NULL ? strlen(hex) : 0;
-
-    *dec = NULL;
-    if (len == 0 || len > 64 || strspn(hex, "0123456789abcdefABCDEF") != len ||
-        BN_hex2bn(&bn, hex) != (int)len) {
-        BN_free(bn);
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "\"%s\" is not a certificate serial number; give it in hex without "
-                       "separators (CA \"%s\")",
-                       hex != NULL ? hex : "", ca);
-    }
-    *dec = BN_bn2dec(bn); /* cfssl keys its database by the decimal serial */
-    BN_free(bn);
-    if (*dec == NULL)
-        return pc_fail(diag, PC_ERR_NOMEM, "out of memory converting serial %s", hex);
-    return PC_OK;
-}
-
 const char *pc_ca_cfssl_reason_name(pc_revoke_reason_t reason)
 {
     switch (reason) {

@@ -30,8 +30,8 @@ pc_err_t pc_ca_index_list_revoked(pc_ca_index_t *idx, pc_ca_index_revoked_t **ou
     return idx->ops->list_revoked(idx, out, count, diag);
 }
 
-pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id,
-                                 pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag)
+pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id, pc_ca_serial_t **out,
+                                 size_t *count, pc_diag_t *diag)
 {
     *out = NULL;
     *count = 0;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ca.h"
 #include "pc_err.h"
 #include "redis.h"
 
@@ -25,11 +26,6 @@ typedef struct pc_ca_index_revoked {
     char revoked_at[16]; /* GeneralizedTime text, "YYYYMMDDHHMMSSZ" */
     int reason;          /* RFC 5280 CRLReason */
 } pc_ca_index_revoked_t;
-
-/* One certificate issued for a request: its serial (canonical hex). */
-typedef struct pc_ca_index_serial {
-    char serial_hex[64];
-} pc_ca_index_serial_t;
 
 /* pc_ca_index_open_redis prepares the records of CA ca_name in the Redis of cfg (keys
  * "pc:ca:{ca_name}:..."; host, port, password and command_timeout_ms are used, the timeout for
@@ -69,8 +65,8 @@ pc_err_t pc_ca_index_list_revoked(pc_ca_index_t *idx, pc_ca_index_revoked_t **ou
 /* pc_ca_index_find_issued returns the serials issued for request_id, oldest first (*out: caller
  * frees with free; NULL when *count is 0). Used to find a certificate whose worker died before
  * it could hand it out. */
-pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id,
-                                 pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag);
+pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id, pc_ca_serial_t **out,
+                                 size_t *count, pc_diag_t *diag);
 
 /* pc_ca_index_revoked_count returns how many certificates are revoked: cheap, so that a CRL
  * publisher can tell when a new revocation calls for a new CRL. */

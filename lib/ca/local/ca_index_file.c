@@ -352,7 +352,7 @@ static pc_err_t file_revoked_count(pc_ca_index_t *base, uint64_t *count, pc_diag
 
 typedef struct serial_list {
     const char *request_id;
-    pc_ca_index_serial_t *items;
+    pc_ca_serial_t *items;
     size_t count, cap;
     bool nomem;
 } serial_list_t;
@@ -367,7 +367,7 @@ static bool visit_issued_for(const index_line_t *il, void *arg)
         return true;
     if (list->count == list->cap) {
         size_t cap = list->cap != 0 ? list->cap * 2 : 4;
-        pc_ca_index_serial_t *items = realloc(list->items, cap * sizeof(*items));
+        pc_ca_serial_t *items = realloc(list->items, cap * sizeof(*items));
         if (items == NULL) {
             list->nomem = true;
             return false;
@@ -375,14 +375,13 @@ static bool visit_issued_for(const index_line_t *il, void *arg)
         list->items = items;
         list->cap = cap;
     }
-    if (strlen(il->serial) < sizeof(list->items[0].serial_hex))
-        snprintf(list->items[list->count++].serial_hex, sizeof(list->items[0].serial_hex), "%s",
-                 il->serial);
+    if (strlen(il->serial) < sizeof(list->items[0].hex))
+        snprintf(list->items[list->count++].hex, sizeof(list->items[0].hex), "%s", il->serial);
     return true;
 }
 
-static pc_err_t file_find_issued(pc_ca_index_t *base, const char *request_id,
-                                 pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag)
+static pc_err_t file_find_issued(pc_ca_index_t *base, const char *request_id, pc_ca_serial_t **out,
+                                 size_t *count, pc_diag_t *diag)
 {
     file_index_t *idx = (file_index_t *)base;
     serial_list_t list = {.request_id = request_id};

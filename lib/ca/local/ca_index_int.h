@@ -16,7 +16,7 @@ typedef struct pc_ca_index_ops {
                        pc_diag_t *diag);
     pc_err_t (*list_revoked)(pc_ca_index_t *idx, pc_ca_index_revoked_t **out, size_t *count,
                              pc_diag_t *diag);
-    pc_err_t (*find_issued)(pc_ca_index_t *idx, const char *request_id, pc_ca_index_serial_t **out,
+    pc_err_t (*find_issued)(pc_ca_index_t *idx, const char *request_id, pc_ca_serial_t **out,
                             size_t *count, pc_diag_t *diag);
     pc_err_t (*next_crl_number)(pc_ca_index_t *idx, uint64_t *number, pc_diag_t *diag);
     pc_err_t (*revoked_count)(pc_ca_index_t *idx, uint64_t *count, pc_diag_t *diag);

@@ -475,8 +475,8 @@ static pc_err_t redis_list_revoked(pc_ca_index_t *base, pc_ca_index_revoked_t **
     return PC_OK;
 }
 
-static pc_err_t redis_find_issued(pc_ca_index_t *base, const char *request_id,
-                                  pc_ca_index_serial_t **out, size_t *count, pc_diag_t *diag)
+static pc_err_t redis_find_issued(pc_ca_index_t *base, const char *request_id, pc_ca_serial_t **out,
+                                  size_t *count, pc_diag_t *diag)
 {
     redis_index_t *ri = (redis_index_t *)base;
     pc_err_t err = PC_OK;
@@ -502,20 +502,20 @@ static pc_err_t redis_find_issued(pc_ca_index_t *base, const char *request_id,
     }
     if (reply->elements == 0)
         goto out_free_reply;
-    pc_ca_index_serial_t *items = calloc(reply->elements, sizeof(*items));
+    pc_ca_serial_t *items = calloc(reply->elements, sizeof(*items));
     if (items == NULL) {
         err = pc_fail(diag, PC_ERR_NOMEM, "out of memory looking up request %s", request_id);
         goto out_free_reply;
     }
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *serial = reply->element[i];
-        if (serial->type != REDIS_REPLY_STRING || serial->len >= sizeof(items[i].serial_hex) ||
+        if (serial->type != REDIS_REPLY_STRING || serial->len >= sizeof(items[i].hex) ||
             !is_hex(serial->str, serial->len)) {
             free(items);
             err = unexpected(ri, what, diag);
             goto out_free_reply;
         }
-        memcpy(items[i].serial_hex, serial->str, serial->len);
+        memcpy(items[i].hex, serial->str, serial->len);
     }
     *out = items;
     *count = reply->elements;

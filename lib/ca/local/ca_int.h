@@ -8,8 +8,8 @@
 #include "ca_index.h"
 #include "ca_local.h"
 
-/* The local CA. Everything but the index is read-only once pc_ca_local_new returns, so that
- * pool threads can sign with it at once. */
+/* The local CA. Everything but the index and the loop's bookkeeping is read-only once
+ * pc_ca_local_new returns, so that pool threads can sign with it at once. */
 typedef struct pc_ca_local {
     pc_ca_t base;
     X509 *cert;               /* the CA's certificate */
@@ -20,6 +20,10 @@ typedef struct pc_ca_local {
     char *crl_url;            /* NULL when not configured */
     char *aia_url;            /* NULL when not configured */
     pc_ca_index_t *index;
+    /* Loop thread: calls in the thread pool, and who waits for them to answer (close). */
+    unsigned pending;
+    void (*closed)(void *arg);
+    void *closed_arg;
 } pc_ca_local_t;
 
 /* pc_ca_local_setup fills lca's cert, key, chain, keyid and md from cfg: cert_file/key_file,

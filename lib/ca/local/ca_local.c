@@ -3,9 +3,10 @@
  *
  * It lets the connector run without an external CA: it checks the template, signs the CSR with
  * its own key, records every certificate in its index (Redis, shared by the cluster; a file
- * offline) and revokes from it. A blocking backend: submit and revoke run on the calling pool
- * thread and call done before returning. Many pool threads may use one CA at once: the key and
- * certificate are read-only after pc_ca_local_new, and the index does its own locking.
+ * offline) and revokes from it. Signing costs CPU and the index waits on Redis, so with a loop
+ * every call runs on the loop's thread pool and answers on the loop; without one (tools) it
+ * runs inside the call. Many pool threads may use one CA at once: the key and certificate are
+ * read-only after pc_ca_local_new, and the index does its own locking.
  */
 #include "ca_int.h"
 
@@ -18,35 +19,25 @@
 #define CLOCK_SKEW_SECONDS 300
 #define SID_EXT_OID "1.3.6.1.4.1.311.25.2"
 
+static bool local_healthy(const pc_ca_t *ca);
 static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
                          void *arg);
 static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
+static void local_find_issued(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg);
 static STACK_OF(X509) * local_get0_chain(pc_ca_t *ca);
+static void local_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg);
 static void local_free(pc_ca_t *ca);
-static pc_err_t local_find_issued(pc_ca_t *ca, const char *request_id, char (**serials)[64],
-                                  size_t *count, pc_diag_t *diag);
 
 static const pc_ca_ops_t local_ops = {
     .kind = "local",
-    .blocking = true,
-    .submit_csr = local_submit,
+    .healthy = local_healthy,
+    .submit = local_submit,
     .revoke = local_revoke,
     .find_issued = local_find_issued,
     .get0_chain = local_get0_chain,
+    .close = local_close,
     .free = local_free,
 };
-
-static pc_err_t local_find_issued(pc_ca_t *ca, const char *request_id, char (**serials)[64],
-                                  size_t *count, pc_diag_t *diag)
-{
-    pc_ca_index_serial_t *found = NULL;
-    pc_err_t err =
-        pc_ca_index_find_issued(((pc_ca_local_t *)ca)->index, request_id, &found, count, diag);
-    /* pc_ca_index_serial_t is exactly one char[64]: hand the array over as it is. */
-    _Static_assert(sizeof(pc_ca_index_serial_t) == 64, "serial record layout");
-    *serials = (char(*)[64])(void *)found;
-    return err;
-}
 
 pc_ca_local_t *pc_ca_local_from(pc_ca_t *ca)
 {
@@ -87,6 +78,7 @@ pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag
     if (lca == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the local CA");
     lca->base.ops = &local_ops;
+    lca->base.loop = cfg->loop;
     lca->base.name = strdup(cfg->name);
     lca->crl_url = dup_or_null(cfg->crl_url);
     lca->aia_url = dup_or_null(cfg->aia_url);
@@ -408,39 +400,6 @@ static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *re
     return PC_OK;
 }
 
-static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *req, pc_ca_done_fn done,
-                         void *arg)
-{
-    pc_diag_t diag = {.msg = ""};
-    X509 *cert = NULL;
-    pc_err_t err = issue((pc_ca_local_t *)ca, csr, req, &cert, &diag);
-    done(arg, err, cert, err == PC_OK ? NULL : &diag);
-}
-
-/* The canonical form of a serial (BN_bn2hex: upper case, even length), so "0a" finds "0A". */
-static pc_err_t canonical_serial(const char *ca_name, const char *hex, char *out, size_t size,
-                                 pc_diag_t *diag)
-{
-    BIGNUM *bn = NULL;
-    size_t len = hex != NULL ? strlen(hex) : 0;
-
-    if (len == 0 || len > 64 || strspn(hex, "0123456789abcdefABCDEF") != len ||
-        BN_hex2bn(&bn, hex) != (int)len) {
-        BN_free(bn);
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "\"%s\" is not a certificate serial number; give it in hex without "
-                       "separators (CA \"%s\")",
-                       hex != NULL ? hex : "", ca_name);
-    }
-    char *text = BN_bn2hex(bn);
-    BN_free(bn);
-    if (text == NULL)
-        return pc_fail(diag, PC_ERR_NOMEM, "out of memory revoking %s", hex);
-    snprintf(out, size, "%s", text);
-    OPENSSL_free(text);
-    return PC_OK;
-}
-
 static bool reason_valid(pc_revoke_reason_t reason)
 {
     return reason == PC_REVOKE_UNSPECIFIED || reason == PC_REVOKE_KEY_COMPROMISE ||
@@ -450,27 +409,189 @@ static bool reason_valid(pc_revoke_reason_t reason)
 
 static pc_err_t revoke(pc_ca_local_t *lca, const pc_ca_revoke_t *rev, pc_diag_t *diag)
 {
-    char serial[80];
     const char *name = lca->base.name;
+    BIGNUM *bn = NULL;
 
     if (rev == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\": no revocation given", name);
-    pc_err_t err = canonical_serial(name, rev->serial_hex, serial, sizeof(serial), diag);
+    pc_err_t err = pc_ca_serial_parse(&lca->base, rev->serial_hex, &bn, diag);
     if (err != PC_OK)
         return err;
+    /* The canonical form (BN_bn2hex: upper case, even length), so "0a" finds "0A". */
+    char *serial = BN_bn2hex(bn);
+    BN_free(bn);
+    if (serial == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory revoking %s", rev->serial_hex);
     if (!reason_valid(rev->reason))
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "revocation reason %d is not one this CA records; use 0, 1, 3, 4 or 5",
-                       (int)rev->reason);
-    err = pc_ca_index_revoke(lca->index, serial, (int)rev->reason, time(NULL), diag);
+        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
+                      "revocation reason %d is not one this CA records; use 0, 1, 3, 4 or 5",
+                      (int)rev->reason);
+    else
+        err = pc_ca_index_revoke(lca->index, serial, (int)rev->reason, time(NULL), diag);
     if (err == PC_ERR_NOT_FOUND)
         pc_fail(diag, err, "certificate with serial %s was not issued by CA %s", serial, name);
+    OPENSSL_free(serial);
     return err;
+}
+
+/* ---- calls: on the loop's thread pool, or inside the call without a loop ------------------ */
+
+typedef enum call_kind { CALL_SUBMIT, CALL_REVOKE, CALL_FIND } call_kind_t;
+
+/* One call. Its arguments are borrowed until it answers (ca.h). */
+typedef struct call {
+    uv_work_t work;
+    pc_ca_local_t *lca;
+    call_kind_t kind;
+    X509_REQ *csr;              /* submit */
+    const pc_ca_issue_t *issue; /* submit */
+    const pc_ca_revoke_t *rev;  /* revoke */
+    const char *request_id;     /* find */
+    pc_ca_done_fn done;         /* submit, revoke */
+    pc_ca_found_fn found;       /* find */
+    void *arg;
+    X509 *cert;              /* submit: what was signed */
+    pc_ca_serial_t *serials; /* find: what was found */
+    size_t count;
+    pc_err_t err;
+    pc_diag_t diag;
+} call_t;
+
+/* call_run does the work. Pool thread (or the caller's, without a loop). */
+static void call_run(call_t *c)
+{
+    switch (c->kind) {
+    case CALL_SUBMIT:
+        c->err = issue(c->lca, c->csr, c->issue, &c->cert, &c->diag);
+        break;
+    case CALL_REVOKE:
+        c->err = revoke(c->lca, c->rev, &c->diag);
+        break;
+    case CALL_FIND:
+        c->err =
+            pc_ca_index_find_issued(c->lca->index, c->request_id, &c->serials, &c->count, &c->diag);
+        break;
+    }
+}
+
+/* call_answer calls the caller back and frees c. */
+static void call_answer(call_t *c)
+{
+    const pc_diag_t *diag = c->err == PC_OK ? NULL : &c->diag;
+    if (c->kind == CALL_FIND)
+        c->found(c->arg, c->err, c->serials, c->count, diag);
+    else
+        c->done(c->arg, c->err, c->cert, diag);
+    free(c->serials);
+    free(c);
+}
+
+static void on_call_work(uv_work_t *work)
+{
+    call_run(work->data);
+}
+
+static void on_call_done(uv_work_t *work, int status)
+{
+    call_t *c = work->data;
+    pc_ca_local_t *lca = c->lca;
+    if (status == UV_ECANCELED) {
+        X509_free(c->cert);
+        c->cert = NULL;
+        c->err = pc_fail(&c->diag, PC_ERR_CA_UNAVAILABLE, "CA \"%s\" is closing", lca->base.name);
+    }
+    call_answer(c);
+    if (--lca->pending == 0 && lca->closed != NULL) {
+        void (*closed)(void *) = lca->closed;
+        lca->closed = NULL;
+        closed(lca->closed_arg);
+    }
+}
+
+static void dispatch(call_t *c)
+{
+    pc_ca_local_t *lca = c->lca;
+    if (lca->base.loop == NULL) {
+        call_run(c);
+        call_answer(c);
+        return;
+    }
+    c->work.data = c;
+    if (uv_queue_work(lca->base.loop, &c->work, on_call_work, on_call_done) != 0) {
+        c->err = pc_fail(&c->diag, PC_ERR_CA_UNAVAILABLE,
+                         "CA \"%s\": the thread pool refused the work", lca->base.name);
+        call_answer(c);
+        return;
+    }
+    lca->pending++;
+}
+
+static call_t *call_new(pc_ca_t *ca, call_kind_t kind, void *arg)
+{
+    call_t *c = calloc(1, sizeof(*c));
+    if (c != NULL) {
+        c->lca = (pc_ca_local_t *)ca;
+        c->kind = kind;
+        c->arg = arg;
+    }
+    return c;
+}
+
+static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *req, pc_ca_done_fn done,
+                         void *arg)
+{
+    call_t *c = call_new(ca, CALL_SUBMIT, arg);
+    if (c == NULL) {
+        pc_diag_t diag;
+        done(arg, pc_fail(&diag, PC_ERR_NOMEM, "out of memory"), NULL, &diag);
+        return;
+    }
+    c->csr = csr;
+    c->issue = req;
+    c->done = done;
+    dispatch(c);
 }
 
 static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg)
 {
-    pc_diag_t diag = {.msg = ""};
-    pc_err_t err = revoke((pc_ca_local_t *)ca, rev, &diag);
-    done(arg, err, NULL, err == PC_OK ? NULL : &diag);
+    call_t *c = call_new(ca, CALL_REVOKE, arg);
+    if (c == NULL) {
+        pc_diag_t diag;
+        done(arg, pc_fail(&diag, PC_ERR_NOMEM, "out of memory"), NULL, &diag);
+        return;
+    }
+    c->rev = rev;
+    c->done = done;
+    dispatch(c);
+}
+
+static void local_find_issued(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg)
+{
+    call_t *c = call_new(ca, CALL_FIND, arg);
+    if (c == NULL) {
+        pc_diag_t diag;
+        found(arg, pc_fail(&diag, PC_ERR_NOMEM, "out of memory"), NULL, 0, &diag);
+        return;
+    }
+    c->request_id = request_id;
+    c->found = found;
+    dispatch(c);
+}
+
+/* The local CA has nothing on the loop but the calls in the pool: closed once they answered. */
+static void local_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg)
+{
+    pc_ca_local_t *lca = (pc_ca_local_t *)ca;
+    if (lca->pending > 0) {
+        lca->closed = closed;
+        lca->closed_arg = arg;
+    } else if (closed != NULL) {
+        closed(arg);
+    }
+}
+
+/* Healthy as long as it can sign: Redis trouble shows in the worker's own Redis readiness. */
+static bool local_healthy(const pc_ca_t *ca)
+{
+    return true;
 }

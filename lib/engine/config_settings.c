@@ -1,6 +1,7 @@
 /*
- * config_worker.c - the worker's scalar settings as one table: JSON section and name,
- * environment variable, type, default. Adding a setting is adding a row. Main thread, at start.
+ * config_settings.c - the scalar settings of every section (kafka, redis, worker, coordinator)
+ * as one table: JSON section and name, environment variable, type, where it goes, default.
+ * Adding a setting is adding a row. Main thread, at start.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -13,18 +14,22 @@
 
 #include "config.h"
 
-typedef enum { T_STR, T_UINT, T_BOOL } setting_type_t;
+/* T_SECRET is a string that is wiped when freed. */
+typedef enum { T_STR, T_SECRET, T_UINT, T_BOOL } setting_type_t;
 
 typedef struct setting {
-    const char *section; /* "worker", "kafka", "redis" */
+    const char *section; /* "kafka", "redis", "worker", "coordinator" */
     const char *name;
     const char *env;
     setting_type_t type;
-    size_t offset;   /* in pc_config_worker_t */
+    size_t offset;   /* in pc_config_t */
     const char *def; /* default as text; NULL = none */
 } setting_t;
 
-#define W(field) offsetof(pc_config_worker_t, field)
+#define K(field) offsetof(pc_config_t, kafka.field)
+#define R(field) offsetof(pc_config_t, redis.field)
+#define W(field) offsetof(pc_config_t, worker.field)
+#define C(field) offsetof(pc_config_t, coordinator.field)
 
 static const setting_t settings[] = {
     {"worker", "id", "PC_WORKER_ID", T_STR, W(id), NULL},
@@ -44,38 +49,38 @@ static const setting_t settings[] = {
     {"worker", "retry_min_ms", "PC_RETRY_MIN_MS", T_UINT, W(retry_min_ms), "200"},
     {"worker", "retry_max_ms", "PC_RETRY_MAX_MS", T_UINT, W(retry_max_ms), "10000"},
     {"worker", "allow_unsigned", "PC_ALLOW_UNSIGNED", T_BOOL, W(allow_unsigned), "false"},
-    {"kafka", "brokers", "PC_KAFKA_BROKERS", T_STR, W(kafka_brokers), "127.0.0.1:9092"},
-    {"kafka", "group_id", "PC_KAFKA_GROUP_ID", T_STR, W(kafka_group_id), "pkcs-workers"},
-    {"kafka", "group_instance_id", "PC_KAFKA_GROUP_INSTANCE_ID", T_STR, W(kafka_group_instance_id),
-     NULL},
-    {"kafka", "requests_topic", "PC_REQUESTS_TOPIC", T_STR, W(requests_topic), "pkcs.requests"},
-    {"kafka", "results_topic", "PC_RESULTS_TOPIC", T_STR, W(results_topic), "pkcs.results"},
-    {"kafka", "dlq_topic", "PC_DLQ_TOPIC", T_STR, W(dlq_topic), "pkcs.requests.dlq"},
-    {"kafka", "session_timeout_ms", "PC_KAFKA_SESSION_TIMEOUT_MS", T_UINT,
-     W(kafka_session_timeout_ms), "10000"},
-    {"redis", "host", "PC_REDIS_HOST", T_STR, W(redis_host), "127.0.0.1"},
-    {"redis", "port", "PC_REDIS_PORT", T_UINT, W(redis_port), "6379"},
-    {"redis", "password", "PC_REDIS_PASSWORD", T_STR, W(redis_password), NULL},
-    {"redis", "command_timeout_ms", "PC_REDIS_TIMEOUT_MS", T_UINT, W(redis_timeout_ms), "2000"},
-    {"redis", "lease_ms", "PC_LEASE_MS", T_UINT, W(lease_ms), "30000"},
-    {"redis", "retention_hours", "PC_RETENTION_HOURS", T_UINT, W(retention_hours), "168"},
+    {"kafka", "brokers", "PC_KAFKA_BROKERS", T_STR, K(brokers), "127.0.0.1:9092"},
+    {"kafka", "group_id", "PC_KAFKA_GROUP_ID", T_STR, K(group_id), "pkcs-workers"},
+    {"kafka", "group_instance_id", "PC_KAFKA_GROUP_INSTANCE_ID", T_STR, K(group_instance_id), NULL},
+    {"kafka", "requests_topic", "PC_REQUESTS_TOPIC", T_STR, K(requests_topic), "pkcs.requests"},
+    {"kafka", "results_topic", "PC_RESULTS_TOPIC", T_STR, K(results_topic), "pkcs.results"},
+    {"kafka", "dlq_topic", "PC_DLQ_TOPIC", T_STR, K(dlq_topic), "pkcs.requests.dlq"},
+    {"kafka", "session_timeout_ms", "PC_KAFKA_SESSION_TIMEOUT_MS", T_UINT, K(session_timeout_ms),
+     "10000"},
+    {"redis", "host", "PC_REDIS_HOST", T_STR, R(host), "127.0.0.1"},
+    {"redis", "port", "PC_REDIS_PORT", T_UINT, R(port), "6379"},
+    {"redis", "password", "PC_REDIS_PASSWORD", T_SECRET, R(password), NULL},
+    {"redis", "command_timeout_ms", "PC_REDIS_TIMEOUT_MS", T_UINT, R(command_timeout_ms), "2000"},
+    {"redis", "lease_ms", "PC_LEASE_MS", T_UINT, R(lease_ms), "30000"},
+    {"redis", "retention_hours", "PC_RETENTION_HOURS", T_UINT, R(retention_hours), "168"},
     {"worker", "import_key_file", "PC_IMPORT_KEY_FILE", T_STR, W(import_key_file), NULL},
     {"worker", "import_key_id", "PC_IMPORT_KEY_ID", T_STR, W(import_key_id), "import-1"},
-    {"coordinator", "http_host", "PC_COORDINATOR_HOST", T_STR, W(coordinator_http_host),
-     "127.0.0.1"},
-    {"coordinator", "http_port", "PC_COORDINATOR_PORT", T_UINT, W(coordinator_http_port), "9470"},
-    {"coordinator", "topic_partitions", "PC_TOPIC_PARTITIONS", T_UINT, W(topic_partitions), "128"},
-    {"coordinator", "topic_replication", "PC_TOPIC_REPLICATION", T_UINT, W(topic_replication), "1"},
+    {"coordinator", "http_host", "PC_COORDINATOR_HOST", T_STR, C(http_host), "127.0.0.1"},
+    {"coordinator", "http_port", "PC_COORDINATOR_PORT", T_UINT, C(http_port), "9470"},
+    {"coordinator", "topic_partitions", "PC_TOPIC_PARTITIONS", T_UINT, C(topic_partitions), "128"},
+    {"coordinator", "topic_replication", "PC_TOPIC_REPLICATION", T_UINT, C(topic_replication), "1"},
     {"coordinator", "topic_retention_hours", "PC_TOPIC_RETENTION_HOURS", T_UINT,
-     W(topic_retention_hours), "168"},
+     C(topic_retention_hours), "168"},
 };
 
-static pc_err_t set_text(pc_config_worker_t *w, const setting_t *s, const char *text,
-                         const char *origin, pc_diag_t *diag)
+static pc_err_t set_text(pc_config_t *cfg, const setting_t *s, const char *text, const char *origin,
+                         pc_diag_t *diag)
 {
-    void *field = (char *)w + s->offset;
-    if (s->type == T_STR) {
+    void *field = (char *)cfg + s->offset;
+    if (s->type == T_STR || s->type == T_SECRET) {
         char **dst = field;
+        if (*dst != NULL && s->type == T_SECRET)
+            OPENSSL_cleanse(*dst, strlen(*dst));
         free(*dst);
         *dst = strdup(text);
         return *dst == NULL ? pc_fail(diag, PC_ERR_NOMEM, "out of memory") : PC_OK;
@@ -98,23 +103,23 @@ static pc_err_t set_text(pc_config_worker_t *w, const setting_t *s, const char *
     return PC_OK;
 }
 
-static pc_err_t set_json(pc_config_worker_t *w, const setting_t *s, json_t *v, pc_diag_t *diag)
+static pc_err_t set_json(pc_config_t *cfg, const setting_t *s, json_t *v, pc_diag_t *diag)
 {
     char buf[32];
     if (json_is_null(v))
         return PC_OK;
-    if (s->type == T_STR && json_is_string(v))
-        return set_text(w, s, json_string_value(v), "config", diag);
+    if ((s->type == T_STR || s->type == T_SECRET) && json_is_string(v))
+        return set_text(cfg, s, json_string_value(v), "config", diag);
     if (s->type == T_UINT && json_is_integer(v) && json_integer_value(v) >= 0) {
         snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-        return set_text(w, s, buf, "config", diag);
+        return set_text(cfg, s, buf, "config", diag);
     }
     if (s->type == T_BOOL && json_is_boolean(v))
-        return set_text(w, s, json_is_true(v) ? "true" : "false", "config", diag);
+        return set_text(cfg, s, json_is_true(v) ? "true" : "false", "config", diag);
     return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: %s.%s must be a %s", s->section, s->name,
-                   s->type == T_STR    ? "string"
-                   : s->type == T_UINT ? "whole number"
-                                       : "boolean");
+                   s->type == T_UINT   ? "whole number"
+                   : s->type == T_BOOL ? "boolean"
+                                       : "string");
 }
 
 static bool known(const char *section, const char *name)
@@ -143,24 +148,25 @@ static pc_err_t check_section(json_t *root, const char *section, pc_diag_t *diag
     return PC_OK;
 }
 
-static pc_err_t apply_one(pc_config_worker_t *w, const setting_t *s, json_t *root, pc_diag_t *diag)
+static pc_err_t apply_one(pc_config_t *cfg, const setting_t *s, json_t *root, pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
     json_t *v = json_object_get(json_object_get(root, s->section), s->name);
     if (s->def != NULL)
-        err = set_text(w, s, s->def, "default", diag);
+        err = set_text(cfg, s, s->def, "default", diag);
     if (err == PC_OK && v != NULL)
-        err = set_json(w, s, v, diag);
+        err = set_json(cfg, s, v, diag);
     if (err == PC_OK && getenv(s->env) != NULL) {
         char origin[80];
         snprintf(origin, sizeof(origin), "environment %s", s->env);
-        err = set_text(w, s, getenv(s->env), origin, diag);
+        err = set_text(cfg, s, getenv(s->env), origin, diag);
     }
     return err;
 }
 
-static pc_err_t derived_defaults(pc_config_worker_t *w, pc_diag_t *diag)
+static pc_err_t derived_defaults(pc_config_t *cfg, pc_diag_t *diag)
 {
+    pc_config_worker_t *w = &cfg->worker;
     if (w->id == NULL) {
         char host[256] = "worker", id[320];
         gethostname(host, sizeof(host) - 1);
@@ -172,7 +178,7 @@ static pc_err_t derived_defaults(pc_config_worker_t *w, pc_diag_t *diag)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "worker.max_in_flight must be at least 1");
     if (w->resume_below == 0 || w->resume_below > w->max_in_flight)
         w->resume_below = w->max_in_flight; /* holding is cheap: release as a slot frees */
-    if (w->lease_ms < 1000)
+    if (cfg->redis.lease_ms < 1000)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "redis.lease_ms must be at least 1000");
     if (w->max_instances == 0)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "worker.max_instances must be at least 1");
@@ -221,7 +227,7 @@ static pc_err_t parse_signers(pc_config_t *cfg, json_t *list, pc_diag_t *diag)
     return PC_OK;
 }
 
-pc_err_t pc_config_worker_parse(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
+pc_err_t pc_config_settings_parse(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
 {
     pc_err_t err;
     if ((err = check_section(root, "worker", diag)) != PC_OK ||
@@ -230,20 +236,30 @@ pc_err_t pc_config_worker_parse(pc_config_t *cfg, json_t *root, pc_diag_t *diag)
         (err = check_section(root, "coordinator", diag)) != PC_OK)
         return err;
     for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
-        if ((err = apply_one(&cfg->worker, &settings[i], root, diag)) != PC_OK)
+        if ((err = apply_one(cfg, &settings[i], root, diag)) != PC_OK)
             return err;
-    if ((err = derived_defaults(&cfg->worker, diag)) != PC_OK)
+    if ((err = derived_defaults(cfg, diag)) != PC_OK)
         return err;
     return parse_signers(cfg, json_object_get(root, "signers"), diag);
 }
 
-void pc_config_worker_clear(pc_config_t *cfg)
+pc_redis_config_t pc_config_redis(const pc_config_t *cfg)
+{
+    return (pc_redis_config_t){
+        .host = cfg->redis.host,
+        .port = (int)cfg->redis.port,
+        .password = cfg->redis.password,
+        .command_timeout_ms = cfg->redis.command_timeout_ms,
+    };
+}
+
+void pc_config_settings_clear(pc_config_t *cfg)
 {
     for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-        if (settings[i].type != T_STR)
+        if (settings[i].type != T_STR && settings[i].type != T_SECRET)
             continue;
-        char **field = (char **)((char *)&cfg->worker + settings[i].offset);
-        if (*field != NULL && settings[i].offset == W(redis_password))
+        char **field = (char **)((char *)cfg + settings[i].offset);
+        if (*field != NULL && settings[i].type == T_SECRET)
             OPENSSL_cleanse(*field, strlen(*field));
         free(*field);
         *field = NULL;
