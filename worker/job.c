@@ -457,7 +457,7 @@ static void job_orphans_done(pc_job_t *job)
         snprintf(msg, sizeof(msg), "revoked %zu certificate(s) a previous owner obtained, last %s",
                  job->orphans_revoked, job->orphans[job->orphan_count - 1].hex);
         log_job(PC_LOG_WARN, job, "orphan_revoked", msg);
-    } else {
+    } else if (job->orphans_known) {
         log_job(PC_LOG_INFO, job, "orphan_none",
                 "a previous owner recorded an intent, but the CA holds no certificate of it");
     }
@@ -558,6 +558,7 @@ static void enter_orphans(pc_job_t *job)
         job_fail(job, pc_fail(&diag, PC_ERR_NOMEM, "out of memory listing orphans"), &diag);
         return;
     }
+    job->orphans_known = intent.serial[0] != '\0' || pc_ca_can_find_issued(ca);
     if (!pc_ca_can_find_issued(ca)) {
         if (intent.serial[0] == '\0')
             log_job(PC_LOG_WARN, job, "orphan_unknown",

@@ -60,6 +60,7 @@ struct pc_job {
     size_t prior_intent_len;
     pc_ca_serial_t *orphans; /* ORPHANS: the serials to revoke, and how far */
     size_t orphan_count, orphan_next, orphans_revoked;
+    bool orphans_known; /* the CA's records or the intent say what was signed */
 
     pc_issue_t *issue;
     char own_serial[64];      /* the certificate the CA signed for us, "" before */

@@ -6,22 +6,14 @@
 set -euo pipefail
 source "$PC_SOURCE_DIR/tests/lib/cluster.sh"
 data="$PC_SOURCE_DIR/tests/integration/data"
-cfssl_sh="$PC_SOURCE_DIR/tests/lib/cfssl.sh"
 pass=0
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 pc_cluster_init 4
 d="$PC_SERVERS_DIR"
-cf="$d/cfssl"
-bash "$cfssl_sh" setup "$cf" >/dev/null 2>&1
-track_cfssl() { # so that the harness's cleanup stops cfssl too, even when a check fails
-  local pid; pid="$(cat "$cf/cfssl.pid")"
-  printf '%s %s\n' "$pid" "$(_pc_starttime "$pid")" > "$d/pids/cfssl"
-}
-port=$(bash "$cfssl_sh" start "$cf" 2>/dev/null); track_cfssl
-sed -i "s|\"cas\": \[{\"name\": \"local\", \"key_passphrase_file\": \"$d/ca-passphrase\"}\],|\"cas\": [{\"name\": \"local\", \"key_passphrase_file\": \"$d/ca-passphrase\"}, {\"name\": \"remote\", \"type\": \"cfssl\", \"url\": \"http://127.0.0.1:$port\", \"auth_key_file\": \"$cf/auth_key.hex\", \"attempts\": 2, \"retry_max_ms\": 500, \"breaker_threshold\": 3, \"breaker_cooldown_ms\": 1500, \"templates\": [{\"name\": \"Device\", \"allowed_ekus\": [\"clientAuth\"], \"allowed_key_usages\": [\"digitalSignature\", \"keyAgreement\", \"keyEncipherment\"]}]}],|" "$PC_CLUSTER_CONFIG"
-grep -q '"type": "cfssl"' "$PC_CLUSTER_CONFIG" || fail "could not add the cfssl CA to the configuration"
+pc_cluster_add_cfssl || fail "could not start cfssl or add it to the configuration"
+cf="$PC_CFSSL_DIR"
 pc_worker_spawn c1
 pc_worker_wait_ready c1 90
 
@@ -33,7 +25,7 @@ ok "40 device certificates issued through cfssl, each opened and verified agains
 
 # cfssl stopped in the middle of the load.
 pc_submit --template "$data/device-remote.json" --count 60 --id-prefix cfdown --device-keys "$d/keys" 2>/dev/null
-bash "$cfssl_sh" stop "$cf"
+pc_cfssl_stop
 seen503=0
 for _ in $(seq 1 50); do
   [ "$(pc_http_status "$(pc_worker_port c1)" /readyz)" = 503 ] && { seen503=1; break; }
@@ -42,7 +34,7 @@ done
 [ "$seen503" = 1 ] || fail "/readyz did not report the CA outage"
 ok "cfssl down: /readyz 503 (circuit breaker open)"
 sleep 4
-bash "$cfssl_sh" start "$cf" "$port" >/dev/null 2>&1; track_cfssl
+pc_cfssl_restart || fail "cfssl did not start again"
 printf 'cfdown-%06d\n' $(seq 1 60) > "$d/cfdown.ids"
 pc_watch --ids "$d/cfdown.ids" --timeout 180 --device-keys "$d/keys" --ca "$cf/ca.pem" \
   > "$d/cfdown.out" || fail "after cfssl returned: $(cat "$d/cfdown.out")"

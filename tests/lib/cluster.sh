@@ -43,6 +43,49 @@ pc_cluster_init() {
 JSON
 }
 
+# pc_cluster_add_cfssl: a real cfssl serve (tests/lib/cfssl.sh) with its certificate database,
+# stopped with the other servers, and a CA "remote" of type cfssl in $PC_CLUSTER_CONFIG (template
+# Device). Sets PC_CFSSL_DIR and PC_CFSSL_PORT. pc_cfssl_restart starts it again on that port.
+pc_cluster_add_cfssl() {
+  local d="$PC_SERVERS_DIR"
+  export PC_CFSSL_DIR="$d/cfssl"
+  bash "$_pc_lib_dir/cfssl.sh" setup "$PC_CFSSL_DIR" >/dev/null 2>&1 || return 1
+  PC_CFSSL_PORT="$(bash "$_pc_lib_dir/cfssl.sh" start "$PC_CFSSL_DIR" 2>/dev/null)" || return 1
+  export PC_CFSSL_PORT
+  _pc_track_cfssl
+  local remote='{"name": "remote", "type": "cfssl", "url": "http://127.0.0.1:'"$PC_CFSSL_PORT"'",
+    "auth_key_file": "'"$PC_CFSSL_DIR"'/auth_key.hex", "attempts": 2, "retry_max_ms": 500,
+    "breaker_threshold": 3, "breaker_cooldown_ms": 1500,
+    "templates": [{"name": "Device", "allowed_ekus": ["clientAuth"],
+                   "allowed_key_usages": ["digitalSignature", "keyAgreement", "keyEncipherment"]}]}'
+  jq --argjson remote "$remote" '.cas += [$remote]' "$PC_CLUSTER_CONFIG" >"$PC_CLUSTER_CONFIG.new" &&
+    mv "$PC_CLUSTER_CONFIG.new" "$PC_CLUSTER_CONFIG"
+}
+
+# so that the harness's cleanup stops cfssl too, even when a check fails
+_pc_track_cfssl() {
+  local pid
+  pid="$(cat "$PC_CFSSL_DIR/cfssl.pid")"
+  printf '%s %s\n' "$pid" "$(_pc_starttime "$pid")" >"$PC_SERVERS_DIR/pids/cfssl"
+}
+
+pc_cfssl_stop() { bash "$_pc_lib_dir/cfssl.sh" stop "$PC_CFSSL_DIR"; }
+
+pc_cfssl_restart() {
+  bash "$_pc_lib_dir/cfssl.sh" start "$PC_CFSSL_DIR" "$PC_CFSSL_PORT" >/dev/null 2>&1 || return 1
+  _pc_track_cfssl
+}
+
+# pc_cfssl_certs REQUEST_ID: "SERIAL_HEX STATUS REASON" of each certificate cfssl signed for the
+# request (its label), from cfssl's database.
+pc_cfssl_certs() {
+  sqlite3 -separator ' ' "$PC_CFSSL_DIR/certs.db" \
+    "select serial_number, status, reason from certificates where ca_label = '$1';" |
+    while read -r dec status reason; do
+      printf '%s %s %s\n' "$(python3 -c "print('%X' % $dec)")" "$status" "$reason"
+    done
+}
+
 pc_worker_spawn() {
   local name="$1" port
   shift
