@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "file.h"
 #include "common.h"
+#include "file.h"
 #include "lint_int.h"
 
 #define CSV_MAX_BYTES (64u * 1024 * 1024)

@@ -19,14 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "clock.h"
-#include "file.h"
-#include "pbjson.h"
 #include "common.h"
+#include "file.h"
 #include "request.h"
 #include "text.h"
 #include "vars.h"
@@ -35,7 +30,6 @@
 #define CSV_MAX_BYTES (64u * 1024u * 1024u)
 #define CSV_MAX_RECORD (1024u * 1024u)
 #define CSV_MAX_FIELDS 256u
-#define PROFILE_MAX_BYTES (1024u * 1024u)
 #define DEFAULT_TENANT "default"
 #define UTF8_BOM "\xEF\xBB\xBF"
 
@@ -343,11 +337,6 @@ static char *cell(const csv_job_t *job, int k)
     return i >= 0 && job->csv.fields[i][0] != '\0' ? job->csv.fields[i] : NULL;
 }
 
-static bool safe_file_name(const char *id)
-{
-    return strchr(id, '/') == NULL && strcmp(id, ".") != 0 && strcmp(id, "..") != 0;
-}
-
 static void key_path(const csv_job_t *job, const char *file, char *path, size_t size)
 {
     if (file[0] == '/' || job->dir == NULL)
@@ -384,10 +373,10 @@ static int check_row(csv_job_t *job)
                         "no devicePublicKeyFile for this row, and no --device-keys DIR to make "
                         "the device a key pair in");
     const char *id = cell(job, COL_REQUEST_ID);
-    if (id != NULL && !safe_file_name(id))
+    if (id != NULL && !pkcsctl_safe_name(id))
         return csv_fail(csv, csv->record_line,
-                        "requestId \"%s\" cannot name its device key file in --device-keys "
-                        "(no '/', not . or ..)",
+                        "requestId \"%.64s\" cannot name its device key file in --device-keys "
+                        "(at most 200 bytes, no '/', not . or ..)",
                         id);
     return 0;
 }
@@ -409,30 +398,14 @@ static int check_rows(csv_job_t *job)
 
 /* key_from_file reads the device key of a devicePublicKeyFile cell: a public key or a private
  * key in PEM, at a path relative to the CSV's folder unless absolute. */
-static int key_from_file(csv_job_t *job, const char *file, unsigned char **spki, int *spki_len)
+static int key_from_file(csv_job_t *job, const char *file, unsigned char **spki, size_t *spki_len)
 {
-    static char no_passphrase[1] = ""; /* an encrypted key fails instead of prompting */
     char path[4096];
-    EVP_PKEY *key = NULL;
+    pc_diag_t diag = {{0}};
     key_path(job, file, path, sizeof(path));
-    BIO *bio = BIO_new_file(path, "r");
-    if (bio == NULL) {
-        ERR_clear_error();
-        return csv_fail(&job->csv, job->csv.record_line, "devicePublicKeyFile %s: %s", path,
-                        strerror(errno));
-    }
-    if ((key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL)) == NULL && BIO_reset(bio) == 0)
-        key = PEM_read_bio_PrivateKey(bio, NULL, NULL, no_passphrase);
-    BIO_free(bio);
-    ERR_clear_error();
-    if (key != NULL)
-        *spki_len = i2d_PUBKEY(key, spki);
-    EVP_PKEY_free(key);
-    if (key == NULL || *spki_len <= 0)
-        return csv_fail(&job->csv, job->csv.record_line,
-                        "devicePublicKeyFile %s holds no PEM public key (or unencrypted private "
-                        "key)",
-                        path);
+    if (pkcsctl_key_read("devicePublicKeyFile", path, PKCSCTL_KEY_PUBLIC_OR_PRIVATE, NULL, spki,
+                         spki_len, &diag) != PC_OK)
+        return csv_fail(&job->csv, job->csv.record_line, "%s", diag.msg);
     return 0;
 }
 
@@ -472,7 +445,8 @@ static int send_row(csv_job_t *job, long row)
     Pkcs__V1__Request req = PKCS__V1__REQUEST__INIT;
     Pkcs__V1__IssueRequest issue = PKCS__V1__ISSUE_REQUEST__INIT;
     unsigned char *spki = NULL;
-    int spki_len = 0, rc = -1;
+    size_t spki_len = 0;
+    int rc = -1;
     char *v;
     snprintf(id, sizeof(id), "%s-%06ld", job->gen->prefix, row);
     req.schema_version = PC_SCHEMA_VERSION;
@@ -495,10 +469,10 @@ static int send_row(csv_job_t *job, long row)
         goto out_free_spki;
     }
     issue.device_public_key.data = spki;
-    issue.device_public_key.len = (size_t)spki_len;
+    issue.device_public_key.len = spki_len;
     rc = validate_and_send(job, &req);
 out_free_spki:
-    OPENSSL_free(spki);
+    free(spki);
     return rc;
 }
 
@@ -513,25 +487,6 @@ static int send_rows(csv_job_t *job)
             return -1;
     job->gen->csv_rows += row;
     return rc;
-}
-
-static int load_profile(const char *path, Pkcs__V1__Profile **profile)
-{
-    unsigned char *text = NULL;
-    size_t len = 0;
-    ProtobufCMessage *msg = NULL;
-    pc_diag_t diag = {{0}};
-    pc_err_t err = pc_file_read(path, PROFILE_MAX_BYTES, &text, &len, &diag);
-    if (err == PC_OK)
-        err = pc_pbjson_decode_string(&pkcs__v1__profile__descriptor, (const char *)text, len, &msg,
-                                      &diag);
-    free(text);
-    if (err != PC_OK) {
-        pc_diag_prefix(&diag, path);
-        return pkcsctl_diag_error(CMD, err, &diag);
-    }
-    *profile = (Pkcs__V1__Profile *)msg;
-    return 0;
 }
 
 static char *folder_of(const char *path)
@@ -559,6 +514,7 @@ int pkcsctl_submit_csv(pkcsctl_sender_t *snd, pkcsctl_gen_t *gen, const char *cs
     unsigned char *text = NULL;
     size_t len = 0;
     pc_diag_t diag = {{0}};
+    ProtobufCMessage *profile = NULL;
     int rc = 1;
     csv_job_t *job = calloc(1, sizeof(*job));
     if (job == NULL)
@@ -567,8 +523,9 @@ int pkcsctl_submit_csv(pkcsctl_sender_t *snd, pkcsctl_gen_t *gen, const char *cs
     job->gen = gen;
     job->csv.path = csv_path;
     job->dir = folder_of(csv_path);
-    if (load_profile(profile_path, &job->profile) != 0)
+    if (pkcsctl_load_message(CMD, profile_path, &pkcs__v1__profile__descriptor, &profile) != 0)
         goto out_free_job;
+    job->profile = (Pkcs__V1__Profile *)profile;
     pc_err_t err = pc_file_read(csv_path, CSV_MAX_BYTES, &text, &len, &diag);
     if (err != PC_OK) {
         rc = pkcsctl_diag_error(CMD, err, &diag);

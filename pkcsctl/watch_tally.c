@@ -18,7 +18,7 @@
 #include "common.h"
 #include "numbers.h"
 
-#define CMD "watch"
+#define CMD WATCH_CMD
 
 static void cert_digest(const ProtobufCBinaryData *cert, char hex[65])
 {
