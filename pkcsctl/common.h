@@ -13,6 +13,7 @@
 #include <librdkafka/rdkafka.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "ca.h"
@@ -151,6 +152,20 @@ int pkcsctl_write_out(const char *cmd, const char *path, const void *data, size_
 
 /* pkcsctl_write_out_bio is pkcsctl_write_out of what the memory BIO bio holds. */
 int pkcsctl_write_out_bio(const char *cmd, const char *path, BIO *bio);
+
+/* ---- text for people ---- */
+
+/* Room for pkcsctl_sha256_hex's text. */
+#define PKCSCTL_SHA256_HEX_LEN 65
+
+/* pkcsctl_sha256_hex writes the upper-case hex SHA-256 of len bytes of data to hex (what
+ * sha256sum shows, upper-cased); "" when it cannot be computed. */
+void pkcsctl_sha256_hex(const void *data, size_t len, char hex[PKCSCTL_SHA256_HEX_LEN]);
+
+/* pkcsctl_name_text writes name as RFC 2253 text with UTF-8 kept as it is (what openssl x509
+ * -nameopt RFC2253 shows) to buf, cut at a character boundary when longer. Returns false, buf
+ * "", when it cannot. */
+bool pkcsctl_name_text(const X509_NAME *name, char *buf, size_t len);
 
 /* ---- request ids as file names ---- */
 

@@ -233,19 +233,6 @@ static void time_text(const ASN1_TIME *t, char *buf, size_t len)
         snprintf(buf, len, "(unreadable)");
 }
 
-static void subject_text(X509 *cert, char *buf, size_t len)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    int n = 0;
-
-    if (bio != NULL && X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0,
-                                          XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
-        n = BIO_read(bio, buf, (int)len - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    BIO_free(bio);
-    ERR_clear_error();
-}
-
 /* verify_pfx opens the PFX with the password, as the worker will, and notes its certificate. */
 static int verify_pfx(const enc_opts_t *o, enc_parts_t *p, const char *pw)
 {
@@ -263,7 +250,7 @@ static int verify_pfx(const enc_opts_t *o, enc_parts_t *p, const char *pw)
         pc_diag_prefix(&diag, o->pfx);
         return pkcsctl_diag_error(ENC_CMD, err, &diag);
     }
-    subject_text(cert, p->subject, sizeof(p->subject));
+    pkcsctl_name_text(X509_get_subject_name(cert), p->subject, sizeof(p->subject));
     time_text(X509_get0_notAfter(cert), p->not_after, sizeof(p->not_after));
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -422,7 +409,7 @@ static int run_import_encrypt(const enc_opts_t *o)
 {
     enc_parts_t p = {0};
     EVP_PKEY *pub = NULL;
-    char fingerprint[IMPORT_FINGERPRINT_LEN] = "";
+    char fingerprint[PKCSCTL_SHA256_HEX_LEN] = "";
     pc_diag_t diag = {{0}};
     pc_err_t err;
     int rc;

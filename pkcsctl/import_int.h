@@ -11,11 +11,10 @@
 
 #include <openssl/evp.h>
 
+#include "common.h"
+
 /* The import key's id when none is given, in both commands. */
 #define IMPORT_DEFAULT_KEY_ID "import-1"
-
-/* Room for pkcsctl_import_fingerprint's text. */
-#define IMPORT_FINGERPRINT_LEN (2 * EVP_MAX_MD_SIZE + 1)
 
 /* pkcsctl_import_key_id_ok allows key ids that read well in configuration, logs and requests:
  * 1 to PC_MAX_ID_LEN letters, digits, '.', '_' or '-'. */
@@ -24,6 +23,6 @@ bool pkcsctl_import_key_id_ok(const char *id);
 /* pkcsctl_import_fingerprint writes the upper-case hex SHA-256 of key's SubjectPublicKeyInfo
  * DER: what `openssl pkey -pubin -outform DER | sha256sum` shows, for upstream to check the key
  * it was given. Returns 0, or -1 when the key cannot be encoded. */
-int pkcsctl_import_fingerprint(const EVP_PKEY *key, char hex[IMPORT_FINGERPRINT_LEN]);
+int pkcsctl_import_fingerprint(const EVP_PKEY *key, char hex[PKCSCTL_SHA256_HEX_LEN]);
 
 #endif

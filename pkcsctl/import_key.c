@@ -38,19 +38,17 @@ bool pkcsctl_import_key_id_ok(const char *id)
     return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
 }
 
-int pkcsctl_import_fingerprint(const EVP_PKEY *key, char hex[IMPORT_FINGERPRINT_LEN])
+int pkcsctl_import_fingerprint(const EVP_PKEY *key, char hex[PKCSCTL_SHA256_HEX_LEN])
 {
-    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned char *der = NULL;
     size_t len = 0;
-    unsigned md_len = 0;
     pc_diag_t diag = {{0}};
-    int ok = pkcsctl_key_spki(key, &der, &len, &diag) == PC_OK &&
-             EVP_Digest(der, len, md, &md_len, EVP_sha256(), NULL) == 1;
 
+    hex[0] = '\0';
+    if (pkcsctl_key_spki(key, &der, &len, &diag) == PC_OK)
+        pkcsctl_sha256_hex(der, len, hex);
     free(der);
-    for (unsigned i = 0; ok && i < md_len; i++)
-        snprintf(hex + 2 * i, 3, "%02X", md[i]);
-    return ok ? 0 : -1;
+    return hex[0] != '\0' ? 0 : -1;
 }
 
 typedef struct key_opts {
@@ -168,7 +166,7 @@ static int run_import_key(const key_opts_t *o)
 {
     pc_key_spec_t spec = {.alg = PC_KEY_RSA, .bits = o->bits};
     const char *passphrase = o->encrypt ? getenv(PC_IMPORT_PASSPHRASE_ENV) : NULL;
-    char fingerprint[IMPORT_FINGERPRINT_LEN] = "";
+    char fingerprint[PKCSCTL_SHA256_HEX_LEN] = "";
     pc_diag_t diag = {{0}};
     EVP_PKEY *key = NULL;
     pc_err_t err;

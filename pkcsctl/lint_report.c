@@ -10,6 +10,7 @@
 
 #include <openssl/bio.h>
 
+#include "common.h"
 #include "lint_int.h"
 #include "request.h"
 
@@ -69,16 +70,12 @@ void pkcsctl_lint_problem(lint_t *l, bool error, const char *fmt, ...)
 
 static void subject_text(const lint_t *l, char *buf, size_t len)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
-    char *data = NULL;
-    long n = 0;
-    snprintf(buf, len, "(not rendered)");
-    if (l->subject != NULL && bio != NULL &&
-        X509_NAME_print_ex(bio, l->subject, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
-        (n = BIO_get_mem_data(bio, &data)) >= 0)
-        snprintf(buf, len, "%.*s%s", (int)n, data ? data : "",
-                 l->subject_stand_ins ? " (with stand-ins for the unusable variables)" : "");
-    BIO_free(bio);
+    static const char stand_ins[] = " (with stand-ins for the unusable variables)";
+    size_t room = l->subject_stand_ins ? len - sizeof(stand_ins) + 1 : len;
+    if (l->subject == NULL || !pkcsctl_name_text(l->subject, buf, room))
+        snprintf(buf, len, "(not rendered)");
+    else if (l->subject_stand_ins)
+        snprintf(buf + strlen(buf), len - strlen(buf), "%s", stand_ins);
 }
 
 static void append(char *buf, size_t len, size_t *pos, const char *prefix, const void *s, int n)
