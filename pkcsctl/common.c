@@ -199,6 +199,11 @@ int pkcsctl_key_load(const char *cmd, const char *what, const char *path, pkcsct
 
 /* ---- Kafka ---- */
 
+const char *pkcsctl_kafka_brokers(const char *given)
+{
+    return given != NULL && given[0] != '\0' ? given : PKCSCTL_DEFAULT_BROKERS;
+}
+
 void pkcsctl_kafka_error(pkcsctl_kafka_t *k, int err, const char *reason)
 {
     snprintf(k->last_error, sizeof(k->last_error), "%s", reason);

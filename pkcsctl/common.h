@@ -98,6 +98,13 @@ pc_err_t pkcsctl_key_spki(const EVP_PKEY *key, unsigned char **spki, size_t *len
 
 /* ---- Kafka ---- */
 
+/* The bootstrap servers when neither --brokers nor $PC_KAFKA_BROKERS names any. */
+#define PKCSCTL_DEFAULT_BROKERS "127.0.0.1:9092"
+
+/* pkcsctl_kafka_brokers returns the bootstrap servers given (--brokers, else
+ * $PC_KAFKA_BROKERS), or PKCSCTL_DEFAULT_BROKERS when that is NULL or empty. */
+const char *pkcsctl_kafka_brokers(const char *given);
+
 /* One Kafka client of a command, and what its error callback has seen. Zero it, set cmd and
  * brokers (and owner and quiet as needed), then pkcsctl_kafka_conf and pkcsctl_kafka_new. */
 typedef struct pkcsctl_kafka {

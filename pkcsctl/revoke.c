@@ -56,8 +56,8 @@ static void help(void)
         "                        device's earlier requests)\n"
         "  --user-id U           the user (message key when there is no device id)\n\n"
         "sending:\n"
-        "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, else "
-        "127.0.0.1:9092)\n"
+        "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, "
+        "else " PKCSCTL_DEFAULT_BROKERS ")\n"
         "  --topic NAME          requests topic (default pkcs.requests)\n"
         "  --signer-key-id ID    the signer's key id, as the workers know it\n"
         "  --signer-algorithm A  ed25519 (default), ecdsa-p256-sha256 or hmac-sha256\n"
@@ -340,8 +340,7 @@ int pkcsctl_revoke(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    if (o.snd.brokers == NULL || o.snd.brokers[0] == '\0')
-        o.snd.brokers = "127.0.0.1:9092";
+    o.snd.brokers = pkcsctl_kafka_brokers(o.snd.brokers);
     if (!o.snd.unsigned_requests) {
         pc_err_t err = pc_signer_new(o.snd.key_id, o.snd.algorithm ? o.snd.algorithm : "ed25519",
                                      o.signer_key, &o.snd.signer, &diag);

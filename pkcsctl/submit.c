@@ -66,8 +66,8 @@ static void help(void)
         "                        error naming FILE:LINE, and nothing of that file is sent.\n"
         "  --raw FILE            produce the file's bytes as they are (tests of bad messages)\n\n"
         "options:\n"
-        "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, else "
-        "127.0.0.1:9092)\n"
+        "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, "
+        "else " PKCSCTL_DEFAULT_BROKERS ")\n"
         "  --topic NAME          requests topic (default pkcs.requests)\n"
         "  --signer-key-id ID    the signer's key id, as the workers know it\n"
         "  --signer-algorithm A  ed25519 (default), ecdsa-p256-sha256 or hmac-sha256\n"
@@ -383,7 +383,7 @@ int pkcsctl_submit(int argc, char **argv)
         rc = pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
         goto out_free_inputs;
     }
-    snd.brokers = brokers != NULL && brokers[0] ? brokers : "127.0.0.1:9092";
+    snd.brokers = pkcsctl_kafka_brokers(brokers);
     snd.algorithm = algorithm;
     if ((rc = check_inputs(&snd, signer_key, inputs, n_inputs, &gen, only_raw)) != 0 ||
         (rc = pair_profiles(inputs, n_inputs, profiles, n_profiles, &gen)) != 0)

@@ -58,7 +58,8 @@ static void help(void)
         "results; throughput T = N / S, where S = (last result read - earliest request\n"
         "created) in seconds.\n\n"
         "options:\n"
-        "  --brokers LIST    bootstrap servers (default $PC_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
+        "  --brokers LIST    bootstrap servers (default $PC_KAFKA_BROKERS, "
+        "else " PKCSCTL_DEFAULT_BROKERS ")\n"
         "  --topic NAME      results topic (default pkcs.results)\n"
         "  --count N         stop after N distinct request ids\n"
         "  --total N         and after N result messages in all (replays included)\n"
@@ -365,8 +366,7 @@ int pkcsctl_watch(int argc, char **argv)
     }
     if (optind < argc)
         return pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
-    if (w.kafka.brokers == NULL || w.kafka.brokers[0] == '\0')
-        w.kafka.brokers = "127.0.0.1:9092";
+    w.kafka.brokers = pkcsctl_kafka_brokers(w.kafka.brokers);
     if ((rc = prepare(&w, ids_path, ca_path)) == 0)
         rc = run(&w);
     rc = close_csv(&w, rc);
