@@ -8,13 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "common.h"
 #include "envelope.h"
 #include "file.h"
 #include "pfx.h"
-#include "common.h"
 
 #define CMD "decrypt"
 #define ENVELOPE_MAX_BYTES (1024 * 1024)
@@ -29,21 +28,6 @@ static void help(void)
            "  --key FILE   the device private key (PEM)\n"
            "  --in FILE    the enveloped result (CMS DER, result.p7m)\n"
            "  --out FILE   also write the PKCS#12 (empty password), mode 0600\n");
-}
-
-static int load_key(const char *path, EVP_PKEY **key)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return pkcsctl_error(CMD, "cannot open device key %s", path);
-    *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    if (*key == NULL)
-        return pkcsctl_error(CMD,
-                             "%s is not a PEM private key (an unencrypted PKCS#8 or "
-                             "traditional key is expected)",
-                             path);
-    return 0;
 }
 
 static void print_cert(const char *label, X509 *cert)
@@ -139,7 +123,7 @@ int pkcsctl_decrypt(int argc, char **argv)
     if (key_path == NULL || in == NULL)
         return pkcsctl_usage_error(CMD, "--key FILE and --in FILE are required");
     EVP_PKEY *key = NULL;
-    if (load_key(key_path, &key) != 0)
+    if (pkcsctl_key_load(CMD, "--key", key_path, PKCSCTL_KEY_PRIVATE, &key, NULL, NULL) != 0)
         return 1;
     int rc = open_result(key, in, out);
     EVP_PKEY_free(key);

@@ -1,315 +1,33 @@
 /*
- * pkcsctl import-key / import-encrypt: the two ends of the PFX import that live outside the
- * workers. import-key makes the connector's RSA import key (the private half for the workers,
- * the public half for upstream); import-encrypt does what upstream does for an administrator's
- * upload: encrypts the PFX password to the import key with RSA-OAEP and writes an IMPORT_PFX
- * request in JSON, ready for `pkcsctl submit`. The password is never printed or written in
- * the clear, and our copies of it are wiped. Main thread only.
+ * pkcsctl import-encrypt: what upstream does for an administrator's PFX upload - encrypts the PFX
+ * password to the connector's import key (from pkcsctl import-key) with RSA-OAEP and writes an
+ * IMPORT_PFX request in JSON, ready for `pkcsctl submit`. The PFX is opened with the password
+ * first, as the worker will. The password is never printed or written in the clear, and our
+ * copies of it are wiped. Main thread only.
  */
 #include "import_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "clock.h"
+#include "common.h"
 #include "file.h"
 #include "import.h"
-#include "keygen.h"
 #include "pbjson.h"
 #include "pfx.h"
-#include "common.h"
 #include "request.h"
-#include "clock.h"
 
-#define KEY_CMD "import-key"
 #define ENC_CMD "import-encrypt"
-#define DEFAULT_KEY_ID "import-1"
-#define DEFAULT_BITS 3072
-#define MAX_KEY_FILE (64 * 1024)
 #define MAX_PASSWORD_FILE 4096
-
-/* ---- shared ---- */
-
-/* no_passphrase makes an encrypted PEM fail instead of prompting on the terminal. */
-static int no_passphrase(char *buf, int size, int rwflag, void *arg)
-{
-    return -1;
-}
-
-/* load_public_key reads a PEM public key, or the public half of an unencrypted PEM private
- * key, from path; what names the option in messages. */
-static int load_public_key(const char *cmd, const char *path, const char *what, EVP_PKEY **key)
-{
-    unsigned char *pem = NULL;
-    size_t len = 0;
-    pc_diag_t diag = {{0}};
-    BIO *bio;
-    pc_err_t err = pc_file_read(path, MAX_KEY_FILE, &pem, &len, &diag);
-
-    if (err != PC_OK)
-        return pkcsctl_diag_error(cmd, err, &diag);
-    *key = NULL;
-    if ((bio = BIO_new_mem_buf(pem, (int)len)) != NULL)
-        *key = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
-    BIO_free(bio);
-    if (*key == NULL && (bio = BIO_new_mem_buf(pem, (int)len)) != NULL) {
-        *key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-        BIO_free(bio);
-    }
-    OPENSSL_cleanse(pem, len); /* may have been a private key */
-    free(pem);
-    ERR_clear_error();
-    if (*key == NULL)
-        return pkcsctl_error(cmd, "%s %s is not a PEM public key (or unencrypted PEM private key)",
-                             what, path);
-    return 0;
-}
-
-/* spki_sha256 writes the upper-case hex SHA-256 of key's SubjectPublicKeyInfo DER: what
- * `openssl pkey -pubin -outform DER | sha256sum` shows. */
-static int spki_sha256(EVP_PKEY *key, char hex[2 * EVP_MAX_MD_SIZE + 1])
-{
-    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
-    unsigned md_len = 0;
-    int len = i2d_PUBKEY(key, &der);
-    int ok = len > 0 && EVP_Digest(der, (size_t)len, md, &md_len, EVP_sha256(), NULL) == 1;
-
-    OPENSSL_free(der);
-    for (unsigned i = 0; ok && i < md_len; i++)
-        snprintf(hex + 2 * i, 3, "%02X", md[i]);
-    return ok ? 0 : -1;
-}
-
-/* key_id_ok allows ids that read well in configuration, logs and requests. */
-static bool key_id_ok(const char *id)
-{
-    size_t len = strlen(id);
-
-    if (len == 0 || len > PC_MAX_ID_LEN)
-        return false;
-    return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
-}
-
-/* ---- import-key ---- */
-
-typedef struct key_opts {
-    const char *out_key;
-    const char *out_pub;
-    const char *id;
-    unsigned bits;
-    bool encrypt;
-} key_opts_t;
-
-static void key_help(void)
-{
-    printf("usage: pkcsctl import-key --out-key FILE --out-pub FILE [--bits 3072] [--id ID]\n"
-           "                          [--encrypt]\n\n"
-           "Makes the connector's RSA import key pair. Upstream encrypts the passwords of\n"
-           "uploaded PFX files to the public key (pkcsctl import-encrypt --pub); the workers\n"
-           "decrypt them with the private key (worker.import_key_file, PC_IMPORT_KEY_FILE) and\n"
-           "know it by its id (worker.import_key_id, PC_IMPORT_KEY_ID).\n\n"
-           "options:\n"
-           "  --out-key FILE  the private key, PKCS#8 PEM, created with mode 0600; an existing\n"
-           "                  file is never overwritten\n"
-           "  --out-pub FILE  the public key, PEM (SubjectPublicKeyInfo), mode 0644\n"
-           "  --bits N        RSA key size: 2048, 3072 (default) or 4096\n"
-           "  --id ID         the key id (default " DEFAULT_KEY_ID "): letters, digits, . _ -\n"
-           "  --encrypt       encrypt the private key (AES-256) with the passphrase in\n"
-           "                  $" PC_IMPORT_PASSPHRASE_ENV ", which the workers then need too\n\n"
-           "Prints the key id and the SHA-256 fingerprint of the public key (of its DER\n"
-           "SubjectPublicKeyInfo), for upstream to check the key it was given.\n");
-}
-
-/* create_new makes path with exactly mode, failing when it exists. */
-static int create_new(const char *path, mode_t mode, int *fd)
-{
-    *fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (*fd < 0)
-        return pkcsctl_error(KEY_CMD, "cannot create %s: %s%s", path, strerror(errno),
-                             errno == EEXIST ? "; refusing to overwrite a key, remove it first or "
-                                               "choose another name"
-                                             : "");
-    if (fchmod(*fd, mode) != 0) { /* the umask may have taken bits away */
-        int saved = errno;
-        close(*fd);
-        unlink(path);
-        return pkcsctl_error(KEY_CMD, "cannot set mode %04o on %s: %s", (unsigned)mode, path,
-                             strerror(saved));
-    }
-    return 0;
-}
-
-/* write_pem writes key to fd: the private key as PKCS#8 (encrypted with passphrase unless it
- * is NULL), or the public key. The fd BIO does not buffer, and OpenSSL wipes its own
- * temporary copies of the key. */
-static int write_pem(int fd, const char *path, EVP_PKEY *key, bool private_key,
-                     const char *passphrase)
-{
-    BIO *bio = BIO_new_fd(fd, BIO_NOCLOSE);
-    int ok = bio != NULL;
-
-    if (ok && private_key)
-        ok = PEM_write_bio_PKCS8PrivateKey(bio, key, passphrase ? EVP_aes_256_cbc() : NULL, NULL, 0,
-                                           NULL, (void *)(uintptr_t)passphrase) == 1;
-    else if (ok)
-        ok = PEM_write_bio_PUBKEY(bio, key) == 1;
-    ok = ok && BIO_flush(bio) == 1;
-    BIO_free(bio);
-    if (!ok) {
-        ERR_clear_error();
-        return pkcsctl_error(KEY_CMD, "cannot write the %s key to %s",
-                             private_key ? "private" : "public", path);
-    }
-    if (fsync(fd) != 0)
-        return pkcsctl_error(KEY_CMD, "cannot write %s: %s", path, strerror(errno));
-    return 0;
-}
-
-static int write_key_files(const key_opts_t *o, EVP_PKEY *key, const char *passphrase)
-{
-    int key_fd = -1, pub_fd = -1, rc;
-
-    if ((rc = create_new(o->out_key, 0600, &key_fd)) != 0)
-        return rc;
-    if ((rc = create_new(o->out_pub, 0644, &pub_fd)) != 0)
-        goto out_close_key;
-    rc = write_pem(key_fd, o->out_key, key, true, passphrase);
-    if (rc == 0)
-        rc = write_pem(pub_fd, o->out_pub, key, false, NULL);
-    if (close(pub_fd) != 0 && rc == 0)
-        rc = pkcsctl_error(KEY_CMD, "cannot write %s: %s", o->out_pub, strerror(errno));
-    if (rc != 0)
-        unlink(o->out_pub);
-out_close_key:
-    if (close(key_fd) != 0 && rc == 0)
-        rc = pkcsctl_error(KEY_CMD, "cannot write %s: %s", o->out_key, strerror(errno));
-    if (rc != 0)
-        unlink(o->out_key);
-    return rc;
-}
-
-static void key_report(const key_opts_t *o, EVP_PKEY *key, const char *fingerprint)
-{
-    printf("import key  %s (RSA-%d)\n", o->id, EVP_PKEY_get_bits(key));
-    printf("private     %s (PKCS#8 PEM, %s, mode 0600)\n", o->out_key,
-           o->encrypt ? "encrypted with $" PC_IMPORT_PASSPHRASE_ENV : "unencrypted");
-    printf("public      %s\n", o->out_pub);
-    printf("sha256      %s\n\n", fingerprint);
-    printf("Workers: set worker.import_key_file=%s and worker.import_key_id=%s (or\n"
-           "PC_IMPORT_KEY_FILE and PC_IMPORT_KEY_ID)%s. Upstream: encrypt PFX passwords to\n"
-           "%s ('pkcsctl import-encrypt --pub %s --key-id %s').\n",
-           o->out_key, o->id, o->encrypt ? " and " PC_IMPORT_PASSPHRASE_ENV : "", o->out_pub,
-           o->out_pub, o->id);
-}
-
-static int run_import_key(const key_opts_t *o)
-{
-    pc_key_spec_t spec = {.alg = PC_KEY_RSA, .bits = o->bits};
-    const char *passphrase = o->encrypt ? getenv(PC_IMPORT_PASSPHRASE_ENV) : NULL;
-    char fingerprint[2 * EVP_MAX_MD_SIZE + 1] = "";
-    pc_diag_t diag = {{0}};
-    EVP_PKEY *key = NULL;
-    pc_err_t err;
-    int rc;
-
-    if (o->encrypt && (passphrase == NULL || passphrase[0] == '\0'))
-        return pkcsctl_usage_error(KEY_CMD, "--encrypt needs the passphrase in $%s",
-                                   PC_IMPORT_PASSPHRASE_ENV);
-    if ((err = pc_key_spec_check(&spec, &diag)) != PC_OK)
-        return pkcsctl_diag_error(KEY_CMD, err, &diag);
-    /* the provider's own key generation: this key is made once and kept for years */
-    if ((err = pc_key_generate(&spec, PC_KEYGEN_PROVIDER, &key, &diag)) != PC_OK)
-        return pkcsctl_diag_error(KEY_CMD, err, &diag);
-    if (spki_sha256(key, fingerprint) != 0) {
-        rc = pkcsctl_error(KEY_CMD, "cannot encode the new public key");
-        goto out_free_key;
-    }
-    rc = write_key_files(o, key, passphrase);
-    if (rc == 0)
-        key_report(o, key, fingerprint);
-out_free_key:
-    EVP_PKEY_free(key);
-    return rc;
-}
-
-static bool parse_bits(const char *text, unsigned *bits)
-{
-    char *end = NULL;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v > 65536)
-        return false;
-    *bits = (unsigned)v;
-    return true;
-}
-
-int pkcsctl_import_key(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"out-key", required_argument, NULL, 'k'},
-        {"out-pub", required_argument, NULL, 'p'},
-        {"bits", required_argument, NULL, 'b'},
-        {"id", required_argument, NULL, 'i'},
-        {"encrypt", no_argument, NULL, 'e'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    key_opts_t o = {.id = DEFAULT_KEY_ID, .bits = DEFAULT_BITS};
-    int c;
-
-    while ((c = getopt_long(argc, argv, "hk:p:b:i:e", opts, NULL)) != -1) {
-        switch (c) {
-        case 'k':
-            o.out_key = optarg;
-            break;
-        case 'p':
-            o.out_pub = optarg;
-            break;
-        case 'b':
-            if (!parse_bits(optarg, &o.bits))
-                return pkcsctl_usage_error(KEY_CMD, "--bits \"%s\" is not a number", optarg);
-            break;
-        case 'i':
-            o.id = optarg;
-            break;
-        case 'e':
-            o.encrypt = true;
-            break;
-        case 'h':
-            key_help();
-            return 0;
-        default:
-            return pkcsctl_usage_error(KEY_CMD, "unknown option");
-        }
-    }
-    if (optind < argc)
-        return pkcsctl_usage_error(KEY_CMD, "unexpected argument \"%s\"", argv[optind]);
-    if (o.out_key == NULL || o.out_pub == NULL)
-        return pkcsctl_usage_error(KEY_CMD, "--out-key FILE and --out-pub FILE are required");
-    if (strcmp(o.out_key, o.out_pub) == 0)
-        return pkcsctl_usage_error(KEY_CMD, "--out-key and --out-pub must be different files");
-    if (!key_id_ok(o.id))
-        return pkcsctl_usage_error(KEY_CMD,
-                                   "--id \"%s\" must be 1 to %u letters, digits, '.', '_' or '-'",
-                                   o.id, PC_MAX_ID_LEN);
-    return run_import_key(&o);
-}
-
-/* ---- import-encrypt ---- */
 
 typedef struct enc_opts {
     const char *pub;
@@ -346,7 +64,7 @@ static void enc_help(void)
         "usage: pkcsctl import-encrypt --pub IMPORT_PUB.pem --pfx FILE.pfx\n"
         "           (--password-file FILE | --password-env VAR) --device-key DEVICE.pem\n"
         "           --request-id ID --tenant T --user-id U --device-id D --out REQUEST.json\n"
-        "           [--oaep-hash sha256] [--key-id " DEFAULT_KEY_ID "] [--purpose "
+        "           [--oaep-hash sha256] [--key-id " IMPORT_DEFAULT_KEY_ID "] [--purpose "
         "smime_encryption]\n"
         "           [--no-verify]\n\n"
         "Does what upstream does with an administrator's PFX upload: encrypts the PFX\n"
@@ -360,7 +78,8 @@ static void enc_help(void)
         "                        newline\n"
         "  --password-env VAR    the PFX password: the value of environment variable VAR\n"
         "  --oaep-hash H         sha256 (default), sha384 or sha512\n"
-        "  --key-id ID           the import key's id (default " DEFAULT_KEY_ID "), as the workers\n"
+        "  --key-id ID           the import key's id (default " IMPORT_DEFAULT_KEY_ID
+        "), as the workers\n"
         "                        know it (worker.import_key_id)\n"
         "  --device-key FILE     the device's key (PEM, public or private): the result is\n"
         "                        enveloped to its public key\n"
@@ -397,7 +116,7 @@ static int check_enc_opts(enc_opts_t *o)
              strcmp(o->purpose, "smime_signing") != 0)
         return pkcsctl_usage_error(
             ENC_CMD, "--purpose \"%s\": use smime_encryption, smime_signing or any", o->purpose);
-    if (!key_id_ok(o->key_id))
+    if (!pkcsctl_import_key_id_ok(o->key_id))
         return pkcsctl_usage_error(ENC_CMD,
                                    "--key-id \"%s\" must be 1 to %u letters, digits, '.', '_' or "
                                    "'-'",
@@ -514,19 +233,6 @@ static void time_text(const ASN1_TIME *t, char *buf, size_t len)
         snprintf(buf, len, "(unreadable)");
 }
 
-static void subject_text(X509 *cert, char *buf, size_t len)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    int n = 0;
-
-    if (bio != NULL && X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0,
-                                          XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
-        n = BIO_read(bio, buf, (int)len - 1);
-    buf[n > 0 ? n : 0] = '\0';
-    BIO_free(bio);
-    ERR_clear_error();
-}
-
 /* verify_pfx opens the PFX with the password, as the worker will, and notes its certificate. */
 static int verify_pfx(const enc_opts_t *o, enc_parts_t *p, const char *pw)
 {
@@ -544,7 +250,7 @@ static int verify_pfx(const enc_opts_t *o, enc_parts_t *p, const char *pw)
         pc_diag_prefix(&diag, o->pfx);
         return pkcsctl_diag_error(ENC_CMD, err, &diag);
     }
-    subject_text(cert, p->subject, sizeof(p->subject));
+    pkcsctl_name_text(X509_get_subject_name(cert), p->subject, sizeof(p->subject));
     time_text(X509_get0_notAfter(cert), p->not_after, sizeof(p->not_after));
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -619,30 +325,18 @@ static bool device_key_ok(EVP_PKEY *key)
 static int load_device_spki(const enc_opts_t *o, enc_parts_t *p)
 {
     EVP_PKEY *key = NULL;
-    unsigned char *der = NULL;
-    int len, rc = 0;
 
-    if (load_public_key(ENC_CMD, o->device_key, "--device-key", &key) != 0)
+    if (pkcsctl_key_load(ENC_CMD, "--device-key", o->device_key, PKCSCTL_KEY_PUBLIC_OR_PRIVATE,
+                         &key, &p->spki, &p->spki_len) != 0)
         return 1;
-    if (!device_key_ok(key)) {
-        rc = pkcsctl_error(ENC_CMD,
-                           "--device-key %s: the device key must be RSA of 2048 bits or more, "
-                           "EC P-256 or EC P-384",
-                           o->device_key);
-        goto out_free_key;
-    }
-    len = i2d_PUBKEY(key, &der);
-    if (len <= 0 || (p->spki = malloc((size_t)len)) == NULL) {
-        rc = pkcsctl_error(ENC_CMD, "cannot encode the device public key");
-        goto out_free_der;
-    }
-    memcpy(p->spki, der, (size_t)len);
-    p->spki_len = (size_t)len;
-out_free_der:
-    OPENSSL_free(der);
-out_free_key:
+    bool ok = device_key_ok(key);
     EVP_PKEY_free(key);
-    return rc;
+    if (!ok)
+        return pkcsctl_error(ENC_CMD,
+                             "--device-key %s: the device key must be RSA of 2048 bits or more, "
+                             "EC P-256 or EC P-384",
+                             o->device_key);
+    return 0;
 }
 
 /* write_request builds the request around the parts, checks it as a worker would and writes
@@ -715,16 +409,17 @@ static int run_import_encrypt(const enc_opts_t *o)
 {
     enc_parts_t p = {0};
     EVP_PKEY *pub = NULL;
-    char fingerprint[2 * EVP_MAX_MD_SIZE + 1] = "";
+    char fingerprint[PKCSCTL_SHA256_HEX_LEN] = "";
     pc_diag_t diag = {{0}};
     pc_err_t err;
     int rc;
 
-    if ((rc = load_public_key(ENC_CMD, o->pub, "--pub", &pub)) != 0)
+    if ((rc = pkcsctl_key_load(ENC_CMD, "--pub", o->pub, PKCSCTL_KEY_PUBLIC_OR_PRIVATE, &pub, NULL,
+                               NULL)) != 0)
         return rc;
     if ((rc = check_import_key(o, pub)) != 0)
         goto out_free;
-    if (spki_sha256(pub, fingerprint) != 0) {
+    if (pkcsctl_import_fingerprint(pub, fingerprint) != 0) {
         rc = pkcsctl_error(ENC_CMD, "cannot encode the import public key of %s", o->pub);
         goto out_free;
     }
@@ -747,7 +442,7 @@ out_free:
 int pkcsctl_import_encrypt(int argc, char **argv)
 {
     enc_opts_t o = {.oaep_hash = "sha256",
-                    .key_id = DEFAULT_KEY_ID,
+                    .key_id = IMPORT_DEFAULT_KEY_ID,
                     .purpose = "smime_encryption",
                     .verify = true};
     int rc = parse_enc_opts(argc, argv, &o);

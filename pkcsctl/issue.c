@@ -14,14 +14,13 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "common.h"
 #include "config.h"
 #include "engine.h"
 #include "file.h"
 #include "pbjson.h"
-#include "common.h"
 
 #define CMD "issue"
-#define REQUEST_MAX_BYTES (1024 * 1024)
 
 static void help(void)
 {
@@ -88,53 +87,22 @@ static int write_outputs(const char *dir, const Pkcs__V1__Result *res)
     return err == PC_OK ? 0 : pkcsctl_diag_error(CMD, err, &diag);
 }
 
-static int load_request(const char *path, Pkcs__V1__Request **req)
-{
-    unsigned char *text = NULL;
-    size_t len = 0;
-    ProtobufCMessage *msg = NULL;
-    pc_diag_t diag = {{0}};
-    pc_err_t err = pc_file_read(path, REQUEST_MAX_BYTES, &text, &len, &diag);
-    if (err == PC_OK)
-        err = pc_pbjson_decode_string(&pkcs__v1__request__descriptor, (const char *)text, len, &msg,
-                                      &diag);
-    free(text);
-    if (err != PC_OK) {
-        pc_diag_prefix(&diag, path);
-        return pkcsctl_diag_error(CMD, err, &diag);
-    }
-    *req = (Pkcs__V1__Request *)msg;
-    return 0;
-}
-
+/* set_device_key puts the public key of the PEM key at path (public or private) into the
+ * request, so that one request file serves many devices. */
 static int set_device_key(Pkcs__V1__Request *req, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return pkcsctl_error(CMD, "cannot open device key %s: %s", path, strerror(errno));
-    EVP_PKEY *key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-    if (key == NULL) {
-        rewind(f);
-        key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    }
-    fclose(f);
-    if (key == NULL)
-        return pkcsctl_error(CMD, "%s is not a PEM public or private key", path);
-    unsigned char *der = NULL;
-    int len = i2d_PUBKEY(key, &der);
-    EVP_PKEY_free(key);
-    if (req->body_case != PKCS__V1__REQUEST__BODY_ISSUE || len <= 0) {
-        OPENSSL_free(der);
+    unsigned char *spki = NULL;
+    size_t len = 0;
+    if (req->body_case != PKCS__V1__REQUEST__BODY_ISSUE)
         return pkcsctl_error(CMD, "--device-key applies to ISSUE requests only");
-    }
+    if (pkcsctl_key_load(CMD, "--device-key", path, PKCSCTL_KEY_PUBLIC_OR_PRIVATE, NULL, &spki,
+                         &len) != 0)
+        return 1;
     ProtobufCBinaryData *dst = &req->issue->device_public_key;
     free(dst->data);
-    dst->data = malloc((size_t)len);
-    if (dst->data != NULL)
-        memcpy(dst->data, der, (size_t)len);
-    dst->len = dst->data == NULL ? 0 : (size_t)len;
-    OPENSSL_free(der);
-    return dst->data == NULL ? pkcsctl_error(CMD, "out of memory") : 0;
+    dst->data = spki;
+    dst->len = len;
+    return 0;
 }
 
 static int report(const Pkcs__V1__Result *res, const char *out_dir)
@@ -163,14 +131,15 @@ static int run(const char *request_path, const char *device_key, const char *out
     pc_diag_t diag = {{0}};
     pc_config_t *cfg = NULL;
     pc_engine_t *engine = NULL;
-    Pkcs__V1__Request *req = NULL;
+    ProtobufCMessage *msg = NULL;
     Pkcs__V1__Result *res = NULL;
     int rc = 1;
     pc_err_t err;
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         return pkcsctl_error(CMD, "cannot create %s: %s", out_dir, strerror(errno));
-    if (load_request(request_path, &req) != 0)
+    if (pkcsctl_load_message(CMD, request_path, &pkcs__v1__request__descriptor, &msg) != 0)
         return 1;
+    Pkcs__V1__Request *req = (Pkcs__V1__Request *)msg;
     if (device_key != NULL && set_device_key(req, device_key) != 0)
         goto out_free;
     if ((err = pc_config_load(config_path, &cfg, &diag)) != PC_OK ||

@@ -1,8 +1,9 @@
 /*
- * pkcsctl_lint_int.h - what the parts of `pkcsctl lint-profile` share: options, inputs and the
- * report (pkcsctl_lint.c), the CSV sample (pkcsctl_lint_csv.c), variables, subject and SANs
- * (pkcsctl_lint_names.c) and the key, usages and template policy (pkcsctl_lint_policy.c).
- * Main thread only.
+ * lint_int.h - what the parts of `pkcsctl lint-profile` share: the options and inputs
+ * (lint_profile.c), the CSV sample (lint_csv.c), variables, subject and SANs (lint_names.c), the
+ * key, usages and template policy (lint_policy.c), and the run's record of problems and its
+ * report (lint_report.c). Calls go one way: lint_profile.c calls the others, lint_names.c and
+ * lint_policy.c call lint_report.c. Main thread only.
  */
 #ifndef PKCSCTL_LINT_INT_H
 #define PKCSCTL_LINT_INT_H
@@ -42,23 +43,35 @@ typedef struct lint {
     size_t errors, warnings;
 } lint_t;
 
+/* pkcsctl_lint_init makes an empty run record (lint_report.c). 0, or -1 out of memory; free
+ * it with pkcsctl_lint_free either way. */
+int pkcsctl_lint_init(lint_t *l);
+
+/* pkcsctl_lint_free frees what l holds (lint_report.c). */
+void pkcsctl_lint_free(lint_t *l);
+
 /* pkcsctl_lint_problem records an error (or a warning) once: the same text twice is one
- * problem. */
+ * problem (lint_report.c). */
 void pkcsctl_lint_problem(lint_t *l, bool error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* pkcsctl_lint_csv_sample reads the header and the first data row of the CSV file at path into
- * attrs (column name -> value; empty cells are left out). Returns 0, or 1 after printing. */
+/* pkcsctl_lint_report prints what a worker would issue with the sample values (the profile
+ * named by path when it has no id) and every problem, in the order found (lint_report.c). */
+void pkcsctl_lint_report(const lint_t *l, const char *path);
+
+/* pkcsctl_lint_csv_sample (lint_csv.c) reads the header and the first data row of the CSV file at
+ * path into attrs (column name -> value; empty cells are left out). Returns 0, or 1 after printing.
+ */
 int pkcsctl_lint_csv_sample(const char *path, json_t *attrs);
 
-/* pkcsctl_lint_names checks every {{variable}} of the subject and SAN formats (known, allowed
- * for the certificate type, with a sample value) and renders the subject and SANs with the
- * sample values, checking X.520 lengths unless the profile allows long values. */
+/* pkcsctl_lint_names (lint_names.c) checks every {{variable}} of the subject and SAN formats
+ * (known, allowed for the certificate type, with a sample value) and renders the subject and SANs
+ * with the sample values, checking X.520 lengths unless the profile allows long values. */
 void pkcsctl_lint_names(lint_t *l);
 
-/* pkcsctl_lint_policy checks the request limits, the CA and template of the configuration, the
- * key, key usages and EKUs, and runs the template policy (pc_ca_template_check) on throwaway
- * CSRs made like the worker makes them. */
+/* pkcsctl_lint_policy (lint_policy.c) checks the request limits, the CA and template of the
+ * configuration, the key, key usages and EKUs, and runs the template policy (pc_ca_template_check)
+ * on throwaway CSRs made like the worker makes them. */
 void pkcsctl_lint_policy(lint_t *l);
 
 #endif

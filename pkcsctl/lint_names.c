@@ -10,11 +10,12 @@
 
 #include <openssl/objects.h>
 
-#include "pc_err.h"
 #include "lint_int.h"
+#include "pc_err.h"
 #include "request.h"
 #include "san.h"
 #include "subject.h"
+#include "text.h"
 
 #define QUOTE_MAX 40
 
@@ -120,14 +121,6 @@ static bool check_refs(lint_t *l, const char *format, const char *where, char **
     return clean;
 }
 
-static size_t utf8_chars(const unsigned char *s, int len)
-{
-    size_t n = 0;
-    for (int i = 0; i < len; i++)
-        n += (s[i] & 0xC0) != 0x80;
-    return n;
-}
-
 static size_t bound_of(int nid)
 {
     for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++)
@@ -150,10 +143,9 @@ static size_t check_lengths(lint_t *l, const X509_NAME *name)
             OPENSSL_free(utf8);
             continue;
         }
-        size_t chars = utf8_chars(utf8, len);
-        int quote = len < QUOTE_MAX ? len : QUOTE_MAX;
-        while (quote > 0 && quote < len && (utf8[quote] & 0xC0) == 0x80)
-            quote--; /* never cut a character in two */
+        size_t chars = pc_utf8_chars((const char *)utf8, (size_t)len);
+        /* the quote never cuts a character in two */
+        int quote = pc_utf8_clip((const char *)utf8, (size_t)len, QUOTE_MAX);
         if (chars > max) {
             found++;
             pkcsctl_lint_problem(l, true,
@@ -244,7 +236,7 @@ void pkcsctl_lint_names(lint_t *l)
         return;
     }
     if (l->profile->n_subject_alternative_names > PC_MAX_SANS)
-        return; /* the request limits (pkcsctl_lint_policy) say so */
+        return; /* the request limits (pkcsctl_lint_policy, lint_policy.c) say so */
     for (size_t i = 0; i < l->profile->n_subject_alternative_names; i++)
         render_san(l, i);
 }

@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "csr.h"
-#include "pc_err.h"
-#include "lint_int.h"
-#include "request.h"
 #include "clock.h"
+#include "csr.h"
+#include "lint_int.h"
+#include "pc_err.h"
+#include "request.h"
 
 /* check_request runs the worker's own request validation on an ISSUE request made of the
  * profile: caName and templateName present, validity and renewal threshold in range, counts of

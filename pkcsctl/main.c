@@ -1,11 +1,11 @@
 /*
- * pkcsctl - the upstream's and the operator's command-line tool. This file dispatches the
- * subcommands; each lives in a pkcsctl_<name>.c of its own.
+ * pkcsctl - the upstream's and the operator's command-line tool. This file is its dispatch
+ * table: usage, --version, and which function runs each subcommand. Each subcommand lives in
+ * the file named after it (issue.c, submit.c, ca_cert.c...); what several of them use is in
+ * common.c.
  */
 #include "common.h"
-#include "import_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,39 +40,6 @@ static void usage(FILE *out)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'pkcsctl COMMAND --help' describes a command's options.\n");
-}
-
-static int vreport(const char *cmd, const char *fmt, va_list ap)
-{
-    fprintf(stderr, "pkcsctl %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    return 1;
-}
-
-int pkcsctl_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(cmd, fmt, ap);
-    va_end(ap);
-    return 1;
-}
-
-int pkcsctl_usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vreport(cmd, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "see 'pkcsctl %s --help'\n", cmd);
-    return 2;
-}
-
-int pkcsctl_diag_error(const char *cmd, pc_err_t err, const pc_diag_t *diag)
-{
-    return pkcsctl_error(cmd, "%s (%s)", diag->msg[0] ? diag->msg : pc_strerror(err),
-                         pc_err_code_name(err));
 }
 
 int main(int argc, char **argv)

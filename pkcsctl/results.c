@@ -1,92 +1,63 @@
 /*
- * pkcsctl revoke --wait: a consumer of the results topic that waits for the result of one
- * request. It notes each partition's high watermark before the request is sent and reads only
- * from there, so it neither misses the result nor scans the topic's history; it uses no consumer
- * group (partitions are assigned directly) and commits nothing. Main thread only, blocking.
+ * results.c - a consumer of the results topic that waits for the result of one request (for
+ * `pkcsctl revoke --wait`). It notes each partition's high watermark before the request is sent
+ * and reads only from there, so it neither misses the result nor scans the topic's history; it
+ * uses no consumer group (partitions are assigned directly) and commits nothing. Kafka errors
+ * are kept, not printed, and named if no result comes. Main thread only, blocking.
  */
+#include "results.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <librdkafka/rdkafka.h>
-#include <openssl/rand.h>
 
 #include "clock.h"
 #include "common.h"
-#include "results.h"
-#include "submit_int.h"
 
-#define CMD REVOKE_CMD
 #define POLL_MS 200
 
 struct pkcsctl_waiter {
-    rd_kafka_t *rk;
+    pkcsctl_kafka_t kafka; /* quiet: errors are kept for the verdict */
     const char *topic;
-    const char *brokers;
-    char last_error[256];
 };
 
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+/* consumer_new makes the consumer. It never joins its group (partitions are assigned), but
+ * librdkafka wants a group id for a consumer. */
+static int consumer_new(pkcsctl_waiter_t *w)
 {
-    pkcsctl_waiter_t *w = opaque;
-    snprintf(w->last_error, sizeof(w->last_error), "%s", reason);
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {}
-
-static rd_kafka_t *consumer_new(pkcsctl_waiter_t *w)
-{
-    unsigned char rnd[6] = {0};
-    char group[64], errstr[512];
-    rd_kafka_t *rk = NULL;
-    /* Never joined (partitions are assigned), but librdkafka wants a group id for a consumer. */
-    RAND_bytes(rnd, sizeof(rnd));
-    snprintf(group, sizeof(group), "pkcsctl-revoke-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
-             rnd[2], rnd[3], rnd[4], rnd[5]);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", w->brokers, errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "client.id", "pkcsctl-revoke", errstr, sizeof(errstr))) {
-        rd_kafka_conf_destroy(conf);
-        pkcsctl_error(CMD, "kafka configuration: %s", errstr);
-        return NULL;
-    }
-    rd_kafka_conf_set_opaque(conf, w);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
-    if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))) == NULL) {
-        rd_kafka_conf_destroy(conf);
-        pkcsctl_error(CMD, "cannot create a Kafka consumer for %s: %s", w->brokers, errstr);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    char group[64];
+    if (pkcsctl_kafka_group_id(&w->kafka, group, sizeof(group)) != 0)
+        return 1;
+    const char *const settings[] = {"group.id", group, "enable.auto.commit", "false", NULL};
+    rd_kafka_conf_t *conf = pkcsctl_kafka_conf(&w->kafka, settings);
+    return conf == NULL ? 1 : pkcsctl_kafka_new(&w->kafka, RD_KAFKA_CONSUMER, conf);
 }
 
 /* partition_count asks the brokers how many partitions the topic has; 0 after printing why. */
 static int partition_count(pkcsctl_waiter_t *w, int timeout_ms)
 {
     const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->rk, w->topic, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->kafka.rk, w->topic, NULL);
     int count = 0;
     if (rkt == NULL) {
-        pkcsctl_error(CMD, "cannot use topic %s: %s", w->topic,
+        pkcsctl_error(w->kafka.cmd, "cannot use topic %s: %s", w->topic,
                       rd_kafka_err2str(rd_kafka_last_error()));
         return 0;
     }
-    rd_kafka_resp_err_t err = rd_kafka_metadata(w->rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(w->kafka.rk, 0, rkt, &md, timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-        pkcsctl_error(CMD,
+        pkcsctl_error(w->kafka.cmd,
                       "cannot read the partitions of %s from %s: %s; check that Kafka is "
                       "running there (--brokers or PC_KAFKA_BROKERS)",
-                      w->topic, w->brokers, rd_kafka_err2str(err));
+                      w->topic, w->kafka.brokers, rd_kafka_err2str(err));
     else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
              md->topics[0].partition_cnt == 0)
-        pkcsctl_error(CMD,
+        pkcsctl_error(w->kafka.cmd,
                       "topic %s does not exist on %s; give the results topic with "
                       "--results-topic",
-                      w->topic, w->brokers);
+                      w->topic, w->kafka.brokers);
     else
         count = md->topics[0].partition_cnt;
     if (md != NULL)
@@ -105,32 +76,32 @@ static int assign_from_end(pkcsctl_waiter_t *w, int timeout_ms)
     for (int p = 0; p < count && rc == 0; p++) {
         int64_t lo = 0, hi = 0;
         rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(w->rk, w->topic, p, &lo, &hi, timeout_ms);
+            rd_kafka_query_watermark_offsets(w->kafka.rk, w->topic, p, &lo, &hi, timeout_ms);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            rc = pkcsctl_error(CMD, "cannot read where %s [%d] ends: %s", w->topic, p,
+            rc = pkcsctl_error(w->kafka.cmd, "cannot read where %s [%d] ends: %s", w->topic, p,
                                rd_kafka_err2str(err));
         else
             rd_kafka_topic_partition_list_add(parts, w->topic, p)->offset = hi;
     }
     if (rc == 0) {
-        rd_kafka_resp_err_t err = rd_kafka_assign(w->rk, parts);
+        rd_kafka_resp_err_t err = rd_kafka_assign(w->kafka.rk, parts);
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            rc = pkcsctl_error(CMD, "cannot read %s: %s", w->topic, rd_kafka_err2str(err));
+            rc = pkcsctl_error(w->kafka.cmd, "cannot read %s: %s", w->topic, rd_kafka_err2str(err));
     }
     rd_kafka_topic_partition_list_destroy(parts);
     return rc;
 }
 
-int pkcsctl_waiter_new(const char *brokers, const char *topic, long timeout_s,
+int pkcsctl_waiter_new(const char *cmd, const char *brokers, const char *topic, long timeout_s,
                        pkcsctl_waiter_t **out)
 {
     pkcsctl_waiter_t *w = calloc(1, sizeof(*w));
     *out = NULL;
     if (w == NULL)
-        return pkcsctl_error(CMD, "out of memory");
-    w->brokers = brokers;
+        return pkcsctl_error(cmd, "out of memory");
+    w->kafka = (pkcsctl_kafka_t){.cmd = cmd, .brokers = brokers, .quiet = true};
     w->topic = topic;
-    if ((w->rk = consumer_new(w)) == NULL || assign_from_end(w, (int)(timeout_s * 1000)) != 0) {
+    if (consumer_new(w) != 0 || assign_from_end(w, (int)(timeout_s * 1000)) != 0) {
         pkcsctl_waiter_free(w);
         return 1;
     }
@@ -144,7 +115,7 @@ static Pkcs__V1__Result *matching(pkcsctl_waiter_t *w, const rd_kafka_message_t 
 {
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            snprintf(w->last_error, sizeof(w->last_error), "%s", rd_kafka_message_errstr(msg));
+            pkcsctl_kafka_error(&w->kafka, msg->err, rd_kafka_message_errstr(msg));
         return NULL;
     }
     Pkcs__V1__Result *res = pkcs__v1__result__unpack(NULL, msg->len, msg->payload);
@@ -161,7 +132,7 @@ int pkcsctl_waiter_wait(pkcsctl_waiter_t *w, const char *request_id, long timeou
     double deadline = pc_mono_s() + (double)timeout_s;
     *res = NULL;
     while (*res == NULL && pc_mono_s() < deadline) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->rk, POLL_MS);
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->kafka.rk, POLL_MS);
         if (msg == NULL)
             continue;
         *res = matching(w, msg, request_id);
@@ -169,21 +140,18 @@ int pkcsctl_waiter_wait(pkcsctl_waiter_t *w, const char *request_id, long timeou
     }
     if (*res != NULL)
         return 0;
-    return pkcsctl_error(CMD,
+    return pkcsctl_error(w->kafka.cmd,
                          "no result for request %s on %s after %ld s%s%s; check that workers "
                          "are running (pkcsctl status) and that they accept the signer key, or "
                          "wait longer with --timeout",
-                         request_id, w->topic, timeout_s, w->last_error[0] ? "; last error: " : "",
-                         w->last_error);
+                         request_id, w->topic, timeout_s,
+                         w->kafka.last_error[0] ? "; last error: " : "", w->kafka.last_error);
 }
 
 void pkcsctl_waiter_free(pkcsctl_waiter_t *w)
 {
     if (w == NULL)
         return;
-    if (w->rk != NULL) {
-        rd_kafka_consumer_close(w->rk);
-        rd_kafka_destroy(w->rk);
-    }
+    pkcsctl_kafka_close(&w->kafka);
     free(w);
 }

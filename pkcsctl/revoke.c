@@ -1,11 +1,10 @@
 /*
  * pkcsctl revoke: what an upstream system sends when a device is wiped or retired or a profile
- * unassigned - a REVOKE request for one serial, signed and produced to the requests topic with
- * the submit producer (pkcsctl_submit_kafka.c). With --wait it follows the results topic for
- * that request id (pkcsctl_revoke_wait.c) and prints the outcome. Main thread only, blocking.
+ * unassigned - a REVOKE request for one serial, signed and produced to the requests topic the
+ * way `pkcsctl submit` sends (sender.c). With --wait it follows the results topic for that
+ * request id (results.c) and prints the outcome. Main thread only, blocking.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,14 +12,14 @@
 
 #include <openssl/rand.h>
 
-#include "common.h"
-#include "results.h"
-#include "submit_int.h"
 #include "clock.h"
-#include "result.h"
+#include "common.h"
 #include "numbers.h"
+#include "request.h"
+#include "results.h"
+#include "sender.h"
 
-#define CMD REVOKE_CMD
+#define CMD "revoke"
 #define SERIAL_MAX 64
 
 /* One `pkcsctl revoke` run. */
@@ -57,8 +56,8 @@ static void help(void)
         "                        device's earlier requests)\n"
         "  --user-id U           the user (message key when there is no device id)\n\n"
         "sending:\n"
-        "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, else "
-        "127.0.0.1:9092)\n"
+        "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, "
+        "else " PKCSCTL_DEFAULT_BROKERS ")\n"
         "  --topic NAME          requests topic (default pkcs.requests)\n"
         "  --signer-key-id ID    the signer's key id, as the workers know it\n"
         "  --signer-algorithm A  ed25519 (default), ecdsa-p256-sha256 or hmac-sha256\n"
@@ -238,8 +237,9 @@ static int parse_opts(int argc, char **argv, revoke_opts_t *o)
     if (!o->snd.unsigned_requests && (o->snd.key_id == NULL || o->signer_key == NULL))
         return pkcsctl_usage_error(CMD, "signing needs --signer-key-id ID and --signer-key "
                                         "FILE (or --unsigned to send it unsigned)");
-    if (o->request_id != NULL && (o->request_id[0] == '\0' || strlen(o->request_id) > 128))
-        return pkcsctl_usage_error(CMD, "--request-id must be 1-128 bytes");
+    if (o->request_id != NULL &&
+        (o->request_id[0] == '\0' || strlen(o->request_id) > PC_MAX_ID_LEN))
+        return pkcsctl_usage_error(CMD, "--request-id must be 1-%u bytes", PC_MAX_ID_LEN);
     return -1;
 }
 
@@ -257,7 +257,7 @@ static int send_revoke(revoke_opts_t *o, const char *id)
         rv.issuer = o->issuer;
     rv.reason = o->reason;
     rv.scenario = o->scenario;
-    req.schema_version = 1;
+    req.schema_version = PC_SCHEMA_VERSION;
     req.request_id = request_id;
     req.tenant_id = o->tenant != NULL ? o->tenant : default_tenant;
     req.kind = PKCS__V1__KIND__REVOKE;
@@ -270,12 +270,8 @@ static int send_revoke(revoke_opts_t *o, const char *id)
     req.revoke = &rv;
     if (pkcsctl_producer_new(&o->snd, o->timeout_s) != 0)
         return 1;
-    o->snd.started = pc_mono_s();
     int rc = pkcsctl_send_request(&o->snd, &req);
-    rc = pkcsctl_producer_finish(&o->snd, o->timeout_s, rc);
-    rd_kafka_destroy(o->snd.rk);
-    o->snd.rk = NULL;
-    return rc;
+    return pkcsctl_producer_finish(&o->snd, o->timeout_s, rc);
 }
 
 /* make_id fills id with --request-id, or revoke-SERIAL-RANDOM. */
@@ -317,7 +313,8 @@ static int run(revoke_opts_t *o)
         return rc;
     /* The waiter marks where the results topic ends before the request goes out, so the
      * result cannot slip past it. */
-    if (o->wait && pkcsctl_waiter_new(o->snd.brokers, o->results_topic, o->timeout_s, &waiter) != 0)
+    if (o->wait &&
+        pkcsctl_waiter_new(CMD, o->snd.brokers, o->results_topic, o->timeout_s, &waiter) != 0)
         return 1;
     if ((rc = send_revoke(o, id)) != 0)
         goto out_free_waiter;
@@ -335,7 +332,7 @@ out_free_waiter:
 int pkcsctl_revoke(int argc, char **argv)
 {
     revoke_opts_t o = {
-        .snd = {.topic = "pkcs.requests", .brokers = getenv("PC_KAFKA_BROKERS")},
+        .snd = {.cmd = CMD, .topic = "pkcs.requests", .brokers = getenv("PC_KAFKA_BROKERS")},
         .results_topic = "pkcs.results",
         .timeout_s = 60,
     };
@@ -343,8 +340,7 @@ int pkcsctl_revoke(int argc, char **argv)
     int rc = parse_opts(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    if (o.snd.brokers == NULL || o.snd.brokers[0] == '\0')
-        o.snd.brokers = "127.0.0.1:9092";
+    o.snd.brokers = pkcsctl_kafka_brokers(o.snd.brokers);
     if (!o.snd.unsigned_requests) {
         pc_err_t err = pc_signer_new(o.snd.key_id, o.snd.algorithm ? o.snd.algorithm : "ed25519",
                                      o.signer_key, &o.snd.signer, &diag);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "common.h"
+#include "numbers.h"
 
 #define CMD "status"
 #define DEFAULT_URL "http://127.0.0.1:9470"
@@ -287,14 +288,11 @@ int pkcsctl_status(int argc, char **argv)
         case 'j':
             raw = true;
             break;
-        case 't': {
-            char *end = NULL;
-            timeout_s = strtol(optarg, &end, 10);
-            if (end == optarg || *end != '\0' || timeout_s < 1 || timeout_s > 3600)
+        case 't':
+            if (!pc_parse_long(optarg, 1, 3600, &timeout_s))
                 return pkcsctl_usage_error(CMD, "--timeout wants seconds (1-3600), not \"%s\"",
                                            optarg);
             break;
-        }
         case 'h':
             help();
             return 0;

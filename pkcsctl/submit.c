@@ -1,9 +1,9 @@
 /*
  * pkcsctl submit: sign requests as an upstream system does and produce them to the requests
- * topic - from JSON files, JSON lines, CSV files with a profile (pkcsctl_csv.c), a generator
- * (pkcsctl_gen.c) or raw bytes for tests of malformed messages. A blocking producer is right for a
- * command-line tool: produce, serve delivery reports with rd_kafka_poll, flush at the end. Main
- * thread only.
+ * topic - from JSON files, JSON lines, CSV files with a profile (submit_csv.c), a generator
+ * (submit_gen.c) or raw bytes for tests of malformed messages. This file holds the options and
+ * the simple inputs; the producing is sender.c's, shared with `pkcsctl revoke`. Main thread
+ * only.
  */
 #include "submit_int.h"
 
@@ -14,15 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "file.h"
-#include "pbjson.h"
 #include "common.h"
-#include "clock.h"
+#include "file.h"
 #include "numbers.h"
+#include "pbjson.h"
 
 #define CMD SUBMIT_CMD
 #define RATE_MAX 1000000.0
-#define REQUEST_MAX_BYTES (1024 * 1024)
 #define RAW_MAX_BYTES (16 * 1024 * 1024)
 
 enum input_type { INPUT_JSON, INPUT_JSONL, INPUT_CSV, INPUT_RAW };
@@ -68,8 +66,8 @@ static void help(void)
         "                        error naming FILE:LINE, and nothing of that file is sent.\n"
         "  --raw FILE            produce the file's bytes as they are (tests of bad messages)\n\n"
         "options:\n"
-        "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, else "
-        "127.0.0.1:9092)\n"
+        "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, "
+        "else " PKCSCTL_DEFAULT_BROKERS ")\n"
         "  --topic NAME          requests topic (default pkcs.requests)\n"
         "  --signer-key-id ID    the signer's key id, as the workers know it\n"
         "  --signer-algorithm A  ed25519 (default), ecdsa-p256-sha256 or hmac-sha256\n"
@@ -103,124 +101,13 @@ static bool parse_rate(const char *text, double *out)
     return true;
 }
 
-static int pack(const ProtobufCMessage *msg, unsigned char **out, size_t *len)
-{
-    *out = malloc(protobuf_c_message_get_packed_size(msg) + 1);
-    if (*out == NULL)
-        return pkcsctl_error(CMD, "out of memory");
-    *len = protobuf_c_message_pack(msg, *out);
-    return 0;
-}
-
-/* encode_unsigned makes a SignedRequest without a signature (--unsigned). */
-static int encode_unsigned(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req, unsigned char **out,
-                           size_t *len)
-{
-    Pkcs__V1__SignedRequest sr = PKCS__V1__SIGNED_REQUEST__INIT;
-    unsigned char *body = NULL;
-    if (pack(&req->base, &body, &sr.request.len) != 0)
-        return 1;
-    sr.request.data = body;
-    if (snd->key_id != NULL)
-        sr.signer_key_id = snd->key_id;
-    if (snd->algorithm != NULL)
-        sr.signature_algorithm = snd->algorithm;
-    int rc = pack(&sr.base, out, len);
-    free(body);
-    return rc;
-}
-
-/* corrupt flips one bit of the signature in a serialized SignedRequest (--corrupt-signature). */
-static int corrupt(unsigned char **value, size_t *len)
-{
-    Pkcs__V1__SignedRequest *sr = pkcs__v1__signed_request__unpack(NULL, *len, *value);
-    int rc = 1;
-    if (sr == NULL || sr->signature.len == 0)
-        return pkcsctl_error(CMD, "--corrupt-signature: no signature to corrupt");
-    sr->signature.data[sr->signature.len / 2] ^= 0x01;
-    free(*value);
-    *value = NULL;
-    rc = pack(&sr->base, value, len);
-    pkcs__v1__signed_request__free_unpacked(sr, NULL);
-    return rc;
-}
-
-/* print_request is --dry-run's pkcsctl_send_request: the request's JSON line on stdout. */
-static int print_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)
-{
-    char *text = NULL;
-    pc_diag_t diag = {{0}};
-    pc_err_t err = pc_pbjson_encode_string(&req->base, false, &text, &diag);
-    if (err != PC_OK)
-        return pkcsctl_diag_error(CMD, err, &diag);
-    printf("%s\n", text);
-    free(text);
-    snd->produced++;
-    return 0;
-}
-
-int pkcsctl_send_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)
-{
-    unsigned char *value = NULL;
-    size_t len = 0;
-    pc_diag_t diag = {{0}};
-    int rc = 1;
-    const char *key = req->device_id != NULL && req->device_id[0] ? req->device_id : req->user_id;
-    Pkcs__V1__Request stamped;
-    pkcsctl_pace(snd);
-    /* Stamped after the wait and before signing: the signature covers the exact bytes. */
-    if (req->created_at_ms == 0) {
-        stamped = *req;
-        stamped.created_at_ms = pc_now_ms();
-        req = &stamped;
-    }
-    if (snd->dry_run)
-        return print_request(snd, req);
-    if (snd->unsigned_requests) {
-        if (encode_unsigned(snd, req, &value, &len) != 0)
-            goto out_free_value;
-    } else {
-        pc_err_t err = pc_signer_sign(snd->signer, req, &value, &len, &diag);
-        if (err != PC_OK) {
-            pc_diag_prefix(&diag, req->request_id);
-            rc = pkcsctl_diag_error(CMD, err, &diag);
-            goto out_free_value;
-        }
-        if (snd->corrupt_signature && corrupt(&value, &len) != 0)
-            goto out_free_value;
-    }
-    rc = pkcsctl_produce(snd, key, value, len);
-out_free_value:
-    free(value);
-    return rc;
-}
-
-int pkcsctl_load_request(const char *path, Pkcs__V1__Request **req)
-{
-    unsigned char *text = NULL;
-    size_t len = 0;
-    ProtobufCMessage *msg = NULL;
-    pc_diag_t diag = {{0}};
-    pc_err_t err = pc_file_read(path, REQUEST_MAX_BYTES, &text, &len, &diag);
-    if (err == PC_OK)
-        err = pc_pbjson_decode_string(&pkcs__v1__request__descriptor, (const char *)text, len, &msg,
-                                      &diag);
-    free(text);
-    if (err != PC_OK) {
-        pc_diag_prefix(&diag, path);
-        return pkcsctl_diag_error(CMD, err, &diag);
-    }
-    *req = (Pkcs__V1__Request *)msg;
-    return 0;
-}
-
 static int send_json(pkcsctl_sender_t *snd, const char *path)
 {
-    Pkcs__V1__Request *req = NULL;
-    if (pkcsctl_load_request(path, &req) != 0)
+    ProtobufCMessage *req = NULL;
+    if (pkcsctl_load_message(CMD, path, &pkcs__v1__request__descriptor, &req) != 0)
         return 1;
-    int rc = pkcsctl_send_request(snd, req);
-    protobuf_c_message_free_unpacked(&req->base, NULL);
+    int rc = pkcsctl_send_request(snd, (const Pkcs__V1__Request *)req);
+    protobuf_c_message_free_unpacked(req, NULL);
     return rc;
 }
 
@@ -309,11 +196,8 @@ static int run(pkcsctl_sender_t *snd, const input_t *inputs, size_t n_inputs, pk
     }
     if (pkcsctl_producer_new(snd, timeout_s) != 0)
         return 1;
-    snd->started = pc_mono_s();
     rc = send_inputs(snd, inputs, n_inputs, gen);
-    rc = pkcsctl_producer_finish(snd, timeout_s, rc);
-    rd_kafka_destroy(snd->rk);
-    return rc;
+    return pkcsctl_producer_finish(snd, timeout_s, rc);
 }
 
 /* pair_profiles gives each --csv its --profile: the i-th --csv the i-th --profile, or the one
@@ -344,9 +228,12 @@ static int pair_profiles(input_t *inputs, size_t n_inputs, const char **profiles
 }
 
 /* check_inputs refuses combinations that cannot work, before anything is produced. */
-static int check_inputs(const pkcsctl_sender_t *snd, const char *signer_key, size_t n_inputs,
-                        const pkcsctl_gen_t *gen, bool only_raw)
+static int check_inputs(const pkcsctl_sender_t *snd, const char *signer_key, const input_t *inputs,
+                        size_t n_inputs, const pkcsctl_gen_t *gen, bool only_raw)
 {
+    bool has_raw = false;
+    for (size_t i = 0; i < n_inputs; i++)
+        has_raw = has_raw || inputs[i].type == INPUT_RAW;
     if (n_inputs == 0 && gen->template_path == NULL)
         return pkcsctl_usage_error(CMD, "nothing to submit: give --request, --requests, --csv, "
                                         "--template or --raw");
@@ -354,6 +241,9 @@ static int check_inputs(const pkcsctl_sender_t *snd, const char *signer_key, siz
         return pkcsctl_usage_error(CMD, "--template FILE and --count N go together");
     if (snd->unsigned_requests && snd->corrupt_signature)
         return pkcsctl_usage_error(CMD, "--unsigned and --corrupt-signature exclude each other");
+    if (snd->dry_run && has_raw)
+        return pkcsctl_usage_error(CMD, "--dry-run prints requests as JSON, and --raw bytes are "
+                                        "no request to print: leave out one of the two");
     if (!snd->unsigned_requests && !snd->dry_run && !only_raw &&
         (snd->key_id == NULL || signer_key == NULL))
         return pkcsctl_usage_error(CMD, "signing needs --signer-key-id ID and --signer-key "
@@ -388,7 +278,7 @@ int pkcsctl_submit(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *brokers = getenv("PC_KAFKA_BROKERS"), *signer_key = NULL;
-    pkcsctl_sender_t snd = {.topic = "pkcs.requests"};
+    pkcsctl_sender_t snd = {.cmd = CMD, .topic = "pkcs.requests"};
     pkcsctl_gen_t gen = {.prefix = "req", .key_alg = PC_KEY_EC};
     char *algorithm = NULL;
     long timeout_s = 30;
@@ -493,9 +383,9 @@ int pkcsctl_submit(int argc, char **argv)
         rc = pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
         goto out_free_inputs;
     }
-    snd.brokers = brokers != NULL && brokers[0] ? brokers : "127.0.0.1:9092";
+    snd.brokers = pkcsctl_kafka_brokers(brokers);
     snd.algorithm = algorithm;
-    if ((rc = check_inputs(&snd, signer_key, n_inputs, &gen, only_raw)) != 0 ||
+    if ((rc = check_inputs(&snd, signer_key, inputs, n_inputs, &gen, only_raw)) != 0 ||
         (rc = pair_profiles(inputs, n_inputs, profiles, n_profiles, &gen)) != 0)
         goto out_free_inputs;
     if (!snd.unsigned_requests && !snd.dry_run && !only_raw) {

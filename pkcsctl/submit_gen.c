@@ -2,10 +2,10 @@
  * pkcsctl submit --template: the request generator for load tests and integration tests. Each
  * request is the template with its own ids ({n} substituted) and, with --device-keys, its own
  * device key pair, whose private key is written where `pkcsctl watch --device-keys` finds it to
- * open the result as the device would (pkcsctl_device_key, also used by --csv). The template is
- * never modified: each request is a shallow copy whose changed fields point at buffers owned
- * here. created_at_ms is left as the template has it: pkcsctl_send_request stamps a request
- * without one when it is produced (after --rate's wait). Main thread only.
+ * open the result as the device would (pkcsctl_device_key, also used by submit_csv.c). The
+ * template is never modified: each request is a shallow copy whose changed fields point at
+ * buffers owned here. created_at_ms is left as the template has it: pkcsctl_send_request
+ * stamps a request without one when it is produced (after --rate's wait). Main thread only.
  */
 #include "submit_int.h"
 
@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
-#include <openssl/x509.h>
 
-#include "file.h"
 #include "common.h"
+#include "file.h"
 
 #define CMD SUBMIT_CMD
 #define MAX_PREFIX_LEN 100
@@ -36,7 +36,7 @@ typedef struct gen_bufs {
     Pkcs__V1__IssueRequest__AttributesEntry **entry_ptrs;
     char **values; /* malloc'd, one per attribute */
     size_t n_attributes;
-    unsigned char *spki; /* OPENSSL_malloc'd */
+    unsigned char *spki; /* malloc'd */
 } gen_bufs_t;
 
 /* subst returns a malloc'd copy of text with every "{n}" replaced by num (NULL: no memory). */
@@ -71,7 +71,7 @@ static void bufs_reset(gen_bufs_t *b)
         free(b->values[i]);
         b->values[i] = NULL;
     }
-    OPENSSL_free(b->spki);
+    free(b->spki);
     b->spki = NULL;
 }
 
@@ -99,32 +99,17 @@ static int bufs_init(gen_bufs_t *b, const Pkcs__V1__Request *tmpl)
     return 0;
 }
 
-/* existing_device_key reuses DIR/<request id>.pem when it is there, so that generating the same
- * batch again (a replay) sends byte-identical requests; 1 when there is no such key. */
-static int existing_device_key(const char *path, unsigned char **spki, int *spki_len)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 1;
-    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    if (key == NULL)
-        return pkcsctl_error(CMD, "%s exists but is not a PEM private key", path) * -1;
-    *spki_len = i2d_PUBKEY(key, spki);
-    EVP_PKEY_free(key);
-    return *spki_len > 0 ? 0 : -1;
-}
-
 int pkcsctl_device_key(const char *keys_dir, pc_key_alg_t alg, const char *request_id,
-                       unsigned char **spki, int *spki_len)
+                       unsigned char **spki, size_t *spki_len)
 {
     char path[4096];
     if ((size_t)snprintf(path, sizeof(path), "%s/%s.pem", keys_dir, request_id) >= sizeof(path))
         return pkcsctl_error(CMD, "the device key path for %s in %s is too long", request_id,
                              keys_dir);
-    int found = existing_device_key(path, spki, spki_len);
-    if (found <= 0)
-        return found == 0 ? 0 : 1;
+    /* A key already there is used again, so that generating the same batch again (a replay)
+     * sends byte-identical requests. */
+    if (access(path, F_OK) == 0 || errno != ENOENT)
+        return pkcsctl_key_load(CMD, "device key", path, PKCSCTL_KEY_PRIVATE, NULL, spki, spki_len);
     pc_key_spec_t spec = {alg, alg == PC_KEY_RSA ? 2048u : 256u};
     EVP_PKEY *key = NULL;
     BIO *pem = NULL;
@@ -134,14 +119,23 @@ int pkcsctl_device_key(const char *keys_dir, pc_key_alg_t alg, const char *reque
     pc_err_t err = pc_key_generate(&spec, PC_KEYGEN_FAST, &key, &diag);
     if (err != PC_OK)
         return pkcsctl_diag_error(CMD, err, &diag);
-    if ((*spki_len = i2d_PUBKEY(key, spki)) <= 0 || (pem = BIO_new(BIO_s_secmem())) == NULL ||
+    if ((err = pkcsctl_key_spki(key, spki, spki_len, &diag)) != PC_OK) {
+        rc = pkcsctl_diag_error(CMD, err, &diag);
+        goto out_free_key;
+    }
+    if ((pem = BIO_new(BIO_s_secmem())) == NULL ||
         !PEM_write_bio_PrivateKey(pem, key, NULL, NULL, 0, NULL, NULL)) {
         rc = pkcsctl_error(CMD, "cannot encode the device key of %s", request_id);
-        goto out_free_key;
+        goto out_free_spki;
     }
     long len = BIO_get_mem_data(pem, &data);
     err = pc_file_write(path, data, (size_t)len, 0600, &diag);
     rc = err == PC_OK ? 0 : pkcsctl_diag_error(CMD, err, &diag);
+out_free_spki:
+    if (rc != 0) {
+        free(*spki);
+        *spki = NULL;
+    }
 out_free_key:
     BIO_free(pem);
     EVP_PKEY_free(key);
@@ -162,11 +156,11 @@ static int fill_issue(const pkcsctl_gen_t *gen, const Pkcs__V1__IssueRequest *tm
     }
     b->issue.attributes = b->n_attributes > 0 ? b->entry_ptrs : NULL;
     if (gen->keys_dir != NULL) {
-        int len = 0;
+        size_t len = 0;
         if (pkcsctl_device_key(gen->keys_dir, gen->key_alg, b->request_id, &b->spki, &len) != 0)
             return 1;
         b->issue.device_public_key.data = b->spki;
-        b->issue.device_public_key.len = (size_t)len;
+        b->issue.device_public_key.len = len;
     }
     return 0;
 }
@@ -223,11 +217,12 @@ static int check_gen(const pkcsctl_gen_t *gen, const Pkcs__V1__Request *tmpl)
 
 int pkcsctl_generate(pkcsctl_sender_t *snd, const pkcsctl_gen_t *gen)
 {
-    Pkcs__V1__Request *tmpl = NULL;
+    ProtobufCMessage *msg = NULL;
     gen_bufs_t bufs;
     int rc = 1;
-    if (pkcsctl_load_request(gen->template_path, &tmpl) != 0)
+    if (pkcsctl_load_message(CMD, gen->template_path, &pkcs__v1__request__descriptor, &msg) != 0)
         return 1;
+    const Pkcs__V1__Request *tmpl = (const Pkcs__V1__Request *)msg;
     if (check_gen(gen, tmpl) != 0 || bufs_init(&bufs, tmpl) != 0)
         goto out_free_template;
     rc = 0;
@@ -235,6 +230,6 @@ int pkcsctl_generate(pkcsctl_sender_t *snd, const pkcsctl_gen_t *gen)
         rc = gen_one(snd, gen, tmpl, &bufs, n);
     bufs_free(&bufs);
 out_free_template:
-    protobuf_c_message_free_unpacked(&tmpl->base, NULL);
+    protobuf_c_message_free_unpacked(msg, NULL);
     return rc;
 }

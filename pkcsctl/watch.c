@@ -3,7 +3,8 @@
  * (nothing is committed) until enough distinct request ids were seen, and judge what arrived:
  * duplicates carrying the same certificate are expected under at-least-once delivery, a request
  * id with two different certificates is the failure this command exists to catch. Optionally
- * opens and verifies every issued result as its device would (pkcsctl_watch_check.c).
+ * opens and verifies every issued result as its device would (watch_check.c); the counting and
+ * the summary are watch_tally.c's.
  * Main thread only: a blocking rd_kafka_consumer_poll loop.
  */
 #include <errno.h>
@@ -17,18 +18,16 @@
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "clock.h"
+#include "common.h"
 #include "file.h"
+#include "numbers.h"
 #include "pbjson.h"
 #include "pkcs.pb-c.h"
-#include "common.h"
 #include "watch_int.h"
-#include "numbers.h"
 
-#define CMD "watch"
+#define CMD WATCH_CMD
 #define POLL_MS 200
 
 static volatile sig_atomic_t interrupted;
@@ -59,7 +58,8 @@ static void help(void)
         "results; throughput T = N / S, where S = (last result read - earliest request\n"
         "created) in seconds.\n\n"
         "options:\n"
-        "  --brokers LIST    bootstrap servers (default $PC_KAFKA_BROKERS, else 127.0.0.1:9092)\n"
+        "  --brokers LIST    bootstrap servers (default $PC_KAFKA_BROKERS, "
+        "else " PKCSCTL_DEFAULT_BROKERS ")\n"
         "  --topic NAME      results topic (default pkcs.results)\n"
         "  --count N         stop after N distinct request ids\n"
         "  --total N         and after N result messages in all (replays included)\n"
@@ -106,63 +106,35 @@ out_close:
     return 0;
 }
 
-/* kafka_error shows each kind of Kafka error once (they repeat while a broker is down) and
- * keeps the last one for the verdict. */
-static void kafka_error(watch_t *w, int err, const char *reason)
+/* consumer_new subscribes a consumer of a throwaway group to the topic, reading it from the
+ * beginning and committing nothing. */
+static int consumer_new(watch_t *w)
 {
-    if (err + 256 >= 0 && err + 256 < (int)sizeof(w->shown) && !w->shown[err + 256]) {
-        pkcsctl_error(CMD, "kafka: %s", reason);
-        w->shown[err + 256] = 1;
-    }
-    snprintf(w->last_error_text, sizeof(w->last_error_text), "%s", reason);
-}
-
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-    kafka_error(opaque, err, reason);
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {}
-
-static rd_kafka_t *consumer_new(watch_t *w)
-{
-    unsigned char rnd[6];
-    char group[64], errstr[512];
-    rd_kafka_t *rk = NULL;
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return NULL;
-    snprintf(group, sizeof(group), "pkcsctl-watch-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-             rnd[3], rnd[4], rnd[5]);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", w->brokers, errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, sizeof(errstr)) ||
-        rd_kafka_conf_set(conf, "client.id", "pkcsctl-watch", errstr, sizeof(errstr))) {
-        rd_kafka_conf_destroy(conf);
-        pkcsctl_error(CMD, "kafka configuration: %s", errstr);
-        return NULL;
-    }
-    rd_kafka_conf_set_opaque(conf, w);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
-    if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr))) == NULL) {
-        rd_kafka_conf_destroy(conf);
-        pkcsctl_error(CMD, "cannot create a Kafka consumer for %s: %s", w->brokers, errstr);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
+    char group[64];
+    rd_kafka_conf_t *conf;
+    if (pkcsctl_kafka_group_id(&w->kafka, group, sizeof(group)) != 0)
+        return 1;
+    const char *const settings[] = {"group.id",
+                                    group,
+                                    "auto.offset.reset",
+                                    "earliest",
+                                    "enable.auto.commit",
+                                    "false",
+                                    "enable.auto.offset.store",
+                                    "false",
+                                    NULL};
+    if ((conf = pkcsctl_kafka_conf(&w->kafka, settings)) == NULL ||
+        pkcsctl_kafka_new(&w->kafka, RD_KAFKA_CONSUMER, conf) != 0)
+        return 1;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, w->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(w->kafka.rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        pkcsctl_error(CMD, "cannot subscribe to %s: %s", w->topic, rd_kafka_err2str(err));
-        rd_kafka_destroy(rk);
-        return NULL;
+        pkcsctl_kafka_close(&w->kafka);
+        return pkcsctl_error(CMD, "cannot subscribe to %s: %s", w->topic, rd_kafka_err2str(err));
     }
-    return rk;
+    return 0;
 }
 
 static void output(watch_t *w, const Pkcs__V1__Result *res)
@@ -177,7 +149,7 @@ static void output(watch_t *w, const Pkcs__V1__Result *res)
     text = NULL;
     if (w->out_dir == NULL)
         return;
-    if (!pkcsctl_watch_safe_name(res->request_id)) {
+    if (!pkcsctl_safe_name(res->request_id)) {
         pkcsctl_error(CMD,
                       "not writing the result for request id \"%.64s\": not usable as a "
                       "file name",
@@ -221,7 +193,7 @@ static void on_message(watch_t *w, const rd_kafka_message_t *msg)
     if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
     if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        kafka_error(w, msg->err, rd_kafka_message_errstr(msg));
+        pkcsctl_kafka_error(&w->kafka, msg->err, rd_kafka_message_errstr(msg));
         return;
     }
     Pkcs__V1__Result *res = pkcs__v1__result__unpack(NULL, msg->len, msg->payload);
@@ -262,29 +234,28 @@ static int verdict(const watch_t *w, bool reached)
         rc = pkcsctl_error(CMD, "timed out after %ld s: %zu of %zu expected request ids seen%s%s",
                            w->timeout_s, w->wanted ? w->wanted_seen : json_object_size(w->seen),
                            w->wanted ? json_object_size(w->wanted) : (size_t)w->count,
-                           w->last_error_text[0] ? "; last Kafka error: " : "", w->last_error_text);
+                           w->kafka.last_error[0] ? "; last Kafka error: " : "",
+                           w->kafka.last_error);
     return rc;
 }
 
 static int run(watch_t *w)
 {
     struct sigaction sa = {.sa_handler = on_signal};
-    rd_kafka_t *rk = consumer_new(w);
-    if (rk == NULL)
+    if (consumer_new(w) != 0)
         return 1;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     double deadline = pc_mono_s() + (double)w->timeout_s;
     while (!done(w) && !interrupted && pc_mono_s() < deadline) {
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, POLL_MS);
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->kafka.rk, POLL_MS);
         if (msg != NULL) {
             on_message(w, msg);
             rd_kafka_message_destroy(msg);
         }
     }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    pkcsctl_kafka_close(&w->kafka);
     pkcsctl_watch_summary(w);
     bool reached = done(w) || (w->count == 0 && w->wanted == NULL && w->total == 0 && !interrupted);
     return verdict(w, reached);
@@ -340,13 +311,15 @@ int pkcsctl_watch(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    watch_t w = {.topic = "pkcs.results", .timeout_s = 120, .brokers = getenv("PC_KAFKA_BROKERS")};
+    watch_t w = {.kafka = {.cmd = CMD, .brokers = getenv("PC_KAFKA_BROKERS")},
+                 .topic = "pkcs.results",
+                 .timeout_s = 120};
     const char *ids_path = NULL, *ca_path = NULL;
     int c, rc = 2;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'b':
-            w.brokers = optarg;
+            w.kafka.brokers = optarg;
             break;
         case 't':
             w.topic = optarg;
@@ -393,8 +366,7 @@ int pkcsctl_watch(int argc, char **argv)
     }
     if (optind < argc)
         return pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
-    if (w.brokers == NULL || w.brokers[0] == '\0')
-        w.brokers = "127.0.0.1:9092";
+    w.kafka.brokers = pkcsctl_kafka_brokers(w.kafka.brokers);
     if ((rc = prepare(&w, ids_path, ca_path)) == 0)
         rc = run(&w);
     rc = close_csv(&w, rc);

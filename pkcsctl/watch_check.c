@@ -11,32 +11,22 @@
 #include <string.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 
+#include "common.h"
 #include "envelope.h"
 #include "pfx.h"
-#include "common.h"
-
-#define MAX_NAME_LEN 200
-
-bool pkcsctl_watch_safe_name(const char *id)
-{
-    size_t len = strlen(id);
-    return len > 0 && len <= MAX_NAME_LEN && strchr(id, '/') == NULL && strcmp(id, ".") != 0 &&
-           strcmp(id, "..") != 0;
-}
 
 int pkcsctl_watch_ca_load(const char *path, X509_STORE **store)
 {
     *store = X509_STORE_new();
     if (*store == NULL)
-        return pkcsctl_error("watch", "out of memory");
+        return pkcsctl_error(WATCH_CMD, "out of memory");
     if (X509_STORE_load_file(*store, path) != 1) {
         unsigned long e = ERR_get_error();
         X509_STORE_free(*store);
         *store = NULL;
         ERR_clear_error();
-        return pkcsctl_error("watch",
+        return pkcsctl_error(WATCH_CMD,
                              "cannot load CA certificates from %s (%s): a PEM file "
                              "with the issuing CA or root certificate is expected",
                              path, e ? ERR_reason_error_string(e) : "no certificate");
@@ -46,19 +36,15 @@ int pkcsctl_watch_ca_load(const char *path, X509_STORE **store)
     return 0;
 }
 
+/* load_device_key reads keys_dir/<id>.pem, where `pkcsctl submit --device-keys` wrote it. */
 static EVP_PKEY *load_device_key(const char *keys_dir, const char *id, char *why, size_t why_len)
 {
     char path[4096];
+    EVP_PKEY *key = NULL;
+    pc_diag_t diag = {{0}};
     snprintf(path, sizeof(path), "%s/%s.pem", keys_dir, id);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(why, why_len, "no device key %s", path);
-        return NULL;
-    }
-    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    if (key == NULL)
-        snprintf(why, why_len, "%s is not a PEM private key", path);
+    if (pkcsctl_key_read("device key", path, PKCSCTL_KEY_PRIVATE, &key, NULL, NULL, &diag) != PC_OK)
+        snprintf(why, why_len, "%s", diag.msg);
     return key;
 }
 
@@ -80,7 +66,7 @@ static bool open_pfx(const Pkcs__V1__Result *res, const char *keys_dir, char *wh
     X509 *cert = NULL;
     pc_diag_t diag = {{0}};
     bool ok = false;
-    if (!pkcsctl_watch_safe_name(res->request_id)) {
+    if (!pkcsctl_safe_name(res->request_id)) {
         snprintf(why, why_len, "request id is not usable as a file name");
         return false;
     }

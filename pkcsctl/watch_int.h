@@ -1,7 +1,7 @@
 /*
- * pkcsctl_watch_int.h - what the parts of `pkcsctl watch` share: the consumer loop and options
- * (pkcsctl_watch.c), the tally and summary (pkcsctl_watch_tally.c) and the checks of each issued
- * result (pkcsctl_watch_check.c). Main thread only.
+ * watch_int.h - what the parts of `pkcsctl watch` share: the consumer loop and options
+ * (watch.c), the tally and summary (watch_tally.c) and the checks of each issued result
+ * (watch_check.c). Calls go one way: watch.c calls the other two. Main thread only.
  */
 #ifndef PKCSCTL_WATCH_INT_H
 #define PKCSCTL_WATCH_INT_H
@@ -13,11 +13,15 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
+#include "common.h"
 #include "pkcs.pb-c.h"
+
+#define WATCH_CMD "watch"
 
 /* One `pkcsctl watch` run: its options and what it has seen so far. */
 typedef struct watch {
-    const char *brokers, *topic, *out_dir, *keys_dir;
+    pkcsctl_kafka_t kafka; /* the consumer; its brokers are --brokers */
+    const char *topic, *out_dir, *keys_dir;
     bool json;
     long count; /* distinct request ids to wait for; 0: none */
     long total; /* result messages to wait for, duplicates included; 0: none */
@@ -31,8 +35,6 @@ typedef struct watch {
     size_t verified, verify_failed, undecodable, ignored;
     size_t *by_code; /* FAILED results by error code (index into the enum's values) */
     size_t by_code_unknown;
-    unsigned char shown[512]; /* Kafka error codes already shown (+256), to show each once */
-    char last_error_text[256];
     double *latency_ms; /* request created -> result read, one per result with timing */
     size_t latency_count, latency_cap;
     int64_t first_created_ms, last_read_ms;
@@ -51,10 +53,6 @@ void pkcsctl_watch_tally(watch_t *w, const Pkcs__V1__Result *res);
 
 /* pkcsctl_watch_summary prints the one-line summary on stdout. */
 void pkcsctl_watch_summary(const watch_t *w);
-
-/* pkcsctl_watch_safe_name tells whether a request id can name a file in a folder: not empty,
- * no '/', not "." or "..", at most 200 bytes. Request ids come from the topic: never trusted. */
-bool pkcsctl_watch_safe_name(const char *id);
 
 /* pkcsctl_watch_ca_load makes a store trusting every certificate of the PEM file at path (the
  * issuing CA, or the root); *store is the caller's (X509_STORE_free). Returns 0, or 1 after

@@ -12,30 +12,18 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-
 #include "clock.h"
 #include "common.h"
 #include "numbers.h"
 
-#define CMD "watch"
-
-static void cert_digest(const ProtobufCBinaryData *cert, char hex[65])
-{
-    unsigned char md[32];
-    unsigned int md_len = 0;
-    hex[0] = '\0';
-    if (cert->len == 0 || EVP_Digest(cert->data, cert->len, md, &md_len, EVP_sha256(), NULL) != 1)
-        return;
-    for (unsigned i = 0; i < md_len && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02X", md[i]);
-}
+#define CMD WATCH_CMD
 
 /* track_ids records res->request_id and classifies a duplicate as same or DIFFERENT certificate. */
 static void track_ids(watch_t *w, const Pkcs__V1__Result *res)
 {
-    char hex[65];
-    cert_digest(&res->certificate, hex);
+    char hex[PKCSCTL_SHA256_HEX_LEN] = ""; /* "": no certificate (a failure, a revocation) */
+    if (res->certificate.len > 0)
+        pkcsctl_sha256_hex(res->certificate.data, res->certificate.len, hex);
     json_t *prev = json_object_get(w->seen, res->request_id);
     if (prev == NULL) {
         json_object_set_new_nocheck(w->seen, res->request_id, json_string_nocheck(hex));
