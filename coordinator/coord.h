@@ -5,11 +5,11 @@
  * says "pool thread".
  *
  * Every COORD_REFRESH_MS a refresh cycle reads, side by side: the worker registry from Redis
- * (coord_fleet.c), topic metadata and the requests topic's watermarks on a pool thread
- * (coord_admin.c), the consumer group's members and committed offsets, and the topics'
- * retention (Admin API, coord_cycle.c, coord_topics.c). When every part has answered, the
- * snapshot is rebuilt (coord_view.c, coord_totals.c) and served over HTTP (coord_http.c,
- * coord_page.c, and coord_ca.c for CA certificates and CRLs).
+ * (pc_registry_read, lib/cluster/registry_read.c), topic metadata and the requests topic's
+ * watermarks on a pool thread (coord_admin.c), the consumer group's members and committed offsets,
+ * and the topics' retention (Admin API, coord_cycle.c, coord_topics.c). When every part has
+ * answered, the snapshot is rebuilt (coord_view.c, coord_totals.c) and served over HTTP
+ * (coord_http.c, coord_page.c, and coord_ca.c for CA certificates and CRLs).
  */
 #ifndef PC_COORD_H
 #define PC_COORD_H
@@ -26,6 +26,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "redis.h"
+#include "registry.h"
 
 #define COORD_REFRESH_MS 2000       /* a snapshot every 2 s, as often as the page refreshes */
 #define COORD_KAFKA_TIMEOUT_MS 5000 /* bound on each Kafka request of a cycle */
@@ -95,26 +96,6 @@ void pc_coord_probe_run(uv_work_t *work);
 /* pc_coord_probe_free frees probe and its arrays (NULL allowed). */
 void pc_coord_probe_free(pc_coord_probe_t *probe);
 
-/* ---- worker registry in Redis (coord_fleet.c) ------------------------------------------- */
-
-/* What the registry holds: workers is {id: {"score": expiry ms (only while in pc:workers),
- * hash fields as strings...}}. ok false: diag says what failed. */
-typedef struct pc_coord_registry {
-    bool ok;
-    pc_diag_t diag;
-    int64_t now_ms; /* Redis server time */
-    json_t *workers;
-} pc_coord_registry_t;
-
-/* Called once with the registry read (reg is the callee's: pc_coord_registry_clear). */
-typedef void (*pc_coord_registry_fn)(void *arg, pc_coord_registry_t *reg);
-
-/* pc_coord_registry_read reads pc:workers, the pc:worker:{id} hashes (also those whose id has
- * left the zset) and Redis' clock; fn runs once on the loop thread (inside this call only when
- * redis is already closed or memory ran out). */
-void pc_coord_registry_read(pc_redis_t *redis, pc_coord_registry_fn fn, void *arg);
-void pc_coord_registry_clear(pc_coord_registry_t *reg);
-
 /* ---- one refresh cycle (coord_cycle.c) -------------------------------------------------- */
 
 typedef struct pc_coord pc_coord_t;
@@ -123,7 +104,7 @@ typedef struct pc_coord pc_coord_t;
 typedef struct pc_coord_cycle {
     pc_coord_t *coord;
     int pending; /* parts not answered yet */
-    pc_coord_registry_t reg;
+    pc_registry_view_t reg;
     pc_coord_probe_t *probe;
     bool group_ok;
     pc_diag_t group_diag;
@@ -217,8 +198,8 @@ void pc_coord_http_handler(void *arg, const char *method, const char *path,
                            pc_http_response_t *resp);
 /* pc_coord_page returns the status page (static HTML with its script inline). */
 const char *pc_coord_page(void);
-/* pc_coord_respond_text / _json set resp (status, type, a copy of the body). */
-void pc_coord_respond_text(pc_http_response_t *resp, int status, const char *text);
+/* pc_coord_respond_json sets resp to doc as JSON (status, type, a copy of the body); plain
+ * text answers are pc_http_respond_text. */
 void pc_coord_respond_json(pc_http_response_t *resp, int status, const json_t *doc);
 
 /* ---- the process (coord_main.c) --------------------------------------------------------- */

@@ -180,7 +180,7 @@ static void respond_bytes(pc_http_response_t *resp, const char *type, const void
     resp->content_type = type;
     resp->body = malloc(len > 0 ? len : 1);
     if (resp->body == NULL) {
-        pc_coord_respond_text(resp, 500, "out of memory\n");
+        pc_http_respond_text(resp, 500, "out of memory\n");
         return;
     }
     memcpy(resp->body, data, len);
@@ -196,14 +196,14 @@ static void serve_cert(pc_coord_t *coord, const char *name, const char *ext,
     STACK_OF(X509) *chain = ca != NULL ? ca->ops->get0_chain(ca) : NULL;
     X509 *cert = chain != NULL && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
     if (!der && strcmp(ext, "crt") != 0 && strcmp(ext, "pem") != 0) {
-        pc_coord_respond_text(resp, 404, "not found: use /ca/NAME.crt (PEM) or /ca/NAME.der\n");
+        pc_http_respond_text(resp, 404, "not found: use /ca/NAME.crt (PEM) or /ca/NAME.der\n");
         return;
     }
     if (ca == NULL || cert == NULL) {
         snprintf(msg, sizeof(msg), "%s: no CA called \"%s\" is configured%s\n",
                  ca == NULL ? "not found" : "not available", name,
                  ca == NULL ? "" : " with a certificate yet");
-        pc_coord_respond_text(resp, ca == NULL ? 404 : 503, msg);
+        pc_http_respond_text(resp, ca == NULL ? 404 : 503, msg);
         return;
     }
     BIO *bio = BIO_new(BIO_s_mem());
@@ -215,7 +215,7 @@ static void serve_cert(pc_coord_t *coord, const char *name, const char *ext,
         respond_bytes(resp, der ? "application/pkix-cert" : "application/x-pem-file", data,
                       (size_t)len);
     else
-        pc_coord_respond_text(resp, 500, "cannot encode the CA certificate\n");
+        pc_http_respond_text(resp, 500, "cannot encode the CA certificate\n");
     BIO_free(bio);
 }
 
@@ -238,11 +238,11 @@ static void serve_crl(pc_coord_t *coord, const char *name, pc_http_response_t *r
         else
             snprintf(msg, sizeof(msg), "the CRL of CA \"%s\" is being made; retry in a second\n",
                      name);
-        pc_coord_respond_text(resp, crl->local ? 503 : 404, msg);
+        pc_http_respond_text(resp, crl->local ? 503 : 404, msg);
         return;
     }
     snprintf(msg, sizeof(msg), "not found: no CA called \"%s\" is configured\n", name);
-    pc_coord_respond_text(resp, 404, msg);
+    pc_http_respond_text(resp, 404, msg);
 }
 
 bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp)
@@ -257,7 +257,7 @@ bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *
         if (strcmp(ext, "crl") == 0)
             serve_crl(coord, name, resp);
         else
-            pc_coord_respond_text(resp, 404, "not found: use /crl/NAME.crl\n");
+            pc_http_respond_text(resp, 404, "not found: use /crl/NAME.crl\n");
         return true;
     }
     return false;

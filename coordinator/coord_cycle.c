@@ -14,7 +14,7 @@
 
 static void cycle_free(pc_coord_cycle_t *cycle)
 {
-    pc_coord_registry_clear(&cycle->reg);
+    pc_registry_view_clear(&cycle->reg);
     pc_coord_probe_free(cycle->probe);
     json_decref(cycle->members);
     json_decref(cycle->committed);
@@ -61,7 +61,7 @@ static void members_from_heartbeats(pc_coord_cycle_t *cycle)
     snprintf(cycle->group_state, sizeof(cycle->group_state), "%s", "reported by workers");
 }
 
-static void on_registry(void *arg, pc_coord_registry_t *reg)
+static void on_registry(void *arg, pc_registry_view_t *reg)
 {
     pc_coord_cycle_t *cycle = arg;
     cycle->reg = *reg; /* takes reg->workers */
@@ -136,7 +136,7 @@ void pc_coord_cycle_start(pc_coord_t *coord)
     pc_fail(&cycle->configs_diag, PC_ERR_DEPENDENCY, "topic configuration not read");
     coord->cycle = cycle;
     cycle->pending = 2; /* the registry, and a hold until every part is out */
-    pc_coord_registry_read(coord->redis, on_registry, cycle);
+    pc_registry_read(coord->redis, on_registry, cycle);
     start_probe(cycle);
     pc_coord_cycle_part_done(cycle);
 }

@@ -19,21 +19,13 @@
 
 #include "coord.h"
 
-void pc_coord_respond_text(pc_http_response_t *resp, int status, const char *text)
-{
-    resp->status = status;
-    resp->content_type = "text/plain; charset=utf-8";
-    resp->body = strdup(text);
-    resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
-}
-
 void pc_coord_respond_json(pc_http_response_t *resp, int status, const json_t *doc)
 {
     resp->status = status;
     resp->content_type = "application/json";
     resp->body = json_dumps(doc, JSON_COMPACT);
     if (resp->body == NULL) {
-        pc_coord_respond_text(resp, 500, "out of memory\n");
+        pc_http_respond_text(resp, 500, "out of memory\n");
         return;
     }
     resp->body_len = strlen(resp->body);
@@ -99,14 +91,14 @@ static void serve_ready(pc_coord_t *coord, pc_http_response_t *resp)
 {
     char text[sizeof(pc_diag_t) + 2];
     if (coord->stopping)
-        pc_coord_respond_text(resp, 503, "stopping\n");
+        pc_http_respond_text(resp, 503, "stopping\n");
     else if (!coord->view.have)
-        pc_coord_respond_text(resp, 503, "starting: the first refresh has not finished\n");
+        pc_http_respond_text(resp, 503, "starting: the first refresh has not finished\n");
     else if (!coord->view.redis_ok || !coord->view.kafka_ok) {
         snprintf(text, sizeof(text), "%s\n", coord->view.not_ready);
-        pc_coord_respond_text(resp, 503, text);
+        pc_http_respond_text(resp, 503, text);
     } else
-        pc_coord_respond_text(resp, 200, "ready\n");
+        pc_http_respond_text(resp, 200, "ready\n");
 }
 
 static void serve_api(pc_coord_t *coord, const char *path, pc_http_response_t *resp)
@@ -156,14 +148,14 @@ void pc_coord_http_handler(void *arg, const char *method, const char *path,
         return;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        pc_coord_respond_text(resp, 405, "method not allowed: use GET\n");
+        pc_http_respond_text(resp, 405, "method not allowed: use GET\n");
         return;
     }
     if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
-        pc_coord_respond_text(resp, 200, pc_coord_page());
+        pc_http_respond_text(resp, 200, pc_coord_page());
         resp->content_type = "text/html; charset=utf-8";
     } else if (strcmp(path, "/healthz") == 0) {
-        pc_coord_respond_text(resp, 200, "ok\n");
+        pc_http_respond_text(resp, 200, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
         serve_ready(coord, resp);
     } else if (strcmp(path, "/metrics") == 0) {
@@ -173,8 +165,8 @@ void pc_coord_http_handler(void *arg, const char *method, const char *path,
     } else if (strncmp(path, "/api/", 5) == 0) {
         serve_api(coord, path, resp);
     } else if (!pc_coord_ca_serve(coord, path, resp)) {
-        pc_coord_respond_text(resp, 404,
-                              "not found: try /, /api/fleet, /metrics, /healthz, /readyz, "
-                              "/ca/NAME.crt or /crl/NAME.crl\n");
+        pc_http_respond_text(resp, 404,
+                             "not found: try /, /api/fleet, /metrics, /healthz, /readyz, "
+                             "/ca/NAME.crt or /crl/NAME.crl\n");
     }
 }

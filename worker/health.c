@@ -9,13 +9,6 @@
 
 #include "worker.h"
 
-static void set_body(pc_http_response_t *resp, int status, const char *text)
-{
-    resp->status = status;
-    resp->body = strdup(text);
-    resp->body_len = resp->body == NULL ? 0 : strlen(resp->body);
-}
-
 static void not_ready_reason(const pc_worker_t *w, char *buf, size_t n)
 {
     const pc_ca_t *ca = NULL;
@@ -41,13 +34,13 @@ void pc_worker_http_handler(void *arg, const char *method, const char *path,
 {
     pc_worker_t *w = arg;
     if (strcmp(path, "/healthz") == 0) {
-        set_body(resp, 200, "ok\n");
+        pc_http_respond_text(resp, 200, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
         char why[256] = "ready\n";
         bool ready = pc_worker_ready(w);
         if (!ready)
             not_ready_reason(w, why, sizeof(why));
-        set_body(resp, ready ? 200 : 503, why);
+        pc_http_respond_text(resp, ready ? 200 : 503, why);
     } else if (strcmp(path, "/metrics") == 0) {
         pc_gauge_set(w->m.in_flight, (double)w->in_flight);
         pc_gauge_set(w->m.pool_busy, (double)w->pool_busy);
@@ -59,7 +52,7 @@ void pc_worker_http_handler(void *arg, const char *method, const char *path,
         resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
         resp->body = pc_metrics_render(w->m.registry, &resp->body_len);
     } else {
-        set_body(resp, 404, "not found: try /healthz, /readyz or /metrics\n");
+        pc_http_respond_text(resp, 404, "not found: try /healthz, /readyz or /metrics\n");
     }
 }
 

@@ -10,6 +10,7 @@
  * the coordinator can show a silent worker as Inactive, with its last error, for a while.
  */
 #include "registry.h"
+#include "registry_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@
 #define DEFAULT_MAX_INSTANCES 100
 #define DEFAULT_TTL_MS 15000
 
-static const char workers_key[] = "pc:workers";
+static const char workers_key[] = REGISTRY_WORKERS_KEY;
 
 /* KEYS[1] pc:workers, KEYS[2] pc:worker:{id}; ARGV id, host, version, started_at, ttl_ms,
  * max, keep_ms, has_counts, counts, has_error, last_error -> {1, live} | {0, live}.
@@ -54,7 +55,7 @@ struct pc_registry {
     char *host;
     char *version;
     char started_at[24];
-    char key[sizeof("pc:worker:{}") + ID_MAX];
+    char key[sizeof(REGISTRY_WORKER_KEY_OPEN "}") + ID_MAX];
     unsigned max_instances;
     unsigned ttl_ms;
     pc_redis_script_t join, leave;
@@ -187,7 +188,7 @@ pc_err_t pc_registry_new(pc_redis_t *redis, const pc_worker_info_t *info, unsign
         err = pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the worker registry");
         goto out_free_reg;
     }
-    snprintf(reg->key, sizeof(reg->key), "pc:worker:{%s}", info->id);
+    snprintf(reg->key, sizeof(reg->key), REGISTRY_WORKER_KEY_OPEN "%s}", info->id);
     snprintf(reg->started_at, sizeof(reg->started_at), "%" PRId64, info->started_at_ms);
     reg->redis = redis;
     reg->max_instances = max_instances != 0 ? max_instances : DEFAULT_MAX_INSTANCES;

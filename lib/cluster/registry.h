@@ -10,7 +10,10 @@
 #ifndef PC_REGISTRY_H
 #define PC_REGISTRY_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "pc_err.h"
 #include "redis.h"
@@ -47,5 +50,28 @@ pc_err_t pc_registry_register(pc_registry_t *reg, pc_registry_fn cb, void *arg);
 pc_err_t pc_registry_heartbeat(pc_registry_t *reg, const char *counts_json, const char *last_error,
                                pc_registry_fn cb, void *arg);
 pc_err_t pc_registry_unregister(pc_registry_t *reg, pc_registry_fn cb, void *arg);
+
+/* ---- reading (registry_read.c), for the coordinator --------------------------------------- */
+
+/* What the registry holds: workers is {id: {"score": heartbeat expiry ms (only while in
+ * pc:workers), the hash's fields as strings...}}, also for workers whose hash outlives their
+ * place in the set (they show as Inactive). ok false: diag says what failed. */
+typedef struct pc_registry_view {
+    bool ok;
+    pc_diag_t diag;
+    int64_t now_ms; /* Redis server time, to compare the expiries with */
+    json_t *workers;
+} pc_registry_view_t;
+
+/* Called once with what was read (view is the callee's: pc_registry_view_clear). */
+typedef void (*pc_registry_read_fn)(void *arg, pc_registry_view_t *view);
+
+/* pc_registry_read reads the whole registry and Redis' clock; fn runs once on the loop thread
+ * (inside this call only when redis is already closed or memory ran out). A reply of another
+ * shape (a registry of another version) fails the read with a message. */
+void pc_registry_read(pc_redis_t *redis, pc_registry_read_fn fn, void *arg);
+
+/* pc_registry_view_clear frees what view holds. */
+void pc_registry_view_clear(pc_registry_view_t *view);
 
 #endif

@@ -14,7 +14,7 @@
 
 typedef struct pc_config_ca {
     char *name;           /* "local" */
-    char *type;           /* "local" (cfssl and others in later versions) */
+    char *type;           /* "local" or "cfssl" */
     char *state_dir;      /* default: <state_dir>/ca/<name> */
     char *cert_file;      /* optional PEM */
     char *key_file;       /* optional PEM, encrypted */

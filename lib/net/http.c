@@ -443,3 +443,11 @@ void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg)
         conn_close(conn);
     uv_close((uv_handle_t *)&http->listener, on_listener_closed);
 }
+
+void pc_http_respond_text(pc_http_response_t *resp, int status, const char *text)
+{
+    resp->status = status;
+    resp->content_type = "text/plain; charset=utf-8";
+    resp->body = strdup(text);
+    resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
+}

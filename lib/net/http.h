@@ -1,7 +1,8 @@
 /*
- * http.h - a small HTTP/1.1 server on the worker's libuv loop for /healthz, /readyz and
- * /metrics (and the coordinator's API later): GET and HEAD, one response per connection
- * (Connection: close), bounded request size, slow clients timed out. Loop thread only.
+ * http.h - a small HTTP/1.1 server on a libuv loop: the worker's /healthz, /readyz and
+ * /metrics, the coordinator's status page and API: the request line and headers (no body),
+ * one response per connection (Connection: close), bounded request size, slow clients timed
+ * out. Loop thread only.
  */
 #ifndef PC_HTTP_H
 #define PC_HTTP_H
@@ -26,6 +27,10 @@ typedef struct pc_http_response {
  * loop thread; must not block. */
 typedef void (*pc_http_handler_fn)(void *arg, const char *method, const char *path,
                                    pc_http_response_t *resp);
+
+/* pc_http_respond_text sets resp to a plain-text answer: status and a copy of text (an out of
+ * memory copy leaves the body empty). */
+void pc_http_respond_text(pc_http_response_t *resp, int status, const char *text);
 
 /* pc_http_new listens on host:port (port 0 = any free port; see pc_http_port). host is a
  * numeric IPv4/IPv6 address, "localhost", or NULL/"" for 0.0.0.0. Fails with

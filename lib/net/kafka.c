@@ -6,10 +6,11 @@
  * of the consumer's events (messages, rebalances, errors, statistics) are forwarded to its
  * consumer queue and the producer's to its main queue; each queue writes a byte to a
  * non-blocking pipe when it turns non-empty, a uv_poll on the pipe wakes the loop, and the queue
- * is then drained to empty. A 100 ms timer drains both as well, because the pipe only signals
- * the empty -> non-empty transition and the consumer must be polled within max.poll.interval.ms
- * anyway. So every callback below runs on the loop thread, and nothing here blocks it except
- * rd_kafka_destroy() at the very end of pc_kafka_close (it joins librdkafka's threads).
+ * is then drained to empty. A timer (TICK_MS, 250 ms) drains both as well, because the pipe only
+ * signals the empty -> non-empty transition and the consumer must be polled within
+ * max.poll.interval.ms anyway. So every callback below runs on the loop thread, and nothing here
+ * blocks it except rd_kafka_destroy() at the very end of pc_kafka_close (it joins librdkafka's
+ * threads).
  *
  * Offsets: enable.auto.offset.store is off; pc_kafka_message_done stores only the end of the
  * contiguous completed prefix (offsets.c), auto-commit commits it every second, and revoke and

@@ -1,5 +1,6 @@
 /*
- * coord_fleet.c - reads the worker registry the workers keep in Redis (see lib/registry.h):
+ * registry_read.c - the reading half of the registry (registry.c writes it): what the workers
+ * keep in Redis, for the coordinator's fleet view:
  * the sorted set pc:workers (id -> heartbeat expiry, Redis server ms), the hashes
  * pc:worker:{id}, also of workers that have dropped out of the set (so a worker that died
  * recently still shows, as Inactive, while its hash lives), and Redis' clock to compare the
@@ -13,17 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "coord.h"
+#include "registry.h"
+#include "registry_int.h"
 
 #define SCAN_COUNT "500"
 #define SCAN_MAX 1000 /* SCAN calls per read: 500k keys is far beyond any real registry */
-#define KEY_PREFIX "pc:worker:{"
 
 typedef struct fetch {
     pc_redis_t *redis;
-    pc_coord_registry_fn fn;
+    pc_registry_read_fn fn;
     void *arg;
-    pc_coord_registry_t reg;
+    pc_registry_view_t reg;
     int pending;
     unsigned scans;
     bool hashes_sent;
@@ -108,7 +109,7 @@ static void on_time(void *arg, pc_err_t err, const redisReply *reply, const pc_d
 static void on_zrange(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
 {
     fetch_t *f = arg;
-    if (reply_ok(f, "ZRANGE pc:workers", err, reply, diag, REDIS_REPLY_ARRAY)) {
+    if (reply_ok(f, "ZRANGE " REGISTRY_WORKERS_KEY, err, reply, diag, REDIS_REPLY_ARRAY)) {
         for (size_t i = 0; i + 1 < reply->elements; i += 2) {
             const redisReply *id = reply->element[i], *score = reply->element[i + 1];
             if (id->type != REDIS_REPLY_STRING || score->type != REDIS_REPLY_STRING)
@@ -125,15 +126,15 @@ static void send_scan(fetch_t *f, const char *cursor);
 static void on_scan(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
 {
     fetch_t *f = arg;
-    if (reply_ok(f, "SCAN pc:worker:*", err, reply, diag, REDIS_REPLY_ARRAY) &&
+    if (reply_ok(f, "SCAN " REGISTRY_WORKER_PREFIX "*", err, reply, diag, REDIS_REPLY_ARRAY) &&
         reply->elements == 2 && reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[1]->type == REDIS_REPLY_ARRAY) {
         const redisReply *keys = reply->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
             const char *key = keys->element[i]->str;
-            size_t len = keys->element[i]->len, pre = strlen(KEY_PREFIX);
+            size_t len = keys->element[i]->len, pre = strlen(REGISTRY_WORKER_KEY_OPEN);
             if (keys->element[i]->type != REDIS_REPLY_STRING || len <= pre + 1 ||
-                strncmp(key, KEY_PREFIX, pre) != 0 || key[len - 1] != '}')
+                strncmp(key, REGISTRY_WORKER_KEY_OPEN, pre) != 0 || key[len - 1] != '}')
                 continue;
             char id[256];
             size_t n = len - pre - 1 < sizeof(id) - 1 ? len - pre - 1 : sizeof(id) - 1;
@@ -149,7 +150,7 @@ static void on_scan(void *arg, pc_err_t err, const redisReply *reply, const pc_d
 
 static void send_scan(fetch_t *f, const char *cursor)
 {
-    const char *argv[] = {"SCAN", cursor, "MATCH", "pc:worker:*", "COUNT", SCAN_COUNT};
+    const char *argv[] = {"SCAN", cursor, "MATCH", REGISTRY_WORKER_PREFIX "*", "COUNT", SCAN_COUNT};
     send_cmd(f, on_scan, f, 6, argv);
 }
 
@@ -188,7 +189,7 @@ static void send_hashes(fetch_t *f)
         }
         h->fetch = f;
         memcpy(h->id, id, len + 1);
-        snprintf(key, sizeof(key), KEY_PREFIX "%s}", id);
+        snprintf(key, sizeof(key), REGISTRY_WORKER_KEY_OPEN "%s}", id);
         const char *argv[] = {"HGETALL", key};
         send_cmd(f, on_hgetall, h, 2, argv);
     }
@@ -225,10 +226,10 @@ static void step_done(fetch_t *f)
     free(f);
 }
 
-void pc_coord_registry_read(pc_redis_t *redis, pc_coord_registry_fn fn, void *arg)
+void pc_registry_read(pc_redis_t *redis, pc_registry_read_fn fn, void *arg)
 {
     fetch_t *f = calloc(1, sizeof(*f));
-    pc_coord_registry_t failed = {.ok = false};
+    pc_registry_view_t failed = {.ok = false};
     if (f == NULL || (f->reg.workers = json_object()) == NULL) {
         free(f);
         pc_fail(&failed.diag, PC_ERR_NOMEM, "out of memory reading the registry");
@@ -241,14 +242,14 @@ void pc_coord_registry_read(pc_redis_t *redis, pc_coord_registry_fn fn, void *ar
     f->reg.ok = true;
     f->pending = 1; /* until every first command is out */
     const char *time_argv[] = {"TIME"};
-    const char *zrange_argv[] = {"ZRANGE", "pc:workers", "0", "-1", "WITHSCORES"};
+    const char *zrange_argv[] = {"ZRANGE", REGISTRY_WORKERS_KEY, "0", "-1", "WITHSCORES"};
     send_cmd(f, on_time, f, 1, time_argv);
     send_cmd(f, on_zrange, f, 5, zrange_argv);
     send_scan(f, "0");
     step_done(f);
 }
 
-void pc_coord_registry_clear(pc_coord_registry_t *reg)
+void pc_registry_view_clear(pc_registry_view_t *reg)
 {
     json_decref(reg->workers);
     reg->workers = NULL;
