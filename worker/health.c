@@ -9,6 +9,12 @@
 
 #include "worker.h"
 
+bool pc_worker_ready(const pc_worker_t *w)
+{
+    return w->state == PC_WORKER_RUNNING && w->registered && pc_redis_ready(w->redis) &&
+           w->kafka != NULL && pc_kafka_ready(w->kafka) && pc_engine_ca_healthy(w->engine, NULL);
+}
+
 static void not_ready_reason(const pc_worker_t *w, char *buf, size_t n)
 {
     const pc_ca_t *ca = NULL;
@@ -54,14 +60,6 @@ void pc_worker_http_handler(void *arg, const char *method, const char *path,
     } else {
         pc_http_respond_text(resp, 404, "not found: try /healthz, /readyz or /metrics\n");
     }
-}
-
-void pc_worker_count_request(pc_worker_metrics_t *m, const char *kind, const char *outcome)
-{
-    char labels[96];
-    snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", kind, outcome);
-    pc_counter_inc(pc_metrics_counter(m->registry, "pkcs_requests_total",
-                                      "Requests finished, by kind and outcome", labels));
 }
 
 pc_err_t pc_worker_metrics_init(pc_worker_metrics_t *m)

@@ -930,10 +930,19 @@ static const char *job_kind(const pc_job_t *job)
     return v != NULL ? v->name : "UNKNOWN";
 }
 
+/* count_request counts one finished request in pkcs_requests_total{kind,outcome}. */
+static void count_request(pc_worker_metrics_t *m, const char *kind, const char *outcome)
+{
+    char labels[96];
+    snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", kind, outcome);
+    pc_counter_inc(pc_metrics_counter(m->registry, "pkcs_requests_total",
+                                      "Requests finished, by kind and outcome", labels));
+}
+
 static void job_count_outcome(pc_job_t *job)
 {
     pc_worker_t *w = job->w;
-    pc_worker_count_request(&w->m, job_kind(job), outcome_names[job->outcome]);
+    count_request(&w->m, job_kind(job), outcome_names[job->outcome]);
     switch (job->outcome) {
     case OUT_ISSUED:
     case OUT_IMPORTED:

@@ -26,12 +26,6 @@ void pc_worker_note_error(pc_worker_t *w, const char *text)
     w->last_error[n] = '\0';
 }
 
-bool pc_worker_ready(const pc_worker_t *w)
-{
-    return w->state == PC_WORKER_RUNNING && w->registered && pc_redis_ready(w->redis) &&
-           w->kafka != NULL && pc_kafka_ready(w->kafka) && pc_engine_ca_healthy(w->engine, NULL);
-}
-
 static void update_intake(pc_worker_t *w)
 {
     if (w->kafka == NULL || w->state != PC_WORKER_RUNNING)

@@ -88,7 +88,8 @@ void pc_worker_cleanup(pc_worker_t *w);
 /* pc_worker_shutdown begins the drain (as SIGTERM does); the loop ends when all is closed. */
 void pc_worker_shutdown(pc_worker_t *w, int exit_code);
 
-/* pc_worker_ready: Kafka and Redis reachable, registered, not draining (for /readyz). */
+/* pc_worker_ready: Kafka, Redis and every CA reachable, registered, not draining (for /readyz;
+ * health.c). */
 bool pc_worker_ready(const pc_worker_t *w);
 
 /* pc_worker_note_error remembers the last error for the heartbeat and status. */
@@ -100,9 +101,6 @@ void pc_worker_job_finished(pc_worker_t *w);
 /* pc_worker_http_handler serves /healthz, /readyz and /metrics. */
 void pc_worker_http_handler(void *arg, const char *method, const char *path,
                             pc_http_response_t *resp);
-
-/* pc_worker_count_request counts one finished request in pkcs_requests_total{kind,outcome}. */
-void pc_worker_count_request(pc_worker_metrics_t *m, const char *kind, const char *outcome);
 
 /* pc_worker_metrics_init registers the worker's metrics. */
 pc_err_t pc_worker_metrics_init(pc_worker_metrics_t *m);

@@ -77,12 +77,14 @@ pc_cfssl_restart() {
 }
 
 # pc_cfssl_certs REQUEST_ID: "SERIAL_HEX STATUS REASON" of each certificate cfssl signed for the
-# request (its label), from cfssl's database.
+# request (its label), from cfssl's database; the serial in the results' form (upper-case hex of
+# even length, as BN_bn2hex writes it).
 pc_cfssl_certs() {
   sqlite3 -separator ' ' "$PC_CFSSL_DIR/certs.db" \
     "select serial_number, status, reason from certificates where ca_label = '$1';" |
     while read -r dec status reason; do
-      printf '%s %s %s\n' "$(python3 -c "print('%X' % $dec)")" "$status" "$reason"
+      printf '%s %s %s\n' "$(python3 -c "h = '%X' % $dec; print('0' * (len(h) % 2) + h)")" \
+        "$status" "$reason"
     done
 }
 
