@@ -169,7 +169,7 @@ done
 ok "the C sources register $n_metrics metrics ($n_hist histograms)"
 
 # PC_* environment variables the code reads: every "PC_NAME" string literal of the sources.
-grep -rhoE '"PC_[A-Z0-9_]+"' "$src/lib" "$src/worker" "$src/coordinator" --include='*.c' |
+grep -rhoE '"PC_[A-Z0-9_]+"' "$src/lib" "$src/worker" "$src/coordinator" --include='*.[ch]' |
   tr -d '"' | sort -u >"$tmp/env-known.txt"
 [[ -s $tmp/env-known.txt ]] || fail "found no PC_* variable in the sources"
 # The worker's default drain timeout, from the settings table of lib/config_worker.c.
