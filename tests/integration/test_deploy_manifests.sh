@@ -348,7 +348,7 @@ for ln in lines:
 if len(stages) < 2:
     errors.append("not multi-stage: wants a build stage and a runtime stage")
 for st in stages:
-    if not re.match(r"^(docker\.io/(library/)?)?debian:(12|bookworm)(-slim)?(@.*)?$", st["image"]):
+    if not re.match(r"^(\S+/)?debian:(12|bookworm)(-slim)?(@.*)?$", st["image"]):
         errors.append(f"stage FROM {st['image']} is not Debian 12")
 if errors:
     print("\n".join(errors), file=sys.stderr)
