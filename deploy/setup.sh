@@ -29,6 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     "${missing[@]}"
+  # Debian's prometheus package is here for promtool (the alert rules' check); on a machine
+  # running systemd it would also start a Prometheus server on every address: not ours to run.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && systemctl is-active --quiet prometheus 2>/dev/null; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 else
   echo "setup: all Debian packages present"
 fi

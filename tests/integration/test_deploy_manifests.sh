@@ -5,7 +5,7 @@
 #   - systemd: `systemd-analyze verify` of the units with ExecStart pointed at the built
 #     binaries (any message fails), `systemd-analyze security` exposure, the hardening and
 #     stop settings (TimeoutStopSec longer than the worker's default drain timeout, read from
-#     lib/config_worker.c), the service user made by systemd-sysusers from the sysusers file;
+#     lib/engine/config_settings.c), the service user made by systemd-sysusers from the sysusers file;
 #   - container: the runtime stage installs the Debian package of every library the built
 #     pkcs-worker, pkcs-coordinator and pkcsctl link (objdump -p NEEDED, dpkg -S), the build
 #     stage the package of every pkg-config module CMake asks for, the sources it copies
@@ -169,14 +169,14 @@ done
 ok "the C sources register $n_metrics metrics ($n_hist histograms)"
 
 # PC_* environment variables the code reads: every "PC_NAME" string literal of the sources.
-grep -rhoE '"PC_[A-Z0-9_]+"' "$src/lib" "$src/worker" "$src/coordinator" --include='*.[ch]' |
+grep -rhoE '"PC_[A-Z0-9_]+"' "$src/lib" "$src/worker" "$src/coordinator" "$src/pkcsctl" --include='*.[ch]' |
   tr -d '"' | sort -u >"$tmp/env-known.txt"
 [[ -s $tmp/env-known.txt ]] || fail "found no PC_* variable in the sources"
-# The worker's default drain timeout, from the settings table of lib/config_worker.c.
-drain_ms="$(sed -nE 's/.*"drain_timeout_ms",[[:space:]]*"PC_DRAIN_TIMEOUT_MS".*"([0-9]+)".*/\1/p' "$src/lib/config_worker.c")"
-[[ $drain_ms =~ ^[0-9]+$ ]] || fail "cannot read worker.drain_timeout_ms's default from lib/config_worker.c"
-max_instances="$(sed -nE 's/.*"max_instances",[[:space:]]*"PC_MAX_INSTANCES".*"([0-9]+)".*/\1/p' "$src/lib/config_worker.c")"
-[[ $max_instances =~ ^[0-9]+$ ]] || fail "cannot read worker.max_instances's default from lib/config_worker.c"
+# The worker's default drain timeout, from the settings table of lib/engine/config_settings.c.
+drain_ms="$(sed -nE 's/.*"drain_timeout_ms",[[:space:]]*"PC_DRAIN_TIMEOUT_MS".*"([0-9]+)".*/\1/p' "$src/lib/engine/config_settings.c")"
+[[ $drain_ms =~ ^[0-9]+$ ]] || fail "cannot read worker.drain_timeout_ms's default from lib/engine/config_settings.c"
+max_instances="$(sed -nE 's/.*"max_instances",[[:space:]]*"PC_MAX_INSTANCES".*"([0-9]+)".*/\1/p' "$src/lib/engine/config_settings.c")"
+[[ $max_instances =~ ^[0-9]+$ ]] || fail "cannot read worker.max_instances's default from lib/engine/config_settings.c"
 
 env_used=$(grep -rhoE '\bPC_[A-Z0-9_]+\b' "$deploy/systemd" "$deploy/container" "$deploy/k8s" \
   "$deploy/monitoring" "$src/docs/operations.md" | sort -u)
@@ -190,10 +190,10 @@ ok "every PC_* variable in deploy/ and docs/operations.md ($(wc -w <<<"$env_used
 bad_settings=()
 for s in $(grep -oE '`(worker|kafka|redis|coordinator)\.[a-z_]+`' "$src/docs/operations.md" | tr -d '`' | sort -u); do
   case "${s#*.}" in yaml | yml | json | env | service | conf) continue ;; esac # file names
-  grep -qE "\{\"${s%%.*}\", \"${s#*.}\"" "$src/lib/config_worker.c" || bad_settings+=("$s")
+  grep -qE "\{\"${s%%.*}\", \"${s#*.}\"" "$src/lib/engine/config_settings.c" || bad_settings+=("$s")
 done
-((${#bad_settings[@]} == 0)) || fail "docs/operations.md names settings lib/config_worker.c does not have: ${bad_settings[*]}"
-ok "every setting docs/operations.md names is in lib/config_worker.c"
+((${#bad_settings[@]} == 0)) || fail "docs/operations.md names settings lib/engine/config_settings.c does not have: ${bad_settings[*]}"
+ok "every setting docs/operations.md names is in lib/engine/config_settings.c"
 
 # lint_config FILE WHAT: loads a configuration with the real parser (pkcsctl lint-profile) after
 # pointing its absolute paths into a scratch root where they exist (the CA passphrase file is
