@@ -332,12 +332,24 @@ static void enter_queued(pc_job_t *job)
 
 /* ---- CLAIM ------------------------------------------------------------------------------- */
 
+/* The lease is renewed every quarter lease; a renewal Redis did not answer is tried again
+ * soon, not a quarter later, so that one lost answer does not cost the lease. */
+static uint64_t renew_every_ms(const pc_job_t *job)
+{
+    return job->w->cfg->redis.lease_ms / 4;
+}
+
+static void job_on_renew_timer(uv_timer_t *timer);
+
 static void job_on_renewed(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
     if (err == PC_ERR_CONFLICT && !job->lease_lost) {
         job->lease_lost = true;
         log_job(PC_LOG_WARN, job, "lease_lost", "another worker took this request over");
+    } else if (err == PC_ERR_DEPENDENCY && job->owned && job_live(job)) {
+        uint64_t every = renew_every_ms(job);
+        uv_timer_start(&job->renew, job_on_renew_timer, every < 200 ? every : 200, every);
     }
     job_unref(job);
 }
@@ -395,7 +407,7 @@ static void job_owned(pc_job_t *job, const pc_claim_t *claim)
     job->owned = true;
     memcpy(job->token, claim->token, sizeof(job->token));
     job->fence = claim->fence;
-    uint64_t every = job->w->cfg->redis.lease_ms / 3;
+    uint64_t every = renew_every_ms(job);
     uv_timer_start(&job->renew, job_on_renew_timer, every, every);
     free(job->prior_intent);
     job->prior_intent = NULL;
@@ -454,12 +466,13 @@ static void job_orphans_done(pc_job_t *job)
 {
     char msg[256];
     if (job->orphans_revoked > 0) {
-        snprintf(msg, sizeof(msg), "revoked %zu certificate(s) a previous owner obtained, last %s",
+        snprintf(msg, sizeof(msg),
+                 "revoked %zu certificate(s) an earlier attempt obtained, last %s",
                  job->orphans_revoked, job->orphans[job->orphan_count - 1].hex);
         log_job(PC_LOG_WARN, job, "orphan_revoked", msg);
     } else if (job->orphans_known) {
         log_job(PC_LOG_INFO, job, "orphan_none",
-                "a previous owner recorded an intent, but the CA holds no certificate of it");
+                "an earlier attempt recorded an intent, but the CA holds no certificate of it");
     }
     free(job->prior_intent);
     job->prior_intent = NULL;
@@ -645,6 +658,26 @@ static void enter_intent(pc_job_t *job)
  * after the CA signed, without renewing its lease, so that another job takes it over. */
 static bool stall_hook_after_ca(pc_job_t *job, job_state_t next);
 
+/* job_ca_failed: a CA that can look certificates up and failed on its own records (Redis) may
+ * have recorded a certificate whose answer was lost: before asking it again, the retry looks
+ * for what the attempt left and revokes it, exactly as for a predecessor's orphan. */
+static void job_ca_failed(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
+{
+    char intent[320];
+    pc_diag_t d;
+    if (err == PC_ERR_DEPENDENCY && pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) &&
+        pc_issue_intent(job->issue, intent, sizeof(intent), &d) == PC_OK) {
+        size_t len = strlen(intent);
+        free(job->prior_intent);
+        if ((job->prior_intent = malloc(len)) != NULL) {
+            memcpy(job->prior_intent, intent, len);
+            job->prior_intent_len = len;
+            job->state = JOB_ORPHANS; /* what the retry enters after its backoff */
+        }
+    }
+    job_fail(job, err, diag);
+}
+
 static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
@@ -664,7 +697,7 @@ static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *
         err = pc_fail(&d, PC_ERR_CRYPTO, "the CA's certificate for %s has no readable serial",
                       job->req->request_id);
     if (err != PC_OK) {
-        job_fail(job, err, &d);
+        job_ca_failed(job, err, &d);
     } else {
         job_state_t next =
             pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) ? JOB_PACK : JOB_SIGNED;

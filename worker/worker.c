@@ -488,12 +488,10 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
         return err;
     if ((w->keyq = pc_keyq_new(4096)) == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
-    pc_redis_config_t rc = {
-        .host = cfg->redis.host,
-        .port = (int)cfg->redis.port,
-        .password = cfg->redis.password,
-        .command_timeout_ms = cfg->redis.command_timeout_ms,
-    };
+    pc_redis_config_t rc = pc_config_redis(cfg);
+    /* Leases are renewed every quarter lease: a reconnect must never wait longer than that, or
+     * a short Redis hiccup would let every lease of this worker run out. */
+    rc.reconnect_max_ms = cfg->redis.lease_ms / 4 < 5000 ? cfg->redis.lease_ms / 4 : 5000;
     pc_worker_info_t info = {cfg->worker.id, "", PC_VERSION, pc_now_ms()};
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
