@@ -314,7 +314,8 @@ static void enter_decode(pc_job_t *job)
                         "signed bytes are not a pkcs.v1.Request (protobuf decoding failed)");
         return;
     }
-    if ((err = pc_request_validate(job->req, pc_now_ms(), &diag)) != PC_OK) {
+    if ((err = pc_request_validate(job->req, pc_now_ms(), &diag)) != PC_OK ||
+        (err = pc_request_digest(job->req, job->content, &diag)) != PC_OK) {
         job_fail(job, err, &diag); /* a FAILED result; nothing claimed */
         return;
     }
@@ -433,6 +434,16 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
         job_wait(job, err, diag);
     } else if (claim->state == PC_CLAIM_DONE) {
         job_replay(job, claim);
+    } else if (claim->state == PC_CLAIM_CONFLICT) {
+        /* Not this request's answer to record: the id belongs to another request. */
+        pc_diag_t d;
+        pc_fail(&d, PC_ERR_CONFLICT,
+                "request id %s was first used for a request with other content (another "
+                "subject, profile or device key); a request id names one request: send this one "
+                "under a new id",
+                job->req->request_id);
+        log_job(PC_LOG_WARN, job, "conflict", d.msg);
+        job_fail(job, PC_ERR_CONFLICT, &d);
     } else if (claim->state == PC_CLAIM_BUSY) {
         job->attempt = 0;
         job_retry(job, claim->retry_after_ms > 50 ? (uint64_t)claim->retry_after_ms : 50);
@@ -449,8 +460,8 @@ static void enter_claim(pc_job_t *job)
         job_abandon(job);
         return;
     }
-    if (pc_dedupe_claim(job->w->dedupe, job->req->tenant_id, job->req->request_id, job_on_claimed,
-                        job) == PC_OK)
+    if (pc_dedupe_claim(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->content,
+                        job_on_claimed, job) == PC_OK)
         job_ref(job);
     else
         job_retry(job, 0);

@@ -52,7 +52,8 @@ struct pc_job {
 
     Pkcs__V1__SignedRequest *signed_req;
     Pkcs__V1__Request *req;
-    bool owned; /* we hold the Redis lease */
+    char content[65]; /* the request's content digest: the same id with other content conflicts */
+    bool owned;       /* we hold the Redis lease */
     char token[33];
     int64_t fence;
 
