@@ -250,33 +250,85 @@ static bool job_back_from_pool(pc_job_t *job, int status)
 
 /* ---- DECODE ------------------------------------------------------------------------------ */
 
+/* A dead letter keeps at most this much of the original, so that it fits the dead-letter topic
+ * under Kafka's default 1 MB limit; a topic that takes less makes it shrink (job_too_large). */
+#define DLQ_KEEP_MAX ((size_t)256 * 1024)
+
+/* job_dead_letter sets the message aside: its original (or its first dlq_keep bytes) with the
+ * reason, to the dead-letter topic. */
 static void job_dead_letter(pc_job_t *job, pc_err_t err, const char *reason)
 {
     Pkcs__V1__DeadLetter dl;
-    char reason_copy[600], topic[256];
-    snprintf(reason_copy, sizeof(reason_copy), "%s", reason);
+    char topic[256];
+    if (job->dlq_reason != reason) {
+        snprintf(job->dlq_reason, sizeof(job->dlq_reason), "%s", reason);
+        job->dlq_err = err;
+        job->dlq_keep = DLQ_KEEP_MAX;
+        pc_log(PC_LOG_WARN, "dlq", reason, "code", pc_err_code_name(err), NULL);
+    }
     snprintf(topic, sizeof(topic), "%s", rd_kafka_topic_name(job->rkm->rkt));
     pkcs__v1__dead_letter__init(&dl);
     dl.schema_version = PC_SCHEMA_VERSION;
-    dl.error_code = pc_result_error_code(err);
-    dl.reason = reason_copy;
+    dl.error_code = pc_result_error_code(job->dlq_err);
+    dl.reason = job->dlq_reason;
     dl.original_value.data = job->rkm->payload;
-    dl.original_value.len = job->rkm->len;
+    dl.original_value.len = job->rkm->len < job->dlq_keep ? job->rkm->len : job->dlq_keep;
+    dl.original_length = job->rkm->len;
     dl.original_key.data = job->rkm->key;
-    dl.original_key.len = job->rkm->key_len;
+    dl.original_key.len = job->rkm->key_len < job->dlq_keep ? job->rkm->key_len : job->dlq_keep;
     dl.topic = topic;
     dl.partition = job->rkm->partition;
     dl.offset = job->rkm->offset;
     dl.failed_at_ms = pc_now_ms();
     dl.worker_id = job->w->cfg->worker.id;
+    free(job->out);
     job->out_len = protobuf_c_message_get_packed_size(&dl.base);
     job->out = malloc(job->out_len == 0 ? 1 : job->out_len);
     if (job->out != NULL)
         protobuf_c_message_pack(&dl.base, job->out);
     job->out_topic = job->w->cfg->kafka.dlq_topic;
     job->outcome = OUT_DLQ;
-    pc_log(PC_LOG_WARN, "dlq", reason, "code", pc_err_code_name(err), NULL);
     job_to(job, JOB_PUBLISH);
+}
+
+/* job_too_large: Kafka refused what we publish for its size; it never passes as it is. A dead
+ * letter keeps less of the original (a quarter, then none: its reason and where it came from
+ * always fit); a result becomes a FAILED TOO_LARGE result. The message ends either way. */
+static void job_too_large(pc_job_t *job, const pc_diag_t *diag)
+{
+    log_job(PC_LOG_ERROR, job, "too_large", diag->msg);
+    if (job->outcome == OUT_DLQ && job->dlq_keep > 0) {
+        job->dlq_keep = job->dlq_keep >= 4096 ? job->dlq_keep / 4 : 0;
+        snprintf(job->dlq_reason + strnlen(job->dlq_reason, sizeof(job->dlq_reason)),
+                 sizeof(job->dlq_reason) - strnlen(job->dlq_reason, sizeof(job->dlq_reason)), "%s",
+                 strstr(job->dlq_reason, " (original truncated") != NULL
+                     ? ""
+                     : " (original truncated: too large for the dead-letter topic)");
+        job_dead_letter(job, job->dlq_err, job->dlq_reason);
+        return;
+    }
+    if (job->outcome == OUT_DLQ || job->req == NULL) {
+        log_job(PC_LOG_ERROR, job, "dropped",
+                "not even a dead letter without the original fits the dead-letter topic; the "
+                "message is given up: raise the topic's max.message.bytes");
+        job_end(job, true);
+        return;
+    }
+    Pkcs__V1__Result *failed = pc_result_new(job->req);
+    pc_diag_t d;
+    pc_fail(&d, PC_ERR_TOO_LARGE, "the result of request %s is too large for the results topic",
+            job->req->request_id);
+    if (failed == NULL || pc_result_set_error(failed, PC_ERR_TOO_LARGE, &d) != PC_OK) {
+        if (failed != NULL)
+            protobuf_c_message_free_unpacked(&failed->base, NULL);
+        job_wait(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "out of memory for the result"});
+        return;
+    }
+    if (job->result != NULL)
+        protobuf_c_message_free_unpacked(&job->result->base, NULL);
+    job->result = failed;
+    job->owned = false; /* published, not recorded: the record keeps what was recorded */
+    job_result_ready(job);
 }
 
 static pc_err_t job_authenticate(pc_job_t *job, pc_diag_t *diag)
@@ -1011,7 +1063,9 @@ static void job_on_delivered(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
     if (job_live(job)) {
-        if (err == PC_OK) {
+        if (err == PC_ERR_TOO_LARGE) {
+            job_too_large(job, diag);
+        } else if (err == PC_OK) {
             job_count_outcome(job);
             if (job->req != NULL) {
                 const char *name = outcome_names[job->outcome];
@@ -1035,9 +1089,12 @@ static void enter_publish(pc_job_t *job)
         job_end(job, false); /* redelivered after a restart; never skipped */
         return;
     }
-    if (pc_kafka_produce(job->w->kafka, job->out_topic, job->rkm->key, job->rkm->key_len, job->out,
-                         job->out_len, job_on_delivered, job) == PC_OK)
+    pc_err_t err = pc_kafka_produce(job->w->kafka, job->out_topic, job->rkm->key, job->rkm->key_len,
+                                    job->out, job->out_len, job_on_delivered, job);
+    if (err == PC_OK)
         job_ref(job);
+    else if (err == PC_ERR_TOO_LARGE)
+        job_too_large(job, &(pc_diag_t){.msg = "kafka: the message is over the producer's limit"});
     else
         job_retry(job, 0);
 }

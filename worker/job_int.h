@@ -70,6 +70,9 @@ struct pc_job {
     size_t out_len;
     const char *out_topic;
     job_outcome_t outcome;
+    pc_err_t dlq_err; /* a dead letter's code and reason, kept to build it again smaller */
+    char dlq_reason[600];
+    size_t dlq_keep; /* bytes of the original a dead letter keeps */
 
     pc_err_t err; /* outcome of the pool work, read by its after-work callback */
     pc_diag_t diag;

@@ -286,13 +286,19 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     return 0;
 }
 
+static pc_err_t produce_err(rd_kafka_resp_err_t rerr);
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     pc_kafka_t *kafka = opaque;
     struct delivery *delivery = rkm->_private;
     pc_diag_t diag;
     pc_err_t err = PC_OK;
-    if (rkm->err) {
+    if (rkm->err && produce_err(rkm->err) == PC_ERR_TOO_LARGE) {
+        err = pc_fail(&diag, PC_ERR_TOO_LARGE,
+                      "kafka: a message of %zu bytes to topic %s is too large for it: %s", rkm->len,
+                      rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+    } else if (rkm->err) {
         err = pc_fail(&diag, PC_ERR_DEPENDENCY,
                       "kafka: message to topic %s was not delivered: %s (it will be produced "
                       "again; check the brokers)",
@@ -779,9 +785,12 @@ static void *unconst(const void *p)
     return (void *)(uintptr_t)p;
 }
 
+/* produce_err: a message the producer or the broker refuses for its size is not retried as it
+ * is (it never fits); everything else may pass once the brokers are back. */
 static pc_err_t produce_err(rd_kafka_resp_err_t rerr)
 {
-    if (rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+    if (rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+        rerr == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE || rerr == RD_KAFKA_RESP_ERR_INVALID_RECORD)
         return PC_ERR_TOO_LARGE;
     return PC_ERR_DEPENDENCY;
 }

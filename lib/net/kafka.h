@@ -93,7 +93,10 @@ bool pc_kafka_paused(const pc_kafka_t *kafka);
 pc_err_t pc_kafka_warm_topic(pc_kafka_t *kafka, const char *topic, pc_diag_t *diag);
 
 /* pc_kafka_produce copies key and value and produces them to topic (partitioned by key);
- * cb is called once with the delivery report. */
+ * cb is called once with the delivery report: PC_OK, PC_ERR_TOO_LARGE when the producer or the
+ * broker refuses the message for its size (it will never pass as it is), PC_ERR_DEPENDENCY for
+ * anything that may pass later. Returns PC_ERR_TOO_LARGE at once for a message over the
+ * producer's own limit (cb does not run then). */
 pc_err_t pc_kafka_produce(pc_kafka_t *kafka, const char *topic, const void *key, size_t key_len,
                           const void *value, size_t value_len, pc_kafka_delivered_fn cb, void *arg);
 

@@ -21,9 +21,10 @@ pc_cluster_init() {
   pc_servers_init || return 1
   pc_redis_start || return 1
   pc_kafka_start "$parts" || return 1
-  pc_kafka_create_topic pkcs.requests "$parts" >/dev/null || return 1
+  # PC_REQUESTS_TOPIC_CONFIG / PC_DLQ_TOPIC_CONFIG: topic settings (e.g. max.message.bytes=N)
+  pc_kafka_create_topic pkcs.requests "$parts" ${PC_REQUESTS_TOPIC_CONFIG:+--config "$PC_REQUESTS_TOPIC_CONFIG"} >/dev/null || return 1
   pc_kafka_create_topic pkcs.results "$parts" >/dev/null || return 1
-  pc_kafka_create_topic pkcs.requests.dlq 2 >/dev/null || return 1
+  pc_kafka_create_topic pkcs.requests.dlq 2 ${PC_DLQ_TOPIC_CONFIG:+--config "$PC_DLQ_TOPIC_CONFIG"} >/dev/null || return 1
   local d="$PC_SERVERS_DIR"
   mkdir -p "$d/keys"
   openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null || return 1
