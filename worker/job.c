@@ -124,6 +124,16 @@ static const char *outcome_names[OUT__COUNT] = {
 
 static void job_abandon(pc_job_t *job);
 
+/* job_retry_done: the job is not retrying (any more); the worker counts those that are, for
+ * its degraded status. */
+static void job_retry_done(pc_job_t *job)
+{
+    if (job->retrying_since != 0) {
+        job->retrying_since = 0;
+        job->w->retrying--;
+    }
+}
+
 /* Abandonable: the partition went away and the job has nothing the CA made for it. */
 static bool job_abandonable(const pc_job_t *job)
 {
@@ -143,6 +153,10 @@ static void job_on_retry_timer(uv_timer_t *timer)
 /* job_retry enters the current state again after a backoff (at least min_delay_ms). */
 static void job_retry(pc_job_t *job, uint64_t min_delay_ms)
 {
+    if (job->retrying_since == 0) {
+        job->retrying_since = pc_now_ms();
+        job->w->retrying++;
+    }
     const pc_config_worker_t *c = &job->w->cfg->worker;
     if (job->w->state == PC_WORKER_STOPPING) {
         /* Shutting down: give the message back instead of waiting; it is redelivered. */
@@ -175,9 +189,35 @@ static void job_result_ready(pc_job_t *job);
 
 /* job_fail: a retryable failure is tried again in the same state; any other becomes the
  * request's FAILED result. */
+static void job_give_up(pc_job_t *job, pc_err_t err, const pc_diag_t *diag);
+
+/* The states whose retries wait on a CA: they end, after worker.retry_limit_ms or at the
+ * request's deadline, in a FAILED result the upstream may send again (retryable). Waits on
+ * Redis and Kafka do not end so: without them there is nowhere to record or publish anything,
+ * and the worker is not ready meanwhile. */
+static bool job_bounded(const pc_job_t *job)
+{
+    switch (job->state) {
+    case JOB_ORPHANS:
+    case JOB_CA:
+    case JOB_REVOKE:
+    case JOB_REVOKE_OWN:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void job_fail(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
 {
     if (pc_err_retryable(err)) {
+        int64_t now = pc_now_ms(), since = job->retrying_since != 0 ? job->retrying_since : now;
+        bool over_limit = now - since >= (int64_t)job->w->cfg->worker.retry_limit_ms;
+        bool past_deadline = job->req->deadline_ms != 0 && now >= job->req->deadline_ms;
+        if (job_bounded(job) && (over_limit || past_deadline)) {
+            job_give_up(job, err, diag);
+            return;
+        }
         pc_worker_note_error(job->w, diag->msg);
         log_job(PC_LOG_WARN, job, "retried", diag->msg);
         job_retry(job, 0);
@@ -199,6 +239,37 @@ static void job_lease_lost(pc_job_t *job, const char *why)
     job->owned = false;
     uv_timer_stop(&job->renew);
     job_to(job, JOB_CLAIM);
+}
+
+static void job_on_released(void *arg, pc_err_t err, const pc_diag_t *diag);
+
+/* job_give_up ends a request whose CA kept failing: FAILED with the CA's error (retryable, so
+ * the upstream may send it again later), published but not recorded, and the lease released
+ * (an intent stays in the record), so that the request sent again is worked on anew. */
+static void job_give_up(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
+{
+    char prefix[64];
+    pc_diag_t d = *diag;
+    snprintf(prefix, sizeof(prefix), "gave up after %lld s of retries",
+             (long long)((pc_now_ms() - job->retrying_since) / 1000));
+    pc_diag_prefix(&d, prefix);
+    log_job(PC_LOG_ERROR, job, "gave_up", d.msg);
+    pc_worker_note_error(job->w, d.msg);
+    if (job->state == JOB_REVOKE_OWN) { /* the other owner's answer still goes out */
+        log_job(PC_LOG_ERROR, job, "own_revoke_failed", d.msg);
+        job_to(job, JOB_PUBLISH);
+        return;
+    }
+    if (job->owned && pc_dedupe_release(job->w->dedupe, job->req->tenant_id, job->req->request_id,
+                                        job->token, job_on_released, job) == PC_OK)
+        job_ref(job);
+    job->owned = false;
+    uv_timer_stop(&job->renew);
+    if (job->result == NULL)
+        job->result = pc_result_new(job->req);
+    if (job->result != NULL)
+        pc_result_set_error(job->result, err, &d);
+    job_result_ready(job);
 }
 
 /* ---- abandonment (rebalance, drain timeout) ---------------------------------------------- */
@@ -1104,6 +1175,7 @@ static void enter_publish(pc_job_t *job)
 static void job_end(pc_job_t *job, bool done)
 {
     pc_worker_t *w = job->w;
+    job_retry_done(job);
     job->state = JOB_ENDED;
     uv_timer_stop(&job->timer);
     uv_timer_stop(&job->renew);
@@ -1144,8 +1216,10 @@ static void (*const enter[JOB__STATES])(pc_job_t *job) = {
  * and runs its action. A new state starts its retries from the first backoff. */
 static void job_to(pc_job_t *job, job_state_t next)
 {
-    if (next != job->state)
+    if (next != job->state) {
         job->attempt = 0;
+        job_retry_done(job);
+    }
     job->state = next;
     if (enter[next] != NULL)
         enter[next](job);
@@ -1253,4 +1327,14 @@ void pc_job_abandon_all(pc_worker_t *w)
     for (pc_job_t *job = w->jobs; job != NULL; job = job->next)
         job->revoked = true;
     abandon_marked(w, true);
+}
+
+const pc_job_t *pc_job_next(const pc_job_t *job)
+{
+    return job->next;
+}
+
+int64_t pc_job_retrying_since(const pc_job_t *job)
+{
+    return job->retrying_since;
 }

@@ -81,6 +81,7 @@ struct pc_job {
     uv_timer_t renew; /* lease renewal */
     int timers_open;
     unsigned attempt;
+    int64_t retrying_since; /* wall ms of the first failure of the current state; 0: none */
     int64_t received_ms;
     uint64_t keygen_us, ca_us, pack_us;
 };

@@ -89,6 +89,39 @@ pc_cfssl_certs() {
     done
 }
 
+# pc_coordinator_spawn: pkcs-coordinator on $PC_CLUSTER_CONFIG with an HTTP port of its choice;
+# sets PC_COORDINATOR_PORT once it listens (its log: $PC_SERVERS_DIR/coordinator.log).
+pc_coordinator_spawn() {
+  local log="$PC_SERVERS_DIR/coordinator.log" i
+  _pc_launch coordinator "$log" env PC_COORDINATOR_PORT=0 \
+    "$PC_BIN_DIR/pkcs-coordinator" --config "$PC_CLUSTER_CONFIG"
+  for ((i = 0; i < 300; i++)); do
+    PC_COORDINATOR_PORT="$(jq -r 'select(.event == "http") | .port' "$log" 2>/dev/null | head -1)"
+    [[ -n $PC_COORDINATOR_PORT ]] && { export PC_COORDINATOR_PORT; return 0; }
+    sleep 0.1
+  done
+  echo "the coordinator logged no HTTP port; log:" >&2
+  tail -n 20 "$log" >&2
+  return 1
+}
+
+# pc_fault_proxy NAME TARGET_URL [--fail PATH STATUS BODY]...: a proxy in front of a real server
+# (tests/lib/fault_proxy.py) that answers the given paths with a fault instead; sets
+# PC_PROXY_PORT. Stopped with the other servers.
+pc_fault_proxy() {
+  local name="$1" target="$2" log="$PC_SERVERS_DIR/$1.log" i
+  shift 2
+  _pc_launch "$name" "$log" python3 "$_pc_lib_dir/fault_proxy.py" --target "$target" "$@"
+  for ((i = 0; i < 100; i++)); do
+    PC_PROXY_PORT="$(head -1 "$log" 2>/dev/null)"
+    [[ $PC_PROXY_PORT =~ ^[0-9]+$ ]] && { export PC_PROXY_PORT; return 0; }
+    sleep 0.1
+  done
+  echo "the fault proxy did not start; log:" >&2
+  cat "$log" >&2
+  return 1
+}
+
 pc_worker_spawn() {
   local name="$1" port
   shift
