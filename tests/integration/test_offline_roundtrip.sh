@@ -25,7 +25,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/dev-o
 
 # issue NAME SAMPLE DEVICE_KEY: runs the engine and opens the result as the device would.
 issue() {
-  local name="$1" sample="$2" devkey="$3" out="$work/$1"
+  local name="$1" sample="$2" devkey="$3" out="$work/out/$1/files" # folders made as needed
   "$bin/pkcsctl" issue --offline --request "$src/deploy/samples/$sample" \
       --device-key "$devkey" --out "$out" > "$out.log" || fail "$name: pkcsctl issue failed: $(cat "$out.log")"
   openssl cms -decrypt -inform DER -in "$out/result.p7m" -inkey "$devkey" -out "$out/result.p12" \
