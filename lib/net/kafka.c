@@ -923,11 +923,16 @@ int64_t pc_kafka_lag(pc_kafka_t *kafka)
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *part = &parts->elems[i];
         int64_t low, high;
+        /* From the first message not finished: in flight and queued messages are work left,
+         * as the group's lag (end - committed) counts them; the fetch position passed them. */
+        int64_t from = pc_offsets_unfinished(kafka->offsets, part->partition);
+        if (from < 0)
+            from = part->offset;
         if (rd_kafka_get_watermark_offsets(kafka->rkc, part->topic, part->partition, &low, &high) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR ||
-            high < 0 || part->offset < 0)
+            high < 0 || from < 0)
             continue;
-        lag = (lag < 0 ? 0 : lag) + (high > part->offset ? high - part->offset : 0);
+        lag = (lag < 0 ? 0 : lag) + (high > from ? high - from : 0);
     }
     rd_kafka_topic_partition_list_destroy(parts);
     return lag;

@@ -103,10 +103,11 @@ pc_err_t pc_kafka_produce(pc_kafka_t *kafka, const char *topic, const void *key,
 /* pc_kafka_ready tells whether both handles reach a broker (for /readyz). */
 bool pc_kafka_ready(const pc_kafka_t *kafka);
 
-/* pc_kafka_lag sums, over assigned partitions, the high watermark minus the consumer position,
- * from librdkafka's cached values (never blocks); -1 when unknown. The high watermark comes
- * with each fetch response, so it goes stale while partitions are paused; partitions with
- * nothing consumed since assignment have no position and are left out of the sum. */
+/* pc_kafka_lag sums, over assigned partitions, the high watermark minus the first message not
+ * finished (in flight or waiting in the consumer's queue count, as in the group's lag), from
+ * librdkafka's cached values (never blocks); -1 when unknown. The high watermark comes with
+ * each fetch response, so it goes stale while partitions are paused; partitions with nothing
+ * consumed since assignment count from the consumer position, or are left out without one. */
 int64_t pc_kafka_lag(pc_kafka_t *kafka);
 
 /* pc_kafka_assigned_count: number of partitions currently assigned. Inside on_revoked it
