@@ -170,11 +170,6 @@ int pkcsctl_write_out_bio(const char *cmd, const char *path, BIO *bio);
  * sha256sum shows, upper-cased); "" when it cannot be computed. */
 void pkcsctl_sha256_hex(const void *data, size_t len, char hex[PKCSCTL_SHA256_HEX_LEN]);
 
-/* pkcsctl_name_text writes name as RFC 2253 text with UTF-8 kept as it is (what openssl x509
- * -nameopt RFC2253 shows) to buf, cut at a character boundary when longer. Returns false, buf
- * "", when it cannot. */
-bool pkcsctl_name_text(const X509_NAME *name, char *buf, size_t len);
-
 /* ---- request ids as file names ---- */
 
 /* pkcsctl_safe_name tells whether a request id can name a file in a folder (a device key, a

@@ -25,6 +25,7 @@
 #include "pbjson.h"
 #include "pfx.h"
 #include "request.h"
+#include "subject.h"
 
 #define ENC_CMD "import-encrypt"
 #define MAX_PASSWORD_FILE 4096
@@ -250,7 +251,7 @@ static int verify_pfx(const enc_opts_t *o, enc_parts_t *p, const char *pw)
         pc_diag_prefix(&diag, o->pfx);
         return pkcsctl_diag_error(ENC_CMD, err, &diag);
     }
-    pkcsctl_name_text(X509_get_subject_name(cert), p->subject, sizeof(p->subject));
+    pc_name_text(X509_get_subject_name(cert), p->subject, sizeof(p->subject));
     time_text(X509_get0_notAfter(cert), p->not_after, sizeof(p->not_after));
     X509_free(cert);
     EVP_PKEY_free(key);

@@ -13,6 +13,7 @@
 #include "common.h"
 #include "lint_int.h"
 #include "request.h"
+#include "subject.h"
 
 #define CMD LINT_CMD
 #define TEXT_MAX 2048
@@ -72,7 +73,7 @@ static void subject_text(const lint_t *l, char *buf, size_t len)
 {
     static const char stand_ins[] = " (with stand-ins for the unusable variables)";
     size_t room = l->subject_stand_ins ? len - sizeof(stand_ins) + 1 : len;
-    if (l->subject == NULL || !pkcsctl_name_text(l->subject, buf, room))
+    if (l->subject == NULL || !pc_name_text(l->subject, buf, room))
         snprintf(buf, len, "(not rendered)");
     else if (l->subject_stand_ins)
         snprintf(buf + strlen(buf), len - strlen(buf), "%s", stand_ins);

@@ -29,6 +29,9 @@ typedef struct revoke_opts {
     const char *results_topic;
     char serial[SERIAL_MAX + 1]; /* canonical: upper-case hex */
     char *ca_name, *issuer, *request_id, *tenant, *device_id, *user_id;
+    char *target_request, *profile_id;
+    Pkcs__V1__RevokeScope scope;
+    int scopes; /* how many of --serial, --device, --user, --request were given */
     Pkcs__V1__RevokeReason reason;
     Pkcs__V1__RevokeScenario scenario;
     bool wait;
@@ -38,14 +41,23 @@ typedef struct revoke_opts {
 static void help(void)
 {
     printf(
-        "usage: pkcsctl revoke --serial HEX --ca NAME [OPTIONS]\n\n"
-        "Produces a signed REVOKE request (pkcs.v1.Request) for one certificate to the requests\n"
-        "topic, as an upstream system does when a device is wiped or retired, and prints its\n"
-        "request id. A worker revokes the certificate at the CA and publishes a REVOKED (or\n"
-        "FAILED) result; the next CRL lists it (pkcsctl crl).\n\n"
+        "usage: pkcsctl revoke (--serial HEX --ca NAME | --device ID | --user ID | --request ID)\n"
+        "                      [--profile NAME] [OPTIONS]\n\n"
+        "Produces a signed REVOKE request (pkcs.v1.Request) to the requests topic, as an\n"
+        "upstream system does when a device is wiped or retired or a profile unassigned, and\n"
+        "prints its request id. A worker finds the tenant's certificates it names (only ever\n"
+        "that tenant's), revokes them at their CAs and publishes a REVOKED result listing them\n"
+        "(or FAILED); the next CRL lists them (pkcsctl crl). Sent again, it revokes nothing "
+        "more.\n\n"
+        "what (one of):\n"
+        "  --serial HEX          one certificate: its serial in hex (colons and case ignored),\n"
+        "                        with --ca NAME, the CA that issued it (e.g. local)\n"
+        "  --device ID           every valid certificate of the device (wipe, retire)\n"
+        "  --user ID             every valid certificate of the user\n"
+        "  --request ID          every valid certificate issued for request id ID\n"
+        "  --profile NAME        with --device or --user: only that profile's (unassignment)\n"
+        "  --ca NAME             with --device, --user or --request: only that CA's\n\n"
         "request:\n"
-        "  --serial HEX          serial number in hex (colons and case ignored)\n"
-        "  --ca NAME             the CA that issued it, as the workers name it (e.g. local)\n"
         "  --issuer DN           its issuer, as text (optional, carried in the request)\n"
         "  --reason R            key-compromise, superseded, affiliation-changed, cessation or\n"
         "                        unspecified (default; the CRL then carries no reason code)\n"
@@ -53,8 +65,9 @@ static void help(void)
         "  --request-id ID       idempotency key (default revoke-SERIAL-RANDOM)\n"
         "  --tenant T            tenant id (default \"default\")\n"
         "  --device-id D         the device (also the Kafka message key: orders it after that\n"
-        "                        device's earlier requests)\n"
-        "  --user-id U           the user (message key when there is no device id)\n\n"
+        "                        device's earlier requests; --device sets it)\n"
+        "  --user-id U           the user (message key when there is no device id; --user\n"
+        "                        sets it)\n\n"
         "sending:\n"
         "  --brokers LIST        bootstrap servers (default $PC_KAFKA_BROKERS, "
         "else " PKCSCTL_DEFAULT_BROKERS ")\n"
@@ -160,6 +173,24 @@ static int option(revoke_opts_t *o, int c, char *arg)
     case 'T':
         o->tenant = arg;
         return -1;
+    case 'd':
+        o->device_id = arg;
+        o->scope = PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_DEVICE;
+        o->scopes++;
+        return -1;
+    case 'e':
+        o->user_id = arg;
+        o->scope = PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_USER;
+        o->scopes++;
+        return -1;
+    case 'Q':
+        o->target_request = arg;
+        o->scope = PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_REQUEST;
+        o->scopes++;
+        return -1;
+    case 'P':
+        o->profile_id = arg;
+        return -1;
     case 'D':
         o->device_id = arg;
         return -1;
@@ -214,6 +245,10 @@ static int parse_opts(int argc, char **argv, revoke_opts_t *o)
         {"tenant", required_argument, NULL, 'T'},
         {"device-id", required_argument, NULL, 'D'},
         {"user-id", required_argument, NULL, 'U'},
+        {"device", required_argument, NULL, 'd'},
+        {"user", required_argument, NULL, 'e'},
+        {"request", required_argument, NULL, 'Q'},
+        {"profile", required_argument, NULL, 'P'},
         {"brokers", required_argument, NULL, 'b'},
         {"topic", required_argument, NULL, 't'},
         {"signer-key-id", required_argument, NULL, 'i'},
@@ -232,8 +267,16 @@ static int parse_opts(int argc, char **argv, revoke_opts_t *o)
             return rc;
     if (optind < argc)
         return pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
-    if (o->serial[0] == '\0' || o->ca_name == NULL)
-        return pkcsctl_usage_error(CMD, "--serial HEX and --ca NAME are required");
+    if (o->serial[0] != '\0')
+        o->scopes++;
+    if (o->scopes != 1)
+        return pkcsctl_usage_error(CMD, "say what to revoke, once: --serial HEX --ca NAME, "
+                                        "--device ID, --user ID or --request ID");
+    if (o->serial[0] != '\0' && o->ca_name == NULL)
+        return pkcsctl_usage_error(CMD, "--serial HEX needs --ca NAME, the CA that issued it");
+    if (o->profile_id != NULL && o->scope != PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_DEVICE &&
+        o->scope != PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_USER)
+        return pkcsctl_usage_error(CMD, "--profile goes with --device or --user");
     if (!o->snd.unsigned_requests && (o->snd.key_id == NULL || o->signer_key == NULL))
         return pkcsctl_usage_error(CMD, "signing needs --signer-key-id ID and --signer-key "
                                         "FILE (or --unsigned to send it unsigned)");
@@ -251,8 +294,14 @@ static int send_revoke(revoke_opts_t *o, const char *id)
     Pkcs__V1__RevokeRequest rv = PKCS__V1__REVOKE_REQUEST__INIT;
     char request_id[160];
     snprintf(request_id, sizeof(request_id), "%s", id);
-    rv.ca_name = o->ca_name;
+    static char none[] = "";
+    rv.ca_name = o->ca_name != NULL ? o->ca_name : none;
     rv.serial_number = o->serial;
+    rv.scope = o->scope;
+    if (o->target_request != NULL)
+        rv.target_request_id = o->target_request;
+    if (o->profile_id != NULL)
+        rv.profile_id = o->profile_id;
     if (o->issuer != NULL)
         rv.issuer = o->issuer;
     rv.reason = o->reason;
@@ -284,7 +333,8 @@ static int make_id(const revoke_opts_t *o, char *id, size_t len)
     }
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
         return pkcsctl_error(CMD, "no randomness for a request id; give --request-id");
-    snprintf(id, len, "revoke-%s-%02x%02x%02x%02x", o->serial, rnd[0], rnd[1], rnd[2], rnd[3]);
+    const char *what = o->serial[0] != '\0' ? o->serial : "scope";
+    snprintf(id, len, "revoke-%s-%02x%02x%02x%02x", what, rnd[0], rnd[1], rnd[2], rnd[3]);
     return 0;
 }
 
@@ -292,7 +342,10 @@ static int make_id(const revoke_opts_t *o, char *id, size_t len)
 static int report(const Pkcs__V1__Result *res)
 {
     if (res->status == PKCS__V1__STATUS__REVOKED) {
-        printf("REVOKED %s\n", res->serial_number);
+        if (res->n_revoked == 0)
+            printf("REVOKED nothing: no valid certificate left to revoke\n");
+        for (size_t i = 0; i < res->n_revoked; i++)
+            printf("REVOKED %s %s\n", res->revoked[i]->serial_number, res->revoked[i]->ca_name);
         return 0;
     }
     const ProtobufCEnumValue *code =

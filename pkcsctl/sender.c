@@ -216,7 +216,9 @@ int pkcsctl_send_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)
     size_t len = 0;
     pc_diag_t diag = {{0}};
     int rc = 1;
-    const char *key = req->device_id != NULL && req->device_id[0] ? req->device_id : req->user_id;
+    const char *key = snd->message_key != NULL                      ? snd->message_key
+                      : req->device_id != NULL && req->device_id[0] ? req->device_id
+                                                                    : req->user_id;
     Pkcs__V1__Request stamped;
     pkcsctl_pace(snd);
     /* Stamped after the wait and before signing: the signature covers the exact bytes. */

@@ -26,6 +26,7 @@ typedef struct pkcsctl_sender {
     char *algorithm;         /* --signer-algorithm, likewise */
     bool unsigned_requests;  /* --unsigned */
     bool corrupt_signature;  /* --corrupt-signature */
+    const char *message_key; /* --message-key: this Kafka key instead of the device/user id */
     bool dry_run;            /* --dry-run: print requests as JSON lines, produce nothing */
     size_t produced;         /* handed to librdkafka (printed, with --dry-run) */
     size_t delivered;        /* acknowledged by the brokers */

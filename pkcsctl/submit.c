@@ -74,6 +74,8 @@ static void help(void)
         "  --signer-key FILE     PEM private key, or the HMAC secret file\n"
         "  --unsigned            send requests without a signature (tests)\n"
         "  --corrupt-signature   flip one bit of each signature (tests)\n"
+        "  --message-key K       the Kafka message key K instead of the device (else user) id:\n"
+        "                        the same request on another partition (tests of delivery)\n"
         "  --dry-run             print each request (JSON line) on stdout instead of signing\n"
         "                        and producing it; needs no broker and no signer key\n"
         "  --timeout S           give up on a message after S seconds (default 30)\n"
@@ -272,6 +274,7 @@ int pkcsctl_submit(int argc, char **argv)
         {"raw", required_argument, NULL, 'R'},
         {"unsigned", no_argument, NULL, 'u'},
         {"corrupt-signature", no_argument, NULL, 'c'},
+        {"message-key", required_argument, NULL, 'M'},
         {"timeout", required_argument, NULL, 'w'},
         {"rate", required_argument, NULL, 'Z'},
         {"help", no_argument, NULL, 'h'},
@@ -350,6 +353,9 @@ int pkcsctl_submit(int argc, char **argv)
             break;
         case 'u':
             snd.unsigned_requests = true;
+            break;
+        case 'M':
+            snd.message_key = optarg;
             break;
         case 'c':
             snd.corrupt_signature = true;

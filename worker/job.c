@@ -81,6 +81,8 @@ static void job_free(pc_job_t *job)
     free(job->out);
     free(job->prior_intent);
     free(job->orphans);
+    free(job->targets);
+    free(job->done_refs);
     w->in_flight--;
     uv_close((uv_handle_t *)&job->timer, job_on_timer_closed);
     uv_close((uv_handle_t *)&job->renew, job_on_timer_closed);
@@ -498,6 +500,9 @@ static job_state_t job_work(const pc_job_t *job)
         return JOB_INTENT;
     switch (job->req->body_case) {
     case PKCS__V1__REQUEST__BODY_ISSUE:
+        if (!job->renewal_known &&
+            (job->req->issue->renews_serial_number[0] != '\0' || job->req->issue->renew_current))
+            return JOB_RENEWAL;
         return JOB_KEYGEN;
     case PKCS__V1__REQUEST__BODY_REVOKE:
         return JOB_REVOKE;
@@ -518,6 +523,16 @@ static void job_replay(pc_job_t *job, const pc_claim_t *claim)
         memcpy(job->out, claim->result, claim->result_len);
     job->out_len = claim->result_len;
     job->out_topic = job->w->cfg->kafka.results_topic;
+    /* A renewal delivered again supersedes again: its first delivery may not have got there. */
+    Pkcs__V1__Result *stored = pkcs__v1__result__unpack(NULL, claim->result_len, claim->result);
+    if (stored != NULL && stored->status == PKCS__V1__STATUS__ISSUED && stored->renews != NULL &&
+        stored->renews->serial_number[0] != '\0') {
+        snprintf(job->renews.ca, sizeof(job->renews.ca), "%s", stored->renews->ca_name);
+        snprintf(job->renews.serial, sizeof(job->renews.serial), "%s",
+                 stored->renews->serial_number);
+    }
+    if (stored != NULL)
+        pkcs__v1__result__free_unpacked(stored, NULL);
     if (ours) { /* completed by us; the reply was lost */
         job_to(job, JOB_PUBLISH);
         return;
@@ -719,6 +734,99 @@ static void enter_orphans(pc_job_t *job)
     pc_ca_find_issued(ca, job->req->request_id, job_on_orphans_found, job);
 }
 
+/* canonical_serial writes hex as the CA ca_name writes serials (upper case, even length). */
+static pc_err_t canonical_serial(pc_job_t *job, const char *ca_name, const char *hex, char *out,
+                                 size_t size, pc_diag_t *diag)
+{
+    pc_ca_t *ca = NULL;
+    BIGNUM *bn = NULL;
+    pc_err_t err = pc_engine_find_ca_for(job->w->engine, ca_name, &ca, diag);
+    if (err == PC_OK)
+        err = pc_ca_serial_parse(ca, hex, &bn, diag);
+    char *text = bn != NULL ? BN_bn2hex(bn) : NULL;
+    if (err == PC_OK && text == NULL)
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    if (text != NULL)
+        snprintf(out, size, "%s", text);
+    OPENSSL_free(text);
+    BN_free(bn);
+    return err;
+}
+
+/* ---- RENEWAL: the certificate a renewal replaces, from the tenant's inventory -------------- */
+
+static void job_on_renewal_found(void *arg, pc_err_t err, const pc_cert_t *certs, size_t count,
+                                 bool more, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        const Pkcs__V1__IssueRequest *issue = job->req->issue;
+        const pc_cert_t *old = NULL;
+        for (size_t i = 0; err == PC_OK && i < count && old == NULL; i++)
+            if (strcmp(certs[i].status, "valid") == 0 && strcmp(certs[i].kind, "issued") == 0)
+                old = &certs[i]; /* newest first: the current one */
+        pc_diag_t d;
+        if (err != PC_OK) {
+            job_fail(job, err, diag);
+        } else if (old == NULL && issue->renews_serial_number[0] != '\0') {
+            job_fail(job,
+                     pc_fail(&d, PC_ERR_NOT_FOUND,
+                             "issue.renewsSerialNumber %s is not a valid certificate of tenant %s "
+                             "from CA \"%s\"; renew one that is, or issue without it",
+                             issue->renews_serial_number, job->req->tenant_id,
+                             issue->profile->ca_name),
+                     &d);
+        } else {
+            if (old != NULL) {
+                snprintf(job->renews.ca, sizeof(job->renews.ca), "%s", old->ca);
+                snprintf(job->renews.serial, sizeof(job->renews.serial), "%s", old->serial);
+            } else {
+                log_job(PC_LOG_INFO, job, "renewal_none",
+                        "renew the current certificate: none is valid for this device and "
+                        "profile; a new one is issued");
+            }
+            job->renewal_known = true;
+            job_to(job, job_work(job));
+        }
+    }
+    job_unref(job);
+}
+
+static void enter_renewal(pc_job_t *job)
+{
+    const Pkcs__V1__Request *req = job->req;
+    const Pkcs__V1__IssueRequest *issue = req->issue;
+    char serial[sizeof(((pc_cert_ref_t *)0)->serial)] = "";
+    pc_diag_t diag = {{0}};
+    pc_certs_query_t q = {
+        .tenant = req->tenant_id, .ca = issue->profile->ca_name, .valid_only = true, .limit = 1000};
+    if (issue->renews_serial_number[0] != '\0') {
+        pc_err_t err = canonical_serial(job, issue->profile->ca_name, issue->renews_serial_number,
+                                        serial, sizeof(serial), &diag);
+        if (err != PC_OK) {
+            job_fail(job, err, &diag);
+            return;
+        }
+        q.by = PC_CERTS_SERIAL;
+        q.key = serial;
+    } else {
+        q.by = req->device_id[0] != '\0' ? PC_CERTS_DEVICE : PC_CERTS_USER;
+        q.key = req->device_id[0] != '\0' ? req->device_id : req->user_id;
+        q.profile_id = issue->profile->profile_id;
+    }
+    pc_err_t err = pc_certs_find(job->w->redis, &q, job_on_renewal_found, job);
+    if (err == PC_OK)
+        job_ref(job);
+    else if (err == PC_ERR_INVALID_PARAM)
+        job_fail(job,
+                 pc_fail(&diag, err,
+                         "the certificate to renew cannot be looked up: the request names no "
+                         "device or user, or an id is too long"),
+                 &diag);
+    else
+        job_retry(job, 0);
+}
+
 /* ---- KEYGEN ------------------------------------------------------------------------------ */
 
 static void job_after_keygen(uv_work_t *work, int status)
@@ -888,6 +996,53 @@ static void enter_pack(pc_job_t *job)
 
 /* ---- REVOKE and IMPORT ------------------------------------------------------------------- */
 
+/* REVOKE: the tenant's certificates the request names are found in the inventory (never
+ * another tenant's), then revoked one by one at their CAs; the result lists what was revoked,
+ * and its completion marks those records revoked. Sent again, a REVOKE finds nothing valid left
+ * and is answered REVOKED with an empty list: idempotent. */
+
+static bool ref_add(pc_cert_ref_t **list, size_t *count, const char *ca, const char *serial)
+{
+    pc_cert_ref_t *grown = realloc(*list, (*count + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return false;
+    *list = grown;
+    snprintf(grown[*count].ca, sizeof(grown->ca), "%s", ca);
+    snprintf(grown[*count].serial, sizeof(grown->serial), "%s", serial);
+    (*count)++;
+    return true;
+}
+
+static void job_revoked_all(pc_job_t *job)
+{
+    pc_diag_t d = {{0}};
+    if ((job->result = pc_result_new(job->req)) == NULL) {
+        job_fail(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "out of memory for the result"});
+        return;
+    }
+    for (size_t i = 0; i < job->done_count; i++) {
+        if (pc_result_add_revoked(job->result, job->done_refs[i].ca, job->done_refs[i].serial) !=
+            PC_OK) {
+            job_fail(job, pc_fail(&d, PC_ERR_NOMEM, "out of memory for the result"), &d);
+            return;
+        }
+    }
+    if (job->done_count > 0) { /* the one serial of scope SERIAL, as before scopes existed */
+        char *serial = strdup(job->done_refs[0].serial);
+        if (serial == NULL) {
+            job_fail(job, pc_fail(&d, PC_ERR_NOMEM, "out of memory for the result"), &d);
+            return;
+        }
+        if (job->result->serial_number != protobuf_c_empty_string)
+            free(job->result->serial_number);
+        job->result->serial_number = serial;
+    }
+    job->result->status = PKCS__V1__STATUS__REVOKED;
+    job_result_ready(job);
+}
+
+static void job_revoke_next(pc_job_t *job);
+
 static void job_on_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
@@ -896,15 +1051,76 @@ static void job_on_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t 
     if (job_live(job)) {
         pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
         pc_diag_t d = {{0}};
-        if (err != PC_OK) {
+        const pc_cert_ref_t *t = &job->targets[job->target_next];
+        bool by_serial = job->req->revoke->scope == PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_SERIAL;
+        if (err != PC_OK && err != PC_ERR_NOT_FOUND) {
             pc_fail(&d, err, "%s", diag != NULL ? diag->msg : pc_strerror(err));
             job_fail(job, err, &d);
-        } else if ((job->result = pc_result_new(job->req)) == NULL ||
-                   (job->result->serial_number = strdup(job->req->revoke->serial_number)) == NULL) {
-            job_fail(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "out of memory for the result"});
+        } else if (err == PC_ERR_NOT_FOUND && by_serial) { /* the CA never had it */
+            job_fail(job, err, diag);
+        } else if (err == PC_OK && !ref_add(&job->done_refs, &job->done_count, t->ca, t->serial)) {
+            job_fail(job, pc_fail(&d, PC_ERR_NOMEM, "out of memory"), &d);
         } else {
-            job->result->status = PKCS__V1__STATUS__REVOKED;
-            job_result_ready(job);
+            job->target_next++;
+            job_revoke_next(job);
+        }
+    }
+    job_unref(job);
+}
+
+static void job_revoke_next(pc_job_t *job)
+{
+    if (job->target_next == job->target_count) {
+        job_revoked_all(job);
+        return;
+    }
+    const pc_cert_ref_t *t = &job->targets[job->target_next];
+    pc_diag_t diag = {{0}};
+    pc_ca_t *ca = NULL;
+    pc_err_t err = pc_engine_find_ca_for(job->w->engine, t->ca, &ca, &diag);
+    if (err != PC_OK) {
+        job_fail(job, err, &diag);
+        return;
+    }
+    pc_ca_revoke_t rev;
+    pc_engine_revoke_of(job->req->revoke, &rev);
+    rev.serial_hex = t->serial;
+    job_ref(job);
+    job->ca_us = pc_mono_us();
+    pc_ca_revoke(ca, &rev, job_on_revoked, job);
+}
+
+static void job_on_targets(void *arg, pc_err_t err, const pc_cert_t *certs, size_t count, bool more,
+                           const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        pc_diag_t d = {{0}};
+        const Pkcs__V1__RevokeRequest *rev = job->req->revoke;
+        bool by_serial = rev->scope == PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_SERIAL;
+        for (size_t i = 0; err == PC_OK && i < count; i++) {
+            /* only what our CAs issued: an imported PFX is not ours to revoke; by serial, the
+             * certificate even when already revoked (revoking twice is not an error) */
+            if (strcmp(certs[i].kind, "issued") != 0 ||
+                (!by_serial && strcmp(certs[i].status, "valid") != 0))
+                continue;
+            if (!ref_add(&job->targets, &job->target_count, certs[i].ca, certs[i].serial))
+                err = pc_fail(&d, PC_ERR_NOMEM, "out of memory");
+        }
+        if (err == PC_OK && by_serial && job->target_count == 0)
+            err = pc_fail(&d, PC_ERR_NOT_FOUND,
+                          "tenant %s has no certificate with serial %s from CA \"%s\"; a REVOKE "
+                          "only reaches its own tenant's certificates",
+                          job->req->tenant_id, rev->serial_number, rev->ca_name);
+        if (err == PC_OK && more)
+            log_job(PC_LOG_WARN, job, "revoke_more",
+                    "more certificates than one request revokes (1000): send it again for the "
+                    "rest");
+        if (err != PC_OK) {
+            job_fail(job, err, err == PC_ERR_DEPENDENCY ? diag : &d);
+        } else {
+            job->targets_known = true;
+            job_revoke_next(job);
         }
     }
     job_unref(job);
@@ -912,22 +1128,56 @@ static void job_on_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t 
 
 static void enter_revoke(pc_job_t *job)
 {
+    const Pkcs__V1__RevokeRequest *rev = job->req->revoke;
     pc_diag_t diag = {{0}};
-    pc_ca_t *ca = NULL;
-    pc_err_t err = pc_engine_find_ca_for(job->w->engine, job->req->revoke->ca_name, &ca, &diag);
-    if (err != PC_OK) {
-        job_fail(job, err, &diag);
-        return;
-    }
+    char serial[sizeof(((pc_cert_ref_t *)0)->serial)] = "";
     if (job->result != NULL) { /* a retry: the failed attempt's result goes */
         protobuf_c_message_free_unpacked(&job->result->base, NULL);
         job->result = NULL;
     }
-    pc_ca_revoke_t rev;
-    pc_engine_revoke_of(job->req->revoke, &rev);
-    job_ref(job);
-    job->ca_us = pc_mono_us();
-    pc_ca_revoke(ca, &rev, job_on_revoked, job);
+    if (job->targets_known) { /* a retry after a CA failure: go on where it stopped */
+        job_revoke_next(job);
+        return;
+    }
+    pc_certs_query_t q = {.tenant = job->req->tenant_id,
+                          .ca = rev->ca_name[0] != '\0' ? rev->ca_name : NULL,
+                          .profile_id = rev->profile_id[0] != '\0' ? rev->profile_id : NULL,
+                          .limit = 1000};
+    switch (rev->scope) {
+    case PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_DEVICE:
+        q.by = PC_CERTS_DEVICE;
+        q.key = job->req->device_id;
+        break;
+    case PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_USER:
+        q.by = PC_CERTS_USER;
+        q.key = job->req->user_id;
+        break;
+    case PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_REQUEST:
+        q.by = PC_CERTS_REQUEST;
+        q.key = rev->target_request_id;
+        break;
+    default: {
+        pc_err_t err =
+            canonical_serial(job, rev->ca_name, rev->serial_number, serial, sizeof(serial), &diag);
+        if (err != PC_OK) {
+            job_fail(job, err, &diag);
+            return;
+        }
+        q.by = PC_CERTS_SERIAL;
+        q.key = serial;
+        break;
+    }
+    }
+    pc_err_t err = pc_certs_find(job->w->redis, &q, job_on_targets, job);
+    if (err == PC_OK)
+        job_ref(job);
+    else if (err == PC_ERR_INVALID_PARAM)
+        job_fail(job,
+                 pc_fail(&diag, err,
+                         "the certificates to revoke cannot be looked up: an id is too long"),
+                 &diag);
+    else
+        job_retry(job, 0);
 }
 
 static void job_after_import(uv_work_t *work, int status)
@@ -999,6 +1249,11 @@ static void job_result_ready(pc_job_t *job)
     }
     if (res->timing == NULL)
         set_timing(job, res);
+    if (res->status == PKCS__V1__STATUS__ISSUED && job->renews.serial[0] != '\0' &&
+        pc_result_set_renews(res, job->renews.ca, job->renews.serial) != PC_OK) {
+        job_wait(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "out of memory building the result"});
+        return;
+    }
     char *id = strdup(job->w->cfg->worker.id);
     if (id != NULL) {
         if (res->worker_id != protobuf_c_empty_string)
@@ -1039,14 +1294,52 @@ static void job_on_completed(void *arg, pc_err_t err, const pc_diag_t *diag)
     job_unref(job);
 }
 
+/* What completing the request does to the inventory: a delivered certificate is recorded (a
+ * renewal marks the one it replaces superseded), revoked ones are marked. */
 static void enter_complete(pc_job_t *job)
 {
     if (!job->owned) { /* a request refused before its claim: nothing to record */
         job_to(job, JOB_PUBLISH);
         return;
     }
-    if (pc_dedupe_complete(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
-                           job->fence, job->out, job->out_len, job_on_completed, job) == PC_OK)
+    const Pkcs__V1__Result *res = job->result;
+    const Pkcs__V1__Profile *profile =
+        job->req->body_case == PKCS__V1__REQUEST__BODY_ISSUE ? job->req->issue->profile : NULL;
+    char subject[512], sans[512];
+    pc_cert_info_t info = {0};
+    pc_certs_change_t change = {0};
+    if (res != NULL &&
+        (res->status == PKCS__V1__STATUS__ISSUED || res->status == PKCS__V1__STATUS__IMPORTED)) {
+        pc_result_cert_texts(res, subject, sizeof(subject), sans, sizeof(sans));
+        info = (pc_cert_info_t){
+            .ca = profile != NULL ? profile->ca_name : "import",
+            .serial = res->serial_number,
+            .kind = profile != NULL ? "issued" : "imported",
+            .user_id = job->req->user_id,
+            .device_id = job->req->device_id,
+            .profile_id = profile != NULL ? profile->profile_id : "",
+            .template_name = profile != NULL ? profile->template_name : "",
+            .request_id = job->req->request_id,
+            .subject = subject,
+            .sans = sans,
+            .not_before_ms = res->not_before_ms,
+            .not_after_ms = res->not_after_ms,
+            .sha1 = res->thumbprint_sha1,
+            .sha256 = res->thumbprint_sha256,
+            .renews = job->renews.serial[0] != '\0' ? job->renews.serial : NULL,
+        };
+        change.add = &info;
+    } else if (res != NULL && res->status == PKCS__V1__STATUS__REVOKED) {
+        pc_ca_revoke_t rev;
+        pc_engine_revoke_of(job->req->revoke, &rev);
+        change.revoked = job->done_refs;
+        change.revoked_count = job->done_count;
+        change.reason = (int)rev.reason;
+    }
+    pc_err_t err =
+        pc_dedupe_complete(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
+                           job->fence, job->out, job->out_len, &change, job_on_completed, job);
+    if (err == PC_OK)
         job_ref(job);
     else
         job_retry(job, 0);
@@ -1145,7 +1438,10 @@ static void job_on_delivered(void *arg, pc_err_t err, const pc_diag_t *diag)
                                       : name;
                 log_job(job->outcome == OUT_FAILED ? PC_LOG_WARN : PC_LOG_INFO, job, name, msg);
             }
-            job_end(job, true);
+            if (job->renews.serial[0] != '\0' && job->outcome != OUT_FAILED)
+                job_to(job, JOB_SUPERSEDE);
+            else
+                job_end(job, true);
         } else {
             job_wait(job, err, diag);
         }
@@ -1168,6 +1464,62 @@ static void enter_publish(pc_job_t *job)
         job_too_large(job, &(pc_diag_t){.msg = "kafka: the message is over the producer's limit"});
     else
         job_retry(job, 0);
+}
+
+/* ---- SUPERSEDE: a renewal's result is delivered; the certificate it replaces goes ---------- */
+
+/* The record was marked superseded with the renewal's completion; here the CA revokes it, and
+ * it leaves the tenant's set of superseded certificates awaiting revocation. A worker that dies
+ * here leaves the message undone: it is delivered again, replayed, and superseded again. */
+
+static void job_on_pending_done(void *arg, pc_err_t err, const redisReply *reply,
+                                const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        if (err != PC_OK)
+            job_wait(job, err, diag);
+        else
+            job_end(job, true);
+    }
+    job_unref(job);
+}
+
+static void job_on_superseded(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    X509_free(cert);
+    if (job_live(job)) {
+        char msg[640];
+        if (err == PC_OK || err == PC_ERR_NOT_FOUND) {
+            snprintf(msg, sizeof(msg), "renewed: certificate %s of CA \"%s\" revoked (superseded)",
+                     job->renews.serial, job->renews.ca);
+            log_job(PC_LOG_INFO, job, "superseded", msg);
+            if (pc_certs_pending_done(job->w->redis, job->req->tenant_id, &job->renews,
+                                      job_on_pending_done, job) == PC_OK)
+                job_ref(job);
+            else
+                job_retry(job, 0);
+        } else {
+            job_fail(job, err, diag);
+        }
+    }
+    job_unref(job);
+}
+
+static void enter_supersede(pc_job_t *job)
+{
+    pc_diag_t diag = {{0}};
+    pc_ca_t *ca = NULL;
+    pc_err_t err = pc_engine_find_ca_for(job->w->engine, job->renews.ca, &ca, &diag);
+    if (err != PC_OK) { /* a CA this worker lacks: the record stays pending for one that has it */
+        log_job(PC_LOG_ERROR, job, "supersede_failed", diag.msg);
+        job_end(job, true);
+        return;
+    }
+    pc_ca_revoke_t rev = {.serial_hex = job->renews.serial, .reason = PC_REVOKE_SUPERSEDED};
+    job_ref(job);
+    pc_ca_revoke(ca, &rev, job_on_superseded, job);
 }
 
 /* ---- ENDED ------------------------------------------------------------------------------- */
@@ -1210,6 +1562,8 @@ static void (*const enter[JOB__STATES])(pc_job_t *job) = {
     [JOB_COMPLETE] = enter_complete,
     [JOB_REVOKE_OWN] = enter_revoke_own,
     [JOB_PUBLISH] = enter_publish,
+    [JOB_RENEWAL] = enter_renewal,
+    [JOB_SUPERSEDE] = enter_supersede,
 };
 
 /* job_to is the one transition: into next (or the same state again, after a retry's backoff),

@@ -14,6 +14,7 @@ typedef enum job_state {
     JOB_QUEUED,     /* behind an earlier request with the same message key */
     JOB_CLAIM,      /* claim the request record in Redis */
     JOB_ORPHANS,    /* a predecessor reached the CA and died: revoke what it obtained */
+    JOB_RENEWAL,    /* renew the current certificate: find it in the inventory */
     JOB_KEYGEN,     /* pool: the key pair (or one from the key pool) and the CSR */
     JOB_INTENT,     /* Redis: record the intent before the CA is asked */
     JOB_CA,         /* the CA signs */
@@ -24,6 +25,7 @@ typedef enum job_state {
     JOB_COMPLETE,   /* Redis: record the result under our fencing token */
     JOB_REVOKE_OWN, /* another worker answered first: revoke the certificate we obtained */
     JOB_PUBLISH,    /* Kafka: produce the result (or dead letter) */
+    JOB_SUPERSEDE,  /* a renewal's result is delivered: revoke the certificate it replaces */
     JOB_ENDED,
     JOB__STATES
 } job_state_t;
@@ -62,6 +64,14 @@ struct pc_job {
     pc_ca_serial_t *orphans; /* ORPHANS: the serials to revoke, and how far */
     size_t orphan_count, orphan_next, orphans_revoked;
     bool orphans_known; /* the CA's records or the intent say what was signed */
+
+    pc_cert_ref_t *targets; /* REVOKE: what to revoke, how far, what was */
+    size_t target_count, target_next;
+    bool targets_known;
+    pc_cert_ref_t *done_refs;
+    size_t done_count;
+    pc_cert_ref_t renews; /* a renewal: the certificate it replaces ("" serial: none) */
+    bool renewal_known;   /* the certificate a renewal replaces was looked for */
 
     pc_issue_t *issue;
     char own_serial[64];      /* the certificate the CA signed for us, "" before */

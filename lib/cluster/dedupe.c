@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "certs.h"
 #include "text.h"
 
 #define ID_MAX PC_DEDUPE_ID_MAX
@@ -74,19 +75,21 @@ static const char intent_lua[] = "local h = redis.call('HMGET', KEYS[1], 'state'
                                  "redis.call('HSET', KEYS[1], 'intent', ARGV[2])\n"
                                  "return 1\n";
 
-/* KEYS[1] record; ARGV token, fence, result, digest, retention_ms -> 1 | 0. Completing again
- * with the same result is 1: a retry after a reply lost on the way (a timeout) must not look
- * like another owner's result, which would make the worker revoke the certificate it delivered. */
-static const char complete_lua[] =
-    LUA_NOW "local key = KEYS[1]\n"
-            "local h = redis.call('HMGET', key, 'state', 'token', 'fence', 'digest')\n"
-            "if h[1] == 'done' and h[4] == ARGV[4] then return 1 end\n"
-            "if h[1] ~= 'claimed' or h[2] ~= ARGV[1] or h[3] ~= ARGV[2] then return 0 end\n"
-            "redis.call('HSET', key, 'state', 'done', 'result', ARGV[3], 'digest', ARGV[4],\n"
-            "           'completed_at', now)\n"
-            "redis.call('HDEL', key, 'token', 'intent', 'lease_until')\n"
-            "redis.call('PEXPIRE', key, ARGV[5])\n"
-            "return 1\n";
+/* The body of the completion script, after LUA_NOW and the inventory's functions (certs.h).
+ * KEYS[1] record; ARGV token, fence, result, digest, retention_ms, then the inventory change
+ * (pc_certs_change_args) -> 1 | 0. Completing again with the same result is 1 and changes
+ * nothing: a retry after a reply lost on the way (a timeout) must not look like another owner's
+ * result, which would make the worker revoke the certificate it delivered. */
+static const char complete_body_lua[] =
+    "local key = KEYS[1]\n"
+    "local h = redis.call('HMGET', key, 'state', 'token', 'fence', 'digest')\n"
+    "if h[1] == 'done' and h[4] == ARGV[4] then return 1 end\n"
+    "if h[1] ~= 'claimed' or h[2] ~= ARGV[1] or h[3] ~= ARGV[2] then return 0 end\n"
+    "redis.call('HSET', key, 'state', 'done', 'result', ARGV[3], 'digest', ARGV[4],\n"
+    "           'completed_at', now)\n"
+    "redis.call('HDEL', key, 'token', 'intent', 'lease_until')\n"
+    "redis.call('PEXPIRE', key, ARGV[5])\n"
+    "return certs_apply(6)\n";
 
 /* KEYS[1] record; ARGV token -> 1 | 0. With an intent the record stays, lease over, for the
  * next owner to see; without one it is simply deleted. */
@@ -107,6 +110,7 @@ struct pc_dedupe {
     unsigned lease_ms;
     int64_t retention_ms;
     pc_redis_script_t claim, renew, intent, complete, release;
+    char *complete_source; /* LUA_NOW + the inventory's functions + complete_body_lua */
 };
 
 /* One operation in flight; owns copies of what its callback needs. */
@@ -321,7 +325,14 @@ pc_err_t pc_dedupe_new(pc_redis_t *redis, const char *worker_id, unsigned lease_
     dd->claim = (pc_redis_script_t){.name = "dedupe_claim", .source = claim_lua};
     dd->renew = (pc_redis_script_t){.name = "dedupe_renew", .source = renew_lua};
     dd->intent = (pc_redis_script_t){.name = "dedupe_set_intent", .source = intent_lua};
-    dd->complete = (pc_redis_script_t){.name = "dedupe_complete", .source = complete_lua};
+    size_t len = sizeof(LUA_NOW) + strlen(pc_certs_lua) + sizeof(complete_body_lua);
+    if ((dd->complete_source = malloc(len)) == NULL) {
+        free(dd->worker_id);
+        free(dd);
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the dedupe store");
+    }
+    snprintf(dd->complete_source, len, "%s%s%s", LUA_NOW, pc_certs_lua, complete_body_lua);
+    dd->complete = (pc_redis_script_t){.name = "dedupe_complete", .source = dd->complete_source};
     dd->release = (pc_redis_script_t){.name = "dedupe_release", .source = release_lua};
     pc_redis_script_init(&dd->claim);
     pc_redis_script_init(&dd->renew);
@@ -337,6 +348,7 @@ void pc_dedupe_free(pc_dedupe_t *dd)
     if (dd == NULL)
         return;
     free(dd->worker_id);
+    free(dd->complete_source);
     free(dd);
 }
 
@@ -401,9 +413,12 @@ pc_err_t pc_dedupe_set_intent(pc_dedupe_t *dd, const char *tenant, const char *r
 
 pc_err_t pc_dedupe_complete(pc_dedupe_t *dd, const char *tenant, const char *request_id,
                             const char *token, int64_t fence, const unsigned char *result,
-                            size_t len, pc_dedupe_done_fn cb, void *arg)
+                            size_t len, const pc_certs_change_t *change, pc_dedupe_done_fn cb,
+                            void *arg)
 {
-    char fence_s[24], retention[24], digest[65];
+    char digest[65];
+    pc_args_t args = {0};
+    pc_diag_t diag;
     pc_err_t err;
     op_t *op = op_new("complete", tenant, request_id, token, true, &err);
 
@@ -415,17 +430,21 @@ pc_err_t pc_dedupe_complete(pc_dedupe_t *dd, const char *tenant, const char *req
         free(op);
         return PC_ERR_CRYPTO;
     }
-    snprintf(fence_s, sizeof(fence_s), "%" PRId64, fence);
-    snprintf(retention, sizeof(retention), "%" PRId64, dd->retention_ms);
-    const char *argv[] = {op->key, token,    fence_s, len > 0 ? (const char *)result : "",
-                          digest,  retention};
-    size_t argvlen[6] = {0, 0, 0, len, 0, 0};
-    argvlen[0] = strlen(op->key);
-    argvlen[1] = strlen(token);
-    argvlen[2] = strlen(fence_s);
-    argvlen[4] = strlen(digest);
-    argvlen[5] = strlen(retention);
-    return run(dd, op, &dd->complete, 6, argv, argvlen, done_replied);
+    if (pc_args_add(&args, op->key, strlen(op->key)) != PC_OK ||
+        pc_args_add(&args, token, strlen(token)) != PC_OK ||
+        pc_args_addf(&args, "%" PRId64, fence) != PC_OK ||
+        pc_args_add(&args, result != NULL ? result : (const unsigned char *)"", len) != PC_OK ||
+        pc_args_add(&args, digest, strlen(digest)) != PC_OK ||
+        pc_args_addf(&args, "%" PRId64, dd->retention_ms) != PC_OK)
+        err = PC_ERR_NOMEM;
+    else
+        err = pc_certs_change_args(tenant, change, &args, &diag);
+    if (err == PC_OK)
+        err = run(dd, op, &dd->complete, args.n, args.v, args.len, done_replied);
+    else
+        free(op);
+    pc_args_free(&args);
+    return err;
 }
 
 pc_err_t pc_dedupe_release(pc_dedupe_t *dd, const char *tenant, const char *request_id,

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "certs.h"
 #include "pc_err.h"
 #include "redis.h"
 
@@ -76,11 +77,14 @@ pc_err_t pc_dedupe_renew(pc_dedupe_t *dd, const char *tenant, const char *reques
 pc_err_t pc_dedupe_set_intent(pc_dedupe_t *dd, const char *tenant, const char *request_id,
                               const char *token, const unsigned char *intent, size_t len,
                               pc_dedupe_done_fn cb, void *arg);
-/* complete stores result and marks the record done, only if token and fence still match; a
- * record already done with this very result (a retry whose first reply was lost) is PC_OK. */
+/* complete stores result and marks the record done, only if token and fence still match, and
+ * in the same script applies change to the inventory (certs.h; NULL: none), so that a result
+ * and the certificates it delivered or revoked are recorded together; a record already done
+ * with this very result (a retry whose first reply was lost) is PC_OK and changes nothing. */
 pc_err_t pc_dedupe_complete(pc_dedupe_t *dd, const char *tenant, const char *request_id,
                             const char *token, int64_t fence, const unsigned char *result,
-                            size_t len, pc_dedupe_done_fn cb, void *arg);
+                            size_t len, const pc_certs_change_t *change, pc_dedupe_done_fn cb,
+                            void *arg);
 /* release gives the lease up (work abandoned, e.g. on rebalance); a later claim takes over. */
 pc_err_t pc_dedupe_release(pc_dedupe_t *dd, const char *tenant, const char *request_id,
                            const char *token, pc_dedupe_done_fn cb, void *arg);

@@ -358,3 +358,46 @@ out_free_names:
 out:
     return err;
 }
+
+/* The UPN otherName's type, to tell it from other otherNames. */
+static bool is_upn(const GENERAL_NAME *gn)
+{
+    ASN1_OBJECT *upn = OBJ_txt2obj("1.3.6.1.4.1.311.20.2.3", 1);
+    bool yes = upn != NULL && gn->type == GEN_OTHERNAME &&
+               OBJ_cmp(gn->d.otherName->type_id, upn) == 0 &&
+               gn->d.otherName->value->type == V_ASN1_UTF8STRING;
+    ASN1_OBJECT_free(upn);
+    return yes;
+}
+
+void pc_san_text(const X509 *cert, char *buf, size_t len)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    size_t used = 0;
+    if (len > 0)
+        buf[0] = '\0';
+    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names) && used < len; i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        const char *kind = NULL;
+        const ASN1_STRING *value = NULL;
+        if (gn->type == GEN_DNS) {
+            kind = "DNS";
+            value = gn->d.dNSName;
+        } else if (gn->type == GEN_EMAIL) {
+            kind = "email";
+            value = gn->d.rfc822Name;
+        } else if (gn->type == GEN_URI) {
+            kind = "URI";
+            value = gn->d.uniformResourceIdentifier;
+        } else if (is_upn(gn)) {
+            kind = "UPN";
+            value = gn->d.otherName->value->value.utf8string;
+        }
+        if (kind == NULL)
+            continue;
+        int w = snprintf(buf + used, len - used, "%s%s:%.*s", used > 0 ? ", " : "", kind,
+                         ASN1_STRING_length(value), (const char *)ASN1_STRING_get0_data(value));
+        used += w > 0 ? (size_t)w : 0;
+    }
+    GENERAL_NAMES_free(names);
+}

@@ -34,4 +34,8 @@ pc_err_t pc_san_render(const pc_san_format_t *formats, size_t count, pc_cert_typ
  * sid is not of that form. */
 pc_err_t pc_sid_extension_new(const char *sid, X509_EXTENSION **out, pc_diag_t *diag);
 
+/* pc_san_text writes cert's subject alternative names as "DNS:a, email:b, UPN:c, URI:d" into
+ * buf (cut to fit len bytes; "" when it has none). Any thread. */
+void pc_san_text(const X509 *cert, char *buf, size_t len);
+
 #endif

@@ -664,3 +664,23 @@ out:
         pc_diag_prefix(diag, "subject");
     return err;
 }
+
+bool pc_name_text(const X509_NAME *name, char *buf, size_t len)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long n = -1;
+    if (len > 0)
+        buf[0] = '\0';
+    if (bio != NULL &&
+        X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
+        n = BIO_get_mem_data(bio, &data);
+    if (n >= 0 && len > 0) {
+        /* ESC_MSB off: the text is the name's own UTF-8, so a cut must not split a character */
+        int keep = pc_utf8_clip(data != NULL ? data : "", (size_t)n, len - 1);
+        snprintf(buf, len, "%.*s", keep, data != NULL ? data : "");
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    return n >= 0;
+}

@@ -22,4 +22,9 @@
 pc_err_t pc_subject_render(const char *format, pc_cert_type_t type, const pc_vars_t *vars,
                            bool allow_long, X509_NAME **out, pc_diag_t *diag);
 
+/* pc_name_text writes name as RFC 2253 text in its own UTF-8 (nothing escaped as \\XX) into
+ * buf, cut at a character boundary to fit len bytes; false when it cannot be printed (buf is then
+ * ""). Any thread. */
+bool pc_name_text(const X509_NAME *name, char *buf, size_t len);
+
 #endif

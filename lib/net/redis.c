@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -698,4 +699,52 @@ void pc_redis_close(pc_redis_t *redis, void (*closed)(void *arg), void *arg)
         cmd_settle(cmd);
     }
     maybe_finish(redis);
+}
+
+/* ---- arguments --------------------------------------------------------------------------- */
+
+pc_err_t pc_args_add(pc_args_t *args, const void *data, size_t len)
+{
+    if (args->n == args->cap) {
+        int cap = args->cap != 0 ? args->cap * 2 : 16;
+        const char **v = realloc((void *)args->v, (size_t)cap * sizeof(*v));
+        if (v == NULL)
+            return PC_ERR_NOMEM;
+        args->v = v;
+        size_t *lens = realloc(args->len, (size_t)cap * sizeof(*lens));
+        if (lens == NULL)
+            return PC_ERR_NOMEM;
+        args->len = lens;
+        args->cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL)
+        return PC_ERR_NOMEM;
+    if (len > 0)
+        memcpy(copy, data, len);
+    copy[len] = '\0';
+    args->v[args->n] = copy;
+    args->len[args->n++] = len;
+    return PC_OK;
+}
+
+pc_err_t pc_args_addf(pc_args_t *args, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return PC_ERR_INVALID_PARAM;
+    return pc_args_add(args, buf, (size_t)n);
+}
+
+void pc_args_free(pc_args_t *args)
+{
+    for (int i = 0; i < args->n; i++)
+        free((void *)(uintptr_t)args->v[i]);
+    free((void *)args->v);
+    free(args->len);
+    *args = (pc_args_t){0};
 }

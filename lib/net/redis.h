@@ -61,6 +61,21 @@ void pc_redis_on_state(pc_redis_t *redis, void (*fn)(void *arg, bool up), void *
 pc_err_t pc_redis_command(pc_redis_t *redis, pc_redis_reply_fn cb, void *arg, int argc,
                           const char **argv, const size_t *argvlen);
 
+/* Arguments being built for a command or script: each a copy, freed with pc_args_free. Zero it
+ * to start; v and len are what pc_redis_command and pc_redis_eval take. */
+typedef struct pc_args {
+    const char **v;
+    size_t *len;
+    int n, cap;
+} pc_args_t;
+
+/* pc_args_add appends a copy of len bytes; pc_args_addf a formatted string. PC_ERR_NOMEM. */
+pc_err_t pc_args_add(pc_args_t *args, const void *data, size_t len);
+pc_err_t pc_args_addf(pc_args_t *args, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* pc_args_free frees every argument and resets args to empty. */
+void pc_args_free(pc_args_t *args);
+
 /* pc_redis_script_init computes script->sha1 from its source. */
 void pc_redis_script_init(pc_redis_script_t *script);
 

@@ -109,6 +109,9 @@ static pc_err_t check_issue(const Pkcs__V1__IssueRequest *issue, pc_diag_t *diag
     if (issue->device_public_key.len == 0)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "issue.devicePublicKey is missing; the PFX is encrypted to it");
+    err = check_len("issue.renewsSerialNumber", strlen(issue->renews_serial_number), 64, diag);
+    if (err != PC_OK)
+        return err;
     return check_len("issue.devicePublicKey", issue->device_public_key.len, PC_MAX_SPKI_LEN, diag);
 }
 
@@ -125,6 +128,43 @@ static pc_err_t check_import(const Pkcs__V1__ImportPfxRequest *imp, pc_diag_t *d
                      diag);
 }
 
+/* A REVOKE names what it revokes by its scope, each with what that scope needs. */
+static pc_err_t check_revoke(const Pkcs__V1__Request *req, pc_diag_t *diag)
+{
+    const Pkcs__V1__RevokeRequest *rev = req->revoke;
+    pc_err_t err;
+    if ((err = check_id("revoke.targetRequestId", rev->target_request_id, false, diag)) != PC_OK ||
+        (err = check_id("revoke.profileId", rev->profile_id, false, diag)) != PC_OK ||
+        (err = check_id("revoke.caName", rev->ca_name, false, diag)) != PC_OK)
+        return err;
+    switch (rev->scope) {
+    case PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_SERIAL:
+        if (rev->serial_number[0] == '\0' || rev->ca_name[0] == '\0')
+            return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                           "revoke.serialNumber or revoke.caName is missing; give both, or a "
+                           "scope (DEVICE, USER, REQUEST) that names the certificates another way");
+        return check_len("revoke.serialNumber", strlen(rev->serial_number), 64, diag);
+    case PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_DEVICE:
+        return req->device_id[0] != '\0'
+                   ? PC_OK
+                   : pc_fail(diag, PC_ERR_INVALID_PARAM,
+                             "revoke scope DEVICE needs the request's deviceId");
+    case PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_USER:
+        return req->user_id[0] != '\0' ? PC_OK
+                                       : pc_fail(diag, PC_ERR_INVALID_PARAM,
+                                                 "revoke scope USER needs the request's userId");
+    case PKCS__V1__REVOKE_SCOPE__REVOKE_SCOPE_REQUEST:
+        return rev->target_request_id[0] != '\0'
+                   ? PC_OK
+                   : pc_fail(diag, PC_ERR_INVALID_PARAM,
+                             "revoke scope REQUEST needs revoke.targetRequestId");
+    default:
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "revoke.scope %d is unknown; use SERIAL, DEVICE, USER or REQUEST",
+                       (int)rev->scope);
+    }
+}
+
 static pc_err_t check_kind_body(const Pkcs__V1__Request *req, pc_diag_t *diag)
 {
     switch (req->body_case) {
@@ -133,9 +173,7 @@ static pc_err_t check_kind_body(const Pkcs__V1__Request *req, pc_diag_t *diag)
     case PKCS__V1__REQUEST__BODY_IMPORT_PFX:
         return check_import(req->import_pfx, diag);
     case PKCS__V1__REQUEST__BODY_REVOKE:
-        if (req->revoke->serial_number[0] == '\0')
-            return pc_fail(diag, PC_ERR_INVALID_PARAM, "revoke.serialNumber is missing");
-        return check_len("revoke.serialNumber", strlen(req->revoke->serial_number), 64, diag);
+        return check_revoke(req, diag);
     default:
         return pc_fail(diag, PC_ERR_BAD_MESSAGE, "request has no body");
     }

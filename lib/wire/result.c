@@ -13,6 +13,8 @@
 #include <openssl/x509v3.h>
 
 #include "request.h"
+#include "san.h"
+#include "subject.h"
 
 static pc_err_t set_string(char **dst, const char *src)
 {
@@ -148,20 +150,10 @@ static pc_err_t set_serial(Pkcs__V1__Result *res, X509 *cert)
 
 static pc_err_t set_issuer(Pkcs__V1__Result *res, X509 *cert)
 {
-    BIO *bio = BIO_new(BIO_s_mem());
-    if (bio == NULL)
-        return PC_ERR_NOMEM;
-    pc_err_t err = PC_ERR_CRYPTO;
-    char *text = NULL;
-    if (X509_NAME_print_ex(bio, X509_get_issuer_name(cert), 0,
-                           XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0 ||
-        BIO_write(bio, "", 1) != 1)
-        goto out_free_bio;
-    BIO_get_mem_data(bio, &text);
-    err = set_string(&res->issuer, text);
-out_free_bio:
-    BIO_free(bio);
-    return err;
+    char text[1024];
+    if (!pc_name_text(X509_get_issuer_name(cert), text, sizeof(text)))
+        return PC_ERR_CRYPTO;
+    return set_string(&res->issuer, text);
 }
 
 static pc_err_t der_of(X509 *cert, ProtobufCBinaryData *dst)
@@ -208,4 +200,55 @@ pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) * 
     res->not_before_ms = asn1_time_ms(X509_get0_notBefore(cert));
     res->not_after_ms = asn1_time_ms(X509_get0_notAfter(cert));
     return PC_OK;
+}
+
+static Pkcs__V1__CertificateRef *ref_new(const char *ca, const char *serial)
+{
+    Pkcs__V1__CertificateRef *ref = malloc(sizeof(*ref));
+    if (ref == NULL)
+        return NULL;
+    pkcs__v1__certificate_ref__init(ref);
+    if (set_string(&ref->ca_name, ca) != PC_OK ||
+        set_string(&ref->serial_number, serial) != PC_OK) {
+        protobuf_c_message_free_unpacked(&ref->base, NULL);
+        return NULL;
+    }
+    return ref;
+}
+
+pc_err_t pc_result_add_revoked(Pkcs__V1__Result *res, const char *ca, const char *serial)
+{
+    Pkcs__V1__CertificateRef **grown =
+        realloc(res->revoked, (res->n_revoked + 1) * sizeof(*res->revoked));
+    if (grown == NULL)
+        return PC_ERR_NOMEM;
+    res->revoked = grown;
+    if ((res->revoked[res->n_revoked] = ref_new(ca, serial)) == NULL)
+        return PC_ERR_NOMEM;
+    res->n_revoked++;
+    return PC_OK;
+}
+
+pc_err_t pc_result_set_renews(Pkcs__V1__Result *res, const char *ca, const char *serial)
+{
+    Pkcs__V1__CertificateRef *ref = ref_new(ca, serial);
+    if (ref == NULL)
+        return PC_ERR_NOMEM;
+    if (res->renews != NULL)
+        protobuf_c_message_free_unpacked(&res->renews->base, NULL);
+    res->renews = ref;
+    return PC_OK;
+}
+
+void pc_result_cert_texts(const Pkcs__V1__Result *res, char *subject, size_t subject_len,
+                          char *sans, size_t sans_len)
+{
+    const unsigned char *p = res->certificate.data;
+    X509 *cert = res->certificate.len > 0 ? d2i_X509(NULL, &p, (long)res->certificate.len) : NULL;
+    subject[0] = sans[0] = '\0';
+    if (cert != NULL) {
+        pc_name_text(X509_get_subject_name(cert), subject, subject_len);
+        pc_san_text(cert, sans, sans_len);
+    }
+    X509_free(cert);
 }

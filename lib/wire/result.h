@@ -27,6 +27,16 @@ Pkcs__V1__ErrorCode pc_result_error_code(pc_err_t err);
 pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) * chain,
                             pc_diag_t *diag);
 
+/* pc_result_add_revoked appends {ca, serial} to res->revoked; pc_result_set_renews sets
+ * res->renews. PC_ERR_NOMEM. */
+pc_err_t pc_result_add_revoked(Pkcs__V1__Result *res, const char *ca, const char *serial);
+pc_err_t pc_result_set_renews(Pkcs__V1__Result *res, const char *ca, const char *serial);
+
+/* pc_result_cert_texts writes the subject (RFC 2253) and SANs ("DNS:a, email:b") of res's
+ * certificate into the buffers ("" when there is none or it does not parse). */
+void pc_result_cert_texts(const Pkcs__V1__Result *res, char *subject, size_t subject_len,
+                          char *sans, size_t sans_len);
+
 /* pc_result_set_bytes copies len bytes into a ProtobufCBinaryData (malloc). */
 pc_err_t pc_result_set_bytes(ProtobufCBinaryData *dst, const unsigned char *src, size_t len);
 

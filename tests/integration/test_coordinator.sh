@@ -141,7 +141,7 @@ ok "/ca/local.crt is the CA file, /ca/local.der the same in DER, /crl/local.crl 
 serial=$(pc_watch --count 50 --json --timeout 60 2>/dev/null | grep '^{' | jq -r 'select(.status == "ISSUED") | .serialNumber' | head -1)
 [[ -n $serial ]] || fail "no issued certificate to revoke"
 "$PC_BIN_DIR/pkcsctl" revoke --brokers "$PC_KAFKA_BROKERS" --signer-key-id mdm-1 \
-  --signer-key "$d/signer.pem" --ca local --serial "$serial" --reason key-compromise --wait \
+  --signer-key "$d/signer.pem" --ca local --tenant contoso --serial "$serial" --reason key-compromise --wait \
   --timeout 60 | grep -q REVOKED || fail "revoking $serial failed"
 listed=0
 for _ in $(seq 1 40); do

@@ -88,14 +88,21 @@ revoke() {
   "$ctl" revoke --brokers "$PC_KAFKA_BROKERS" --signer-key-id mdm-1 \
     --signer-key "$d/signer.pem" --ca local --wait --timeout 60 "$@"
 }
-revoke --serial "$serial" --reason key-compromise --scenario wipe --device-id ops-dev-000001 \
+# Another tenant cannot revoke it: a REVOKE reaches only its own tenant's certificates.
+rc=0
+revoke --serial "$serial" --tenant fabrikam >"$d/revoke-other.out" 2>"$d/revoke-other.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "^FAILED CERTIFICATE_NOT_FOUND: tenant fabrikam has no certificate" "$d/revoke-other.out" ||
+  fail "another tenant's revoke: rc $rc, $(cat "$d/revoke-other.out" "$d/revoke-other.err")"
+ok "another tenant's REVOKE of the serial: $(cut -c1-80 "$d/revoke-other.out")"
+revoke --serial "$serial" --tenant contoso --reason key-compromise --scenario wipe \
+  --device-id ops-dev-000001 \
   >"$d/revoke.out" 2>"$d/revoke.err" || fail "revoke failed: $(cat "$d/revoke.out" "$d/revoke.err")"
-grep -qx "REVOKED $serial" "$d/revoke.out" || fail "revoke printed: $(cat "$d/revoke.out")"
+grep -qx "REVOKED $serial local" "$d/revoke.out" || fail "revoke printed: $(cat "$d/revoke.out")"
 grep -qx "revoke-$serial-[0-9a-f]*" "$d/revoke.out" || fail "no request id: $(cat "$d/revoke.out")"
 ok "revoke --wait: $(tr '\n' ' ' <"$d/revoke.out")"
 
 rc=0
-revoke --serial 0BADC0DE >"$d/revoke-bad.out" 2>"$d/revoke-bad.err" || rc=$?
+revoke --serial 0BADC0DE --tenant contoso >"$d/revoke-bad.out" 2>"$d/revoke-bad.err" || rc=$?
 [ "$rc" -eq 1 ] && grep -q "^FAILED CERTIFICATE_NOT_FOUND" "$d/revoke-bad.out" ||
   fail "revoking an unknown serial: rc $rc, $(cat "$d/revoke-bad.out" "$d/revoke-bad.err")"
 ok "revoke of an unknown serial: $(cat "$d/revoke-bad.out")"

@@ -45,7 +45,7 @@ ok "cfssl back: all 60 requests that waited were issued, none lost; the worker i
 serial=$(grep -o '"serialNumber":"[0-9A-F]*"' "$d/cf.jsonl" | head -1 | cut -d'"' -f4)
 revoke() {
   "$PC_BIN_DIR/pkcsctl" revoke --brokers "$PC_KAFKA_BROKERS" --signer-key-id mdm-1 \
-    --signer-key "$d/signer.pem" --ca remote --reason superseded --wait --timeout 60 "$@" 2>&1
+    --signer-key "$d/signer.pem" --ca remote --tenant contoso --reason superseded --wait --timeout 60 "$@" 2>&1
 }
 revoke --serial "$serial" | grep -q "REVOKED" || fail "revoke through cfssl failed"
 revoke --serial "$serial" | grep -q "REVOKED" || fail "revoking twice is an error"

@@ -59,9 +59,8 @@ pc_worker_spawn slow PC_LEASE_MS=2000 PC_TEST_STALL_AFTER_CA=cfl-000001:8000
 pc_worker_wait_ready slow 90
 pc_submit --template "$data/device-remote.json" --count 1 --id-prefix cfl --device-keys "$d/keys" \
   --dry-run 2>/dev/null > "$d/cfl.jsonl"
-jq -c '.' "$d/cfl.jsonl" > "$d/cfl2.jsonl"
-jq -c '.deviceId = "another-key"' "$d/cfl.jsonl" >> "$d/cfl2.jsonl"
-pc_submit --requests "$d/cfl2.jsonl" 2>/dev/null
+pc_submit --requests "$d/cfl.jsonl" 2>/dev/null
+pc_submit --requests "$d/cfl.jsonl" --message-key another-key 2>/dev/null
 printf 'cfl-000001\n' > "$d/cfl.ids"
 pc_watch --ids "$d/cfl.ids" --total 2 --json --timeout 120 --device-keys "$d/keys" \
   --ca "$PC_CFSSL_DIR/ca.pem" > "$d/cfl.out" || fail "no two results for cfl-000001"

@@ -162,7 +162,9 @@ start() {
   pid=$!
   printf '%s\n' "$pid" >"$dir/cfssl.pid"
   printf '%s\n' "$port" >"$dir/cfssl.port"
-  for ((i = 0; i < 200; i++)); do
+  # Up to 60 s: a loaded machine (CI, a sanitizer build beside it) starts Go programs slowly;
+  # a cfssl that exits is reported at once.
+  for ((i = 0; i < 1200; i++)); do
     if answers "$port"; then
       printf '%s\n' "$port"
       return 0
@@ -171,7 +173,7 @@ start() {
     sleep 0.05
   done
   kill "$pid" 2>/dev/null || true
-  die "cfssl serve did not answer on 127.0.0.1:$port within 10 s; see $dir/cfssl.log"
+  die "cfssl serve did not answer on 127.0.0.1:$port within 60 s; see $dir/cfssl.log"
 }
 
 stop() {

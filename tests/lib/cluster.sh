@@ -50,8 +50,13 @@ JSON
 pc_cluster_add_cfssl() {
   local d="$PC_SERVERS_DIR"
   export PC_CFSSL_DIR="$d/cfssl"
-  bash "$_pc_lib_dir/cfssl.sh" setup "$PC_CFSSL_DIR" >/dev/null 2>&1 || return 1
-  PC_CFSSL_PORT="$(bash "$_pc_lib_dir/cfssl.sh" start "$PC_CFSSL_DIR" 2>/dev/null)" || return 1
+  local log="$d/cfssl-setup.log"
+  if ! bash "$_pc_lib_dir/cfssl.sh" setup "$PC_CFSSL_DIR" >"$log" 2>&1 ||
+    ! PC_CFSSL_PORT="$(bash "$_pc_lib_dir/cfssl.sh" start "$PC_CFSSL_DIR" 2>>"$log")"; then
+    echo "cfssl did not start:" >&2
+    tail -n 20 "$log" >&2
+    return 1
+  fi
   export PC_CFSSL_PORT
   _pc_track_cfssl
   local remote='{"name": "remote", "type": "cfssl", "url": "http://127.0.0.1:'"$PC_CFSSL_PORT"'",

@@ -167,8 +167,8 @@ static pc_err_t complete(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, const cha
                          int64_t fence, const void *result, size_t len)
 {
     done_res_t res = {0};
-    assert_int_equal(pc_dedupe_complete(dd, TENANT, rid, token, fence, result, len, on_done, &res),
-                     PC_OK);
+    assert_int_equal(
+        pc_dedupe_complete(dd, TENANT, rid, token, fence, result, len, NULL, on_done, &res), PC_OK);
     assert_true(run_until(&ctx->loop, &res.done, 3000));
     return res.err;
 }
@@ -444,8 +444,9 @@ static void test_bad_ids_refused(void **state)
     assert_int_equal(pc_dedupe_claim(ctx.a, "", "r", "", on_claim, &res), PC_ERR_INVALID_PARAM);
     assert_int_equal(pc_dedupe_renew(ctx.a, TENANT, "r", NULL, on_done, &done),
                      PC_ERR_INVALID_PARAM);
-    assert_int_equal(pc_dedupe_complete(ctx.a, TENANT, "r", "short", 1, NULL, 0, on_done, &done),
-                     PC_ERR_INVALID_PARAM);
+    assert_int_equal(
+        pc_dedupe_complete(ctx.a, TENANT, "r", "short", 1, NULL, 0, NULL, on_done, &done),
+        PC_ERR_INVALID_PARAM);
     run_for(&ctx.loop, 20);
     assert_false(res.done);
     assert_false(done.done);

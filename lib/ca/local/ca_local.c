@@ -17,6 +17,8 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
+#include "subject.h"
+
 #define CLOCK_SKEW_SECONDS 300
 #define RECORD_ATTEMPTS 4 /* recording a signed certificate: 100, 200, 400 ms apart */
 #define SID_EXT_OID "1.3.6.1.4.1.311.25.2"
@@ -335,32 +337,18 @@ out_free_cert:
     return err;
 }
 
-/* The subject as RFC 2253 text for the index; "" when it cannot be printed. */
-static char *subject_text(X509 *cert)
-{
-    char *text = NULL;
-    BIO *bio = BIO_new(BIO_s_mem());
-    if (bio != NULL &&
-        X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
-        char *data = NULL;
-        long len = BIO_get_mem_data(bio, &data);
-        text = strndup(data != NULL ? data : "", (size_t)len);
-    }
-    BIO_free(bio);
-    return text;
-}
-
 static pc_err_t record_issued(pc_ca_local_t *lca, X509 *cert, const char *request_id,
                               pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
     char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;
-    char *subject = subject_text(cert);
+    char subject[1024];
+    pc_name_text(X509_get_subject_name(cert), subject, sizeof(subject));
     struct tm tm;
     time_t not_after = 0;
 
-    if (serial == NULL || subject == NULL || !ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm)) {
+    if (serial == NULL || !ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm)) {
         err = pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory recording a certificate");
         goto out_free_serial;
     }
@@ -377,7 +365,6 @@ static pc_err_t record_issued(pc_ca_local_t *lca, X509 *cert, const char *reques
         nanosleep(&pause, NULL);
     }
 out_free_serial:
-    free(subject);
     OPENSSL_free(serial);
     BN_free(bn);
     return err;
