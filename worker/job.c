@@ -731,7 +731,7 @@ static void enter_orphans(pc_job_t *job)
         return;
     }
     job_ref(job);
-    pc_ca_find_issued(ca, job->req->request_id, job_on_orphans_found, job);
+    pc_ca_find_issued(ca, job->req->tenant_id, job->req->request_id, job_on_orphans_found, job);
 }
 
 /* canonical_serial writes hex as the CA ca_name writes serials (upper case, even length). */

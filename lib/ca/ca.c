@@ -284,10 +284,11 @@ bool pc_ca_can_find_issued(const pc_ca_t *ca)
     return ca->ops->find_issued != NULL;
 }
 
-void pc_ca_find_issued(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg)
+void pc_ca_find_issued(pc_ca_t *ca, const char *tenant, const char *request_id,
+                       pc_ca_found_fn found, void *arg)
 {
     if (ca->ops->find_issued != NULL) {
-        ca->ops->find_issued(ca, request_id, found, arg);
+        ca->ops->find_issued(ca, tenant, request_id, found, arg);
         return;
     }
     pc_diag_t diag;
@@ -412,8 +413,8 @@ pc_err_t pc_ca_revoke_sync(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_diag_t *di
     return sync_finish(ca, &outcome, diag);
 }
 
-pc_err_t pc_ca_find_issued_sync(pc_ca_t *ca, const char *request_id, pc_ca_serial_t **serials,
-                                size_t *count, pc_diag_t *diag)
+pc_err_t pc_ca_find_issued_sync(pc_ca_t *ca, const char *tenant, const char *request_id,
+                                pc_ca_serial_t **serials, size_t *count, pc_diag_t *diag)
 {
     sync_outcome_t outcome = {.called = false};
 
@@ -422,7 +423,7 @@ pc_err_t pc_ca_find_issued_sync(pc_ca_t *ca, const char *request_id, pc_ca_seria
     pc_err_t err = sync_precheck(ca, diag);
     if (err != PC_OK)
         return err;
-    pc_ca_find_issued(ca, request_id, sync_found, &outcome);
+    pc_ca_find_issued(ca, tenant, request_id, sync_found, &outcome);
     err = sync_finish(ca, &outcome, diag);
     if (err != PC_OK) {
         free(outcome.serials);

@@ -53,7 +53,8 @@ typedef struct pc_ca pc_ca_t;
 typedef struct pc_ca_issue {
     const char *template_name;
     unsigned validity_days;
-    const char *request_id; /* recorded with the certificate where the backend can */
+    const char *tenant;     /* with request_id, recorded where the backend can, so that */
+    const char *request_id; /* find_issued finds the request's certificates, its tenant's only */
 } pc_ca_issue_t;
 
 /* RFC 5280 CRLReason values. */
@@ -95,11 +96,13 @@ typedef struct pc_ca_ops {
     /* Revokes a serial; revoking twice is not an error. PC_ERR_NOT_FOUND when the CA never
      * issued it. */
     void (*revoke)(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
-    /* The serials of every certificate issued for request_id, oldest first: a worker that
-     * takes a request over finds what its dead predecessor obtained. NULL when the backend
-     * cannot look certificates up (cfssl's API cannot): the worker then records each serial
-     * as soon as the CA returns it, so that orphans are found from its own records. */
-    void (*find_issued)(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg);
+    /* The serials of every certificate issued for tenant's request_id, oldest first: a worker
+     * that takes a request over finds what its dead predecessor obtained, and never another
+     * tenant's. NULL when the backend cannot look certificates up (cfssl's API cannot): the
+     * worker then records each serial as soon as the CA returns it, so that orphans are found
+     * from its own records. */
+    void (*find_issued)(pc_ca_t *ca, const char *tenant, const char *request_id,
+                        pc_ca_found_fn found, void *arg);
     /* Borrowed chain: issuing CA first, up to the root; NULL while not known yet. */
     STACK_OF(X509) * (*get0_chain)(pc_ca_t *ca);
     /* Fails or finishes what is pending (callbacks run), stops using the loop, and calls closed
@@ -127,9 +130,10 @@ STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca);
 /* pc_ca_can_find_issued tells whether the CA can look certificates up by request. */
 bool pc_ca_can_find_issued(const pc_ca_t *ca);
 
-/* pc_ca_find_issued looks up request_id's certificates; PC_ERR_NOT_SUPPORTED through found
- * (inside the call) when the CA cannot (see pc_ca_can_find_issued). */
-void pc_ca_find_issued(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg);
+/* pc_ca_find_issued looks up the certificates of tenant's request_id; PC_ERR_NOT_SUPPORTED
+ * through found (inside the call) when the CA cannot (see pc_ca_can_find_issued). */
+void pc_ca_find_issued(pc_ca_t *ca, const char *tenant, const char *request_id,
+                       pc_ca_found_fn found, void *arg);
 
 /* pc_ca_close closes ca on its loop (see ops->close); closed may be NULL. Loop thread. */
 void pc_ca_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg);
@@ -148,8 +152,8 @@ pc_err_t pc_ca_serial_parse(const pc_ca_t *ca, const char *hex, BIGNUM **out, pc
 pc_err_t pc_ca_submit_sync(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, X509 **cert,
                            pc_diag_t *diag);
 pc_err_t pc_ca_revoke_sync(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_diag_t *diag);
-pc_err_t pc_ca_find_issued_sync(pc_ca_t *ca, const char *request_id, pc_ca_serial_t **serials,
-                                size_t *count, pc_diag_t *diag);
+pc_err_t pc_ca_find_issued_sync(pc_ca_t *ca, const char *tenant, const char *request_id,
+                                pc_ca_serial_t **serials, size_t *count, pc_diag_t *diag);
 
 /* pc_ca_free frees any backend (NULL allowed) by calling its ops->free, which frees everything,
  * the pc_ca_t itself included. A CA with a loop is closed first (pc_ca_close). */

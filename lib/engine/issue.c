@@ -92,6 +92,7 @@ pc_err_t pc_issue_prepare(const Pkcs__V1__Request *req, pc_ca_t *ca, pc_issue_t 
     job->ca = ca;
     job->ca_params.template_name = profile->template_name;
     job->ca_params.validity_days = pc_profile_validity_days(profile);
+    job->ca_params.tenant = req->tenant_id;
     job->ca_params.request_id = req->request_id;
     pc_cert_type_t type;
     pc_err_t err;

@@ -20,7 +20,7 @@ pc_cluster_init 2
 d="$PC_SERVERS_DIR"
 # The local CA's records, in Redis (lib/ca/local/ca_index_redis.c).
 ca_redis() { redis-cli -h 127.0.0.1 -p "$PC_REDIS_PORT" "$@"; }
-for_request='pc:ca:{local}:req:orph-000001'
+for_request='pc:ca:{local}:req:contoso:orph-000001'
 
 pc_worker_spawn doomed PC_TEST_CRASH_AFTER_CA=orph-000001
 pc_worker_wait_ready doomed 90

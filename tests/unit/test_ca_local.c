@@ -198,7 +198,10 @@ static X509_REQ *make_csr(EVP_PKEY *key, const char *cn, const char *eku)
 static X509 *issue(fixture_t *fx, unsigned days, const char *request_id)
 {
     X509_REQ *req = make_csr(fx->key, "alice", "clientAuth");
-    pc_ca_issue_t iss = {.template_name = "User", .validity_days = days, .request_id = request_id};
+    pc_ca_issue_t iss = {.template_name = "User",
+                         .validity_days = days,
+                         .tenant = "contoso",
+                         .request_id = request_id};
     pc_diag_t diag = {.msg = ""};
     X509 *cert = NULL;
     pc_err_t err = pc_ca_submit_sync(fx->ca, req, &iss, &cert, &diag);
@@ -492,12 +495,12 @@ static void test_issued_cert(void **state)
     check_urls(cert);
     check_copied(cert);
 
-    /* recorded in Redis with its request id, subject and validity */
+    /* recorded in Redis with its tenant and request id, subject and validity */
     char *hex = serial_hex(cert);
     redisReply *reply =
         redisCommand(fx->admin, "HMGET pc:ca:{local}:cert:%s request_id subject not_after", hex);
     assert_true(reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3);
-    assert_string_equal(reply->element[0]->str, "req-0001");
+    assert_string_equal(reply->element[0]->str, "contoso:req-0001");
     assert_string_equal(reply->element[1]->str, "CN=alice");
     char not_after[32];
     struct tm tm;
@@ -962,9 +965,14 @@ static void test_two_machines_share_records(void **state)
     char *hex = serial_hex(cert);
     pc_ca_serial_t *serials = NULL;
     size_t count = 0;
-    assert_int_equal(pc_ca_find_issued_sync(b, "m-1", &serials, &count, &diag), PC_OK);
+    assert_int_equal(pc_ca_find_issued_sync(b, "contoso", "m-1", &serials, &count, &diag), PC_OK);
     assert_int_equal(count, 1);
     assert_string_equal(serials[0].hex, hex);
+    free(serials);
+    /* the same request id from another tenant is another request */
+    serials = NULL;
+    assert_int_equal(pc_ca_find_issued_sync(b, "fabrikam", "m-1", &serials, &count, &diag), PC_OK);
+    assert_int_equal(count, 0);
     free(serials);
     pc_ca_revoke_t rev = {.serial_hex = hex, .reason = PC_REVOKE_KEY_COMPROMISE};
     assert_int_equal(pc_ca_revoke_sync(b, &rev, &diag), PC_OK); /* on machine b */

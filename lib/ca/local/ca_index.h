@@ -47,7 +47,8 @@ void pc_ca_index_free(pc_ca_index_t *idx);
  * refuses a command, naming its address; PC_ERR_IO for the file backend's file. */
 
 /* pc_ca_index_add_issued durably records an issued certificate (request_id and subject may be
- * NULL). */
+ * NULL). The CA passes "TENANT:REQUEST" as request_id, both key segments (ca_local.c), so that
+ * two tenants' equal request ids stay apart. */
 pc_err_t pc_ca_index_add_issued(pc_ca_index_t *idx, const char *serial_hex, time_t not_after,
                                 const char *request_id, const char *subject, pc_diag_t *diag);
 

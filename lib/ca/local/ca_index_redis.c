@@ -9,7 +9,8 @@
  *                               revoked: revoked_at, reason
  *   pc:ca:{NAME}:issued         zset: every serial, scored by its issue time (Unix seconds)
  *   pc:ca:{NAME}:revoked        hash: serial -> "REVOKED_AT REASON", what a CRL lists
- *   pc:ca:{NAME}:req:REQUEST_ID list: the serials issued for a request id, oldest first
+ *   pc:ca:{NAME}:req:TENANT:REQUEST_ID  list: the serials issued for a request, oldest first
+ *                               (both segments encoded by pc_key_segment, in ca_local.c)
  *   pc:ca:{NAME}:crlnumber      counter, INCR for each CRL
  * Nothing expires: these are the CA's records. Recording and revoking are Lua scripts, so each
  * is atomic, and repeating one changes nothing (recording a serial twice keeps one record).

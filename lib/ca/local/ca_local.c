@@ -18,6 +18,7 @@
 #include <openssl/objects.h>
 
 #include "subject.h"
+#include "text.h"
 
 #define CLOCK_SKEW_SECONDS 300
 #define RECORD_ATTEMPTS 4 /* recording a signed certificate: 100, 200, 400 ms apart */
@@ -27,7 +28,8 @@ static bool local_healthy(const pc_ca_t *ca);
 static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
                          void *arg);
 static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
-static void local_find_issued(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg);
+static void local_find_issued(pc_ca_t *ca, const char *tenant, const char *request_id,
+                              pc_ca_found_fn found, void *arg);
 static STACK_OF(X509) * local_get0_chain(pc_ca_t *ca);
 static void local_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg);
 static void local_free(pc_ca_t *ca);
@@ -370,8 +372,8 @@ out_free_serial:
     return err;
 }
 
-static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *req, X509 **out,
-                      pc_diag_t *diag)
+static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *req, const char *key,
+                      X509 **out, pc_diag_t *diag)
 {
     const pc_ca_template_t *tmpl = NULL;
     X509 *cert = NULL;
@@ -390,7 +392,7 @@ static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *re
         err = sign_csr(lca, csr, req->validity_days, &cert, diag);
     /* A certificate is handed out only once the index holds it, so that it can be revoked. */
     if (err == PC_OK)
-        err = record_issued(lca, cert, req->request_id, diag);
+        err = record_issued(lca, cert, key, diag);
     if (err != PC_OK) {
         X509_free(cert);
         return err;
@@ -433,6 +435,26 @@ static pc_err_t revoke(pc_ca_local_t *lca, const pc_ca_revoke_t *rev, pc_diag_t 
     return err;
 }
 
+/* The records name a request by its tenant and id, both key segments: "TENANT:REQUEST", so that
+ * a look-up by request never finds another tenant's certificates (ids may hold ':'; segments
+ * cannot). A certificate issued without a request id is recorded without one. */
+#define REQUEST_KEY_MAX (2 * PC_KEY_SEGMENT_MAX(128) + 1)
+
+static pc_err_t request_key(const char *tenant, const char *request_id, char *out, size_t size,
+                            pc_diag_t *diag)
+{
+    char t[PC_KEY_SEGMENT_MAX(128)], r[PC_KEY_SEGMENT_MAX(128)];
+    out[0] = '\0';
+    if (request_id == NULL || request_id[0] == '\0')
+        return PC_OK;
+    pc_err_t err = pc_key_segment(tenant != NULL ? tenant : "", t, sizeof(t), diag);
+    if (err == PC_OK)
+        err = pc_key_segment(request_id, r, sizeof(r), diag);
+    if (err == PC_OK)
+        snprintf(out, size, "%s:%s", t, r);
+    return err;
+}
+
 /* ---- calls: on the loop's thread pool, or inside the call without a loop ------------------ */
 
 typedef enum call_kind { CALL_SUBMIT, CALL_REVOKE, CALL_FIND } call_kind_t;
@@ -442,12 +464,12 @@ typedef struct call {
     uv_work_t work;
     pc_ca_local_t *lca;
     call_kind_t kind;
-    X509_REQ *csr;              /* submit */
-    const pc_ca_issue_t *issue; /* submit */
-    const pc_ca_revoke_t *rev;  /* revoke */
-    const char *request_id;     /* find */
-    pc_ca_done_fn done;         /* submit, revoke */
-    pc_ca_found_fn found;       /* find */
+    X509_REQ *csr;                     /* submit */
+    const pc_ca_issue_t *issue;        /* submit */
+    const pc_ca_revoke_t *rev;         /* revoke */
+    char request_key[REQUEST_KEY_MAX]; /* submit and find: tenant and request, see request_key */
+    pc_ca_done_fn done;                /* submit, revoke */
+    pc_ca_found_fn found;              /* find */
     void *arg;
     X509 *cert;              /* submit: what was signed */
     pc_ca_serial_t *serials; /* find: what was found */
@@ -461,14 +483,14 @@ static void call_run(call_t *c)
 {
     switch (c->kind) {
     case CALL_SUBMIT:
-        c->err = issue(c->lca, c->csr, c->issue, &c->cert, &c->diag);
+        c->err = issue(c->lca, c->csr, c->issue, c->request_key, &c->cert, &c->diag);
         break;
     case CALL_REVOKE:
         c->err = revoke(c->lca, c->rev, &c->diag);
         break;
     case CALL_FIND:
-        c->err =
-            pc_ca_index_find_issued(c->lca->index, c->request_id, &c->serials, &c->count, &c->diag);
+        c->err = pc_ca_index_find_issued(c->lca->index, c->request_key, &c->serials, &c->count,
+                                         &c->diag);
         break;
     }
 }
@@ -545,6 +567,15 @@ static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *req, p
         done(arg, pc_fail(&diag, PC_ERR_NOMEM, "out of memory"), NULL, &diag);
         return;
     }
+    pc_diag_t diag;
+    pc_err_t err = req != NULL ? request_key(req->tenant, req->request_id, c->request_key,
+                                             sizeof(c->request_key), &diag)
+                               : PC_OK;
+    if (err != PC_OK) {
+        free(c);
+        done(arg, err, NULL, &diag);
+        return;
+    }
     c->csr = csr;
     c->issue = req;
     c->done = done;
@@ -564,15 +595,21 @@ static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn d
     dispatch(c);
 }
 
-static void local_find_issued(pc_ca_t *ca, const char *request_id, pc_ca_found_fn found, void *arg)
+static void local_find_issued(pc_ca_t *ca, const char *tenant, const char *request_id,
+                              pc_ca_found_fn found, void *arg)
 {
+    pc_diag_t diag;
     call_t *c = call_new(ca, CALL_FIND, arg);
     if (c == NULL) {
-        pc_diag_t diag;
         found(arg, pc_fail(&diag, PC_ERR_NOMEM, "out of memory"), NULL, 0, &diag);
         return;
     }
-    c->request_id = request_id;
+    pc_err_t err = request_key(tenant, request_id, c->request_key, sizeof(c->request_key), &diag);
+    if (err != PC_OK) {
+        free(c);
+        found(arg, err, NULL, 0, &diag);
+        return;
+    }
     c->found = found;
     dispatch(c);
 }
