@@ -70,7 +70,7 @@ typedef struct pc_coord_topic_meta {
     int replication; /* replicas of partition 0 */
 } pc_coord_topic_meta_t;
 
-#define COORD_TOPICS 3 /* requests, results, dlq */
+#define COORD_TOPICS 5 /* at most: requests, results, dlq, audit, notices */
 
 /* The probe: metadata of every topic, then low and high watermarks of the requests topic. */
 typedef struct pc_coord_probe {
@@ -78,6 +78,7 @@ typedef struct pc_coord_probe {
     void *arg;                       /* the cycle it is part of */
     rd_kafka_t *rk;                  /* borrowed */
     const char *names[COORD_TOPICS]; /* borrowed from the configuration */
+    int count;                       /* of names */
     pc_err_t err;                    /* of the metadata request */
     pc_diag_t diag;
     pc_coord_topic_meta_t meta[COORD_TOPICS];
@@ -126,12 +127,13 @@ void pc_coord_cycle_part_done(pc_coord_cycle_t *cycle);
 
 /* ---- topics (coord_topics.c) ------------------------------------------------------------ */
 
-/* One of the three topics, as configured and as last seen. */
+/* One of the cluster's topics, as configured. */
 typedef struct pc_coord_topic {
-    const char *role; /* "requests", "results", "dlq" */
+    const char *role; /* "requests", "results", "dlq", "audit", "notices" */
     const char *name; /* borrowed from the configuration */
     int want_partitions, want_replication;
     int64_t want_retention_ms;
+    const char *partitions_setting, *retention_setting; /* named in problems */
 } pc_coord_topic_t;
 
 /* pc_coord_topics_init fills coord->topics from the configuration. */
@@ -193,6 +195,18 @@ pc_err_t pc_coord_ca_start(pc_coord_t *coord, pc_diag_t *diag);
 bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);
 void pc_coord_ca_free(pc_coord_t *coord);
 
+/* ---- notices and overdue revocations (coord_notices.c) ---------------------------------- */
+
+typedef struct pc_coord_notices pc_coord_notices_t;
+
+/* pc_coord_notices_new starts looking for what is due every coordinator.notice_interval_ms
+ * (the first look a second after start), with a producer of its own; *out is closed with
+ * pc_coord_notices_close. PC_ERR_INVALID_PARAM for Kafka settings librdkafka refuses. */
+pc_err_t pc_coord_notices_new(pc_coord_t *coord, pc_coord_notices_t **out, pc_diag_t *diag);
+/* pc_coord_notices_close stops looking, lets the batch under way finish (its notices
+ * delivered, within a few seconds), frees n and then calls closed(arg) (NULL allowed). */
+void pc_coord_notices_close(pc_coord_notices_t *n, void (*closed)(void *arg), void *arg);
+
 /* ---- HTTP (coord_http.c, coord_page.c) -------------------------------------------------- */
 
 void pc_coord_http_handler(void *arg, const char *method, const char *path,
@@ -215,12 +229,14 @@ struct pc_coord {
     pc_http_t *http;
     pc_coord_admin_t *admin;
     pc_coord_crl_t *crls; /* one per CA, [engine->ca_count] */
+    pc_coord_notices_t *notices;
     uv_signal_t sigterm, sigint;
     uv_timer_t refresh;
     uv_timer_t crl_timer;
     int open; /* uv handles and components not closed yet */
 
     pc_coord_topic_t topics[COORD_TOPICS];
+    int topic_count;         /* the topics configured (a topic named "" is not used) */
     bool ensure;             /* create missing topics (at start, POST /api/topics/ensure) */
     bool create_in_flight;   /* a CreateTopics call is under way */
     int missing_probes;      /* consecutive probes that found a topic missing */

@@ -107,7 +107,8 @@ static void start_probe(pc_coord_cycle_t *cycle)
         return; /* the view reports the missing probe */
     probe->arg = cycle;
     probe->rk = pc_coord_admin_rk(coord->admin);
-    for (int i = 0; i < COORD_TOPICS; i++)
+    probe->count = coord->topic_count;
+    for (int i = 0; i < coord->topic_count; i++)
         probe->names[i] = coord->topics[i].name;
     probe->work.data = probe;
     if (uv_queue_work(coord->loop, &probe->work, pc_coord_probe_run, after_probe) != 0) {

@@ -9,7 +9,7 @@
  *   GET  /api/workers/{id}      one worker
  *   GET  /api/totals            cluster counts, Active/Inactive, issue rate, lag
  *   GET  /api/lag               per partition of the requests topic
- *   GET  /api/topics            the three topics, as configured and as found, with problems
+ *   GET  /api/topics            the topics, as configured and as found, with problems
  *   POST /api/topics/ensure     create missing topics now (body ignored)
  *   GET  /metrics, /healthz, /readyz
  *   GET  /ca/NAME.crt|.der, /crl/NAME.crl

@@ -39,6 +39,18 @@ static void on_component_closed(void *arg)
     coord->open--;
 }
 
+/* The notices' last batch still uses Redis: Redis is closed after it. */
+static void on_notices_closed(void *arg)
+{
+    pc_coord_t *coord = arg;
+    coord->open--;
+    if (coord->redis != NULL) {
+        coord->open++;
+        pc_redis_close(coord->redis, on_component_closed, coord);
+        coord->redis = NULL;
+    }
+}
+
 static void close_handle(uv_handle_t *handle)
 {
     if (!uv_is_closing(handle))
@@ -62,7 +74,11 @@ static void coord_shutdown(pc_coord_t *coord, int exit_code)
         pc_http_close(coord->http, on_component_closed, coord);
         coord->http = NULL;
     }
-    if (coord->redis != NULL) {
+    if (coord->notices != NULL) { /* then Redis */
+        coord->open++;
+        pc_coord_notices_close(coord->notices, on_notices_closed, coord);
+        coord->notices = NULL;
+    } else if (coord->redis != NULL) {
         coord->open++;
         pc_redis_close(coord->redis, on_component_closed, coord);
         coord->redis = NULL;
@@ -127,7 +143,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
                                   &coord->admin, diag)) != PC_OK ||
         (err = pc_http_new(coord->loop, cfg->coordinator.http_host, (int)cfg->coordinator.http_port,
                            pc_coord_http_handler, coord, &coord->http, diag)) != PC_OK ||
-        (err = pc_coord_ca_start(coord, diag)) != PC_OK)
+        (err = pc_coord_ca_start(coord, diag)) != PC_OK ||
+        (err = pc_coord_notices_new(coord, &coord->notices, diag)) != PC_OK)
         return err;
     snprintf(port, sizeof(port), "%d", pc_http_port(coord->http));
     pc_log(PC_LOG_INFO, "http", "serving the status page, /api, /metrics, /ca and /crl", "port",

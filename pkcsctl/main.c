@@ -30,6 +30,8 @@ static const struct {
     {"lint-profile", pkcsctl_lint_profile,
      "check a profile with sample values against its CA template, send nothing"},
     {"dlq", pkcsctl_dlq, "print what the workers set aside on the dead-letter topic"},
+    {"audit", pkcsctl_audit, "print the audit trail: every request that ended, every revocation"},
+    {"notices", pkcsctl_notices, "print the coordinators' renewal and expiry notices"},
     {"import-key", pkcsctl_import_key, "make the connector's import key pair (PFX import)"},
     {"import-encrypt", pkcsctl_import_encrypt,
      "encrypt a PFX password to the import key: an IMPORT_PFX request in JSON"},

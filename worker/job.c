@@ -21,7 +21,10 @@
  *                                                          COMPLETE ◀────────┘  │  │
  *                                                              │ recorded       │  │
  *                                                              ▼                ▼  ▼
- *                                         REVOKE_OWN ─────▶ PUBLISH ───▶ ENDED (offset done)
+ *                                         REVOKE_OWN ─────▶ PUBLISH ───▶ AUDIT ───▶ ENDED
+ *                                                              (renewal) │          ▲ (offset done)
+ *                                                                        ▼          │
+ *                                                                        SUPERSEDE ─┘
  *
  *   SIGNED is for CAs that cannot look certificates up by request: the serial joins the intent
  *   record before anything else happens, so that a successor can revoke it.
@@ -41,6 +44,7 @@
 
 #include <openssl/rand.h>
 
+#include "audit.h"
 #include "clock.h"
 #include "job_int.h"
 #include "log.h"
@@ -1294,6 +1298,35 @@ static void job_on_completed(void *arg, pc_err_t err, const pc_diag_t *diag)
     job_unref(job);
 }
 
+/* The tenant joins the set of tenants with records ahead of its record, on the same
+ * connection, so that the coordinator's notices find it. Its reply says nothing the
+ * completion's does not: a Redis that fails it fails the completion too, which is retried. */
+static void job_on_tenant_noted(void *arg, pc_err_t err, const redisReply *reply,
+                                const pc_diag_t *diag)
+{
+    (void)arg, (void)err, (void)reply, (void)diag;
+}
+
+static void job_note_tenant(pc_job_t *job)
+{
+    pc_args_t args = {0};
+    pc_diag_t diag;
+    if (pc_certs_tenant_args(job->req->tenant_id, &args, &diag) == PC_OK)
+        pc_redis_command(job->w->redis, job_on_tenant_noted, NULL, args.n, args.v, args.len);
+    pc_args_free(&args);
+}
+
+/* renew_at: when a certificate reaches its profile's renewal threshold, the percentage of its
+ * validity left (0 means the default, 20). */
+static int64_t renew_at(const Pkcs__V1__Result *res)
+{
+    unsigned pct = res->renewal_threshold_percent != 0 ? res->renewal_threshold_percent : 20;
+    if (pct > 99)
+        pct = 99;
+    int64_t life = res->not_after_ms - res->not_before_ms;
+    return life > 0 ? res->not_after_ms - life / 100 * (int64_t)pct : 0;
+}
+
 /* What completing the request does to the inventory: a delivered certificate is recorded (a
  * renewal marks the one it replaces superseded), revoked ones are marked. */
 static void enter_complete(pc_job_t *job)
@@ -1327,8 +1360,10 @@ static void enter_complete(pc_job_t *job)
             .sha1 = res->thumbprint_sha1,
             .sha256 = res->thumbprint_sha256,
             .renews = job->renews.serial[0] != '\0' ? job->renews.serial : NULL,
+            .renew_at_ms = profile != NULL ? renew_at(res) : 0,
         };
         change.add = &info;
+        job_note_tenant(job);
     } else if (res != NULL && res->status == PKCS__V1__STATUS__REVOKED) {
         pc_ca_revoke_t rev;
         pc_engine_revoke_of(job->req->revoke, &rev);
@@ -1431,17 +1466,7 @@ static void job_on_delivered(void *arg, pc_err_t err, const pc_diag_t *diag)
             job_too_large(job, diag);
         } else if (err == PC_OK) {
             job_count_outcome(job);
-            if (job->req != NULL) {
-                const char *name = outcome_names[job->outcome];
-                const char *msg = job->result != NULL && job->result->error_message[0] != '\0'
-                                      ? job->result->error_message
-                                      : name;
-                log_job(job->outcome == OUT_FAILED ? PC_LOG_WARN : PC_LOG_INFO, job, name, msg);
-            }
-            if (job->renews.serial[0] != '\0' && job->outcome != OUT_FAILED)
-                job_to(job, JOB_SUPERSEDE);
-            else
-                job_end(job, true);
+            job_to(job, JOB_AUDIT);
         } else {
             job_wait(job, err, diag);
         }
@@ -1466,6 +1491,125 @@ static void enter_publish(pc_job_t *job)
         job_retry(job, 0);
 }
 
+/* ---- AUDIT: the record of what happened, to the audit topic and the log ------------------ */
+
+/* The audit trail's name for each outcome (an ISSUED renewal is "renewed"). */
+static const char *const audit_events[OUT__COUNT] = {
+    [OUT_NONE] = "none",         [OUT_ISSUED] = "issued",  [OUT_REVOKED] = "revoked",
+    [OUT_IMPORTED] = "imported", [OUT_FAILED] = "refused", [OUT_REPLAYED] = "replayed",
+    [OUT_DLQ] = "dead_lettered",
+};
+
+/* The CA a request concerned, by its configured name. */
+static char *job_ca_name(const pc_job_t *job)
+{
+    static char import[] = "import", none[] = "";
+    if (job->req == NULL)
+        return none;
+    switch (job->req->body_case) {
+    case PKCS__V1__REQUEST__BODY_ISSUE:
+        return job->req->issue->profile != NULL ? job->req->issue->profile->ca_name : none;
+    case PKCS__V1__REQUEST__BODY_REVOKE:
+        return job->req->revoke->ca_name;
+    case PKCS__V1__REQUEST__BODY_IMPORT_PFX:
+        return import;
+    default:
+        return none;
+    }
+}
+
+/* The outcome's log line carries what the audit record says. */
+static void log_outcome(pc_job_t *job, const pc_audit_t *a)
+{
+    const Pkcs__V1__AuditRecord *r = &a->rec;
+    const char *name = outcome_names[job->outcome];
+    char partition[16], offset[24];
+    snprintf(partition, sizeof(partition), "%d", (int)job->rkm->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)job->rkm->offset);
+    pc_log(job->outcome == OUT_FAILED ? PC_LOG_WARN : PC_LOG_INFO, name,
+           r->error_message[0] != '\0' ? r->error_message : name, "request_id", r->request_id,
+           "tenant_id", r->tenant_id, "partition", partition, "offset", offset, "user_id",
+           r->user_id, "device_id", r->device_id, "profile_id", r->profile_id, "ca", r->ca_name,
+           "serial", r->serial_number, "subject", r->subject, "audit", r->event, NULL);
+}
+
+/* job_audit_send publishes a's record to the audit topic; done hears the delivery. PC_OK when
+ * done will be called; otherwise no audit topic is configured (PC_ERR_NOT_FOUND), the record
+ * cannot be made or is too large (logged, given up: the log line has it), or Kafka refused it
+ * now (PC_ERR_DEPENDENCY: retry). */
+static pc_err_t job_audit_send(pc_job_t *job, pc_audit_t *a, pc_kafka_delivered_fn done)
+{
+    const char *topic = job->w->cfg->kafka.audit_topic;
+    if (topic == NULL || topic[0] == '\0')
+        return PC_ERR_NOT_FOUND;
+    char *json = NULL, key[300];
+    size_t len = 0;
+    pc_diag_t diag;
+    pc_err_t err = pc_audit_encode(a, &json, &len, &diag);
+    if (err != PC_OK) {
+        log_job(PC_LOG_ERROR, job, "audit_failed", diag.msg);
+        return err;
+    }
+    pc_audit_key(a, key, sizeof(key));
+    err = pc_kafka_produce(job->w->kafka, topic, key, strlen(key), json, len, done, job);
+    free(json);
+    if (err == PC_OK)
+        job_ref(job);
+    else if (err == PC_ERR_TOO_LARGE)
+        log_job(PC_LOG_ERROR, job, "audit_failed", "the audit record is over the producer's limit");
+    return err;
+}
+
+static void job_audited(pc_job_t *job)
+{
+    if (job->renews.serial[0] != '\0' && job->outcome != OUT_FAILED)
+        job_to(job, JOB_SUPERSEDE);
+    else
+        job_end(job, true);
+}
+
+static void job_on_audited(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        if (err == PC_OK)
+            job_audited(job);
+        else if (err == PC_ERR_TOO_LARGE)
+            job_audited(job); /* never passes; the log line has the record */
+        else
+            job_wait(job, err, diag);
+    }
+    job_unref(job);
+}
+
+static void enter_audit(pc_job_t *job)
+{
+    Pkcs__V1__Result *stored = NULL;
+    const Pkcs__V1__Result *res = job->result;
+    if (res == NULL && job->outcome != OUT_DLQ && job->out != NULL) /* a replay: the stored one */
+        res = stored = pkcs__v1__result__unpack(NULL, job->out_len, job->out);
+    pc_audit_t a;
+    const char *event = job->outcome == OUT_ISSUED && job->renews.serial[0] != '\0'
+                            ? "renewed"
+                            : audit_events[job->outcome];
+    pc_audit_init(&a, event, job->req, res, job->w->cfg->worker.id);
+    a.rec.ca_name = job_ca_name(job);
+    if (job->outcome == OUT_DLQ) {
+        a.rec.error_code = pc_result_error_code(job->dlq_err);
+        a.rec.error_message = job->dlq_reason;
+    }
+    if (!job->logged && job->req != NULL)
+        log_outcome(job, &a);
+    job->logged = true;
+    pc_err_t err = job_audit_send(job, &a, job_on_audited);
+    if (stored != NULL)
+        pkcs__v1__result__free_unpacked(stored, NULL);
+    if (err == PC_ERR_DEPENDENCY)
+        job_retry(job, 0);
+    else if (err != PC_OK)
+        job_audited(job);
+}
+
 /* ---- SUPERSEDE: a renewal's result is delivered; the certificate it replaces goes ---------- */
 
 /* The record was marked superseded with the renewal's completion; here the CA revokes it, and
@@ -1485,6 +1629,29 @@ static void job_on_pending_done(void *arg, pc_err_t err, const redisReply *reply
     job_unref(job);
 }
 
+/* The CA revoked it and the audit trail has it: it leaves the queue of superseded
+ * certificates awaiting revocation. */
+static void job_supersede_done(pc_job_t *job)
+{
+    if (pc_certs_due_done(job->w->redis, job->req->tenant_id, PC_CERTS_DUE_REVOCATION, &job->renews,
+                          job_on_pending_done, job) == PC_OK)
+        job_ref(job);
+    else
+        job_retry(job, 0);
+}
+
+static void job_on_supersede_audited(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        if (err == PC_OK || err == PC_ERR_TOO_LARGE)
+            job_supersede_done(job);
+        else
+            job_wait(job, err, diag);
+    }
+    job_unref(job);
+}
+
 static void job_on_superseded(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
@@ -1495,11 +1662,16 @@ static void job_on_superseded(void *arg, pc_err_t err, X509 *cert, const pc_diag
             snprintf(msg, sizeof(msg), "renewed: certificate %s of CA \"%s\" revoked (superseded)",
                      job->renews.serial, job->renews.ca);
             log_job(PC_LOG_INFO, job, "superseded", msg);
-            if (pc_certs_pending_done(job->w->redis, job->req->tenant_id, &job->renews,
-                                      job_on_pending_done, job) == PC_OK)
-                job_ref(job);
-            else
+            pc_audit_t a;
+            pc_audit_init(&a, "superseded", job->req, NULL, job->w->cfg->worker.id);
+            a.rec.ca_name = job->renews.ca;
+            a.rec.serial_number = job->renews.serial;
+            a.rec.outcome = PKCS__V1__STATUS__REVOKED;
+            pc_err_t aerr = job_audit_send(job, &a, job_on_supersede_audited);
+            if (aerr == PC_ERR_DEPENDENCY)
                 job_retry(job, 0);
+            else if (aerr != PC_OK)
+                job_supersede_done(job);
         } else {
             job_fail(job, err, diag);
         }
@@ -1562,6 +1734,7 @@ static void (*const enter[JOB__STATES])(pc_job_t *job) = {
     [JOB_COMPLETE] = enter_complete,
     [JOB_REVOKE_OWN] = enter_revoke_own,
     [JOB_PUBLISH] = enter_publish,
+    [JOB_AUDIT] = enter_audit,
     [JOB_RENEWAL] = enter_renewal,
     [JOB_SUPERSEDE] = enter_supersede,
 };

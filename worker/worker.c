@@ -252,6 +252,8 @@ static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
         err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.results_topic, diag);
     if (err == PC_OK)
         err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.dlq_topic, diag);
+    if (err == PC_OK && w->cfg->kafka.audit_topic[0] != '\0')
+        err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.audit_topic, diag);
     if (err == PC_OK)
         err = pc_kafka_start(w->kafka, diag);
     return err;

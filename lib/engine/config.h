@@ -56,6 +56,8 @@ typedef struct pc_config_kafka {
     char *requests_topic;        /* default pkcs.requests */
     char *results_topic;         /* default pkcs.results */
     char *dlq_topic;             /* default pkcs.requests.dlq */
+    char *audit_topic;           /* default pkcs.audit; "" = no audit records to Kafka */
+    char *notices_topic;         /* default pkcs.notices (renewal and expiry notices) */
     unsigned session_timeout_ms; /* default 10000 */
 } pc_config_kafka_t;
 
@@ -102,6 +104,12 @@ typedef struct pc_config_coordinator {
     unsigned topic_partitions;      /* default 128 */
     unsigned topic_replication;     /* default 1 */
     unsigned topic_retention_hours; /* default 168 */
+    unsigned audit_retention_hours; /* the audit topic's, default 8760 (a year) */
+    unsigned notice_interval_ms;    /* how often what is due is looked for, default 60000 */
+    unsigned expiry_notice_days;    /* expiry notices this long ahead, default 14 */
+    unsigned supersede_grace_s;     /* a superseded certificate its renewal's worker has not
+                                     * revoked after this is revoked by a coordinator, default
+                                     * 600 */
 } pc_config_coordinator_t;
 
 typedef struct pc_config {

@@ -57,6 +57,8 @@ static const setting_t settings[] = {
     {"kafka", "requests_topic", "PC_REQUESTS_TOPIC", T_STR, K(requests_topic), "pkcs.requests"},
     {"kafka", "results_topic", "PC_RESULTS_TOPIC", T_STR, K(results_topic), "pkcs.results"},
     {"kafka", "dlq_topic", "PC_DLQ_TOPIC", T_STR, K(dlq_topic), "pkcs.requests.dlq"},
+    {"kafka", "audit_topic", "PC_AUDIT_TOPIC", T_STR, K(audit_topic), "pkcs.audit"},
+    {"kafka", "notices_topic", "PC_NOTICES_TOPIC", T_STR, K(notices_topic), "pkcs.notices"},
     {"kafka", "session_timeout_ms", "PC_KAFKA_SESSION_TIMEOUT_MS", T_UINT, K(session_timeout_ms),
      "10000"},
     {"redis", "host", "PC_REDIS_HOST", T_STR, R(host), "127.0.0.1"},
@@ -73,6 +75,14 @@ static const setting_t settings[] = {
     {"coordinator", "topic_replication", "PC_TOPIC_REPLICATION", T_UINT, C(topic_replication), "1"},
     {"coordinator", "topic_retention_hours", "PC_TOPIC_RETENTION_HOURS", T_UINT,
      C(topic_retention_hours), "168"},
+    {"coordinator", "audit_retention_hours", "PC_AUDIT_RETENTION_HOURS", T_UINT,
+     C(audit_retention_hours), "8760"},
+    {"coordinator", "notice_interval_ms", "PC_NOTICE_INTERVAL_MS", T_UINT, C(notice_interval_ms),
+     "60000"},
+    {"coordinator", "expiry_notice_days", "PC_EXPIRY_NOTICE_DAYS", T_UINT, C(expiry_notice_days),
+     "14"},
+    {"coordinator", "supersede_grace_s", "PC_SUPERSEDE_GRACE_S", T_UINT, C(supersede_grace_s),
+     "600"},
 };
 
 static pc_err_t set_text(pc_config_t *cfg, const setting_t *s, const char *text, const char *origin,

@@ -70,7 +70,7 @@ wait_for() {
 ok "the coordinator listens on the free port it logged ($port)"
 
 # ---- topics -------------------------------------------------------------------------------
-wait_for 20 '.topics | length == 3 and all(.exists)' /api/topics || fail "topics not created"
+wait_for 20 '.topics | length == 5 and all(.exists)' /api/topics || fail "topics not created"
 desc="$(pc_kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$PC_KAFKA_BROKERS" \
   --describe 2>/dev/null | grep 'PartitionCount')"
 topic_line() { grep -E "Topic: $1[[:space:]]" <<<"$desc"; }
@@ -78,7 +78,10 @@ topic_line pkcs.requests | grep -q 'PartitionCount: 10' || fail "pkcs.requests: 
 topic_line pkcs.requests | grep -q 'retention.ms=3600000' || fail "pkcs.requests retention: $(topic_line pkcs.requests)"
 topic_line pkcs.requests.dlq | grep -q 'PartitionCount: 8' || fail "DLQ: $(topic_line pkcs.requests.dlq)"
 topic_line pkcs.requests.dlq | grep -q 'retention.ms=3600000' || fail "DLQ retention: $(topic_line pkcs.requests.dlq)"
-ok "missing topics created: pkcs.requests with 10 partitions, the DLQ with 8, retention 1 h"
+topic_line pkcs.audit | grep -q 'PartitionCount: 10' || fail "audit: $(topic_line pkcs.audit)"
+topic_line pkcs.audit | grep -q 'retention.ms=31536000000' || fail "audit retention: $(topic_line pkcs.audit)"
+topic_line pkcs.notices | grep -q 'PartitionCount: 8' || fail "notices: $(topic_line pkcs.notices)"
+ok "missing topics created: pkcs.requests with 10 partitions, the DLQ and notices with 8, retention 1 h; the audit trail with 10, kept a year"
 topic_line pkcs.results | grep -q 'PartitionCount: 3' || fail "pkcs.results was changed: $(topic_line pkcs.results)"
 grep '"event":"topic_mismatch"' "$log" | grep -q 'pkcs.results has 3 partitions, the configuration wants 10' \
   || fail "no topic_mismatch log line for pkcs.results: $(grep topic_ "$log")"
