@@ -59,6 +59,18 @@ static pc_err_t get_uint(json_t *obj, const char *key, const char *where, unsign
     return PC_OK;
 }
 
+static pc_err_t get_bool(json_t *obj, const char *key, const char *where, bool *out,
+                         pc_diag_t *diag)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return PC_OK;
+    if (!json_is_boolean(v))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s.%s must be true or false", where, key);
+    *out = json_is_true(v);
+    return PC_OK;
+}
+
 static pc_err_t eku_oid(const char *name, char **oid, pc_diag_t *diag)
 {
     ASN1_OBJECT *obj = OBJ_txt2obj(name, 0);
@@ -200,9 +212,13 @@ static pc_err_t read_passphrase_file(pc_config_ca_t *ca, const char *path, pc_di
 {
     unsigned char *data = NULL;
     size_t len = 0;
-    pc_err_t err = pc_file_read(path, 4096, &data, &len, diag);
-    if (err != PC_OK)
+    pc_err_t err = pc_file_read_secret(path, 4096, &data, &len, diag);
+    if (err != PC_OK) {
+        char where[160];
+        snprintf(where, sizeof(where), "ca %s: key_passphrase_file", ca->name ? ca->name : "local");
+        pc_diag_prefix(diag, where);
         return err;
+    }
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
         data[--len] = '\0';
     if (ca->key_passphrase != NULL)
@@ -260,9 +276,13 @@ static pc_err_t read_hex_key(pc_config_ca_t *ca, const char *path, pc_diag_t *di
 {
     unsigned char *data = NULL;
     size_t len = 0;
-    pc_err_t err = pc_file_read(path, 4096, &data, &len, diag);
-    if (err != PC_OK)
+    pc_err_t err = pc_file_read_secret(path, 4096, &data, &len, diag);
+    if (err != PC_OK) {
+        char where[160];
+        snprintf(where, sizeof(where), "ca %s: auth_key_file", ca->name);
+        pc_diag_prefix(diag, where);
         return err;
+    }
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
         data[--len] = '\0';
     ca->auth_key_hex = (char *)data;
@@ -274,6 +294,7 @@ static pc_err_t parse_cfssl(json_t *obj, pc_config_ca_t *ca, pc_diag_t *diag)
     char *key_file = NULL;
     pc_err_t err;
     if ((err = get_string(obj, "url", "ca", &ca->url, diag)) != PC_OK ||
+        (err = get_bool(obj, "allow_http", "ca", &ca->allow_http, diag)) != PC_OK ||
         (err = get_string(obj, "auth_key_file", "ca", &key_file, diag)) != PC_OK ||
         (err = get_string(obj, "label", "ca", &ca->label, diag)) != PC_OK ||
         (err = get_string(obj, "ca_bundle", "ca", &ca->ca_bundle, diag)) != PC_OK ||
@@ -291,9 +312,9 @@ static pc_err_t parse_cfssl(json_t *obj, pc_config_ca_t *ca, pc_diag_t *diag)
         (err = parse_profiles(ca, json_object_get(obj, "profiles"), diag)) != PC_OK)
         goto out_free_key_file;
     if (ca->url == NULL) {
-        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
-                      "ca %s: a cfssl CA needs \"url\" (http(s)://host:port of cfssl serve)",
-                      ca->name);
+        err =
+            pc_fail(diag, PC_ERR_INVALID_PARAM,
+                    "ca %s: a cfssl CA needs \"url\" (https://host:port of cfssl serve)", ca->name);
         goto out_free_key_file;
     }
     if (key_file != NULL)
@@ -309,7 +330,7 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
         "name", "type", "state_dir", "cert_file", "key_file", "subject", "crl_url", "aia_url",
         "key_passphrase", "key_passphrase_file", "templates",
         /* type cfssl */
-        "url", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
+        "url", "allow_http", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
         "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts", "retry_base_ms",
         "retry_max_ms", "breaker_threshold", "breaker_cooldown_ms", "profiles", NULL};
     pc_err_t err;
