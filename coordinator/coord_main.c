@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "coord.h"
 #include "log.h"
 
@@ -159,6 +161,7 @@ static void coord_cleanup(pc_coord_t *coord)
         pc_coord_ca_free(coord);
     pc_engine_free(coord->engine);
     pc_coord_view_clear(&coord->view);
+    OPENSSL_cleanse(&coord->admin_token, sizeof(coord->admin_token));
     json_decref(coord->logged_problems);
     pc_metrics_free(coord->m.registry);
 }
