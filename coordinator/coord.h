@@ -195,8 +195,8 @@ void pc_coord_ca_free(pc_coord_t *coord);
 
 /* ---- HTTP (coord_http.c, coord_page.c) -------------------------------------------------- */
 
-/* pc_coord_http_handler answers one request; a method other than GET or HEAD needs the admin
- * token (coord_http.c). */
+/* pc_coord_http_handler answers one request; under /api/, a method other than GET or HEAD
+ * needs the admin token (coord_http.c). */
 void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp);
 /* pc_coord_page returns the status page (static HTML with its script inline). */
 const char *pc_coord_page(void);

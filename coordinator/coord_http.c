@@ -14,9 +14,11 @@
  *   GET  /metrics, /healthz, /readyz
  *   GET  /ca/NAME.crt|.der, /crl/NAME.crl
  *
- * Reading is open (the coordinator listens on 127.0.0.1 unless told otherwise); every other
- * method is an administrator's action and needs "Authorization: Bearer TOKEN" with the token
- * of coordinator.admin_token_file, so a write endpoint added later is protected without a word.
+ * Reading is open (the coordinator listens on 127.0.0.1 unless told otherwise). /api/ is the
+ * administrators' namespace: any other method there is an action and needs "Authorization:
+ * Bearer TOKEN" with the token of coordinator.admin_token_file, so a write endpoint added under
+ * /api/ later (revocation, inventory) is protected without a word. An endpoint meant for the
+ * public that takes POST (OCSP) lives outside /api/ and answers for itself.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -170,8 +172,8 @@ void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_resp
 {
     pc_coord_t *coord = arg;
     const char *method = req->method, *path = req->path;
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
-        !admin_allowed(coord, req, resp))
+    bool reading = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (!reading && strncmp(path, "/api/", 5) == 0 && !admin_allowed(coord, req, resp))
         return;
     if (strcmp(path, "/api/topics/ensure") == 0) {
         serve_ensure(coord, method, resp);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # pkcs-coordinator's HTTP limits, as a client sees them: write endpoints (every method but GET
-# and HEAD; today POST /api/topics/ensure) answer 403 while no admin token is configured, 401
-# with WWW-Authenticate without the token or with a wrong one, 202 with it, while the read-only
-# pages stay open; an admin token file readable by others keeps it from starting ("chmod 600");
+# and HEAD under /api/; today POST /api/topics/ensure) answer 403 while no admin token is
+# configured, 401 with WWW-Authenticate without the token or with a wrong one, 202 with it,
+# while the read-only pages stay open; an admin token file readable by others keeps it from
+# starting ("chmod 600");
 # connections beyond coordinator.http_max_connections get 503 at once, a client that never
 # finishes its request is cut off after coordinator.http_timeout_ms, and the server then serves
 # again. Kafka and Redis are not needed for any of this: the coordinator points at closed ports.
@@ -87,7 +88,9 @@ grep -qi '^WWW-Authenticate: Bearer realm="pkcs-coordinator"' "$d/headers" ||
 [[ $(ensure -H "Authorization: Bearer $token" -H "Authorization: Bearer $token") == 401 ]] ||
   fail "a repeated Authorization header was accepted"
 [[ $(code -X DELETE -H "Authorization: Bearer nope-nope-nope-nope" "http://127.0.0.1:$port/api/fleet") == 401 ]] ||
-  fail "another write method without the token was not refused"
+  fail "another write method under /api/ without the token was not refused"
+[[ $(code -X POST "http://127.0.0.1:$port/healthz") == 405 ]] ||
+  fail "a POST outside /api/ should be the route's business (405 here), not the token's"
 [[ $(ensure -H "Authorization: Bearer $token") == 202 ]] || fail "POST with the token: $(cat "$d/body")"
 [[ $(ensure -H "authorization:   bearer $token") == 202 ]] ||
   fail "header name and scheme are case-insensitive, blanks ignored: $(cat "$d/body")"
