@@ -209,8 +209,9 @@ void pc_coord_notices_close(pc_coord_notices_t *n, void (*closed)(void *arg), vo
 
 /* ---- HTTP (coord_http.c, coord_page.c) -------------------------------------------------- */
 
-void pc_coord_http_handler(void *arg, const char *method, const char *path,
-                           pc_http_response_t *resp);
+/* pc_coord_http_handler answers one request; under /api/, a method other than GET or HEAD
+ * needs the admin token (coord_http.c). */
+void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp);
 /* pc_coord_page returns the status page (static HTML with its script inline). */
 const char *pc_coord_page(void);
 /* pc_coord_respond_json sets resp to doc as JSON (status, type, a copy of the body); plain
@@ -227,6 +228,8 @@ struct pc_coord {
     pc_engine_t *engine;
     pc_redis_t *redis;
     pc_http_t *http;
+    pc_http_token_t admin_token; /* coordinator.admin_token_file's, when admin_token_set */
+    bool admin_token_set;
     pc_coord_admin_t *admin;
     pc_coord_crl_t *crls; /* one per CA, [engine->ca_count] */
     pc_coord_notices_t *notices;

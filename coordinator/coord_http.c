@@ -13,11 +13,18 @@
  *   POST /api/topics/ensure     create missing topics now (body ignored)
  *   GET  /metrics, /healthz, /readyz
  *   GET  /ca/NAME.crt|.der, /crl/NAME.crl
+ *
+ * Reading is open (the coordinator listens on 127.0.0.1 unless told otherwise). /api/ is the
+ * administrators' namespace: any other method there is an action and needs "Authorization:
+ * Bearer TOKEN" with the token of coordinator.admin_token_file, so a write endpoint added under
+ * /api/ later (revocation, inventory) is protected without a word. An endpoint meant for the
+ * public that takes POST (OCSP) lives outside /api/ and answers for itself.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "coord.h"
+#include "log.h"
 
 void pc_coord_respond_json(pc_http_response_t *resp, int status, const json_t *doc)
 {
@@ -139,10 +146,35 @@ static void serve_ensure(pc_coord_t *coord, const char *method, pc_http_response
     json_decref(doc);
 }
 
-void pc_coord_http_handler(void *arg, const char *method, const char *path,
-                           pc_http_response_t *resp)
+/* admin_allowed: 403 while no token is configured (write endpoints are off), 401 without the
+ * right token. */
+static bool admin_allowed(pc_coord_t *coord, const pc_http_request_t *req, pc_http_response_t *resp)
+{
+    if (!coord->admin_token_set) {
+        respond_error(resp, 403,
+                      "write endpoints are off: set coordinator.admin_token_file "
+                      "(PC_ADMIN_TOKEN_FILE) to a file holding a token, and send it as "
+                      "Authorization: Bearer TOKEN");
+        return false;
+    }
+    if (pc_http_bearer_ok(req, &coord->admin_token))
+        return true;
+    pc_log(PC_LOG_WARN, "admin_refused", "a write request without the admin token", "method",
+           req->method, "path", req->path, NULL);
+    respond_error(resp, 401,
+                  "a missing or wrong bearer token: send Authorization: Bearer TOKEN with the "
+                  "token in coordinator.admin_token_file");
+    resp->authenticate = "Bearer realm=\"pkcs-coordinator\"";
+    return false;
+}
+
+void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp)
 {
     pc_coord_t *coord = arg;
+    const char *method = req->method, *path = req->path;
+    bool reading = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (!reading && strncmp(path, "/api/", 5) == 0 && !admin_allowed(coord, req, resp))
+        return;
     if (strcmp(path, "/api/topics/ensure") == 0) {
         serve_ensure(coord, method, resp);
         return;

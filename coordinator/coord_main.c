@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "coord.h"
 #include "log.h"
 
@@ -137,6 +139,14 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
         return err;
     }
     pc_coord_topics_init(coord);
+    if (cfg->coordinator.admin_token_file != NULL) {
+        if ((err = pc_http_token_load(cfg->coordinator.admin_token_file, &coord->admin_token,
+                                      diag)) != PC_OK) {
+            pc_diag_prefix(diag, "coordinator.admin_token_file");
+            return err;
+        }
+        coord->admin_token_set = true;
+    }
     if ((err = pc_engine_new(coord->cfg, &coord->engine, diag)) != PC_OK ||
         (err = pc_redis_new(coord->loop, &rc, &coord->redis, diag)) != PC_OK ||
         (err = pc_coord_admin_new(coord->loop, cfg->kafka.brokers, cfg->kafka.group_id,
@@ -146,9 +156,11 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
         (err = pc_coord_ca_start(coord, diag)) != PC_OK ||
         (err = pc_coord_notices_new(coord, &coord->notices, diag)) != PC_OK)
         return err;
+    pc_http_set_max_connections(coord->http, cfg->coordinator.http_max_connections);
+    pc_http_set_idle_timeout(coord->http, cfg->coordinator.http_timeout_ms);
     snprintf(port, sizeof(port), "%d", pc_http_port(coord->http));
     pc_log(PC_LOG_INFO, "http", "serving the status page, /api, /metrics, /ca and /crl", "port",
-           port, NULL);
+           port, "write_endpoints", coord->admin_token_set ? "token" : "off", NULL);
     uv_signal_start(&coord->sigterm, on_signal, SIGTERM);
     uv_signal_start(&coord->sigint, on_signal, SIGINT);
     coord->ensure = true;
@@ -166,6 +178,7 @@ static void coord_cleanup(pc_coord_t *coord)
         pc_coord_ca_free(coord);
     pc_engine_free(coord->engine);
     pc_coord_view_clear(&coord->view);
+    OPENSSL_cleanse(&coord->admin_token, sizeof(coord->admin_token));
     json_decref(coord->logged_problems);
     pc_metrics_free(coord->m.registry);
 }

@@ -526,15 +526,32 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
     return PC_OK;
 }
 
+/* log_insecure_cas says, at every start, which CAs are reached in clear: the library accepts
+ * allow_http, and it is the process's part to make sure nobody misses that it did. */
+static void log_insecure_cas(const pc_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->ca_count; i++) {
+        const pc_config_ca_t *ca = &cfg->cas[i];
+        if (ca->allow_http && ca->url != NULL && strncmp(ca->url, "http://", 7) == 0)
+            pc_log(PC_LOG_WARN, "insecure_ca",
+                   "allow_http: CSRs, cfssl auth tokens and certificates of this CA cross the "
+                   "network unencrypted and unauthenticated; use https:// outside tests",
+                   "ca", ca->name, "url", ca->url, NULL);
+    }
+}
+
 pc_err_t pc_worker_start(pc_worker_t *w, pc_diag_t *diag)
 {
     pc_err_t err = pc_http_new(w->loop, w->cfg->worker.http_host, (int)w->cfg->worker.http_port,
                                pc_worker_http_handler, w, &w->http, diag);
     if (err != PC_OK)
         return err;
+    pc_http_set_max_connections(w->http, w->cfg->worker.http_max_connections);
+    pc_http_set_idle_timeout(w->http, w->cfg->worker.http_timeout_ms);
     char port[16];
     snprintf(port, sizeof(port), "%d", pc_http_port(w->http));
     pc_log(PC_LOG_INFO, "http", "serving /healthz, /readyz and /metrics", "port", port, NULL);
+    log_insecure_cas(w->cfg);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     uv_timer_start(&w->heartbeat, on_heartbeat_timer, 0, w->cfg->worker.heartbeat_ms);

@@ -1,12 +1,15 @@
 /*
- * text.c - a growable byte buffer and strict UTF-8 checks, for code that builds or checks text
- * from outside (names, CSV cells, messages). Pure functions on the caller's data; any thread.
+ * text.c - a growable byte buffer, strict UTF-8 checks and wiping secret strings, for code that
+ * builds or checks text from outside (names, CSV cells, messages). Pure functions on the
+ * caller's data; any thread.
  */
 #include "text.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 pc_err_t pc_buf_append(pc_buf_t *buf, const char *bytes, size_t len, pc_diag_t *diag)
 {
@@ -37,6 +40,14 @@ void pc_buf_free(pc_buf_t *buf)
     free(buf->data);
     buf->data = NULL;
     buf->len = buf->cap = 0;
+}
+
+void pc_str_free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
 }
 
 static bool is_cont(unsigned char c)

@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 #include <uv.h>
 
+#include "name_policy.h"
 #include "pc_err.h"
 
 /* Policy of one certificate template, as a CA administrator sets it. */
@@ -36,11 +37,14 @@ typedef struct pc_ca_template {
     unsigned min_rsa_bits;     /* default 2048 */
     unsigned min_ec_bits;      /* default 256 */
     bool subject_from_request; /* "supply in the request"; false refuses a requested subject */
+    pc_name_policy_t names;    /* which SANs and host names (name_policy.h) */
 } pc_ca_template_t;
 
 /* pc_ca_template_check refuses (PC_ERR_POLICY, naming what broke the rule) a CSR that asks for
  * an EKU or key usage the template does not allow, a key below its minimum, a subject when the
- * template builds its own, or validity_days over the maximum; PC_ERR_CRYPTO when the CSR's
+ * template builds its own, validity_days over the maximum, or a name its name policy forbids
+ * (a SAN type, domain or wildcard, a DNS name that is not one; name_policy.h);
+ * PC_ERR_BAD_MESSAGE for a malformed or repeated extension; PC_ERR_CRYPTO when the CSR's
  * signature does not verify. Any thread. */
 pc_err_t pc_ca_template_check(const pc_ca_template_t *tmpl, X509_REQ *csr, unsigned validity_days,
                               pc_diag_t *diag);

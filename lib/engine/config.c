@@ -59,6 +59,18 @@ static pc_err_t get_uint(json_t *obj, const char *key, const char *where, unsign
     return PC_OK;
 }
 
+static pc_err_t get_bool(json_t *obj, const char *key, const char *where, bool *out,
+                         pc_diag_t *diag)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return PC_OK;
+    if (!json_is_boolean(v))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s.%s must be true or false", where, key);
+    *out = json_is_true(v);
+    return PC_OK;
+}
+
 static pc_err_t eku_oid(const char *name, char **oid, pc_diag_t *diag)
 {
     ASN1_OBJECT *obj = OBJ_txt2obj(name, 0);
@@ -115,12 +127,98 @@ static pc_err_t template_lists(pc_ca_template_t *t, json_t *obj, const char *whe
     return PC_OK;
 }
 
+/* string_list calls add(t, item, what) for each string of the list obj[key] (absent: none). */
+static pc_err_t string_list(json_t *obj, const char *key, const char *where, pc_ca_template_t *t,
+                            pc_err_t (*add)(pc_ca_template_t *t, const char *item, const char *what,
+                                            pc_diag_t *diag),
+                            pc_diag_t *diag)
+{
+    json_t *list = json_object_get(obj, key), *v;
+    char what[200];
+    size_t i;
+    pc_err_t err;
+
+    if (list == NULL || json_is_null(list))
+        return PC_OK;
+    if (!json_is_array(list))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s.%s must be a list of strings", where, key);
+    json_array_foreach(list, i, v)
+    {
+        snprintf(what, sizeof(what), "%s.%s[%zu]", where, key, i);
+        if (!json_is_string(v))
+            return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s is not a string", what);
+        if ((err = add(t, json_string_value(v), what, diag)) != PC_OK)
+            return err;
+    }
+    return PC_OK;
+}
+
+static pc_err_t add_san_type(pc_ca_template_t *t, const char *item, const char *what,
+                             pc_diag_t *diag)
+{
+    unsigned bit = 0;
+    pc_err_t err = pc_name_policy_san_type(item, &bit, diag);
+    if (err != PC_OK)
+        pc_diag_prefix(diag, what);
+    t->names.san_types |= bit;
+    return err;
+}
+
+static pc_err_t add_dns_domain(pc_ca_template_t *t, const char *item, const char *what,
+                               pc_diag_t *diag)
+{
+    return pc_name_policy_add_domain(&t->names.dns_domains, &t->names.dns_domain_count, item, what,
+                                     diag);
+}
+
+static pc_err_t add_email_domain(pc_ca_template_t *t, const char *item, const char *what,
+                                 pc_diag_t *diag)
+{
+    return pc_name_policy_add_domain(&t->names.email_domains, &t->names.email_domain_count, item,
+                                     what, diag);
+}
+
+static pc_err_t add_upn_suffix(pc_ca_template_t *t, const char *item, const char *what,
+                               pc_diag_t *diag)
+{
+    return pc_name_policy_add_domain(&t->names.upn_suffixes, &t->names.upn_suffix_count, item, what,
+                                     diag);
+}
+
+/* template_names reads the template's name policy (name_policy.h): every setting optional. */
+static pc_err_t template_names(pc_ca_template_t *t, json_t *obj, const char *where, pc_diag_t *diag)
+{
+    pc_err_t err;
+    if ((err = string_list(obj, "allowed_san_types", where, t, add_san_type, diag)) != PC_OK ||
+        (err = string_list(obj, "allowed_dns_domains", where, t, add_dns_domain, diag)) != PC_OK ||
+        (err = string_list(obj, "allowed_email_domains", where, t, add_email_domain, diag)) !=
+            PC_OK ||
+        (err = string_list(obj, "allowed_upn_suffixes", where, t, add_upn_suffix, diag)) != PC_OK ||
+        (err = get_bool(obj, "allow_subdomains", where, &t->names.allow_subdomains, diag)) !=
+            PC_OK ||
+        (err = get_bool(obj, "allow_wildcards", where, &t->names.allow_wildcards, diag)) != PC_OK)
+        return err;
+    return get_bool(obj, "cn_is_dns_name", where, &t->names.cn_is_dns_name, diag);
+}
+
 static pc_err_t parse_template(json_t *obj, const char *where, pc_ca_template_t **out,
                                pc_diag_t *diag)
 {
-    static const char *const keys[] = {
-        "name",         "allowed_ekus", "allowed_key_usages",   "max_validity_days",
-        "min_rsa_bits", "min_ec_bits",  "subject_from_request", NULL};
+    static const char *const keys[] = {"name",
+                                       "allowed_ekus",
+                                       "allowed_key_usages",
+                                       "max_validity_days",
+                                       "min_rsa_bits",
+                                       "min_ec_bits",
+                                       "subject_from_request",
+                                       "allowed_san_types",
+                                       "allowed_dns_domains",
+                                       "allow_subdomains",
+                                       "allow_wildcards",
+                                       "allowed_email_domains",
+                                       "allowed_upn_suffixes",
+                                       "cn_is_dns_name",
+                                       NULL};
     pc_ca_template_t *t = calloc(1, sizeof(*t));
     pc_err_t err;
     if (t == NULL)
@@ -139,7 +237,8 @@ static pc_err_t parse_template(json_t *obj, const char *where, pc_ca_template_t 
         (err = get_uint(obj, "max_validity_days", where, &t->max_validity_days, diag)) != PC_OK ||
         (err = get_uint(obj, "min_rsa_bits", where, &t->min_rsa_bits, diag)) != PC_OK ||
         (err = get_uint(obj, "min_ec_bits", where, &t->min_ec_bits, diag)) != PC_OK ||
-        (err = template_lists(t, obj, where, diag)) != PC_OK)
+        (err = template_lists(t, obj, where, diag)) != PC_OK ||
+        (err = template_names(t, obj, where, diag)) != PC_OK)
         goto out_free_template;
     if (sfr != NULL)
         t->subject_from_request = json_is_true(sfr);
@@ -200,9 +299,13 @@ static pc_err_t read_passphrase_file(pc_config_ca_t *ca, const char *path, pc_di
 {
     unsigned char *data = NULL;
     size_t len = 0;
-    pc_err_t err = pc_file_read(path, 4096, &data, &len, diag);
-    if (err != PC_OK)
+    pc_err_t err = pc_file_read_secret(path, 4096, &data, &len, diag);
+    if (err != PC_OK) {
+        char where[160];
+        snprintf(where, sizeof(where), "ca %s: key_passphrase_file", ca->name ? ca->name : "local");
+        pc_diag_prefix(diag, where);
         return err;
+    }
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
         data[--len] = '\0';
     if (ca->key_passphrase != NULL)
@@ -260,9 +363,13 @@ static pc_err_t read_hex_key(pc_config_ca_t *ca, const char *path, pc_diag_t *di
 {
     unsigned char *data = NULL;
     size_t len = 0;
-    pc_err_t err = pc_file_read(path, 4096, &data, &len, diag);
-    if (err != PC_OK)
+    pc_err_t err = pc_file_read_secret(path, 4096, &data, &len, diag);
+    if (err != PC_OK) {
+        char where[160];
+        snprintf(where, sizeof(where), "ca %s: auth_key_file", ca->name);
+        pc_diag_prefix(diag, where);
         return err;
+    }
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
         data[--len] = '\0';
     ca->auth_key_hex = (char *)data;
@@ -274,6 +381,7 @@ static pc_err_t parse_cfssl(json_t *obj, pc_config_ca_t *ca, pc_diag_t *diag)
     char *key_file = NULL;
     pc_err_t err;
     if ((err = get_string(obj, "url", "ca", &ca->url, diag)) != PC_OK ||
+        (err = get_bool(obj, "allow_http", "ca", &ca->allow_http, diag)) != PC_OK ||
         (err = get_string(obj, "auth_key_file", "ca", &key_file, diag)) != PC_OK ||
         (err = get_string(obj, "label", "ca", &ca->label, diag)) != PC_OK ||
         (err = get_string(obj, "ca_bundle", "ca", &ca->ca_bundle, diag)) != PC_OK ||
@@ -291,9 +399,9 @@ static pc_err_t parse_cfssl(json_t *obj, pc_config_ca_t *ca, pc_diag_t *diag)
         (err = parse_profiles(ca, json_object_get(obj, "profiles"), diag)) != PC_OK)
         goto out_free_key_file;
     if (ca->url == NULL) {
-        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
-                      "ca %s: a cfssl CA needs \"url\" (http(s)://host:port of cfssl serve)",
-                      ca->name);
+        err =
+            pc_fail(diag, PC_ERR_INVALID_PARAM,
+                    "ca %s: a cfssl CA needs \"url\" (https://host:port of cfssl serve)", ca->name);
         goto out_free_key_file;
     }
     if (key_file != NULL)
@@ -309,7 +417,7 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
         "name", "type", "state_dir", "cert_file", "key_file", "subject", "crl_url", "aia_url",
         "key_passphrase", "key_passphrase_file", "templates",
         /* type cfssl */
-        "url", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
+        "url", "allow_http", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
         "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts", "retry_base_ms",
         "retry_max_ms", "breaker_threshold", "breaker_cooldown_ms", "profiles", NULL};
     pc_err_t err;

@@ -25,7 +25,8 @@ typedef struct pc_config_ca {
     pc_ca_template_t **templates;
     size_t template_count;
     /* type "cfssl": a remote cfssl serve */
-    char *url;          /* http(s)://host:port */
+    char *url;          /* https://host:port (http:// only with allow_http) */
+    bool allow_http;    /* accept a plain http:// url (a cfssl on this host); default false */
     char *auth_key_hex; /* from auth_key_file (hex); NULL: unauthenticated /sign */
     char *label;
     char *ca_bundle, *client_cert, *client_key;
@@ -95,9 +96,17 @@ typedef struct pc_config_worker {
     bool allow_unsigned;        /* accept requests without signature: tests only, default false */
     char *import_key_file;      /* PEM private key for IMPORT_PFX passwords, default none */
     char *import_key_id;        /* its id, default "import-1" */
+    /* bounds on an imported PFX, checked before any key derivation (see pfx.h) */
+    unsigned pfx_max_iterations;   /* per MAC or PBE, default 100000 */
+    unsigned pfx_max_bytes;        /* default 65536; at most the wire's PC_MAX_PFX_LEN */
+    unsigned pfx_max_bags;         /* default 32 */
+    unsigned pfx_max_certs;        /* default 16 */
+    unsigned http_max_connections; /* default 64 */
+    unsigned http_timeout_ms;      /* to send a request head, and to read the answer; 5000 */
 } pc_config_worker_t;
 
-/* "coordinator": the control plane's HTTP port and the topics it creates. */
+/* "coordinator": the control plane's HTTP port, who may use its write endpoints, and the topics
+ * it creates. */
 typedef struct pc_config_coordinator {
     char *http_host;                /* default 127.0.0.1 */
     unsigned http_port;             /* default 9470 */
@@ -110,6 +119,9 @@ typedef struct pc_config_coordinator {
     unsigned supersede_grace_s;     /* a superseded certificate its renewal's worker has not
                                      * revoked after this is revoked by a coordinator, default
                                      * 600 */
+    unsigned http_max_connections;  /* default 256 */
+    unsigned http_timeout_ms;       /* default 5000 */
+    char *admin_token_file;         /* bearer token for write endpoints; none: they are refused */
 } pc_config_coordinator_t;
 
 typedef struct pc_config {

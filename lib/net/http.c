@@ -3,6 +3,9 @@
  * bounded request head, ask the handler, answer with Connection: close, then linger until the
  * client closes (so that unread request bytes never turn our answer into a reset).
  * Exists so that probes and Prometheus reach a worker without pulling in an HTTP library.
+ * What a client can hold is bounded: one head of HEAD_MAX bytes with at most HEADERS_MAX
+ * headers, idle_ms to send it (from the connection, not renewed by each byte) and again to
+ * read the answer, and max_conns connections at once; one more is refused at once with a 503.
  * Loop thread only. Memory that owns uv handles is freed only in the last close callback:
  * a connection when its timer and socket are closed, the server when its listener and every
  * connection are gone.
@@ -14,11 +17,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "file.h"
 
 #define HEAD_MAX 8192        /* request line + headers + blank line */
+#define HEADERS_MAX 48       /* more is refused as too large */
 #define IDLE_MS_DEFAULT 5000 /* to send the whole head, and again to close after our answer */
 #define BACKLOG 128
 #define METHOD_MAX 16
+#define TOKEN_FILE_MAX 4096
 
 typedef struct conn conn_t;
 
@@ -29,7 +41,10 @@ struct pc_http {
     void *arg;
     uint64_t idle_ms;
     int port;
-    unsigned open; /* listener + live connections; the last one to close frees http */
+    unsigned open;      /* listener + connections + refusals; the last one to close frees http */
+    unsigned live;      /* connections being served (refusals not counted) */
+    unsigned max_conns; /* live connections allowed at once */
+    unsigned long refused;
     bool closing;
     void (*closed)(void *arg);
     void *closed_arg;
@@ -61,6 +76,8 @@ static const char *reason(int status)
         return "No Content";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 403:
         return "Forbidden";
     case 404:
@@ -119,6 +136,7 @@ static void on_conn_handle_closed(uv_handle_t *handle)
         conn->next->prev = conn->prev;
     free(conn->out);
     free(conn);
+    http->live--;
     http_release(http);
 }
 
@@ -149,6 +167,7 @@ static conn_t *conn_new(pc_http_t *http)
         http->conns->prev = conn;
     http->conns = conn;
     http->open++;
+    http->live++;
     if (uv_tcp_init(http->loop, &conn->tcp) != 0) {
         conn_close(conn); /* frees conn in the timer's close callback */
         conn = NULL;
@@ -197,9 +216,9 @@ out_close:
 
 /* conn_reply writes the status line, headers and (unless head_only) body, then lingers. */
 static void conn_reply(conn_t *conn, int status, const char *content_type, const char *body,
-                       size_t body_len, bool head_only)
+                       size_t body_len, const char *authenticate, bool head_only)
 {
-    char hdr[512];
+    char hdr[768], auth[320] = "";
     conn->answered = true;
     if (status < 100 || status > 999)
         status = 500;
@@ -207,10 +226,12 @@ static void conn_reply(conn_t *conn, int status, const char *content_type, const
         content_type = "text/plain; charset=utf-8";
     if (body == NULL)
         body_len = 0;
+    if (authenticate != NULL)
+        snprintf(auth, sizeof(auth), "WWW-Authenticate: %s\r\n", authenticate);
     int n = snprintf(hdr, sizeof(hdr),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
                      "Connection: close\r\n\r\n",
-                     status, reason(status), content_type, body_len);
+                     status, reason(status), content_type, body_len, auth);
     if (n < 0 || (size_t)n >= sizeof(hdr))
         goto out_close;
     size_t send_len = (size_t)n + (head_only ? 0 : body_len);
@@ -266,24 +287,87 @@ static bool parse_request_line(char *line, size_t len, char **method, char **pat
     return true;
 }
 
+/* The headers of one request, cut in place out of the connection's head. */
+typedef struct headers {
+    const char *names[HEADERS_MAX];
+    const char *values[HEADERS_MAX];
+    size_t count;
+} headers_t;
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* parse_headers cuts the header lines in p[0..end) (after the request line, up to and with the
+ * blank line) into NUL-terminated names and trimmed values. Returns 0, or the status to answer:
+ * 400 for a line without a name and colon, white space before the colon, or an obsolete folded
+ * line (RFC 9112 5.1, 5.2); 431 for more than HEADERS_MAX headers. */
+static int parse_headers(char *p, char *end, headers_t *h)
+{
+    h->count = 0;
+    while (p < end) {
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            return 400;
+        char *line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+        if (line_end == p)
+            return 0; /* the blank line: the head ends here */
+        char *colon = memchr(p, ':', (size_t)(line_end - p));
+        if (is_blank(*p) || colon == NULL || colon == p || is_blank(colon[-1]))
+            return 400;
+        if (h->count == HEADERS_MAX)
+            return 431;
+        char *value = colon + 1, *value_end = line_end;
+        while (value < value_end && is_blank(*value))
+            value++;
+        while (value_end > value && is_blank(value_end[-1]))
+            value_end--;
+        *colon = '\0';
+        *value_end = '\0';
+        h->names[h->count] = p;
+        h->values[h->count++] = value;
+        p = eol + 1;
+    }
+    return 400;
+}
+
+static void reply_text(conn_t *conn, int status, const char *text)
+{
+    conn_reply(conn, status, NULL, text, strlen(text), NULL, false);
+}
+
 /* conn_answer runs once the whole head is in: parse, ask the handler, reply. */
 static void conn_answer(conn_t *conn)
 {
     char *method = NULL, *path = NULL;
-    size_t line_len = (size_t)((char *)memchr(conn->head, '\n', conn->len) - conn->head);
+    char *nl = memchr(conn->head, '\n', conn->len);
+    size_t line_len = (size_t)(nl - conn->head);
+    headers_t h;
+    int bad;
     if (line_len > 0 && conn->head[line_len - 1] == '\r')
         line_len--;
-    if (!parse_request_line(conn->head, line_len, &method, &path)) {
-        conn_reply(conn, 400, NULL, "bad request\n", 12, false);
+    if (!parse_request_line(conn->head, line_len, &method, &path) ||
+        (bad = parse_headers(nl + 1, conn->head + conn->len, &h)) == 400) {
+        reply_text(conn, 400, "bad request\n");
         return;
     }
+    if (bad != 0) {
+        reply_text(conn, 431, "too many request headers\n");
+        return;
+    }
+    pc_http_request_t req = {.method = method,
+                             .path = path,
+                             .header_count = h.count,
+                             .header_names = h.names,
+                             .header_values = h.values};
     pc_http_response_t resp = {.status = 200};
     pc_http_t *http = conn->http;
-    http->handler(http->arg, method, path, &resp);
+    http->handler(http->arg, &req, &resp);
     /* The handler may have closed the server, and with it this connection. */
     if (!conn->closing)
         conn_reply(conn, resp.status, resp.content_type, resp.body, resp.body_len,
-                   strcmp(method, "HEAD") == 0);
+                   resp.authenticate, strcmp(method, "HEAD") == 0);
     free(resp.body);
 }
 
@@ -323,7 +407,51 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (head_complete(conn->head, from, conn->len))
         conn_answer(conn);
     else if (conn->len == sizeof(conn->head))
-        conn_reply(conn, 431, NULL, "request head too large\n", 23, false);
+        reply_text(conn, 431, "request head too large\n");
+}
+
+/* A connection over the limit: accepted only to be told so and closed. */
+typedef struct refusal {
+    uv_tcp_t tcp;
+    pc_http_t *http;
+} refusal_t;
+
+static void on_refusal_closed(uv_handle_t *handle)
+{
+    refusal_t *r = handle->data;
+    pc_http_t *http = r->http;
+    free(r);
+    http_release(http);
+}
+
+/* refuse accepts the connection, drops what the client already sent (so that closing does not
+ * reset the connection before it reads the answer), writes a 503 if the socket takes it at once,
+ * and closes: nothing of it outlives this turn of the loop but the close. */
+static void refuse(pc_http_t *http, uv_stream_t *server)
+{
+    static char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                           "Content-Type: text/plain; charset=utf-8\r\n"
+                           "Content-Length: 21\r\nRetry-After: 1\r\n"
+                           "Connection: close\r\n\r\ntoo many connections\n";
+    char drop[1024];
+    uv_os_fd_t fd;
+    refusal_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || uv_tcp_init(http->loop, &r->tcp) != 0) {
+        free(r);
+        return;
+    }
+    r->tcp.data = r;
+    r->http = http;
+    http->open++;
+    if (uv_accept(server, (uv_stream_t *)&r->tcp) == 0) {
+        if (uv_fileno((uv_handle_t *)&r->tcp, &fd) == 0)
+            for (int i = 0; i < 8 && recv(fd, drop, sizeof(drop), MSG_DONTWAIT) > 0; i++)
+                ;
+        uv_buf_t buf = uv_buf_init(answer, sizeof(answer) - 1);
+        (void)uv_try_write((uv_stream_t *)&r->tcp, &buf, 1);
+        http->refused++;
+    }
+    uv_close((uv_handle_t *)&r->tcp, on_refusal_closed);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -331,6 +459,10 @@ static void on_connection(uv_stream_t *server, int status)
     pc_http_t *http = server->data;
     if (status < 0 || http->closing)
         return;
+    if (http->live >= http->max_conns) {
+        refuse(http, server);
+        return;
+    }
     /* Out of memory leaves the connection in the backlog; the next one retries. */
     conn_t *conn = conn_new(http);
     if (conn == NULL)
@@ -393,6 +525,7 @@ pc_err_t pc_http_new(uv_loop_t *loop, const char *host, int port, pc_http_handle
     http->handler = handler;
     http->arg = arg;
     http->idle_ms = IDLE_MS_DEFAULT;
+    http->max_conns = PC_HTTP_MAX_CONNECTIONS_DEFAULT;
     int rc = uv_tcp_init(loop, &http->listener);
     if (rc != 0) {
         err = pc_fail(diag, PC_ERR_IO, "cannot create the HTTP socket: %s", uv_strerror(rc));
@@ -432,6 +565,16 @@ void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms)
     http->idle_ms = ms > 0 ? ms : IDLE_MS_DEFAULT;
 }
 
+void pc_http_set_max_connections(pc_http_t *http, unsigned max)
+{
+    http->max_conns = max > 0 ? max : PC_HTTP_MAX_CONNECTIONS_DEFAULT;
+}
+
+unsigned long pc_http_refused(const pc_http_t *http)
+{
+    return http->refused;
+}
+
 void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg)
 {
     if (http == NULL || http->closing)
@@ -450,4 +593,63 @@ void pc_http_respond_text(pc_http_response_t *resp, int status, const char *text
     resp->content_type = "text/plain; charset=utf-8";
     resp->body = strdup(text);
     resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
+}
+
+const char *pc_http_request_header(const pc_http_request_t *req, const char *name)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < req->header_count; i++) {
+        if (strcasecmp(req->header_names[i], name) != 0)
+            continue;
+        if (found != NULL)
+            return NULL;
+        found = req->header_values[i];
+    }
+    return found;
+}
+
+static bool token_digest(const char *text, size_t len, unsigned char out[32])
+{
+    unsigned int n = 0;
+    return EVP_Digest(text, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32;
+}
+
+pc_err_t pc_http_token_load(const char *path, pc_http_token_t *token, pc_diag_t *diag)
+{
+    unsigned char *text = NULL;
+    size_t len = 0, visible = 0;
+    pc_err_t err = pc_file_read_secret(path, TOKEN_FILE_MAX, &text, &len, diag);
+    if (err != PC_OK)
+        return err;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    while (visible < len && text[visible] > ' ' && text[visible] < 0x7f)
+        visible++;
+    if (visible != len || len < PC_HTTP_TOKEN_MIN)
+        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
+                      "the token in %s must be one line of at least %d visible ASCII characters, "
+                      "without spaces; make one with 'openssl rand -hex 32 > %s'",
+                      path, PC_HTTP_TOKEN_MIN, path);
+    else if (!token_digest((const char *)text, len, token->sha256))
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot hash the token in %s", path);
+    OPENSSL_clear_free(text, len);
+    return err;
+}
+
+bool pc_http_bearer_ok(const pc_http_request_t *req, const pc_http_token_t *token)
+{
+    unsigned char got[32];
+    const char *auth = pc_http_request_header(req, "Authorization");
+    bool ok;
+    if (auth == NULL || strncasecmp(auth, "Bearer", 6) != 0 || !is_blank(auth[6]))
+        return false;
+    auth += 7;
+    while (is_blank(*auth))
+        auth++;
+    /* digests of equal length, compared in constant time: no early exit tells how much of a
+     * guess was right, nor how long the token is */
+    ok = *auth != '\0' && token_digest(auth, strlen(auth), got) &&
+         CRYPTO_memcmp(got, token->sha256, sizeof(got)) == 0;
+    OPENSSL_cleanse(got, sizeof(got));
+    return ok;
 }

@@ -1,12 +1,19 @@
 /*
  * http.h - a small HTTP/1.1 server on a libuv loop: the worker's /healthz, /readyz and
- * /metrics, the coordinator's status page and API: the request line and headers (no body),
- * one response per connection (Connection: close), bounded request size, slow clients timed
- * out. Loop thread only.
+ * /metrics, the coordinator's status page and API. It reads the request line and headers,
+ * gives one answer per connection (Connection: close), and bounds what a client may hold: the
+ * size of the head, the time to send it and to read the answer, and the number of connections
+ * open at once (beyond it a new one gets 503 and is closed at once). Loop thread only.
+ *
+ * Bodies: none are read today; bytes after the head are read and dropped once answered. A route
+ * that needs a body later (revocation, inventory) gets it through pc_http_request_t: the server
+ * would read up to a per-server limit (Content-Length only, no chunked encoding) before calling
+ * the handler, and add body and body_len there; handlers that ignore them stay as they are.
  */
 #ifndef PC_HTTP_H
 #define PC_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,17 +23,53 @@
 
 typedef struct pc_http pc_http_t;
 
+/* One request, borrowed by the handler for the call: method ("GET", "HEAD", "POST", ...), path
+ * without the query string, and the headers (see pc_http_request_header). */
+typedef struct pc_http_request {
+    const char *method;
+    const char *path;
+    size_t header_count;
+    const char *const *header_names;  /* as sent; compare case-insensitively */
+    const char *const *header_values; /* leading and trailing blanks removed */
+} pc_http_request_t;
+
 typedef struct pc_http_response {
     int status;               /* default 200 */
     const char *content_type; /* static string; default "text/plain; charset=utf-8" */
     char *body;               /* malloc'd, taken by the server; may be NULL */
     size_t body_len;
+    const char *authenticate; /* static string: a WWW-Authenticate header (a 401 needs one) */
 } pc_http_response_t;
 
-/* Handles one request (method "GET"/"HEAD"/..., path without the query string). Runs on the
- * loop thread; must not block. */
-typedef void (*pc_http_handler_fn)(void *arg, const char *method, const char *path,
+/* Handles one request. Runs on the loop thread; must not block. */
+typedef void (*pc_http_handler_fn)(void *arg, const pc_http_request_t *req,
                                    pc_http_response_t *resp);
+
+/* pc_http_request_header returns the borrowed value of the header called name (any case), or
+ * NULL when the request has none, or has it more than once: a repeated header is ambiguous,
+ * and one that decides access must not be picked at random. */
+const char *pc_http_request_header(const pc_http_request_t *req, const char *name);
+
+/* A bearer token as a server keeps it: only its SHA-256, so that a comparison takes the same
+ * time whatever a guess holds and the token itself is not kept in memory. */
+typedef struct pc_http_token {
+    unsigned char sha256[32];
+} pc_http_token_t;
+
+/* Shortest bearer token accepted, in characters. */
+#define PC_HTTP_TOKEN_MIN 16
+
+/* pc_http_token_load reads the token from path, a secret file (file.h: neither group nor
+ * others may read it; "chmod 600 FILE" otherwise), one line of at least PC_HTTP_TOKEN_MIN
+ * visible ASCII characters (a trailing newline is not part of it, e.g. from
+ * `openssl rand -hex 32 > FILE`), and keeps its digest in *token; the text is wiped.
+ * PC_ERR_INVALID_PARAM naming the file and the rule; PC_ERR_IO when it cannot be read. Any
+ * thread (blocking read). */
+pc_err_t pc_http_token_load(const char *path, pc_http_token_t *token, pc_diag_t *diag);
+
+/* pc_http_bearer_ok tells whether req carries "Authorization: Bearer TOKEN" (once) with token's
+ * text; the comparison is in constant time. */
+bool pc_http_bearer_ok(const pc_http_request_t *req, const pc_http_token_t *token);
 
 /* pc_http_respond_text sets resp to a plain-text answer: status and a copy of text (an out of
  * memory copy leaves the body empty). */
@@ -42,9 +85,19 @@ pc_err_t pc_http_new(uv_loop_t *loop, const char *host, int port, pc_http_handle
 /* pc_http_port returns the port actually listened on (the chosen one when asked for 0). */
 int pc_http_port(const pc_http_t *http);
 /* pc_http_set_idle_timeout sets, for connections accepted afterwards, how long a client has to
- * send its whole request head, and again to read the answer and close (0 = the default 5 s).
- * Mostly for tests. Loop thread. */
+ * send its whole request head (counted from the connection, not renewed by each byte, so a
+ * slow sender cannot hold it), and again to read the answer and close (0 = the default 5 s).
+ * Loop thread. */
 void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms);
+/* Connections served at once when pc_http_set_max_connections is not called. */
+#define PC_HTTP_MAX_CONNECTIONS_DEFAULT 256
+/* pc_http_set_max_connections sets how many connections may be open at once (0 = the default
+ * PC_HTTP_MAX_CONNECTIONS_DEFAULT); one more is answered "503 Service Unavailable" (too many
+ * connections) without reading it and closed at once, so that clients holding connections
+ * cannot exhaust file descriptors or memory. Loop thread. */
+void pc_http_set_max_connections(pc_http_t *http, unsigned max);
+/* pc_http_refused counts the connections refused at the limit so far. */
+unsigned long pc_http_refused(const pc_http_t *http);
 /* pc_http_close stops listening, closes open connections, frees http in the last close
  * callback and then calls closed (may be NULL). NULL or a second call does nothing. */
 void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg);

@@ -246,6 +246,14 @@ static pc_err_t producer_props(rd_kafka_conf_t *conf, pc_diag_t *diag)
 
 /* ---- librdkafka callbacks (loop thread, from the drains) ---------------------------------- */
 
+/* librdkafka's own log lines would go to stderr, in the middle of a program's JSON log, and a
+ * library never logs: what matters to the program also reaches error_cb and last_error. Called
+ * on librdkafka's threads. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk, (void)level, (void)fac, (void)buf;
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     pc_kafka_t *kafka = opaque;
@@ -582,6 +590,7 @@ static pc_err_t handle_new(pc_kafka_t *kafka, rd_kafka_type_t type, rd_kafka_con
     char errstr[512];
     rd_kafka_conf_set_opaque(conf, kafka);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
     *out = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (*out == NULL) {

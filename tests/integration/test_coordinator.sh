@@ -32,6 +32,7 @@ mkdir -p "$d/keys"
 openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null
 openssl pkey -in "$d/signer.pem" -pubout -out "$d/signer.pub"
 (umask 077 && head -c 32 /dev/urandom | base64 >"$d/ca-passphrase")
+(umask 077 && openssl rand -hex 32 >"$d/admin-token") # for POST /api/topics/ensure
 export PC_CLUSTER_CONFIG="$d/worker.json"
 cat >"$PC_CLUSTER_CONFIG" <<JSON
 {
@@ -41,7 +42,8 @@ cat >"$PC_CLUSTER_CONFIG" <<JSON
              "drain_timeout_ms": 20000, "key_pool_size": 4},
   "kafka": {"brokers": "$PC_KAFKA_BROKERS", "session_timeout_ms": 6000},
   "redis": {"port": $PC_REDIS_PORT, "lease_ms": 4000, "command_timeout_ms": 1000},
-  "coordinator": {"http_port": 0, "topic_partitions": 10, "topic_retention_hours": 1},
+  "coordinator": {"http_port": 0, "topic_partitions": 10, "topic_retention_hours": 1,
+                  "admin_token_file": "$d/admin-token"},
   "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub"}]
 }
 JSON
@@ -164,8 +166,10 @@ wait_for 20 '.topics[] | select(.role == "dlq") | .exists == false and (.problem
   /api/topics || fail "the deleted DLQ is not reported missing"
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/topics/ensure") == 405 ]] \
   || fail "GET /api/topics/ensure is not refused"
-[[ $(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/api/topics/ensure") == 202 ]] \
-  || fail "POST /api/topics/ensure not accepted"
+[[ $(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/api/topics/ensure") == 401 ]] \
+  || fail "POST /api/topics/ensure without the admin token is not refused"
+[[ $(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(cat "$d/admin-token")" \
+  "http://127.0.0.1:$port/api/topics/ensure") == 202 ]] || fail "POST /api/topics/ensure not accepted"
 wait_for 20 '.topics[] | select(.role == "dlq") | .exists and .partitions == 8' /api/topics \
   || fail "POST /api/topics/ensure did not create the DLQ again"
 ok "a deleted topic is reported missing and created again on POST /api/topics/ensure"

@@ -54,6 +54,7 @@ EOF
       -config tls-config.json -profile "$who" "$who-csr.json" | cfssljson -bare "$who") ||
       die "cannot issue the TLS $who certificate in $dir"
   done
+  chmod 600 "$dir"/*-key.pem # the client key is a secret the backend checks
 }
 
 # The key both sides share: cfssl reads it from config.json, the test from auth_key.hex.
@@ -75,7 +76,7 @@ write_config() {
   "auth_keys": {"primary": {"type": "standard", "key": "$key"}}
 }
 EOF
-  printf '%s\n' "$key" >"$dir/auth_key.hex"
+  (umask 077 && printf '%s\n' "$key" >"$dir/auth_key.hex") # a secret: the workers refuse it otherwise
   printf '{"driver": "sqlite3", "data_source": "%s/certs.db"}\n' "$dir" >"$dir/db.json"
 }
 

@@ -71,6 +71,7 @@ pc_cluster_add_cfssl() {
   export PC_CFSSL_PORT
   _pc_track_cfssl
   local remote='{"name": "remote", "type": "cfssl", "url": "http://127.0.0.1:'"$PC_CFSSL_PORT"'",
+    "allow_http": true,
     "auth_key_file": "'"$PC_CFSSL_DIR"'/auth_key.hex", "attempts": 2, "retry_max_ms": 500,
     "breaker_threshold": 3, "breaker_cooldown_ms": 1500,
     "templates": [{"name": "Device", "allowed_ekus": ["clientAuth"],

@@ -45,9 +45,10 @@ struct fixture {
 
 /* ---- server side (loop thread) ----------------------------------------------------------- */
 
-static void handler(void *arg, const char *method, const char *path, pc_http_response_t *resp)
+static void handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp)
 {
     fixture_t *fx = arg;
+    const char *path = req->path;
     fx->handled++;
     const char *body = "not found\n";
     if (strcmp(path, "/healthz") == 0) {

@@ -9,7 +9,8 @@
  * Failed attempts (transport errors, timeouts, 5xx) count toward a circuit breaker: once open,
  * requests fail at once until the cool-down has passed, then one probe (a request, or a
  * background /info) decides whether it closes. The CA's certificate is fetched at start and
- * kept; until it is there get0_chain returns NULL.
+ * kept; until it is there get0_chain returns NULL and nothing is sent to be signed, because
+ * every certificate cfssl returns is checked against it (check_issued).
  *
  * Loop thread only. Lifetimes: an op owns a uv_timer and is freed in its close callback once
  * it has been answered and curl_uv has let go of it; the backend is freed when its timer, its
@@ -346,6 +347,33 @@ static void keep_chain(pc_ca_cfssl_t *cca, STACK_OF(X509) * certs)
     }
 }
 
+/* check_issued accepts only what this CA can have issued for the CSR: a certificate for the
+ * CSR's key, naming and signed by the CA certificate cfssl gave at start (sign_prepare waits
+ * for it). A proxy, a misconfigured multiroot cfssl or a compromised server answering with
+ * anything else is caught here, before the certificate reaches a device. */
+static pc_err_t check_issued(const op_t *op, X509 *cert, pc_diag_t *diag)
+{
+    const pc_ca_cfssl_t *cca = op->cca;
+    X509 *ca = sk_X509_value(cca->chain, 0);
+    bool same_key = EVP_PKEY_eq(X509_get0_pubkey(cert), op->csr_key) == 1;
+    bool issued = same_key && ca != NULL && X509_check_issued(ca, cert) == X509_V_OK &&
+                  X509_verify(cert, X509_get0_pubkey(ca)) == 1;
+
+    ERR_clear_error();
+    if (!same_key)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" returned a certificate for another public key than the "
+                       "CSR's while %s; do not trust this CA's answers",
+                       cca->base.name, op->what);
+    if (!issued)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" returned a certificate that its CA certificate did not "
+                       "sign while %s; do not trust this CA's answers, and check that its url "
+                       "and label reach the CA it names at start",
+                       cca->base.name, op->what);
+    return PC_OK;
+}
+
 static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
 {
     STACK_OF(X509) *certs = NULL;
@@ -373,14 +401,9 @@ static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
     }
     X509 *cert = sk_X509_shift(certs);
     sk_X509_pop_free(certs, X509_free);
-    if (EVP_PKEY_eq(X509_get0_pubkey(cert), op->csr_key) != 1) {
-        ERR_clear_error();
+    if ((err = check_issued(op, cert, &diag)) != PC_OK) {
         X509_free(cert);
-        pc_fail(&diag, PC_ERR_CRYPTO,
-                "cfssl CA \"%s\" returned a certificate for another public key than the CSR's "
-                "while %s; do not trust this CA's answers",
-                op->cca->base.name, op->what);
-        op_answer(op, PC_ERR_CRYPTO, NULL, &diag);
+        op_answer(op, err, NULL, &diag);
         return;
     }
     op_answer(op, PC_OK, cert, NULL);
@@ -542,6 +565,11 @@ static pc_err_t sign_prepare(op_t *op, X509_REQ *csr, const pc_ca_issue_t *issue
     pc_err_t err = pc_ca_template_check(tmpl, csr, issue->validity_days, diag);
     if (err == PC_OK)
         err = pc_ca_cfssl_check_csr(name, csr, diag);
+    if (err == PC_OK && cca->chain == NULL) /* what it signs is checked against it */
+        err = pc_fail(diag, PC_ERR_CA_UNAVAILABLE,
+                      "cfssl CA \"%s\" has not sent its CA certificate yet, which every "
+                      "certificate it signs is checked against; last failure: %s",
+                      name, cca->last_failure.msg[0] != '\0' ? cca->last_failure.msg : "none");
     if (err == PC_OK)
         err = pc_ca_cfssl_csr_pem(csr, &pem, diag);
     if (err != PC_OK)
