@@ -953,12 +953,47 @@ static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *
     job_unref(job);
 }
 
-static void enter_ca(pc_job_t *job)
+static void job_ask_ca(pc_job_t *job)
 {
     job_ref(job); /* before the call: a refusal answers inside it */
     job->ca_us = pc_mono_us();
     pc_ca_submit(pc_issue_get0_ca(job->issue), pc_issue_get0_csr(job->issue),
                  pc_issue_ca_params(job->issue), job_on_signed, job);
+}
+
+static void job_on_ca_intent(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        if (err == PC_OK)
+            job_ask_ca(job);
+        else if (err == PC_ERR_CONFLICT)
+            job_lease_lost(job, "lease lost before the CA was asked again; claiming again");
+        else
+            job_wait(job, err, diag);
+    }
+    job_unref(job);
+}
+
+/* A CA that cannot look certificates up is asked again only once Redis has just answered
+ * (the intent, written again): what it signs can then be recorded (SIGNED) a moment later.
+ * Without it a retry that comes while Redis is down would have the CA sign, and a worker
+ * killed before Redis is back would leave that certificate where no successor finds it. */
+static void enter_ca(pc_job_t *job)
+{
+    char intent[320];
+    pc_diag_t diag;
+    if (job->attempt == 0 || pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) ||
+        pc_issue_intent(job->issue, intent, sizeof(intent), &diag) != PC_OK) {
+        job_ask_ca(job);
+        return;
+    }
+    if (pc_dedupe_set_intent(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
+                             (const unsigned char *)intent, strlen(intent), job_on_ca_intent,
+                             job) == PC_OK)
+        job_ref(job);
+    else
+        job_retry(job, 0);
 }
 
 /* ---- PACK -------------------------------------------------------------------------------- */

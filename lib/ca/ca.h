@@ -88,8 +88,9 @@ typedef void (*pc_ca_done_fn)(void *arg, pc_err_t err, X509 *cert, const pc_diag
 typedef void (*pc_ca_found_fn)(void *arg, pc_err_t err, const pc_ca_serial_t *serials, size_t count,
                                const pc_diag_t *diag);
 
-/* The backend interface. The arguments of a call (csr, issue, rev and the strings they point
- * to) are borrowed until its callback has run. Every callback runs exactly once. */
+/* The backend interface. The arguments of submit (csr, issue and the strings it points to) are
+ * borrowed until its callback has run; revoke's and find_issued's only for the call (a caller's
+ * stack is fine: the backend copies what it keeps). Every callback runs exactly once. */
 typedef struct pc_ca_ops {
     const char *kind; /* "local", "cfssl", ... */
     /* Whether the CA can be used now (for /readyz): its certificate is known, it answers. */
