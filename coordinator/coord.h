@@ -193,6 +193,13 @@ pc_err_t pc_coord_ca_start(pc_coord_t *coord, pc_diag_t *diag);
 bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);
 void pc_coord_ca_free(pc_coord_t *coord);
 
+/* ---- the inventory over HTTP (coord_certs.c) -------------------------------------------- */
+
+/* pc_coord_certs_serve answers GET /api/certs and /api/certs/CA/SERIAL (path without the query;
+ * the query from pc_http_query): a 400 at once for what it cannot ask, else later, once Redis
+ * has answered (pc_http_defer). Called from the HTTP handler. */
+void pc_coord_certs_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);
+
 /* ---- HTTP (coord_http.c, coord_page.c) -------------------------------------------------- */
 
 void pc_coord_http_handler(void *arg, const char *method, const char *path,

@@ -3,6 +3,9 @@
  * bounded request head, ask the handler, answer with Connection: close, then linger until the
  * client closes (so that unread request bytes never turn our answer into a reset).
  * Exists so that probes and Prometheus reach a worker without pulling in an HTTP library.
+ * A handler that needs Redis defers its answer (pc_http_defer): the connection then waits, under
+ * its usual time limit, for pc_http_answer; the handle outlives the connection, so an answer
+ * that comes after the client left is dropped, never written to freed memory.
  * Loop thread only. Memory that owns uv handles is freed only in the last close callback:
  * a connection when its timer and socket are closed, the server when its listener and every
  * connection are gone.
@@ -34,6 +37,12 @@ struct pc_http {
     void (*closed)(void *arg);
     void *closed_arg;
     conn_t *conns;
+    conn_t *current;   /* the connection whose handler is running, else NULL */
+    const char *query; /* its query string, during the handler */
+};
+
+struct pc_http_later {
+    conn_t *conn; /* NULL once the connection is gone */
 };
 
 struct conn {
@@ -45,6 +54,8 @@ struct conn {
     unsigned handles;
     bool closing;
     bool answered; /* past the head: further bytes are read and dropped */
+    bool head_only;
+    pc_http_later_t *later; /* a deferred answer still owed, else NULL */
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     char *out;
@@ -117,6 +128,8 @@ static void on_conn_handle_closed(uv_handle_t *handle)
         http->conns = conn->next;
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
+    if (conn->later != NULL)
+        conn->later->conn = NULL; /* its answer goes nowhere now */
     free(conn->out);
     free(conn);
     http_release(http);
@@ -237,8 +250,8 @@ static bool is_method_char(char c)
 }
 
 /* parse_request_line checks "METHOD SP /target SP HTTP/1.x" in line[0..len) and cuts it
- * in place into NUL-terminated method and path (query string and fragment dropped). */
-static bool parse_request_line(char *line, size_t len, char **method, char **path)
+ * in place into NUL-terminated method, path and query ("" when none; the fragment dropped). */
+static bool parse_request_line(char *line, size_t len, char **method, char **path, char **query)
 {
     char *sp1 = memchr(line, ' ', len);
     if (sp1 == NULL || sp1 == line || sp1 - line > METHOD_MAX)
@@ -260,7 +273,13 @@ static bool parse_request_line(char *line, size_t len, char **method, char **pat
         return false;
     *sp1 = '\0';
     *sp2 = '\0';
-    target[strcspn(target, "?#")] = '\0';
+    char *cut = target + strcspn(target, "?#");
+    *query = sp2; /* the empty string its NUL made */
+    if (*cut == '?') {
+        *query = cut + 1;
+        (*query)[strcspn(*query, "#")] = '\0';
+    }
+    *cut = '\0';
     *method = line;
     *path = target;
     return true;
@@ -269,21 +288,28 @@ static bool parse_request_line(char *line, size_t len, char **method, char **pat
 /* conn_answer runs once the whole head is in: parse, ask the handler, reply. */
 static void conn_answer(conn_t *conn)
 {
-    char *method = NULL, *path = NULL;
+    char *method = NULL, *path = NULL, *query = NULL;
     size_t line_len = (size_t)((char *)memchr(conn->head, '\n', conn->len) - conn->head);
     if (line_len > 0 && conn->head[line_len - 1] == '\r')
         line_len--;
-    if (!parse_request_line(conn->head, line_len, &method, &path)) {
+    if (!parse_request_line(conn->head, line_len, &method, &path, &query)) {
         conn_reply(conn, 400, NULL, "bad request\n", 12, false);
         return;
     }
     pc_http_response_t resp = {.status = 200};
     pc_http_t *http = conn->http;
+    conn->head_only = strcmp(method, "HEAD") == 0;
+    http->current = conn;
+    http->query = query;
     http->handler(http->arg, method, path, &resp);
+    /* http is still there: a handler that closes the server only starts closing it. */
+    http->current = NULL;
+    http->query = NULL;
     /* The handler may have closed the server, and with it this connection. */
-    if (!conn->closing)
-        conn_reply(conn, resp.status, resp.content_type, resp.body, resp.body_len,
-                   strcmp(method, "HEAD") == 0);
+    if (conn->later != NULL)
+        conn->answered = true; /* pc_http_answer replies */
+    else if (!conn->closing)
+        conn_reply(conn, resp.status, resp.content_type, resp.body, resp.body_len, conn->head_only);
     free(resp.body);
 }
 
@@ -430,6 +456,38 @@ int pc_http_port(const pc_http_t *http)
 void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms)
 {
     http->idle_ms = ms > 0 ? ms : IDLE_MS_DEFAULT;
+}
+
+const char *pc_http_query(const pc_http_t *http)
+{
+    return http->current != NULL ? http->query : NULL;
+}
+
+pc_http_later_t *pc_http_defer(pc_http_t *http)
+{
+    conn_t *conn = http->current;
+    if (conn == NULL || conn->later != NULL)
+        return NULL;
+    pc_http_later_t *later = calloc(1, sizeof(*later));
+    if (later == NULL)
+        return NULL;
+    later->conn = conn;
+    conn->later = later;
+    return later;
+}
+
+void pc_http_answer(pc_http_later_t *later, pc_http_response_t *resp)
+{
+    conn_t *conn = later->conn;
+    if (conn != NULL) {
+        conn->later = NULL;
+        if (!conn->closing)
+            conn_reply(conn, resp->status, resp->content_type, resp->body, resp->body_len,
+                       conn->head_only);
+    }
+    free(resp->body);
+    resp->body = NULL;
+    free(later);
 }
 
 void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg)

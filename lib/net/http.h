@@ -23,8 +23,9 @@ typedef struct pc_http_response {
     size_t body_len;
 } pc_http_response_t;
 
-/* Handles one request (method "GET"/"HEAD"/..., path without the query string). Runs on the
- * loop thread; must not block. */
+/* Handles one request (method "GET"/"HEAD"/..., path without the query string: see
+ * pc_http_query). Runs on the loop thread; must not block: an answer that needs Redis is
+ * given later through pc_http_defer. */
 typedef void (*pc_http_handler_fn)(void *arg, const char *method, const char *path,
                                    pc_http_response_t *resp);
 
@@ -45,6 +46,25 @@ int pc_http_port(const pc_http_t *http);
  * send its whole request head, and again to read the answer and close (0 = the default 5 s).
  * Mostly for tests. Loop thread. */
 void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms);
+/* pc_http_query returns the query string of the request whose handler is running (what
+ * follows '?', without a fragment; "" when there is none), still percent-encoded, borrowed
+ * until the handler returns; NULL outside a handler. */
+const char *pc_http_query(const pc_http_t *http);
+
+/* A request whose answer is given later. */
+typedef struct pc_http_later pc_http_later_t;
+
+/* pc_http_defer, called by a handler, answers its request later: the server sends nothing when
+ * the handler returns (resp is then ignored), and the caller owes one pc_http_answer with the
+ * handle, whatever happens. The connection's time limit still runs: a client that leaves, or
+ * waits past it, or a server closed meanwhile, only means the answer goes nowhere. NULL
+ * outside a handler or when out of memory: the handler answers now. Loop thread. */
+pc_http_later_t *pc_http_defer(pc_http_t *http);
+
+/* pc_http_answer sends resp (status, type, body: the body is taken, also when the client is
+ * gone) as the answer of a deferred request, and frees later. Loop thread. */
+void pc_http_answer(pc_http_later_t *later, pc_http_response_t *resp);
+
 /* pc_http_close stops listening, closes open connections, frees http in the last close
  * callback and then calls closed (may be NULL). NULL or a second call does nothing. */
 void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg);
