@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "redis.h"
 #include "registry.h"
+#include "stats.h"
 
 #define COORD_REFRESH_MS 2000       /* a snapshot every 2 s, as often as the page refreshes */
 #define COORD_KAFKA_TIMEOUT_MS 5000 /* bound on each Kafka request of a cycle */
@@ -116,6 +117,9 @@ typedef struct pc_coord_cycle {
     bool configs_ok;
     pc_diag_t configs_diag;
     int64_t retention_ms[COORD_TOPICS]; /* COORD_UNKNOWN until read */
+    bool stats_ok;                      /* the cluster's statistics (pc:stats:*) were read */
+    pc_diag_t stats_diag;
+    pc_stats_view_t stats;
 } pc_coord_cycle_t;
 
 /* pc_coord_cycle_start begins a refresh cycle unless one is running. */
@@ -169,7 +173,12 @@ typedef struct pc_coord_view {
     size_t sample_head, sample_count;
     json_t *last_counts; /* {id: {"started_at", "seen", "counts": [4]}} of earlier cycles */
     double rate;         /* issued per second, from the last refresh that read the registry */
-    uint64_t cumulative[COUNT__N]; /* counts seen by this coordinator, never decreasing */
+    uint64_t cumulative[COUNT__N];       /* counts seen by this coordinator, never decreasing */
+    bool have_stats;                     /* stats holds a successful read */
+    pc_stats_view_t stats;               /* the last one: totals, the last hour by minute */
+    char stats_error[sizeof(pc_diag_t)]; /* why the last read failed; "" when it did not */
+    uint64_t counted[COUNT__N];          /* added to the *_total counters from the stats */
+    json_t *stats_doc;                   /* /api/stats */
 } pc_coord_view_t;
 
 /* pc_coord_view_build replaces the snapshot with what cycle gathered and updates metrics. */
@@ -181,6 +190,13 @@ void pc_coord_view_clear(pc_coord_view_t *view);
 void pc_coord_view_set_totals(pc_coord_t *coord, const json_t *workers, bool counted, int64_t now,
                               int64_t lag, size_t problems);
 pc_err_t pc_coord_metrics_init(pc_coord_metrics_t *m);
+
+/* ---- the cluster's statistics (coord_stats.c) ------------------------------------------- */
+
+/* pc_coord_stats_doc returns /api/stats' document for view's statistics at now (new
+ * reference): the totals since the cluster began, each minute of the last hour (issued and
+ * failed per second, latency p50 and p99), and the hour's figures. */
+json_t *pc_coord_stats_doc(const pc_coord_view_t *view, int64_t now);
 
 /* ---- CA certificates and CRLs (coord_ca.c) ---------------------------------------------- */
 

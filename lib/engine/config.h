@@ -102,6 +102,7 @@ typedef struct pc_config_coordinator {
     unsigned topic_partitions;      /* default 128 */
     unsigned topic_replication;     /* default 1 */
     unsigned topic_retention_hours; /* default 168 */
+    unsigned degraded_lag;          /* lag of a worker's partitions that is Degraded (1000) */
 } pc_config_coordinator_t;
 
 typedef struct pc_config {

@@ -73,6 +73,7 @@ static const setting_t settings[] = {
     {"coordinator", "topic_replication", "PC_TOPIC_REPLICATION", T_UINT, C(topic_replication), "1"},
     {"coordinator", "topic_retention_hours", "PC_TOPIC_RETENTION_HOURS", T_UINT,
      C(topic_retention_hours), "168"},
+    {"coordinator", "degraded_lag", "PC_DEGRADED_LAG", T_UINT, C(degraded_lag), "1000"},
 };
 
 static pc_err_t set_text(pc_config_t *cfg, const setting_t *s, const char *text, const char *origin,
