@@ -179,6 +179,7 @@ typedef struct pc_coord_view {
     char stats_error[sizeof(pc_diag_t)]; /* why the last read failed; "" when it did not */
     uint64_t counted[COUNT__N];          /* added to the *_total counters from the stats */
     json_t *stats_doc;                   /* /api/stats */
+    json_t *cas;                         /* /api/cas */
 } pc_coord_view_t;
 
 /* pc_coord_view_build replaces the snapshot with what cycle gathered and updates metrics. */
@@ -204,6 +205,10 @@ typedef struct pc_coord_crl pc_coord_crl_t;
 
 /* pc_coord_ca_start generates the first CRL of each local CA (on the pool). */
 pc_err_t pc_coord_ca_start(pc_coord_t *coord, pc_diag_t *diag);
+/* pc_coord_ca_view returns /api/cas' document (new reference): each configured CA with its
+ * health (OK, Warning, Failing, Down or Unknown, and why), from the fleet's workers (as the
+ * view built them: their ca_down) and, for local CAs, their certificate's expiry and CRL. */
+json_t *pc_coord_ca_view(pc_coord_t *coord, const json_t *workers, int64_t now);
 /* pc_coord_ca_serve answers GET /ca/NAME.crt|.der and /crl/NAME.crl; false if path is not
  * one of these. */
 bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);

@@ -11,6 +11,7 @@
  *   GET  /api/lag               per partition of the requests topic
  *   GET  /api/topics            the three topics, as configured and as found, with problems
  *   GET  /api/stats             totals since the cluster began; the last hour by minute
+ *   GET  /api/cas               each CA's health, certificate expiry, CRL age (coord_ca.c)
  *   POST /api/topics/ensure     create missing topics now (body ignored)
  *   GET  /api/certs?tenant=T&.. the inventory, and /api/certs/CA/SERIAL?tenant=T (coord_certs.c)
  *   GET  /metrics, /healthz, /readyz
@@ -120,12 +121,15 @@ static void serve_api(pc_coord_t *coord, const char *path, pc_http_response_t *r
         pc_coord_respond_json(resp, 200, view->topics);
     else if (strcmp(path, "/api/stats") == 0)
         pc_coord_respond_json(resp, 200, view->stats_doc);
+    else if (strcmp(path, "/api/cas") == 0)
+        pc_coord_respond_json(resp, 200, view->cas);
     else if (strncmp(path, "/api/workers/", 13) == 0)
         serve_worker(coord, path + 13, resp);
     else
         respond_error(resp, 404,
                       "no such endpoint; see /api/fleet, /api/totals, /api/lag, "
-                      "/api/topics, /api/stats, /api/workers/{id}, /api/certs?tenant=T");
+                      "/api/topics, /api/stats, /api/cas, /api/workers/{id}, "
+                      "/api/certs?tenant=T");
 }
 
 static void serve_ensure(pc_coord_t *coord, const char *method, pc_http_response_t *resp)

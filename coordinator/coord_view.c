@@ -42,6 +42,9 @@ static json_t *counts_of(const json_t *w)
                             json_integer(json_integer_value(json_object_get(parsed, gauges[k]))));
     json_object_set_new(counts, "degraded",
                         json_boolean(json_is_true(json_object_get(parsed, "degraded"))));
+    json_t *ca_down = json_object_get(parsed, "ca_down");
+    json_object_set_new(counts, "ca_down",
+                        json_is_array(ca_down) ? json_incref(ca_down) : json_array());
     json_decref(parsed);
     return counts;
 }
@@ -280,6 +283,8 @@ void pc_coord_view_build(pc_coord_t *coord, pc_coord_cycle_t *cycle)
              cycle->stats_ok ? "" : cycle->stats_diag.msg);
     json_decref(view->stats_doc);
     view->stats_doc = pc_coord_stats_doc(view, pc_now_ms());
+    json_decref(view->cas);
+    view->cas = pc_coord_ca_view(coord, workers, pc_now_ms());
     pc_coord_view_set_totals(coord, workers, cycle->reg.ok, now, lag, problems);
     view->have = true;
     view->built_ms = now;
@@ -293,5 +298,6 @@ void pc_coord_view_clear(pc_coord_view_t *view)
     json_decref(view->totals);
     json_decref(view->last_counts);
     json_decref(view->stats_doc);
+    json_decref(view->cas);
     memset(view, 0, sizeof(*view));
 }
