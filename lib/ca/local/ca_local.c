@@ -466,7 +466,7 @@ typedef struct call {
     call_kind_t kind;
     X509_REQ *csr;                     /* submit */
     const pc_ca_issue_t *issue;        /* submit */
-    const pc_ca_revoke_t *rev;         /* revoke */
+    pc_ca_revoke_t rev;                /* revoke: a copy (callers' is on their stack) */
     char request_key[REQUEST_KEY_MAX]; /* submit and find: tenant and request, see request_key */
     pc_ca_done_fn done;                /* submit, revoke */
     pc_ca_found_fn found;              /* find */
@@ -486,7 +486,7 @@ static void call_run(call_t *c)
         c->err = issue(c->lca, c->csr, c->issue, c->request_key, &c->cert, &c->diag);
         break;
     case CALL_REVOKE:
-        c->err = revoke(c->lca, c->rev, &c->diag);
+        c->err = revoke(c->lca, &c->rev, &c->diag);
         break;
     case CALL_FIND:
         c->err = pc_ca_index_find_issued(c->lca->index, c->request_key, &c->serials, &c->count,
@@ -590,7 +590,7 @@ static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn d
         done(arg, pc_fail(&diag, PC_ERR_NOMEM, "out of memory"), NULL, &diag);
         return;
     }
-    c->rev = rev;
+    c->rev = *rev;
     c->done = done;
     dispatch(c);
 }
