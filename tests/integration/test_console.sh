@@ -131,4 +131,7 @@ else
   kill -TERM "$(pc_worker_pid w1)"
   wait "$(pc_worker_pid w1)" || fail "the worker did not exit 0"
 fi
+coord_pid="$(cut -d' ' -f1 "$d/pids/coordinator")"
+kill -TERM "$coord_pid"
+wait "$coord_pid" || fail "the coordinator did not exit 0 (a sanitizer build also checks for leaks)"
 echo "$pass passed, 0 failed"
