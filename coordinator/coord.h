@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "redis.h"
 #include "registry.h"
+#include "stats.h"
 
 #define COORD_REFRESH_MS 2000       /* a snapshot every 2 s, as often as the page refreshes */
 #define COORD_KAFKA_TIMEOUT_MS 5000 /* bound on each Kafka request of a cycle */
@@ -117,6 +118,9 @@ typedef struct pc_coord_cycle {
     bool configs_ok;
     pc_diag_t configs_diag;
     int64_t retention_ms[COORD_TOPICS]; /* COORD_UNKNOWN until read */
+    bool stats_ok;                      /* the cluster's statistics (pc:stats:*) were read */
+    pc_diag_t stats_diag;
+    pc_stats_view_t stats;
 } pc_coord_cycle_t;
 
 /* pc_coord_cycle_start begins a refresh cycle unless one is running. */
@@ -171,7 +175,13 @@ typedef struct pc_coord_view {
     size_t sample_head, sample_count;
     json_t *last_counts; /* {id: {"started_at", "seen", "counts": [4]}} of earlier cycles */
     double rate;         /* issued per second, from the last refresh that read the registry */
-    uint64_t cumulative[COUNT__N]; /* counts seen by this coordinator, never decreasing */
+    uint64_t cumulative[COUNT__N];       /* counts seen by this coordinator, never decreasing */
+    bool have_stats;                     /* stats holds a successful read */
+    pc_stats_view_t stats;               /* the last one: totals, the last hour by minute */
+    char stats_error[sizeof(pc_diag_t)]; /* why the last read failed; "" when it did not */
+    uint64_t counted[COUNT__N];          /* added to the *_total counters from the stats */
+    json_t *stats_doc;                   /* /api/stats */
+    json_t *cas;                         /* /api/cas */
 } pc_coord_view_t;
 
 /* pc_coord_view_build replaces the snapshot with what cycle gathered and updates metrics. */
@@ -184,12 +194,23 @@ void pc_coord_view_set_totals(pc_coord_t *coord, const json_t *workers, bool cou
                               int64_t lag, size_t problems);
 pc_err_t pc_coord_metrics_init(pc_coord_metrics_t *m);
 
+/* ---- the cluster's statistics (coord_stats.c) ------------------------------------------- */
+
+/* pc_coord_stats_doc returns /api/stats' document for view's statistics at now (new
+ * reference): the totals since the cluster began, each minute of the last hour (issued and
+ * failed per second, latency p50 and p99), and the hour's figures. */
+json_t *pc_coord_stats_doc(const pc_coord_view_t *view, int64_t now);
+
 /* ---- CA certificates and CRLs (coord_ca.c) ---------------------------------------------- */
 
 typedef struct pc_coord_crl pc_coord_crl_t;
 
 /* pc_coord_ca_start generates the first CRL of each local CA (on the pool). */
 pc_err_t pc_coord_ca_start(pc_coord_t *coord, pc_diag_t *diag);
+/* pc_coord_ca_view returns /api/cas' document (new reference): each configured CA with its
+ * health (OK, Warning, Failing, Down or Unknown, and why), from the fleet's workers (as the
+ * view built them: their ca_down) and, for local CAs, their certificate's expiry and CRL. */
+json_t *pc_coord_ca_view(pc_coord_t *coord, const json_t *workers, int64_t now);
 /* pc_coord_ca_serve answers GET /ca/NAME.crt|.der and /crl/NAME.crl; false if path is not
  * one of these. */
 bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);
@@ -206,6 +227,12 @@ pc_err_t pc_coord_notices_new(pc_coord_t *coord, pc_coord_notices_t **out, pc_di
 /* pc_coord_notices_close stops looking, lets the batch under way finish (its notices
  * delivered, within a few seconds), frees n and then calls closed(arg) (NULL allowed). */
 void pc_coord_notices_close(pc_coord_notices_t *n, void (*closed)(void *arg), void *arg);
+/* ---- the inventory over HTTP (coord_certs.c) -------------------------------------------- */
+
+/* pc_coord_certs_serve answers GET /api/certs and /api/certs/CA/SERIAL (path without the query;
+ * the query from pc_http_query): a 400 at once for what it cannot ask, else later, once Redis
+ * has answered (pc_http_defer). Called from the HTTP handler. */
+void pc_coord_certs_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);
 
 /* ---- HTTP (coord_http.c, coord_page.c) -------------------------------------------------- */
 

@@ -1,8 +1,8 @@
 /*
  * coord_http.c - the coordinator's HTTP routes: the status page, the JSON API read by the page
  * and by scripts, Prometheus metrics, health and readiness, CA certificates and CRLs. Every
- * answer comes from the last snapshot, so a request never waits for Kafka or Redis. Loop
- * thread.
+ * answer but the inventory's comes from the last snapshot, so a request never waits for Kafka
+ * or Redis; the inventory's waits for its Redis read without holding the loop. Loop thread.
  *
  *   GET  /                      status page (HTML, refreshes itself from the API)
  *   GET  /api/fleet             workers with state, reason, counts, partitions
@@ -10,7 +10,10 @@
  *   GET  /api/totals            cluster counts, Active/Inactive, issue rate, lag
  *   GET  /api/lag               per partition of the requests topic
  *   GET  /api/topics            the topics, as configured and as found, with problems
+ *   GET  /api/stats             totals since the cluster began; the last hour by minute
+ *   GET  /api/cas               each CA's health, certificate expiry, CRL age (coord_ca.c)
  *   POST /api/topics/ensure     create missing topics now (body ignored)
+ *   GET  /api/certs?tenant=T&.. the inventory, and /api/certs/CA/SERIAL?tenant=T (coord_certs.c)
  *   GET  /metrics, /healthz, /readyz
  *   GET  /ca/NAME.crt|.der, /crl/NAME.crl
  *
@@ -123,12 +126,17 @@ static void serve_api(pc_coord_t *coord, const char *path, pc_http_response_t *r
         pc_coord_respond_json(resp, 200, view->lag);
     else if (strcmp(path, "/api/topics") == 0)
         pc_coord_respond_json(resp, 200, view->topics);
+    else if (strcmp(path, "/api/stats") == 0)
+        pc_coord_respond_json(resp, 200, view->stats_doc);
+    else if (strcmp(path, "/api/cas") == 0)
+        pc_coord_respond_json(resp, 200, view->cas);
     else if (strncmp(path, "/api/workers/", 13) == 0)
         serve_worker(coord, path + 13, resp);
     else
         respond_error(resp, 404,
                       "no such endpoint; see /api/fleet, /api/totals, /api/lag, "
-                      "/api/topics, /api/workers/{id}");
+                      "/api/topics, /api/stats, /api/cas, /api/workers/{id}, "
+                      "/api/certs?tenant=T");
 }
 
 static void serve_ensure(pc_coord_t *coord, const char *method, pc_http_response_t *resp)
@@ -194,6 +202,8 @@ void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_resp
         resp->status = 200;
         resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
         resp->body = pc_metrics_render(coord->m.registry, &resp->body_len);
+    } else if (strcmp(path, "/api/certs") == 0 || strncmp(path, "/api/certs/", 11) == 0) {
+        pc_coord_certs_serve(coord, path, resp);
     } else if (strncmp(path, "/api/", 5) == 0) {
         serve_api(coord, path, resp);
     } else if (!pc_coord_ca_serve(coord, path, resp)) {

@@ -38,6 +38,7 @@ int pkcsctl_notices(int argc, char **argv);        /* tail.c */
 int pkcsctl_lint_profile(int argc, char **argv);   /* lint_profile.c */
 int pkcsctl_import_key(int argc, char **argv);     /* import_key.c */
 int pkcsctl_import_encrypt(int argc, char **argv); /* import_encrypt.c */
+int pkcsctl_certs(int argc, char **argv);          /* certs.c */
 
 /* ---- errors ---- */
 

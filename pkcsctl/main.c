@@ -27,6 +27,8 @@ static const struct {
     {"crl", pkcsctl_crl, "sign and print a fresh CRL of a local CA"},
     {"ca-cert", pkcsctl_ca_cert, "print a CA's certificate and chain"},
     {"status", pkcsctl_status, "show the workers, totals and lag from the coordinator"},
+    {"certs", pkcsctl_certs,
+     "the inventory: list, show and find expiring certificates (from the coordinator)"},
     {"lint-profile", pkcsctl_lint_profile,
      "check a profile with sample values against its CA template, send nothing"},
     {"dlq", pkcsctl_dlq, "print what the workers set aside on the dead-letter topic"},

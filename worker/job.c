@@ -342,6 +342,8 @@ static void job_dead_letter(pc_job_t *job, pc_err_t err, const char *reason)
         job->dlq_err = err;
         job->dlq_keep = DLQ_KEEP_MAX;
         pc_log(PC_LOG_WARN, "dlq", reason, "code", pc_err_code_name(err), NULL);
+        job->outcome = OUT_DLQ;
+        job_stats_record(job); /* once: a smaller copy of it later is the same dead letter */
     }
     snprintf(topic, sizeof(topic), "%s", rd_kafka_topic_name(job->rkm->rkt));
     pkcs__v1__dead_letter__init(&dl);
@@ -1321,6 +1323,7 @@ static void job_on_completed(void *arg, pc_err_t err, const pc_diag_t *diag)
         if (err == PC_OK) {
             job->owned = false;
             uv_timer_stop(&job->renew);
+            job_stats_record(job);
             job_to(job, JOB_PUBLISH);
         } else if (err == PC_ERR_CONFLICT) {
             /* Fenced out: CLAIM finds the other owner's result (and revokes ours), or our
@@ -1367,6 +1370,7 @@ static int64_t renew_at(const Pkcs__V1__Result *res)
 static void enter_complete(pc_job_t *job)
 {
     if (!job->owned) { /* a request refused before its claim: nothing to record */
+        job_stats_record(job);
         job_to(job, JOB_PUBLISH);
         return;
     }

@@ -105,4 +105,8 @@ void job_pool_keygen(uv_work_t *work); /* JOB_KEYGEN: key pair, CSR */
 void job_pool_pack(uv_work_t *work);   /* JOB_PACK: PKCS#12, envelope, result */
 void job_pool_import(uv_work_t *work); /* JOB_IMPORT: IMPORT_PFX into job->result */
 
+/* job_stats_record (job_stats.c) counts the finished job in the cluster's statistics, by its
+ * outcome; fire and forget. Loop thread. */
+void job_stats_record(pc_job_t *job);
+
 #endif

@@ -211,6 +211,14 @@ static char *counts_json(const pc_worker_t *w)
         (json_int_t)w->count_dlq, "in_flight", (int)w->in_flight, "in_group",
         (int)(w->in_group && w->state == PC_WORKER_RUNNING), "retrying", (int)retrying,
         "retrying_s", (json_int_t)(for_ms / 1000), "degraded", (int)degraded, "partitions", parts);
+    /* the CAs this worker cannot use now: the coordinator shows each CA's health from them */
+    json_t *ca_down = json_array();
+    for (size_t i = 0; o != NULL && ca_down != NULL && i < w->engine->ca_count; i++)
+        if (!pc_ca_healthy(w->engine->cas[i]))
+            json_array_append_new(ca_down, json_string(w->engine->cas[i]->name));
+    if (o != NULL && ca_down != NULL)
+        json_object_set(o, "ca_down", ca_down);
+    json_decref(ca_down);
     char *text = o == NULL ? NULL : json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;

@@ -69,8 +69,9 @@ const char pc_certs_lua[] =
     "  return 1\n"
     "end\n";
 
-/* find: KEYS[1] the index (a zset) or a record; ARGV mode ('z' newest first, 'e' by expiry up
- * to ARGV[5], 'r' one record), offset, limit, prefix, max score.
+/* find: KEYS[1] the index (a zset) or a record; ARGV mode ('z' newest first, 'e' by expiry
+ * from ARGV[7] up to ARGV[5], 'r' one record), offset, limit, prefix, max score, member, min
+ * score.
  * -> {more, member1, {fields...}, member2, {...}, ...} */
 static const char find_lua[] =
     "local mode, off, lim, p = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]\n"
@@ -79,7 +80,7 @@ static const char find_lua[] =
     "  if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end\n"
     "  return {0, ARGV[6], redis.call('HGETALL', KEYS[1])}\n"
     "elseif mode == 'e' then\n"
-    "  members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5], 'LIMIT', off, lim + 1)\n"
+    "  members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[7], ARGV[5], 'LIMIT', off, lim + 1)\n"
     "else\n"
     "  members = redis.call('ZREVRANGE', KEYS[1], off, off + lim)\n"
     "end\n"
@@ -410,17 +411,19 @@ pc_err_t pc_certs_find(pc_redis_t *redis, const pc_certs_query_t *q, pc_certs_fo
     op->valid_only = q->valid_only;
     op->now = pc_now_ms();
     unsigned limit = q->limit == 0 ? LIMIT_DEFAULT : q->limit > LIMIT_MAX ? LIMIT_MAX : q->limit;
-    char off[16], lim[16], max[24];
+    char off[16], lim[16], max[24], min[24] = "-inf";
     snprintf(off, sizeof(off), "%u", q->offset);
     snprintf(lim, sizeof(lim), "%u", limit);
     snprintf(max, sizeof(max), "%lld", (long long)q->expiring_before_ms);
-    const char *argv[] = {key, mode, off, lim, prefix, max, member};
-    size_t argvlen[7];
-    for (int i = 0; i < 7; i++)
+    if (q->expiring_after_ms != 0)
+        snprintf(min, sizeof(min), "%lld", (long long)q->expiring_after_ms);
+    const char *argv[] = {key, mode, off, lim, prefix, max, member, min};
+    size_t argvlen[8];
+    for (int i = 0; i < 8; i++)
         argvlen[i] = strlen(argv[i]);
     if (find_script.sha1[0] == '\0')
         pc_redis_script_init(&find_script);
-    pc_err_t err = pc_redis_eval(redis, &find_script, 1, 7, argv, argvlen, found, op);
+    pc_err_t err = pc_redis_eval(redis, &find_script, 1, 8, argv, argvlen, found, op);
     if (err != PC_OK)
         free(op);
     return err;

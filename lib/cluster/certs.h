@@ -87,7 +87,8 @@ typedef enum pc_certs_by {
     PC_CERTS_USER,     /* key: a user id */
     PC_CERTS_REQUEST,  /* key: a request id */
     PC_CERTS_SERIAL,   /* key: a serial; ca names its CA */
-    PC_CERTS_EXPIRING, /* by expiry: not_after before expiring_before_ms, soonest first */
+    PC_CERTS_EXPIRING, /* by expiry: not_after before expiring_before_ms (and from
+                        * expiring_after_ms when set), soonest first */
 } pc_certs_by_t;
 
 typedef struct pc_certs_query {
@@ -98,6 +99,7 @@ typedef struct pc_certs_query {
     const char *profile_id;     /* only this profile's; NULL: any */
     bool valid_only;            /* only status valid and not expired */
     int64_t expiring_before_ms; /* PC_CERTS_EXPIRING */
+    int64_t expiring_after_ms;  /* PC_CERTS_EXPIRING: not_after at or after it; 0: no bound */
     unsigned offset, limit;     /* paging over the index (limit 0: 100; at most 1000) */
 } pc_certs_query_t;
 

@@ -122,6 +122,7 @@ typedef struct pc_config_coordinator {
     unsigned http_max_connections;  /* default 256 */
     unsigned http_timeout_ms;       /* default 5000 */
     char *admin_token_file;         /* bearer token for write endpoints; none: they are refused */
+    unsigned degraded_lag;          /* lag of a worker's partitions that is Degraded (1000) */
 } pc_config_coordinator_t;
 
 typedef struct pc_config {

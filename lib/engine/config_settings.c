@@ -99,6 +99,7 @@ static const setting_t settings[] = {
     {"coordinator", "http_timeout_ms", "PC_COORDINATOR_TIMEOUT_MS", T_UINT, C(http_timeout_ms),
      "5000"},
     {"coordinator", "admin_token_file", "PC_ADMIN_TOKEN_FILE", T_STR, C(admin_token_file), NULL},
+    {"coordinator", "degraded_lag", "PC_DEGRADED_LAG", T_UINT, C(degraded_lag), "1000"},
 };
 
 static pc_err_t set_text(pc_config_t *cfg, const setting_t *s, const char *text, const char *origin,

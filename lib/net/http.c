@@ -6,6 +6,9 @@
  * What a client can hold is bounded: one head of HEAD_MAX bytes with at most HEADERS_MAX
  * headers, idle_ms to send it (from the connection, not renewed by each byte) and again to
  * read the answer, and max_conns connections at once; one more is refused at once with a 503.
+ * A handler that needs Redis defers its answer (pc_http_defer): the connection then waits, under
+ * its usual time limit, for pc_http_answer; the handle outlives the connection, so an answer
+ * that comes after the client left is dropped, never written to freed memory.
  * Loop thread only. Memory that owns uv handles is freed only in the last close callback:
  * a connection when its timer and socket are closed, the server when its listener and every
  * connection are gone.
@@ -49,6 +52,12 @@ struct pc_http {
     void (*closed)(void *arg);
     void *closed_arg;
     conn_t *conns;
+    conn_t *current;   /* the connection whose handler is running, else NULL */
+    const char *query; /* its query string, during the handler */
+};
+
+struct pc_http_later {
+    conn_t *conn; /* NULL once the connection is gone */
 };
 
 struct conn {
@@ -60,6 +69,8 @@ struct conn {
     unsigned handles;
     bool closing;
     bool answered; /* past the head: further bytes are read and dropped */
+    bool head_only;
+    pc_http_later_t *later; /* a deferred answer still owed, else NULL */
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     char *out;
@@ -134,6 +145,8 @@ static void on_conn_handle_closed(uv_handle_t *handle)
         http->conns = conn->next;
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
+    if (conn->later != NULL)
+        conn->later->conn = NULL; /* its answer goes nowhere now */
     free(conn->out);
     free(conn);
     http->live--;
@@ -258,8 +271,8 @@ static bool is_method_char(char c)
 }
 
 /* parse_request_line checks "METHOD SP /target SP HTTP/1.x" in line[0..len) and cuts it
- * in place into NUL-terminated method and path (query string and fragment dropped). */
-static bool parse_request_line(char *line, size_t len, char **method, char **path)
+ * in place into NUL-terminated method, path and query ("" when none; the fragment dropped). */
+static bool parse_request_line(char *line, size_t len, char **method, char **path, char **query)
 {
     char *sp1 = memchr(line, ' ', len);
     if (sp1 == NULL || sp1 == line || sp1 - line > METHOD_MAX)
@@ -281,7 +294,13 @@ static bool parse_request_line(char *line, size_t len, char **method, char **pat
         return false;
     *sp1 = '\0';
     *sp2 = '\0';
-    target[strcspn(target, "?#")] = '\0';
+    char *cut = target + strcspn(target, "?#");
+    *query = sp2; /* the empty string its NUL made */
+    if (*cut == '?') {
+        *query = cut + 1;
+        (*query)[strcspn(*query, "#")] = '\0';
+    }
+    *cut = '\0';
     *method = line;
     *path = target;
     return true;
@@ -340,14 +359,14 @@ static void reply_text(conn_t *conn, int status, const char *text)
 /* conn_answer runs once the whole head is in: parse, ask the handler, reply. */
 static void conn_answer(conn_t *conn)
 {
-    char *method = NULL, *path = NULL;
+    char *method = NULL, *path = NULL, *query = NULL;
     char *nl = memchr(conn->head, '\n', conn->len);
     size_t line_len = (size_t)(nl - conn->head);
     headers_t h;
     int bad;
     if (line_len > 0 && conn->head[line_len - 1] == '\r')
         line_len--;
-    if (!parse_request_line(conn->head, line_len, &method, &path) ||
+    if (!parse_request_line(conn->head, line_len, &method, &path, &query) ||
         (bad = parse_headers(nl + 1, conn->head + conn->len, &h)) == 400) {
         reply_text(conn, 400, "bad request\n");
         return;
@@ -358,16 +377,25 @@ static void conn_answer(conn_t *conn)
     }
     pc_http_request_t req = {.method = method,
                              .path = path,
+                             .query = query,
                              .header_count = h.count,
                              .header_names = h.names,
                              .header_values = h.values};
     pc_http_response_t resp = {.status = 200};
     pc_http_t *http = conn->http;
+    conn->head_only = strcmp(method, "HEAD") == 0;
+    http->current = conn;
+    http->query = query;
     http->handler(http->arg, &req, &resp);
+    /* http is still there: a handler that closes the server only starts closing it. */
+    http->current = NULL;
+    http->query = NULL;
     /* The handler may have closed the server, and with it this connection. */
-    if (!conn->closing)
+    if (conn->later != NULL)
+        conn->answered = true; /* pc_http_answer replies */
+    else if (!conn->closing)
         conn_reply(conn, resp.status, resp.content_type, resp.body, resp.body_len,
-                   resp.authenticate, strcmp(method, "HEAD") == 0);
+                   resp.authenticate, conn->head_only);
     free(resp.body);
 }
 
@@ -573,6 +601,38 @@ void pc_http_set_max_connections(pc_http_t *http, unsigned max)
 unsigned long pc_http_refused(const pc_http_t *http)
 {
     return http->refused;
+}
+
+const char *pc_http_query(const pc_http_t *http)
+{
+    return http->current != NULL ? http->query : NULL;
+}
+
+pc_http_later_t *pc_http_defer(pc_http_t *http)
+{
+    conn_t *conn = http->current;
+    if (conn == NULL || conn->later != NULL)
+        return NULL;
+    pc_http_later_t *later = calloc(1, sizeof(*later));
+    if (later == NULL)
+        return NULL;
+    later->conn = conn;
+    conn->later = later;
+    return later;
+}
+
+void pc_http_answer(pc_http_later_t *later, pc_http_response_t *resp)
+{
+    conn_t *conn = later->conn;
+    if (conn != NULL) {
+        conn->later = NULL;
+        if (!conn->closing)
+            conn_reply(conn, resp->status, resp->content_type, resp->body, resp->body_len,
+                       resp->authenticate, conn->head_only);
+    }
+    free(resp->body);
+    resp->body = NULL;
+    free(later);
 }
 
 void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg)

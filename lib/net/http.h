@@ -27,7 +27,8 @@ typedef struct pc_http pc_http_t;
  * without the query string, and the headers (see pc_http_request_header). */
 typedef struct pc_http_request {
     const char *method;
-    const char *path;
+    const char *path;  /* without the query string */
+    const char *query; /* what followed '?' (no fragment), still percent-encoded; "" if none */
     size_t header_count;
     const char *const *header_names;  /* as sent; compare case-insensitively */
     const char *const *header_values; /* leading and trailing blanks removed */
@@ -41,7 +42,8 @@ typedef struct pc_http_response {
     const char *authenticate; /* static string: a WWW-Authenticate header (a 401 needs one) */
 } pc_http_response_t;
 
-/* Handles one request. Runs on the loop thread; must not block. */
+/* Handles one request (req's path is without the query string: req->query). Runs on the loop
+ * thread; must not block: an answer that needs Redis is given later through pc_http_defer. */
 typedef void (*pc_http_handler_fn)(void *arg, const pc_http_request_t *req,
                                    pc_http_response_t *resp);
 
@@ -98,6 +100,25 @@ void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms);
 void pc_http_set_max_connections(pc_http_t *http, unsigned max);
 /* pc_http_refused counts the connections refused at the limit so far. */
 unsigned long pc_http_refused(const pc_http_t *http);
+/* pc_http_query returns the query string of the request whose handler is running (what
+ * follows '?', without a fragment; "" when there is none), still percent-encoded, borrowed
+ * until the handler returns; NULL outside a handler. */
+const char *pc_http_query(const pc_http_t *http);
+
+/* A request whose answer is given later. */
+typedef struct pc_http_later pc_http_later_t;
+
+/* pc_http_defer, called by a handler, answers its request later: the server sends nothing when
+ * the handler returns (resp is then ignored), and the caller owes one pc_http_answer with the
+ * handle, whatever happens. The connection's time limit still runs: a client that leaves, or
+ * waits past it, or a server closed meanwhile, only means the answer goes nowhere. NULL
+ * outside a handler or when out of memory: the handler answers now. Loop thread. */
+pc_http_later_t *pc_http_defer(pc_http_t *http);
+
+/* pc_http_answer sends resp (status, type, body: the body is taken, also when the client is
+ * gone) as the answer of a deferred request, and frees later. Loop thread. */
+void pc_http_answer(pc_http_later_t *later, pc_http_response_t *resp);
+
 /* pc_http_close stops listening, closes open connections, frees http in the last close
  * callback and then calls closed (may be NULL). NULL or a second call does nothing. */
 void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg);

@@ -30,7 +30,7 @@ pc_cluster_init() {
   pids+=($!)
   pc_kafka_create_topic pkcs.requests.dlq 2 ${PC_DLQ_TOPIC_CONFIG:+--config "$PC_DLQ_TOPIC_CONFIG"} >/dev/null &
   pids+=($!)
-  pc_kafka_create_topic pkcs.audit 2 >/dev/null &
+  pc_kafka_create_topic pkcs.audit 2 --config retention.ms=31536000000 >/dev/null &
   pids+=($!)
   pc_kafka_create_topic pkcs.notices 2 >/dev/null &
   pids+=($!)

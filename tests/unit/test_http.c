@@ -1,7 +1,8 @@
 /*
  * test_http.c - the HTTP server as a client sees it: real sockets from a client thread while
  * the test thread runs the loop; status lines, Content-Length, HEAD, bad and oversize heads,
- * idle clients, and a clean loop after close. The client thread only records what it saw;
+ * idle clients, query strings, answers given later (also after the client left), and a clean
+ * loop after close. The client thread only records what it saw;
  * assertions run on the test thread after it is joined.
  */
 #include <setjmp.h>
@@ -35,7 +36,12 @@ struct fixture {
     int port;
     bool closed;
     bool signalled;
-    unsigned handled; /* handler calls, loop thread */
+    unsigned handled;       /* handler calls, loop thread */
+    uv_timer_t later_timer; /* answers a deferred request */
+    pc_http_later_t *later;
+    uint64_t later_ms;
+    char later_query[256];
+    bool answered_late; /* pc_http_answer ran */
     void (*client)(fixture_t *fx);
     /* filled by the client thread, read after join */
     char reply[REPLIES][REPLY_MAX];
@@ -45,13 +51,43 @@ struct fixture {
 
 /* ---- server side (loop thread) ----------------------------------------------------------- */
 
+static void on_later_closed(uv_handle_t *handle)
+{
+    (void)handle;
+}
+
+static void on_later_timer(uv_timer_t *timer)
+{
+    fixture_t *fx = timer->data;
+    char body[300];
+    snprintf(body, sizeof(body), "later %s", fx->later_query);
+    pc_http_response_t resp = {.status = 202, .body = strdup(body), .body_len = strlen(body)};
+    pc_http_answer(fx->later, &resp);
+    fx->later = NULL;
+    fx->answered_late = true;
+    uv_close((uv_handle_t *)timer, on_later_closed);
+}
+
 static void handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp)
 {
     fixture_t *fx = arg;
     const char *path = req->path;
     fx->handled++;
     const char *body = "not found\n";
-    if (strcmp(path, "/healthz") == 0) {
+    if (strcmp(path, "/query") == 0) {
+        body = pc_http_query(fx->http);
+    } else if (strcmp(path, "/later") == 0) {
+        /* answered from a timer, as a Redis reply would be; resp must be ignored */
+        snprintf(fx->later_query, sizeof(fx->later_query), "%s", pc_http_query(fx->http));
+        fx->later = pc_http_defer(fx->http);
+        assert_non_null(fx->later);
+        assert_null(pc_http_defer(fx->http)); /* one answer per request */
+        uv_timer_init(&fx->loop, &fx->later_timer);
+        fx->later_timer.data = fx;
+        uv_timer_start(&fx->later_timer, on_later_timer, fx->later_ms, 0);
+        resp->status = 500;
+        body = "not this";
+    } else if (strcmp(path, "/healthz") == 0) {
         body = "ok";
     } else if (strcmp(path, "/readyz") == 0) {
         resp->status = 503;
@@ -459,6 +495,48 @@ static void test_bad_address(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void client_query(fixture_t *fx)
+{
+    fetch(fx, 0, "GET /query?tenant=a%20b&x=1#frag HTTP/1.1\r\n\r\n");
+    fetch(fx, 1, "GET /query HTTP/1.1\r\n\r\n");
+    fetch(fx, 2, "GET /query?#f HTTP/1.1\r\n\r\n");
+    fetch(fx, 3, "GET /later?device=D1 HTTP/1.1\r\n\r\n");
+    fetch(fx, 4, "HEAD /later?h=1 HTTP/1.1\r\n\r\n");
+}
+
+static void test_query_and_later(void **state)
+{
+    fixture_t *fx = fixture_new();
+    (void)state;
+    fx->later_ms = 20;
+    run(fx, client_query, 0);
+    check_reply(fx, 0, 200, 16, "tenant=a%20b&x=1");
+    check_reply(fx, 1, 200, 0, "");
+    check_reply(fx, 2, 200, 0, "");
+    check_reply(fx, 3, 202, 15, "later device=D1");
+    assert_memory_equal(fx->reply[3], "HTTP/1.1 202 Success\r\n", 22);
+    check_reply(fx, 4, 202, 9, NULL);
+    free(fx);
+}
+
+/* The client gives up before the answer: the server closes the connection at its time limit
+ * and the late answer goes nowhere (ASan would see a write to a freed connection). */
+static void client_leaves(fixture_t *fx)
+{
+    fetch(fx, 0, "GET /later?slow=1 HTTP/1.1\r\n\r\n");
+}
+
+static void test_later_after_client_left(void **state)
+{
+    fixture_t *fx = fixture_new();
+    (void)state;
+    fx->later_ms = 600; /* past the 200 ms limit below */
+    run(fx, client_leaves, 200);
+    assert_true(fx->reply_len[0] == 0); /* closed without an answer */
+    assert_true(fx->answered_late);
+    free(fx);
+}
+
 static void test_close_without_connections(void **state)
 {
     uv_loop_t loop;
@@ -484,6 +562,8 @@ int main(void)
         cmocka_unit_test(test_close_with_open_connection),
         cmocka_unit_test(test_bad_address),
         cmocka_unit_test(test_close_without_connections),
+        cmocka_unit_test(test_query_and_later),
+        cmocka_unit_test(test_later_after_client_left),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
