@@ -887,7 +887,10 @@ static void enter_intent(pc_job_t *job)
 {
     char intent[320];
     pc_diag_t diag = {{0}};
-    pc_err_t err = pc_issue_intent(job->issue, intent, sizeof(intent), &diag);
+    /* a CA that takes our serials: a fresh one for each attempt, named in the intent */
+    pc_err_t err = job->state == JOB_INTENT ? pc_issue_choose_serial(job->issue, &diag) : PC_OK;
+    if (err == PC_OK)
+        err = pc_issue_intent(job->issue, intent, sizeof(intent), &diag);
     if (err != PC_OK) {
         job_fail(job, err, &diag);
         return;
@@ -905,16 +908,21 @@ static void enter_intent(pc_job_t *job)
 /* Test builds only: PC_TEST_STALL_AFTER_CA=REQUEST_ID:MS holds the first job of that request
  * after the CA signed, without renewing its lease, so that another job takes it over. */
 static bool stall_hook_after_ca(pc_job_t *job, job_state_t next);
+static void crash_hook(const pc_job_t *job, bool on_answer);
 
-/* job_ca_failed: a CA that can look certificates up and failed on its own records (Redis) may
- * have recorded a certificate whose answer was lost: before asking it again, the retry looks
- * for what the attempt left and revokes it, exactly as for a predecessor's orphan. */
+/* job_ca_failed: an attempt whose answer may have been lost can have left a certificate: a CA
+ * that can look certificates up and failed on its own records (Redis), or any failure of a CA
+ * that signs with the serial we chose. Before asking again, the retry looks for what the
+ * attempt left and revokes it, exactly as for a predecessor's orphan (a serial the CA never
+ * signed is NOT_FOUND, nothing to do), then asks with a new serial. */
 static void job_ca_failed(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
 {
     char intent[320];
     pc_diag_t d;
-    if (err == PC_ERR_DEPENDENCY && pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) &&
-        pc_issue_intent(job->issue, intent, sizeof(intent), &d) == PC_OK) {
+    pc_ca_t *ca = pc_issue_get0_ca(job->issue);
+    bool may_be_left = (err == PC_ERR_DEPENDENCY && pc_ca_can_find_issued(ca)) ||
+                       (pc_err_retryable(err) && pc_ca_takes_serial(ca));
+    if (may_be_left && pc_issue_intent(job->issue, intent, sizeof(intent), &d) == PC_OK) {
         size_t len = strlen(intent);
         free(job->prior_intent);
         if ((job->prior_intent = malloc(len)) != NULL) {
@@ -936,6 +944,8 @@ static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *
         return;
     }
     pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
+    if (err == PC_OK)
+        crash_hook(job, true);
     pc_diag_t d = {{0}};
     if (err == PC_OK)
         err = pc_issue_set0_cert(job->issue, cert, &d);
@@ -1001,19 +1011,28 @@ static void enter_ca(pc_job_t *job)
 /* ---- PACK -------------------------------------------------------------------------------- */
 
 /* Test builds only: PC_TEST_CRASH_AFTER_CA=REQUEST_ID makes the worker die once the CA signed
- * and its serial is recorded, before the result is: the orphan tests. */
-static void crash_hook_after_ca(const pc_job_t *job)
+ * and its serial is recorded, before the result is: the orphan tests. With
+ * PC_TEST_CRASH_AFTER_CA=REQUEST_ID:answer it dies as the CA's answer arrives, before anything
+ * of it is recorded. */
+static void crash_hook(const pc_job_t *job, bool on_answer)
 {
 #ifdef PC_TEST_HOOKS
-    const char *victim = getenv("PC_TEST_CRASH_AFTER_CA");
-    if (victim != NULL && strcmp(victim, job->req->request_id) == 0) {
+    const char *spec = getenv("PC_TEST_CRASH_AFTER_CA");
+    char victim[160];
+    snprintf(victim, sizeof(victim), "%s%s", job->req->request_id, on_answer ? ":answer" : "");
+    if (spec != NULL && strcmp(spec, victim) == 0) {
         pc_log(PC_LOG_WARN, "test_crash", "PC_TEST_CRASH_AFTER_CA: dying after the CA signed",
                "request_id", job->req->request_id, NULL);
         _exit(86);
     }
 #else
-    (void)job;
+    (void)job, (void)on_answer;
 #endif
+}
+
+static void crash_hook_after_ca(const pc_job_t *job)
+{
+    crash_hook(job, false);
 }
 
 static void job_after_pack(uv_work_t *work, int status)

@@ -304,6 +304,11 @@ STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca)
     return ca->ops->get0_chain(ca);
 }
 
+bool pc_ca_takes_serial(const pc_ca_t *ca)
+{
+    return ca->takes_serial;
+}
+
 bool pc_ca_can_find_issued(const pc_ca_t *ca)
 {
     return ca->ops->find_issued != NULL;

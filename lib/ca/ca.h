@@ -59,6 +59,9 @@ typedef struct pc_ca_issue {
     unsigned validity_days;
     const char *tenant;     /* with request_id, recorded where the backend can, so that */
     const char *request_id; /* find_issued finds the request's certificates, its tenant's only */
+    /* The serial (hex) the certificate must carry, for a CA that takes its callers' serials
+     * (pc_ca_takes_serial); NULL otherwise: the CA picks. */
+    const char *serial_hex;
 } pc_ca_issue_t;
 
 /* RFC 5280 CRLReason values. */
@@ -123,6 +126,7 @@ struct pc_ca {
     uv_loop_t *loop; /* NULL: opened for a tool; every call completes inside itself */
     pc_ca_template_t **templates;
     size_t template_count;
+    bool takes_serial; /* signs with the serial it is given (pc_ca_issue_t.serial_hex) */
 };
 
 /* The calls, one per op, for callers (they check nothing the backend does not). */
@@ -131,6 +135,10 @@ void pc_ca_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_
                   void *arg);
 void pc_ca_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
 STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca);
+
+/* pc_ca_takes_serial tells whether the CA signs with the serial its caller picks: the caller
+ * records it before asking, so a certificate whose answer was lost is found by it. */
+bool pc_ca_takes_serial(const pc_ca_t *ca);
 
 /* pc_ca_can_find_issued tells whether the CA can look certificates up by request. */
 bool pc_ca_can_find_issued(const pc_ca_t *ca);

@@ -34,6 +34,10 @@ typedef struct pc_ca_cfssl_config {
      * unprotected, so this is for a cfssl on the same host or in tests only. The library does
      * not log: a program that sets it says so loudly itself. */
     bool allow_http;
+    /* The profiles say "client_provides_serial_numbers": true, so every certificate carries the
+     * serial the caller chose (pc_ca_issue_t.serial_hex), recorded before cfssl is asked: a
+     * certificate whose answer was lost is then found by its serial, exactly. */
+    bool client_serials;
     /* Hex key of the cfssl auth_key its profiles name (type "standard"): requests then go to
      * /api/v1/cfssl/authsign with an HMAC-SHA256 token. NULL: /api/v1/cfssl/sign, unsigned. */
     const char *auth_key_hex;

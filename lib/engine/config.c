@@ -382,6 +382,7 @@ static pc_err_t parse_cfssl(json_t *obj, pc_config_ca_t *ca, pc_diag_t *diag)
     pc_err_t err;
     if ((err = get_string(obj, "url", "ca", &ca->url, diag)) != PC_OK ||
         (err = get_bool(obj, "allow_http", "ca", &ca->allow_http, diag)) != PC_OK ||
+        (err = get_bool(obj, "client_serials", "ca", &ca->client_serials, diag)) != PC_OK ||
         (err = get_string(obj, "auth_key_file", "ca", &key_file, diag)) != PC_OK ||
         (err = get_string(obj, "label", "ca", &ca->label, diag)) != PC_OK ||
         (err = get_string(obj, "ca_bundle", "ca", &ca->ca_bundle, diag)) != PC_OK ||
@@ -417,7 +418,7 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
         "name", "type", "state_dir", "cert_file", "key_file", "subject", "crl_url", "aia_url",
         "key_passphrase", "key_passphrase_file", "templates",
         /* type cfssl */
-        "url", "allow_http", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
+        "url", "allow_http", "client_serials", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
         "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts", "retry_base_ms",
         "retry_max_ms", "breaker_threshold", "breaker_cooldown_ms", "profiles", NULL};
     pc_err_t err;

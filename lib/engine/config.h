@@ -27,6 +27,7 @@ typedef struct pc_config_ca {
     /* type "cfssl": a remote cfssl serve */
     char *url;          /* https://host:port (http:// only with allow_http) */
     bool allow_http;    /* accept a plain http:// url (a cfssl on this host); default false */
+    bool client_serials; /* we pick each serial (client_provides_serial_numbers); default false */
     char *auth_key_hex; /* from auth_key_file (hex); NULL: unauthenticated /sign */
     char *label;
     char *ca_bundle, *client_cert, *client_key;

@@ -29,6 +29,7 @@ static pc_err_t open_cfssl(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_co
         .name = c->name,
         .url = c->url,
         .allow_http = c->allow_http,
+        .client_serials = c->client_serials,
         .auth_key_hex = c->auth_key_hex,
         .label = c->label,
         .profiles = profiles,

@@ -70,6 +70,8 @@ write_config() {
       "User": {"expiry": "8760h", "auth_key": "primary",
                "usages": ["digital signature", "key encipherment", "client auth", "email protection"]},
       "Device": {"expiry": "8760h", "auth_key": "primary",
+                 "usages": ["digital signature", "key encipherment", "client auth"]},
+      "DeviceSerial": {"expiry": "8760h", "auth_key": "primary", "client_provides_serial_numbers": true,
                  "usages": ["digital signature", "key encipherment", "client auth"]}
     }
   },

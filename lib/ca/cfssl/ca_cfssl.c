@@ -46,7 +46,7 @@ struct op {
     const char *url;
     char *body;
     EVP_PKEY *csr_key;   /* sign: the certificate must carry this key */
-    char *serial_dec;    /* revoke: as cfssl keys its database */
+    char *serial_dec;    /* revoke: as cfssl keys its database; sign: the serial asked for */
     char serial_hex[68]; /* revoke: as the caller gave it */
     const char *reason;  /* revoke, static */
     unsigned aki_next;   /* revoke: the authority key id form to try next */
@@ -359,7 +359,20 @@ static pc_err_t check_issued(const op_t *op, X509 *cert, pc_diag_t *diag)
     bool issued = same_key && ca != NULL && X509_check_issued(ca, cert) == X509_V_OK &&
                   X509_verify(cert, X509_get0_pubkey(ca)) == 1;
 
+    bool serial_ok = true;
+    if (op->serial_dec != NULL) { /* client_serials: the serial we recorded, or nothing */
+        BIGNUM *want = NULL, *got = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+        serial_ok = BN_dec2bn(&want, op->serial_dec) > 0 && got != NULL && BN_cmp(want, got) == 0;
+        BN_free(want);
+        BN_free(got);
+    }
     ERR_clear_error();
+    if (!serial_ok)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" signed with another serial than the one asked for while "
+                       "%s: its profile must say \"client_provides_serial_numbers\": true when "
+                       "the CA is configured with client_serials",
+                       cca->base.name, op->what);
     if (!same_key)
         return pc_fail(diag, PC_ERR_CRYPTO,
                        "cfssl CA \"%s\" returned a certificate for another public key than the "
@@ -578,8 +591,27 @@ static pc_err_t sign_prepare(op_t *op, X509_REQ *csr, const pc_ca_issue_t *issue
     snprintf(op->what, sizeof(op->what), "signing a CSR with profile \"%s\"", profile);
     op->url = cca->sign_url;
     op->csr_key = X509_REQ_get_pubkey(csr);
+    if (cca->base.takes_serial) {
+        BIGNUM *bn = NULL;
+        if (issue->serial_hex == NULL ||
+            (err = pc_ca_serial_parse(&cca->base, issue->serial_hex, &bn, diag)) != PC_OK) {
+            free(pem);
+            return issue->serial_hex == NULL
+                       ? pc_fail(diag, PC_ERR_INVALID_PARAM,
+                                 "cfssl CA \"%s\" takes its callers' serials (client_serials) "
+                                 "and none was given",
+                                 name)
+                       : err;
+        }
+        op->serial_dec = BN_bn2dec(bn);
+        BN_free(bn);
+        if (op->serial_dec == NULL) {
+            free(pem);
+            return pc_fail(diag, PC_ERR_NOMEM, "out of memory converting a serial");
+        }
+    }
     err = pc_ca_cfssl_sign_body(pem, profile, cca->label != NULL ? cca->label : issue->request_id,
-                                cca->key, cca->key_len, &op->body, diag);
+                                op->serial_dec, cca->key, cca->key_len, &op->body, diag);
     free(pem);
     if (err == PC_OK && op->csr_key == NULL)
         err = pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory keeping the CSR's key");
@@ -775,6 +807,7 @@ pc_err_t pc_ca_cfssl_new(uv_loop_t *loop, const pc_ca_cfssl_config_t *cfg, pc_ca
     if (err != PC_OK)
         goto out_free_cca;
     /* Nothing can fail from here: the templates are taken only on success. */
+    cca->base.takes_serial = cfg->client_serials;
     for (size_t i = 0; i < cfg->template_count; i++)
         cca->base.templates[i] = cfg->templates[i];
     cca->base.template_count = cfg->template_count;
