@@ -422,6 +422,31 @@ static pc_err_t job_authenticate(pc_job_t *job, pc_diag_t *diag)
     return pc_auth_verify(job->w->auth, sr, diag);
 }
 
+/* job_authorize: a signer acts only for the tenants (and CAs and templates) the workers'
+ * configuration gives it; anything else is refused as unauthenticated, like a bad signature. */
+static pc_err_t job_authorize(pc_job_t *job, pc_diag_t *diag)
+{
+    const Pkcs__V1__SignedRequest *sr = job->signed_req;
+    const Pkcs__V1__Request *req = job->req;
+    if (sr->signature.len == 0) /* allow_unsigned: a test cluster without signers */
+        return PC_OK;
+    const pc_config_signer_t *signer = pc_config_signer(job->w->cfg, sr->signer_key_id);
+    if (signer == NULL) /* verified, so configured: a mismatch would be our bug */
+        return pc_fail(diag, PC_ERR_UNAUTHENTICATED, "signer %s is not configured",
+                       sr->signer_key_id);
+    const char *ca = NULL, *tmpl = NULL;
+    if (req->body_case == PKCS__V1__REQUEST__BODY_ISSUE && req->issue->profile != NULL) {
+        ca = req->issue->profile->ca_name;
+        tmpl = req->issue->profile->template_name;
+    } else if (req->body_case == PKCS__V1__REQUEST__BODY_REVOKE) {
+        ca = req->revoke->ca_name;
+    }
+    if (!pc_config_signer_allows(signer, req->tenant_id, ca, tmpl, diag))
+        return PC_ERR_UNAUTHENTICATED;
+    job->signer_global = pc_config_signer_global(signer);
+    return PC_OK;
+}
+
 static void enter_decode(pc_job_t *job)
 {
     pc_diag_t diag = {{0}};
@@ -445,7 +470,16 @@ static void enter_decode(pc_job_t *job)
                         "signed bytes are not a pkcs.v1.Request (protobuf decoding failed)");
         return;
     }
-    if ((err = pc_request_validate(job->req, pc_now_ms(), &diag)) != PC_OK ||
+    if ((err = job_authorize(job, &diag)) != PC_OK) {
+        snprintf(reason, sizeof(reason), "refused: %s", diag.msg);
+        job_dead_letter(job, err, reason);
+        return;
+    }
+    const pc_config_worker_t *c = &job->w->cfg->worker;
+    int64_t now = pc_now_ms();
+    if ((err = pc_request_validate(job->req, now, &diag)) != PC_OK ||
+        (err = pc_request_check_fresh(job->req, now, (int64_t)c->max_request_age_s * 1000,
+                                      (int64_t)c->clock_skew_ms, &diag)) != PC_OK ||
         (err = pc_request_digest(job->req, job->content, &diag)) != PC_OK) {
         job_fail(job, err, &diag); /* a FAILED result; nothing claimed */
         return;
@@ -1167,6 +1201,16 @@ static void job_on_targets(void *arg, pc_err_t err, const pc_cert_t *certs, size
             if (!ref_add(&job->targets, &job->target_count, certs[i].ca, certs[i].serial))
                 err = pc_fail(&d, PC_ERR_NOMEM, "out of memory");
         }
+        /* a serial the tenant's inventory has never heard of: one issued before the inventory
+         * existed, revocable only by a signer of every tenant (who may act for its owner) */
+        if (err == PC_OK && by_serial && count == 0 && job->signer_global &&
+            (job->target_serial[0] == '\0' ||
+             !ref_add(&job->targets, &job->target_count, rev->ca_name, job->target_serial)))
+            err = pc_fail(&d, PC_ERR_NOMEM, "out of memory");
+        else if (err == PC_OK && by_serial && job->target_count == 1 && count == 0)
+            log_job(PC_LOG_WARN, job, "legacy_revoke",
+                    "a serial the inventory does not hold (issued before it existed), revoked "
+                    "for a signer of every tenant");
         if (err == PC_OK && by_serial && job->target_count == 0)
             err = pc_fail(&d, PC_ERR_NOT_FOUND,
                           "tenant %s has no certificate with serial %s from CA \"%s\"; a REVOKE "
@@ -1225,6 +1269,7 @@ static void enter_revoke(pc_job_t *job)
         }
         q.by = PC_CERTS_SERIAL;
         q.key = serial;
+        snprintf(job->target_serial, sizeof(job->target_serial), "%s", serial);
         break;
     }
     }

@@ -418,9 +418,10 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
         "name", "type", "state_dir", "cert_file", "key_file", "subject", "crl_url", "aia_url",
         "key_passphrase", "key_passphrase_file", "templates",
         /* type cfssl */
-        "url", "allow_http", "client_serials", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
-        "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts", "retry_base_ms",
-        "retry_max_ms", "breaker_threshold", "breaker_cooldown_ms", "profiles", NULL};
+        "url", "allow_http", "client_serials", "auth_key_file", "label", "ca_bundle", "client_cert",
+        "client_key", "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts",
+        "retry_base_ms", "retry_max_ms", "breaker_threshold", "breaker_cooldown_ms", "profiles",
+        NULL};
     pc_err_t err;
     if (!json_is_object(obj))
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "each entry of cas must be an object");

@@ -25,10 +25,10 @@ typedef struct pc_config_ca {
     pc_ca_template_t **templates;
     size_t template_count;
     /* type "cfssl": a remote cfssl serve */
-    char *url;          /* https://host:port (http:// only with allow_http) */
-    bool allow_http;    /* accept a plain http:// url (a cfssl on this host); default false */
+    char *url;           /* https://host:port (http:// only with allow_http) */
+    bool allow_http;     /* accept a plain http:// url (a cfssl on this host); default false */
     bool client_serials; /* we pick each serial (client_provides_serial_numbers); default false */
-    char *auth_key_hex; /* from auth_key_file (hex); NULL: unauthenticated /sign */
+    char *auth_key_hex;  /* from auth_key_file (hex); NULL: unauthenticated /sign */
     char *label;
     char *ca_bundle, *client_cert, *client_key;
     unsigned connect_timeout_ms, total_timeout_ms, max_concurrent, attempts;
@@ -45,6 +45,9 @@ typedef struct pc_config_signer {
     char *algorithm;       /* "ed25519", "ecdsa-p256-sha256", "hmac-sha256" */
     char *public_key_file; /* PEM, for ed25519 / ecdsa */
     char *secret_file;     /* for hmac-sha256 */
+    /* What it may act for (pc_config_signer_allows): tenants (required; "*" = every tenant),
+     * CAs and templates (absent = any). NULL-terminated lists. */
+    char **tenants, **cas, **templates;
 } pc_config_signer_t;
 
 /* The scalar settings, one struct per section of the file; see the settings table in
@@ -95,6 +98,8 @@ typedef struct pc_config_worker {
     unsigned degraded_after_ms; /* a request retrying this long makes the worker degraded,
                                  * default 30000 */
     bool allow_unsigned;        /* accept requests without signature: tests only, default false */
+    unsigned max_request_age_s; /* older requests are refused (replays), default 259200 (72 h) */
+    unsigned clock_skew_ms;     /* createdAtMs may be this far ahead, default 300000 */
     char *import_key_file;      /* PEM private key for IMPORT_PFX passwords, default none */
     char *import_key_id;        /* its id, default "import-1" */
     /* bounds on an imported PFX, checked before any key derivation (see pfx.h) */
@@ -138,6 +143,17 @@ typedef struct pc_config {
     pc_config_signer_t *signers;
     size_t signer_count;
 } pc_config_t;
+
+/* pc_config_signer finds the signer with key id, NULL when none has it. */
+const pc_config_signer_t *pc_config_signer(const pc_config_t *cfg, const char *id);
+
+/* pc_config_signer_allows tells whether signer may act for tenant, and (when not NULL) for CA
+ * ca and template tmpl; false with diag naming what it may not do and the setting to change. */
+bool pc_config_signer_allows(const pc_config_signer_t *signer, const char *tenant, const char *ca,
+                             const char *tmpl, pc_diag_t *diag);
+
+/* pc_config_signer_global tells whether signer may act for every tenant ("*"). */
+bool pc_config_signer_global(const pc_config_signer_t *signer);
 
 /* pc_config_settings_parse fills the kafka, redis, worker and coordinator sections of cfg from
  * the objects of those names in root (any may be missing), then PC_* environment overrides,

@@ -52,6 +52,8 @@ static const setting_t settings[] = {
     {"worker", "retry_limit_ms", "PC_RETRY_LIMIT_MS", T_UINT, W(retry_limit_ms), "300000"},
     {"worker", "degraded_after_ms", "PC_DEGRADED_AFTER_MS", T_UINT, W(degraded_after_ms), "30000"},
     {"worker", "allow_unsigned", "PC_ALLOW_UNSIGNED", T_BOOL, W(allow_unsigned), "false"},
+    {"worker", "max_request_age_s", "PC_MAX_REQUEST_AGE_S", T_UINT, W(max_request_age_s), "259200"},
+    {"worker", "clock_skew_ms", "PC_CLOCK_SKEW_MS", T_UINT, W(clock_skew_ms), "300000"},
     {"kafka", "brokers", "PC_KAFKA_BROKERS", T_STR, K(brokers), "127.0.0.1:9092"},
     {"kafka", "group_id", "PC_KAFKA_GROUP_ID", T_STR, K(group_id), "pkcs-workers"},
     {"kafka", "group_instance_id", "PC_KAFKA_GROUP_INSTANCE_ID", T_STR, K(group_instance_id), NULL},
@@ -240,22 +242,68 @@ static pc_err_t derived_defaults(pc_config_t *cfg, pc_diag_t *diag)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "redis.lease_ms must be at least 1000");
     if (w->max_instances == 0)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "worker.max_instances must be at least 1");
+    /* a request is refused once older than its age; until then its record answers a replay */
+    uint64_t valid_s = (uint64_t)w->max_request_age_s + w->clock_skew_ms / 1000 + 1;
+    if ((uint64_t)cfg->redis.retention_hours * 3600 < valid_s)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "redis.retention_hours (%u) must keep request records at least as long as "
+                       "a request stays valid (worker.max_request_age_s %u + worker.clock_skew_ms "
+                       "%u): a replay after its record expired would be issued anew",
+                       cfg->redis.retention_hours, w->max_request_age_s, w->clock_skew_ms);
     return check_bounds(cfg, diag);
+}
+
+/* string_list copies a JSON list of non-empty strings into a NULL-terminated array. */
+static pc_err_t string_list(json_t *v, const char *what, char ***out, pc_diag_t *diag)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: %s must be a non-empty list of strings",
+                       what);
+    if ((*out = calloc(json_array_size(v) + 1, sizeof(**out))) == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *item = json_array_get(v, i);
+        if (!json_is_string(item) || json_string_value(item)[0] == '\0')
+            return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                           "config: %s must be a non-empty list of strings", what);
+        if (((*out)[i] = strdup(json_string_value(item))) == NULL)
+            return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    }
+    return PC_OK;
+}
+
+static void free_list(char **list)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        free(list[i]);
+    free(list);
 }
 
 static pc_err_t parse_signer(json_t *obj, pc_config_signer_t *s, pc_diag_t *diag)
 {
     static const char *const names[] = {"id", "algorithm", "public_key_file", "secret_file"};
     char **fields[] = {&s->id, &s->algorithm, &s->public_key_file, &s->secret_file};
+    static const char *const lists[] = {"tenants", "cas", "templates"};
+    char ***list_fields[] = {&s->tenants, &s->cas, &s->templates};
     const char *key;
     json_t *v;
     if (!json_is_object(obj))
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: each signer must be an object");
     json_object_foreach(obj, key, v)
     {
-        size_t i = 0;
+        size_t i = 0, l = 0;
         while (i < 4 && strcmp(key, names[i]) != 0)
             i++;
+        while (l < 3 && strcmp(key, lists[l]) != 0)
+            l++;
+        if (l < 3) {
+            char what[64];
+            snprintf(what, sizeof(what), "signers[].%s", key);
+            pc_err_t err = string_list(v, what, list_fields[l], diag);
+            if (err != PC_OK)
+                return err;
+            continue;
+        }
         if (i == 4 || !json_is_string(v))
             return pc_fail(diag, PC_ERR_INVALID_PARAM,
                            "config: signers[].%s is unknown or not a string", key);
@@ -264,7 +312,56 @@ static pc_err_t parse_signer(json_t *obj, pc_config_signer_t *s, pc_diag_t *diag
     }
     if (s->id == NULL || s->algorithm == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: every signer needs id and algorithm");
+    if (s->tenants == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "config: signer %s needs \"tenants\": the tenants it may act for (or "
+                       "[\"*\"] for every tenant)",
+                       s->id);
     return PC_OK;
+}
+
+static bool listed(char *const *list, const char *name)
+{
+    if (list == NULL)
+        return true; /* not restricted */
+    for (size_t i = 0; list[i] != NULL; i++)
+        if (strcmp(list[i], "*") == 0 || strcmp(list[i], name) == 0)
+            return true;
+    return false;
+}
+
+const pc_config_signer_t *pc_config_signer(const pc_config_t *cfg, const char *id)
+{
+    for (size_t i = 0; id != NULL && i < cfg->signer_count; i++)
+        if (strcmp(cfg->signers[i].id, id) == 0)
+            return &cfg->signers[i];
+    return NULL;
+}
+
+bool pc_config_signer_allows(const pc_config_signer_t *signer, const char *tenant, const char *ca,
+                             const char *tmpl, pc_diag_t *diag)
+{
+    const char *what = NULL, *value = NULL, *setting = NULL;
+    if (!listed(signer->tenants, tenant != NULL ? tenant : ""))
+        what = "tenant", value = tenant, setting = "tenants";
+    else if (ca != NULL && ca[0] != '\0' && !listed(signer->cas, ca))
+        what = "CA", value = ca, setting = "cas";
+    else if (tmpl != NULL && tmpl[0] != '\0' && !listed(signer->templates, tmpl))
+        what = "template", value = tmpl, setting = "templates";
+    if (what == NULL)
+        return true;
+    pc_fail(diag, PC_ERR_UNAUTHENTICATED,
+            "signer %s may not act for %s \"%s\" (its \"%s\" in the workers' configuration)",
+            signer->id, what, value, setting);
+    return false;
+}
+
+bool pc_config_signer_global(const pc_config_signer_t *signer)
+{
+    for (size_t i = 0; signer->tenants != NULL && signer->tenants[i] != NULL; i++)
+        if (strcmp(signer->tenants[i], "*") == 0)
+            return true;
+    return false;
 }
 
 static pc_err_t parse_signers(pc_config_t *cfg, json_t *list, pc_diag_t *diag)
@@ -296,9 +393,14 @@ pc_err_t pc_config_settings_parse(pc_config_t *cfg, json_t *root, pc_diag_t *dia
     for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
         if ((err = apply_one(cfg, &settings[i], root, diag)) != PC_OK)
             return err;
-    if ((err = derived_defaults(cfg, diag)) != PC_OK)
+    if ((err = derived_defaults(cfg, diag)) != PC_OK ||
+        (err = parse_signers(cfg, json_object_get(root, "signers"), diag)) != PC_OK)
         return err;
-    return parse_signers(cfg, json_object_get(root, "signers"), diag);
+    if (cfg->worker.allow_unsigned && cfg->signer_count > 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "worker.allow_unsigned is for a test cluster without signers: with signers "
+                       "configured every request must be signed (remove one or the other)");
+    return PC_OK;
 }
 
 pc_redis_config_t pc_config_redis(const pc_config_t *cfg)
@@ -327,6 +429,9 @@ void pc_config_settings_clear(pc_config_t *cfg)
         free(cfg->signers[i].algorithm);
         free(cfg->signers[i].public_key_file);
         free(cfg->signers[i].secret_file);
+        free_list(cfg->signers[i].tenants);
+        free_list(cfg->signers[i].cas);
+        free_list(cfg->signers[i].templates);
     }
     free(cfg->signers);
     cfg->signers = NULL;

@@ -50,7 +50,8 @@ pc_cluster_init() {
              "drain_timeout_ms": 20000, "key_pool_size": 4},
   "kafka": {"brokers": "$PC_KAFKA_BROKERS", "session_timeout_ms": 6000},
   "redis": {"port": $PC_REDIS_PORT, "lease_ms": 4000, "command_timeout_ms": 1000},
-  "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub"}]
+  "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub",
+               "tenants": ["*"]}]
 }
 JSON
 }
