@@ -443,7 +443,6 @@ static pc_err_t job_authorize(pc_job_t *job, pc_diag_t *diag)
     }
     if (!pc_config_signer_allows(signer, req->tenant_id, ca, tmpl, diag))
         return PC_ERR_UNAUTHENTICATED;
-    job->signer_global = pc_config_signer_global(signer);
     return PC_OK;
 }
 
@@ -1201,16 +1200,6 @@ static void job_on_targets(void *arg, pc_err_t err, const pc_cert_t *certs, size
             if (!ref_add(&job->targets, &job->target_count, certs[i].ca, certs[i].serial))
                 err = pc_fail(&d, PC_ERR_NOMEM, "out of memory");
         }
-        /* a serial the tenant's inventory has never heard of: one issued before the inventory
-         * existed, revocable only by a signer of every tenant (who may act for its owner) */
-        if (err == PC_OK && by_serial && count == 0 && job->signer_global &&
-            (job->target_serial[0] == '\0' ||
-             !ref_add(&job->targets, &job->target_count, rev->ca_name, job->target_serial)))
-            err = pc_fail(&d, PC_ERR_NOMEM, "out of memory");
-        else if (err == PC_OK && by_serial && job->target_count == 1 && count == 0)
-            log_job(PC_LOG_WARN, job, "legacy_revoke",
-                    "a serial the inventory does not hold (issued before it existed), revoked "
-                    "for a signer of every tenant");
         if (err == PC_OK && by_serial && job->target_count == 0)
             err = pc_fail(&d, PC_ERR_NOT_FOUND,
                           "tenant %s has no certificate with serial %s from CA \"%s\"; a REVOKE "
@@ -1269,7 +1258,6 @@ static void enter_revoke(pc_job_t *job)
         }
         q.by = PC_CERTS_SERIAL;
         q.key = serial;
-        snprintf(job->target_serial, sizeof(job->target_serial), "%s", serial);
         break;
     }
     }

@@ -66,8 +66,6 @@ struct pc_job {
     size_t orphan_count, orphan_next, orphans_revoked;
     bool orphans_known; /* the CA's records or the intent say what was signed */
 
-    bool signer_global;     /* its signer acts for every tenant ("*") */
-    char target_serial[64]; /* REVOKE by serial: the serial, canonical */
     pc_cert_ref_t *targets; /* REVOKE: what to revoke, how far, what was */
     size_t target_count, target_next;
     bool targets_known;

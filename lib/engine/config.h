@@ -152,9 +152,6 @@ const pc_config_signer_t *pc_config_signer(const pc_config_t *cfg, const char *i
 bool pc_config_signer_allows(const pc_config_signer_t *signer, const char *tenant, const char *ca,
                              const char *tmpl, pc_diag_t *diag);
 
-/* pc_config_signer_global tells whether signer may act for every tenant ("*"). */
-bool pc_config_signer_global(const pc_config_signer_t *signer);
-
 /* pc_config_settings_parse fills the kafka, redis, worker and coordinator sections of cfg from
  * the objects of those names in root (any may be missing), then PC_* environment overrides,
  * then defaults; and cfg->signers from "signers". Called by pc_config_load. */

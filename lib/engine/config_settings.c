@@ -356,14 +356,6 @@ bool pc_config_signer_allows(const pc_config_signer_t *signer, const char *tenan
     return false;
 }
 
-bool pc_config_signer_global(const pc_config_signer_t *signer)
-{
-    for (size_t i = 0; signer->tenants != NULL && signer->tenants[i] != NULL; i++)
-        if (strcmp(signer->tenants[i], "*") == 0)
-            return true;
-    return false;
-}
-
 static pc_err_t parse_signers(pc_config_t *cfg, json_t *list, pc_diag_t *diag)
 {
     if (list == NULL)
