@@ -260,6 +260,7 @@ struct pc_coord {
     pc_coord_admin_t *admin;
     pc_coord_crl_t *crls; /* one per CA, [engine->ca_count] */
     pc_coord_notices_t *notices;
+    char *result_key_pem; /* the public key of worker.result_key_file; NULL: none */
     uv_signal_t sigterm, sigint;
     uv_timer_t refresh;
     uv_timer_t crl_timer;

@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 
+#include "auth.h"
 #include "coord.h"
 #include "log.h"
 
@@ -128,6 +129,23 @@ static void init_handles(pc_coord_t *coord)
     coord->open += (int)(sizeof(handles) / sizeof(handles[0]));
 }
 
+/* The workers' result key, published for consumers: only its public half is kept. */
+static pc_err_t load_result_key(pc_coord_t *coord, pc_diag_t *diag)
+{
+    const pc_config_worker_t *w = &coord->cfg->worker;
+    pc_signer_t *signer = NULL;
+    if (w->result_key_file == NULL)
+        return PC_OK;
+    pc_err_t err = pc_signer_new(w->result_key_id, w->result_key_algorithm, w->result_key_file,
+                                 NULL, &signer, diag);
+    if (err == PC_OK)
+        err = pc_signer_public_pem(signer, &coord->result_key_pem, diag);
+    pc_signer_free(signer);
+    if (err != PC_OK)
+        pc_diag_prefix(diag, "worker.result_key_file");
+    return err;
+}
+
 static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
 {
     const pc_config_t *cfg = coord->cfg;
@@ -139,6 +157,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
         return err;
     }
     pc_coord_topics_init(coord);
+    if ((err = load_result_key(coord, diag)) != PC_OK)
+        return err;
     if (cfg->coordinator.admin_token_file != NULL) {
         if ((err = pc_http_token_load(cfg->coordinator.admin_token_file, &coord->admin_token,
                                       diag)) != PC_OK) {
@@ -172,6 +192,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
 
 static void coord_cleanup(pc_coord_t *coord)
 {
+    free(coord->result_key_pem);
+    coord->result_key_pem = NULL;
     pc_coord_admin_free(coord->admin); /* answers pending calls: may end the last cycle */
     coord->admin = NULL;
     if (coord->engine != NULL)

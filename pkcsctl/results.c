@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "common.h"
+#include "result.h"
 
 #define POLL_MS 200
 
@@ -118,7 +119,12 @@ static Pkcs__V1__Result *matching(pkcsctl_waiter_t *w, const rd_kafka_message_t 
             pkcsctl_kafka_error(&w->kafka, msg->err, rd_kafka_message_errstr(msg));
         return NULL;
     }
-    Pkcs__V1__Result *res = pkcs__v1__result__unpack(NULL, msg->len, msg->payload);
+    Pkcs__V1__SignedResult *sealed = NULL;
+    Pkcs__V1__Result *res = NULL;
+    pc_diag_t diag;
+    pc_result_open(msg->payload, msg->len, &sealed, &res, &diag);
+    if (sealed != NULL)
+        pkcs__v1__signed_result__free_unpacked(sealed, NULL);
     if (res != NULL && strcmp(res->request_id, request_id) == 0)
         return res;
     if (res != NULL)

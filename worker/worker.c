@@ -437,6 +437,23 @@ static pc_err_t init_auth(pc_worker_t *w, pc_diag_t *diag)
     return err;
 }
 
+static pc_err_t init_result_signer(pc_worker_t *w, pc_diag_t *diag)
+{
+    const pc_config_worker_t *c = &w->cfg->worker;
+    if (c->result_key_file == NULL) {
+        pc_log(PC_LOG_WARN, "results_unsigned",
+               "no worker.result_key_file: results go out unsigned, and consumers cannot tell "
+               "them from forged ones",
+               NULL);
+        return PC_OK;
+    }
+    pc_err_t err = pc_signer_new(c->result_key_id, c->result_key_algorithm, c->result_key_file,
+                                 NULL, &w->result_signer, diag);
+    if (err != PC_OK)
+        pc_diag_prefix(diag, "worker.result_key_file");
+    return err;
+}
+
 static pc_err_t parse_pool_spec(const char *name, pc_key_spec_t *spec, pc_diag_t *diag)
 {
     static const struct {
@@ -511,7 +528,8 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
     pc_err_t err;
     if ((err = pc_worker_metrics_init(&w->m)) != PC_OK ||
         (err = pc_engine_new_loop(cfg, loop, &w->engine, diag)) != PC_OK ||
-        (err = init_auth(w, diag)) != PC_OK || (err = init_keypool(w, diag)) != PC_OK)
+        (err = init_auth(w, diag)) != PC_OK || (err = init_result_signer(w, diag)) != PC_OK ||
+        (err = init_keypool(w, diag)) != PC_OK)
         return err;
     if ((w->keyq = pc_keyq_new(4096)) == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
@@ -575,6 +593,7 @@ void pc_worker_cleanup(pc_worker_t *w)
     pc_keyq_free(w->keyq);
     pc_keypool_free(w->keypool);
     pc_auth_free(w->auth);
+    pc_signer_free(w->result_signer);
     pc_engine_free(w->engine);
     pc_metrics_free(w->m.registry);
     free(w->partitions);

@@ -48,6 +48,7 @@ typedef struct pc_worker {
 
     pc_engine_t *engine;
     pc_auth_t *auth;
+    pc_signer_t *result_signer; /* signs every result; NULL: results unsigned */
     pc_keypool_t *keypool;
     pc_keyq_t *keyq;
     pc_redis_t *redis;

@@ -100,6 +100,10 @@ typedef struct pc_config_worker {
     bool allow_unsigned;        /* accept requests without signature: tests only, default false */
     unsigned max_request_age_s; /* older requests are refused (replays), default 259200 (72 h) */
     unsigned clock_skew_ms;     /* createdAtMs may be this far ahead, default 300000 */
+    char *result_key_file;      /* the cluster's result-signing key (PEM, mode 0600); none:
+                                 * results go out unsigned */
+    char *result_key_id;        /* its id, default "results-1" */
+    char *result_key_algorithm; /* "ed25519" (default) or "ecdsa-p256-sha256" */
     char *import_key_file;      /* PEM private key for IMPORT_PFX passwords, default none */
     char *import_key_id;        /* its id, default "import-1" */
     /* bounds on an imported PFX, checked before any key derivation (see pfx.h) */

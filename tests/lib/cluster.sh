@@ -41,12 +41,16 @@ pc_cluster_init() {
   openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null || return 1
   openssl pkey -in "$d/signer.pem" -pubout -out "$d/signer.pub" || return 1
   (umask 077 && head -c 32 /dev/urandom | base64 >"$d/ca-passphrase")
+  # the cluster's result key: workers sign every result, pc_watch checks every signature
+  (umask 077 && openssl genpkey -algorithm ed25519 -out "$d/results.pem" 2>/dev/null) || return 1
+  openssl pkey -in "$d/results.pem" -pubout -out "$d/results.pub" || return 1
   export PC_CLUSTER_CONFIG="$d/worker.json"
   cat >"$PC_CLUSTER_CONFIG" <<JSON
 {
   "state_dir": "$d/state",
   "cas": [{"name": "local", "key_passphrase_file": "$d/ca-passphrase"}],
-  "worker": {"http_port": 0, "heartbeat_ms": 1000, "heartbeat_ttl_ms": 4000,
+  "worker": {"result_key_file": "$d/results.pem",
+             "http_port": 0, "heartbeat_ms": 1000, "heartbeat_ttl_ms": 4000,
              "drain_timeout_ms": 20000, "key_pool_size": 4},
   "kafka": {"brokers": "$PC_KAFKA_BROKERS", "session_timeout_ms": 6000},
   "redis": {"port": $PC_REDIS_PORT, "lease_ms": 4000, "command_timeout_ms": 1000},
@@ -182,8 +186,11 @@ pc_submit() {
     --signer-key "$PC_SERVERS_DIR/signer.pem" "$@"
 }
 
+# pc_watch checks every result's signature with the cluster's result key (when it made one).
 pc_watch() {
-  "$PC_BIN_DIR/pkcsctl" watch --brokers "$PC_KAFKA_BROKERS" "$@"
+  local key=()
+  [[ -f ${PC_SERVERS_DIR:-}/results.pub ]] && key=(--result-key "$PC_SERVERS_DIR/results.pub")
+  "$PC_BIN_DIR/pkcsctl" watch --brokers "$PC_KAFKA_BROKERS" "${key[@]}" "$@"
 }
 
 # pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca/local/ca_index_redis.c).
