@@ -114,6 +114,7 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
 {
     const pc_config_t *cfg = coord->cfg;
     pc_redis_config_t rc = pc_config_redis(cfg);
+    pc_kafka_security_t security = pc_config_kafka_security(cfg);
     char port[16];
     pc_err_t err;
     if ((err = pc_coord_metrics_init(&coord->m)) != PC_OK) {
@@ -123,8 +124,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
     pc_coord_topics_init(coord);
     if ((err = pc_engine_new(coord->cfg, &coord->engine, diag)) != PC_OK ||
         (err = pc_redis_new(coord->loop, &rc, &coord->redis, diag)) != PC_OK ||
-        (err = pc_coord_admin_new(coord->loop, cfg->kafka.brokers, cfg->kafka.group_id,
-                                  &coord->admin, diag)) != PC_OK ||
+        (err = pc_coord_admin_new(coord->loop, &cfg->kafka, &security, &coord->admin, diag)) !=
+            PC_OK ||
         (err = pc_http_new(coord->loop, cfg->coordinator.http_host, (int)cfg->coordinator.http_port,
                            pc_coord_http_handler, coord, &coord->http, diag)) != PC_OK ||
         (err = pc_coord_ca_start(coord, diag)) != PC_OK)

@@ -136,6 +136,17 @@ static void on_kafka_state(void *arg, bool up)
         pc_worker_note_error(w, "Kafka brokers unreachable");
 }
 
+/* Refused credentials or an untrusted broker do not heal by waiting: stop, saying what to fix,
+ * rather than look alive while doing nothing (the supervisor's restart then shows the line). */
+static void on_kafka_refused(void *arg, const pc_diag_t *diag)
+{
+    pc_worker_t *w = arg;
+    pc_log(PC_LOG_ERROR, "kafka_refused", diag->msg, NULL);
+    fprintf(stderr, "pkcs-worker: %s\n", diag->msg);
+    pc_worker_note_error(w, diag->msg);
+    pc_worker_shutdown(w, 1);
+}
+
 static void on_redis_state(void *arg, bool up)
 {
     pc_worker_t *w = arg;
@@ -238,6 +249,7 @@ static void on_heartbeat_timer(uv_timer_t *timer)
 
 static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
 {
+    pc_kafka_security_t security = pc_config_kafka_security(w->cfg);
     pc_kafka_config_t kc = {
         .brokers = w->cfg->kafka.brokers,
         .group_id = w->cfg->kafka.group_id,
@@ -245,8 +257,10 @@ static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
         .client_id = w->cfg->worker.id,
         .topic = w->cfg->kafka.requests_topic,
         .session_timeout_ms = w->cfg->kafka.session_timeout_ms,
+        .security = &security,
     };
-    pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_kafka_state};
+    pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_kafka_state,
+                                    on_kafka_refused};
     pc_err_t err = pc_kafka_new(w->loop, &kc, &handlers, w, &w->kafka, diag);
     if (err == PC_OK)
         err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.results_topic, diag);

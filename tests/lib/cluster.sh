@@ -42,6 +42,16 @@ pc_cluster_init() {
   "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub"}]
 }
 JSON
+  # A SASL_SSL broker (PC_KAFKA_SECURITY=sasl_ssl): the workers, the coordinator and pkcsctl
+  # (pc_submit, pc_watch) log in with TLS and SCRAM, as in production.
+  if [[ ${PC_KAFKA_SECURITY:-plaintext} == sasl_ssl ]]; then
+    jq --arg ca "$PC_TEST_KAFKA_CA" --arg user "$PC_TEST_KAFKA_USER" \
+      --arg pw "$PC_TEST_KAFKA_PASSWORD_FILE" \
+      '.kafka += {security_protocol: "sasl_ssl", ssl_ca_file: $ca, sasl_mechanism: "SCRAM-SHA-512",
+                  sasl_username: $user, sasl_password_file: $pw}' \
+      "$PC_CLUSTER_CONFIG" >"$PC_CLUSTER_CONFIG.new" && mv "$PC_CLUSTER_CONFIG.new" "$PC_CLUSTER_CONFIG"
+    export PC_CONFIG="$PC_CLUSTER_CONFIG"
+  fi
 }
 
 # pc_cluster_add_cfssl: a real cfssl serve (tests/lib/cfssl.sh) with its certificate database,

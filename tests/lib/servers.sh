@@ -25,6 +25,10 @@
 #   PC_KAFKA_START_TIMEOUT  seconds to wait for the broker (default 90)
 #   PC_KAFKA_CDS=0          no class-data-sharing archive for the broker (see _pc_kafka_launch)
 #   PC_KEEP_SERVERS_DIR=1   keep the state folder (logs, data) after cleanup, for debugging
+#   PC_KAFKA_SECURITY=sasl_ssl  pc_kafka_start makes a broker whose client listener wants TLS and
+#                           SCRAM (see _pc_kafka_secure_setup); it exports PC_TEST_KAFKA_CA (the
+#                           test CA's certificate), PC_TEST_KAFKA_USER and
+#                           PC_TEST_KAFKA_PASSWORD_FILE (a SCRAM-SHA-512 user)
 
 PC_KAFKA_VERSION="${PC_KAFKA_VERSION:-3.9.2}"
 _pc_lib_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -500,16 +504,23 @@ pc_kafka_start() {
   port="$(pc_free_port)" || return 1
   cport="$(pc_free_port)" || return 1
   _pc_kafka_write_log4j
+  local proto=PLAINTEXT scram=()
+  if [[ ${PC_KAFKA_SECURITY:-plaintext} == sasl_ssl ]]; then
+    proto=SASL_SSL
+  elif [[ ${PC_KAFKA_SECURITY:-plaintext} != plaintext ]]; then
+    _pc_err "pc_kafka_start: PC_KAFKA_SECURITY is plaintext or sasl_ssl, not '$PC_KAFKA_SECURITY'"
+    return 1
+  fi
   cat >"$dir/server.properties.tmp" <<EOF
 # Single-node KRaft broker+controller for tests, written by tests/lib/servers.sh.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-inter.broker.listener.name=PLAINTEXT
+listeners=$proto://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$proto://127.0.0.1:$port
+inter.broker.listener.name=$proto
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$proto:$proto
 log.dirs=$dir/data
 
 # Topics are created explicitly, as in production.
@@ -540,6 +551,11 @@ log.retention.hours=24
 socket.send.buffer.bytes=131072
 socket.receive.buffer.bytes=131072
 EOF
+  if [[ $proto == SASL_SSL ]]; then
+    _pc_kafka_secure_setup "$dir" >>"$dir/server.properties.tmp" || return 1
+    scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(<"$dir/tls/admin.password")]"
+      --add-scram "SCRAM-SHA-512=[name=$PC_TEST_KAFKA_USER,password=$(<"$PC_TEST_KAFKA_PASSWORD_FILE")]")
+  fi
   mv "$dir/server.properties.tmp" "$dir/server.properties"
   printf '%s\n' "$port" >"$dir/port"
   local id
@@ -547,13 +563,75 @@ EOF
   # shellcheck disable=SC2086
   if ! java $_pc_kafka_tool_jvm -Dlog4j.configuration="file:$dir/tools-log4j.properties" \
     -cp "$cache/libs/*" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
-    >"$dir/format.log" 2>&1; then
+    "${scram[@]}" >"$dir/format.log" 2>&1; then
     _pc_err "pc_kafka_start: formatting the KRaft storage in $dir/data failed:"
     sed 's/^/    /' "$dir/format.log" >&2
     rm -f "$dir/server.properties"
     return 1
   fi
   _pc_kafka_launch
+}
+
+# _pc_kafka_secure_setup DIR: for a SASL_SSL broker, makes a test CA and the broker's certificate
+# (for 127.0.0.1 and localhost) in a PKCS#12 keystore, two SCRAM-SHA-512 users (admin for the
+# broker itself, and the clients' user), the properties the Kafka tools need
+# (DIR/client.properties), and prints the broker's security properties. Passwords are random
+# and kept in files under DIR/tls (mode 600).
+_pc_kafka_secure_setup() {
+  local dir="$1" tls="$1/tls" kspw adminpw
+  mkdir -p "$tls" && chmod 700 "$tls"
+  (
+    umask 077
+    openssl rand -hex 16 >"$tls/keystore.password"
+    openssl rand -hex 16 >"$tls/admin.password"
+    openssl rand -hex 16 >"$tls/pkcs.password"
+  ) || return 1
+  kspw="$(<"$tls/keystore.password")"
+  adminpw="$(<"$tls/admin.password")"
+  if ! {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=pkcs-connector test Kafka CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$tls/broker.key" -out "$tls/broker.csr" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' \
+        >"$tls/broker.ext" &&
+      openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls/broker.ext" -out "$tls/broker.crt" &&
+      openssl pkcs12 -export -inkey "$tls/broker.key" -in "$tls/broker.crt" \
+        -certfile "$tls/ca.crt" -name broker -passout "file:$tls/keystore.password" \
+        -out "$tls/broker.p12"
+  } >"$tls/openssl.log" 2>&1; then
+    _pc_err "_pc_kafka_secure_setup: openssl failed making the test CA and broker certificate:"
+    sed 's/^/    /' "$tls/openssl.log" >&2
+    return 1
+  fi
+  export PC_TEST_KAFKA_CA="$tls/ca.crt" PC_TEST_KAFKA_USER=pkcs \
+    PC_TEST_KAFKA_PASSWORD_FILE="$tls/pkcs.password"
+  (
+    umask 077
+    cat >"$dir/client.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$adminpw";
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.crt
+EOF
+  )
+  cat <<EOF
+
+# SASL_SSL for clients and the broker itself (written by _pc_kafka_secure_setup): TLS with a
+# test CA, SCRAM-SHA-512 users created at format time; the controller stays plaintext on loopback.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$adminpw";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$kspw
+ssl.key.password=$kspw
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.crt
+ssl.client.auth=none
+EOF
 }
 
 # pc_kafka_stop stops the broker (SIGTERM for a controlled shutdown, SIGKILL after 10 s); its
@@ -582,6 +660,9 @@ pc_kafka_create_topic() {
   fi
   [[ -n ${PC_KAFKA_BROKERS:-} ]] || { _pc_err "pc_kafka_create_topic: start Kafka first (pc_kafka_start)"; return 1; }
   shift 2
+  # a SASL_SSL broker (PC_KAFKA_SECURITY) wants the tools to authenticate too
+  [[ -f $PC_SERVERS_DIR/kafka/client.properties ]] &&
+    set -- --command-config "$PC_SERVERS_DIR/kafka/client.properties" "$@"
   if ! out="$(pc_kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$PC_KAFKA_BROKERS" \
     --create --topic "$name" --partitions "$partitions" --replication-factor 1 "$@" 2>&1)"; then
     _pc_err "creating topic '$name' with $partitions partitions on $PC_KAFKA_BROKERS failed:"
