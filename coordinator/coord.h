@@ -233,6 +233,9 @@ struct pc_coord {
     json_t *logged_problems; /* problems already logged: {"text": true} */
     char create_error[512];  /* the last topic creation failure logged */
 
+    bool eviction_checked;  /* Redis's maxmemory-policy was found acceptable (or unreadable) */
+    bool eviction_checking; /* the check is under way */
+
     pc_coord_cycle_t *cycle; /* the running cycle, or NULL */
     bool refresh_again;      /* asked for a refresh while one was running */
     pc_coord_view_t view;

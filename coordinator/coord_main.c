@@ -79,9 +79,33 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 /* ---- refresh ----------------------------------------------------------------------------- */
 
+/* A Redis that may evict keys would, once full, drop the local CA's records, which the
+ * coordinator's CRLs are made from: refuse it. Redis not reachable yet: the next refresh asks
+ * again. */
+static void on_eviction_checked(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_coord_t *coord = arg;
+    coord->eviction_checking = false;
+    if (coord->stopping || err == PC_ERR_DEPENDENCY)
+        return;
+    if (err == PC_ERR_INVALID_PARAM) {
+        pc_log(PC_LOG_ERROR, "redis_misconfigured", diag->msg, NULL);
+        fprintf(stderr, "pkcs-coordinator: %s\n", diag->msg);
+        coord_shutdown(coord, 1);
+        return;
+    }
+    if (err != PC_OK)
+        pc_log(PC_LOG_WARN, "redis_policy_unknown", diag->msg, NULL);
+    coord->eviction_checked = true;
+}
+
 static void on_refresh(uv_timer_t *timer)
 {
-    pc_coord_cycle_start(timer->data);
+    pc_coord_t *coord = timer->data;
+    if (!coord->eviction_checked && !coord->eviction_checking &&
+        pc_redis_check_eviction(coord->redis, on_eviction_checked, coord) == PC_OK)
+        coord->eviction_checking = true;
+    pc_coord_cycle_start(coord);
 }
 
 void pc_coord_refresh_soon(pc_coord_t *coord, uint64_t delay_ms)

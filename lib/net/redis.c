@@ -701,6 +701,103 @@ void pc_redis_close(pc_redis_t *redis, void (*closed)(void *arg), void *arg)
     maybe_finish(redis);
 }
 
+/* ---- the eviction policy ---------------------------------------------------------------- */
+
+typedef struct eviction_check {
+    pc_redis_t *redis;
+    pc_redis_checked_fn cb;
+    void *arg;
+    char config_error[128]; /* what CONFIG GET answered, when it was refused */
+} eviction_check_t;
+
+static void eviction_verdict(eviction_check_t *check, const char *policy, size_t len)
+{
+    pc_diag_t diag;
+    pc_redis_t *redis = check->redis;
+    pc_err_t err = PC_OK;
+    if (len != strlen("noeviction") || memcmp(policy, "noeviction", len) != 0)
+        err = pc_fail(&diag, PC_ERR_INVALID_PARAM,
+                      "Redis at %s:%d has maxmemory-policy %.*s, which lets it delete the local "
+                      "CA's records and the request claims when memory runs out; set "
+                      "maxmemory-policy noeviction (redis.conf, and CONFIG SET on the running "
+                      "server)",
+                      redis->host, redis->port, (int)(len < 64 ? len : 64), policy);
+    check->cb(check->arg, err, err == PC_OK ? NULL : &diag);
+    free(check);
+}
+
+static void eviction_info_done(void *arg, pc_err_t err, const redisReply *reply,
+                               const pc_diag_t *diag)
+{
+    eviction_check_t *check = arg;
+    static const char field[] = "maxmemory_policy:";
+    const char *line = NULL;
+    pc_diag_t mine;
+    if (err != PC_OK) {
+        check->cb(check->arg, err, diag);
+        free(check);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_STRING)
+        line = strstr(reply->str, field);
+    if (line == NULL) {
+        pc_fail(&mine, PC_ERR_NOT_SUPPORTED,
+                "cannot read Redis's maxmemory-policy: CONFIG GET answered \"%s\" and INFO memory "
+                "\"%.100s\"; allow +config|get or +info to the redis.username user, and make "
+                "sure the policy is noeviction",
+                check->config_error,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "no maxmemory_policy field");
+        check->cb(check->arg, PC_ERR_NOT_SUPPORTED, &mine);
+        free(check);
+        return;
+    }
+    line += sizeof(field) - 1;
+    eviction_verdict(check, line, strcspn(line, "\r\n"));
+}
+
+static void eviction_config_done(void *arg, pc_err_t err, const redisReply *reply,
+                                 const pc_diag_t *diag)
+{
+    eviction_check_t *check = arg;
+    const char *info[] = {"INFO", "memory"};
+    static const size_t info_len[] = {4, 6};
+    if (err != PC_OK) {
+        check->cb(check->arg, err, diag);
+        free(check);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        eviction_verdict(check, reply->element[1]->str, reply->element[1]->len);
+        return;
+    }
+    /* an ACL without +config|get (NOPERM), or CONFIG renamed away: INFO says it too */
+    snprintf(check->config_error, sizeof(check->config_error), "%.100s",
+             reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected reply");
+    if (send_cmd(check->redis, eviction_info_done, check, 2, info, info_len, false) != PC_OK) {
+        pc_diag_t mine;
+        pc_fail(&mine, PC_ERR_DEPENDENCY, "the Redis connection was closed");
+        check->cb(check->arg, PC_ERR_DEPENDENCY, &mine);
+        free(check);
+    }
+}
+
+pc_err_t pc_redis_check_eviction(pc_redis_t *redis, pc_redis_checked_fn cb, void *arg)
+{
+    const char *argv[] = {"CONFIG", "GET", "maxmemory-policy"};
+    static const size_t argvlen[] = {6, 3, 16};
+    eviction_check_t *check = calloc(1, sizeof(*check));
+    if (check == NULL)
+        return PC_ERR_NOMEM;
+    check->redis = redis;
+    check->cb = cb;
+    check->arg = arg;
+    pc_err_t err = send_cmd(redis, eviction_config_done, check, 3, argv, argvlen, false);
+    if (err != PC_OK)
+        free(check);
+    return err;
+}
+
 /* ---- arguments --------------------------------------------------------------------------- */
 
 pc_err_t pc_args_add(pc_args_t *args, const void *data, size_t len)

@@ -86,6 +86,18 @@ void pc_redis_script_init(pc_redis_script_t *script);
 pc_err_t pc_redis_eval(pc_redis_t *redis, pc_redis_script_t *script, int nkeys, int argc,
                        const char **argv, const size_t *argvlen, pc_redis_reply_fn cb, void *arg);
 
+/* Outcome of pc_redis_check_eviction, on the loop thread: PC_OK (noeviction),
+ * PC_ERR_INVALID_PARAM (another policy: diag names it and the fix), PC_ERR_DEPENDENCY (Redis
+ * not reachable yet: ask again later), PC_ERR_NOT_SUPPORTED (neither CONFIG GET nor INFO is
+ * allowed to this user: the policy cannot be known; diag says which ACL to grant). */
+typedef void (*pc_redis_checked_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
+
+/* pc_redis_check_eviction asks Redis for its maxmemory-policy (CONFIG GET, or INFO memory when
+ * an ACL forbids CONFIG) and calls cb once with the verdict: only noeviction keeps the records
+ * the cluster cannot lose (the local CA's, the claims) when memory runs out. Returns PC_OK when
+ * cb will be called, PC_ERR_NOMEM or PC_ERR_DEPENDENCY (closed) otherwise. */
+pc_err_t pc_redis_check_eviction(pc_redis_t *redis, pc_redis_checked_fn cb, void *arg);
+
 /* pc_redis_close fails pending commands with PC_ERR_DEPENDENCY (their callbacks run before it
  * returns, or right after the current reply callback when called from one), disconnects, and
  * frees redis once its handles are closed; closed (may be NULL) is called then, from a close

@@ -241,12 +241,13 @@ pc_redis_ping() {
   fi
 }
 
-# pc_redis_start starts redis-server on 127.0.0.1 without persistence and waits until it
-# answers PING; exports PC_REDIS_PORT and PC_REDIS_PID. After pc_redis_stop it comes back on
+# pc_redis_start [ARGS...] starts redis-server on 127.0.0.1 without persistence and waits until
+# it answers PING; exports PC_REDIS_PORT and PC_REDIS_PID. ARGS are more redis-server options
+# (--maxmemory-policy allkeys-lru), kept for later starts. After pc_redis_stop it comes back on
 # the same port (with an empty dataset: there is no persistence, as after a real crash).
 pc_redis_start() {
   _pc_require_init || return 1
-  local dir="$PC_SERVERS_DIR/redis" port i
+  local dir="$PC_SERVERS_DIR/redis" port i extra=()
   if ! command -v redis-server >/dev/null 2>&1; then
     _pc_err "redis-server not found; install the Debian package redis-server (apt-get install redis-server redis-tools)"
     return 1
@@ -262,8 +263,10 @@ pc_redis_start() {
     port="$(pc_free_port)" || return 1
     printf '%s\n' "$port" >"$dir/port"
   fi
+  (($# == 0)) || printf '%s\0' "$@" >"$dir/args"
+  [[ -f $dir/args ]] && mapfile -d '' -t extra <"$dir/args"
   _pc_launch redis "$dir/stdout.log" redis-server --bind 127.0.0.1 --port "$port" \
-    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" --daemonize no
+    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" --daemonize no "${extra[@]}"
   for ((i = 0; i < 100; i++)); do
     pc_redis_ping "$port" && break
     if ! _pc_alive "$_pc_launched_pid" "$_pc_launched_start"; then

@@ -1,8 +1,8 @@
 /*
  * test_redis.c - the Redis connection against a real redis-server: commands, per-command
  * timeouts on a stopped server, reconnect after a stop or a restart on the same port, fast
- * failure while down, EVALSHA with the NOSCRIPT fallback, AUTH, and a clean close
- * (uv_loop_close() == 0).
+ * failure while down, EVALSHA with the NOSCRIPT fallback, AUTH, the eviction policy check, and a
+ * clean close (uv_loop_close() == 0).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -474,6 +474,52 @@ static void test_auth(void **state)
     ctx_close(&good);
 }
 
+typedef struct checked {
+    bool done;
+    pc_err_t err;
+    char diag[512];
+} checked_t;
+
+static void on_checked(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    checked_t *c = arg;
+    c->done = true;
+    c->err = err;
+    snprintf(c->diag, sizeof(c->diag), "%s", diag != NULL ? diag->msg : "");
+}
+
+static void check_eviction(ctx_t *ctx, checked_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(pc_redis_check_eviction(ctx->redis, on_checked, c), PC_OK);
+    assert_true(run_until(&ctx->loop, &c->done, 5000));
+}
+
+static void test_eviction_policy(void **state)
+{
+    pc_redis_config_t cfg = fast_cfg(fixture_redis.port);
+    const char *lru[] = {"CONFIG", "SET", "maxmemory-policy", "volatile-lru"};
+    const char *noeviction[] = {"CONFIG", "SET", "maxmemory-policy", "noeviction"};
+    result_t res;
+    checked_t c;
+    ctx_t ctx;
+    (void)state;
+
+    ctx_open(&ctx, &cfg);
+    check_eviction(&ctx, &c); /* not connected yet: ask again later */
+    assert_int_equal(c.err, PC_ERR_DEPENDENCY);
+    assert_true(wait_ready(&ctx, 2000));
+    check_eviction(&ctx, &c);
+    assert_int_equal(c.err, PC_OK);
+    cmd(&ctx, &res, 4, lru);
+    check_eviction(&ctx, &c);
+    assert_int_equal(c.err, PC_ERR_INVALID_PARAM);
+    assert_non_null(strstr(c.diag, "maxmemory-policy volatile-lru"));
+    assert_non_null(strstr(c.diag, "set maxmemory-policy noeviction"));
+    cmd(&ctx, &res, 4, noeviction);
+    ctx_close(&ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +532,7 @@ int main(void)
         cmocka_unit_test_setup(test_close_while_connecting, fixture_revive),
         cmocka_unit_test_setup(test_close_from_reply_callback, fixture_revive),
         cmocka_unit_test_setup(test_auth, fixture_revive),
+        cmocka_unit_test_setup(test_eviction_policy, fixture_revive),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
