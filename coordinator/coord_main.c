@@ -86,6 +86,13 @@ static void on_eviction_checked(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_coord_t *coord = arg;
     coord->eviction_checking = false;
+    if (!coord->stopping && err == PC_ERR_DEPENDENCY && pc_redis_refused(coord->redis)) {
+        /* a wrong user or password does not heal by waiting: say so and stop */
+        pc_log(PC_LOG_ERROR, "redis_refused", pc_redis_last_error(coord->redis), NULL);
+        fprintf(stderr, "pkcs-coordinator: %s\n", pc_redis_last_error(coord->redis));
+        coord_shutdown(coord, 1);
+        return;
+    }
     if (coord->stopping || err == PC_ERR_DEPENDENCY)
         return;
     if (err == PC_ERR_INVALID_PARAM) {

@@ -150,8 +150,11 @@ static void on_kafka_refused(void *arg, const pc_diag_t *diag)
 static void on_redis_state(void *arg, bool up)
 {
     pc_worker_t *w = arg;
-    pc_log(up ? PC_LOG_INFO : PC_LOG_WARN, up ? "redis_up" : "redis_down",
-           up ? "Redis reachable" : "Redis unreachable; requests wait and retry", NULL);
+    if (up)
+        pc_log(PC_LOG_INFO, "redis_up", "Redis reachable", NULL);
+    else
+        pc_log(PC_LOG_WARN, "redis_down", "Redis unreachable; requests wait and retry", "reason",
+               pc_redis_last_error(w->redis), NULL);
     if (!up)
         pc_worker_note_error(w, "Redis unreachable");
 }
@@ -291,6 +294,13 @@ static void on_eviction_checked(void *arg, pc_err_t err, const pc_diag_t *diag)
     if (err == PC_ERR_INVALID_PARAM) {
         pc_log(PC_LOG_ERROR, "redis_misconfigured", diag->msg, NULL);
         fprintf(stderr, "pkcs-worker: %s\n", diag->msg);
+        pc_worker_shutdown(w, 1);
+        return;
+    }
+    if (err == PC_ERR_DEPENDENCY && pc_redis_refused(w->redis)) {
+        /* a wrong user or password does not heal by waiting: say so and stop */
+        pc_log(PC_LOG_ERROR, "redis_refused", pc_redis_last_error(w->redis), NULL);
+        fprintf(stderr, "pkcs-worker: %s\n", pc_redis_last_error(w->redis));
         pc_worker_shutdown(w, 1);
         return;
     }

@@ -74,7 +74,11 @@ typedef struct pc_config_kafka {
 typedef struct pc_config_redis {
     char *host;                  /* default 127.0.0.1 */
     unsigned port;               /* default 6379 */
-    char *password;              /* default none; wiped when freed */
+    char *username;              /* ACL user, default none (the default user) */
+    char *password;              /* default none; wiped when freed; also password_file */
+    char *sentinels;             /* "host:port,host:port": find the master through Sentinel */
+    char *master_name;           /* the name the sentinels monitor it under */
+    char *sentinel_password;     /* default none; wiped when freed; also sentinel_password_file */
     unsigned command_timeout_ms; /* default 2000 */
     unsigned lease_ms;           /* default 30000 */
     unsigned retention_hours;    /* cached results kept, default 168 */

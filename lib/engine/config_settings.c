@@ -79,7 +79,15 @@ static const setting_t settings[] = {
     {"kafka", "sasl_password_file", "PC_KAFKA_SASL_PASSWORD_FILE", T_FILE, K(sasl_password), NULL},
     {"redis", "host", "PC_REDIS_HOST", T_STR, R(host), "127.0.0.1"},
     {"redis", "port", "PC_REDIS_PORT", T_UINT, R(port), "6379"},
+    {"redis", "username", "PC_REDIS_USERNAME", T_STR, R(username), NULL},
     {"redis", "password", "PC_REDIS_PASSWORD", T_SECRET, R(password), NULL},
+    {"redis", "password_file", "PC_REDIS_PASSWORD_FILE", T_FILE, R(password), NULL},
+    {"redis", "sentinels", "PC_REDIS_SENTINELS", T_STR, R(sentinels), NULL},
+    {"redis", "master_name", "PC_REDIS_MASTER_NAME", T_STR, R(master_name), NULL},
+    {"redis", "sentinel_password", "PC_REDIS_SENTINEL_PASSWORD", T_SECRET, R(sentinel_password),
+     NULL},
+    {"redis", "sentinel_password_file", "PC_REDIS_SENTINEL_PASSWORD_FILE", T_FILE,
+     R(sentinel_password), NULL},
     {"redis", "command_timeout_ms", "PC_REDIS_TIMEOUT_MS", T_UINT, R(command_timeout_ms), "2000"},
     {"redis", "lease_ms", "PC_LEASE_MS", T_UINT, R(lease_ms), "30000"},
     {"redis", "retention_hours", "PC_RETENTION_HOURS", T_UINT, R(retention_hours), "168"},
@@ -325,7 +333,11 @@ pc_redis_config_t pc_config_redis(const pc_config_t *cfg)
     return (pc_redis_config_t){
         .host = cfg->redis.host,
         .port = (int)cfg->redis.port,
+        .username = cfg->redis.username,
         .password = cfg->redis.password,
+        .sentinels = cfg->redis.sentinels,
+        .master_name = cfg->redis.master_name,
+        .sentinel_password = cfg->redis.sentinel_password,
         .command_timeout_ms = cfg->redis.command_timeout_ms,
     };
 }

@@ -3,7 +3,11 @@
  * adapter), with what hiredis does not do for us: per-command timeouts, a handshake (AUTH or
  * PING) before the connection counts as ready, reconnect with exponential backoff and jitter,
  * non-blocking name resolution, and Lua scripts by EVALSHA with an EVAL fallback.
- * Loop thread only.
+ * With Redis Sentinel (redis_target.h), each connection attempt first asks the sentinels for
+ * the master on a pool thread (their answer, then getaddrinfo, are blocking calls), and the
+ * handshake adds ROLE: a server that is not the master is dropped and the sentinels asked
+ * again after the backoff. A READONLY error (the master demoted under us) drops the
+ * connection the same way. Loop thread only.
  *
  * Lifetimes: every command is a cmd_t that owns a uv_timer; it is freed in the timer's close
  * callback once the caller has been answered and hiredis has let go of it (hiredis calls every
@@ -20,8 +24,10 @@
 #include "redis.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -34,9 +40,9 @@
 
 typedef enum conn_state {
     CONN_WAITING,    /* down; conn_timer will start the next attempt */
-    CONN_RESOLVING,  /* uv_getaddrinfo in flight */
+    CONN_RESOLVING,  /* uv_getaddrinfo, or asking the sentinels, in flight */
     CONN_CONNECTING, /* TCP connect in flight; conn_timer bounds it */
-    CONN_HANDSHAKE,  /* connected; AUTH or PING in flight */
+    CONN_HANDSHAKE,  /* connected; AUTH or PING (then ROLE) in flight */
     CONN_READY,      /* commands are sent */
 } conn_state_t;
 
@@ -44,8 +50,9 @@ typedef struct cmd cmd_t;
 
 struct pc_redis {
     uv_loop_t *loop;
-    char *host;
-    char *password;
+    pc_redis_target_t *target;
+    char host[PC_REDIS_HOST_MAX]; /* where we connect: the configured host, or the master the
+                                   * sentinels named last */
     int port;
     unsigned command_timeout_ms;
     unsigned reconnect_min_ms;
@@ -54,11 +61,18 @@ struct pc_redis {
     redisAsyncContext *ac; /* NULL when no context is ours */
     conn_state_t state;
     bool up_reported; /* what the state callback was last told */
+    bool refused;     /* the last login (AUTH or ROLE) was answered with an error */
     unsigned attempt; /* failed attempts since the last ready connection */
     uint64_t rng;
     uv_timer_t conn_timer; /* reconnect delay and connect timeout; closed last */
     uv_getaddrinfo_t resolve;
     bool resolving;
+    uv_work_t discover; /* asking the sentinels (locate + resolve), on a pool thread */
+    bool discovering;
+    char discovered_ip[64]; /* the pool thread's answer, read by the loop in discover_done */
+    char discovered_host[PC_REDIS_HOST_MAX];
+    int discovered_port;
+    pc_diag_t discover_error;
     pc_diag_t last_error;
 
     cmd_t *cmds; /* every command not yet freed */
@@ -131,8 +145,7 @@ static void close_final(uv_handle_t *handle)
     void (*closed)(void *) = redis->closed_fn;
     void *arg = redis->closed_arg;
 
-    free(redis->host);
-    free(redis->password);
+    pc_redis_target_free(redis->target);
     free(redis);
     if (closed != NULL)
         closed(arg);
@@ -140,7 +153,8 @@ static void close_final(uv_handle_t *handle)
 
 static void maybe_finish(pc_redis_t *redis)
 {
-    if (!redis->closing || redis->ac != NULL || redis->resolving || redis->ncmds != 0)
+    if (!redis->closing || redis->ac != NULL || redis->resolving || redis->discovering ||
+        redis->ncmds != 0)
         return;
     if (!uv_is_closing((uv_handle_t *)&redis->conn_timer))
         uv_close((uv_handle_t *)&redis->conn_timer, close_final);
@@ -180,8 +194,8 @@ static void drop_connection(pc_redis_t *redis)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     pc_redis_t *redis = ac->data;
-    const char *argv[2] = {"PING", NULL};
-    size_t argvlen[2] = {4, 0};
+    const char *argv[3] = {"PING", NULL, NULL};
+    size_t argvlen[3] = {4, 0, 0};
     int argc = 1;
 
     if (redis == NULL)
@@ -195,12 +209,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
         connection_lost(redis);
         return;
     }
-    if (redis->password != NULL) {
-        argv[0] = "AUTH";
+    if (pc_redis_target_auth(redis->target, argv, argvlen) > 0)
+        argc = pc_redis_target_auth(redis->target, argv, argvlen);
+    else if (pc_redis_target_sentinel(redis->target)) {
+        argv[0] = "ROLE";
         argvlen[0] = 4;
-        argv[1] = redis->password;
-        argvlen[1] = strlen(redis->password);
-        argc = 2;
     }
     /* The kernel completes a TCP connect even for a stopped server, so the connection counts
      * as ready only once Redis itself has answered AUTH or PING. */
@@ -307,13 +320,82 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     connect_to(redis, ip);
 }
 
+/* discover_work asks the sentinels for the master and resolves its address (pool thread: both
+ * block). Reads the target, read-only; writes only the fields the loop leaves alone while
+ * discovering is set. */
+static void discover_work(uv_work_t *req)
+{
+    pc_redis_t *redis = req->data;
+    char host[PC_REDIS_HOST_MAX];
+    int port = 0;
+    struct addrinfo hints, *res = NULL;
+    redis->discovered_ip[0] = '\0';
+    if (pc_redis_target_locate(redis->target, redis->command_timeout_ms, host, &port,
+                               &redis->discover_error) != PC_OK)
+        return;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        pc_fail(&redis->discover_error, PC_ERR_DEPENDENCY,
+                "cannot resolve %s, the Redis master the sentinels named: %s", host,
+                gai_strerror(rc));
+        if (res != NULL)
+            freeaddrinfo(res);
+        return;
+    }
+    if (res->ai_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)(const void *)res->ai_addr, redis->discovered_ip,
+                    sizeof(redis->discovered_ip));
+    else if (res->ai_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)(const void *)res->ai_addr, redis->discovered_ip,
+                    sizeof(redis->discovered_ip));
+    freeaddrinfo(res);
+    memcpy(redis->discovered_host, host, sizeof(host));
+    redis->discovered_port = port;
+}
+
+static void discover_done(uv_work_t *req, int status)
+{
+    pc_redis_t *redis = req->data;
+    redis->discovering = false;
+    if (redis->closing) {
+        maybe_finish(redis);
+        return;
+    }
+    if (status != 0 || redis->discovered_ip[0] == '\0') {
+        redis->last_error = redis->discover_error;
+        connection_lost(redis);
+        return;
+    }
+    memcpy(redis->host, redis->discovered_host, sizeof(redis->host));
+    redis->port = redis->discovered_port;
+    connect_to(redis, redis->discovered_ip);
+}
+
 /* connect_start resolves the host off the loop thread (getaddrinfo blocks) unless it is an
- * address already, then connects. */
+ * address already, then connects; with sentinels, asks them first (on a pool thread too). */
 static void connect_start(pc_redis_t *redis)
 {
     struct in6_addr addr;
     struct addrinfo hints;
     int rc;
+
+    if (pc_redis_target_sentinel(redis->target)) {
+        redis->state = CONN_RESOLVING;
+        redis->discover.data = redis;
+        pc_fail(&redis->discover_error, PC_ERR_DEPENDENCY, "asking the sentinels failed");
+        rc = uv_queue_work(redis->loop, &redis->discover, discover_work, discover_done);
+        if (rc != 0) {
+            pc_fail(&redis->last_error, PC_ERR_DEPENDENCY, "cannot ask the Redis sentinels: %s",
+                    uv_strerror(rc));
+            connection_lost(redis);
+            return;
+        }
+        redis->discovering = true;
+        return;
+    }
 
     if (inet_pton(AF_INET, redis->host, &addr) == 1 ||
         inet_pton(AF_INET6, redis->host, &addr) == 1) {
@@ -357,13 +439,32 @@ static void handshake_done(void *arg, pc_err_t err, const redisReply *reply, con
         return; /* timed out or lost: the connection is being dropped already */
     if (reply->type == REDIS_REPLY_ERROR) {
         pc_fail(&redis->last_error, PC_ERR_DEPENDENCY,
-                "Redis at %s:%d refused the connection: %s; check redis.password", redis->host,
-                redis->port, reply->str);
+                "Redis at %s:%d refused the connection: %s; check redis.username and "
+                "redis.password",
+                redis->host, redis->port, reply->str);
+        redis->refused = true;
+        drop_connection(redis);
+        return;
+    }
+    if (pc_redis_target_sentinel(redis->target) && reply->type != REDIS_REPLY_ARRAY) {
+        /* logged in: now ROLE, to be sure the sentinels' answer is still the master */
+        const char *argv[] = {"ROLE"};
+        size_t argvlen[] = {4};
+        if (send_cmd(redis, handshake_done, redis, 1, argv, argvlen, true) != PC_OK)
+            drop_connection(redis);
+        return;
+    }
+    if (pc_redis_target_sentinel(redis->target) && !pc_redis_reply_is_master(reply)) {
+        pc_fail(&redis->last_error, PC_ERR_DEPENDENCY,
+                "Redis at %s:%d, which the sentinels named the master, is not one (a failover "
+                "under way?); asking the sentinels again",
+                redis->host, redis->port);
         drop_connection(redis);
         return;
     }
     redis->state = CONN_READY;
     redis->attempt = 0;
+    redis->refused = false;
     report_state(redis, true);
 }
 
@@ -410,6 +511,21 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     pc_diag_t diag;
 
     cmd->in_hiredis = false;
+    if (r != NULL && pc_redis_reply_readonly(r)) {
+        /* the master was demoted (a failover) and we are still connected to it: the command
+         * did nothing; the caller retries on the new master, which the next connection finds */
+        pc_fail(&diag, PC_ERR_DEPENDENCY,
+                "Redis at %s:%d is a replica now and refused %s (READONLY); reconnecting to the "
+                "master",
+                redis->host, redis->port, cmd->name);
+        cmd_answer(cmd, PC_ERR_DEPENDENCY, NULL, &diag);
+        if (ac == redis->ac) {
+            redis->last_error = diag;
+            drop_connection(redis);
+        }
+        cmd_settle(cmd);
+        return;
+    }
     if (r == NULL) {
         pc_fail(&diag, PC_ERR_DEPENDENCY,
                 "lost the connection to Redis at %s:%d before it answered %s: %s", redis->host,
@@ -586,23 +702,16 @@ pc_err_t pc_redis_new(uv_loop_t *loop, const pc_redis_config_t *cfg, pc_redis_t 
     pc_redis_t *redis;
 
     *out = NULL;
-    if (c->port < 0 || c->port > 65535)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "redis.port %d is out of range; use 1-65535 (default 6379)", c->port);
-    if (c->host != NULL && c->host[0] == '\0')
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "redis.host is empty; set a host name or address (default 127.0.0.1)");
     redis = calloc(1, sizeof(*redis));
     if (redis == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the Redis connection");
     redis->loop = loop;
-    redis->host = strdup(c->host != NULL ? c->host : "127.0.0.1");
-    redis->password = c->password != NULL ? strdup(c->password) : NULL;
-    if (redis->host == NULL || (c->password != NULL && redis->password == NULL)) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the Redis connection");
+    if ((err = pc_redis_target_new(c, &redis->target, diag)) != PC_OK)
         goto out_free_redis;
-    }
-    redis->port = c->port != 0 ? c->port : 6379;
+    if (pc_redis_target_sentinel(redis->target))
+        pc_redis_target_name(redis->target, redis->host, sizeof(redis->host));
+    else
+        pc_redis_target_locate(redis->target, 0, redis->host, &redis->port, NULL);
     redis->command_timeout_ms = c->command_timeout_ms != 0 ? c->command_timeout_ms : 2000;
     redis->reconnect_min_ms = c->reconnect_min_ms != 0 ? c->reconnect_min_ms : 100;
     redis->reconnect_max_ms = c->reconnect_max_ms != 0 ? c->reconnect_max_ms : 5000;
@@ -616,8 +725,6 @@ pc_err_t pc_redis_new(uv_loop_t *loop, const pc_redis_config_t *cfg, pc_redis_t 
     return PC_OK;
 
 out_free_redis:
-    free(redis->host);
-    free(redis->password);
     free(redis);
     return err;
 }
@@ -625,6 +732,16 @@ out_free_redis:
 bool pc_redis_ready(const pc_redis_t *redis)
 {
     return redis != NULL && redis->state == CONN_READY;
+}
+
+bool pc_redis_refused(const pc_redis_t *redis)
+{
+    return redis != NULL && redis->refused;
+}
+
+const char *pc_redis_last_error(const pc_redis_t *redis)
+{
+    return redis->last_error.msg;
 }
 
 void pc_redis_on_state(pc_redis_t *redis, void (*fn)(void *arg, bool up), void *arg)
@@ -690,6 +807,8 @@ void pc_redis_close(pc_redis_t *redis, void (*closed)(void *arg), void *arg)
     uv_timer_stop(&redis->conn_timer);
     if (redis->resolving)
         uv_cancel((uv_req_t *)&redis->resolve);
+    if (redis->discovering)
+        uv_cancel((uv_req_t *)&redis->discover);
     drop_connection(redis); /* hiredis answers what it holds, unless inside a reply callback */
     pc_fail(&diag, PC_ERR_DEPENDENCY, "the Redis connection to %s:%d was closed", redis->host,
             redis->port);

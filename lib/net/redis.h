@@ -13,16 +13,24 @@
 #include <uv.h>
 
 #include "pc_err.h"
+#include "redis_target.h"
 
 typedef struct pc_redis pc_redis_t;
 
 typedef struct pc_redis_config {
-    const char *host;            /* default "127.0.0.1" */
-    int port;                    /* default 6379 */
-    const char *password;        /* NULL: no AUTH */
-    unsigned command_timeout_ms; /* default 2000: a command not answered by then fails */
-    unsigned reconnect_min_ms;   /* default 100; doubles up to reconnect_max_ms, with jitter */
-    unsigned reconnect_max_ms;   /* default 5000 */
+    const char *host;     /* default "127.0.0.1" */
+    int port;             /* default 6379 */
+    const char *username; /* ACL user (AUTH username password); NULL: the default user */
+    const char *password; /* NULL: no AUTH */
+    /* Redis Sentinel: "host:port,host:port" and the name the master is monitored under; when
+     * set, host and port are not used: every connection asks the sentinels for the master,
+     * checks it with ROLE, and asks again after a disconnect or a READONLY error. */
+    const char *sentinels;
+    const char *master_name;
+    const char *sentinel_password; /* AUTH to the sentinels; NULL: none */
+    unsigned command_timeout_ms;   /* default 2000: a command not answered by then fails */
+    unsigned reconnect_min_ms;     /* default 100; doubles up to reconnect_max_ms, with jitter */
+    unsigned reconnect_max_ms;     /* default 5000 */
 } pc_redis_config_t;
 
 /* Outcome of one command: err is PC_OK with reply set (borrowed, valid during the call; may be
@@ -45,8 +53,17 @@ pc_err_t pc_redis_new(uv_loop_t *loop, const pc_redis_config_t *cfg, pc_redis_t 
                       pc_diag_t *diag);
 
 /* pc_redis_ready tells whether the connection is up (for /readyz): connected, and Redis has
- * answered AUTH (or PING) on it. */
+ * answered AUTH (or PING) on it, and ROLE said master when the sentinels named it. */
 bool pc_redis_ready(const pc_redis_t *redis);
+
+/* pc_redis_refused tells whether Redis answered the last login attempt (AUTH, or ROLE) with
+ * an error: a wrong redis.username or redis.password, or an ACL that forbids the user to log
+ * in, which waiting does not fix. Reset once a connection is ready. */
+bool pc_redis_refused(const pc_redis_t *redis);
+
+/* pc_redis_last_error is why the connection last failed ("" if never), borrowed until the next
+ * call into the module; no secret in it. */
+const char *pc_redis_last_error(const pc_redis_t *redis);
 
 /* pc_redis_on_state sets a callback for connection changes (up = true/false); may be NULL. */
 void pc_redis_on_state(pc_redis_t *redis, void (*fn)(void *arg, bool up), void *arg);
@@ -56,8 +73,10 @@ void pc_redis_on_state(pc_redis_t *redis, void (*fn)(void *arg, bool up), void *
  * not the return value): the caller retries with its own backoff. cb never runs inside this
  * call: a command that cannot be sent is failed from a zero timer on the next loop iteration.
  * A command not answered within command_timeout_ms fails with PC_ERR_DEPENDENCY and the
- * connection is dropped and re-established (a late reply is discarded). Returns PC_OK when cb
- * will be called; PC_ERR_DEPENDENCY after pc_redis_close, PC_ERR_INVALID_PARAM, PC_ERR_NOMEM. */
+ * connection is dropped and re-established (a late reply is discarded). So does a write that a
+ * demoted master refuses (READONLY): the connection is re-established to the current master.
+ * Returns PC_OK when cb will be called; PC_ERR_DEPENDENCY after pc_redis_close,
+ * PC_ERR_INVALID_PARAM, PC_ERR_NOMEM. */
 pc_err_t pc_redis_command(pc_redis_t *redis, pc_redis_reply_fn cb, void *arg, int argc,
                           const char **argv, const size_t *argvlen);
 

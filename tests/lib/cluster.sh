@@ -19,7 +19,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/servers.sh"
 pc_cluster_init() {
   local parts="${1:-8}"
   pc_servers_init || return 1
-  pc_redis_start || return 1
+  if [[ ${PC_REDIS_TLS:-0} == 1 ]]; then # Redis with TLS only, stunnel in front (servers.sh)
+    pc_redis_tls_start || return 1
+  else
+    pc_redis_start || return 1
+  fi
   pc_kafka_start "$parts" || return 1
   # PC_REQUESTS_TOPIC_CONFIG / PC_DLQ_TOPIC_CONFIG: topic settings (e.g. max.message.bytes=N)
   pc_kafka_create_topic pkcs.requests "$parts" ${PC_REQUESTS_TOPIC_CONFIG:+--config "$PC_REQUESTS_TOPIC_CONFIG"} >/dev/null || return 1

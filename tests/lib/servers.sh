@@ -300,6 +300,79 @@ pc_redis_restart() {
   pc_redis_start
 }
 
+# pc_redis_tls_start [ARGS...] starts redis-server with TLS only (tls-port, port 0: no plaintext
+# listener; clients must present a certificate of the test CA) and in front of it a client-mode
+# stunnel on a plaintext loopback port, as docs/operations.md describes for hiredis 0.14, which
+# has no TLS. Exports PC_REDIS_PORT (stunnel's port: what the connector and redis-cli use),
+# PC_REDIS_TLS_PORT, PC_REDIS_PID and PC_REDIS_TLS_DIR (ca.crt, client.crt, client.key).
+pc_redis_tls_start() {
+  _pc_require_init || return 1
+  local dir="$PC_SERVERS_DIR/redis" tls port local_port i
+  tls="$dir/tls"
+  if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
+    _pc_err "stunnel not found; install the Debian package stunnel4 (apt-get install stunnel4)"
+    return 1
+  fi
+  mkdir -p "$tls" && chmod 700 "$tls"
+  port="$(pc_free_port)" || return 1
+  local_port="$(pc_free_port)" || return 1
+  # a subshell: "exit" below leaves only it
+  if ! (
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=pkcs-connector test Redis CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" || exit 1
+    for who in server client; do
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=redis-$who" \
+        -keyout "$tls/$who.key" -out "$tls/$who.csr" &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=%sAuth\n' "$who" \
+          >"$tls/$who.ext" &&
+        openssl x509 -req -in "$tls/$who.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+          -CAcreateserial -days 2 -extfile "$tls/$who.ext" -out "$tls/$who.crt" || exit 1
+    done
+  ) >"$tls/openssl.log" 2>&1; then
+    _pc_err "pc_redis_tls_start: openssl failed making the test certificates:"
+    sed 's/^/    /' "$tls/openssl.log" >&2
+    return 1
+  fi
+  _pc_launch redis "$dir/stdout.log" redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" \
+    --tls-cert-file "$tls/server.crt" --tls-key-file "$tls/server.key" \
+    --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients yes \
+    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" --daemonize no "$@"
+  local redis_pid="$_pc_launched_pid" redis_start="$_pc_launched_start"
+  cat >"$tls/stunnel.conf" <<EOF
+; client-mode stunnel for the tests (docs/operations.md, deploy/stunnel/redis-client.conf)
+foreground = yes
+pid =
+debug = notice
+[redis]
+client = yes
+accept = 127.0.0.1:$local_port
+connect = 127.0.0.1:$port
+CAfile = $tls/ca.crt
+verifyChain = yes
+checkIP = 127.0.0.1
+cert = $tls/client.crt
+key = $tls/client.key
+sslVersionMin = TLSv1.2
+EOF
+  _pc_launch stunnel-redis "$dir/stunnel.log" "$(command -v stunnel4 || command -v stunnel)" "$tls/stunnel.conf"
+  for ((i = 0; i < 100; i++)); do
+    pc_redis_ping "$local_port" && break
+    if ! _pc_alive "$redis_pid" "$redis_start" || ! _pc_alive "$_pc_launched_pid" "$_pc_launched_start"; then
+      _pc_err "redis-server (TLS) or stunnel exited during start-up; their logs say:"
+      tail -n 5 "$dir/redis.log" "$dir/stdout.log" "$dir/stunnel.log" 2>/dev/null | sed 's/^/    /' >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  if ! pc_redis_ping "$local_port"; then
+    _pc_err "Redis behind stunnel (127.0.0.1:$local_port -> TLS $port) did not answer PING within 10 s"
+    tail -n 5 "$dir/redis.log" "$dir/stunnel.log" 2>/dev/null | sed 's/^/    /' >&2
+    return 1
+  fi
+  export PC_REDIS_PORT="$local_port" PC_REDIS_TLS_PORT="$port" PC_REDIS_PID="$redis_pid" \
+    PC_REDIS_TLS_DIR="$tls"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Kafka
 

@@ -1,8 +1,8 @@
 /*
  * test_redis.c - the Redis connection against a real redis-server: commands, per-command
  * timeouts on a stopped server, reconnect after a stop or a restart on the same port, fast
- * failure while down, EVALSHA with the NOSCRIPT fallback, AUTH, the eviction policy check, and a
- * clean close (uv_loop_close() == 0).
+ * failure while down, EVALSHA with the NOSCRIPT fallback, AUTH, an ACL user, the eviction policy
+ * check (CONFIG, or INFO when the ACL forbids CONFIG), and a clean close (uv_loop_close() == 0).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -520,6 +520,51 @@ static void test_eviction_policy(void **state)
     ctx_close(&ctx);
 }
 
+static void test_acl_user(void **state)
+{
+    pc_redis_config_t cfg = fast_cfg(fixture_redis.port);
+    const char *add_user[] = {"ACL", "SETUSER", "pkcs",  "on",     ">acl-s3cret",
+                              "~*",  "&*",      "+@all", "-config"};
+    const char *del_user[] = {"ACL", "DELUSER", "pkcs"};
+    const char *whoami[] = {"ACL", "WHOAMI"};
+    result_t res;
+    checked_t c;
+    ctx_t admin, bad, good;
+    (void)state;
+
+    ctx_open(&admin, &cfg);
+    assert_true(wait_ready(&admin, 2000));
+    cmd(&admin, &res, 9, add_user);
+    assert_int_equal(res.type, REDIS_REPLY_STATUS);
+
+    /* a wrong password: refused, and the reason names the settings, not the password */
+    cfg.username = "pkcs";
+    cfg.password = "not-it";
+    ctx_open(&bad, &cfg);
+    run_for(&bad.loop, 500);
+    assert_false(pc_redis_ready(bad.redis));
+    assert_true(pc_redis_refused(bad.redis));
+    assert_non_null(strstr(pc_redis_last_error(bad.redis), "WRONGPASS"));
+    assert_non_null(
+        strstr(pc_redis_last_error(bad.redis), "check redis.username and redis.password"));
+    assert_null(strstr(pc_redis_last_error(bad.redis), "not-it"));
+    ctx_close(&bad);
+
+    /* AUTH pkcs acl-s3cret: logged in as that user; CONFIG is forbidden, INFO tells the policy */
+    cfg.password = "acl-s3cret";
+    ctx_open(&good, &cfg);
+    assert_true(wait_ready(&good, 2000));
+    assert_false(pc_redis_refused(good.redis));
+    cmd(&good, &res, 2, whoami);
+    assert_string_equal(res.str, "pkcs");
+    check_eviction(&good, &c);
+    assert_int_equal(c.err, PC_OK);
+    ctx_close(&good);
+
+    cmd(&admin, &res, 3, del_user);
+    ctx_close(&admin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup(test_close_from_reply_callback, fixture_revive),
         cmocka_unit_test_setup(test_auth, fixture_revive),
         cmocka_unit_test_setup(test_eviction_policy, fixture_revive),
+        cmocka_unit_test_setup(test_acl_user, fixture_revive),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
