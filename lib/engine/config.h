@@ -80,6 +80,7 @@ typedef struct pc_config_redis {
     char *master_name;           /* the name the sentinels monitor it under */
     char *sentinel_password;     /* default none; wiped when freed; also sentinel_password_file */
     unsigned command_timeout_ms; /* default 2000 */
+    unsigned min_replicas_acks;  /* durable writes wait for this many replicas, default 0 */
     unsigned lease_ms;           /* default 30000 */
     unsigned retention_hours;    /* cached results kept, default 168 */
 } pc_config_redis_t;

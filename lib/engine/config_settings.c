@@ -89,6 +89,7 @@ static const setting_t settings[] = {
     {"redis", "sentinel_password_file", "PC_REDIS_SENTINEL_PASSWORD_FILE", T_FILE,
      R(sentinel_password), NULL},
     {"redis", "command_timeout_ms", "PC_REDIS_TIMEOUT_MS", T_UINT, R(command_timeout_ms), "2000"},
+    {"redis", "min_replicas_acks", "PC_REDIS_MIN_REPLICAS_ACKS", T_UINT, R(min_replicas_acks), "0"},
     {"redis", "lease_ms", "PC_LEASE_MS", T_UINT, R(lease_ms), "30000"},
     {"redis", "retention_hours", "PC_RETENTION_HOURS", T_UINT, R(retention_hours), "168"},
     {"worker", "import_key_file", "PC_IMPORT_KEY_FILE", T_STR, W(import_key_file), NULL},
@@ -338,6 +339,7 @@ pc_redis_config_t pc_config_redis(const pc_config_t *cfg)
         .sentinels = cfg->redis.sentinels,
         .master_name = cfg->redis.master_name,
         .sentinel_password = cfg->redis.sentinel_password,
+        .min_replicas_acks = cfg->redis.min_replicas_acks,
         .command_timeout_ms = cfg->redis.command_timeout_ms,
     };
 }

@@ -612,6 +612,10 @@ typedef struct eval {
     pc_redis_reply_fn cb;
     void *arg;
     bool retried;
+    bool durable;      /* WAIT for the replicas before answering */
+    const char *name;  /* the script's, static */
+    redisReply *held;  /* the script's reply, kept while WAIT runs */
+    char wait_buf[32]; /* WAIT's arguments */
     int argc;
     const char **argv;
     size_t *argvlen;
@@ -622,9 +626,76 @@ typedef struct eval {
 
 static void eval_free(eval_t *ev)
 {
+    if (ev->held != NULL)
+        freeReplyObject(ev->held);
     free(ev->argv);
     free(ev->argvlen);
     free(ev);
+}
+
+/* reply_copy deep-copies a reply (hiredis frees its own after the callback); NULL when out of
+ * memory. Freed with freeReplyObject, as hiredis's default reader builds them. */
+static redisReply *reply_copy(const redisReply *r)
+{
+    redisReply *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->type = r->type;
+    c->integer = r->integer;
+    if (r->str != NULL) {
+        c->str = malloc(r->len + 1);
+        if (c->str == NULL)
+            goto out_free_copy;
+        memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+        c->len = r->len;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        c->element = calloc(r->elements, sizeof(*c->element));
+        if (c->element == NULL)
+            goto out_free_copy;
+        c->elements = r->elements;
+        for (size_t i = 0; i < r->elements; i++)
+            if ((c->element[i] = reply_copy(r->element[i])) == NULL)
+                goto out_free_copy;
+    }
+    return c;
+out_free_copy:
+    freeReplyObject(c);
+    return NULL;
+}
+
+/* wait_done: the replicas' count for a durable script's write. Fewer than asked means the
+ * write may not survive a failover (or our master is not one any more: its replica was
+ * promoted): the caller retries, and with Sentinel the connection is made again, to the
+ * master the sentinels name now. */
+static void wait_done(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
+{
+    eval_t *ev = arg;
+    pc_redis_t *redis = ev->redis;
+    unsigned want = pc_redis_target_min_acks(redis->target);
+    pc_diag_t mine;
+    if (err == PC_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer >= (long long)want) {
+        ev->cb(ev->arg, PC_OK, ev->held, NULL);
+        eval_free(ev);
+        return;
+    }
+    if (err == PC_OK) {
+        err = pc_fail(&mine, PC_ERR_DEPENDENCY,
+                      "Redis at %s:%d ran %s but %lld replica(s) confirmed its write within %u "
+                      "ms, not %u (redis.min_replicas_acks): it may not survive a failover; "
+                      "retrying",
+                      redis->host, redis->port, ev->name,
+                      reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0LL,
+                      redis->command_timeout_ms / 2, want);
+        diag = &mine;
+        if (pc_redis_target_sentinel(redis->target) && redis->ac != NULL) {
+            redis->last_error = mine;
+            drop_connection(redis);
+        }
+    }
+    ev->cb(ev->arg, err, NULL, diag);
+    eval_free(ev);
 }
 
 static void eval_done(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
@@ -643,6 +714,22 @@ static void eval_done(void *arg, pc_err_t err, const redisReply *reply, const pc
         if (send_cmd(ev->redis, eval_done, ev, ev->argc, ev->argv, ev->argvlen, false) == PC_OK)
             return;
         err = pc_fail(&mine, PC_ERR_DEPENDENCY, "Redis connection closed before EVAL was sent");
+        reply = NULL;
+        diag = &mine;
+    }
+    if (err == PC_OK && reply->type != REDIS_REPLY_ERROR && ev->durable &&
+        pc_redis_target_min_acks(ev->redis->target) > 0) {
+        /* WAIT counts the replicas that have every write this connection made so far */
+        const char *argv[3];
+        size_t argvlen[3];
+        pc_redis_target_wait_args(ev->redis->target, ev->redis->command_timeout_ms, ev->wait_buf,
+                                  argv, argvlen);
+        if ((ev->held = reply_copy(reply)) == NULL)
+            err = pc_fail(&mine, PC_ERR_NOMEM, "out of memory keeping a Redis reply");
+        else if (send_cmd(ev->redis, wait_done, ev, 3, argv, argvlen, false) == PC_OK)
+            return;
+        else
+            err = pc_fail(&mine, PC_ERR_DEPENDENCY, "Redis connection closed before WAIT was sent");
         reply = NULL;
         diag = &mine;
     }
@@ -668,6 +755,8 @@ static eval_t *eval_new(pc_redis_script_t *script, int nkeys, int argc, const ch
     if (ev->argv == NULL || ev->argvlen == NULL)
         goto out_free_ev;
     memcpy(ev->sha1, script->sha1, sizeof(ev->sha1));
+    ev->durable = script->durable;
+    ev->name = script->name != NULL ? script->name : "a script";
     snprintf(ev->nkeys, sizeof(ev->nkeys), "%d", nkeys);
     ev->source = script->source;
     ev->argc = n;

@@ -28,9 +28,14 @@ typedef struct pc_redis_config {
     const char *sentinels;
     const char *master_name;
     const char *sentinel_password; /* AUTH to the sentinels; NULL: none */
-    unsigned command_timeout_ms;   /* default 2000: a command not answered by then fails */
-    unsigned reconnect_min_ms;     /* default 100; doubles up to reconnect_max_ms, with jitter */
-    unsigned reconnect_max_ms;     /* default 5000 */
+    /* Durable scripts (pc_redis_script_t.durable) wait, after their write, until this many
+     * replicas have it (WAIT, bounded by half of command_timeout_ms); fewer is a failure the
+     * caller retries. Replication is asynchronous: without this, a failover loses the writes
+     * the old master acknowledged last. 0 (default): no waiting. */
+    unsigned min_replicas_acks;
+    unsigned command_timeout_ms; /* default 2000: a command not answered by then fails */
+    unsigned reconnect_min_ms;   /* default 100; doubles up to reconnect_max_ms, with jitter */
+    unsigned reconnect_max_ms;   /* default 5000 */
 } pc_redis_config_t;
 
 /* Outcome of one command: err is PC_OK with reply set (borrowed, valid during the call; may be
@@ -44,6 +49,7 @@ typedef void (*pc_redis_reply_fn)(void *arg, pc_err_t err, const redisReply *rep
 typedef struct pc_redis_script {
     const char *name;   /* for logs */
     const char *source; /* Lua */
+    bool durable;       /* its writes must reach min_replicas_acks replicas before they count */
     char sha1[41];
 } pc_redis_script_t;
 

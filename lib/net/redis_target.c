@@ -37,6 +37,7 @@ struct pc_redis_target {
     char *master_name;
     char *sentinel_password;
     char *sentinel_list; /* as configured, for messages */
+    unsigned min_acks;
 };
 
 static bool given(const char *s)
@@ -145,6 +146,7 @@ pc_err_t pc_redis_target_new(const pc_redis_config_t *cfg, pc_redis_target_t **o
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
     snprintf(t->fixed.host, sizeof(t->fixed.host), "%s", c->host != NULL ? c->host : "127.0.0.1");
     t->fixed.port = c->port != 0 ? c->port : 6379;
+    t->min_acks = c->min_replicas_acks;
     t->username = dup_or_null(c->username, &nomem);
     t->password = dup_or_null(c->password, &nomem);
     t->master_name = dup_or_null(c->master_name, &nomem);
@@ -179,6 +181,24 @@ void pc_redis_target_free(pc_redis_target_t *t)
 bool pc_redis_target_sentinel(const pc_redis_target_t *t)
 {
     return t->sentinel_count > 0;
+}
+
+unsigned pc_redis_target_min_acks(const pc_redis_target_t *t)
+{
+    return t->min_acks;
+}
+
+void pc_redis_target_wait_args(const pc_redis_target_t *t, unsigned timeout_ms, char buf[32],
+                               const char *argv[3], size_t argvlen[3])
+{
+    int n = snprintf(buf, 32, "%u", t->min_acks);
+    unsigned wait_ms = timeout_ms / 2 > 0 ? timeout_ms / 2 : 1;
+    snprintf(buf + n + 1, 32 - (size_t)n - 1, "%u", wait_ms);
+    argv[0] = "WAIT";
+    argv[1] = buf;
+    argv[2] = buf + n + 1;
+    for (int i = 0; i < 3; i++)
+        argvlen[i] = strlen(argv[i]);
 }
 
 void pc_redis_target_name(const pc_redis_target_t *t, char *buf, size_t size)

@@ -37,6 +37,13 @@ void pc_redis_target_free(pc_redis_target_t *t);
 /* pc_redis_target_sentinel tells whether t finds its server through sentinels. */
 bool pc_redis_target_sentinel(const pc_redis_target_t *t);
 
+/* pc_redis_target_min_acks is cfg's min_replicas_acks: how many replicas a durable write must
+ * reach; pc_redis_target_wait_args fills the WAIT command for it (3 entries, the timeout half
+ * of timeout_ms, at least 1 ms) into argv/argvlen, using buf (32 bytes) for the numbers. */
+unsigned pc_redis_target_min_acks(const pc_redis_target_t *t);
+void pc_redis_target_wait_args(const pc_redis_target_t *t, unsigned timeout_ms, char buf[32],
+                               const char *argv[3], size_t argvlen[3]);
+
 /* pc_redis_target_name writes what t points at for messages: "host:port", or "the master
  * \"NAME\" of the sentinels at LIST" (truncated to size). */
 void pc_redis_target_name(const pc_redis_target_t *t, char *buf, size_t size);

@@ -21,6 +21,8 @@ pc_cluster_init() {
   pc_servers_init || return 1
   if [[ ${PC_REDIS_TLS:-0} == 1 ]]; then # Redis with TLS only, stunnel in front (servers.sh)
     pc_redis_tls_start || return 1
+  elif [[ ${PC_REDIS_SENTINEL:-0} == 1 ]]; then # a master, a replica, three sentinels
+    pc_redis_sentinel_start || return 1
   else
     pc_redis_start || return 1
   fi
@@ -46,6 +48,12 @@ pc_cluster_init() {
   "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub"}]
 }
 JSON
+  if [[ ${PC_REDIS_SENTINEL:-0} == 1 ]]; then # the master is whichever the sentinels name
+    jq --arg s "$PC_TEST_SENTINELS" --arg m "$PC_TEST_MASTER_NAME" \
+      '.redis += {sentinels: $s, master_name: $m, min_replicas_acks: 1}' \
+      "$PC_CLUSTER_CONFIG" >"$PC_CLUSTER_CONFIG.new" &&
+      mv "$PC_CLUSTER_CONFIG.new" "$PC_CLUSTER_CONFIG"
+  fi
   # A SASL_SSL broker (PC_KAFKA_SECURITY=sasl_ssl): the workers, the coordinator and pkcsctl
   # (pc_submit, pc_watch) log in with TLS and SCRAM, as in production.
   if [[ ${PC_KAFKA_SECURITY:-plaintext} == sasl_ssl ]]; then
@@ -187,7 +195,10 @@ pc_watch() {
   "$PC_BIN_DIR/pkcsctl" watch --brokers "$PC_KAFKA_BROKERS" "$@"
 }
 
-# pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca/local/ca_index_redis.c).
+# pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca/local/ca_index_redis.c);
+# with sentinels (PC_REDIS_SENTINEL=1), on the master they name now.
 pc_ca_issued() {
-  redis-cli -h 127.0.0.1 -p "$PC_REDIS_PORT" ZCARD 'pc:ca:{local}:issued'
+  local port="$PC_REDIS_PORT"
+  [[ -n ${PC_TEST_SENTINELS:-} ]] && port="$(pc_redis_master_port)"
+  redis-cli -h 127.0.0.1 -p "$port" ZCARD 'pc:ca:{local}:issued'
 }

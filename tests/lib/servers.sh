@@ -373,6 +373,69 @@ EOF
     PC_REDIS_TLS_DIR="$tls"
 }
 
+# pc_redis_sentinel_start [NAME]: a replicated Redis watched by Redis Sentinel: the master (the
+# usual pc_redis_start, with an append-only file), a replica of it, and three sentinels
+# monitoring it as NAME (default mymaster, quorum 2, down after 2 s); waits until every sentinel
+# knows the replica and the other two sentinels, so that a failover can run. Exports
+# PC_TEST_SENTINELS ("127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"), PC_TEST_MASTER_NAME and
+# PC_REDIS_REPLICA_PORT; PC_REDIS_PORT is the first master's. pc_redis_master_port prints the
+# master's port as the sentinels see it now.
+pc_redis_sentinel_start() {
+  local name="${1:-mymaster}" dir="$PC_SERVERS_DIR/redis-replica" port i k ports=() list=""
+  _pc_require_init || return 1
+  pc_redis_start --appendonly yes --appendfsync everysec || return 1
+  mkdir -p "$dir"
+  port="$(pc_free_port)" || return 1
+  _pc_launch redis-replica "$dir/stdout.log" redis-server --bind 127.0.0.1 --port "$port" \
+    --save '' --appendonly yes --dir "$dir" --logfile "$dir/redis.log" --daemonize no \
+    --replicaof 127.0.0.1 "$PC_REDIS_PORT"
+  export PC_REDIS_REPLICA_PORT="$port"
+  for k in 1 2 3; do
+    dir="$PC_SERVERS_DIR/sentinel-$k"
+    mkdir -p "$dir"
+    port="$(pc_free_port)" || return 1
+    ports+=("$port")
+    list+="${list:+,}127.0.0.1:$port"
+    # Sentinel rewrites its own configuration file: one per sentinel, in its folder.
+    cat >"$dir/sentinel.conf" <<EOF
+bind 127.0.0.1
+port $port
+daemonize no
+dir $dir
+logfile $dir/sentinel.log
+sentinel monitor $name 127.0.0.1 $PC_REDIS_PORT 2
+sentinel down-after-milliseconds $name 2000
+sentinel failover-timeout $name 10000
+sentinel parallel-syncs $name 1
+EOF
+    _pc_launch "sentinel-$k" "$dir/stdout.log" redis-server "$dir/sentinel.conf" --sentinel
+  done
+  export PC_TEST_SENTINELS="$list" PC_TEST_MASTER_NAME="$name"
+  for ((i = 0; i < 300; i++)); do
+    local ready=0
+    for port in "${ports[@]}"; do
+      [[ $(redis-cli -p "$port" SENTINEL replicas "$name" 2>/dev/null | grep -c "^$PC_REDIS_REPLICA_PORT$") == 1 &&
+        $(redis-cli -p "$port" SENTINEL sentinels "$name" 2>/dev/null | grep -c '^name$') == 2 ]] &&
+        ready=$((ready + 1))
+    done
+    ((ready == 3)) && return 0
+    sleep 0.1
+  done
+  _pc_err "pc_redis_sentinel_start: the sentinels did not all see the replica and each other in 30 s"
+  tail -n 5 "$PC_SERVERS_DIR"/sentinel-*/sentinel.log | sed 's/^/    /' >&2
+  return 1
+}
+
+# pc_redis_master_port prints the port of the master the first answering sentinel names.
+pc_redis_master_port() {
+  local s
+  for s in ${PC_TEST_SENTINELS//,/ }; do
+    redis-cli -p "${s##*:}" SENTINEL get-master-addr-by-name "$PC_TEST_MASTER_NAME" 2>/dev/null |
+      sed -n 2p | grep . && return 0
+  done
+  return 1
+}
+
 # ---------------------------------------------------------------------------------------------
 # Kafka
 

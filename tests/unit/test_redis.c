@@ -520,6 +520,45 @@ static void test_eviction_policy(void **state)
     ctx_close(&ctx);
 }
 
+/* A durable script waits for replicas (WAIT); this Redis has none, so with min_replicas_acks 1
+ * the write is reported as not safe (the caller retries), and without it the reply is as
+ * usual. */
+static void test_durable_without_replicas(void **state)
+{
+    pc_redis_config_t cfg = fast_cfg(fixture_redis.port);
+    pc_redis_script_t script = {.name = "durable_echo",
+                                .source = "redis.call('SET', KEYS[1], ARGV[1])\n"
+                                          "return {KEYS[1], ARGV[1], ARGV[2]}",
+                                .durable = true};
+    const char *argv[] = {"pc:test:durable", "a\0b", "x"};
+    size_t argvlen[] = {15, 3, 1};
+    result_t res;
+    ctx_t ctx;
+    (void)state;
+
+    pc_redis_script_init(&script);
+    cfg.min_replicas_acks = 1;
+    ctx_open(&ctx, &cfg);
+    assert_true(wait_ready(&ctx, 2000));
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(pc_redis_eval(ctx.redis, &script, 1, 3, argv, argvlen, on_result, &res),
+                     PC_OK);
+    assert_true(run_until(&ctx.loop, &res.done, 2000));
+    assert_int_equal(res.err, PC_ERR_DEPENDENCY);
+    assert_non_null(strstr(res.diag, "durable_echo"));
+    assert_non_null(strstr(res.diag, "0 replica(s) confirmed its write"));
+    assert_non_null(strstr(res.diag, "redis.min_replicas_acks"));
+    assert_int_equal(res.calls, 1);
+    assert_true(wait_ready(&ctx, 2000)); /* not Sentinel: the connection stays */
+    ctx_close(&ctx);
+
+    cfg.min_replicas_acks = 0;
+    ctx_open(&ctx, &cfg);
+    assert_true(wait_ready(&ctx, 2000));
+    eval(&ctx, &script, &res);
+    ctx_close(&ctx);
+}
+
 static void test_acl_user(void **state)
 {
     pc_redis_config_t cfg = fast_cfg(fixture_redis.port);
@@ -579,6 +618,7 @@ int main(void)
         cmocka_unit_test_setup(test_auth, fixture_revive),
         cmocka_unit_test_setup(test_eviction_policy, fixture_revive),
         cmocka_unit_test_setup(test_acl_user, fixture_revive),
+        cmocka_unit_test_setup(test_durable_without_replicas, fixture_revive),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -144,6 +144,33 @@ static void pool_drop(redis_index_t *ri)
         redisFree(idle[i]);
 }
 
+/* wait_replicas has WAIT confirm that min_replicas_acks replicas have every write made on ctx
+ * (no-op when it is 0). */
+static pc_err_t wait_replicas(redis_index_t *ri, const char *what, redisContext *ctx,
+                              pc_diag_t *diag)
+{
+    unsigned want = pc_redis_target_min_acks(ri->target);
+    const char *argv[3];
+    size_t argvlen[3];
+    char buf[32];
+    pc_err_t err = PC_OK;
+    if (want == 0)
+        return PC_OK;
+    pc_redis_target_wait_args(ri->target, ri->timeout_ms, buf, argv, argvlen);
+    redisReply *reply = redisCommandArgv(ctx, 3, argv, argvlen);
+    if (reply == NULL)
+        return unreachable(ri, what, ctx->errstr, diag);
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer < (long long)want)
+        err = pc_fail(diag, PC_ERR_DEPENDENCY,
+                      "CA \"%s\" cannot %s: %lld replica(s) of Redis at %s confirmed the write "
+                      "within %u ms, not %u (redis.min_replicas_acks): it may not survive a "
+                      "failover; retrying",
+                      ri->ca_name, what, reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0LL,
+                      ri->name, ri->timeout_ms / 2, want);
+    freeReplyObject(reply);
+    return err;
+}
+
 static redisContext *pool_take(redis_index_t *ri)
 {
     redisContext *ctx = NULL;
@@ -168,9 +195,10 @@ static void pool_give(redis_index_t *ri, redisContext *ctx)
 
 /* command sends one command (arguments are C strings) on a pooled connection. PC_OK with
  * *reply, which may be an error reply (caller frees with freeReplyObject); PC_ERR_DEPENDENCY
- * when Redis cannot be reached or did not answer. */
+ * when Redis cannot be reached or did not answer, or, durable, when fewer replicas than
+ * redis.min_replicas_acks confirmed the write. */
 static pc_err_t command(redis_index_t *ri, const char *what, int argc, const char **argv,
-                        redisReply **reply, pc_diag_t *diag)
+                        bool durable, redisReply **reply, pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
     pc_redis_pipe_guard_t guard;
@@ -194,6 +222,17 @@ static pc_err_t command(redis_index_t *ri, const char *what, int argc, const cha
             demoted = true;
             pooled = false;
             continue;
+        }
+        if (*reply != NULL && durable && (*reply)->type != REDIS_REPLY_ERROR &&
+            (err = wait_replicas(ri, what, ctx, diag)) != PC_OK) {
+            /* the write may be lost in a failover: the caller writes it again; with Sentinel,
+             * every connection may lead to a demoted master */
+            freeReplyObject(*reply);
+            *reply = NULL;
+            redisFree(ctx);
+            if (pc_redis_target_sentinel(ri->target))
+                pool_drop(ri);
+            break;
         }
         if (*reply != NULL) {
             pool_give(ri, ctx);
@@ -229,13 +268,13 @@ static pc_err_t eval(redis_index_t *ri, const char *what, const pc_redis_script_
     args[1] = script->sha1;
     args[2] = nkeys_text;
     memcpy(&args[3], argv, (size_t)argc * sizeof(*argv));
-    pc_err_t err = command(ri, what, argc + 3, args, reply, diag);
+    pc_err_t err = command(ri, what, argc + 3, args, script->durable, reply, diag);
     if (err == PC_OK && (*reply)->type == REDIS_REPLY_ERROR &&
         strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(*reply);
         args[0] = "EVAL";
         args[1] = script->source;
-        err = command(ri, what, argc + 3, args, reply, diag);
+        err = command(ri, what, argc + 3, args, script->durable, reply, diag);
     }
     if (err == PC_OK && (*reply)->type == REDIS_REPLY_ERROR) {
         err = refused(ri, what, (*reply)->str, diag);
@@ -414,7 +453,7 @@ static pc_err_t redis_list_revoked(pc_ca_index_t *base, pc_ca_index_revoked_t **
     do {
         redisReply *reply = NULL;
         const char *argv[] = {"HSCAN", key, cursor, "COUNT", SCAN_COUNT};
-        err = command(ri, what, 5, argv, &reply, diag);
+        err = command(ri, what, 5, argv, false, &reply, diag);
         if (err != PC_OK)
             break;
         if (reply->type == REDIS_REPLY_ERROR)
@@ -464,7 +503,7 @@ static pc_err_t redis_find_issued(pc_ca_index_t *base, const char *request_id, p
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory looking up request %s", request_id);
     snprintf(what, sizeof(what), "look up the certificates of request %.100s", request_id);
     const char *argv[] = {"LRANGE", key, "0", "-1"};
-    err = command(ri, what, 4, argv, &reply, diag);
+    err = command(ri, what, 4, argv, false, &reply, diag);
     free(key);
     if (err != PC_OK)
         return err;
@@ -511,7 +550,8 @@ static pc_err_t integer_command(redis_index_t *ri, const char *what, const char 
     if (key == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory: CA \"%s\" cannot %s", ri->ca_name, what);
     const char *argv[] = {verb, key};
-    pc_err_t err = command(ri, what, 2, argv, &reply, diag);
+    /* a CRL number a failover forgot would be handed out again: INCR is durable */
+    pc_err_t err = command(ri, what, 2, argv, strcmp(verb, "INCR") == 0, &reply, diag);
     free(key);
     if (err != PC_OK)
         return err;
@@ -578,8 +618,11 @@ pc_err_t pc_ca_index_open_redis(const char *ca_name, const pc_redis_config_t *cf
                        ca_name);
     }
     snprintf(ri->prefix, strlen(ca_name) + sizeof("pc:ca:{}:"), "pc:ca:{%s}:", ca_name);
-    ri->add_script = (pc_redis_script_t){.name = "ca_add_issued", .source = add_lua};
-    ri->revoke_script = (pc_redis_script_t){.name = "ca_revoke", .source = revoke_lua};
+    /* the CA's records must survive a failover: durable, when redis.min_replicas_acks asks */
+    ri->add_script =
+        (pc_redis_script_t){.name = "ca_add_issued", .source = add_lua, .durable = true};
+    ri->revoke_script =
+        (pc_redis_script_t){.name = "ca_revoke", .source = revoke_lua, .durable = true};
     pc_redis_script_init(&ri->add_script);
     pc_redis_script_init(&ri->revoke_script);
     *out = &ri->base;
