@@ -130,8 +130,9 @@ static bool wait_ready(ctx_t *ctx, unsigned ms)
 /* cmd runs one text command to its answer. */
 static void cmd(ctx_t *ctx, result_t *res, int argc, const char **argv)
 {
-    size_t argvlen[8];
+    size_t argvlen[16];
 
+    assert_true(argc <= 16);
     for (int i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
     memset(res, 0, sizeof(*res));
