@@ -20,6 +20,7 @@ grep -q '^listeners=SASL_SSL://127.0.0.1:[0-9]*,CONTROLLER' "$d/kafka/server.pro
 
 # A wrong password, and a CA that did not sign the broker's certificate.
 (umask 077 && printf 'not-the-password\n' >"$d/wrong.password")
+pc_secret_note_file "$d/wrong.password"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
   -subj "/CN=some other CA" -keyout "$d/other-ca.key" -out "$d/other-ca.crt" 2>/dev/null
 

@@ -27,6 +27,7 @@ ok "redis-server listens with TLS only; stunnel on 127.0.0.1:$PC_REDIS_PORT forw
 
 # The ACL user of docs/operations.md, its password in a file as in production.
 (umask 077 && openssl rand -hex 16 >"$d/redis.password" && printf 'wrong-acl-pass\n' >"$d/wrong.password")
+pc_secret_note_file "$d/redis.password" "$d/wrong.password"
 rcli ACL SETUSER pkcs on ">$(<"$d/redis.password")" '~pc:*' '&*' +@all -@dangerous \
   +info '+config|get' +role >/dev/null
 jq --arg pw "$d/redis.password" '.redis += {username: "pkcs", password_file: $pw}' \

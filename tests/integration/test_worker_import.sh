@@ -24,6 +24,7 @@ printf 'S3cret pfx password\n' > "$d/pfx-password"
 openssl pkcs12 -export -inkey "$d/smime.key" -in "$d/smime.crt" -out "$d/smime.pfx" \
   -passout "file:$d/pfx-password"
 printf 'not the password\n' > "$d/wrong-password"
+pc_secret_note_file "$d/pfx-password" "$d/wrong-password" # no log may show them (servers.sh)
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/keys/imp-000001.pem" 2>/dev/null
 cp "$d/keys/imp-000001.pem" "$d/keys/imp-000002.pem"
 

@@ -36,6 +36,7 @@ pc_cluster_init() {
   openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null || return 1
   openssl pkey -in "$d/signer.pem" -pubout -out "$d/signer.pub" || return 1
   (umask 077 && head -c 32 /dev/urandom | base64 >"$d/ca-passphrase")
+  pc_secret_note_file "$d/ca-passphrase" || return 1
   export PC_CLUSTER_CONFIG="$d/worker.json"
   cat >"$PC_CLUSTER_CONFIG" <<JSON
 {

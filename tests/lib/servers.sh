@@ -11,6 +11,13 @@
 #   pc_redis_stop / pc_redis_restart [DOWN_SECONDS]   (same port, for fault tests)
 #   pc_kafka_stop / pc_kafka_restart [DOWN_SECONDS]   (same ports, data kept)
 #   pc_servers_cleanup         # stops everything, removes the state folder (the trap does this)
+#   pc_secret_note VALUE... / pc_secret_note_file FILE...   secrets the logs must never show
+#
+# Cleanup also reads the logs of our own programs (every *.log and *.err directly in the state
+# folder: workers, coordinator, captured pkcsctl output) for private key material: a PEM
+# "PRIVATE KEY" header, base64 DER of the kind a PKCS#8 key or a PKCS#12 file makes, and any
+# secret noted with pc_secret_note. It names the file and fails the test (exit 1) when one has
+# any, even when every check of the test passed.
 #
 # The start functions set variables and must run in the calling shell itself, not in $(...) or
 # a pipeline. Everything binds 127.0.0.1 and keeps its state under $PC_SERVERS_DIR. Messages go
@@ -192,9 +199,62 @@ pc_servers_init() {
   trap 'pc_servers_cleanup; exit 143' TERM
 }
 
-# pc_servers_cleanup stops every server this harness started (SIGTERM, up to 10 s, SIGKILL) and
-# removes $PC_SERVERS_DIR. Safe to call more than once. When the shell is exiting with a failure
-# it first shows the end of each server log, since the folder is about to go.
+# pc_secret_note VALUE...: secrets the test uses (passwords, passphrases) that no log may show;
+# checked at cleanup. Values shorter than 8 bytes are refused (they would match by chance).
+pc_secret_note() {
+  local v
+  _pc_require_init || return 1
+  for v in "$@"; do
+    if ((${#v} < 8)); then
+      _pc_err "pc_secret_note: a secret of ${#v} bytes would match innocent text; use 8 or more"
+      return 1
+    fi
+    [[ $v != *$'\n'* ]] || { _pc_err "pc_secret_note: one line per secret"; return 1; }
+    printf '%s\n' "$v" >>"$PC_SERVERS_DIR/secrets.list"
+  done
+}
+
+# pc_secret_note_file FILE...: pc_secret_note of each file's first line (a password file).
+pc_secret_note_file() {
+  local f line
+  for f in "$@"; do
+    IFS= read -r line <"$f" || [[ -n $line ]] || continue
+    pc_secret_note "${line%$'\r'}" || return 1
+  done
+}
+
+# _pc_logs_leak: scans our programs' logs (see the top of this file); prints each finding and
+# returns 1 if there is any. Base64 DER: "MII" then 60 more base64 characters is the start of
+# any DER structure over 255 bytes (a PKCS#8 RSA key, a PKCS#12 file; certificates too, which a
+# log has no business holding either); "MIG" followed by PKCS#8's version and EC algorithm is
+# an EC key. The secrets are matched as fixed strings.
+_pc_logs_leak() {
+  local f found=0 secrets="$PC_SERVERS_DIR/secrets.list" files=()
+  for f in "$PC_SERVERS_DIR"/*.log "$PC_SERVERS_DIR"/*.err; do
+    [[ -f $f ]] && files+=("$f")
+  done
+  ((${#files[@]} > 0)) || return 0
+  for f in "${files[@]}"; do
+    if grep -q 'PRIVATE KEY' "$f"; then
+      _pc_err "${f##*/} holds a PEM private key (\"PRIVATE KEY\", line $(grep -n -m1 'PRIVATE KEY' "$f" | cut -d: -f1))"
+      found=1
+    fi
+    if grep -Eq 'MII[A-Za-z0-9+/]{60}|MIG[A-Za-z0-9+/]AgEAMBMGByqGSM49' "$f"; then
+      _pc_err "${f##*/} holds base64 DER, as a PKCS#8 key or a PKCS#12 file would be (line $(grep -En -m1 'MII[A-Za-z0-9+/]{60}|MIG[A-Za-z0-9+/]AgEAMBMGByqGSM49' "$f" | cut -d: -f1))"
+      found=1
+    fi
+    if [[ -s $secrets ]] && grep -qFf "$secrets" "$f"; then
+      _pc_err "${f##*/} holds a password or passphrase of the test (line $(grep -nFf "$secrets" -m1 "$f" | cut -d: -f1))"
+      found=1
+    fi
+  done
+  return "$found"
+}
+
+# pc_servers_cleanup stops every server this harness started (SIGTERM, up to 10 s, SIGKILL),
+# checks our programs' logs for key material and secrets (a finding fails the test), and removes
+# $PC_SERVERS_DIR. Safe to call more than once. When the shell is exiting with a failure it
+# first shows the end of each server log, since the folder is about to go.
 pc_servers_cleanup() {
   local rc=$? f name
   [[ -n ${PC_SERVERS_DIR:-} && -z ${_pc_cleaned:-} ]] || return "$rc"
@@ -205,6 +265,12 @@ pc_servers_cleanup() {
       name="${f##*/}"
       _pc_stop "$name" || true
     done
+  fi
+  local leak=0
+  if ! _pc_logs_leak; then
+    _pc_err "private key material or a secret reached a log (above); the test fails"
+    leak=1
+    ((rc != 0)) || rc=1
   fi
   if ((rc != 0)); then
     for f in "$PC_SERVERS_DIR/kafka/server.log" "$PC_SERVERS_DIR/redis/redis.log"; do
@@ -219,6 +285,8 @@ pc_servers_cleanup() {
     rm -rf "$PC_SERVERS_DIR"
   fi
   unset PC_REDIS_PORT PC_REDIS_PID PC_KAFKA_PORT PC_KAFKA_BROKERS PC_KAFKA_PID
+  # From the EXIT trap a return status is ignored: only exit changes the test's.
+  ((leak == 0)) || exit "$rc"
   return "$rc"
 }
 
@@ -727,6 +795,7 @@ _pc_kafka_secure_setup() {
   ) || return 1
   kspw="$(<"$tls/keystore.password")"
   adminpw="$(<"$tls/admin.password")"
+  pc_secret_note "$kspw" "$adminpw" "$(<"$tls/pkcs.password")" || return 1
   if ! {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
       -subj "/CN=pkcs-connector test Kafka CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" &&
