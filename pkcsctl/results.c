@@ -137,7 +137,7 @@ int pkcsctl_waiter_wait(pkcsctl_waiter_t *w, const char *request_id, long timeou
 {
     double deadline = pc_mono_s() + (double)timeout_s;
     *res = NULL;
-    while (*res == NULL && pc_mono_s() < deadline) {
+    while (*res == NULL && !w->kafka.refused && pc_mono_s() < deadline) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->kafka.rk, POLL_MS);
         if (msg == NULL)
             continue;
@@ -146,6 +146,8 @@ int pkcsctl_waiter_wait(pkcsctl_waiter_t *w, const char *request_id, long timeou
     }
     if (*res != NULL)
         return 0;
+    if (w->kafka.refused)
+        return pkcsctl_error(w->kafka.cmd, "stopped: %s", w->kafka.last_error);
     return pkcsctl_error(w->kafka.cmd,
                          "no result for request %s on %s after %ld s%s%s; check that workers "
                          "are running (pkcsctl status) and that they accept the signer key, or "

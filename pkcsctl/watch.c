@@ -258,6 +258,8 @@ static int verdict(const watch_t *w, bool reached)
                            w->forged);
     if (!reached && interrupted)
         rc = pkcsctl_error(CMD, "interrupted before the expected results arrived");
+    else if (!reached && w->kafka.refused)
+        rc = pkcsctl_error(CMD, "stopped: %s", w->kafka.last_error);
     else if (!reached)
         rc = pkcsctl_error(CMD, "timed out after %ld s: %zu of %zu expected request ids seen%s%s",
                            w->timeout_s, w->wanted ? w->wanted_seen : json_object_size(w->seen),
@@ -276,7 +278,7 @@ static int run(watch_t *w)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     double deadline = pc_mono_s() + (double)w->timeout_s;
-    while (!done(w) && !interrupted && pc_mono_s() < deadline) {
+    while (!done(w) && !interrupted && !w->kafka.refused && pc_mono_s() < deadline) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->kafka.rk, POLL_MS);
         if (msg != NULL) {
             on_message(w, msg);
@@ -285,7 +287,8 @@ static int run(watch_t *w)
     }
     pkcsctl_kafka_close(&w->kafka);
     pkcsctl_watch_summary(w);
-    bool reached = done(w) || (w->count == 0 && w->wanted == NULL && w->total == 0 && !interrupted);
+    bool reached = done(w) || (w->count == 0 && w->wanted == NULL && w->total == 0 &&
+                               !interrupted && !w->kafka.refused);
     return verdict(w, reached);
 }
 

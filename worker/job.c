@@ -509,7 +509,9 @@ static void job_on_renew_timer(uv_timer_t *timer);
 static void job_on_renewed(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
-    if (err == PC_ERR_CONFLICT && !job->lease_lost) {
+    /* A renewal answered after the job ended finds the record completed (not ours any more):
+     * that is no lost lease, and the ended job has no message left to name in a log line. */
+    if (err == PC_ERR_CONFLICT && !job->lease_lost && job_live(job)) {
         job->lease_lost = true;
         log_job(PC_LOG_WARN, job, "lease_lost", "another worker took this request over");
     } else if (err == PC_ERR_DEPENDENCY && job->owned && job_live(job)) {

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "ca.h"
+#include "kafka_security.h"
 #include "keygen.h"
 #include "pc_err.h"
 #include "redis.h"
@@ -64,14 +65,29 @@ typedef struct pc_config_kafka {
     char *audit_topic;           /* default pkcs.audit; "" = no audit records to Kafka */
     char *notices_topic;         /* default pkcs.notices (renewal and expiry notices) */
     unsigned session_timeout_ms; /* default 10000 */
+    /* security, for every Kafka client (see kafka_security.h) */
+    char *security_protocol;  /* plaintext (default), ssl, sasl_ssl, sasl_plaintext */
+    char *ssl_ca_file;        /* default none: the system's trust store */
+    char *ssl_cert_file;      /* client certificate, default none */
+    char *ssl_key_file;       /* its key, default none */
+    char *ssl_key_password;   /* wiped when freed; also ssl_key_password_file */
+    bool ssl_verify_hostname; /* default true */
+    char *sasl_mechanism;     /* default SCRAM-SHA-512 */
+    char *sasl_username;      /* default none */
+    char *sasl_password;      /* wiped when freed; also sasl_password_file */
 } pc_config_kafka_t;
 
 /* "redis": the cluster's Redis, and how long what the workers keep there lives. */
 typedef struct pc_config_redis {
     char *host;                  /* default 127.0.0.1 */
     unsigned port;               /* default 6379 */
-    char *password;              /* default none; wiped when freed */
+    char *username;              /* ACL user, default none (the default user) */
+    char *password;              /* default none; wiped when freed; also password_file */
+    char *sentinels;             /* "host:port,host:port": find the master through Sentinel */
+    char *master_name;           /* the name the sentinels monitor it under */
+    char *sentinel_password;     /* default none; wiped when freed; also sentinel_password_file */
     unsigned command_timeout_ms; /* default 2000 */
+    unsigned min_replicas_acks;  /* durable writes wait for this many replicas, default 0 */
     unsigned lease_ms;           /* default 30000 */
     unsigned retention_hours;    /* cached results kept, default 168 */
 } pc_config_redis_t;
@@ -173,6 +189,10 @@ pc_err_t pc_config_load(const char *path, pc_config_t **out, pc_diag_t *diag);
 /* pc_config_redis is the redis section as the Redis clients take it (strings borrowed from
  * cfg). */
 pc_redis_config_t pc_config_redis(const pc_config_t *cfg);
+
+/* pc_config_kafka_security is the kafka section's security settings as pc_kafka_security_apply
+ * takes them (strings borrowed from cfg). */
+pc_kafka_security_t pc_config_kafka_security(const pc_config_t *cfg);
 
 /* pc_config_free frees cfg (NULL allowed), wiping passphrases. */
 void pc_config_free(pc_config_t *cfg);

@@ -13,10 +13,13 @@
 #include <openssl/crypto.h>
 
 #include "config.h"
+#include "file.h"
 #include "request.h"
 
-/* T_SECRET is a string that is wiped when freed. */
-typedef enum { T_STR, T_SECRET, T_UINT, T_BOOL } setting_type_t;
+/* T_SECRET is a string that is wiped when freed. T_FILE names a file holding the secret at
+ * offset (its first line): the "_file" form of a secret, so that it need be in neither the
+ * configuration nor the environment; its row follows the secret's own. */
+typedef enum { T_STR, T_SECRET, T_FILE, T_UINT, T_BOOL } setting_type_t;
 
 typedef struct setting {
     const char *section; /* "kafka", "redis", "worker", "coordinator" */
@@ -68,10 +71,34 @@ static const setting_t settings[] = {
     {"kafka", "notices_topic", "PC_NOTICES_TOPIC", T_STR, K(notices_topic), "pkcs.notices"},
     {"kafka", "session_timeout_ms", "PC_KAFKA_SESSION_TIMEOUT_MS", T_UINT, K(session_timeout_ms),
      "10000"},
+    {"kafka", "security_protocol", "PC_KAFKA_SECURITY_PROTOCOL", T_STR, K(security_protocol),
+     "plaintext"},
+    {"kafka", "ssl_ca_file", "PC_KAFKA_SSL_CA_FILE", T_STR, K(ssl_ca_file), NULL},
+    {"kafka", "ssl_cert_file", "PC_KAFKA_SSL_CERT_FILE", T_STR, K(ssl_cert_file), NULL},
+    {"kafka", "ssl_key_file", "PC_KAFKA_SSL_KEY_FILE", T_STR, K(ssl_key_file), NULL},
+    {"kafka", "ssl_key_password", "PC_KAFKA_SSL_KEY_PASSWORD", T_SECRET, K(ssl_key_password), NULL},
+    {"kafka", "ssl_key_password_file", "PC_KAFKA_SSL_KEY_PASSWORD_FILE", T_FILE,
+     K(ssl_key_password), NULL},
+    {"kafka", "ssl_verify_hostname", "PC_KAFKA_SSL_VERIFY_HOSTNAME", T_BOOL, K(ssl_verify_hostname),
+     "true"},
+    {"kafka", "sasl_mechanism", "PC_KAFKA_SASL_MECHANISM", T_STR, K(sasl_mechanism),
+     "SCRAM-SHA-512"},
+    {"kafka", "sasl_username", "PC_KAFKA_SASL_USERNAME", T_STR, K(sasl_username), NULL},
+    {"kafka", "sasl_password", "PC_KAFKA_SASL_PASSWORD", T_SECRET, K(sasl_password), NULL},
+    {"kafka", "sasl_password_file", "PC_KAFKA_SASL_PASSWORD_FILE", T_FILE, K(sasl_password), NULL},
     {"redis", "host", "PC_REDIS_HOST", T_STR, R(host), "127.0.0.1"},
     {"redis", "port", "PC_REDIS_PORT", T_UINT, R(port), "6379"},
+    {"redis", "username", "PC_REDIS_USERNAME", T_STR, R(username), NULL},
     {"redis", "password", "PC_REDIS_PASSWORD", T_SECRET, R(password), NULL},
+    {"redis", "password_file", "PC_REDIS_PASSWORD_FILE", T_FILE, R(password), NULL},
+    {"redis", "sentinels", "PC_REDIS_SENTINELS", T_STR, R(sentinels), NULL},
+    {"redis", "master_name", "PC_REDIS_MASTER_NAME", T_STR, R(master_name), NULL},
+    {"redis", "sentinel_password", "PC_REDIS_SENTINEL_PASSWORD", T_SECRET, R(sentinel_password),
+     NULL},
+    {"redis", "sentinel_password_file", "PC_REDIS_SENTINEL_PASSWORD_FILE", T_FILE,
+     R(sentinel_password), NULL},
     {"redis", "command_timeout_ms", "PC_REDIS_TIMEOUT_MS", T_UINT, R(command_timeout_ms), "2000"},
+    {"redis", "min_replicas_acks", "PC_REDIS_MIN_REPLICAS_ACKS", T_UINT, R(min_replicas_acks), "0"},
     {"redis", "lease_ms", "PC_LEASE_MS", T_UINT, R(lease_ms), "30000"},
     {"redis", "retention_hours", "PC_RETENTION_HOURS", T_UINT, R(retention_hours), "168"},
     {"worker", "import_key_file", "PC_IMPORT_KEY_FILE", T_STR, W(import_key_file), NULL},
@@ -151,6 +178,8 @@ static pc_err_t set_json(pc_config_t *cfg, const setting_t *s, json_t *v, pc_dia
     }
     if (s->type == T_BOOL && json_is_boolean(v))
         return set_text(cfg, s, json_is_true(v) ? "true" : "false", "config", diag);
+    if (s->type == T_FILE && json_is_string(v))
+        return PC_OK; /* read by apply_file */
     return pc_fail(diag, PC_ERR_INVALID_PARAM, "config: %s.%s must be a %s", s->section, s->name,
                    s->type == T_UINT   ? "whole number"
                    : s->type == T_BOOL ? "boolean"
@@ -183,10 +212,49 @@ static pc_err_t check_section(json_t *root, const char *section, pc_diag_t *diag
     return PC_OK;
 }
 
+/* apply_file reads the secret from the file a T_FILE row names (the environment's over the
+ * configuration's). Naming the secret twice, once as text and once as a file, is refused: which
+ * one wins would be a guess. */
+static pc_err_t apply_file(pc_config_t *cfg, const setting_t *s, json_t *v, pc_diag_t *diag)
+{
+    char **dst = (char **)((char *)cfg + s->offset);
+    const char *path = getenv(s->env) != NULL ? getenv(s->env) : json_string_value(v);
+    unsigned char *data = NULL;
+    size_t len = 0;
+    if (path == NULL)
+        return PC_OK;
+    if (*dst != NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "%s.%s and %s.%.*s are both set; keep one of them", s->section, s->name,
+                       s->section, (int)(strlen(s->name) - strlen("_file")), s->name);
+    pc_err_t err = pc_file_read(path, 4096, &data, &len, diag);
+    if (err != PC_OK) {
+        char where[80];
+        snprintf(where, sizeof(where), "%s.%s", s->section, s->name);
+        pc_diag_prefix(diag, where);
+        return err;
+    }
+    /* the first line: a file written by echo or an editor ends with a newline */
+    len = strcspn((char *)data, "\r\n");
+    OPENSSL_cleanse(data + len, strlen((char *)data + len));
+    if (len == 0) {
+        free(data);
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s.%s: %s is empty; write the secret in it",
+                       s->section, s->name, path);
+    }
+    *dst = (char *)data;
+    return PC_OK;
+}
+
 static pc_err_t apply_one(pc_config_t *cfg, const setting_t *s, json_t *root, pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
     json_t *v = json_object_get(json_object_get(root, s->section), s->name);
+    if (s->type == T_FILE) {
+        if (v != NULL && !json_is_null(v) && (err = set_json(cfg, s, v, diag)) != PC_OK)
+            return err;
+        return apply_file(cfg, s, v, diag);
+    }
     if (s->def != NULL)
         err = set_text(cfg, s, s->def, "default", diag);
     if (err == PC_OK && v != NULL)
@@ -399,12 +467,33 @@ pc_err_t pc_config_settings_parse(pc_config_t *cfg, json_t *root, pc_diag_t *dia
     return PC_OK;
 }
 
+pc_kafka_security_t pc_config_kafka_security(const pc_config_t *cfg)
+{
+    const pc_config_kafka_t *k = &cfg->kafka;
+    return (pc_kafka_security_t){
+        .protocol = k->security_protocol,
+        .ssl_ca_file = k->ssl_ca_file,
+        .ssl_cert_file = k->ssl_cert_file,
+        .ssl_key_file = k->ssl_key_file,
+        .ssl_key_password = k->ssl_key_password,
+        .no_hostname_check = !k->ssl_verify_hostname,
+        .sasl_mechanism = k->sasl_mechanism,
+        .sasl_username = k->sasl_username,
+        .sasl_password = k->sasl_password,
+    };
+}
+
 pc_redis_config_t pc_config_redis(const pc_config_t *cfg)
 {
     return (pc_redis_config_t){
         .host = cfg->redis.host,
         .port = (int)cfg->redis.port,
+        .username = cfg->redis.username,
         .password = cfg->redis.password,
+        .sentinels = cfg->redis.sentinels,
+        .master_name = cfg->redis.master_name,
+        .sentinel_password = cfg->redis.sentinel_password,
+        .min_replicas_acks = cfg->redis.min_replicas_acks,
         .command_timeout_ms = cfg->redis.command_timeout_ms,
     };
 }

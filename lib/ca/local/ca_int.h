@@ -20,6 +20,7 @@ typedef struct pc_ca_local {
     char *crl_url;            /* NULL when not configured */
     char *aia_url;            /* NULL when not configured */
     pc_ca_index_t *index;
+    uint64_t record_retry_us; /* how long recording a signed certificate is retried */
     /* Loop thread: calls in the thread pool, and who waits for them to answer (close). */
     unsigned pending;
     void (*closed)(void *arg);
