@@ -46,6 +46,8 @@ struct op {
     const char *url;
     char *body;
     EVP_PKEY *csr_key;   /* sign: the certificate must carry this key */
+    X509_REQ *csr;       /* sign: what was asked, to check what cfssl signed against it */
+    pc_ca_issue_t asked; /* sign: its validity and key usage rule (strings not kept) */
     char *serial_dec;    /* revoke: as cfssl keys its database; sign: the serial asked for */
     char serial_hex[68]; /* revoke: as the caller gave it */
     const char *reason;  /* revoke, static */
@@ -128,6 +130,7 @@ static void on_op_closed(uv_handle_t *handle)
     if (op->next != NULL)
         op->next->prev = op->prev;
     EVP_PKEY_free(op->csr_key);
+    X509_REQ_free(op->csr);
     OPENSSL_free(op->serial_dec);
     free(op->body);
     free(op);
@@ -387,6 +390,56 @@ static pc_err_t check_issued(const op_t *op, X509 *cert, pc_diag_t *diag)
     return PC_OK;
 }
 
+/* ---- a certificate other than asked --------------------------------------------------------- */
+
+/* cfssl's profile, not the request, decides validity and usages: what it signed other than
+ * asked is revoked at once, and the submit fails with the difference, so that nothing signed
+ * stays valid and unknown. */
+typedef struct refusal {
+    pc_ca_done_fn done;
+    void *arg;
+    pc_diag_t why;
+} refusal_t;
+
+static void on_refusal_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    refusal_t *r = arg;
+    X509_free(cert);
+    size_t len = strlen(r->why.msg);
+    if (err == PC_OK)
+        snprintf(r->why.msg + len, sizeof(r->why.msg) - len, " (the certificate was revoked)");
+    else
+        snprintf(r->why.msg + len, sizeof(r->why.msg) - len,
+                 " (revoking the certificate failed: %s; revoke it at cfssl)",
+                 diag != NULL ? diag->msg : pc_strerror(err));
+    r->done(r->arg, PC_ERR_POLICY, NULL, &r->why);
+    free(r);
+}
+
+static void refuse_signed(op_t *op, X509 *cert, const pc_diag_t *why)
+{
+    refusal_t *r = calloc(1, sizeof(*r));
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    BN_free(bn);
+    X509_free(cert);
+    if (r == NULL || hex == NULL || op->done == NULL) {
+        free(r);
+        OPENSSL_free(hex);
+        op_answer(op, PC_ERR_POLICY, NULL, why);
+        return;
+    }
+    r->done = op->done;
+    r->arg = op->arg;
+    r->why = *why;
+    pc_diag_prefix(&r->why, op->cca->base.name);
+    op->done = NULL; /* answered through the revocation */
+    op_answer(op, PC_ERR_POLICY, NULL, why);
+    pc_ca_revoke_t rev = {.serial_hex = hex, .reason = PC_REVOKE_CESSATION_OF_OPERATION};
+    cfssl_revoke(&op->cca->base, &rev, on_refusal_revoked, r); /* copies what it keeps */
+    OPENSSL_free(hex);
+}
+
 static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
 {
     STACK_OF(X509) *certs = NULL;
@@ -417,6 +470,10 @@ static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
     if ((err = check_issued(op, cert, &diag)) != PC_OK) {
         X509_free(cert);
         op_answer(op, err, NULL, &diag);
+        return;
+    }
+    if (op->csr != NULL && pc_ca_check_as_asked(cert, op->csr, &op->asked, &diag) != PC_OK) {
+        refuse_signed(op, cert, &diag);
         return;
     }
     op_answer(op, PC_OK, cert, NULL);
@@ -591,6 +648,9 @@ static pc_err_t sign_prepare(op_t *op, X509_REQ *csr, const pc_ca_issue_t *issue
     snprintf(op->what, sizeof(op->what), "signing a CSR with profile \"%s\"", profile);
     op->url = cca->sign_url;
     op->csr_key = X509_REQ_get_pubkey(csr);
+    op->csr = X509_REQ_dup(csr);
+    op->asked = (pc_ca_issue_t){.validity_days = issue->validity_days,
+                                .exact_key_usage = issue->exact_key_usage};
     if (cca->base.takes_serial) {
         BIGNUM *bn = NULL;
         if (issue->serial_hex == NULL ||
@@ -613,7 +673,7 @@ static pc_err_t sign_prepare(op_t *op, X509_REQ *csr, const pc_ca_issue_t *issue
     err = pc_ca_cfssl_sign_body(pem, profile, cca->label != NULL ? cca->label : issue->request_id,
                                 op->serial_dec, cca->key, cca->key_len, &op->body, diag);
     free(pem);
-    if (err == PC_OK && op->csr_key == NULL)
+    if (err == PC_OK && (op->csr_key == NULL || op->csr == NULL))
         err = pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory keeping the CSR's key");
     return err;
 }
