@@ -28,8 +28,8 @@
 
 #include "file.h"
 
-#define HEAD_MAX 8192        /* request line + headers + blank line */
-#define HEADERS_MAX 48       /* more is refused as too large */
+#define HEAD_MAX PC_HTTP_HEAD_MAX
+#define HEADERS_MAX PC_HTTP_HEADERS_MAX
 #define IDLE_MS_DEFAULT 5000 /* to send the whole head, and again to close after our answer */
 #define BACKLOG 128
 #define METHOD_MAX 16
@@ -306,25 +306,41 @@ static bool parse_request_line(char *line, size_t len, char **method, char **pat
     return true;
 }
 
-/* The headers of one request, cut in place out of the connection's head. */
-typedef struct headers {
-    const char *names[HEADERS_MAX];
-    const char *values[HEADERS_MAX];
-    size_t count;
-} headers_t;
-
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
 }
 
+/* RFC 9110 5.6.2: the characters of a token, which a header name is made of. */
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* field_ok tells whether a header line's name s[0..colon) is a token and its value
+ * (colon, end) holds no control character but tabs (RFC 9110 5.5). A NUL byte would end the
+ * string a handler sees early ("Authorization\0x" read as Authorization, a value cut short),
+ * and a lone CR is a line break to some readers: neither may pass. */
+static bool field_ok(const char *s, const char *colon, const char *end)
+{
+    for (const char *c = s; c < colon; c++)
+        if (!is_tchar(*c))
+            return false;
+    for (const char *c = colon + 1; c < end; c++)
+        if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+            return false;
+    return true;
+}
+
 /* parse_headers cuts the header lines in p[0..end) (after the request line, up to and with the
  * blank line) into NUL-terminated names and trimmed values. Returns 0, or the status to answer:
- * 400 for a line without a name and colon, white space before the colon, or an obsolete folded
- * line (RFC 9112 5.1, 5.2); 431 for more than HEADERS_MAX headers. */
-static int parse_headers(char *p, char *end, headers_t *h)
+ * 400 for a line without a name and colon, a name that is not a token (white space before the
+ * colon or an obsolete folded line among them, RFC 9112 5.1, 5.2), a control character in a
+ * value; 431 for more than HEADERS_MAX headers. */
+static int parse_headers(char *p, char *end, pc_http_head_t *h)
 {
-    h->count = 0;
+    h->header_count = 0;
     while (p < end) {
         char *eol = memchr(p, '\n', (size_t)(end - p));
         if (eol == NULL)
@@ -333,9 +349,9 @@ static int parse_headers(char *p, char *end, headers_t *h)
         if (line_end == p)
             return 0; /* the blank line: the head ends here */
         char *colon = memchr(p, ':', (size_t)(line_end - p));
-        if (is_blank(*p) || colon == NULL || colon == p || is_blank(colon[-1]))
+        if (colon == NULL || colon == p || !field_ok(p, colon, line_end))
             return 400;
-        if (h->count == HEADERS_MAX)
+        if (h->header_count == HEADERS_MAX)
             return 431;
         char *value = colon + 1, *value_end = line_end;
         while (value < value_end && is_blank(*value))
@@ -344,11 +360,26 @@ static int parse_headers(char *p, char *end, headers_t *h)
             value_end--;
         *colon = '\0';
         *value_end = '\0';
-        h->names[h->count] = p;
-        h->values[h->count++] = value;
+        h->header_names[h->header_count] = p;
+        h->header_values[h->header_count++] = value;
         p = eol + 1;
     }
     return 400;
+}
+
+int pc_http_parse_head(char *head, size_t len, pc_http_head_t *out)
+{
+    char *nl = memchr(head, '\n', len);
+    out->method = out->path = out->query = NULL;
+    out->header_count = 0;
+    if (nl == NULL)
+        return 400;
+    size_t line_len = (size_t)(nl - head);
+    if (line_len > 0 && head[line_len - 1] == '\r')
+        line_len--;
+    if (!parse_request_line(head, line_len, &out->method, &out->path, &out->query))
+        return 400;
+    return parse_headers(nl + 1, head + len, out);
 }
 
 static void reply_text(conn_t *conn, int status, const char *text)
@@ -359,33 +390,23 @@ static void reply_text(conn_t *conn, int status, const char *text)
 /* conn_answer runs once the whole head is in: parse, ask the handler, reply. */
 static void conn_answer(conn_t *conn)
 {
-    char *method = NULL, *path = NULL, *query = NULL;
-    char *nl = memchr(conn->head, '\n', conn->len);
-    size_t line_len = (size_t)(nl - conn->head);
-    headers_t h;
-    int bad;
-    if (line_len > 0 && conn->head[line_len - 1] == '\r')
-        line_len--;
-    if (!parse_request_line(conn->head, line_len, &method, &path, &query) ||
-        (bad = parse_headers(nl + 1, conn->head + conn->len, &h)) == 400) {
-        reply_text(conn, 400, "bad request\n");
-        return;
-    }
+    pc_http_head_t h;
+    int bad = pc_http_parse_head(conn->head, conn->len, &h);
     if (bad != 0) {
-        reply_text(conn, 431, "too many request headers\n");
+        reply_text(conn, bad, bad == 431 ? "too many request headers\n" : "bad request\n");
         return;
     }
-    pc_http_request_t req = {.method = method,
-                             .path = path,
-                             .query = query,
-                             .header_count = h.count,
-                             .header_names = h.names,
-                             .header_values = h.values};
+    pc_http_request_t req = {.method = h.method,
+                             .path = h.path,
+                             .query = h.query,
+                             .header_count = h.header_count,
+                             .header_names = h.header_names,
+                             .header_values = h.header_values};
     pc_http_response_t resp = {.status = 200};
     pc_http_t *http = conn->http;
-    conn->head_only = strcmp(method, "HEAD") == 0;
+    conn->head_only = strcmp(h.method, "HEAD") == 0;
     http->current = conn;
-    http->query = query;
+    http->query = h.query;
     http->handler(http->arg, &req, &resp);
     /* http is still there: a handler that closes the server only starts closing it. */
     http->current = NULL;
@@ -399,9 +420,9 @@ static void conn_answer(conn_t *conn)
     free(resp.body);
 }
 
-/* head_complete looks for the blank line ending the head, starting a little before the bytes
- * just received so that a terminator split across reads is found. */
-static bool head_complete(const char *head, size_t from, size_t len)
+/* pc_http_head_complete is called with from a little before the bytes just received, so that
+ * a terminator split across reads is found. */
+bool pc_http_head_complete(const char *head, size_t from, size_t len)
 {
     for (size_t i = from; i + 1 < len; i++) {
         if (head[i] != '\n')
@@ -432,7 +453,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     size_t from = conn->len > 3 ? conn->len - 3 : 0;
     conn->len += (size_t)nread;
-    if (head_complete(conn->head, from, conn->len))
+    if (pc_http_head_complete(conn->head, from, conn->len))
         conn_answer(conn);
     else if (conn->len == sizeof(conn->head))
         reply_text(conn, 431, "request head too large\n");

@@ -10,7 +10,7 @@
  * requests fail at once until the cool-down has passed, then one probe (a request, or a
  * background /info) decides whether it closes. The CA's certificate is fetched at start and
  * kept; until it is there get0_chain returns NULL and nothing is sent to be signed, because
- * every certificate cfssl returns is checked against it (check_issued).
+ * every certificate cfssl returns is checked against it (pc_ca_cfssl_check_issued).
  *
  * Loop thread only. Lifetimes: an op owns a uv_timer and is freed in its close callback once
  * it has been answered and curl_uv has let go of it; the backend is freed when its timer, its
@@ -350,46 +350,6 @@ static void keep_chain(pc_ca_cfssl_t *cca, STACK_OF(X509) * certs)
     }
 }
 
-/* check_issued accepts only what this CA can have issued for the CSR: a certificate for the
- * CSR's key, naming and signed by the CA certificate cfssl gave at start (sign_prepare waits
- * for it). A proxy, a misconfigured multiroot cfssl or a compromised server answering with
- * anything else is caught here, before the certificate reaches a device. */
-static pc_err_t check_issued(const op_t *op, X509 *cert, pc_diag_t *diag)
-{
-    const pc_ca_cfssl_t *cca = op->cca;
-    X509 *ca = sk_X509_value(cca->chain, 0);
-    bool same_key = EVP_PKEY_eq(X509_get0_pubkey(cert), op->csr_key) == 1;
-    bool issued = same_key && ca != NULL && X509_check_issued(ca, cert) == X509_V_OK &&
-                  X509_verify(cert, X509_get0_pubkey(ca)) == 1;
-
-    bool serial_ok = true;
-    if (op->serial_dec != NULL) { /* client_serials: the serial we recorded, or nothing */
-        BIGNUM *want = NULL, *got = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-        serial_ok = BN_dec2bn(&want, op->serial_dec) > 0 && got != NULL && BN_cmp(want, got) == 0;
-        BN_free(want);
-        BN_free(got);
-    }
-    ERR_clear_error();
-    if (!serial_ok)
-        return pc_fail(diag, PC_ERR_CRYPTO,
-                       "cfssl CA \"%s\" signed with another serial than the one asked for while "
-                       "%s: its profile must say \"client_provides_serial_numbers\": true when "
-                       "the CA is configured with client_serials",
-                       cca->base.name, op->what);
-    if (!same_key)
-        return pc_fail(diag, PC_ERR_CRYPTO,
-                       "cfssl CA \"%s\" returned a certificate for another public key than the "
-                       "CSR's while %s; do not trust this CA's answers",
-                       cca->base.name, op->what);
-    if (!issued)
-        return pc_fail(diag, PC_ERR_CRYPTO,
-                       "cfssl CA \"%s\" returned a certificate that its CA certificate did not "
-                       "sign while %s; do not trust this CA's answers, and check that its url "
-                       "and label reach the CA it names at start",
-                       cca->base.name, op->what);
-    return PC_OK;
-}
-
 /* ---- a certificate other than asked --------------------------------------------------------- */
 
 /* cfssl's profile, not the request, decides validity and usages: what it signed other than
@@ -467,7 +427,10 @@ static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
     }
     X509 *cert = sk_X509_shift(certs);
     sk_X509_pop_free(certs, X509_free);
-    if ((err = check_issued(op, cert, &diag)) != PC_OK) {
+    /* against the CA certificate cfssl gave at start (sign_prepare waited for it) */
+    err = pc_ca_cfssl_check_issued(op->cca->base.name, op->what, sk_X509_value(op->cca->chain, 0),
+                                   op->csr_key, op->serial_dec, cert, &diag);
+    if (err != PC_OK) {
         X509_free(cert);
         op_answer(op, err, NULL, &diag);
         return;
