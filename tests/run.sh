@@ -16,10 +16,11 @@ run_suite() {
   (cd "$dir" && ctest --output-on-failure -j"$jobs")
 }
 
-run_suite "$here/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# The chaos suite (tests/chaos) is long: it runs in the sanitizer build only.
+run_suite "$here/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPC_CHAOS=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_suite "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPC_SANITIZE=ON
+  run_suite "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPC_SANITIZE=ON -DPC_CHAOS=ON
 
 echo "== clang-format check"
 mapfile -t sources < <(cd "$here" && git ls-files '*.c' '*.h')
