@@ -31,8 +31,8 @@
 #   pc_chaos_worker_env      (shell array) VAR=VALUE settings for every worker started
 #
 # The schedule: comma-separated FAULT=AT[+DOWN][/EVERY], in seconds from the start of the load
-# (decimals allowed); AT must fall inside the load, and with /EVERY the fault repeats while the
-# load lasts:
+# (decimals allowed), or "none" (a control run); AT must fall inside the load, and with /EVERY
+# the fault repeats while the load lasts:
 #   worker=3/5     a running worker, chosen at random, gets SIGKILL at 3 s, then every 5 s; it is
 #                  started again (a new process, a new name) DOWN s later (default 0: at once)
 #   redis=40+3     Redis gets SIGKILL at 40 s and is started again 3 s later (same port; it
@@ -132,8 +132,11 @@ _pc_chaos_settings() {
 # _pc_chaos_events SCHEDULE LOAD_SECONDS: the schedule as events "MS<TAB>SEQ<TAB>FAULT<TAB>down|up",
 # sorted by time, on stdout; fails with a message on a malformed schedule.
 _pc_chaos_events() {
-  local entry name spec at down every load_ms at_ms down_ms every_ms t seq=0
+  local entry name spec at down every load_ms at_ms down_ms every_ms t seq=0 raw="$_ch_dir/events.raw"
   load_ms="$(_pc_chaos_ms "$2")"
+  [[ -n ${1//[ ,]/} ]] || { _pc_err "chaos: the schedule is empty (none: no faults)"; return 1; }
+  : >"$raw"
+  [[ $1 == none ]] && set -- "" "$2" # a control run
   for entry in ${1//,/ }; do
     name="${entry%%=*}" spec="${entry#*=}" every="" down=0
     [[ $entry == *=* ]] || { _pc_err "chaos: schedule entry '$entry' is not FAULT=AT[+DOWN][/EVERY]"; return 1; }
@@ -156,8 +159,10 @@ _pc_chaos_events() {
     for ((t = at_ms; t < load_ms; t += every_ms)); do
       printf '%d\t%d\t%s\tdown\n' "$t" $((seq++)) "$name"
       printf '%d\t%d\t%s\tup\n' $((t + down_ms)) $((seq++)) "$name"
-    done
-  done | sort -t$'\t' -k1,1n -k2,2n | cut -f1,3,4 >"$_ch_dir/events.tsv"
+    done >>"$raw"
+  done
+  sort -t$'\t' -k1,1n -k2,2n "$raw" | cut -f1,3,4 >"$_ch_dir/events.tsv"
+  rm -f "$raw"
   # One server cannot go down twice without coming back in between.
   awk -F'\t' '$2 != "worker" { if (($3 == "down") == (state[$2] == "down")) { print $2; exit 1 }
     state[$2] = $3 }' "$_ch_dir/events.tsv" >/dev/null ||
@@ -197,6 +202,13 @@ _pc_chaos_make_load() {
       --id-prefix "${_ch_prefix}r" --device-keys "$d/keys" >"$d/remote.jsonl" 2>"$d/make-load.err" ||
       { _pc_err "chaos: generating the remote requests failed: $(cat "$d/make-load.err")"; return 1; }
   fi
+  # --dry-run stamps createdAtMs when it prints; without it, submit stamps each request when it
+  # sends it, so that latency counts from the send.
+  local f
+  for f in local remote; do
+    jq -c 'del(.createdAtMs)' "$d/$f.jsonl" >"$d/$f.jsonl.tmp" && mv "$d/$f.jsonl.tmp" "$d/$f.jsonl" ||
+      { _pc_err "chaos: cannot rewrite $d/$f.jsonl"; return 1; }
+  done
   # Evenly interleaved: after k requests, k * nr / N of them were remote.
   awk -v L="$d/local.jsonl" -v R="$d/remote.jsonl" 'BEGIN {
       while ((getline line < L) > 0) loc[++a] = line
@@ -478,22 +490,35 @@ _pc_chaos_records() {
     for _, s in ipairs(redis.call("ZRANGE", KEYS[1], 0, -1)) do
       local rid = redis.call("HGET", KEYS[2] .. s, "request_id") or "-"
       local state = redis.call("HEXISTS", KEYS[3], s) == 1 and "revoked" or "good"
-      out[#out + 1] = s .. "\t" .. rid .. "\t" .. state
+      local at = redis.call("HGET", KEYS[2] .. s, "issued_at") or "-"
+      out[#out + 1] = s .. "\t" .. rid .. "\t" .. state .. "\t" .. at
     end
     return out' 3 "${k}issued" "${k}cert:" "${k}revoked" >"$_ch_dir/records-local.tsv" ||
     { _pc_chaos_problem "cannot read the local CA's records from Redis"; return 1; }
   sqlite3 -separator $'\t' "$PC_CFSSL_DIR/certs.db" \
     "select serial_number, ca_label, status from certificates;" >"$_ch_dir/records-cfssl.tsv" ||
     { _pc_chaos_problem "cannot read cfssl's certificate database"; return 1; }
+  # kind, serial (hex), request id, good|revoked, when the CA signed it (UTC time of day:
+  # the local CA's issued_at, cfssl's log line)
   {
-    awk -F'\t' 'NF == 3 { print "local\t" $0 }' "$_ch_dir/records-local.tsv"
+    awk -F'\t' 'NF == 4 { t = $4 ~ /^[0-9]{14}Z$/ ? substr($4, 9, 2) ":" substr($4, 11, 2) ":" substr($4, 13, 2) : "-"
+      print "local\t" $1 "\t" $2 "\t" $3 "\t" t }' "$_ch_dir/records-local.tsv"
     python3 -c '
-import sys
+import re, sys
+signed = {}
+try:
+    with open(sys.argv[1], errors="replace") as log:
+        for line in log:
+            m = re.search(r" (\d\d:\d\d:\d\d) \[INFO\] signed certificate with serial number (\d+)", line)
+            if m:
+                signed.setdefault(m.group(2), m.group(1))
+except OSError:
+    pass
 for line in sys.stdin:
     dec, label, status = line.rstrip("\n").split("\t")
     h = "%X" % int(dec)
-    print("remote\t%s%s\t%s\t%s" % ("0" * (len(h) % 2), h, label, status))
-' <"$_ch_dir/records-cfssl.tsv"
+    print("remote\t%s%s\t%s\t%s\t%s" % ("0" * (len(h) % 2), h, label, status, signed.get(dec, "-")))
+' "$PC_CFSSL_DIR/cfssl.log" <"$_ch_dir/records-cfssl.tsv"
   } >"$_ch_dir/records.tsv"
 }
 
@@ -529,12 +554,12 @@ _pc_chaos_count() {
     FILENAME == ARGV[3] { bad[$1] = bad[$1] "; " $2; nbad++; next }
     FILENAME == ARGV[4] { if ($1 in kind) { certs[$1] = certs[$1] < 2 ? 2 : certs[$1] }; next }
     FILENAME == ARGV[5] {
-      # kind serial request_id state
+      # kind serial request_id state signed_at
       if (!($3 in kind)) next
       rec[$1, $2] = $4; recid[$1, $2] = $3; signed[$1]++
       if ($4 == "revoked") revoked[$1]++
       if ($4 != "revoked" && !(($1, $2) in delivered)) {
-        undelivered++; print $1 "\t" $2 "\t" $3 > (d "/undelivered.tsv") }
+        undelivered++; print $1 "\t" $2 "\t" $3 "\tsigned " $5 > (d "/undelivered.tsv") }
       next
     }
     END {
@@ -566,10 +591,17 @@ _pc_chaos_count() {
     >"$d/counts.tsv"
 }
 
-# _pc_chaos_events_of ID: the worker log lines about request ID (time, worker, event, message).
+# _pc_chaos_events_of ID: the worker log lines about request ID (time of day UTC, worker,
+# event, message), a run of `retried` lines of one worker shown as its first and last.
 _pc_chaos_events_of() {
-  awk -F'\t' -v id="$1" '$4 == id { printf "      %s %s %s: %s\n", $2, $3, $5, $6 }' \
-    "$_ch_dir/log-events.tsv" | head -n 20
+  awk -F'\t' -v id="$1" '
+    function flush() { if (n > 1) printf "      %12s %s retried: %d more times, the last at %s\n", "...", w, n - 1, last; n = 0 }
+    $4 != id { next }
+    $5 == "retried" && n > 0 && $3 == w { n++; last = $2; next }
+    { flush() }
+    $5 == "retried" { n = 1; w = $3; last = $2 }
+    { printf "      %s %s %s: %s\n", $2, $3, $5, substr($6, 1, 160) }
+    END { flush() }' "$_ch_dir/log-events.tsv" | head -n 30
 }
 
 # _pc_chaos_recovery: faults.tsv + the outcome log lines -> recovery.tsv, one line per fault:
@@ -603,8 +635,10 @@ _pc_chaos_recovery() {
              $1 == "cfssl" ? "new remote certificates" : "all results"
       rec = first == "" ? -1 : first - $4
       if ($1 == "worker" && $5 == "-") rec = -2
-      printf "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", $1, $2, $3 - t0, $4 - t0, $4 - $3, rec, held
-    }' "$d/ids.tsv" "$d/log-events.tsv" "$d/faults.tsv" >"$d/recovery.tsv"
+      day = int($3 / 1000) % 86400
+      printf "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%02d:%02d:%02d.%03d\n", $1, $2, $3 - t0, $4 - t0, $4 - $3, rec, held,
+        int(day / 3600), int(day / 60) % 60, day % 60, $3 % 1000
+    }' "$d/ids.tsv" "$d/log-events.tsv" "$d/faults.tsv" | sort -t$'\t' -k3,3n >"$d/recovery.tsv"
 }
 
 # _pc_chaos_report: counts and recovery times printed (and to report.txt, counts.csv,
@@ -634,10 +668,11 @@ _pc_chaos_report() {
     echo "  worker events: $(awk -F'\t' '$5 ~ /^(orphan_|own_revoked|lease_lost|abandoned)/ { n[$5]++ }
       END { s = ""; for (e in n) s = s (s == "" ? "" : ", ") e " " n[e]; print (s == "" ? "none of orphan_*, own_revoked, lease_lost, abandoned" : s) }' \
       "$d/log-events.tsv")"
-    echo "  recovery (from a fault's end to the first result published that it held up):"
-    printf '    %-7s %-12s %8s %8s %8s %9s  %s\n' fault target "start s" "end s" "down s" "recovery" "held up"
+    echo "  recovery (from a fault's end to the first result published that it held up; the load" \
+      "started at $(date -u -d "@$((_ch_t0 / 1000))" +%H:%M:%S).$(printf '%03d' $((_ch_t0 % 1000))) UTC):"
+    printf '    %-7s %-12s %12s %8s %8s %8s %9s  %s\n' fault target "UTC" "start s" "end s" "down s" "recovery" "held up"
     awk -F'\t' '{ r = $6 == -1 ? "none" : $6 == -2 ? "n/a" : sprintf("%.1f s", $6 / 1000)
-        printf "    %-7s %-12s %8.1f %8.1f %8.1f %9s  %s\n", $1, $2, $3 / 1000, $4 / 1000, $5 / 1000, r, $7 }' \
+        printf "    %-7s %-12s %12s %8.1f %8.1f %8.1f %9s  %s\n", $1, $2, $8, $3 / 1000, $4 / 1000, $5 / 1000, r, $7 }' \
       "$d/recovery.tsv"
   } | tee "$d/report.txt"
   {
@@ -646,9 +681,9 @@ _pc_chaos_report() {
     echo "seed,$_ch_seed"
   } >"$d/counts.csv"
   {
-    echo "fault,target,start_s,end_s,down_s,recovery_s,held_up"
+    echo "fault,target,start_s,end_s,down_s,recovery_s,held_up,start_utc"
     awk -F'\t' '{ r = $6 < 0 ? "" : sprintf("%.3f", $6 / 1000)
-        printf "%s,%s,%.3f,%.3f,%.3f,%s,%s\n", $1, $2, $3 / 1000, $4 / 1000, $5 / 1000, r, $7 }' "$d/recovery.tsv"
+        printf "%s,%s,%.3f,%.3f,%.3f,%s,%s,%s\n", $1, $2, $3 / 1000, $4 / 1000, $5 / 1000, r, $7, $8 }' "$d/recovery.tsv"
   } >"$d/faults.csv"
 
   ((c[answered] == _ch_n)) || rc=1
@@ -667,11 +702,11 @@ _pc_chaos_report() {
     rc=1
     echo "FAIL: ${label[$name]}: ${c[$name]} (with the workers' log lines about each request)" |
       tee -a "$d/report.txt"
-    head -n 20 "$file" | while IFS=$'\t' read -r a b e; do
-      # lists are "ID ..." or "CA SERIAL ID": show the worker's events about the request id
+    head -n 20 "$file" | while IFS=$'\t' read -r a b e rest; do
+      # lists are "ID ..." or "CA SERIAL ID ...": show the worker's events about the request id
       local id="$a"
       [[ $a == local || $a == remote ]] && id="$e"
-      printf '    %s\n' "$a${b:+ $b}${e:+ $e}"
+      printf '    %s\n' "$a${b:+ $b}${e:+ $e}${rest:+ $rest}"
       _pc_chaos_events_of "$id"
     done | tee -a "$d/report.txt"
     (($(wc -l <"$file") > 20)) && echo "    ... $(($(wc -l <"$file") - 20)) more in $file" | tee -a "$d/report.txt"
