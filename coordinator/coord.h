@@ -147,7 +147,8 @@ json_t *pc_coord_topics_view(pc_coord_t *coord, const pc_coord_cycle_t *cycle, s
 
 typedef struct pc_coord_metrics {
     pc_metrics_t *registry;
-    pc_gauge_t *active, *inactive, *lag, *rate, *problems, *in_flight, *up_redis, *up_kafka;
+    pc_gauge_t *active, *degraded, *inactive, *lag, *rate, *problems, *in_flight, *up_redis,
+        *up_kafka;
     pc_counter_t *issued, *failed, *revoked, *dlq;
 } pc_coord_metrics_t;
 

@@ -94,14 +94,17 @@ void pc_coord_view_set_totals(pc_coord_t *coord, const json_t *workers, bool cou
     pc_coord_view_t *view = &coord->view;
     pc_coord_metrics_t *m = &coord->m;
     uint64_t sums[COUNT__N] = {0}, added[COUNT__N] = {0};
-    json_int_t active = 0, inactive = 0, in_flight = 0;
+    json_int_t active = 0, degraded = 0, inactive = 0, in_flight = 0;
     size_t i;
     const json_t *w;
 
     json_array_foreach(workers, i, w)
     {
-        bool is_active = strcmp(json_string_value(json_object_get(w, "state")), "Active") == 0;
-        active += is_active;
+        const char *state = json_string_value(json_object_get(w, "state"));
+        bool is_degraded = strcmp(state, "Degraded") == 0;
+        bool is_active = strcmp(state, "Active") == 0 || is_degraded; /* in the group, working */
+        active += is_active && !is_degraded;
+        degraded += is_degraded;
         inactive += !is_active;
         for (int k = 0; k < COUNT__N; k++)
             sums[k] += count_of(w, k);
@@ -121,13 +124,14 @@ void pc_coord_view_set_totals(pc_coord_t *coord, const json_t *workers, bool cou
     }
     json_decref(view->totals);
     view->totals = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:I}", "updated_at", (json_int_t)now, "issued",
-        (json_int_t)sums[COUNT_ISSUED], "failed", (json_int_t)sums[COUNT_FAILED], "revoked",
-        (json_int_t)sums[COUNT_REVOKED], "dlq", (json_int_t)sums[COUNT_DLQ], "in_flight", in_flight,
-        "active", active, "inactive", inactive, "issue_rate_per_s", view->rate, "lag",
-        lag == COORD_UNKNOWN ? json_null() : json_integer(lag), "topic_problems",
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:I}", "updated_at", (json_int_t)now,
+        "issued", (json_int_t)sums[COUNT_ISSUED], "failed", (json_int_t)sums[COUNT_FAILED],
+        "revoked", (json_int_t)sums[COUNT_REVOKED], "dlq", (json_int_t)sums[COUNT_DLQ], "in_flight",
+        in_flight, "active", active, "degraded", degraded, "inactive", inactive, "issue_rate_per_s",
+        view->rate, "lag", lag == COORD_UNKNOWN ? json_null() : json_integer(lag), "topic_problems",
         (json_int_t)problems);
     pc_gauge_set(m->active, (double)active);
+    pc_gauge_set(m->degraded, (double)degraded);
     pc_gauge_set(m->inactive, (double)inactive);
     pc_gauge_set(m->lag, lag == COORD_UNKNOWN ? NAN : (double)lag);
     pc_gauge_set(m->rate, view->rate);
@@ -148,6 +152,7 @@ pc_err_t pc_coord_metrics_init(pc_coord_metrics_t *m)
     if ((m->registry = pc_metrics_new()) == NULL)
         return PC_ERR_NOMEM;
     m->active = pc_metrics_gauge(m->registry, workers, workers_help, "state=\"active\"");
+    m->degraded = pc_metrics_gauge(m->registry, workers, workers_help, "state=\"degraded\"");
     m->inactive = pc_metrics_gauge(m->registry, workers, workers_help, "state=\"inactive\"");
     m->lag =
         pc_metrics_gauge(m->registry, "pkcs_cluster_lag",
@@ -164,9 +169,10 @@ pc_err_t pc_coord_metrics_init(pc_coord_metrics_t *m)
     m->failed = pc_metrics_counter(m->registry, "pkcs_cluster_failed_total", total_help, "");
     m->revoked = pc_metrics_counter(m->registry, "pkcs_cluster_revoked_total", total_help, "");
     m->dlq = pc_metrics_counter(m->registry, "pkcs_cluster_dlq_total", total_help, "");
-    if (m->active == NULL || m->inactive == NULL || m->lag == NULL || m->rate == NULL ||
-        m->problems == NULL || m->in_flight == NULL || m->up_redis == NULL || m->up_kafka == NULL ||
-        m->issued == NULL || m->failed == NULL || m->revoked == NULL || m->dlq == NULL)
+    if (m->active == NULL || m->degraded == NULL || m->inactive == NULL || m->lag == NULL ||
+        m->rate == NULL || m->problems == NULL || m->in_flight == NULL || m->up_redis == NULL ||
+        m->up_kafka == NULL || m->issued == NULL || m->failed == NULL || m->revoked == NULL ||
+        m->dlq == NULL)
         return PC_ERR_NOMEM;
     return PC_OK;
 }

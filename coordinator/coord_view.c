@@ -35,8 +35,12 @@ static json_t *counts_of(const json_t *w)
         json_int_t n = json_integer_value(json_object_get(parsed, count_names[k]));
         json_object_set_new(counts, count_names[k], json_integer(n > 0 ? n : 0));
     }
-    json_object_set_new(counts, "in_flight",
-                        json_integer(json_integer_value(json_object_get(parsed, "in_flight"))));
+    static const char *const gauges[] = {"in_flight", "retrying", "retrying_s"};
+    for (size_t k = 0; k < sizeof(gauges) / sizeof(gauges[0]); k++)
+        json_object_set_new(counts, gauges[k],
+                            json_integer(json_integer_value(json_object_get(parsed, gauges[k]))));
+    json_object_set_new(counts, "degraded",
+                        json_boolean(json_is_true(json_object_get(parsed, "degraded"))));
     json_decref(parsed);
     return counts;
 }
@@ -66,20 +70,38 @@ static bool state_of(const pc_coord_cycle_t *cycle, const char *id, const json_t
     return true;
 }
 
+/* Degraded: active, but the worker says a request has been retrying for its
+ * worker.degraded_after_ms, usually on a CA it keeps failing on. */
+static const char *degraded_reason(const json_t *counts, const json_t *w, char *reason, size_t size)
+{
+    json_int_t retrying = json_integer_value(json_object_get(counts, "retrying"));
+    json_int_t for_s = json_integer_value(json_object_get(counts, "retrying_s"));
+    if (!json_is_true(json_object_get(counts, "degraded")))
+        return NULL;
+    const char *err = json_string_value(json_object_get(w, "last_error"));
+    snprintf(reason, size, "%lld request(s) retrying, the oldest for %lld s: %s",
+             (long long)retrying, (long long)for_s, err != NULL && err[0] ? err : "no error text");
+    return reason;
+}
+
 static json_t *worker_view(const pc_coord_cycle_t *cycle, const char *id, const json_t *w,
                            int64_t now)
 {
     char reason[600] = "";
     bool active = state_of(cycle, id, w, now, reason, sizeof(reason));
+    json_t *counts = counts_of(w);
+    const char *state = active ? "Active" : "Inactive";
+    if (active && degraded_reason(counts, w, reason, sizeof(reason)) != NULL)
+        state = "Degraded";
     bool alive = json_integer_value(json_object_get(w, "score")) > now;
     int64_t started = field_int(w, "started_at");
     json_t *parts = json_object_get(cycle->members, id);
-    return json_pack("{s:s,s:s,s:o,s:o,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "id", id, "state",
-                     active ? "Active" : "Inactive", "reason",
-                     active ? json_null() : json_string(reason), "version", field_str(w, "version"),
-                     "host", field_str(w, "host"), "started_at", (json_int_t)started, "uptime_s",
+    return json_pack("{s:s,s:s,s:o,s:o,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "id", id, "state", state,
+                     "reason", reason[0] != '\0' ? json_string(reason) : json_null(), "version",
+                     field_str(w, "version"), "host", field_str(w, "host"), "started_at",
+                     (json_int_t)started, "uptime_s",
                      alive && started > 0 ? json_integer((now - started) / 1000) : json_null(),
-                     "last_seen", (json_int_t)field_int(w, "last_seen"), "counts", counts_of(w),
+                     "last_seen", (json_int_t)field_int(w, "last_seen"), "counts", counts,
                      "last_error", field_str(w, "last_error"), "partitions",
                      parts != NULL ? json_deep_copy(parts) : json_array());
 }

@@ -370,21 +370,33 @@ launch() {
     --config "$state/config.json"
 }
 
+# coordinator_listening: our coordinator process is alive and logged that it listens on its port
+# (anything else answering on the port does not count).
+coordinator_listening() {
+  _pc_alive "$_pc_launched_pid" "$_pc_launched_start" &&
+    grep -q "\"event\":\"http\".*\"port\":\"$coordinator_port\"" "$state/logs/coordinator.log" 2>/dev/null
+}
+
+# start_coordinator starts the coordinator and waits until it listens. Its port may be taken for
+# a moment (a program that just exited, another test): it is tried three times; then the stack
+# stops with the reason, never up without its coordinator.
 start_coordinator() {
-  local i
-  if [[ ! -x $bin/pkcs-coordinator ]]; then
-    say "no $bin/pkcs-coordinator in this build: running without the coordinator and its status page"
-    return 0
-  fi
-  launch coordinator "$bin/pkcs-coordinator"
-  for ((i = 0; i < 150; i++)); do
-    [[ $(pc_http_status "$coordinator_port" /) != 000 ]] && return 0
-    _pc_alive "$_pc_launched_pid" "$_pc_launched_start" || break
-    sleep 0.2
+  local attempt i
+  [[ -x $bin/pkcs-coordinator ]] || die "no $bin/pkcs-coordinator in this build: rebuild (bash deploy/setup.sh)"
+  for attempt in 1 2 3; do
+    ((attempt == 1)) || say "starting the coordinator again (attempt $attempt of 3)"
+    launch coordinator "$bin/pkcs-coordinator"
+    for ((i = 0; i < 150; i++)); do
+      coordinator_listening && return 0
+      _pc_alive "$_pc_launched_pid" "$_pc_launched_start" || break
+      sleep 0.2
+    done
+    _pc_stop coordinator || true
+    sleep "$attempt"
   done
-  say "warning: the coordinator did not answer on port $coordinator_port; the workers run without it. End of $state/logs/coordinator.log:"
+  say "end of $state/logs/coordinator.log:"
   tail -n 10 "$state/logs/coordinator.log" | sed 's/^/    /' >&2
-  _pc_stop coordinator || true
+  die "the coordinator could not listen on 127.0.0.1:$coordinator_port (see its log above); free the port, or give the stack another one (--coordinator-port P)"
 }
 
 start_workers() {

@@ -134,9 +134,9 @@ static int run(const char *request_path, const char *device_key, const char *out
     ProtobufCMessage *msg = NULL;
     Pkcs__V1__Result *res = NULL;
     int rc = 1;
-    pc_err_t err;
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
-        return pkcsctl_error(CMD, "cannot create %s: %s", out_dir, strerror(errno));
+    pc_err_t err = pc_file_mkdirs(out_dir, 0755, &diag);
+    if (err != PC_OK)
+        return pkcsctl_diag_error(CMD, err, &diag);
     if (pkcsctl_load_message(CMD, request_path, &pkcs__v1__request__descriptor, &msg) != 0)
         return 1;
     Pkcs__V1__Request *req = (Pkcs__V1__Request *)msg;

@@ -29,6 +29,7 @@ static const struct {
     {"status", pkcsctl_status, "show the workers, totals and lag from the coordinator"},
     {"lint-profile", pkcsctl_lint_profile,
      "check a profile with sample values against its CA template, send nothing"},
+    {"dlq", pkcsctl_dlq, "print what the workers set aside on the dead-letter topic"},
     {"import-key", pkcsctl_import_key, "make the connector's import key pair (PFX import)"},
     {"import-encrypt", pkcsctl_import_encrypt,
      "encrypt a PFX password to the import key: an IMPORT_PFX request in JSON"},

@@ -85,8 +85,11 @@ int pkcsctl_producer_new(pkcsctl_sender_t *snd, long timeout_s)
 {
     char timeout_ms[32];
     snprintf(timeout_ms, sizeof(timeout_ms), "%ld", timeout_s * 1000);
-    const char *const settings[] = {"enable.idempotence", "true", "message.timeout.ms", timeout_ms,
-                                    NULL};
+    /* The topic's own limit (max.message.bytes) decides what fits; the producer's default of
+     * 1 MB would refuse bigger messages first, which a topic set to take them accepts. */
+    const char *const settings[] = {
+        "enable.idempotence", "true", "message.timeout.ms", timeout_ms, "message.max.bytes",
+        "16777216",           NULL};
     snd->kafka = (pkcsctl_kafka_t){.cmd = snd->cmd, .brokers = snd->brokers, .owner = snd};
     rd_kafka_conf_t *conf = pkcsctl_kafka_conf(&snd->kafka, settings);
     if (conf == NULL)

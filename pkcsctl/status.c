@@ -206,9 +206,9 @@ static void print_fleet(const json_t *fleet)
 
 static void print_totals(const json_t *t)
 {
-    char a[32], b[32], c[32], d[32], e[32], f[32], g[32];
-    printf("\nworkers: %s active, %s inactive\n", num(t, "active", a, sizeof(a)),
-           num(t, "inactive", b, sizeof(b)));
+    char a[32], b[32], c[32], d[32], e[32], f[32], g[32], h[32];
+    printf("\nworkers: %s active, %s degraded, %s inactive\n", num(t, "active", a, sizeof(a)),
+           num(t, "degraded", h, sizeof(h)), num(t, "inactive", b, sizeof(b)));
     printf("certificates: issued %s, failed %s, revoked %s, dead letters %s; %s issued/s\n",
            num(t, "issued", c, sizeof(c)), num(t, "failed", d, sizeof(d)),
            num(t, "revoked", e, sizeof(e)), num(t, "dlq", f, sizeof(f)),

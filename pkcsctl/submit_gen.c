@@ -202,8 +202,10 @@ int pkcsctl_check_prefix_keys(const pkcsctl_gen_t *gen)
     if (strlen(gen->prefix) > MAX_PREFIX_LEN || strchr(gen->prefix, '/') != NULL)
         return pkcsctl_usage_error(CMD, "--id-prefix must be at most %d characters, without '/'",
                                    MAX_PREFIX_LEN);
-    if (gen->keys_dir != NULL && mkdir(gen->keys_dir, 0700) != 0 && errno != EEXIST)
-        return pkcsctl_error(CMD, "cannot create %s: %s", gen->keys_dir, strerror(errno));
+    pc_diag_t diag = {{0}};
+    pc_err_t err = gen->keys_dir != NULL ? pc_file_mkdirs(gen->keys_dir, 0700, &diag) : PC_OK;
+    if (err != PC_OK)
+        return pkcsctl_diag_error(CMD, err, &diag);
     return 0;
 }
 

@@ -271,8 +271,10 @@ static int prepare(watch_t *w, const char *ids_path, const char *ca_path)
         return 1;
     if (ca_path != NULL && pkcsctl_watch_ca_load(ca_path, &w->store) != 0)
         return 1;
-    if (w->out_dir != NULL && mkdir(w->out_dir, 0755) != 0 && errno != EEXIST)
-        return pkcsctl_error(CMD, "cannot create %s: %s", w->out_dir, strerror(errno));
+    pc_diag_t diag = {{0}};
+    pc_err_t err = w->out_dir != NULL ? pc_file_mkdirs(w->out_dir, 0755, &diag) : PC_OK;
+    if (err != PC_OK)
+        return pkcsctl_diag_error(CMD, err, &diag);
     if (w->latency_csv_path != NULL) {
         if ((w->latency_csv = fopen(w->latency_csv_path, "w")) == NULL)
             return pkcsctl_error(CMD, "cannot create --latency-csv %s: %s", w->latency_csv_path,

@@ -15,28 +15,42 @@
 #include "clock.h"
 #include "common.h"
 #include "numbers.h"
+#include "text.h"
 
 #define CMD WATCH_CMD
 
-/* track_ids records res->request_id and classifies a duplicate as same or DIFFERENT certificate. */
+/* track_ids records the request (tenant and request id: two tenants may use one id) and
+ * classifies a duplicate as same or DIFFERENT certificate. */
 static void track_ids(watch_t *w, const Pkcs__V1__Result *res)
 {
     char hex[PKCSCTL_SHA256_HEX_LEN] = ""; /* "": no certificate (a failure, a revocation) */
+    char tenant[PC_KEY_SEGMENT_MAX(256)], id[PC_KEY_SEGMENT_MAX(256)], key[sizeof(tenant) * 2];
     if (res->certificate.len > 0)
         pkcsctl_sha256_hex(res->certificate.data, res->certificate.len, hex);
-    json_t *prev = json_object_get(w->seen, res->request_id);
+    if (pc_key_segment(res->tenant_id, tenant, sizeof(tenant), NULL) != PC_OK ||
+        pc_key_segment(res->request_id, id, sizeof(id), NULL) != PC_OK) {
+        w->undecodable++; /* ids longer than any request may have: not a result of ours */
+        return;
+    }
+    snprintf(key, sizeof(key), "%s/%s", tenant, id);
+    json_t *want = w->wanted != NULL ? json_object_get(w->wanted, res->request_id) : NULL;
+    if (want != NULL && json_is_true(want)) {
+        json_object_set_new_nocheck(w->wanted, res->request_id, json_false());
+        w->wanted_seen++;
+    }
+    json_t *prev = json_object_get(w->seen, key);
     if (prev == NULL) {
-        json_object_set_new_nocheck(w->seen, res->request_id, json_string_nocheck(hex));
-        if (w->wanted != NULL)
-            w->wanted_seen++;
+        json_object_set_new_nocheck(w->seen, key, json_string_nocheck(hex));
         return;
     }
     w->duplicates++;
     const char *before = json_string_value(prev);
     if (before[0] != '\0' && hex[0] != '\0' && strcmp(before, hex) != 0) {
         w->dup_different++;
-        pkcsctl_error(CMD, "request %s got a DIFFERENT certificate: SHA-256 %s, earlier %s",
-                      res->request_id, hex, before);
+        pkcsctl_error(CMD,
+                      "request %s of tenant %s got a DIFFERENT certificate: SHA-256 %s, "
+                      "earlier %s",
+                      res->request_id, res->tenant_id, hex, before);
         return;
     }
     w->dup_same++;

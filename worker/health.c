@@ -7,17 +7,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "worker.h"
+
+bool pc_worker_degraded(const pc_worker_t *w, unsigned *count, int64_t *for_ms)
+{
+    int64_t since = 0;
+    *count = pc_worker_retrying(w, &since);
+    *for_ms = since != 0 ? pc_now_ms() - since : 0;
+    return since != 0 && *for_ms >= (int64_t)w->cfg->worker.degraded_after_ms;
+}
 
 bool pc_worker_ready(const pc_worker_t *w)
 {
+    unsigned count;
+    int64_t for_ms;
     return w->state == PC_WORKER_RUNNING && w->registered && pc_redis_ready(w->redis) &&
-           w->kafka != NULL && pc_kafka_ready(w->kafka) && pc_engine_ca_healthy(w->engine, NULL);
+           w->kafka != NULL && pc_kafka_ready(w->kafka) && pc_engine_ca_healthy(w->engine, NULL) &&
+           !pc_worker_degraded(w, &count, &for_ms);
 }
 
 static void not_ready_reason(const pc_worker_t *w, char *buf, size_t n)
 {
     const pc_ca_t *ca = NULL;
+    unsigned count;
+    int64_t for_ms;
     if (w->state == PC_WORKER_DRAINING || w->state == PC_WORKER_STOPPING)
         snprintf(buf, n, "draining\n");
     else if (!pc_redis_ready(w->redis))
@@ -31,6 +45,10 @@ static void not_ready_reason(const pc_worker_t *w, char *buf, size_t n)
                  "CA \"%s\" (%s) unavailable (circuit breaker open or CA certificate not "
                  "fetched yet)\n",
                  ca->name, ca->ops->kind);
+    else if (pc_worker_degraded(w, &count, &for_ms))
+        snprintf(buf, n,
+                 "degraded: %u request(s) retrying, the oldest for %lld s; last error: %s\n", count,
+                 (long long)(for_ms / 1000), w->last_error);
     else
         snprintf(buf, n, "not ready\n");
 }
@@ -42,7 +60,7 @@ void pc_worker_http_handler(void *arg, const char *method, const char *path,
     if (strcmp(path, "/healthz") == 0) {
         pc_http_respond_text(resp, 200, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {
-        char why[256] = "ready\n";
+        char why[512] = "ready\n";
         bool ready = pc_worker_ready(w);
         if (!ready)
             not_ready_reason(w, why, sizeof(why));

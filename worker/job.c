@@ -124,6 +124,16 @@ static const char *outcome_names[OUT__COUNT] = {
 
 static void job_abandon(pc_job_t *job);
 
+/* job_retry_done: the job is not retrying (any more); the worker counts those that are, for
+ * its degraded status. */
+static void job_retry_done(pc_job_t *job)
+{
+    if (job->retrying_since != 0) {
+        job->retrying_since = 0;
+        job->w->retrying--;
+    }
+}
+
 /* Abandonable: the partition went away and the job has nothing the CA made for it. */
 static bool job_abandonable(const pc_job_t *job)
 {
@@ -143,6 +153,10 @@ static void job_on_retry_timer(uv_timer_t *timer)
 /* job_retry enters the current state again after a backoff (at least min_delay_ms). */
 static void job_retry(pc_job_t *job, uint64_t min_delay_ms)
 {
+    if (job->retrying_since == 0) {
+        job->retrying_since = pc_now_ms();
+        job->w->retrying++;
+    }
     const pc_config_worker_t *c = &job->w->cfg->worker;
     if (job->w->state == PC_WORKER_STOPPING) {
         /* Shutting down: give the message back instead of waiting; it is redelivered. */
@@ -175,9 +189,35 @@ static void job_result_ready(pc_job_t *job);
 
 /* job_fail: a retryable failure is tried again in the same state; any other becomes the
  * request's FAILED result. */
+static void job_give_up(pc_job_t *job, pc_err_t err, const pc_diag_t *diag);
+
+/* The states whose retries wait on a CA: they end, after worker.retry_limit_ms or at the
+ * request's deadline, in a FAILED result the upstream may send again (retryable). Waits on
+ * Redis and Kafka do not end so: without them there is nowhere to record or publish anything,
+ * and the worker is not ready meanwhile. */
+static bool job_bounded(const pc_job_t *job)
+{
+    switch (job->state) {
+    case JOB_ORPHANS:
+    case JOB_CA:
+    case JOB_REVOKE:
+    case JOB_REVOKE_OWN:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void job_fail(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
 {
     if (pc_err_retryable(err)) {
+        int64_t now = pc_now_ms(), since = job->retrying_since != 0 ? job->retrying_since : now;
+        bool over_limit = now - since >= (int64_t)job->w->cfg->worker.retry_limit_ms;
+        bool past_deadline = job->req->deadline_ms != 0 && now >= job->req->deadline_ms;
+        if (job_bounded(job) && (over_limit || past_deadline)) {
+            job_give_up(job, err, diag);
+            return;
+        }
         pc_worker_note_error(job->w, diag->msg);
         log_job(PC_LOG_WARN, job, "retried", diag->msg);
         job_retry(job, 0);
@@ -199,6 +239,37 @@ static void job_lease_lost(pc_job_t *job, const char *why)
     job->owned = false;
     uv_timer_stop(&job->renew);
     job_to(job, JOB_CLAIM);
+}
+
+static void job_on_released(void *arg, pc_err_t err, const pc_diag_t *diag);
+
+/* job_give_up ends a request whose CA kept failing: FAILED with the CA's error (retryable, so
+ * the upstream may send it again later), published but not recorded, and the lease released
+ * (an intent stays in the record), so that the request sent again is worked on anew. */
+static void job_give_up(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
+{
+    char prefix[64];
+    pc_diag_t d = *diag;
+    snprintf(prefix, sizeof(prefix), "gave up after %lld s of retries",
+             (long long)((pc_now_ms() - job->retrying_since) / 1000));
+    pc_diag_prefix(&d, prefix);
+    log_job(PC_LOG_ERROR, job, "gave_up", d.msg);
+    pc_worker_note_error(job->w, d.msg);
+    if (job->state == JOB_REVOKE_OWN) { /* the other owner's answer still goes out */
+        log_job(PC_LOG_ERROR, job, "own_revoke_failed", d.msg);
+        job_to(job, JOB_PUBLISH);
+        return;
+    }
+    if (job->owned && pc_dedupe_release(job->w->dedupe, job->req->tenant_id, job->req->request_id,
+                                        job->token, job_on_released, job) == PC_OK)
+        job_ref(job);
+    job->owned = false;
+    uv_timer_stop(&job->renew);
+    if (job->result == NULL)
+        job->result = pc_result_new(job->req);
+    if (job->result != NULL)
+        pc_result_set_error(job->result, err, &d);
+    job_result_ready(job);
 }
 
 /* ---- abandonment (rebalance, drain timeout) ---------------------------------------------- */
@@ -250,33 +321,85 @@ static bool job_back_from_pool(pc_job_t *job, int status)
 
 /* ---- DECODE ------------------------------------------------------------------------------ */
 
+/* A dead letter keeps at most this much of the original, so that it fits the dead-letter topic
+ * under Kafka's default 1 MB limit; a topic that takes less makes it shrink (job_too_large). */
+#define DLQ_KEEP_MAX ((size_t)256 * 1024)
+
+/* job_dead_letter sets the message aside: its original (or its first dlq_keep bytes) with the
+ * reason, to the dead-letter topic. */
 static void job_dead_letter(pc_job_t *job, pc_err_t err, const char *reason)
 {
     Pkcs__V1__DeadLetter dl;
-    char reason_copy[600], topic[256];
-    snprintf(reason_copy, sizeof(reason_copy), "%s", reason);
+    char topic[256];
+    if (job->dlq_reason != reason) {
+        snprintf(job->dlq_reason, sizeof(job->dlq_reason), "%s", reason);
+        job->dlq_err = err;
+        job->dlq_keep = DLQ_KEEP_MAX;
+        pc_log(PC_LOG_WARN, "dlq", reason, "code", pc_err_code_name(err), NULL);
+    }
     snprintf(topic, sizeof(topic), "%s", rd_kafka_topic_name(job->rkm->rkt));
     pkcs__v1__dead_letter__init(&dl);
     dl.schema_version = PC_SCHEMA_VERSION;
-    dl.error_code = pc_result_error_code(err);
-    dl.reason = reason_copy;
+    dl.error_code = pc_result_error_code(job->dlq_err);
+    dl.reason = job->dlq_reason;
     dl.original_value.data = job->rkm->payload;
-    dl.original_value.len = job->rkm->len;
+    dl.original_value.len = job->rkm->len < job->dlq_keep ? job->rkm->len : job->dlq_keep;
+    dl.original_length = job->rkm->len;
     dl.original_key.data = job->rkm->key;
-    dl.original_key.len = job->rkm->key_len;
+    dl.original_key.len = job->rkm->key_len < job->dlq_keep ? job->rkm->key_len : job->dlq_keep;
     dl.topic = topic;
     dl.partition = job->rkm->partition;
     dl.offset = job->rkm->offset;
     dl.failed_at_ms = pc_now_ms();
     dl.worker_id = job->w->cfg->worker.id;
+    free(job->out);
     job->out_len = protobuf_c_message_get_packed_size(&dl.base);
     job->out = malloc(job->out_len == 0 ? 1 : job->out_len);
     if (job->out != NULL)
         protobuf_c_message_pack(&dl.base, job->out);
     job->out_topic = job->w->cfg->kafka.dlq_topic;
     job->outcome = OUT_DLQ;
-    pc_log(PC_LOG_WARN, "dlq", reason, "code", pc_err_code_name(err), NULL);
     job_to(job, JOB_PUBLISH);
+}
+
+/* job_too_large: Kafka refused what we publish for its size; it never passes as it is. A dead
+ * letter keeps less of the original (a quarter, then none: its reason and where it came from
+ * always fit); a result becomes a FAILED TOO_LARGE result. The message ends either way. */
+static void job_too_large(pc_job_t *job, const pc_diag_t *diag)
+{
+    log_job(PC_LOG_ERROR, job, "too_large", diag->msg);
+    if (job->outcome == OUT_DLQ && job->dlq_keep > 0) {
+        job->dlq_keep = job->dlq_keep >= 4096 ? job->dlq_keep / 4 : 0;
+        snprintf(job->dlq_reason + strnlen(job->dlq_reason, sizeof(job->dlq_reason)),
+                 sizeof(job->dlq_reason) - strnlen(job->dlq_reason, sizeof(job->dlq_reason)), "%s",
+                 strstr(job->dlq_reason, " (original truncated") != NULL
+                     ? ""
+                     : " (original truncated: too large for the dead-letter topic)");
+        job_dead_letter(job, job->dlq_err, job->dlq_reason);
+        return;
+    }
+    if (job->outcome == OUT_DLQ || job->req == NULL) {
+        log_job(PC_LOG_ERROR, job, "dropped",
+                "not even a dead letter without the original fits the dead-letter topic; the "
+                "message is given up: raise the topic's max.message.bytes");
+        job_end(job, true);
+        return;
+    }
+    Pkcs__V1__Result *failed = pc_result_new(job->req);
+    pc_diag_t d;
+    pc_fail(&d, PC_ERR_TOO_LARGE, "the result of request %s is too large for the results topic",
+            job->req->request_id);
+    if (failed == NULL || pc_result_set_error(failed, PC_ERR_TOO_LARGE, &d) != PC_OK) {
+        if (failed != NULL)
+            protobuf_c_message_free_unpacked(&failed->base, NULL);
+        job_wait(job, PC_ERR_NOMEM, &(pc_diag_t){.msg = "out of memory for the result"});
+        return;
+    }
+    if (job->result != NULL)
+        protobuf_c_message_free_unpacked(&job->result->base, NULL);
+    job->result = failed;
+    job->owned = false; /* published, not recorded: the record keeps what was recorded */
+    job_result_ready(job);
 }
 
 static pc_err_t job_authenticate(pc_job_t *job, pc_diag_t *diag)
@@ -314,7 +437,8 @@ static void enter_decode(pc_job_t *job)
                         "signed bytes are not a pkcs.v1.Request (protobuf decoding failed)");
         return;
     }
-    if ((err = pc_request_validate(job->req, pc_now_ms(), &diag)) != PC_OK) {
+    if ((err = pc_request_validate(job->req, pc_now_ms(), &diag)) != PC_OK ||
+        (err = pc_request_digest(job->req, job->content, &diag)) != PC_OK) {
         job_fail(job, err, &diag); /* a FAILED result; nothing claimed */
         return;
     }
@@ -332,12 +456,24 @@ static void enter_queued(pc_job_t *job)
 
 /* ---- CLAIM ------------------------------------------------------------------------------- */
 
+/* The lease is renewed every quarter lease; a renewal Redis did not answer is tried again
+ * soon, not a quarter later, so that one lost answer does not cost the lease. */
+static uint64_t renew_every_ms(const pc_job_t *job)
+{
+    return job->w->cfg->redis.lease_ms / 4;
+}
+
+static void job_on_renew_timer(uv_timer_t *timer);
+
 static void job_on_renewed(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
     if (err == PC_ERR_CONFLICT && !job->lease_lost) {
         job->lease_lost = true;
         log_job(PC_LOG_WARN, job, "lease_lost", "another worker took this request over");
+    } else if (err == PC_ERR_DEPENDENCY && job->owned && job_live(job)) {
+        uint64_t every = renew_every_ms(job);
+        uv_timer_start(&job->renew, job_on_renew_timer, every < 200 ? every : 200, every);
     }
     job_unref(job);
 }
@@ -395,7 +531,7 @@ static void job_owned(pc_job_t *job, const pc_claim_t *claim)
     job->owned = true;
     memcpy(job->token, claim->token, sizeof(job->token));
     job->fence = claim->fence;
-    uint64_t every = job->w->cfg->redis.lease_ms / 3;
+    uint64_t every = renew_every_ms(job);
     uv_timer_start(&job->renew, job_on_renew_timer, every, every);
     free(job->prior_intent);
     job->prior_intent = NULL;
@@ -421,6 +557,16 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
         job_wait(job, err, diag);
     } else if (claim->state == PC_CLAIM_DONE) {
         job_replay(job, claim);
+    } else if (claim->state == PC_CLAIM_CONFLICT) {
+        /* Not this request's answer to record: the id belongs to another request. */
+        pc_diag_t d;
+        pc_fail(&d, PC_ERR_CONFLICT,
+                "request id %s was first used for a request with other content (another "
+                "subject, profile or device key); a request id names one request: send this one "
+                "under a new id",
+                job->req->request_id);
+        log_job(PC_LOG_WARN, job, "conflict", d.msg);
+        job_fail(job, PC_ERR_CONFLICT, &d);
     } else if (claim->state == PC_CLAIM_BUSY) {
         job->attempt = 0;
         job_retry(job, claim->retry_after_ms > 50 ? (uint64_t)claim->retry_after_ms : 50);
@@ -437,8 +583,8 @@ static void enter_claim(pc_job_t *job)
         job_abandon(job);
         return;
     }
-    if (pc_dedupe_claim(job->w->dedupe, job->req->tenant_id, job->req->request_id, job_on_claimed,
-                        job) == PC_OK)
+    if (pc_dedupe_claim(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->content,
+                        job_on_claimed, job) == PC_OK)
         job_ref(job);
     else
         job_retry(job, 0);
@@ -454,12 +600,13 @@ static void job_orphans_done(pc_job_t *job)
 {
     char msg[256];
     if (job->orphans_revoked > 0) {
-        snprintf(msg, sizeof(msg), "revoked %zu certificate(s) a previous owner obtained, last %s",
+        snprintf(msg, sizeof(msg),
+                 "revoked %zu certificate(s) an earlier attempt obtained, last %s",
                  job->orphans_revoked, job->orphans[job->orphan_count - 1].hex);
         log_job(PC_LOG_WARN, job, "orphan_revoked", msg);
     } else if (job->orphans_known) {
         log_job(PC_LOG_INFO, job, "orphan_none",
-                "a previous owner recorded an intent, but the CA holds no certificate of it");
+                "an earlier attempt recorded an intent, but the CA holds no certificate of it");
     }
     free(job->prior_intent);
     job->prior_intent = NULL;
@@ -645,6 +792,26 @@ static void enter_intent(pc_job_t *job)
  * after the CA signed, without renewing its lease, so that another job takes it over. */
 static bool stall_hook_after_ca(pc_job_t *job, job_state_t next);
 
+/* job_ca_failed: a CA that can look certificates up and failed on its own records (Redis) may
+ * have recorded a certificate whose answer was lost: before asking it again, the retry looks
+ * for what the attempt left and revokes it, exactly as for a predecessor's orphan. */
+static void job_ca_failed(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
+{
+    char intent[320];
+    pc_diag_t d;
+    if (err == PC_ERR_DEPENDENCY && pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) &&
+        pc_issue_intent(job->issue, intent, sizeof(intent), &d) == PC_OK) {
+        size_t len = strlen(intent);
+        free(job->prior_intent);
+        if ((job->prior_intent = malloc(len)) != NULL) {
+            memcpy(job->prior_intent, intent, len);
+            job->prior_intent_len = len;
+            job->state = JOB_ORPHANS; /* what the retry enters after its backoff */
+        }
+    }
+    job_fail(job, err, diag);
+}
+
 static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
@@ -664,7 +831,7 @@ static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *
         err = pc_fail(&d, PC_ERR_CRYPTO, "the CA's certificate for %s has no readable serial",
                       job->req->request_id);
     if (err != PC_OK) {
-        job_fail(job, err, &d);
+        job_ca_failed(job, err, &d);
     } else {
         job_state_t next =
             pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) ? JOB_PACK : JOB_SIGNED;
@@ -967,7 +1134,9 @@ static void job_on_delivered(void *arg, pc_err_t err, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
     if (job_live(job)) {
-        if (err == PC_OK) {
+        if (err == PC_ERR_TOO_LARGE) {
+            job_too_large(job, diag);
+        } else if (err == PC_OK) {
             job_count_outcome(job);
             if (job->req != NULL) {
                 const char *name = outcome_names[job->outcome];
@@ -991,9 +1160,12 @@ static void enter_publish(pc_job_t *job)
         job_end(job, false); /* redelivered after a restart; never skipped */
         return;
     }
-    if (pc_kafka_produce(job->w->kafka, job->out_topic, job->rkm->key, job->rkm->key_len, job->out,
-                         job->out_len, job_on_delivered, job) == PC_OK)
+    pc_err_t err = pc_kafka_produce(job->w->kafka, job->out_topic, job->rkm->key, job->rkm->key_len,
+                                    job->out, job->out_len, job_on_delivered, job);
+    if (err == PC_OK)
         job_ref(job);
+    else if (err == PC_ERR_TOO_LARGE)
+        job_too_large(job, &(pc_diag_t){.msg = "kafka: the message is over the producer's limit"});
     else
         job_retry(job, 0);
 }
@@ -1003,6 +1175,7 @@ static void enter_publish(pc_job_t *job)
 static void job_end(pc_job_t *job, bool done)
 {
     pc_worker_t *w = job->w;
+    job_retry_done(job);
     job->state = JOB_ENDED;
     uv_timer_stop(&job->timer);
     uv_timer_stop(&job->renew);
@@ -1043,8 +1216,10 @@ static void (*const enter[JOB__STATES])(pc_job_t *job) = {
  * and runs its action. A new state starts its retries from the first backoff. */
 static void job_to(pc_job_t *job, job_state_t next)
 {
-    if (next != job->state)
+    if (next != job->state) {
         job->attempt = 0;
+        job_retry_done(job);
+    }
     job->state = next;
     if (enter[next] != NULL)
         enter[next](job);
@@ -1152,4 +1327,14 @@ void pc_job_abandon_all(pc_worker_t *w)
     for (pc_job_t *job = w->jobs; job != NULL; job = job->next)
         job->revoked = true;
     abandon_marked(w, true);
+}
+
+const pc_job_t *pc_job_next(const pc_job_t *job)
+{
+    return job->next;
+}
+
+int64_t pc_job_retrying_since(const pc_job_t *job)
+{
+    return job->retrying_since;
 }

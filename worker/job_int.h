@@ -52,7 +52,8 @@ struct pc_job {
 
     Pkcs__V1__SignedRequest *signed_req;
     Pkcs__V1__Request *req;
-    bool owned; /* we hold the Redis lease */
+    char content[65]; /* the request's content digest: the same id with other content conflicts */
+    bool owned;       /* we hold the Redis lease */
     char token[33];
     int64_t fence;
 
@@ -69,6 +70,9 @@ struct pc_job {
     size_t out_len;
     const char *out_topic;
     job_outcome_t outcome;
+    pc_err_t dlq_err; /* a dead letter's code and reason, kept to build it again smaller */
+    char dlq_reason[600];
+    size_t dlq_keep; /* bytes of the original a dead letter keeps */
 
     pc_err_t err; /* outcome of the pool work, read by its after-work callback */
     pc_diag_t diag;
@@ -77,6 +81,7 @@ struct pc_job {
     uv_timer_t renew; /* lease renewal */
     int timers_open;
     unsigned attempt;
+    int64_t retrying_since; /* wall ms of the first failure of the current state; 0: none */
     int64_t received_ms;
     uint64_t keygen_us, ca_us, pack_us;
 };

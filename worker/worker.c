@@ -19,6 +19,19 @@ static void worker_close_components(pc_worker_t *w);
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
+unsigned pc_worker_retrying(const pc_worker_t *w, int64_t *since_ms)
+{
+    int64_t oldest = 0;
+    for (const pc_job_t *job = w->jobs; job != NULL; job = pc_job_next(job)) {
+        int64_t since = pc_job_retrying_since(job);
+        if (since != 0 && (oldest == 0 || since < oldest))
+            oldest = since;
+    }
+    if (since_ms != NULL)
+        *since_ms = oldest;
+    return w->retrying;
+}
+
 void pc_worker_note_error(pc_worker_t *w, const char *text)
 {
     size_t n = strnlen(text, sizeof(w->last_error) - 1);
@@ -189,11 +202,15 @@ static char *counts_json(const pc_worker_t *w)
     json_t *parts = json_array();
     for (size_t i = 0; parts != NULL && i < w->partition_count; i++)
         json_array_append_new(parts, json_integer(w->partitions[i]));
-    json_t *o =
-        json_pack("{s:I,s:I,s:I,s:I,s:i,s:b,s:o*}", "issued", (json_int_t)w->count_issued, "failed",
-                  (json_int_t)w->count_failed, "revoked", (json_int_t)w->count_revoked, "dlq",
-                  (json_int_t)w->count_dlq, "in_flight", (int)w->in_flight, "in_group",
-                  (int)(w->in_group && w->state == PC_WORKER_RUNNING), "partitions", parts);
+    unsigned retrying = 0;
+    int64_t for_ms = 0;
+    bool degraded = pc_worker_degraded(w, &retrying, &for_ms);
+    json_t *o = json_pack(
+        "{s:I,s:I,s:I,s:I,s:i,s:b,s:i,s:I,s:b,s:o*}", "issued", (json_int_t)w->count_issued,
+        "failed", (json_int_t)w->count_failed, "revoked", (json_int_t)w->count_revoked, "dlq",
+        (json_int_t)w->count_dlq, "in_flight", (int)w->in_flight, "in_group",
+        (int)(w->in_group && w->state == PC_WORKER_RUNNING), "retrying", (int)retrying,
+        "retrying_s", (json_int_t)(for_ms / 1000), "degraded", (int)degraded, "partitions", parts);
     char *text = o == NULL ? NULL : json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -488,12 +505,10 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
         return err;
     if ((w->keyq = pc_keyq_new(4096)) == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
-    pc_redis_config_t rc = {
-        .host = cfg->redis.host,
-        .port = (int)cfg->redis.port,
-        .password = cfg->redis.password,
-        .command_timeout_ms = cfg->redis.command_timeout_ms,
-    };
+    pc_redis_config_t rc = pc_config_redis(cfg);
+    /* Leases are renewed every quarter lease: a reconnect must never wait longer than that, or
+     * a short Redis hiccup would let every lease of this worker run out. */
+    rc.reconnect_max_ms = cfg->redis.lease_ms / 4 < 5000 ? cfg->redis.lease_ms / 4 : 5000;
     pc_worker_info_t info = {cfg->worker.id, "", PC_VERSION, pc_now_ms()};
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);

@@ -67,6 +67,7 @@ typedef struct pc_worker {
     pc_job_t *jobs; /* every live job (doubly linked) */
     unsigned in_flight;
     unsigned pool_busy; /* uv_queue_work items running or queued */
+    unsigned retrying;  /* jobs waiting to try their state again */
     unsigned threadpool_size;
     bool registered;
     bool in_group;       /* the consumer group gave us an assignment (maybe empty) */
@@ -92,6 +93,16 @@ void pc_worker_shutdown(pc_worker_t *w, int exit_code);
  * health.c). */
 bool pc_worker_ready(const pc_worker_t *w);
 
+/* pc_worker_retrying returns how many jobs are retrying, and in *since_ms (may be NULL) when
+ * the oldest of them started to (wall ms; 0 when none). */
+unsigned pc_worker_retrying(const pc_worker_t *w, int64_t *since_ms);
+
+/* pc_worker_degraded: a request has been retrying its state for worker.degraded_after_ms or
+ * more (usually a CA it keeps failing on): /readyz says so, the heartbeat tells the
+ * coordinator, which shows the worker Degraded. *count and *for_ms: how many retry, and how long
+ * the oldest has. */
+bool pc_worker_degraded(const pc_worker_t *w, unsigned *count, int64_t *for_ms);
+
 /* pc_worker_note_error remembers the last error for the heartbeat and status. */
 void pc_worker_note_error(pc_worker_t *w, const char *text);
 
@@ -116,5 +127,10 @@ void pc_job_revoke_partitions(pc_worker_t *w, const rd_kafka_topic_partition_lis
 
 /* pc_job_abandon_all gives up every job (drain timeout); leases are released. */
 void pc_job_abandon_all(pc_worker_t *w);
+
+/* pc_job_next is the next live job after job in the worker's list; pc_job_retrying_since when
+ * job started retrying its state (wall ms), 0 when it is not retrying. */
+const pc_job_t *pc_job_next(const pc_job_t *job);
+int64_t pc_job_retrying_since(const pc_job_t *job);
 
 #endif

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,27 @@ pc_err_t pc_file_write(const char *path, const void *data, size_t len, unsigned 
         int saved = errno;
         unlink(tmp);
         return pc_fail(diag, PC_ERR_IO, "cannot write %s: %s", path, strerror(saved));
+    }
+    return PC_OK;
+}
+
+pc_err_t pc_file_mkdirs(const char *dir, unsigned mode, pc_diag_t *diag)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s", dir);
+    if (n <= 0 || (size_t)n >= sizeof(path))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "folder path empty or too long: %.64s", dir);
+    for (char *p = path + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p != '/' && !end)
+            continue;
+        *p = '\0';
+        if (mkdir(path, (mode_t)mode) != 0 && errno != EEXIST)
+            return pc_fail(diag, PC_ERR_IO, "cannot create the folder %s: %s", path,
+                           strerror(errno));
+        if (end)
+            break;
+        *p = '/';
     }
     return PC_OK;
 }

@@ -18,4 +18,9 @@ pc_err_t pc_file_read(const char *path, size_t max, unsigned char **data, size_t
 pc_err_t pc_file_write(const char *path, const void *data, size_t len, unsigned mode,
                        pc_diag_t *diag);
 
+/* pc_file_mkdirs creates dir and the folders above it that are missing (mkdir -p), each new one
+ * with mode. PC_ERR_IO naming the folder that could not be made and why; PC_ERR_INVALID_PARAM
+ * for an empty or too long path. */
+pc_err_t pc_file_mkdirs(const char *dir, unsigned mode, pc_diag_t *diag);
+
 #endif

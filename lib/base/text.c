@@ -114,3 +114,26 @@ int pc_utf8_clip(const char *s, size_t len, size_t max)
         max--;
     return (int)max;
 }
+
+pc_err_t pc_key_segment(const char *id, char *out, size_t size, pc_diag_t *diag)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t used = 0;
+    for (const unsigned char *p = (const unsigned char *)id; *p != '\0'; p++) {
+        bool keep = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                    (*p >= '0' && *p <= '9') || strchr("-._~@+=", *p) != NULL;
+        if (used + (keep ? 1 : 3) >= size)
+            return pc_fail(diag, PC_ERR_INVALID_PARAM, "an id is too long for a record key");
+        if (keep) {
+            out[used++] = (char)*p;
+        } else {
+            out[used++] = '%';
+            out[used++] = hex[*p >> 4];
+            out[used++] = hex[*p & 15];
+        }
+    }
+    if (size == 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "an id is too long for a record key");
+    out[used] = '\0';
+    return PC_OK;
+}

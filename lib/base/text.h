@@ -33,4 +33,14 @@ size_t pc_utf8_chars(const char *s, size_t len);
  * quoting part of a value in a message. */
 int pc_utf8_clip(const char *s, size_t len, size_t max);
 
+/* PC_KEY_SEGMENT_MAX is the room pc_key_segment needs for an id of n bytes, NUL included. */
+#define PC_KEY_SEGMENT_MAX(n) (3 * (n) + 1)
+
+/* pc_key_segment writes id into out as one segment of a Redis key: bytes outside
+ * A-Z a-z 0-9 - . _ ~ @ + = become %XX (upper-case hex). Ids from requests are outside data: so
+ * encoded, no id can hold a key's separators (':', '{', '}'), and two different ids (or tenant
+ * and id pairs) never make the same key. Ids made of those characters (GUIDs, UPNs) are kept as
+ * they are. PC_ERR_INVALID_PARAM when out (size bytes) is too small. Any thread. */
+pc_err_t pc_key_segment(const char *id, char *out, size_t size, pc_diag_t *diag);
+
 #endif

@@ -23,6 +23,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "text.h"
+
 #define ID_MAX PC_DEDUPE_ID_MAX
 #define KEY_MAX PC_DEDUPE_KEY_MAX
 /* how long a claimed record outlives its lease, for the successor to find the intent */
@@ -35,11 +37,13 @@
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-/* KEYS[1] record; ARGV owner, token, lease_ms, keep_ms.
- * -> {'done', result} | {'busy', ms_left} | {'owned', fence[, intent]} */
+/* KEYS[1] record; ARGV owner, token, lease_ms, keep_ms, content digest ("": not checked).
+ * -> {'conflict', first digest} | {'done', result} | {'busy', ms_left} | {'owned', fence[, intent]}
+ * A record made before digests were kept has none, and takes the first one offered. */
 static const char claim_lua[] =
     LUA_NOW "local key = KEYS[1]\n"
-            "local h = redis.call('HMGET', key, 'state', 'lease_until', 'result')\n"
+            "local h = redis.call('HMGET', key, 'state', 'lease_until', 'result', 'request')\n"
+            "if h[4] and ARGV[5] ~= '' and h[4] ~= ARGV[5] then return {'conflict', h[4]} end\n"
             "if h[1] == 'done' then return {'done', h[3] or ''} end\n"
             "if h[1] == 'claimed' then\n"
             "  local lease_until = tonumber(h[2] or '0') or 0\n"
@@ -49,6 +53,7 @@ static const char claim_lua[] =
             "local fence = redis.call('HINCRBY', key, 'fence', 1)\n"
             "redis.call('HSET', key, 'state', 'claimed', 'owner', ARGV[1], 'token', ARGV[2],\n"
             "           'lease_until', now + lease)\n"
+            "if ARGV[5] ~= '' then redis.call('HSET', key, 'request', ARGV[5]) end\n"
             "redis.call('PEXPIRE', key, lease + tonumber(ARGV[4]))\n"
             "local intent = redis.call('HGET', key, 'intent')\n"
             "if intent then return {'owned', fence, intent} end\n"
@@ -119,13 +124,19 @@ pc_err_t pc_dedupe_key(const char *tenant, const char *request_id, char *buf, si
 {
     size_t tlen = tenant != NULL ? strnlen(tenant, ID_MAX + 1) : 0;
     size_t rlen = request_id != NULL ? strnlen(request_id, ID_MAX + 1) : 0;
+    char t[PC_KEY_SEGMENT_MAX(ID_MAX)], r[PC_KEY_SEGMENT_MAX(ID_MAX)];
     int n;
 
     if (tlen == 0 || tlen > ID_MAX || rlen == 0 || rlen > ID_MAX)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "tenant and request_id must be 1-%d bytes (got %zu and %zu bytes)", ID_MAX,
                        tlen, rlen);
-    n = snprintf(buf, size, "pc:req:{%s}:{%s}", tenant, request_id);
+    pc_err_t err = pc_key_segment(tenant, t, sizeof(t), diag);
+    if (err == PC_OK)
+        err = pc_key_segment(request_id, r, sizeof(r), diag);
+    if (err != PC_OK)
+        return err;
+    n = snprintf(buf, size, "pc:req:{%s}:{%s}", t, r);
     if (n < 0 || (size_t)n >= size)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "record key buffer too small (%zu bytes)", size);
     return PC_OK;
@@ -217,6 +228,8 @@ static pc_err_t parse_claim(const redisReply *reply, pc_claim_t *claim)
         claim->state = PC_CLAIM_DONE;
         claim->result = (const unsigned char *)val->str;
         claim->result_len = val->len;
+    } else if (strcmp(tag->str, "conflict") == 0 && val->type == REDIS_REPLY_STRING) {
+        claim->state = PC_CLAIM_CONFLICT;
     } else if (strcmp(tag->str, "busy") == 0 && val->type == REDIS_REPLY_INTEGER) {
         claim->state = PC_CLAIM_BUSY;
         claim->retry_after_ms = val->integer > 0 ? val->integer : 1;
@@ -328,7 +341,7 @@ void pc_dedupe_free(pc_dedupe_t *dd)
 }
 
 pc_err_t pc_dedupe_claim(pc_dedupe_t *dd, const char *tenant, const char *request_id,
-                         pc_claim_fn cb, void *arg)
+                         const char *content, pc_claim_fn cb, void *arg)
 {
     char lease[24], keep[24];
     pc_err_t err;
@@ -344,10 +357,11 @@ pc_err_t pc_dedupe_claim(pc_dedupe_t *dd, const char *tenant, const char *reques
     }
     snprintf(lease, sizeof(lease), "%u", dd->lease_ms);
     snprintf(keep, sizeof(keep), "%d", KEEP_MS);
-    const char *argv[] = {op->key, dd->worker_id, op->token, lease, keep};
-    size_t argvlen[5] = {0};
-    text_lens(5, argv, argvlen);
-    return run(dd, op, &dd->claim, 5, argv, argvlen, claim_replied);
+    const char *argv[] = {op->key, dd->worker_id, op->token,
+                          lease,   keep,          content != NULL ? content : ""};
+    size_t argvlen[6] = {0};
+    text_lens(6, argv, argvlen);
+    return run(dd, op, &dd->claim, 6, argv, argvlen, claim_replied);
 }
 
 pc_err_t pc_dedupe_renew(pc_dedupe_t *dd, const char *tenant, const char *request_id,

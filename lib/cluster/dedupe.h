@@ -6,9 +6,10 @@
  * Record: key "pc:req:{tenant}:{request_id}" (hash) with fields state ("claimed"/"done"),
  * owner (worker id), token (random lease token), fence (counter raised at every claim),
  * lease_until (ms), intent (opaque bytes the owner records before submitting to a CA),
- * result (the serialized Result), digest (SHA-256 hex of result). A claimed record expires
- * (PEXPIRE) 60 s after its lease, so that the intent of a dead owner is still there for the
- * worker that takes over; a done record lives for the retention period.
+ * request (the content digest of the request that first claimed it: the same id with other
+ * content is a CONFLICT), result (the serialized Result), digest (SHA-256 hex of result). A claimed
+ * record expires (PEXPIRE) 60 s after its lease, so that the intent of a dead owner is still there
+ * for the worker that takes over; a done record lives for the retention period.
  */
 #ifndef PC_DEDUPE_H
 #define PC_DEDUPE_H
@@ -22,6 +23,7 @@ typedef enum pc_claim_state {
     PC_CLAIM_OWNED = 1, /* we hold the lease: do the work */
     PC_CLAIM_DONE,      /* already done: result holds the cached result, send it again */
     PC_CLAIM_BUSY,      /* another worker holds a live lease: try again after retry_after_ms */
+    PC_CLAIM_CONFLICT,  /* the request id was first used for a request of other content */
 } pc_claim_state_t;
 
 typedef struct pc_claim {
@@ -38,11 +40,13 @@ typedef struct pc_claim {
 typedef struct pc_dedupe pc_dedupe_t;
 
 #define PC_DEDUPE_ID_MAX 128 /* bytes of a tenant or request id */
-#define PC_DEDUPE_KEY_MAX (sizeof("pc:req:{}:{}") + 2 * PC_DEDUPE_ID_MAX)
+/* Each id is one key segment (pc_key_segment): at most three bytes per byte of id. */
+#define PC_DEDUPE_KEY_MAX (sizeof("pc:req:{}:{}") + 2 * 3 * PC_DEDUPE_ID_MAX)
 
-/* pc_dedupe_key writes the record key "pc:req:{tenant}:{request_id}" (literal braces) into
- * buf (PC_DEDUPE_KEY_MAX bytes suffice); PC_ERR_INVALID_PARAM when an id is empty or longer
- * than PC_DEDUPE_ID_MAX bytes. Any thread. */
+/* pc_dedupe_key writes the record key "pc:req:{tenant}:{request_id}" (literal braces, each id
+ * encoded as a key segment with pc_key_segment, so that no tenant and id can make another pair's
+ * key) into buf (PC_DEDUPE_KEY_MAX bytes suffice); PC_ERR_INVALID_PARAM when an id is empty or
+ * longer than PC_DEDUPE_ID_MAX bytes. Any thread. */
 pc_err_t pc_dedupe_key(const char *tenant, const char *request_id, char *buf, size_t size,
                        pc_diag_t *diag);
 
@@ -64,8 +68,9 @@ pc_err_t pc_dedupe_new(pc_redis_t *redis, const char *worker_id, unsigned lease_
                        int64_t retention_ms, pc_dedupe_t **out, pc_diag_t *diag);
 void pc_dedupe_free(pc_dedupe_t *dd);
 
+/* claim: content is the request's content digest (pc_request_digest; "" skips the check). */
 pc_err_t pc_dedupe_claim(pc_dedupe_t *dd, const char *tenant, const char *request_id,
-                         pc_claim_fn cb, void *arg);
+                         const char *content, pc_claim_fn cb, void *arg);
 pc_err_t pc_dedupe_renew(pc_dedupe_t *dd, const char *tenant, const char *request_id,
                          const char *token, pc_dedupe_done_fn cb, void *arg);
 pc_err_t pc_dedupe_set_intent(pc_dedupe_t *dd, const char *tenant, const char *request_id,

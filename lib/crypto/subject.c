@@ -29,7 +29,7 @@ enum value_kind {
     KIND_IA5,     /* IA5String: ASCII only */
     KIND_DC,      /* IA5String, bound applies per dot-separated label */
     KIND_COUNTRY, /* PrintableString, exactly two letters */
-    KIND_SERIAL,  /* PrintableString when printable, else UTF8String */
+    KIND_SERIAL,  /* PrintableString only (RFC 5280 A.1: X520SerialNumber) */
 };
 
 /* Upper bounds from RFC 5280 appendix A (ub-*), in characters; 0 means none. */
@@ -562,8 +562,14 @@ static pc_err_t check_value(const char *format, const attr_tmpl_t *attr, const p
             chars = longest_label(value->data, value->len);
         break;
     case KIND_SERIAL:
-        if (is_printable_string(value->data, value->len))
-            *asn1_type = V_ASN1_PRINTABLESTRING;
+        /* RFC 5280 allows only a PrintableString here; a UTF8String is shown as hex by GnuTLS
+         * and refused by strict parsers. */
+        if (!is_printable_string(value->data, value->len))
+            return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                           "%.*s value '%.*s' is not a PrintableString: a serial number takes "
+                           "letters, digits, space and ' ( ) + , - . / : = ? only",
+                           label_len, label, shown, value->data);
+        *asn1_type = V_ASN1_PRINTABLESTRING;
         break;
     case KIND_UTF8:
         break;

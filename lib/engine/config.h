@@ -71,24 +71,28 @@ typedef struct pc_config_redis {
 
 /* "worker": one pkcs-worker process. */
 typedef struct pc_config_worker {
-    char *id;                  /* default: host name + "-" + pid */
-    unsigned max_in_flight;    /* requests in the pipeline at once, default 64 */
-    unsigned resume_below;     /* resume intake below this, default max_in_flight */
-    unsigned threadpool_size;  /* 0 = number of cores */
-    unsigned max_instances;    /* cluster limit, default 100 */
-    unsigned heartbeat_ms;     /* default 3000 */
-    unsigned heartbeat_ttl_ms; /* default 10000 */
-    unsigned drain_timeout_ms; /* SIGTERM: finish in-flight work within this, default 30000 */
-    char *http_host;           /* default 127.0.0.1 */
-    unsigned http_port;        /* default 9464; 0 = any free port */
-    char *log_level;           /* default info */
-    unsigned key_pool_size;    /* pre-generated keys per algorithm, default 16; 0 = off */
-    char *key_pool_algorithms; /* comma-separated, default "RSA-2048" */
-    unsigned retry_min_ms;     /* backoff for retryable failures, default 200 */
-    unsigned retry_max_ms;     /* default 10000 */
-    bool allow_unsigned;       /* accept requests without signature: tests only, default false */
-    char *import_key_file;     /* PEM private key for IMPORT_PFX passwords, default none */
-    char *import_key_id;       /* its id, default "import-1" */
+    char *id;                   /* default: host name + "-" + pid */
+    unsigned max_in_flight;     /* requests in the pipeline at once, default 64 */
+    unsigned resume_below;      /* resume intake below this, default max_in_flight */
+    unsigned threadpool_size;   /* 0 = number of cores */
+    unsigned max_instances;     /* cluster limit, default 100 */
+    unsigned heartbeat_ms;      /* default 3000 */
+    unsigned heartbeat_ttl_ms;  /* default 10000 */
+    unsigned drain_timeout_ms;  /* SIGTERM: finish in-flight work within this, default 30000 */
+    char *http_host;            /* default 127.0.0.1 */
+    unsigned http_port;         /* default 9464; 0 = any free port */
+    char *log_level;            /* default info */
+    unsigned key_pool_size;     /* pre-generated keys per algorithm, default 16; 0 = off */
+    char *key_pool_algorithms;  /* comma-separated, default "RSA-2048" */
+    unsigned retry_min_ms;      /* backoff for retryable failures, default 200 */
+    unsigned retry_max_ms;      /* default 10000 */
+    unsigned retry_limit_ms;    /* a CA that keeps failing: FAILED (retryable) after, default
+                                 * 300000; the request's deadline, when sooner, ends it first */
+    unsigned degraded_after_ms; /* a request retrying this long makes the worker degraded,
+                                 * default 30000 */
+    bool allow_unsigned;        /* accept requests without signature: tests only, default false */
+    char *import_key_file;      /* PEM private key for IMPORT_PFX passwords, default none */
+    char *import_key_id;        /* its id, default "import-1" */
 } pc_config_worker_t;
 
 /* "coordinator": the control plane's HTTP port and the topics it creates. */

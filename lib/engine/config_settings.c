@@ -48,6 +48,8 @@ static const setting_t settings[] = {
      "RSA-2048"},
     {"worker", "retry_min_ms", "PC_RETRY_MIN_MS", T_UINT, W(retry_min_ms), "200"},
     {"worker", "retry_max_ms", "PC_RETRY_MAX_MS", T_UINT, W(retry_max_ms), "10000"},
+    {"worker", "retry_limit_ms", "PC_RETRY_LIMIT_MS", T_UINT, W(retry_limit_ms), "300000"},
+    {"worker", "degraded_after_ms", "PC_DEGRADED_AFTER_MS", T_UINT, W(degraded_after_ms), "30000"},
     {"worker", "allow_unsigned", "PC_ALLOW_UNSIGNED", T_BOOL, W(allow_unsigned), "false"},
     {"kafka", "brokers", "PC_KAFKA_BROKERS", T_STR, K(brokers), "127.0.0.1:9092"},
     {"kafka", "group_id", "PC_KAFKA_GROUP_ID", T_STR, K(group_id), "pkcs-workers"},

@@ -286,13 +286,19 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
     return 0;
 }
 
+static pc_err_t produce_err(rd_kafka_resp_err_t rerr);
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     pc_kafka_t *kafka = opaque;
     struct delivery *delivery = rkm->_private;
     pc_diag_t diag;
     pc_err_t err = PC_OK;
-    if (rkm->err) {
+    if (rkm->err && produce_err(rkm->err) == PC_ERR_TOO_LARGE) {
+        err = pc_fail(&diag, PC_ERR_TOO_LARGE,
+                      "kafka: a message of %zu bytes to topic %s is too large for it: %s", rkm->len,
+                      rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
+    } else if (rkm->err) {
         err = pc_fail(&diag, PC_ERR_DEPENDENCY,
                       "kafka: message to topic %s was not delivered: %s (it will be produced "
                       "again; check the brokers)",
@@ -779,9 +785,12 @@ static void *unconst(const void *p)
     return (void *)(uintptr_t)p;
 }
 
+/* produce_err: a message the producer or the broker refuses for its size is not retried as it
+ * is (it never fits); everything else may pass once the brokers are back. */
 static pc_err_t produce_err(rd_kafka_resp_err_t rerr)
 {
-    if (rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+    if (rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+        rerr == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE || rerr == RD_KAFKA_RESP_ERR_INVALID_RECORD)
         return PC_ERR_TOO_LARGE;
     return PC_ERR_DEPENDENCY;
 }
@@ -914,11 +923,16 @@ int64_t pc_kafka_lag(pc_kafka_t *kafka)
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t *part = &parts->elems[i];
         int64_t low, high;
+        /* From the first message not finished: in flight and queued messages are work left,
+         * as the group's lag (end - committed) counts them; the fetch position passed them. */
+        int64_t from = pc_offsets_unfinished(kafka->offsets, part->partition);
+        if (from < 0)
+            from = part->offset;
         if (rd_kafka_get_watermark_offsets(kafka->rkc, part->topic, part->partition, &low, &high) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR ||
-            high < 0 || part->offset < 0)
+            high < 0 || from < 0)
             continue;
-        lag = (lag < 0 ? 0 : lag) + (high > part->offset ? high - part->offset : 0);
+        lag = (lag < 0 ? 0 : lag) + (high > from ? high - from : 0);
     }
     rd_kafka_topic_partition_list_destroy(parts);
     return lag;

@@ -93,17 +93,21 @@ bool pc_kafka_paused(const pc_kafka_t *kafka);
 pc_err_t pc_kafka_warm_topic(pc_kafka_t *kafka, const char *topic, pc_diag_t *diag);
 
 /* pc_kafka_produce copies key and value and produces them to topic (partitioned by key);
- * cb is called once with the delivery report. */
+ * cb is called once with the delivery report: PC_OK, PC_ERR_TOO_LARGE when the producer or the
+ * broker refuses the message for its size (it will never pass as it is), PC_ERR_DEPENDENCY for
+ * anything that may pass later. Returns PC_ERR_TOO_LARGE at once for a message over the
+ * producer's own limit (cb does not run then). */
 pc_err_t pc_kafka_produce(pc_kafka_t *kafka, const char *topic, const void *key, size_t key_len,
                           const void *value, size_t value_len, pc_kafka_delivered_fn cb, void *arg);
 
 /* pc_kafka_ready tells whether both handles reach a broker (for /readyz). */
 bool pc_kafka_ready(const pc_kafka_t *kafka);
 
-/* pc_kafka_lag sums, over assigned partitions, the high watermark minus the consumer position,
- * from librdkafka's cached values (never blocks); -1 when unknown. The high watermark comes
- * with each fetch response, so it goes stale while partitions are paused; partitions with
- * nothing consumed since assignment have no position and are left out of the sum. */
+/* pc_kafka_lag sums, over assigned partitions, the high watermark minus the first message not
+ * finished (in flight or waiting in the consumer's queue count, as in the group's lag), from
+ * librdkafka's cached values (never blocks); -1 when unknown. The high watermark comes with
+ * each fetch response, so it goes stale while partitions are paused; partitions with nothing
+ * consumed since assignment count from the consumer position, or are left out without one. */
 int64_t pc_kafka_lag(pc_kafka_t *kafka);
 
 /* pc_kafka_assigned_count: number of partitions currently assigned. Inside on_revoked it

@@ -249,3 +249,16 @@ size_t pc_offsets_total_in_flight(const pc_offsets_t *offsets)
 {
     return offsets->in_flight;
 }
+
+int64_t pc_offsets_unfinished(const pc_offsets_t *offsets, int32_t partition)
+{
+    const struct part *part = part_get(offsets, partition);
+    if (part == NULL || part->last_begun < 0)
+        return -1;
+    for (size_t i = 0; i < part->len; i++) { /* the ring holds done entries behind a pending one */
+        const struct entry *e = &part->ring[(part->head + i) & (part->cap - 1)];
+        if (!e->done)
+            return e->offset;
+    }
+    return part->last_begun + 1;
+}

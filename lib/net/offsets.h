@@ -56,6 +56,12 @@ int64_t pc_offsets_next_commit(pc_offsets_t *offsets, int32_t partition);
  * it: the prefix end + 1, or -1 when nothing of partition has completed yet. */
 int64_t pc_offsets_commit_point(const pc_offsets_t *offsets, int32_t partition);
 
+/* pc_offsets_unfinished is the lowest offset of partition not finished: the first one handed
+ * out and not done, else the one after the last handed out; -1 when nothing of partition was
+ * handed out since it was added (or it is unknown). What lies from there to the partition's end
+ * is the work left: in flight, waiting in the consumer's queue, or not fetched yet. */
+int64_t pc_offsets_unfinished(const pc_offsets_t *offsets, int32_t partition);
+
 /* pc_offsets_in_flight counts offsets of partition handed out and not yet done (0 if unknown). */
 size_t pc_offsets_in_flight(const pc_offsets_t *offsets, int32_t partition);
 

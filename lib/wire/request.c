@@ -4,12 +4,14 @@
  * engine's types. Nothing here allocates much or blocks, so it runs on the loop thread.
  */
 #include "request.h"
-#include "usage.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
+
+#include "usage.h"
 
 static pc_err_t check_id(const char *field, const char *value, bool required, pc_diag_t *diag)
 {
@@ -270,5 +272,56 @@ pc_err_t pc_issue_vars(const Pkcs__V1__IssueRequest *issue, pc_var_t **items, si
     }
     *items = vars;
     *count = issue->n_attributes;
+    return PC_OK;
+}
+
+/* digest_field feeds one length-prefixed field, so that no two field sequences feed the same
+ * bytes ("ab" + "c" is not "a" + "bc"). */
+static bool digest_field(EVP_MD_CTX *ctx, const void *data, size_t len)
+{
+    unsigned char prefix[8];
+    for (int i = 0; i < 8; i++)
+        prefix[i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return EVP_DigestUpdate(ctx, prefix, sizeof(prefix)) == 1 &&
+           (len == 0 || EVP_DigestUpdate(ctx, data, len) == 1);
+}
+
+pc_err_t pc_request_digest(const Pkcs__V1__Request *req, char hex[65], pc_diag_t *diag)
+{
+    const ProtobufCMessage *body = NULL;
+    switch (req->body_case) {
+    case PKCS__V1__REQUEST__BODY_ISSUE:
+        body = &req->issue->base;
+        break;
+    case PKCS__V1__REQUEST__BODY_REVOKE:
+        body = &req->revoke->base;
+        break;
+    case PKCS__V1__REQUEST__BODY_IMPORT_PFX:
+        body = &req->import_pfx->base;
+        break;
+    default:
+        break;
+    }
+    size_t body_len = body != NULL ? protobuf_c_message_get_packed_size(body) : 0;
+    unsigned char *packed = malloc(body_len == 0 ? 1 : body_len);
+    unsigned char md[32];
+    unsigned int md_len = 0;
+    uint32_t kind = (uint32_t)req->kind;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = packed != NULL && ctx != NULL;
+    if (ok && body != NULL)
+        protobuf_c_message_pack(body, packed);
+    ok = ok && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+         digest_field(ctx, &kind, sizeof(kind)) &&
+         digest_field(ctx, req->tenant_id, strlen(req->tenant_id)) &&
+         digest_field(ctx, req->user_id, strlen(req->user_id)) &&
+         digest_field(ctx, req->device_id, strlen(req->device_id)) &&
+         digest_field(ctx, packed, body_len) && EVP_DigestFinal_ex(ctx, md, &md_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    free(packed);
+    if (!ok)
+        return pc_fail_ssl(diag, PC_ERR_NOMEM, "cannot digest request %s", req->request_id);
+    for (unsigned i = 0; i < md_len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return PC_OK;
 }

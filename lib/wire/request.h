@@ -31,6 +31,12 @@
  * PC_ERR_EXPIRED, naming the field. */
 pc_err_t pc_request_validate(const Pkcs__V1__Request *req, int64_t now_ms, pc_diag_t *diag);
 
+/* pc_request_digest writes the SHA-256 (lower-case hex) of what a request asks: its kind, tenant,
+ * user and device ids and its body, not when it was made or by when it is due, so that the same
+ * request sent again digests the same and a request id reused for other content does not.
+ * PC_ERR_NOMEM. Any thread. */
+pc_err_t pc_request_digest(const Pkcs__V1__Request *req, char hex[65], pc_diag_t *diag);
+
 /* pc_profile_key_spec maps the profile's algorithm and size (0 = default) and checks it. */
 pc_err_t pc_profile_key_spec(const Pkcs__V1__Profile *profile, pc_key_spec_t *spec,
                              pc_diag_t *diag);

@@ -27,7 +27,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out "$work/dev-o
 issue() {
   local name="$1" sample="$2" devkey="$3" out="$work/$1"
   "$bin/pkcsctl" issue --offline --request "$src/deploy/samples/$sample" \
-      --device-key "$devkey" --out "$out" > "$out.log" || fail "$name: pkcsctl issue failed: $(cat "$out.log")"
+      --device-key "$devkey" --out "$out" > "$work/$name.log" || fail "$name: pkcsctl issue failed: $(cat "$work/$name.log")"
   openssl cms -decrypt -inform DER -in "$out/result.p7m" -inkey "$devkey" -out "$out/result.p12" \
       || fail "$name: openssl cms could not open the envelope with the device key"
   openssl pkcs12 -in "$out/result.p12" -passin pass: -nokeys -clcerts -out "$out/leaf.pem" \
@@ -61,6 +61,12 @@ expect user "Public-Key: (2048 bit)" "RSA-2048 key"
 days=$(( ( $(date -d "$(openssl x509 -in "$work/user/leaf.pem" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s) ) / 86400 ))
 [ "$days" -ge 364 ] && [ "$days" -le 365 ] || fail "user: validity is $days days, expected 365"
 ok "user: valid for 365 days"
+
+"$bin/pkcsctl" issue --offline --request "$src/deploy/samples/device-vpn.json" \
+  --device-key "$work/dev-ec.pem" --out "$work/nested/a/b" > "$work/nested.log" \
+  || fail "--out into folders that do not exist yet: $(cat "$work/nested.log")"
+[ -s "$work/nested/a/b/result.p7m" ] || fail "--out a/b: no result.p7m in it"
+ok "--out makes the folders it needs"
 
 issue device device-vpn.json "$work/dev-ec.pem"
 expect device "DNS:ws-0042.corp.contoso.com" "DNS SAN"

@@ -22,9 +22,10 @@ pc_cluster_init() {
   pc_servers_init || return 1
   pc_redis_start || return 1
   pc_kafka_start "$parts" || return 1
-  pc_kafka_create_topic pkcs.requests "$parts" >/dev/null || return 1
+  # PC_REQUESTS_TOPIC_CONFIG / PC_DLQ_TOPIC_CONFIG: topic settings (e.g. max.message.bytes=N)
+  pc_kafka_create_topic pkcs.requests "$parts" ${PC_REQUESTS_TOPIC_CONFIG:+--config "$PC_REQUESTS_TOPIC_CONFIG"} >/dev/null || return 1
   pc_kafka_create_topic pkcs.results "$parts" >/dev/null || return 1
-  pc_kafka_create_topic pkcs.requests.dlq 2 >/dev/null || return 1
+  pc_kafka_create_topic pkcs.requests.dlq 2 ${PC_DLQ_TOPIC_CONFIG:+--config "$PC_DLQ_TOPIC_CONFIG"} >/dev/null || return 1
   local d="$PC_SERVERS_DIR"
   mkdir -p "$d/keys"
   openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null || return 1
@@ -87,6 +88,39 @@ pc_cfssl_certs() {
       printf '%s %s %s\n' "$(python3 -c "h = '%X' % $dec; print('0' * (len(h) % 2) + h)")" \
         "$status" "$reason"
     done
+}
+
+# pc_coordinator_spawn: pkcs-coordinator on $PC_CLUSTER_CONFIG with an HTTP port of its choice;
+# sets PC_COORDINATOR_PORT once it listens (its log: $PC_SERVERS_DIR/coordinator.log).
+pc_coordinator_spawn() {
+  local log="$PC_SERVERS_DIR/coordinator.log" i
+  _pc_launch coordinator "$log" env PC_COORDINATOR_PORT=0 \
+    "$PC_BIN_DIR/pkcs-coordinator" --config "$PC_CLUSTER_CONFIG"
+  for ((i = 0; i < 300; i++)); do
+    PC_COORDINATOR_PORT="$(jq -r 'select(.event == "http") | .port' "$log" 2>/dev/null | head -1)"
+    [[ -n $PC_COORDINATOR_PORT ]] && { export PC_COORDINATOR_PORT; return 0; }
+    sleep 0.1
+  done
+  echo "the coordinator logged no HTTP port; log:" >&2
+  tail -n 20 "$log" >&2
+  return 1
+}
+
+# pc_fault_proxy NAME TARGET_URL [--fail PATH STATUS BODY]...: a proxy in front of a real server
+# (tests/lib/fault_proxy.py) that answers the given paths with a fault instead; sets
+# PC_PROXY_PORT. Stopped with the other servers.
+pc_fault_proxy() {
+  local name="$1" target="$2" log="$PC_SERVERS_DIR/$1.log" i
+  shift 2
+  _pc_launch "$name" "$log" python3 "$_pc_lib_dir/fault_proxy.py" --target "$target" "$@"
+  for ((i = 0; i < 100; i++)); do
+    PC_PROXY_PORT="$(head -1 "$log" 2>/dev/null)"
+    [[ $PC_PROXY_PORT =~ ^[0-9]+$ ]] && { export PC_PROXY_PORT; return 0; }
+    sleep 0.1
+  done
+  echo "the fault proxy did not start; log:" >&2
+  cat "$log" >&2
+  return 1
 }
 
 pc_worker_spawn() {

@@ -149,12 +149,18 @@ static void ctx_close(ctx_t *ctx)
     assert_int_equal(uv_loop_close(&ctx->loop), 0);
 }
 
-static void claim(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, claim_res_t *res)
+static void claim_as(ctx_t *ctx, pc_dedupe_t *dd, const char *tenant, const char *rid,
+                     const char *content, claim_res_t *res)
 {
     memset(res, 0, sizeof(*res));
-    assert_int_equal(pc_dedupe_claim(dd, TENANT, rid, on_claim, res), PC_OK);
+    assert_int_equal(pc_dedupe_claim(dd, tenant, rid, content, on_claim, res), PC_OK);
     assert_true(run_until(&ctx->loop, &res->done, 3000));
     assert_int_equal(res->calls, 1);
+}
+
+static void claim(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, claim_res_t *res)
+{
+    claim_as(ctx, dd, TENANT, rid, "", res);
 }
 
 static pc_err_t complete(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, const char *token,
@@ -421,6 +427,13 @@ static void test_bad_ids_refused(void **state)
 
     assert_int_equal(pc_dedupe_key("t1", "r1", key, sizeof(key), NULL), PC_OK);
     assert_string_equal(key, "pc:req:{t1}:{r1}");
+    /* ids are outside data: separators inside them are encoded, so no pair makes another's key */
+    assert_int_equal(pc_dedupe_key("contoso", "x}:{req-1", key, sizeof(key), NULL), PC_OK);
+    assert_string_equal(key, "pc:req:{contoso}:{x%7D%3A%7Breq-1}");
+    char other[PC_DEDUPE_KEY_MAX];
+    assert_int_equal(pc_dedupe_key("contoso}:{x", "req-1", other, sizeof(other), NULL), PC_OK);
+    assert_string_equal(other, "pc:req:{contoso%7D%3A%7Bx}:{req-1}");
+    assert_string_not_equal(key, other);
     memset(long_id, 'x', 129);
     long_id[129] = '\0';
     assert_int_equal(pc_dedupe_key("t1", long_id, key, sizeof(key), NULL), PC_ERR_INVALID_PARAM);
@@ -428,7 +441,7 @@ static void test_bad_ids_refused(void **state)
     assert_int_equal(pc_dedupe_key(long_id, long_id, key, sizeof(key), NULL), PC_OK);
 
     ctx_open(&ctx, 30000);
-    assert_int_equal(pc_dedupe_claim(ctx.a, "", "r", on_claim, &res), PC_ERR_INVALID_PARAM);
+    assert_int_equal(pc_dedupe_claim(ctx.a, "", "r", "", on_claim, &res), PC_ERR_INVALID_PARAM);
     assert_int_equal(pc_dedupe_renew(ctx.a, TENANT, "r", NULL, on_done, &done),
                      PC_ERR_INVALID_PARAM);
     assert_int_equal(pc_dedupe_complete(ctx.a, TENANT, "r", "short", 1, NULL, 0, on_done, &done),
@@ -436,6 +449,31 @@ static void test_bad_ids_refused(void **state)
     run_for(&ctx.loop, 20);
     assert_false(res.done);
     assert_false(done.done);
+    ctx_close(&ctx);
+}
+
+/* The same request id with other content is a CONFLICT, before and after completion; the
+ * same content is replayed; the same id of another tenant is another request. */
+static void test_other_content_conflicts(void **state)
+{
+    claim_res_t a, b;
+    ctx_t ctx;
+    (void)state;
+
+    ctx_open(&ctx, 30000);
+    claim_as(&ctx, ctx.a, TENANT, "r-content", "aaaa", &a);
+    assert_int_equal(a.err, PC_OK);
+    assert_int_equal(a.state, PC_CLAIM_OWNED);
+    claim_as(&ctx, ctx.b, TENANT, "r-content", "bbbb", &b);
+    assert_int_equal(b.err, PC_OK);
+    assert_int_equal(b.state, PC_CLAIM_CONFLICT); /* while claimed */
+    assert_int_equal(complete(&ctx, ctx.a, "r-content", a.token, a.fence, "res", 3), PC_OK);
+    claim_as(&ctx, ctx.b, TENANT, "r-content", "bbbb", &b);
+    assert_int_equal(b.state, PC_CLAIM_CONFLICT); /* and once done */
+    claim_as(&ctx, ctx.b, TENANT, "r-content", "aaaa", &b);
+    assert_int_equal(b.state, PC_CLAIM_DONE); /* the same request again: its result */
+    claim_as(&ctx, ctx.b, "other-tenant", "r-content", "bbbb", &b);
+    assert_int_equal(b.state, PC_CLAIM_OWNED); /* another tenant's request of that id */
     ctx_close(&ctx);
 }
 
@@ -462,6 +500,7 @@ int main(void)
         cmocka_unit_test_setup(test_renew_extends_lease, fixture_revive),
         cmocka_unit_test_setup(test_release_hands_over_at_once, fixture_revive),
         cmocka_unit_test_setup(test_bad_ids_refused, fixture_revive),
+        cmocka_unit_test_setup(test_other_content_conflicts, fixture_revive),
         cmocka_unit_test_setup(test_redis_down_is_dependency, fixture_revive),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

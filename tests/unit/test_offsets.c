@@ -64,6 +64,25 @@ static void test_out_of_order(void **state)
     assert_int_equal(pc_offsets_total_in_flight(offsets), 0);
 }
 
+/* The work left in a partition starts at its first unfinished message: what is in flight or
+ * queued counts as lag, as in the consumer group's own lag, not only what is not fetched. */
+static void test_unfinished_is_where_lag_starts(void **state)
+{
+    pc_offsets_t *offsets = *state;
+    assert_int_equal(pc_offsets_add_partition(offsets, 2), PC_OK);
+    assert_int_equal(pc_offsets_unfinished(offsets, 2), -1); /* nothing handed out yet */
+    assert_int_equal(pc_offsets_unfinished(offsets, 7), -1); /* unknown partition */
+    begin_range(offsets, 2, 100, 105);
+    assert_int_equal(pc_offsets_unfinished(offsets, 2), 100);
+    assert_true(pc_offsets_done(offsets, 2, 101, NULL));
+    assert_int_equal(pc_offsets_unfinished(offsets, 2), 100); /* 100 still holds it */
+    assert_true(pc_offsets_done(offsets, 2, 100, NULL));
+    assert_int_equal(pc_offsets_unfinished(offsets, 2), 102);
+    for (int64_t o = 102; o <= 105; o++)
+        assert_true(pc_offsets_done(offsets, 2, o, NULL));
+    assert_int_equal(pc_offsets_unfinished(offsets, 2), 106); /* all done: the next one */
+}
+
 static void test_done_twice_and_unknown(void **state)
 {
     pc_offsets_t *offsets = *state;
@@ -155,6 +174,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_twice_and_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unfinished_is_where_lag_starts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interleaved_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_drops_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gaps_and_growth, setup, teardown),

@@ -310,18 +310,24 @@ static subject_case_t cases[] = {
      OK,
      NULL,
      {{0, "CN", "PC-01", 0}, {1, "serialNumber", "SN123", PRINTABLE}}},
-    {"SERIALNUMBER not printable is UTF8",
+    /* RFC 5280: X520SerialNumber is a PrintableString; anything else is refused, never
+     * written as a UTF8String */
+    {"SERIALNUMBER not printable (non-ASCII)",
      "SERIALNUMBER={{SerialNumber}}",
      D,
-     {{"SerialNumber", "n\xc2\xb0"
-                       "1"}},
+     {{"SerialNumber", "Zo\xc3\xab"}},
      false,
-     OK,
-     NULL,
-     {{0, "serialNumber",
-       "n\xc2\xb0"
-       "1",
-       UTF8}}},
+     BAD,
+     "not a PrintableString",
+     {{0}}},
+    {"SERIALNUMBER not printable (_ and @)",
+     "SERIALNUMBER={{SerialNumber}}",
+     D,
+     {{"SerialNumber", "ABC_123@x"}},
+     false,
+     BAD,
+     "not a PrintableString",
+     {{0}}},
     /* bounds */
     {"CN of 64 characters", "CN=" A64, U, {{0}}, false, OK, NULL, {{0, "CN", A64, 0}}},
     {"CN of 65 characters", "CN=" A64 "b", U, {{0}}, false, BAD, "65 characters", {{0}}},

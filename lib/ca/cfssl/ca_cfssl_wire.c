@@ -275,6 +275,18 @@ pc_ca_cfssl_verdict_t pc_ca_cfssl_judge(const char *ca, const char *what,
                 ca, st, what);
         return verdict(PC_ERR_CA_AUTH, false, false);
     }
+    if (reply->root == NULL && st == 404) {
+        /* cfssl serve registers an endpoint only when it can serve it: trying again cannot
+         * help, and the answer is a configuration to change. */
+        pc_fail(diag, PC_ERR_NOT_SUPPORTED,
+                "cfssl CA \"%s\" has no endpoint for this (HTTP 404) while %s; %s", ca, what,
+                strncmp(what, "revoking", 8) == 0
+                    ? "cfssl serve offers revoke only with a certificate database: start it "
+                      "with -db-config"
+                    : "check the URL, and that cfssl enables this endpoint (authsign needs a "
+                      "profile with an auth_key, sign one without)");
+        return verdict(PC_ERR_NOT_SUPPORTED, false, false);
+    }
     if (reply->root == NULL) {
         bool ok_status = st >= 200 && st < 300;
         pc_fail(diag, PC_ERR_CA_UNAVAILABLE,

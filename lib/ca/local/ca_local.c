@@ -12,11 +12,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
 #define CLOCK_SKEW_SECONDS 300
+#define RECORD_ATTEMPTS 4 /* recording a signed certificate: 100, 200, 400 ms apart */
 #define SID_EXT_OID "1.3.6.1.4.1.311.25.2"
 
 static bool local_healthy(const pc_ca_t *ca);
@@ -363,7 +365,17 @@ static pc_err_t record_issued(pc_ca_local_t *lca, X509 *cert, const char *reques
         goto out_free_serial;
     }
     not_after = timegm(&tm);
-    err = pc_ca_index_add_issued(lca->index, serial, not_after, request_id, subject, diag);
+    /* A write whose answer did not come in time may have landed: recording the same serial
+     * again is harmless (the index keeps one record), signing again would make a second
+     * certificate for the request. So a slow or dropped answer is retried here, a few times,
+     * and only a Redis that stays away fails the call. */
+    for (unsigned attempt = 0;; attempt++) {
+        err = pc_ca_index_add_issued(lca->index, serial, not_after, request_id, subject, diag);
+        if (err != PC_ERR_DEPENDENCY || attempt + 1 == RECORD_ATTEMPTS)
+            break;
+        struct timespec pause = {0, (long)(100 * 1000 * 1000) << attempt};
+        nanosleep(&pause, NULL);
+    }
 out_free_serial:
     free(subject);
     OPENSSL_free(serial);

@@ -23,6 +23,7 @@
 #include <openssl/rand.h>
 
 #include "csr.h"
+#include "file.h"
 
 #define DEFAULT_SUBJECT "CN=PKCS Connector Local CA"
 #define CA_VALIDITY_DAYS 3650
@@ -61,28 +62,13 @@ static pc_err_t join_path(char *out, size_t size, const char *dir, const char *n
     return PC_OK;
 }
 
-/* mkdir -p with mode 0700 for the directories it creates. */
+/* The CA's folder and those above it, made private (0700) where they are new. */
 static pc_err_t make_dirs(const char *dir, pc_diag_t *diag)
 {
-    char path[PATH_MAX];
-    int n = snprintf(path, sizeof(path), "%s", dir);
-    if (n <= 0 || (size_t)n >= sizeof(path))
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA state directory path empty or too long");
-    for (char *p = path + 1;; p++) {
-        bool end = *p == '\0';
-        if (*p != '/' && !end)
-            continue;
-        *p = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST)
-            return pc_fail(diag, PC_ERR_IO,
-                           "cannot create the CA state directory %s: %s; create it or set "
-                           "ca.state_dir to a writable place",
-                           path, strerror(errno));
-        if (end)
-            break;
-        *p = '/';
-    }
-    return PC_OK;
+    pc_err_t err = pc_file_mkdirs(dir, 0700, diag);
+    if (err == PC_ERR_IO)
+        pc_fail(diag, err, "%s; create it or set ca.state_dir to a writable place", diag->msg);
+    return err;
 }
 
 static pc_err_t load_cert_chain(const char *path, X509 **cert, STACK_OF(X509) * *chain,
