@@ -665,8 +665,8 @@ _pc_chaos_report() {
       "results that do not open or verify" "${c[results_not_opening]}"
     echo "  result messages read: ${c[result_messages]} (replays included); CA records for these requests:" \
       "local ${c[signed_local]} signed, ${c[revoked_local]} revoked; remote ${c[signed_remote]} signed, ${c[revoked_remote]} revoked"
-    echo "  worker events: $(awk -F'\t' '$5 ~ /^(orphan_|own_revoked|lease_lost|abandoned)/ { n[$5]++ }
-      END { s = ""; for (e in n) s = s (s == "" ? "" : ", ") e " " n[e]; print (s == "" ? "none of orphan_*, own_revoked, lease_lost, abandoned" : s) }' \
+    echo "  worker events: $(awk -F'\t' '$5 ~ /^(orphan_|own_revoked|lease_lost|abandoned|gave_up|conflict)/ { n[$5]++ }
+      END { s = ""; for (e in n) s = s (s == "" ? "" : ", ") e " " n[e]; print (s == "" ? "none of orphan_*, own_revoked, lease_lost, abandoned, gave_up, conflict" : s) }' \
       "$d/log-events.tsv")"
     echo "  recovery (from a fault's end to the first result published that it held up; the load" \
       "started at $(date -u -d "@$((_ch_t0 / 1000))" +%H:%M:%S).$(printf '%03d' $((_ch_t0 % 1000))) UTC):"
