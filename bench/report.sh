@@ -122,7 +122,7 @@ report_write() {
       echo "$scale workers at a steady rate; one killed with SIGKILL. Requests created after the kill:" \
         "$n, $errors errors; latency p50 $p50 ms, p90 $p90 ms, p99 $p99 ms, max $max ms."
     fi
-    [[ -f $o/chaos-counts.csv ]] && chaos_section "$o"
+    [[ -f $o/chaos-report.txt ]] && chaos_section "$o"
     if ((perf)); then
       echo
       echo "## Targets"
@@ -139,6 +139,11 @@ report_write() {
 # chaos_section OUT: the chaos run's counts, faults and recovery times (chaos-*.csv).
 chaos_section() {
   local o="$1" held
+  if [[ ! -f $o/chaos-counts.csv ]]; then
+    printf '\n## Chaos\n\n**The run broke down before anything could be counted:**\n\n```\n%s\n```\n' \
+      "$(cat "$o/chaos-report.txt")"
+    return
+  fi
   chaos_count() { awk -F, -v k="$1" '$1 == k { print $2 }' "$o/chaos-counts.csv"; }
   held="$(awk -F, 'NR > 1 { n++ } END { print n + 0 }' "$o/chaos-faults.csv")"
   echo
@@ -185,9 +190,9 @@ chaos_section() {
         m[k] ? sprintf("%.1f", s[k] / m[k]) : "", m[k] ? sprintf("%.1f", mx[k]) : ""
     }' "$o/chaos-faults.csv"
   echo
-  echo "| fault | target | start s | end s | down s | recovery s | held up |"
-  echo "|---|---|---:|---:|---:|---:|---|"
-  awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' \
+  echo "| fault | target | at (UTC) | start s | end s | down s | recovery s | held up |"
+  echo "|---|---|---|---:|---:|---:|---:|---|"
+  awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $8, $3, $4, $5, $6, $7 }' \
     "$o/chaos-faults.csv"
   echo
   if grep -q '^FAIL' "$o/chaos-report.txt" 2>/dev/null; then

@@ -501,7 +501,7 @@ _pc_chaos_records() {
   # kind, serial (hex), request id, good|revoked, when the CA signed it (UTC time of day:
   # the local CA's issued_at, cfssl's log line)
   {
-    awk -F'\t' 'NF == 4 { t = $4 ~ /^[0-9]{14}Z$/ ? substr($4, 9, 2) ":" substr($4, 11, 2) ":" substr($4, 13, 2) : "-"
+    awk -F'\t' 'NF == 4 { t = length($4) == 15 && $4 ~ /^[0-9]+Z$/ ? substr($4, 9, 2) ":" substr($4, 11, 2) ":" substr($4, 13, 2) : "-"
       print "local\t" $1 "\t" $2 "\t" $3 "\t" t }' "$_ch_dir/records-local.tsv"
     python3 -c '
 import re, sys
