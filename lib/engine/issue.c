@@ -184,6 +184,16 @@ pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag)
     return hash_public_key(job, diag);
 }
 
+pc_err_t pc_issue_make_request(pc_issue_t *job, pc_diag_t *diag)
+{
+    return pc_issue_make_csr(job, diag);
+}
+
+pc_err_t pc_issue_submit_sync(pc_issue_t *job, X509 **cert, pc_diag_t *diag)
+{
+    return pc_ca_submit_sync(job->ca, job->csr, &job->ca_params, cert, diag);
+}
+
 pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t *diag)
 {
     if (job->csr == NULL)

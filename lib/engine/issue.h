@@ -40,6 +40,14 @@ void pc_issue_set0_key(pc_issue_t *job, EVP_PKEY *key);
 /* pc_issue_make_csr builds the CSR. Pool thread. */
 pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag);
 
+/* pc_issue_make_request builds what the job's CA is asked: a CSR. Checks the device key first.
+ * Pool thread. */
+pc_err_t pc_issue_make_request(pc_issue_t *job, pc_diag_t *diag);
+
+/* pc_issue_submit_sync asks the job's CA, opened without a loop, to sign (tools, benchmarks);
+ * *cert is the caller's. */
+pc_err_t pc_issue_submit_sync(pc_issue_t *job, X509 **cert, pc_diag_t *diag);
+
 /* pc_issue_intent writes the job's intent record into buf: the CA name and the SHA-256 of the
  * new public key ("ca=local spki_sha256=AB12..."), stored in Redis before the CA is asked, so
  * that a worker taking the request over knows a certificate may exist; once the CA signed,
