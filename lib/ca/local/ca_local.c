@@ -390,14 +390,16 @@ out_free_serial:
     return err;
 }
 
-static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *req, const char *key,
-                      X509 **out, pc_diag_t *diag)
+/* issue checks a CSR, or (csr NULL) a parsed request creq, against its template, has it signed
+ * and records the certificate: one way for both, so that neither skips a step. */
+static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_request_t *creq,
+                      const pc_ca_issue_t *req, const char *key, X509 **out, pc_diag_t *diag)
 {
     const pc_ca_template_t *tmpl = NULL;
     X509 *cert = NULL;
 
     *out = NULL;
-    if (csr == NULL || req == NULL || req->template_name == NULL)
+    if ((csr == NULL && creq == NULL) || req == NULL || req->template_name == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\": no CSR or template given",
                        lca->base.name);
     tmpl = pc_ca_find_template(&lca->base, req->template_name);
@@ -405,38 +407,12 @@ static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *re
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "CA \"%s\" has no template \"%s\"; use a template configured for it",
                        lca->base.name, req->template_name);
-    pc_err_t err = pc_ca_template_check(tmpl, csr, req->validity_days, diag);
+    pc_err_t err = csr != NULL ? pc_ca_template_check(tmpl, csr, req->validity_days, diag)
+                               : pc_ca_template_check_request(tmpl, creq, req->validity_days, diag);
     if (err == PC_OK)
-        err = sign_csr(lca, csr, req->validity_days, &cert, diag);
+        err = csr != NULL ? sign_csr(lca, csr, req->validity_days, &cert, diag)
+                          : pc_ca_local_sign_request(lca, creq, req->validity_days, &cert, diag);
     /* A certificate is handed out only once the index holds it, so that it can be revoked. */
-    if (err == PC_OK)
-        err = record_issued(lca, cert, key, diag);
-    if (err != PC_OK) {
-        X509_free(cert);
-        return err;
-    }
-    *out = cert;
-    return PC_OK;
-}
-
-/* issue_request is issue for a parsed request: the same template, the same checks but the
- * CSR's signature, the same record. */
-static pc_err_t issue_request(pc_ca_local_t *lca, const pc_ca_request_t *creq,
-                              const pc_ca_issue_t *req, const char *key, X509 **out,
-                              pc_diag_t *diag)
-{
-    X509 *cert = NULL;
-
-    *out = NULL;
-    const pc_ca_template_t *tmpl =
-        req != NULL ? pc_ca_find_template(&lca->base, req->template_name) : NULL;
-    if (tmpl == NULL)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "CA \"%s\" has no template \"%s\"; use a template configured for it",
-                       lca->base.name, req != NULL && req->template_name ? req->template_name : "");
-    pc_err_t err = pc_ca_template_check_request(tmpl, creq, req->validity_days, diag);
-    if (err == PC_OK)
-        err = pc_ca_local_sign_request(lca, creq, req->validity_days, &cert, diag);
     if (err == PC_OK)
         err = record_issued(lca, cert, key, diag);
     if (err != PC_OK) {
@@ -558,9 +534,7 @@ static void call_run(call_t *c)
 {
     switch (c->kind) {
     case CALL_SUBMIT:
-        c->err = c->creq != NULL
-                     ? issue_request(c->lca, c->creq, c->issue, c->request_key, &c->cert, &c->diag)
-                     : issue(c->lca, c->csr, c->issue, c->request_key, &c->cert, &c->diag);
+        c->err = issue(c->lca, c->csr, c->creq, c->issue, c->request_key, &c->cert, &c->diag);
         break;
     case CALL_REVOKE:
         c->err = revoke(c->lca, c->has_rev ? &c->rev : NULL, &c->diag);
