@@ -509,7 +509,7 @@ static job_state_t job_work(const pc_job_t *job)
         return JOB_COMPLETE;
     if (job->own_serial[0] != '\0')
         return pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) ? JOB_PACK : JOB_SIGNED;
-    if (job->issue != NULL && pc_issue_get0_csr(job->issue) != NULL)
+    if (job->issue != NULL && pc_issue_has_request(job->issue))
         return JOB_INTENT;
     switch (job->req->body_case) {
     case PKCS__V1__REQUEST__BODY_ISSUE:
@@ -981,8 +981,7 @@ static void job_ask_ca(pc_job_t *job)
 {
     job_ref(job); /* before the call: a refusal answers inside it */
     job->ca_us = pc_mono_us();
-    pc_ca_submit(pc_issue_get0_ca(job->issue), pc_issue_get0_csr(job->issue),
-                 pc_issue_ca_params(job->issue), job_on_signed, job);
+    pc_issue_submit(job->issue, job_on_signed, job);
 }
 
 static void job_on_ca_intent(void *arg, pc_err_t err, const pc_diag_t *diag)

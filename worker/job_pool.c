@@ -1,9 +1,10 @@
 /*
- * job_pool.c - the CPU-bound work of a job, on libuv's thread pool: key generation and the CSR,
- * packing the PKCS#12 into the envelope, and IMPORT_PFX. job.c queues these and continues in its
- * after-work callbacks on the loop thread; nothing here calls back into the state machine, so
- * this file can be read on its own. Pool threads: each function touches only its job's issue,
- * result, err, diag and stage times, which the loop thread leaves alone while the work is queued.
+ * job_pool.c - the CPU-bound work of a job, on libuv's thread pool: key generation and what the
+ * CA is asked (a parsed request or a CSR), packing the PKCS#12 into the envelope, and IMPORT_PFX.
+ * job.c queues these and continues in its after-work callbacks on the loop thread; nothing here
+ * calls back into the state machine, so this file can be read on its own. Pool threads: each
+ * function touches only its job's issue, result, err, diag and stage times, which the loop thread
+ * leaves alone while the work is queued.
  */
 #include "clock.h"
 #include "job_int.h"
@@ -23,7 +24,7 @@ void job_pool_keygen(uv_work_t *work)
         job->err = pc_issue_keygen(job->issue, w->engine->keygen_mode, &job->diag);
     job->keygen_us = pc_mono_us() - t0;
     if (job->err == PC_OK)
-        job->err = pc_issue_make_csr(job->issue, &job->diag);
+        job->err = pc_issue_make_request(job->issue, &job->diag);
 }
 
 void job_pool_pack(uv_work_t *work)

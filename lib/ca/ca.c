@@ -83,19 +83,11 @@ static pc_err_t eku_allowed(const pc_ca_template_t *tmpl, const ASN1_OBJECT *obj
     return PC_OK;
 }
 
-static pc_err_t check_ekus(const pc_ca_template_t *tmpl, const STACK_OF(X509_EXTENSION) * exts,
-                           pc_diag_t *diag)
+/* check_eku_list refuses an EKU of eku (may be NULL) that the template does not list. */
+static pc_err_t check_eku_list(const pc_ca_template_t *tmpl, const STACK_OF(ASN1_OBJECT) * eku,
+                               pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
-    int crit = 0;
-    EXTENDED_KEY_USAGE *eku = X509V3_get_d2i(exts, NID_ext_key_usage, &crit, NULL);
-
-    if (eku == NULL) {
-        if (crit != -1) /* present but undecodable (-2 means duplicated) */
-            err = pc_fail(diag, PC_ERR_BAD_MESSAGE,
-                          "the CSR's extended key usage extension is malformed or repeated");
-        return err;
-    }
     for (int i = 0; i < sk_ASN1_OBJECT_num(eku) && err == PC_OK; i++) {
         const ASN1_OBJECT *obj = sk_ASN1_OBJECT_value(eku, i);
         bool allowed = false;
@@ -110,8 +102,37 @@ static pc_err_t check_ekus(const pc_ca_template_t *tmpl, const STACK_OF(X509_EXT
                           name, oid, list);
         }
     }
+    return err;
+}
+
+static pc_err_t check_ekus(const pc_ca_template_t *tmpl, const STACK_OF(X509_EXTENSION) * exts,
+                           pc_diag_t *diag)
+{
+    int crit = 0;
+    EXTENDED_KEY_USAGE *eku = X509V3_get_d2i(exts, NID_ext_key_usage, &crit, NULL);
+
+    if (eku == NULL) {
+        if (crit != -1) /* present but undecodable (-2 means duplicated) */
+            return pc_fail(diag, PC_ERR_BAD_MESSAGE,
+                           "the CSR's extended key usage extension is malformed or repeated");
+        return PC_OK;
+    }
+    pc_err_t err = check_eku_list(tmpl, eku, diag);
     sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
     return err;
+}
+
+/* check_key_usage_mask refuses a KU_* usage in asked that the template does not allow. */
+static pc_err_t check_key_usage_mask(const pc_ca_template_t *tmpl, unsigned asked, pc_diag_t *diag)
+{
+    unsigned extra = asked & ~tmpl->allowed_key_usage;
+    if (extra == 0)
+        return PC_OK;
+    char bad[256], allowed[256];
+    pc_key_usage_text(extra, bad, sizeof(bad));
+    pc_key_usage_text(tmpl->allowed_key_usage, allowed, sizeof(allowed));
+    return pc_fail(diag, PC_ERR_POLICY, "template \"%s\" does not allow key usage %s; allowed: %s",
+                   tmpl->name, bad, allowed);
 }
 
 static pc_err_t check_key_usage(const pc_ca_template_t *tmpl, const STACK_OF(X509_EXTENSION) * exts,
@@ -133,15 +154,7 @@ static pc_err_t check_key_usage(const pc_ca_template_t *tmpl, const STACK_OF(X50
     if (bits->length > 1)
         asked |= (unsigned)bits->data[1] << 8;
     ASN1_BIT_STRING_free(bits);
-
-    unsigned extra = asked & ~tmpl->allowed_key_usage;
-    if (extra == 0)
-        return PC_OK;
-    char bad[256], allowed[256];
-    pc_key_usage_text(extra, bad, sizeof(bad));
-    pc_key_usage_text(tmpl->allowed_key_usage, allowed, sizeof(allowed));
-    return pc_fail(diag, PC_ERR_POLICY, "template \"%s\" does not allow key usage %s; allowed: %s",
-                   tmpl->name, bad, allowed);
+    return check_key_usage_mask(tmpl, asked, diag);
 }
 
 static pc_err_t check_key(const pc_ca_template_t *tmpl, const EVP_PKEY *key, pc_diag_t *diag)
@@ -187,9 +200,9 @@ static pc_err_t check_validity(const pc_ca_template_t *tmpl, unsigned validity_d
     return PC_OK;
 }
 
-static pc_err_t check_subject(const pc_ca_template_t *tmpl, X509_REQ *csr, pc_diag_t *diag)
+static pc_err_t check_subject(const pc_ca_template_t *tmpl, const X509_NAME *subject,
+                              pc_diag_t *diag)
 {
-    const X509_NAME *subject = X509_REQ_get_subject_name(csr);
     if (tmpl->subject_from_request || X509_NAME_entry_count(subject) == 0)
         return PC_OK;
     char text[256];
@@ -200,25 +213,32 @@ static pc_err_t check_subject(const pc_ca_template_t *tmpl, X509_REQ *csr, pc_di
                    tmpl->name, text);
 }
 
-/* check_names holds every SAN and, when the template says so, the subject's CNs to the
- * template's name policy. */
+/* check_name_list holds every SAN of sans (may be NULL) and, when the template says so, the
+ * subject's CNs to the template's name policy. */
+static pc_err_t check_name_list(const pc_ca_template_t *tmpl, const GENERAL_NAMES *sans,
+                                const X509_NAME *subject, pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans) && err == PC_OK; i++)
+        err = pc_name_policy_check_san(&tmpl->names, tmpl->name, sk_GENERAL_NAME_value(sans, i),
+                                       diag);
+    if (err == PC_OK)
+        err = pc_name_policy_check_subject(&tmpl->names, tmpl->name, subject, diag);
+    return err;
+}
+
+/* check_names is check_name_list for the CSR's SAN extension and subject. */
 static pc_err_t check_names(const pc_ca_template_t *tmpl, X509_REQ *csr,
                             const STACK_OF(X509_EXTENSION) * exts, pc_diag_t *diag)
 {
-    pc_err_t err = PC_OK;
     int crit = 0;
     GENERAL_NAMES *sans = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL);
 
     if (sans == NULL && crit != -1)
         return pc_fail(diag, PC_ERR_BAD_MESSAGE,
                        "the CSR's subject alternative name extension is malformed or repeated");
-    for (int i = 0; i < sk_GENERAL_NAME_num(sans) && err == PC_OK; i++)
-        err = pc_name_policy_check_san(&tmpl->names, tmpl->name, sk_GENERAL_NAME_value(sans, i),
-                                       diag);
+    pc_err_t err = check_name_list(tmpl, sans, X509_REQ_get_subject_name(csr), diag);
     GENERAL_NAMES_free(sans);
-    if (err == PC_OK)
-        err = pc_name_policy_check_subject(&tmpl->names, tmpl->name, X509_REQ_get_subject_name(csr),
-                                           diag);
     return err;
 }
 
@@ -243,7 +263,7 @@ pc_err_t pc_ca_template_check(const pc_ca_template_t *tmpl, X509_REQ *csr, unsig
     if (err == PC_OK)
         err = check_validity(tmpl, validity_days, diag);
     if (err == PC_OK)
-        err = check_subject(tmpl, csr, diag);
+        err = check_subject(tmpl, X509_REQ_get_subject_name(csr), diag);
     if (err != PC_OK)
         goto out;
     exts = X509_REQ_get_extensions(csr);
@@ -255,6 +275,25 @@ pc_err_t pc_ca_template_check(const pc_ca_template_t *tmpl, X509_REQ *csr, unsig
         err = check_names(tmpl, csr, exts, diag);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 out:
+    return err;
+}
+
+pc_err_t pc_ca_template_check_request(const pc_ca_template_t *tmpl, const pc_ca_request_t *req,
+                                      unsigned validity_days, pc_diag_t *diag)
+{
+    if (req == NULL || req->key == NULL || req->subject == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the request has no public key or subject");
+    pc_err_t err = check_key(tmpl, req->key, diag);
+    if (err == PC_OK)
+        err = check_validity(tmpl, validity_days, diag);
+    if (err == PC_OK)
+        err = check_subject(tmpl, req->subject, diag);
+    if (err == PC_OK)
+        err = check_eku_list(tmpl, req->ekus, diag);
+    if (err == PC_OK)
+        err = check_key_usage_mask(tmpl, req->key_usage, diag);
+    if (err == PC_OK)
+        err = check_name_list(tmpl, req->sans, req->subject, diag);
     return err;
 }
 
@@ -395,6 +434,25 @@ pc_err_t pc_ca_check_as_asked(X509 *cert, X509_REQ *csr, const pc_ca_issue_t *is
                    problems);
 }
 
+bool pc_ca_takes_requests(const pc_ca_t *ca)
+{
+    return ca->ops->submit_request != NULL;
+}
+
+void pc_ca_submit_request(pc_ca_t *ca, const pc_ca_request_t *req, const pc_ca_issue_t *issue,
+                          pc_ca_done_fn done, void *arg)
+{
+    if (ca->ops->submit_request != NULL) {
+        ca->ops->submit_request(ca, req, issue, done, arg);
+        return;
+    }
+    pc_diag_t diag;
+    done(arg,
+         pc_fail(&diag, PC_ERR_NOT_SUPPORTED, "CA \"%s\" (%s) signs CSRs only; send it a CSR",
+                 ca->name, ca->ops->kind),
+         NULL, &diag);
+}
+
 bool pc_ca_takes_serial(const pc_ca_t *ca)
 {
     return ca->takes_serial;
@@ -514,6 +572,24 @@ pc_err_t pc_ca_submit_sync(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issu
     if (err != PC_OK)
         return err;
     ca->ops->submit(ca, csr, issue, sync_done, &outcome);
+    err = sync_finish(ca, &outcome, diag);
+    if (err == PC_OK)
+        *cert = outcome.cert;
+    else
+        X509_free(outcome.cert);
+    return err;
+}
+
+pc_err_t pc_ca_submit_request_sync(pc_ca_t *ca, const pc_ca_request_t *req,
+                                   const pc_ca_issue_t *issue, X509 **cert, pc_diag_t *diag)
+{
+    sync_outcome_t outcome = {.called = false};
+
+    *cert = NULL;
+    pc_err_t err = sync_precheck(ca, diag);
+    if (err != PC_OK)
+        return err;
+    pc_ca_submit_request(ca, req, issue, sync_done, &outcome);
     err = sync_finish(ca, &outcome, diag);
     if (err == PC_OK)
         *cert = outcome.cert;

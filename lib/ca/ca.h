@@ -49,6 +49,30 @@ typedef struct pc_ca_template {
 pc_err_t pc_ca_template_check(const pc_ca_template_t *tmpl, X509_REQ *csr, unsigned validity_days,
                               pc_diag_t *diag);
 
+/* What a certificate is asked for, already parsed: how a caller in the CA's own process asks a
+ * CA that takes requests this way (pc_ca_takes_requests), with no CSR to build, sign, parse and
+ * verify again. A CSR's signature proves that its sender holds the private key; here the caller
+ * made the key pair itself (the engine's keygen) and hands it over, which proves as much, so
+ * only code that holds the private key may ask this way: never build a request from a public
+ * key that came from outside (send a CSR for that). Everything is borrowed until the submit's
+ * callback has run. */
+typedef struct pc_ca_request {
+    EVP_PKEY *key; /* the caller's key pair; the CA reads and certifies its public half only */
+    const X509_NAME *subject;           /* may have no entries */
+    const GENERAL_NAMES *sans;          /* NULL or empty: no SAN extension */
+    const STACK_OF(ASN1_OBJECT) * ekus; /* NULL or empty: no extended key usage extension */
+    unsigned key_usage;                 /* KU_* mask; 0: no key usage extension */
+    const X509_EXTENSION *sid;          /* the Microsoft SID extension; NULL: none */
+} pc_ca_request_t;
+
+/* pc_ca_template_check_request is pc_ca_template_check for a parsed request: the same rules
+ * (key, validity, subject, EKUs, key usage, name policy), in the same order, with the same
+ * errors and messages, sharing their code; there is no CSR signature to verify (see
+ * pc_ca_request_t) and no extension to decode. PC_ERR_INVALID_PARAM without a key or subject.
+ * Any thread. */
+pc_err_t pc_ca_template_check_request(const pc_ca_template_t *tmpl, const pc_ca_request_t *req,
+                                      unsigned validity_days, pc_diag_t *diag);
+
 /* pc_ca_template_free frees tmpl's members and tmpl (NULL allowed). */
 void pc_ca_template_free(pc_ca_template_t *tmpl);
 
@@ -104,6 +128,10 @@ typedef struct pc_ca_ops {
     /* Checks the template, then has the CSR signed. */
     void (*submit)(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
                    void *arg);
+    /* The same for a parsed request (pc_ca_template_check_request); NULL when the backend
+     * takes CSRs only (a remote CA: the CSR is what it is sent). */
+    void (*submit_request)(pc_ca_t *ca, const pc_ca_request_t *req, const pc_ca_issue_t *issue,
+                           pc_ca_done_fn done, void *arg);
     /* Revokes a serial; revoking twice is not an error. PC_ERR_NOT_FOUND when the CA never
      * issued it. */
     void (*revoke)(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
@@ -146,6 +174,14 @@ STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca);
 pc_err_t pc_ca_check_as_asked(X509 *cert, X509_REQ *csr, const pc_ca_issue_t *issue,
                               pc_diag_t *diag);
 
+/* pc_ca_takes_requests tells whether the CA signs parsed requests (pc_ca_submit_request). */
+bool pc_ca_takes_requests(const pc_ca_t *ca);
+
+/* pc_ca_submit_request has a parsed request signed (ops->submit_request); PC_ERR_NOT_SUPPORTED
+ * through done, inside the call, for a CA that takes CSRs only. Threads as pc_ca_submit. */
+void pc_ca_submit_request(pc_ca_t *ca, const pc_ca_request_t *req, const pc_ca_issue_t *issue,
+                          pc_ca_done_fn done, void *arg);
+
 /* pc_ca_takes_serial tells whether the CA signs with the serial its caller picks: the caller
  * records it before asking, so a certificate whose answer was lost is found by it. */
 bool pc_ca_takes_serial(const pc_ca_t *ca);
@@ -169,11 +205,14 @@ const pc_ca_template_t *pc_ca_find_template(const pc_ca_t *ca, const char *name)
  * give otherwise. Any thread. */
 pc_err_t pc_ca_serial_parse(const pc_ca_t *ca, const char *hex, BIGNUM **out, pc_diag_t *diag);
 
-/* pc_ca_submit_sync, pc_ca_revoke_sync and pc_ca_find_issued_sync run a call on a CA opened
- * without a loop and return its outcome (*cert is the caller's; *serials too, with free);
- * PC_ERR_NOT_SUPPORTED for a CA that runs on a loop. For tools and tests, on their thread. */
+/* pc_ca_submit_sync, pc_ca_submit_request_sync, pc_ca_revoke_sync and pc_ca_find_issued_sync run a
+ * call on a CA opened without a loop and return its outcome (*cert is the caller's; *serials too,
+ * with free); PC_ERR_NOT_SUPPORTED for a CA that runs on a loop. For tools and tests, on their
+ * thread. */
 pc_err_t pc_ca_submit_sync(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, X509 **cert,
                            pc_diag_t *diag);
+pc_err_t pc_ca_submit_request_sync(pc_ca_t *ca, const pc_ca_request_t *req,
+                                   const pc_ca_issue_t *issue, X509 **cert, pc_diag_t *diag);
 pc_err_t pc_ca_revoke_sync(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_diag_t *diag);
 pc_err_t pc_ca_find_issued_sync(pc_ca_t *ca, const char *tenant, const char *request_id,
                                 pc_ca_serial_t **serials, size_t *count, pc_diag_t *diag);

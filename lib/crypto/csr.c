@@ -110,69 +110,86 @@ static pc_err_t push_san(STACK_OF(X509_EXTENSION) * exts, const GENERAL_NAMES *s
     return err;
 }
 
-static pc_err_t push_eku(STACK_OF(X509_EXTENSION) * exts, const char *const *ekus, size_t count,
+pc_err_t pc_csr_ekus_new(const char *const *ekus, size_t count, STACK_OF(ASN1_OBJECT) * *out,
                          pc_diag_t *diag)
 {
-    pc_err_t err = PC_OK;
-    unsigned char *der = NULL;
-    EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+    STACK_OF(ASN1_OBJECT) *list = sk_ASN1_OBJECT_new_null();
 
-    if (eku == NULL) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory building the extended key usage");
-        goto out_free_eku;
-    }
+    *out = NULL;
+    if (list == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory building the extended key usage");
     for (size_t i = 0; i < count; i++) {
         ASN1_OBJECT *obj = ekus[i] != NULL ? OBJ_txt2obj(ekus[i], 0) : NULL;
         if (obj == NULL) {
             ERR_clear_error();
-            err = pc_fail(diag, PC_ERR_INVALID_PARAM,
-                          "unknown extended key usage \"%s\"; use a dotted OID "
-                          "(e.g. 1.3.6.1.5.5.7.3.2) or a name such as clientAuth",
-                          ekus[i] != NULL ? ekus[i] : "(null)");
-            goto out_free_eku;
+            sk_ASN1_OBJECT_pop_free(list, ASN1_OBJECT_free);
+            return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                           "unknown extended key usage \"%s\"; use a dotted OID "
+                           "(e.g. 1.3.6.1.5.5.7.3.2) or a name such as clientAuth",
+                           ekus[i] != NULL ? ekus[i] : "(null)");
         }
-        if (!sk_ASN1_OBJECT_push(eku, obj)) {
+        if (!sk_ASN1_OBJECT_push(list, obj)) {
             ASN1_OBJECT_free(obj);
-            err = pc_fail(diag, PC_ERR_NOMEM, "out of memory building the extended key usage");
-            goto out_free_eku;
+            sk_ASN1_OBJECT_pop_free(list, ASN1_OBJECT_free);
+            return pc_fail(diag, PC_ERR_NOMEM, "out of memory building the extended key usage");
         }
     }
+    *out = list;
+    return PC_OK;
+}
+
+static pc_err_t push_eku(STACK_OF(X509_EXTENSION) * exts, const char *const *ekus, size_t count,
+                         pc_diag_t *diag)
+{
+    unsigned char *der = NULL;
+    EXTENDED_KEY_USAGE *eku = NULL;
+    pc_err_t err = pc_csr_ekus_new(ekus, count, &eku, diag);
+
+    if (err != PC_OK)
+        return err;
     int len = i2d_EXTENDED_KEY_USAGE(eku, &der);
-    if (len <= 0) {
+    if (len <= 0)
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot encode the extended key usage");
-        goto out_free_eku;
-    }
-    err = push_ext_der(exts, NID_ext_key_usage, 0, der, len, diag);
+    else
+        err = push_ext_der(exts, NID_ext_key_usage, 0, der, len, diag);
     OPENSSL_free(der);
-out_free_eku:
     sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
     return err;
 }
 
-static pc_err_t push_key_usage(STACK_OF(X509_EXTENSION) * exts, unsigned key_usage, pc_diag_t *diag)
+pc_err_t pc_csr_key_usage_bits(unsigned key_usage, ASN1_BIT_STRING **out, pc_diag_t *diag)
 {
-    pc_err_t err = PC_OK;
     unsigned known = 0;
-    unsigned char *der = NULL;
     ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
 
-    if (bits == NULL) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory building the key usage");
-        goto out_free_bits;
-    }
+    *out = NULL;
+    if (bits == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory building the key usage");
     for (size_t i = 0; i < sizeof(ku_bit_masks) / sizeof(ku_bit_masks[0]); i++) {
         known |= ku_bit_masks[i];
         if ((key_usage & ku_bit_masks[i]) != 0 && !ASN1_BIT_STRING_set_bit(bits, (int)i, 1)) {
-            err = pc_fail(diag, PC_ERR_NOMEM, "out of memory building the key usage");
-            goto out_free_bits;
+            ASN1_BIT_STRING_free(bits);
+            return pc_fail(diag, PC_ERR_NOMEM, "out of memory building the key usage");
         }
     }
     if ((key_usage & ~known) != 0) {
-        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
-                      "key usage mask 0x%x has bits 0x%x that are no RFC 5280 key usage", key_usage,
-                      key_usage & ~known);
-        goto out_free_bits;
+        ASN1_BIT_STRING_free(bits);
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "key usage mask 0x%x has bits 0x%x that are no RFC 5280 key usage",
+                       key_usage, key_usage & ~known);
     }
+    *out = bits;
+    return PC_OK;
+}
+
+static pc_err_t push_key_usage(STACK_OF(X509_EXTENSION) * exts, unsigned key_usage, pc_diag_t *diag)
+{
+    unsigned char *der = NULL;
+    ASN1_BIT_STRING *bits = NULL;
+    pc_err_t err = pc_csr_key_usage_bits(key_usage, &bits, diag);
+
+    if (err != PC_OK)
+        return err;
     int len = i2d_ASN1_BIT_STRING(bits, &der);
     if (len <= 0) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot encode the key usage");

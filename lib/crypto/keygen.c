@@ -5,12 +5,18 @@
  * (SP 800-56B, with auxiliary primes) costs about three times what two random primes cost. The
  * fast path therefore draws p and q from OpenSSL's own prime generator, applies the FIPS 186-4
  * B.3.3 checks itself, derives d and the CRT values, assembles the key with EVP_PKEY_fromdata
- * and proves it with a pairwise sign/verify test before handing it out. The provider's keygen
- * stays available (PC_KEYGEN_PROVIDER, for FIPS mode), and EC always uses it.
- * Pool threads, many at once: no static mutable state, one BN_CTX per call, secrets wiped.
+ * and proves it with a pairwise sign/verify test before handing it out. EC keys come from
+ * OpenSSL's EC key generation on groups built once (ec_fast). The provider's keygen stays
+ * available for both (PC_KEYGEN_PROVIDER, for FIPS mode).
+ * Pool threads, many at once: no mutable state but the EC groups, built once and read-only
+ * after; one BN_CTX per call; secrets wiped.
  */
+/* EC_KEY_generate_key and friends: see ec_fast. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "keygen.h"
 #include "keygen_int.h"
+
+#include <pthread.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -401,9 +407,49 @@ static pc_err_t rsa_provider(unsigned bits, EVP_PKEY **out, pc_diag_t *diag)
     return err;
 }
 
-static pc_err_t ec_generate(unsigned bits, EVP_PKEY **out, pc_diag_t *diag)
+/* The curves' groups, built once for the process and only read after: every key copies its
+ * group from them (EC_KEY_set_group), which costs a fraction of building one. */
+static EC_GROUP *ec_groups[2]; /* P-256, P-384 */
+static pthread_once_t ec_groups_once = PTHREAD_ONCE_INIT;
+
+static void ec_groups_init(void)
+{
+    ec_groups[0] = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    ec_groups[1] = EC_GROUP_new_by_curve_name(NID_secp384r1);
+}
+
+/*
+ * ec_fast makes an EC key with OpenSSL's own EC key generation (the one the provider calls),
+ * as a legacy EC_KEY on a group built once. OpenSSL 3.0's provider path builds the group again
+ * for every key (EVP_PKEY_Q_keygen), and its keys then cost an encoder look-up each time they
+ * are written: into the certificate (X509_set_pubkey), the intent hash (i2d_PUBKEY) and the
+ * PKCS#8 of the PFX, together several times the key generation itself (perf). A legacy key is
+ * written by its own ASN.1 methods. The provider mode keeps the provider's keygen (FIPS).
+ */
+static pc_err_t ec_fast(unsigned bits, EVP_PKEY **out, pc_diag_t *diag)
 {
     const char *curve = bits == 256 ? "P-256" : "P-384";
+    EC_KEY *ec = NULL;
+    EVP_PKEY *key = NULL;
+
+    pthread_once(&ec_groups_once, ec_groups_init);
+    const EC_GROUP *group = ec_groups[bits == 256 ? 0 : 1];
+    if (group == NULL || (ec = EC_KEY_new()) == NULL || EC_KEY_set_group(ec, group) != 1 ||
+        EC_KEY_generate_key(ec) != 1 || (key = EVP_PKEY_new()) == NULL ||
+        EVP_PKEY_assign_EC_KEY(key, ec) != 1) {
+        EC_KEY_free(ec);
+        EVP_PKEY_free(key);
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "%s key generation failed", curve);
+    }
+    *out = key;
+    return PC_OK;
+}
+
+static pc_err_t ec_generate(unsigned bits, pc_keygen_mode_t mode, EVP_PKEY **out, pc_diag_t *diag)
+{
+    const char *curve = bits == 256 ? "P-256" : "P-384";
+    if (mode == PC_KEYGEN_FAST)
+        return ec_fast(bits, out, diag);
     *out = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
     if (*out == NULL)
         return pc_fail_ssl(diag, PC_ERR_CRYPTO, "%s key generation failed", curve);
@@ -453,7 +499,7 @@ pc_err_t pc_key_generate(const pc_key_spec_t *spec, pc_keygen_mode_t mode, EVP_P
                        "key generation mode %d is unknown; use fast (0) or provider (1)",
                        (int)mode);
     if (spec->alg == PC_KEY_EC)
-        return ec_generate(spec->bits, out, diag);
+        return ec_generate(spec->bits, mode, out, diag);
     if (mode == PC_KEYGEN_PROVIDER)
         return rsa_provider(spec->bits, out, diag);
     return rsa_fast(spec->bits, out, diag);

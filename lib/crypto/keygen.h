@@ -3,8 +3,14 @@
  *
  * RSA key generation dominates the cost of the whole system, so RSA has a fast path: primes from
  * OpenSSL's own prime generator, the standard checks, the key assembled with EVP_PKEY_fromdata
- * and a pairwise consistency test. The provider's own keygen stays available (FIPS mode).
- * Pool threads: every function is thread-safe and blocking.
+ * and a pairwise consistency test. EC keys in the fast mode are made on the curve's group built
+ * once per process (keygen.c: OpenSSL 3.0 rebuilds it for every EVP_PKEY_Q_keygen). The
+ * provider's own keygen stays available for both (FIPS mode).
+ *
+ * Threads: every function runs on any thread, several at once (the worker's pool threads, the
+ * benchmark's), and blocks. The groups are built by whichever call comes first, under
+ * pthread_once, and only read after; nothing else is shared. Keys are OpenSSL's, which wipes
+ * their private parts when they are freed.
  */
 #ifndef PC_KEYGEN_H
 #define PC_KEYGEN_H
@@ -26,7 +32,7 @@ typedef struct pc_key_spec {
 } pc_key_spec_t;
 
 typedef enum pc_keygen_mode {
-    PC_KEYGEN_FAST = 0,     /* our RSA path; EC always uses the provider */
+    PC_KEYGEN_FAST = 0,     /* our RSA path; EC keys as OpenSSL's EC_KEY (see keygen.c) */
     PC_KEYGEN_PROVIDER = 1, /* EVP_PKEY_keygen of the default (or FIPS) provider */
 } pc_keygen_mode_t;
 

@@ -45,6 +45,15 @@ static pc_err_t encode_pfx(PKCS12 *p12, unsigned char **der, size_t *len, pc_dia
     return PC_OK;
 }
 
+/* key_mismatch tells whether e is X509_check_private_key's refusal of a key and certificate
+ * that do not go together. */
+static bool key_mismatch(unsigned long e)
+{
+    return ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+                                              ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH ||
+                                              ERR_GET_REASON(e) == X509_R_UNKNOWN_KEY_TYPE);
+}
+
 pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *friendly_name,
                       const char *password, unsigned char **der, size_t *len, pc_diag_t *diag)
 {
@@ -57,17 +66,20 @@ pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const c
                        "password (may be empty) and an output");
     *der = NULL;
     *len = 0;
-    if (X509_check_private_key(cert, key) != 1) {
-        err = pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
-                          "the private key does not belong to the certificate given for the PFX");
-        goto out;
-    }
     int iter = password[0] == '\0' ? PFX_ITER_NO_PASSWORD : PFX_ITER;
-    /* mac_iter -1: no MAC yet; PKCS12_create's MAC would be SHA-1 in OpenSSL 3.0 */
+    /* mac_iter -1: no MAC yet; PKCS12_create's MAC would be SHA-1 in OpenSSL 3.0.
+     * PKCS12_create_ex checks that key belongs to cert (X509_check_private_key) before anything
+     * else; checking here too cost a second key comparison per issuance, so its refusal is only
+     * told apart from other failures. */
     p12 = PKCS12_create_ex(password, friendly_name, key, cert, chain, NID_aes_256_cbc,
                            PFX_CERTS_IN_CLEAR, iter, -1, 0, NULL, NULL);
     if (p12 == NULL) {
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not create the PFX");
+        if (key_mismatch(ERR_peek_last_error()))
+            err = pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
+                              "the private key does not belong to the certificate given for the "
+                              "PFX");
+        else
+            err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not create the PFX");
         goto out;
     }
     if (PKCS12_set_mac(p12, password, -1, NULL, 0, iter, EVP_sha256()) != 1) {

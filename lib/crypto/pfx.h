@@ -13,7 +13,7 @@
  * (may be NULL). The key is protected by password (AES-256-CBC, PBKDF2-SHA256; one iteration
  * when the password is empty, 2048 otherwise), the certificates are in clear, and a SHA-256 MAC
  * covers all. *der is the caller's and holds the private key: free with
- * OPENSSL_clear_free(*der, *len). */
+ * OPENSSL_clear_free(*der, *len). PC_ERR_INVALID_PARAM when key does not belong to cert. */
 pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *friendly_name,
                       const char *password, unsigned char **der, size_t *len, pc_diag_t *diag);
 

@@ -195,9 +195,8 @@ static pc_err_t run_issue(pc_engine_t *engine, const Pkcs__V1__Request *req, Pkc
     if (err != PC_OK || (err = pc_issue_prepare(req, ca, &job, diag)) != PC_OK)
         return err;
     if ((err = pc_issue_keygen(job, engine->keygen_mode, diag)) != PC_OK ||
-        (err = pc_issue_make_csr(job, diag)) != PC_OK ||
-        (err = pc_ca_submit_sync(ca, pc_issue_get0_csr(job), pc_issue_ca_params(job), &cert,
-                                 diag)) != PC_OK)
+        (err = pc_issue_make_request(job, diag)) != PC_OK ||
+        (err = pc_issue_submit_sync(job, &cert, diag)) != PC_OK)
         goto out_free_job;
     if ((err = pc_issue_set0_cert(job, cert, diag)) != PC_OK ||
         (err = pc_issue_pack(job, diag)) != PC_OK)

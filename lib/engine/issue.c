@@ -34,8 +34,17 @@ struct pc_issue {
     GENERAL_NAMES *sans;
     X509_EXTENSION *sid;
     EVP_PKEY *key;
+    /* What the CA is asked: a CSR, or for a CA that takes parsed requests (the local CA, in
+     * this process) the request itself, whose key is checked against the certificate by its
+     * SubjectPublicKeyInfo bytes. */
+    bool direct;      /* the CA takes parsed requests */
+    bool has_request; /* made: csr, or creq with spki */
     X509_REQ *csr;
-    unsigned char spki_sha256[32]; /* of the new key, set with the CSR */
+    pc_ca_request_t creq;
+    STACK_OF(ASN1_OBJECT) * ekus; /* the profile's EKUs, parsed (direct only) */
+    unsigned char *spki;          /* the new key's SubjectPublicKeyInfo (direct only) */
+    int spki_len;
+    unsigned char spki_sha256[32]; /* of the new key, set with the request */
     pc_envelope_to_t *device;      /* the device key, checked before the CA is asked */
     X509 *cert;
     unsigned char *envelope;
@@ -110,6 +119,13 @@ pc_err_t pc_issue_prepare(const Pkcs__V1__Request *req, pc_ca_t *ca, pc_issue_t 
         goto out_free_job;
     if (issue->sid[0] != '\0' && (err = pc_sid_extension_new(issue->sid, &job->sid, diag)) != PC_OK)
         goto out_free_job;
+    job->direct = pc_ca_takes_requests(ca);
+    /* The EKU names are parsed here for a parsed request, as pc_csr_new parses them for a CSR:
+     * the same function, the same refusal of an unknown name. */
+    if (job->direct && profile->n_extended_key_usages > 0 &&
+        (err = pc_csr_ekus_new((const char *const *)profile->extended_key_usages,
+                               profile->n_extended_key_usages, &job->ekus, diag)) != PC_OK)
+        goto out_free_job;
     *out = job;
     return PC_OK;
 out_free_job:
@@ -122,8 +138,20 @@ const pc_key_spec_t *pc_issue_key_spec(const pc_issue_t *job)
     return &job->key_spec;
 }
 
+/* forget_request drops what was made for the job's key (the parsed request borrows it) before
+ * the key changes or is freed. */
+static void forget_request(pc_issue_t *job)
+{
+    job->creq = (pc_ca_request_t){0};
+    job->has_request = false;
+    OPENSSL_free(job->spki);
+    job->spki = NULL;
+    job->spki_len = 0;
+}
+
 pc_err_t pc_issue_keygen(pc_issue_t *job, pc_keygen_mode_t mode, pc_diag_t *diag)
 {
+    forget_request(job);
     EVP_PKEY_free(job->key);
     job->key = NULL;
     return pc_key_generate(&job->key_spec, mode, &job->key, diag);
@@ -131,6 +159,7 @@ pc_err_t pc_issue_keygen(pc_issue_t *job, pc_keygen_mode_t mode, pc_diag_t *diag
 
 void pc_issue_set0_key(pc_issue_t *job, EVP_PKEY *key)
 {
+    forget_request(job);
     EVP_PKEY_free(job->key);
     job->key = key;
 }
@@ -180,15 +209,74 @@ pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag)
         return err;
     X509_REQ_free(job->csr);
     job->csr = NULL;
+    job->has_request = false;
     if ((err = pc_csr_new(job->key, &params, &job->csr, diag)) != PC_OK)
         return err;
-    return hash_public_key(job, diag);
+    if ((err = hash_public_key(job, diag)) != PC_OK)
+        return err;
+    job->has_request = true;
+    return PC_OK;
+}
+
+/* make_parsed fills the parsed request: the names rendered at prepare, the key, and the key's
+ * SubjectPublicKeyInfo for the intent record and the certificate check. */
+static pc_err_t make_parsed(pc_issue_t *job, pc_diag_t *diag)
+{
+    OPENSSL_free(job->spki);
+    job->spki = NULL;
+    job->has_request = false;
+    job->spki_len = i2d_PUBKEY(job->key, &job->spki);
+    if (job->spki_len <= 0 ||
+        !EVP_Digest(job->spki, (size_t)job->spki_len, job->spki_sha256, NULL, EVP_sha256(), NULL))
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot encode the public key of request %s",
+                           job->req->request_id);
+    job->creq = (pc_ca_request_t){
+        .key = job->key,
+        .subject = job->subject,
+        .sans = job->sans,
+        .ekus = job->ekus,
+        .key_usage = job->key_usage,
+        .sid = job->sid,
+    };
+    job->has_request = true;
+    return PC_OK;
+}
+
+pc_err_t pc_issue_make_request(pc_issue_t *job, pc_diag_t *diag)
+{
+    if (!job->direct)
+        return pc_issue_make_csr(job, diag);
+    if (job->key == NULL)
+        return pc_fail(diag, PC_ERR_CRYPTO, "no key pair to make a request with");
+    pc_err_t err = check_device(job, diag);
+    return err == PC_OK ? make_parsed(job, diag) : err;
+}
+
+bool pc_issue_has_request(const pc_issue_t *job)
+{
+    return job->has_request;
+}
+
+void pc_issue_submit(pc_issue_t *job, pc_ca_done_fn done, void *arg)
+{
+    if (job->direct)
+        pc_ca_submit_request(job->ca, &job->creq, &job->ca_params, done, arg);
+    else
+        pc_ca_submit(job->ca, job->csr, &job->ca_params, done, arg);
+}
+
+pc_err_t pc_issue_submit_sync(pc_issue_t *job, X509 **cert, pc_diag_t *diag)
+{
+    if (job->direct)
+        return pc_ca_submit_request_sync(job->ca, &job->creq, &job->ca_params, cert, diag);
+    return pc_ca_submit_sync(job->ca, job->csr, &job->ca_params, cert, diag);
 }
 
 pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t *diag)
 {
-    if (job->csr == NULL)
-        return pc_fail(diag, PC_ERR_CRYPTO, "no CSR yet for request %s", job->req->request_id);
+    if (!job->has_request)
+        return pc_fail(diag, PC_ERR_CRYPTO, "no request to the CA yet for request %s",
+                       job->req->request_id);
     int n = snprintf(buf, len, "ca=%s spki_sha256=", job->ca->name);
     for (size_t i = 0; n > 0 && i < sizeof(job->spki_sha256) && (size_t)n + 3 <= len; i++)
         n += snprintf(buf + n, len - (size_t)n, "%02X", job->spki_sha256[i]);
@@ -278,10 +366,34 @@ pc_ca_t *pc_issue_get0_ca(const pc_issue_t *job)
     return job->ca;
 }
 
+/* same_public_key tells whether cert certifies the key whose SubjectPublicKeyInfo the job sent.
+ * The local CA copied that key into the certificate, so the encodings are the same bytes;
+ * comparing them costs next to nothing, where X509_check_private_key decodes the certificate's
+ * key and compares the two in the provider. */
+static bool same_public_key(const pc_issue_t *job, X509 *cert)
+{
+    unsigned char *der = NULL;
+    int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der);
+    bool same = len > 0 && len == job->spki_len && memcmp(der, job->spki, (size_t)len) == 0;
+    OPENSSL_free(der);
+    return same;
+}
+
 pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag)
 {
     X509_free(job->cert);
     job->cert = cert;
+    /* The certificate must carry the job's key: a CA that swapped requests would otherwise hand
+     * one device another's certificate. pc_pfx_build checks the pair again (PKCS12_create does,
+     * and cannot be told not to), so here a parsed request, whose public key bytes the job
+     * kept, is checked by those bytes, and only a CSR's answer costs a key comparison. */
+    if (job->direct && job->spki != NULL) {
+        if (!same_public_key(job, cert))
+            return pc_fail(diag, PC_ERR_CRYPTO,
+                           "the CA returned a certificate for another key than request %s's",
+                           job->req->request_id);
+        return PC_OK;
+    }
     if (job->key != NULL && X509_check_private_key(cert, job->key) != 1)
         return pc_fail_ssl(diag, PC_ERR_CRYPTO,
                            "the CA returned a certificate for another key than request %s's",
@@ -306,6 +418,7 @@ pc_err_t pc_issue_pack(pc_issue_t *job, pc_diag_t *diag)
         pc_diag_prefix(diag, "device public key");
     OPENSSL_clear_free(pfx, pfx_len);
 out_free_key:
+    job->creq.key = NULL; /* borrowed it; the CA is asked no more once the job packs */
     EVP_PKEY_free(job->key);
     job->key = NULL;
     return err;
@@ -344,6 +457,8 @@ void pc_issue_free(pc_issue_t *job)
     X509_EXTENSION_free(job->sid);
     EVP_PKEY_free(job->key);
     X509_REQ_free(job->csr);
+    sk_ASN1_OBJECT_pop_free(job->ekus, ASN1_OBJECT_free);
+    OPENSSL_free(job->spki);
     pc_envelope_to_free(job->device);
     X509_free(job->cert);
     OPENSSL_free(job->envelope);

@@ -3,8 +3,11 @@
  *
  *   pc_issue_prepare   (loop thread)  render subject, SANs, SID; pick CA; check key spec
  *   pc_issue_keygen    (pool thread)  make the key pair (or pc_issue_set0_key from a key pool)
- *   pc_issue_make_csr  (pool thread)  check the device key; CSR signed with the new key
- *   ... the CA signs the CSR (pool thread for a blocking backend, loop thread otherwise)
+ *   pc_issue_make_request (pool thread) check the device key; what the CA is asked: the
+ *                      parsed request for a CA in this process (pc_ca_takes_requests), a CSR
+ *                      signed with the new key for any other
+ *   pc_issue_submit    (loop thread)  the CA signs (pool thread for a blocking backend, loop
+ *                      thread otherwise)
  *   pc_issue_pack      (pool thread)  PKCS#12 + CMS envelope to the device key; wipes the key
  *   pc_issue_fill_result (any)        certificate, chain, serial, thumbprints into a Result
  *
@@ -40,6 +43,22 @@ void pc_issue_set0_key(pc_issue_t *job, EVP_PKEY *key);
 /* pc_issue_make_csr builds the CSR. Pool thread. */
 pc_err_t pc_issue_make_csr(pc_issue_t *job, pc_diag_t *diag);
 
+/* pc_issue_make_request builds what the job's CA is asked, after checking the device key: the
+ * parsed request when the CA takes those (pc_ca_takes_requests: the local CA), else the CSR
+ * (pc_issue_make_csr). Pool thread. */
+pc_err_t pc_issue_make_request(pc_issue_t *job, pc_diag_t *diag);
+
+/* pc_issue_has_request tells whether pc_issue_make_request (or _make_csr) has made it. */
+bool pc_issue_has_request(const pc_issue_t *job);
+
+/* pc_issue_submit asks the job's CA to sign what pc_issue_make_request made; done as for
+ * pc_ca_submit, whose threads it follows. The job must outlive the callback. */
+void pc_issue_submit(pc_issue_t *job, pc_ca_done_fn done, void *arg);
+
+/* pc_issue_submit_sync is pc_issue_submit for a CA opened without a loop (tools, benchmarks);
+ * *cert is the caller's. */
+pc_err_t pc_issue_submit_sync(pc_issue_t *job, X509 **cert, pc_diag_t *diag);
+
 /* pc_issue_intent writes the job's intent record into buf: the CA name and the SHA-256 of the
  * new public key ("ca=local spki_sha256=AB12..."), stored in Redis before the CA is asked, so
  * that a worker taking the request over knows a certificate may exist; once the CA signed,
@@ -66,13 +85,15 @@ pc_err_t pc_issue_choose_serial(pc_issue_t *job, pc_diag_t *diag);
  * before that the serial chosen for it (pc_issue_choose_serial); false when neither is known. */
 bool pc_issue_serial(const pc_issue_t *job, char *buf, size_t len);
 
-/* pc_issue_get0_csr / pc_issue_ca_params give what the CA submission needs (borrowed). */
+/* pc_issue_get0_csr / pc_issue_ca_params give what the CA submission needs (borrowed); the CSR
+ * is NULL when the CA takes parsed requests. */
 X509_REQ *pc_issue_get0_csr(const pc_issue_t *job);
 const pc_ca_issue_t *pc_issue_ca_params(const pc_issue_t *job);
 pc_ca_t *pc_issue_get0_ca(const pc_issue_t *job);
 
 /* pc_issue_set0_cert hands the job the certificate the CA signed (the job takes it). Checks
- * that it carries the job's public key: PC_ERR_CRYPTO otherwise. */
+ * that it carries the job's public key (for a parsed request: the same SubjectPublicKeyInfo
+ * bytes): PC_ERR_CRYPTO otherwise. */
 pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag);
 
 /* pc_issue_pack builds the PKCS#12 and envelopes it to the device key; the private key and the

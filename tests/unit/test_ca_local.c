@@ -581,6 +581,118 @@ static void test_refusal_signs_nothing(void **state)
     assert_int_equal(issued_count(fx), 1); /* only the one issued before */
 }
 
+/* A parsed request asking what make_csr asks: the local CA's direct path. The parts are the
+ * caller's (free_direct). */
+typedef struct direct {
+    X509_NAME *subject;
+    GENERAL_NAMES *sans;
+    STACK_OF(ASN1_OBJECT) * ekus;
+    X509_EXTENSION *sid;
+    pc_ca_request_t req;
+} direct_t;
+
+static void make_direct(direct_t *d, EVP_PKEY *key, const char *cn, const char *eku)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_IA5STRING *email = ASN1_IA5STRING_new();
+    const char *ekus[] = {eku};
+
+    d->subject = X509_NAME_new();
+    d->sans = GENERAL_NAMES_new();
+    assert_true(d->subject && d->sans && gn && email);
+    X509_NAME_add_entry_by_txt(d->subject, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                               0);
+    ASN1_STRING_set(email, "alice@example.com", -1);
+    GENERAL_NAME_set0_value(gn, GEN_EMAIL, email);
+    sk_GENERAL_NAME_push(d->sans, gn);
+    assert_int_equal(pc_csr_ekus_new(ekus, 1, &d->ekus, NULL), PC_OK);
+    d->sid = sid_ext("S-1-5-21-7-8-9-1001");
+    d->req = (pc_ca_request_t){.key = key,
+                               .subject = d->subject,
+                               .sans = d->sans,
+                               .ekus = d->ekus,
+                               .key_usage = KU_DIGITAL_SIGNATURE,
+                               .sid = d->sid};
+}
+
+static void free_direct(direct_t *d)
+{
+    X509_NAME_free(d->subject);
+    GENERAL_NAMES_free(d->sans);
+    sk_ASN1_OBJECT_pop_free(d->ekus, ASN1_OBJECT_free);
+    X509_EXTENSION_free(d->sid);
+}
+
+/* The direct path (no CSR) certifies exactly what the CSR path certifies for the same request:
+ * the same names, key, extensions in the same order with the same criticality and bytes, the
+ * same validity and record; and it refuses what the template forbids, signing nothing. */
+static void test_direct_request_signs_as_csr(void **state)
+{
+    fixture_t *fx = with_ca(state);
+    X509 *by_csr = issue(fx, 30, "by-csr");
+    direct_t d;
+    make_direct(&d, fx->key, "alice", "clientAuth");
+    pc_ca_issue_t iss = {
+        .template_name = "User", .validity_days = 30, .tenant = "contoso", .request_id = "direct"};
+    pc_diag_t diag = {.msg = ""};
+    X509 *cert = NULL;
+
+    assert_true(pc_ca_takes_requests(fx->ca));
+    if (pc_ca_submit_request_sync(fx->ca, &d.req, &iss, &cert, &diag) != PC_OK)
+        fail_msg("direct: %s", diag.msg);
+    assert_int_equal(X509_get_version(cert), X509_get_version(by_csr));
+    assert_int_equal(X509_NAME_cmp(X509_get_subject_name(cert), X509_get_subject_name(by_csr)), 0);
+    assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_issuer_name(by_csr)), 0);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(cert), X509_get0_pubkey(by_csr)), 1);
+    assert_int_equal(X509_get_signature_nid(cert), X509_get_signature_nid(by_csr));
+    assert_int_equal(X509_verify(cert, X509_get0_pubkey(ca_cert(fx->ca))), 1);
+    int days = 0, secs = 0;
+    ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(cert), X509_get0_notAfter(cert));
+    assert_int_equal(days, 30);
+    assert_int_equal(secs, 300);
+    assert_int_equal(X509_get_ext_count(cert), X509_get_ext_count(by_csr));
+    for (int i = 0; i < X509_get_ext_count(cert); i++) {
+        X509_EXTENSION *a = X509_get_ext(cert, i), *b = X509_get_ext(by_csr, i);
+        assert_int_equal(OBJ_cmp(X509_EXTENSION_get_object(a), X509_EXTENSION_get_object(b)), 0);
+        assert_int_equal(X509_EXTENSION_get_critical(a), X509_EXTENSION_get_critical(b));
+        assert_int_equal(
+            ASN1_OCTET_STRING_cmp(X509_EXTENSION_get_data(a), X509_EXTENSION_get_data(b)), 0);
+    }
+    check_urls(cert);
+    check_copied(cert);
+    assert_int_equal(issued_count(fx), 2); /* recorded like the other */
+    char *hex = serial_hex(cert);
+    redisReply *reply = redisCommand(fx->admin, "HGET pc:ca:{local}:cert:%s request_id", hex);
+    assert_true(reply != NULL && reply->type == REDIS_REPLY_STRING);
+    assert_string_equal(reply->str, "contoso:direct");
+    freeReplyObject(reply);
+    OPENSSL_free(hex);
+    X509_free(cert);
+    free_direct(&d);
+
+    /* refusals: the template's rules, before anything is signed or recorded */
+    make_direct(&d, fx->key, "mallory", "serverAuth");
+    cert = NULL;
+    assert_int_equal(pc_ca_submit_request_sync(fx->ca, &d.req, &iss, &cert, &diag), PC_ERR_POLICY);
+    assert_null(cert);
+    assert_non_null(strstr(diag.msg, "serverAuth"));
+    free_direct(&d);
+    make_direct(&d, fx->key, "mallory", "clientAuth");
+    iss.validity_days = 400;
+    assert_int_equal(pc_ca_submit_request_sync(fx->ca, &d.req, &iss, &cert, &diag), PC_ERR_POLICY);
+    iss.validity_days = 30;
+    d.req.key_usage = KU_KEY_CERT_SIGN;
+    assert_int_equal(pc_ca_submit_request_sync(fx->ca, &d.req, &iss, &cert, &diag), PC_ERR_POLICY);
+    d.req.key_usage = KU_DIGITAL_SIGNATURE;
+    iss.template_name = "WebServer";
+    assert_int_equal(pc_ca_submit_request_sync(fx->ca, &d.req, &iss, &cert, &diag),
+                     PC_ERR_INVALID_PARAM);
+    assert_non_null(strstr(diag.msg, "WebServer"));
+    free_direct(&d);
+    assert_int_equal(issued_count(fx), 2);
+    X509_free(by_csr);
+}
+
 static void test_revoke(void **state)
 {
     fixture_t *fx = with_ca(state);
@@ -1073,6 +1185,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_urls_unless_configured, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serials_unique, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusal_signs_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_request_signs_as_csr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openssl_tool_agrees, setup, teardown),

@@ -65,7 +65,23 @@ typedef struct csr_spec {
     const char *const *ekus;
     size_t eku_count;
     unsigned key_usage;
+    const char *dns; /* NULL: no SAN */
 } csr_spec_t;
+
+/* spec_sans is the SAN list of spec (NULL without one). */
+static GENERAL_NAMES *spec_sans(const csr_spec_t *spec)
+{
+    if (spec->dns == NULL)
+        return NULL;
+    GENERAL_NAMES *sans = GENERAL_NAMES_new();
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
+    assert_true(sans != NULL && gn != NULL && dns != NULL);
+    assert_int_equal(ASN1_STRING_set(dns, spec->dns, -1), 1);
+    GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+    assert_int_equal(sk_GENERAL_NAME_push(sans, gn), 1);
+    return sans;
+}
 
 static X509_REQ *make_csr(const csr_spec_t *spec)
 {
@@ -76,12 +92,15 @@ static X509_REQ *make_csr(const csr_spec_t *spec)
         assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
                                                     (const unsigned char *)spec->cn, -1, -1, 0),
                          1);
+    GENERAL_NAMES *sans = spec_sans(spec);
     pc_csr_params_t params = {.subject = name,
+                              .sans = sans,
                               .ekus = spec->ekus,
                               .eku_count = spec->eku_count,
                               .key_usage = spec->key_usage};
     pc_diag_t diag = {.msg = ""};
     assert_int_equal(pc_csr_new(spec->key, &params, &req, &diag), PC_OK);
+    GENERAL_NAMES_free(sans);
     X509_NAME_free(name);
     return req;
 }
@@ -290,6 +309,145 @@ static void test_bad_template_entry(void **state)
     pc_ca_template_free(NULL);
 }
 
+/* check_both judges spec as a CSR (pc_ca_template_check) and as the parsed request the local
+ * CA takes (pc_ca_template_check_request), asserts that both come to the same verdict with the
+ * same message, and returns it (the message in *diag). */
+static pc_err_t check_both(const pc_ca_template_t *tmpl, const csr_spec_t *spec, unsigned days,
+                           pc_diag_t *diag)
+{
+    X509_REQ *csr = make_csr(spec);
+    pc_diag_t csr_diag = {.msg = ""};
+    pc_err_t csr_err = pc_ca_template_check(tmpl, csr, days, &csr_diag);
+
+    STACK_OF(ASN1_OBJECT) *ekus = NULL;
+    assert_int_equal(pc_csr_ekus_new(spec->ekus, spec->eku_count, &ekus, NULL), PC_OK);
+    GENERAL_NAMES *sans = spec_sans(spec);
+    pc_ca_request_t req = {.key = spec->key,
+                           .subject = X509_REQ_get_subject_name(csr),
+                           .sans = sans,
+                           .ekus = ekus,
+                           .key_usage = spec->key_usage};
+    *diag = (pc_diag_t){.msg = ""};
+    pc_err_t err = pc_ca_template_check_request(tmpl, &req, days, diag);
+    if (err != csr_err || strcmp(diag->msg, csr_diag.msg) != 0)
+        fail_msg("CSR: %d \"%s\"; parsed request: %d \"%s\"", csr_err, csr_diag.msg, err,
+                 diag->msg);
+    GENERAL_NAMES_free(sans);
+    sk_ASN1_OBJECT_pop_free(ekus, ASN1_OBJECT_free);
+    X509_REQ_free(csr);
+    return err;
+}
+
+/* A parsed request (the local CA's direct path, no CSR) is held to every rule a CSR is, with
+ * the same verdict and message: the two paths share the rules, and this breaks when they part. */
+static void test_parsed_request_judged_alike(void **state)
+{
+    pc_ca_template_t *tmpl = user_template();
+    const char *server[] = {"clientAuth", "serverAuth"};
+    const char *odd[] = {"1.2.3.4.5"};
+    csr_spec_t good = {.key = ec256,
+                       .cn = "alice",
+                       .ekus = client_auth,
+                       .eku_count = 1,
+                       .key_usage = KU_DIGITAL_SIGNATURE,
+                       .dns = "alice.contoso.com"};
+    csr_spec_t spec = good;
+    pc_diag_t diag;
+
+    assert_int_equal(check_both(tmpl, &good, 365, &diag), PC_OK);
+    spec.key = rsa2048;
+    assert_int_equal(check_both(tmpl, &spec, 1, &diag), PC_OK);
+    csr_spec_t bare = {.key = ec256, .cn = "bare"};
+    assert_int_equal(check_both(tmpl, &bare, 30, &diag), PC_OK);
+
+    /* EKUs */
+    spec = good;
+    spec.ekus = server;
+    spec.eku_count = 2;
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+    assert_non_null(strstr(diag.msg, "serverAuth"));
+    spec.ekus = odd;
+    spec.eku_count = 1;
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+
+    /* key usage, both octets */
+    spec = good;
+    spec.key_usage = KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN;
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+    assert_non_null(strstr(diag.msg, "keyCertSign"));
+    spec.key_usage = KU_KEY_AGREEMENT | KU_DECIPHER_ONLY;
+    tmpl->allowed_key_usage = KU_KEY_AGREEMENT;
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+    assert_non_null(strstr(diag.msg, "decipherOnly"));
+    tmpl->allowed_key_usage = KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT;
+
+    /* key type and size */
+    EVP_PKEY *rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    assert_non_null(rsa1024);
+    spec = good;
+    spec.key = rsa1024;
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+    assert_non_null(strstr(diag.msg, "RSA-1024"));
+    EVP_PKEY_free(rsa1024);
+    tmpl->min_ec_bits = 384;
+    assert_int_equal(check_both(tmpl, &good, 30, &diag), PC_ERR_POLICY);
+    tmpl->min_ec_bits = 0;
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(ed);
+    spec.key = ed;
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+    assert_non_null(strstr(diag.msg, "use RSA or ECDSA"));
+    EVP_PKEY_free(ed);
+
+    /* validity */
+    assert_int_equal(check_both(tmpl, &good, 366, &diag), PC_ERR_POLICY);
+    assert_int_equal(check_both(tmpl, &good, 0, &diag), PC_ERR_INVALID_PARAM);
+    tmpl->max_validity_days = 0;
+    assert_int_equal(check_both(tmpl, &good, 1, &diag), PC_ERR_POLICY);
+    tmpl->max_validity_days = 365;
+
+    /* subject */
+    tmpl->subject_from_request = false;
+    assert_int_equal(check_both(tmpl, &good, 30, &diag), PC_ERR_POLICY);
+    assert_non_null(strstr(diag.msg, "CN=alice"));
+    spec = good;
+    spec.cn = NULL;
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_OK);
+    tmpl->subject_from_request = true;
+
+    /* names: SAN type, DNS syntax and domain, CNs as host names */
+    tmpl->names.san_types = PC_NAME_SAN_EMAIL;
+    assert_int_equal(check_both(tmpl, &good, 30, &diag), PC_ERR_POLICY);
+    tmpl->names.san_types = 0;
+    spec = good;
+    spec.dns = "not a host name";
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+    spec.dns = "*.contoso.com";
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+    assert_int_equal(pc_name_policy_add_domain(&tmpl->names.dns_domains,
+                                               &tmpl->names.dns_domain_count, "fabrikam.com",
+                                               "test", NULL),
+                     PC_OK);
+    assert_int_equal(check_both(tmpl, &good, 30, &diag), PC_ERR_POLICY);
+    assert_non_null(strstr(diag.msg, "alice.contoso.com"));
+    pc_name_policy_clear(&tmpl->names);
+    tmpl->names.cn_is_dns_name = true;
+    spec = good;
+    spec.cn = "alice smith";
+    assert_int_equal(check_both(tmpl, &spec, 30, &diag), PC_ERR_POLICY);
+    tmpl->names.cn_is_dns_name = false;
+
+    /* a template entry that is no EKU is a configuration error either way */
+    free(tmpl->allowed_ekus[0]);
+    tmpl->allowed_ekus[0] = xstrdup("no-such-eku");
+    assert_int_equal(check_both(tmpl, &good, 30, &diag), PC_ERR_INVALID_PARAM);
+
+    /* no key or subject */
+    pc_ca_request_t none = {.key = NULL};
+    assert_int_equal(pc_ca_template_check_request(tmpl, &none, 30, &diag), PC_ERR_INVALID_PARAM);
+    pc_ca_template_free(tmpl);
+}
+
 /* A fake backend, to see the shared wrappers work on any backend. */
 typedef struct fake_ca {
     pc_ca_t base;
@@ -371,6 +529,16 @@ static void test_backend_helpers(void **state)
     assert_int_equal(pc_ca_revoke_sync(ca, &rev, &diag), PC_ERR_NOT_FOUND);
     assert_string_equal(diag.msg, "no 01");
 
+    /* a backend that takes CSRs only refuses a parsed request, inside the call */
+    assert_false(pc_ca_takes_requests(ca));
+    pc_ca_request_t req = {.key = ec256};
+    issue.template_name = "User";
+    assert_int_equal(pc_ca_submit_request_sync(ca, &req, &issue, &cert, &diag),
+                     PC_ERR_NOT_SUPPORTED);
+    assert_null(cert);
+    assert_non_null(strstr(diag.msg, "send it a CSR"));
+    assert_int_equal(fake->submits, 2);
+
     pc_ca_free(ca);
     assert_int_equal(freed, 1);
     pc_ca_free(NULL);
@@ -390,11 +558,16 @@ static void test_backend_helpers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_csr_passes),     cmocka_unit_test(test_forbidden_eku),
-        cmocka_unit_test(test_forbidden_key_usage), cmocka_unit_test(test_weak_keys),
-        cmocka_unit_test(test_validity_limits),     cmocka_unit_test(test_subject_not_from_request),
-        cmocka_unit_test(test_tampered_signature),  cmocka_unit_test(test_bad_template_entry),
+        cmocka_unit_test(test_good_csr_passes),
+        cmocka_unit_test(test_forbidden_eku),
+        cmocka_unit_test(test_forbidden_key_usage),
+        cmocka_unit_test(test_weak_keys),
+        cmocka_unit_test(test_validity_limits),
+        cmocka_unit_test(test_subject_not_from_request),
+        cmocka_unit_test(test_tampered_signature),
+        cmocka_unit_test(test_bad_template_entry),
         cmocka_unit_test(test_backend_helpers),
+        cmocka_unit_test(test_parsed_request_judged_alike),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -29,6 +29,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "keygen.h"
 #include "keygen_int.h"
@@ -234,6 +235,30 @@ static void assert_fast_path_factors(EVP_PKEY *key, unsigned bits)
     BN_clear_free(p);
 }
 
+/* assert_named_curve_spki checks that key is written as certificates carry it: the curve by
+ * its name (an OID, not explicit parameters) and the point uncompressed. */
+static void assert_named_curve_spki(EVP_PKEY *key, unsigned bits)
+{
+    unsigned char *der = NULL;
+    int len = i2d_PUBKEY(key, &der);
+    const unsigned char *p = der;
+    X509_PUBKEY *pub = len > 0 ? d2i_X509_PUBKEY(NULL, &p, len) : NULL;
+    const unsigned char *point = NULL;
+    int point_len = 0, ptype = 0;
+    const void *pval = NULL;
+    X509_ALGOR *alg = NULL;
+
+    assert_non_null(pub);
+    assert_int_equal(X509_PUBKEY_get0_param(NULL, &point, &point_len, &alg, pub), 1);
+    X509_ALGOR_get0(NULL, &ptype, &pval, alg);
+    assert_int_equal(ptype, V_ASN1_OBJECT);
+    assert_int_equal(OBJ_obj2nid(pval), bits == 256 ? NID_X9_62_prime256v1 : NID_secp384r1);
+    assert_int_equal(point_len, 1 + 2 * (int)(bits / 8));
+    assert_int_equal(point[0], 0x04);
+    X509_PUBKEY_free(pub);
+    OPENSSL_free(der);
+}
+
 static void test_generated_key(void **state)
 {
     const struct key_case *kc = *state;
@@ -252,6 +277,7 @@ static void test_generated_key(void **state)
                                                         sizeof(name), NULL),
                          1);
         assert_string_equal(name, kc->bits == 256 ? "prime256v1" : "secp384r1");
+        assert_named_curve_spki(key, kc->bits);
     }
     assert_openssl_checks(key);
     assert_sign_verify(key);

@@ -34,6 +34,8 @@
 static bool local_healthy(const pc_ca_t *ca);
 static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
                          void *arg);
+static void local_submit_request(pc_ca_t *ca, const pc_ca_request_t *creq,
+                                 const pc_ca_issue_t *issue, pc_ca_done_fn done, void *arg);
 static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
 static void local_find_issued(pc_ca_t *ca, const char *tenant, const char *request_id,
                               pc_ca_found_fn found, void *arg);
@@ -45,6 +47,7 @@ static const pc_ca_ops_t local_ops = {
     .kind = "local",
     .healthy = local_healthy,
     .submit = local_submit,
+    .submit_request = local_submit_request,
     .revoke = local_revoke,
     .find_issued = local_find_issued,
     .get0_chain = local_get0_chain,
@@ -104,6 +107,8 @@ pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag
         goto out_free_ca;
     }
     err = pc_ca_local_setup(lca, cfg, diag);
+    if (err == PC_OK)
+        err = pc_ca_local_direct_new(lca, &lca->direct, diag);
     if (err == PC_OK && cfg->redis != NULL)
         err = pc_ca_index_open_redis(cfg->name, cfg->redis, &lca->index, diag);
     else if (err == PC_OK)
@@ -139,6 +144,7 @@ static void local_free(pc_ca_t *ca)
     free(lca->crl_url);
     free(lca->aia_url);
     pc_ca_index_free(lca->index);
+    pc_ca_local_direct_free(lca->direct);
     free(lca);
 }
 
@@ -384,14 +390,16 @@ out_free_serial:
     return err;
 }
 
-static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *req, const char *key,
-                      X509 **out, pc_diag_t *diag)
+/* issue checks a CSR, or (csr NULL) a parsed request creq, against its template, has it signed
+ * and records the certificate: one way for both, so that neither skips a step. */
+static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_request_t *creq,
+                      const pc_ca_issue_t *req, const char *key, X509 **out, pc_diag_t *diag)
 {
     const pc_ca_template_t *tmpl = NULL;
     X509 *cert = NULL;
 
     *out = NULL;
-    if (csr == NULL || req == NULL || req->template_name == NULL)
+    if ((csr == NULL && creq == NULL) || req == NULL || req->template_name == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "CA \"%s\": no CSR or template given",
                        lca->base.name);
     tmpl = pc_ca_find_template(&lca->base, req->template_name);
@@ -399,9 +407,11 @@ static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *re
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "CA \"%s\" has no template \"%s\"; use a template configured for it",
                        lca->base.name, req->template_name);
-    pc_err_t err = pc_ca_template_check(tmpl, csr, req->validity_days, diag);
+    pc_err_t err = csr != NULL ? pc_ca_template_check(tmpl, csr, req->validity_days, diag)
+                               : pc_ca_template_check_request(tmpl, creq, req->validity_days, diag);
     if (err == PC_OK)
-        err = sign_csr(lca, csr, req->validity_days, &cert, diag);
+        err = csr != NULL ? sign_csr(lca, csr, req->validity_days, &cert, diag)
+                          : pc_ca_local_sign_request(lca, creq, req->validity_days, &cert, diag);
     /* A certificate is handed out only once the index holds it, so that it can be revoked. */
     if (err == PC_OK)
         err = record_issued(lca, cert, key, diag);
@@ -411,6 +421,31 @@ static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_issue_t *re
     }
     *out = cert;
     return PC_OK;
+}
+
+pc_err_t pc_ca_local_extension_model(const pc_ca_local_t *lca, X509 **out, pc_diag_t *diag)
+{
+    X509 *cert = X509_new();
+    X509_REQ *none = X509_REQ_new(); /* asks for nothing */
+    pc_err_t err = PC_OK;
+
+    *out = NULL;
+    if (cert == NULL || none == NULL || !X509_set_pubkey(cert, X509_get0_pubkey(lca->cert)))
+        err = pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory preparing CA \"%s\"", lca->base.name);
+    else
+        err = add_extensions(lca, cert, none, diag);
+    X509_REQ_free(none);
+    if (err == PC_OK)
+        *out = cert;
+    else
+        X509_free(cert);
+    return err;
+}
+
+pc_err_t pc_ca_local_set_validity(const pc_ca_local_t *lca, X509 *cert, unsigned days,
+                                  pc_diag_t *diag)
+{
+    return set_validity(lca, cert, days, diag);
 }
 
 static bool reason_valid(pc_revoke_reason_t reason)
@@ -477,9 +512,10 @@ typedef struct call {
     uv_work_t work;
     pc_ca_local_t *lca;
     call_kind_t kind;
-    X509_REQ *csr;              /* submit */
-    const pc_ca_issue_t *issue; /* submit */
-    pc_ca_revoke_t rev;         /* revoke: a copy, its serial in serial_hex */
+    X509_REQ *csr;               /* submit of a CSR */
+    const pc_ca_request_t *creq; /* submit of a parsed request */
+    const pc_ca_issue_t *issue;  /* submit */
+    pc_ca_revoke_t rev;          /* revoke: a copy, its serial in serial_hex */
     bool has_rev;
     char serial_hex[128];
     char request_key[REQUEST_KEY_MAX]; /* submit and find: tenant and request, see request_key */
@@ -498,7 +534,7 @@ static void call_run(call_t *c)
 {
     switch (c->kind) {
     case CALL_SUBMIT:
-        c->err = issue(c->lca, c->csr, c->issue, c->request_key, &c->cert, &c->diag);
+        c->err = issue(c->lca, c->csr, c->creq, c->issue, c->request_key, &c->cert, &c->diag);
         break;
     case CALL_REVOKE:
         c->err = revoke(c->lca, c->has_rev ? &c->rev : NULL, &c->diag);
@@ -562,6 +598,9 @@ static void dispatch(call_t *c)
     lca->pending++;
 }
 
+static void submit_any(pc_ca_t *ca, X509_REQ *csr, const pc_ca_request_t *creq,
+                       const pc_ca_issue_t *req, pc_ca_done_fn done, void *arg);
+
 static call_t *call_new(pc_ca_t *ca, call_kind_t kind, void *arg)
 {
     call_t *c = calloc(1, sizeof(*c));
@@ -575,6 +614,25 @@ static call_t *call_new(pc_ca_t *ca, call_kind_t kind, void *arg)
 
 static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *req, pc_ca_done_fn done,
                          void *arg)
+{
+    submit_any(ca, csr, NULL, req, done, arg);
+}
+
+static void local_submit_request(pc_ca_t *ca, const pc_ca_request_t *creq, const pc_ca_issue_t *req,
+                                 pc_ca_done_fn done, void *arg)
+{
+    if (creq == NULL) {
+        pc_diag_t diag;
+        done(arg, pc_fail(&diag, PC_ERR_INVALID_PARAM, "CA \"%s\": no request given", ca->name),
+             NULL, &diag);
+        return;
+    }
+    submit_any(ca, NULL, creq, req, done, arg);
+}
+
+/* submit_any queues the signing of a CSR or (creq not NULL) of a parsed request. */
+static void submit_any(pc_ca_t *ca, X509_REQ *csr, const pc_ca_request_t *creq,
+                       const pc_ca_issue_t *req, pc_ca_done_fn done, void *arg)
 {
     call_t *c = call_new(ca, CALL_SUBMIT, arg);
     if (c == NULL) {
@@ -592,6 +650,7 @@ static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *req, p
         return;
     }
     c->csr = csr;
+    c->creq = creq;
     c->issue = req;
     c->done = done;
     dispatch(c);
