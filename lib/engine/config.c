@@ -307,7 +307,7 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
 {
     static const char *const keys[] = {
         "name", "type", "state_dir", "cert_file", "key_file", "subject", "crl_url", "aia_url",
-        "key_passphrase", "key_passphrase_file", "templates",
+        "key_passphrase", "key_passphrase_file", "templates", "ocsp_url",
         /* type cfssl */
         "url", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
         "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts", "retry_base_ms",
@@ -324,6 +324,7 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
         (err = get_string(obj, "subject", "ca", &ca->subject, diag)) != PC_OK ||
         (err = get_string(obj, "crl_url", "ca", &ca->crl_url, diag)) != PC_OK ||
         (err = get_string(obj, "aia_url", "ca", &ca->aia_url, diag)) != PC_OK ||
+        (err = get_string(obj, "ocsp_url", "ca", &ca->ocsp_url, diag)) != PC_OK ||
         (err = ca_passphrase(ca, obj, diag)) != PC_OK)
         return err;
     if (ca->name == NULL && (ca->name = strdup("local")) == NULL)
@@ -469,6 +470,7 @@ static void free_ca(pc_config_ca_t *ca)
     free(ca->subject);
     free(ca->crl_url);
     free(ca->aia_url);
+    free(ca->ocsp_url);
     free(ca->url);
     if (ca->auth_key_hex != NULL)
         OPENSSL_clear_free(ca->auth_key_hex, strlen(ca->auth_key_hex));

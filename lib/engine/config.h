@@ -22,6 +22,7 @@ typedef struct pc_config_ca {
     char *subject;        /* of a generated CA */
     char *crl_url;
     char *aia_url;
+    char *ocsp_url; /* AIA OCSP URL put in issued certificates (local CA) */
     pc_ca_template_t **templates;
     size_t template_count;
     /* type "cfssl": a remote cfssl serve */

@@ -64,6 +64,7 @@ static pc_err_t open_local(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_co
         .subject = c->subject,
         .crl_url = c->crl_url,
         .aia_url = c->aia_url,
+        .ocsp_url = c->ocsp_url,
         .redis = redis,
         .templates = c->templates,
         .template_count = c->template_count,
