@@ -13,6 +13,7 @@
  *   POST /api/topics/ensure     create missing topics now (body ignored)
  *   GET  /metrics, /healthz, /readyz
  *   GET  /ca/NAME.crt|.der, /crl/NAME.crl
+ *   POST /ocsp/NAME, GET /ocsp/NAME/{base64 request}   OCSP (coord_ocsp.c)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,7 @@ static void respond_error(pc_http_response_t *resp, int status, const char *msg)
     json_decref(doc);
 }
 
-/* percent_decode decodes %XX in text into out (at most size - 1 bytes); false if malformed. */
-static bool percent_decode(const char *text, char *out, size_t size)
+bool pc_coord_percent_decode(const char *text, char *out, size_t size)
 {
     size_t n = 0;
     for (; *text != '\0'; text++) {
@@ -73,7 +73,7 @@ static void serve_worker(pc_coord_t *coord, const char *encoded, pc_http_respons
     char id[256];
     size_t i;
     json_t *w;
-    if (!percent_decode(encoded, id, sizeof(id))) {
+    if (!pc_coord_percent_decode(encoded, id, sizeof(id))) {
         respond_error(resp, 400, "bad worker id in the path; use /api/workers/{id}");
         return;
     }
@@ -145,6 +145,10 @@ void pc_coord_http_handler(void *arg, const char *method, const char *path,
     pc_coord_t *coord = arg;
     if (strcmp(path, "/api/topics/ensure") == 0) {
         serve_ensure(coord, method, resp);
+        return;
+    }
+    if (strncmp(path, "/ocsp/", 6) == 0) {
+        pc_coord_ocsp_serve(coord, method, path, resp);
         return;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {

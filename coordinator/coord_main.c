@@ -127,11 +127,12 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
                                   &coord->admin, diag)) != PC_OK ||
         (err = pc_http_new(coord->loop, cfg->coordinator.http_host, (int)cfg->coordinator.http_port,
                            pc_coord_http_handler, coord, &coord->http, diag)) != PC_OK ||
-        (err = pc_coord_ca_start(coord, diag)) != PC_OK)
+        (err = pc_coord_ca_start(coord, diag)) != PC_OK ||
+        (err = pc_coord_ocsp_start(coord, diag)) != PC_OK)
         return err;
     snprintf(port, sizeof(port), "%d", pc_http_port(coord->http));
-    pc_log(PC_LOG_INFO, "http", "serving the status page, /api, /metrics, /ca and /crl", "port",
-           port, NULL);
+    pc_log(PC_LOG_INFO, "http", "serving the status page, /api, /metrics, /ca, /crl and /ocsp",
+           "port", port, NULL);
     uv_signal_start(&coord->sigterm, on_signal, SIGTERM);
     uv_signal_start(&coord->sigint, on_signal, SIGINT);
     coord->ensure = true;
