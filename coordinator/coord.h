@@ -225,6 +225,7 @@ struct pc_coord {
     int exit_code;
     bool stopping;
     pc_engine_t *engine;
+    bool engine_closing; /* its CAs are closing on the loop (cfssl's HTTP client) */
     pc_redis_t *redis;
     pc_http_t *http;
     pc_coord_admin_t *admin;

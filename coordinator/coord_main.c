@@ -67,6 +67,11 @@ static void coord_shutdown(pc_coord_t *coord, int exit_code)
         pc_redis_close(coord->redis, on_component_closed, coord);
         coord->redis = NULL;
     }
+    if (coord->engine != NULL && !coord->engine_closing) {
+        coord->engine_closing = true;
+        coord->open++;
+        pc_engine_close(coord->engine, on_component_closed, coord);
+    }
     pc_coord_admin_stop(coord->admin);
 }
 
@@ -121,7 +126,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
         return err;
     }
     pc_coord_topics_init(coord);
-    if ((err = pc_engine_new(coord->cfg, &coord->engine, diag)) != PC_OK ||
+    /* On the loop: a cfssl CA needs it to fetch its certificate and CRL. */
+    if ((err = pc_engine_new_loop(coord->cfg, coord->loop, &coord->engine, diag)) != PC_OK ||
         (err = pc_redis_new(coord->loop, &rc, &coord->redis, diag)) != PC_OK ||
         (err = pc_coord_admin_new(coord->loop, cfg->kafka.brokers, cfg->kafka.group_id,
                                   &coord->admin, diag)) != PC_OK ||
