@@ -14,10 +14,17 @@ typedef struct pc_ca_local_config {
     const char *cert_file;      /* optional PEM: use this CA certificate (+ chain after it) */
     const char *key_file;       /* optional PEM private key (encrypted with key_passphrase) */
     const char *key_passphrase; /* protects the CA key on disk; required */
-    const char *subject;  /* subject of a generated CA, default "CN=PKCS Connector Local CA" */
-    const char *crl_url;  /* CRL distribution point put in issued certs, may be NULL */
-    const char *aia_url;  /* AIA caIssuers URL put in issued certs, may be NULL */
-    const char *ocsp_url; /* AIA OCSP responder URL put in issued certs, may be NULL */
+    /* Or the CA key in a PKCS#11 token, where it stays: an RFC 7512 URI
+     * ("pkcs11:token=...;object=...;type=private") used through OpenSSL's pkcs11 engine;
+     * cert_file (the CA certificate) is then required, and key_passphrase still protects the
+     * OCSP responder's key on disk. */
+    const char *key_uri;
+    const char *key_pin;    /* the token's user PIN (borrowed; the caller wipes it) */
+    const char *key_module; /* the PKCS#11 module (.so); NULL: the engine's default, p11-kit */
+    const char *subject;    /* subject of a generated CA, default "CN=PKCS Connector Local CA" */
+    const char *crl_url;    /* CRL distribution point put in issued certs, may be NULL */
+    const char *aia_url;    /* AIA caIssuers URL put in issued certs, may be NULL */
+    const char *ocsp_url;   /* AIA OCSP responder URL put in issued certs, may be NULL */
     /* Where the records of issued and revoked certificates live: this Redis, shared by the
      * cluster; NULL: state_dir/index.txt, for a process outside any cluster (offline). */
     const pc_redis_config_t *redis;
@@ -25,10 +32,11 @@ typedef struct pc_ca_local_config {
     size_t template_count;
 } pc_ca_local_config_t;
 
-/* pc_ca_local_new loads the CA from cert_file/key_file, or from state_dir, or generates a new
- * one (P-256, 10 years) into state_dir with the key encrypted (AES-256, PKCS#8) under
- * key_passphrase. Redis is not contacted until the CA first needs its records. *out is the
- * caller's (pc_ca_free). PC_ERR_IO / PC_ERR_CRYPTO with the file name and what to do. */
+/* pc_ca_local_new loads the CA from cert_file/key_file, or cert_file/key_uri (a token), or from
+ * state_dir, or generates a new one (P-256, 10 years) into state_dir with the key encrypted
+ * (AES-256, PKCS#8) under key_passphrase. Redis is not contacted until the CA first needs its
+ * records. *out is the caller's (pc_ca_free). PC_ERR_IO / PC_ERR_CRYPTO with the file or
+ * token and what to do; PC_ERR_DEPENDENCY when the token cannot be used (no pkcs11 engine). */
 pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag_t *diag);
 
 /* pc_ca_local_crl returns a freshly signed CRL (DER, caller frees with OPENSSL_free) listing

@@ -22,7 +22,10 @@ typedef struct pc_config_ca {
     char *subject;        /* of a generated CA */
     char *crl_url;
     char *aia_url;
-    char *ocsp_url; /* AIA OCSP URL put in issued certificates (local CA) */
+    char *ocsp_url;   /* AIA OCSP URL put in issued certificates (local CA) */
+    char *key_uri;    /* the CA key in a PKCS#11 token (RFC 7512), instead of key_file */
+    char *key_pin;    /* the token's PIN, from key_pin_file; wiped when freed */
+    char *key_module; /* the PKCS#11 module; default the engine's (p11-kit) */
     pc_ca_template_t **templates;
     size_t template_count;
     /* type "cfssl": a remote cfssl serve */

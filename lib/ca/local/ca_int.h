@@ -16,14 +16,16 @@
  * pc_ca_local_new returns, so that pool threads can sign with it at once. */
 typedef struct pc_ca_local {
     pc_ca_t base;
-    X509 *cert;               /* the CA's certificate */
-    EVP_PKEY *key;            /* the CA's private key */
-    STACK_OF(X509) * chain;   /* cert first, then the chain that followed it in its file */
-    ASN1_OCTET_STRING *keyid; /* the CA's subject key id: AKI of all it signs */
-    const EVP_MD *md;         /* digest of the CA's signatures */
-    char *crl_url;            /* NULL when not configured */
-    char *aia_url;            /* NULL when not configured */
-    char *ocsp_url;           /* NULL when not configured */
+    X509 *cert;                /* the CA's certificate */
+    EVP_PKEY *key;             /* the CA's private key (a handle to it when in a token) */
+    ENGINE *engine;            /* the pkcs11 engine holding key; NULL for a key from a file */
+    pthread_mutex_t sign_lock; /* orders signatures with a token key (ca_local_token.c) */
+    STACK_OF(X509) * chain;    /* cert first, then the chain that followed it in its file */
+    ASN1_OCTET_STRING *keyid;  /* the CA's subject key id: AKI of all it signs */
+    const EVP_MD *md;          /* digest of the CA's signatures */
+    char *crl_url;             /* NULL when not configured */
+    char *aia_url;             /* NULL when not configured */
+    char *ocsp_url;            /* NULL when not configured */
     pc_ca_index_t *index;
     char *state_dir;
     char *key_passphrase; /* encrypts the OCSP responder's key on disk; wiped when freed */
@@ -66,6 +68,21 @@ void pc_ca_local_unlock_state(int fd);
 /* pc_ca_local_state_path writes state_dir/name into out. PC_ERR_INVALID_PARAM when too long. */
 pc_err_t pc_ca_local_state_path(const char *state_dir, const char *name, char *out, size_t size,
                                 pc_diag_t *diag);
+
+/* pc_ca_local_token_key loads the private key cfg->key_uri names through OpenSSL's pkcs11
+ * engine (module cfg->key_module, logging in with cfg->key_pin): *key is a handle, the key
+ * stays in the token; *engine (pc_ca_local_token_release, after freeing *key) keeps the engine
+ * loaded. PC_ERR_DEPENDENCY when the engine is not installed, PC_ERR_CRYPTO naming the URI (never
+ * the PIN) when the token refuses. ca_local_token.c. */
+pc_err_t pc_ca_local_token_key(const pc_ca_local_config_t *cfg, EVP_PKEY **key, ENGINE **engine,
+                               pc_diag_t *diag);
+void pc_ca_local_token_release(ENGINE *engine);
+
+/* pc_ca_local_sign_cert and pc_ca_local_sign_crl sign with the CA key and lca->md, one at a
+ * time when the key is in a token (whose sessions the engine shares between threads); > 0 on
+ * success, as X509_sign. Any thread. */
+int pc_ca_local_sign_cert(pc_ca_local_t *lca, X509 *cert);
+int pc_ca_local_sign_crl(pc_ca_local_t *lca, X509_CRL *crl);
 
 /* pc_ca_local_ocsp_clear frees the responder's certificate and key (ca_local_ocsp.c). */
 void pc_ca_local_ocsp_clear(pc_ca_local_t *lca);

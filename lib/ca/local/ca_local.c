@@ -84,6 +84,7 @@ pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag
     if (lca == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the local CA");
     pthread_mutex_init(&lca->ocsp_lock, NULL);
+    pthread_mutex_init(&lca->sign_lock, NULL);
     pthread_mutex_init(&lca->ocsp_renew_lock, NULL);
     lca->base.ops = &local_ops;
     lca->base.loop = cfg->loop;
@@ -130,6 +131,7 @@ static void local_free(pc_ca_t *ca)
     pc_ca_base_clear(&lca->base);
     X509_free(lca->cert);
     EVP_PKEY_free(lca->key);
+    pc_ca_local_token_release(lca->engine); /* after the key, which holds it */
     sk_X509_pop_free(lca->chain, X509_free);
     ASN1_OCTET_STRING_free(lca->keyid);
     free(lca->crl_url);
@@ -139,6 +141,7 @@ static void local_free(pc_ca_t *ca)
     pc_ca_local_ocsp_clear(lca);
     pthread_mutex_destroy(&lca->ocsp_lock);
     pthread_mutex_destroy(&lca->ocsp_renew_lock);
+    pthread_mutex_destroy(&lca->sign_lock);
     free(lca->state_dir);
     if (lca->key_passphrase != NULL)
         OPENSSL_clear_free(lca->key_passphrase, strlen(lca->key_passphrase));
@@ -325,7 +328,7 @@ static pc_err_t add_extensions(const pc_ca_local_t *lca, X509 *cert, X509_REQ *c
 }
 
 /* Builds and signs the certificate for an already checked CSR. */
-static pc_err_t sign_csr(const pc_ca_local_t *lca, X509_REQ *csr, unsigned days, X509 **out,
+static pc_err_t sign_csr(pc_ca_local_t *lca, X509_REQ *csr, unsigned days, X509 **out,
                          pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
@@ -349,7 +352,7 @@ static pc_err_t sign_csr(const pc_ca_local_t *lca, X509_REQ *csr, unsigned days,
         err = add_extensions(lca, cert, csr, diag);
     if (err != PC_OK)
         goto out_free_cert;
-    if (X509_sign(cert, lca->key, lca->md) <= 0) {
+    if (pc_ca_local_sign_cert(lca, cert) <= 0) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "CA \"%s\" cannot sign the certificate",
                           lca->base.name);
         goto out_free_cert;

@@ -203,7 +203,7 @@ static pc_err_t make_responder(pc_ca_local_t *lca, time_t now, X509 **out_cert, 
         (err = responder_validity(lca, cert, now, diag)) != PC_OK ||
         (err = responder_extensions(lca, cert, diag)) != PC_OK)
         goto out_free_pair;
-    if (X509_sign(cert, lca->key, lca->md) <= 0) {
+    if (pc_ca_local_sign_cert(lca, cert) <= 0) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO,
                           "CA \"%s\" cannot sign its OCSP responder certificate", lca->base.name);
         goto out_free_pair;

@@ -1,6 +1,7 @@
 /*
  * ca_local_setup.c - where the local CA's key and certificate come from: files the operator
- * gave, the state dir of an earlier start, or a CA generated on first start.
+ * gave (or a certificate file and a key in a PKCS#11 token, ca_local_token.c), the state dir of
+ * an earlier start, or a CA generated on first start.
  *
  * The private key never reaches disk unencrypted: it is written as encrypted PKCS#8 (AES-256)
  * to a 0600 file created with O_EXCL, then renamed into place. Several workers may start at once
@@ -480,6 +481,18 @@ out_free_bn:
     return err;
 }
 
+/* The CA certificate from cert_file, its key in a token (key_uri). */
+static pc_err_t load_token_pair(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg,
+                                pc_diag_t *diag)
+{
+    pc_err_t err = load_cert_chain(cfg->cert_file, &lca->cert, &lca->chain, diag);
+    if (err == PC_OK)
+        err = pc_ca_local_token_key(cfg, &lca->key, &lca->engine, diag);
+    if (err == PC_OK)
+        err = check_pair(lca->cert, lca->key, cfg->cert_file, cfg->key_uri, diag);
+    return err;
+}
+
 pc_err_t pc_ca_local_setup(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg, pc_diag_t *diag)
 {
     pc_err_t err = make_dirs(cfg->state_dir, diag);
@@ -487,12 +500,19 @@ pc_err_t pc_ca_local_setup(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg, 
         return err;
     bool own_files = cfg->cert_file != NULL && cfg->cert_file[0] != '\0';
     bool own_key = cfg->key_file != NULL && cfg->key_file[0] != '\0';
-    if (own_files != own_key)
+    bool token = cfg->key_uri != NULL && cfg->key_uri[0] != '\0';
+    if (token && (own_key || !own_files))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "ca.key_uri (the CA key in a token) goes with ca.cert_file (the CA "
+                       "certificate) and without ca.key_file; set cert_file and remove key_file");
+    if (!token && own_files != own_key)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "ca.cert_file and ca.key_file go together; set both, or neither to use "
                        "the CA in %s",
                        cfg->state_dir);
-    if (own_files)
+    if (token)
+        err = load_token_pair(lca, cfg, diag);
+    else if (own_files)
         err = load_pair(lca, cfg->cert_file, cfg->key_file, cfg->key_passphrase, diag);
     else
         err = from_state_dir(lca, cfg, diag);
