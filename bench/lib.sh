@@ -44,7 +44,7 @@ bench_cfssl_start() {
     >"$PC_SERVERS_DIR/pids/cfssl"
   cfssl_url="http://127.0.0.1:$port"
   jq --arg url "$cfssl_url" --arg key "$cf/auth_key.hex" \
-    '.cas += [{"name": "cfssl", "type": "cfssl", "url": $url, "auth_key_file": $key,
+    '.cas += [{"name": "cfssl", "type": "cfssl", "url": $url, "allow_http": true, "auth_key_file": $key,
                "templates": [{"name": "Device", "allowed_ekus": ["clientAuth"],
                  "allowed_key_usages": ["digitalSignature", "keyAgreement", "keyEncipherment"]}]}]' \
     "$PC_CLUSTER_CONFIG" >"$PC_CLUSTER_CONFIG.new" && mv "$PC_CLUSTER_CONFIG.new" "$PC_CLUSTER_CONFIG"

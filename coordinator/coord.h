@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "redis.h"
 #include "registry.h"
+#include "stats.h"
 
 #define COORD_REFRESH_MS 2000       /* a snapshot every 2 s, as often as the page refreshes */
 #define COORD_KAFKA_TIMEOUT_MS 5000 /* bound on each Kafka request of a cycle */
@@ -70,7 +71,7 @@ typedef struct pc_coord_topic_meta {
     int replication; /* replicas of partition 0 */
 } pc_coord_topic_meta_t;
 
-#define COORD_TOPICS 3 /* requests, results, dlq */
+#define COORD_TOPICS 5 /* at most: requests, results, dlq, audit, notices */
 
 /* The probe: metadata of every topic, then low and high watermarks of the requests topic. */
 typedef struct pc_coord_probe {
@@ -78,6 +79,7 @@ typedef struct pc_coord_probe {
     void *arg;                       /* the cycle it is part of */
     rd_kafka_t *rk;                  /* borrowed */
     const char *names[COORD_TOPICS]; /* borrowed from the configuration */
+    int count;                       /* of names */
     pc_err_t err;                    /* of the metadata request */
     pc_diag_t diag;
     pc_coord_topic_meta_t meta[COORD_TOPICS];
@@ -116,6 +118,9 @@ typedef struct pc_coord_cycle {
     bool configs_ok;
     pc_diag_t configs_diag;
     int64_t retention_ms[COORD_TOPICS]; /* COORD_UNKNOWN until read */
+    bool stats_ok;                      /* the cluster's statistics (pc:stats:*) were read */
+    pc_diag_t stats_diag;
+    pc_stats_view_t stats;
 } pc_coord_cycle_t;
 
 /* pc_coord_cycle_start begins a refresh cycle unless one is running. */
@@ -126,12 +131,13 @@ void pc_coord_cycle_part_done(pc_coord_cycle_t *cycle);
 
 /* ---- topics (coord_topics.c) ------------------------------------------------------------ */
 
-/* One of the three topics, as configured and as last seen. */
+/* One of the cluster's topics, as configured. */
 typedef struct pc_coord_topic {
-    const char *role; /* "requests", "results", "dlq" */
+    const char *role; /* "requests", "results", "dlq", "audit", "notices" */
     const char *name; /* borrowed from the configuration */
     int want_partitions, want_replication;
     int64_t want_retention_ms;
+    const char *partitions_setting, *retention_setting; /* named in problems */
 } pc_coord_topic_t;
 
 /* pc_coord_topics_init fills coord->topics from the configuration. */
@@ -169,7 +175,13 @@ typedef struct pc_coord_view {
     size_t sample_head, sample_count;
     json_t *last_counts; /* {id: {"started_at", "seen", "counts": [4]}} of earlier cycles */
     double rate;         /* issued per second, from the last refresh that read the registry */
-    uint64_t cumulative[COUNT__N]; /* counts seen by this coordinator, never decreasing */
+    uint64_t cumulative[COUNT__N];       /* counts seen by this coordinator, never decreasing */
+    bool have_stats;                     /* stats holds a successful read */
+    pc_stats_view_t stats;               /* the last one: totals, the last hour by minute */
+    char stats_error[sizeof(pc_diag_t)]; /* why the last read failed; "" when it did not */
+    uint64_t counted[COUNT__N];          /* added to the *_total counters from the stats */
+    json_t *stats_doc;                   /* /api/stats */
+    json_t *cas;                         /* /api/cas */
 } pc_coord_view_t;
 
 /* pc_coord_view_build replaces the snapshot with what cycle gathered and updates metrics. */
@@ -182,12 +194,23 @@ void pc_coord_view_set_totals(pc_coord_t *coord, const json_t *workers, bool cou
                               int64_t lag, size_t problems);
 pc_err_t pc_coord_metrics_init(pc_coord_metrics_t *m);
 
+/* ---- the cluster's statistics (coord_stats.c) ------------------------------------------- */
+
+/* pc_coord_stats_doc returns /api/stats' document for view's statistics at now (new
+ * reference): the totals since the cluster began, each minute of the last hour (issued and
+ * failed per second, latency p50 and p99), and the hour's figures. */
+json_t *pc_coord_stats_doc(const pc_coord_view_t *view, int64_t now);
+
 /* ---- CA certificates and CRLs (coord_ca.c) ---------------------------------------------- */
 
 typedef struct pc_coord_crl pc_coord_crl_t;
 
 /* pc_coord_ca_start generates the first CRL of each local CA (on the pool). */
 pc_err_t pc_coord_ca_start(pc_coord_t *coord, pc_diag_t *diag);
+/* pc_coord_ca_view returns /api/cas' document (new reference): each configured CA with its
+ * health (OK, Warning, Failing, Down or Unknown, and why), from the fleet's workers (as the
+ * view built them: their ca_down) and, for local CAs, their certificate's expiry and CRL. */
+json_t *pc_coord_ca_view(pc_coord_t *coord, const json_t *workers, int64_t now);
 /* pc_coord_ca_serve answers GET /ca/NAME.crt|.der and /crl/NAME.crl; false if path is not
  * one of these. */
 bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);
@@ -199,15 +222,33 @@ void pc_coord_ca_free(pc_coord_t *coord);
  * sure of its responder certificate (on the pool; a failure is logged, and retried by the
  * first request). */
 pc_err_t pc_coord_ocsp_start(pc_coord_t *coord, pc_diag_t *diag);
-/* pc_coord_ocsp_serve answers POST /ocsp/NAME and GET /ocsp/NAME/BASE64 (RFC 6960 appendix A),
- * later, from the pool (pc_http_defer). */
-void pc_coord_ocsp_serve(pc_coord_t *coord, const char *method, const char *path,
-                         pc_http_response_t *resp);
+/* pc_coord_ocsp_serve answers POST /ocsp/NAME (req's body) and GET /ocsp/NAME/BASE64 (RFC 6960
+ * appendix A), later, from the pool (pc_http_defer). Called from the HTTP handler. */
+void pc_coord_ocsp_serve(pc_coord_t *coord, const pc_http_request_t *req, pc_http_response_t *resp);
+
+/* ---- notices and overdue revocations (coord_notices.c) ---------------------------------- */
+
+typedef struct pc_coord_notices pc_coord_notices_t;
+
+/* pc_coord_notices_new starts looking for what is due every coordinator.notice_interval_ms
+ * (the first look a second after start), with a producer of its own; *out is closed with
+ * pc_coord_notices_close. PC_ERR_INVALID_PARAM for Kafka settings librdkafka refuses. */
+pc_err_t pc_coord_notices_new(pc_coord_t *coord, pc_coord_notices_t **out, pc_diag_t *diag);
+/* pc_coord_notices_close stops looking, lets the batch under way finish (its notices
+ * delivered, within a few seconds), frees n and then calls closed(arg) (NULL allowed). */
+void pc_coord_notices_close(pc_coord_notices_t *n, void (*closed)(void *arg), void *arg);
+/* ---- the inventory over HTTP (coord_certs.c) -------------------------------------------- */
+
+/* pc_coord_certs_serve answers GET /api/certs and /api/certs/CA/SERIAL (path without the query;
+ * the query from pc_http_query): a 400 at once for what it cannot ask, else later, once Redis
+ * has answered (pc_http_defer). Called from the HTTP handler. */
+void pc_coord_certs_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);
 
 /* ---- HTTP (coord_http.c, coord_page.c) -------------------------------------------------- */
 
-void pc_coord_http_handler(void *arg, const char *method, const char *path,
-                           pc_http_response_t *resp);
+/* pc_coord_http_handler answers one request; under /api/, a method other than GET or HEAD
+ * needs the admin token (coord_http.c). */
+void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp);
 /* pc_coord_page returns the status page (static HTML with its script inline). */
 const char *pc_coord_page(void);
 /* pc_coord_respond_json sets resp to doc as JSON (status, type, a copy of the body); plain
@@ -228,8 +269,11 @@ struct pc_coord {
     bool engine_closing; /* its CAs are closing on the loop (cfssl's HTTP client) */
     pc_redis_t *redis;
     pc_http_t *http;
+    pc_http_token_t admin_token; /* coordinator.admin_token_file's, when admin_token_set */
+    bool admin_token_set;
     pc_coord_admin_t *admin;
-    pc_coord_crl_t *crls;                    /* one per CA, [engine->ca_count] */
+    pc_coord_crl_t *crls; /* one per CA, [engine->ca_count] */
+    pc_coord_notices_t *notices;
     unsigned ocsp_in_flight;                 /* OCSP requests on the pool (coord_ocsp.c) */
     char ocsp_last_error[sizeof(pc_diag_t)]; /* the last OCSP failure logged */
     uv_signal_t sigterm, sigint;
@@ -238,6 +282,7 @@ struct pc_coord {
     int open; /* uv handles and components not closed yet */
 
     pc_coord_topic_t topics[COORD_TOPICS];
+    int topic_count;         /* the topics configured (a topic named "" is not used) */
     bool ensure;             /* create missing topics (at start, POST /api/topics/ensure) */
     bool create_in_flight;   /* a CreateTopics call is under way */
     int missing_probes;      /* consecutive probes that found a topic missing */

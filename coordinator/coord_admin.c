@@ -224,7 +224,7 @@ static void probe_metadata(pc_coord_probe_t *probe)
     }
     for (int i = 0; i < md->topic_cnt; i++) {
         const struct rd_kafka_metadata_topic *t = &md->topics[i];
-        for (int k = 0; k < COORD_TOPICS; k++) {
+        for (int k = 0; k < probe->count; k++) {
             /* A topic listed with a transient error (leaders still being elected for a new
              * topic's partitions) exists all the same: creating it again only earns
              * TOPIC_ALREADY_EXISTS, and repeated admin requests are what we avoid. */

@@ -17,6 +17,10 @@
  * and is older than REMOTE_MIN_INTERVAL_MS, and at least once an hour; the last good one is
  * served meanwhile, and 503 with the reason while there is none (cfssl down, or a cfssl without
  * a CRL endpoint).
+ *
+ * Also each CA's health for the status page (/api/cas): what the workers say (a CA a worker
+ * cannot use now is in its heartbeat's ca_down), and for the local CAs, whose certificate and
+ * CRLs are made here, the certificate's expiry and the CRL's age and last error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +33,14 @@
 #include "coord.h"
 #include "log.h"
 #include "clock.h"
+#include "subject.h"
 
 #define CRL_CHECK_MS 5000
 #define CRL_MIN_INTERVAL_MS 60000
 #define CRL_MAX_AGE_MS (3600 * 1000)
 #define CRL_NEXT_UPDATE_HOURS 24
 #define REMOTE_MIN_INTERVAL_MS 10000
+#define CERT_WARN_DAYS 30 /* a CA certificate this close to its end is a warning */
 
 struct pc_coord_crl {
     pc_ca_t *ca; /* borrowed from the engine */
@@ -321,4 +327,104 @@ bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *
         return true;
     }
     return false;
+}
+
+/* ---- health ------------------------------------------------------------------------------ */
+
+/* cert_view: the CA certificate's subject and end, or null when not known here. *days_left is
+ * the whole days to its end (negative: expired). */
+static json_t *cert_view(pc_ca_t *ca, int64_t now, int *days_left)
+{
+    STACK_OF(X509) *chain = ca != NULL ? pc_ca_get0_chain(ca) : NULL;
+    X509 *cert = chain != NULL && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
+    char subject[512];
+    struct tm tm;
+    int days = 0, secs = 0;
+    if (cert == NULL || !ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) ||
+        !ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)))
+        return json_null();
+    int64_t not_after = (int64_t)timegm(&tm) * 1000;
+    *days_left = days;
+    if (!pc_name_text(X509_get_subject_name(cert), subject, sizeof(subject)))
+        subject[0] = '\0';
+    return json_pack("{s:s,s:I,s:i}", "subject", subject, "not_after_ms", (json_int_t)not_after,
+                     "expires_in_days", (int)((not_after - now) / (86400 * 1000)));
+}
+
+/* crl_view: the CRL served here (a local CA's, or a cfssl CA's fetched from cfssl), or null.
+ * A cfssl CRL's revocations are not counted here: null. */
+static json_t *crl_view(const pc_coord_crl_t *crl, int64_t now)
+{
+    if (crl == NULL || (!crl->local && !crl->remote))
+        return json_null();
+    return json_pack(
+        "{s:o,s:o,s:o,s:o}", "made_at_ms",
+        crl->der != NULL ? json_integer(crl->made_ms) : json_null(), "age_s",
+        crl->der != NULL ? json_integer((now - crl->made_ms) / 1000) : json_null(), "revoked",
+        crl->local ? json_integer((json_int_t)crl->revoked_made) : json_null(), "error",
+        crl->last_error[0] != '\0' ? json_string(crl->last_error) : json_null());
+}
+
+/* down_on lists the working workers that cannot use the CA called name. *working counts the
+ * workers that could say. */
+static json_t *down_on(const json_t *workers, const char *name, int *working)
+{
+    json_t *ids = json_array();
+    size_t i, j;
+    const json_t *w, *n;
+    json_array_foreach(workers, i, w)
+    {
+        const char *state = json_string_value(json_object_get(w, "state"));
+        if (state == NULL || strcmp(state, "Inactive") == 0)
+            continue;
+        (*working)++;
+        json_array_foreach(json_object_get(json_object_get(w, "counts"), "ca_down"), j, n)
+        {
+            if (json_is_string(n) && strcmp(json_string_value(n), name) == 0)
+                json_array_append(ids, json_object_get(w, "id"));
+        }
+    }
+    return ids;
+}
+
+json_t *pc_coord_ca_view(pc_coord_t *coord, const json_t *workers, int64_t now)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < coord->cfg->ca_count; i++) {
+        const pc_config_ca_t *c = &coord->cfg->cas[i];
+        pc_coord_crl_t *crl = NULL;
+        for (size_t k = 0; k < coord->engine->ca_count; k++)
+            if (strcmp(coord->crls[k].ca->name, c->name) == 0)
+                crl = &coord->crls[k];
+        int working = 0, days_left = INT32_MAX;
+        json_t *down = down_on(workers, c->name, &working);
+        json_t *cert = cert_view(crl != NULL ? crl->ca : NULL, now, &days_left);
+        char reason[sizeof(pc_diag_t) + 64] = "";
+        const char *health = "OK";
+        if (json_array_size(down) > 0) {
+            health = "Down";
+            snprintf(reason, sizeof(reason),
+                     "%zu of %d working workers cannot use it (circuit "
+                     "breaker open, or its certificate not fetched)",
+                     json_array_size(down), working);
+        } else if (days_left < 0) {
+            health = "Down";
+            snprintf(reason, sizeof(reason), "its certificate has expired");
+        } else if (crl != NULL && crl->last_error[0] != '\0') {
+            health = "Failing";
+            snprintf(reason, sizeof(reason), "CRL: %s", crl->last_error);
+        } else if (days_left < CERT_WARN_DAYS) {
+            health = "Warning";
+            snprintf(reason, sizeof(reason), "its certificate expires in %d days", days_left);
+        } else if (crl == NULL && working == 0) {
+            health = "Unknown";
+            snprintf(reason, sizeof(reason), "no working worker to ask");
+        }
+        json_array_append_new(
+            list, json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o}", "name", c->name, "type",
+                            c->type != NULL ? c->type : "local", "health", health, "reason",
+                            reason[0] != '\0' ? json_string(reason) : json_null(), "down_on", down,
+                            "cert", cert, "crl", crl_view(crl, now)));
+    }
+    return list;
 }

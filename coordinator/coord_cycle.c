@@ -1,14 +1,16 @@
 /*
  * coord_cycle.c - one refresh cycle: the parts that make up a snapshot are asked for side by
- * side (the registry in Redis, the probe on a pool thread, the consumer group's members and its
- * committed offsets through the Admin API; the topics' configuration once the probe has named
- * the existing topics), each answers exactly once, and the last answer builds the view.
+ * side (the registry and the statistics in Redis, the probe on a pool thread, the consumer
+ * group's members and its committed offsets through the Admin API; the topics' configuration
+ * once the probe has named the existing topics), each answers exactly once, and the last answer
+ * builds the view.
  * A part that fails leaves its diagnosis in the cycle; the view shows it. Loop thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "coord.h"
 #include "log.h"
 
@@ -71,6 +73,29 @@ static void on_registry(void *arg, pc_registry_view_t *reg)
     pc_coord_cycle_part_done(cycle);
 }
 
+/* ---- statistics -------------------------------------------------------------------------- */
+
+static void on_stats(void *arg, pc_err_t err, const pc_stats_view_t *view, const pc_diag_t *diag)
+{
+    pc_coord_cycle_t *cycle = arg;
+    cycle->stats_ok = err == PC_OK;
+    if (err == PC_OK)
+        cycle->stats = *view;
+    else
+        cycle->stats_diag = *diag;
+    pc_coord_cycle_part_done(cycle);
+}
+
+static void start_stats(pc_coord_cycle_t *cycle)
+{
+    pc_err_t err =
+        pc_stats_read(cycle->coord->redis, pc_now_ms(), PC_STATS_WINDOW, on_stats, cycle);
+    if (err == PC_OK)
+        cycle->pending++;
+    else
+        pc_fail(&cycle->stats_diag, err, "cannot read the statistics: %s", pc_strerror(err));
+}
+
 /* ---- probe ------------------------------------------------------------------------------- */
 
 static void after_probe(uv_work_t *work, int status)
@@ -107,7 +132,8 @@ static void start_probe(pc_coord_cycle_t *cycle)
         return; /* the view reports the missing probe */
     probe->arg = cycle;
     probe->rk = pc_coord_admin_rk(coord->admin);
-    for (int i = 0; i < COORD_TOPICS; i++)
+    probe->count = coord->topic_count;
+    for (int i = 0; i < coord->topic_count; i++)
         probe->names[i] = coord->topics[i].name;
     probe->work.data = probe;
     if (uv_queue_work(coord->loop, &probe->work, pc_coord_probe_run, after_probe) != 0) {
@@ -137,6 +163,7 @@ void pc_coord_cycle_start(pc_coord_t *coord)
     coord->cycle = cycle;
     cycle->pending = 2; /* the registry, and a hold until every part is out */
     pc_registry_read(coord->redis, on_registry, cycle);
+    start_stats(cycle);
     start_probe(cycle);
     pc_coord_cycle_part_done(cycle);
 }

@@ -1,24 +1,35 @@
 /*
  * coord_http.c - the coordinator's HTTP routes: the status page, the JSON API read by the page
- * and by scripts, Prometheus metrics, health and readiness, CA certificates and CRLs. Every
- * answer comes from the last snapshot, so a request never waits for Kafka or Redis. Loop
- * thread.
+ * and by scripts, Prometheus metrics, health and readiness, CA certificates, CRLs and OCSP.
+ * Every answer but the inventory's and OCSP's comes from the last snapshot, so a request never
+ * waits for Kafka or Redis; those two wait for Redis (OCSP also for its signature, on the pool)
+ * without holding the loop (pc_http_defer). Loop thread.
  *
  *   GET  /                      status page (HTML, refreshes itself from the API)
  *   GET  /api/fleet             workers with state, reason, counts, partitions
  *   GET  /api/workers/{id}      one worker
  *   GET  /api/totals            cluster counts, Active/Inactive, issue rate, lag
  *   GET  /api/lag               per partition of the requests topic
- *   GET  /api/topics            the three topics, as configured and as found, with problems
+ *   GET  /api/topics            the topics, as configured and as found, with problems
+ *   GET  /api/stats             totals since the cluster began; the last hour by minute
+ *   GET  /api/cas               each CA's health, certificate expiry, CRL age (coord_ca.c)
  *   POST /api/topics/ensure     create missing topics now (body ignored)
+ *   GET  /api/certs?tenant=T&.. the inventory, and /api/certs/CA/SERIAL?tenant=T (coord_certs.c)
  *   GET  /metrics, /healthz, /readyz
  *   GET  /ca/NAME.crt|.der, /crl/NAME.crl
  *   POST /ocsp/NAME, GET /ocsp/NAME/{base64 request}   OCSP (coord_ocsp.c)
+ *
+ * Reading is open (the coordinator listens on 127.0.0.1 unless told otherwise). /api/ is the
+ * administrators' namespace: any other method there is an action and needs "Authorization:
+ * Bearer TOKEN" with the token of coordinator.admin_token_file, so a write endpoint added under
+ * /api/ later (revocation, inventory) is protected without a word. An endpoint meant for the
+ * public that takes POST (OCSP) lives outside /api/ and answers for itself.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "coord.h"
+#include "log.h"
 
 void pc_coord_respond_json(pc_http_response_t *resp, int status, const json_t *doc)
 {
@@ -116,12 +127,17 @@ static void serve_api(pc_coord_t *coord, const char *path, pc_http_response_t *r
         pc_coord_respond_json(resp, 200, view->lag);
     else if (strcmp(path, "/api/topics") == 0)
         pc_coord_respond_json(resp, 200, view->topics);
+    else if (strcmp(path, "/api/stats") == 0)
+        pc_coord_respond_json(resp, 200, view->stats_doc);
+    else if (strcmp(path, "/api/cas") == 0)
+        pc_coord_respond_json(resp, 200, view->cas);
     else if (strncmp(path, "/api/workers/", 13) == 0)
         serve_worker(coord, path + 13, resp);
     else
         respond_error(resp, 404,
                       "no such endpoint; see /api/fleet, /api/totals, /api/lag, "
-                      "/api/topics, /api/workers/{id}");
+                      "/api/topics, /api/stats, /api/cas, /api/workers/{id}, "
+                      "/api/certs?tenant=T");
 }
 
 static void serve_ensure(pc_coord_t *coord, const char *method, pc_http_response_t *resp)
@@ -139,16 +155,41 @@ static void serve_ensure(pc_coord_t *coord, const char *method, pc_http_response
     json_decref(doc);
 }
 
-void pc_coord_http_handler(void *arg, const char *method, const char *path,
-                           pc_http_response_t *resp)
+/* admin_allowed: 403 while no token is configured (write endpoints are off), 401 without the
+ * right token. */
+static bool admin_allowed(pc_coord_t *coord, const pc_http_request_t *req, pc_http_response_t *resp)
+{
+    if (!coord->admin_token_set) {
+        respond_error(resp, 403,
+                      "write endpoints are off: set coordinator.admin_token_file "
+                      "(PC_ADMIN_TOKEN_FILE) to a file holding a token, and send it as "
+                      "Authorization: Bearer TOKEN");
+        return false;
+    }
+    if (pc_http_bearer_ok(req, &coord->admin_token))
+        return true;
+    pc_log(PC_LOG_WARN, "admin_refused", "a write request without the admin token", "method",
+           req->method, "path", req->path, NULL);
+    respond_error(resp, 401,
+                  "a missing or wrong bearer token: send Authorization: Bearer TOKEN with the "
+                  "token in coordinator.admin_token_file");
+    resp->authenticate = "Bearer realm=\"pkcs-coordinator\"";
+    return false;
+}
+
+void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp)
 {
     pc_coord_t *coord = arg;
+    const char *method = req->method, *path = req->path;
+    bool reading = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (!reading && strncmp(path, "/api/", 5) == 0 && !admin_allowed(coord, req, resp))
+        return;
     if (strcmp(path, "/api/topics/ensure") == 0) {
         serve_ensure(coord, method, resp);
         return;
     }
     if (strncmp(path, "/ocsp/", 6) == 0) {
-        pc_coord_ocsp_serve(coord, method, path, resp);
+        pc_coord_ocsp_serve(coord, req, resp);
         return;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
@@ -166,6 +207,8 @@ void pc_coord_http_handler(void *arg, const char *method, const char *path,
         resp->status = 200;
         resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
         resp->body = pc_metrics_render(coord->m.registry, &resp->body_len);
+    } else if (strcmp(path, "/api/certs") == 0 || strncmp(path, "/api/certs/", 11) == 0) {
+        pc_coord_certs_serve(coord, path, resp);
     } else if (strncmp(path, "/api/", 5) == 0) {
         serve_api(coord, path, resp);
     } else if (!pc_coord_ca_serve(coord, path, resp)) {

@@ -36,7 +36,7 @@ typedef struct ocsp_job {
     uv_work_t work;
     pc_coord_t *coord;
     pc_ca_t *ca; /* borrowed from the engine */
-    pc_http_deferred_t *deferred;
+    pc_http_later_t *later;
     unsigned char *request; /* malloc'd */
     size_t request_len;
     unsigned char *response; /* OPENSSL_malloc'd */
@@ -149,7 +149,7 @@ static void after_ocsp(uv_work_t *work, int status)
         pc_http_respond_text(&resp, 500, "cannot encode an OCSP response\n");
     if (status == 0)
         log_outcome(coord, job);
-    pc_http_deferred_answer(job->deferred, &resp);
+    pc_http_answer(job->later, &resp);
     OPENSSL_free(job->response);
     free(job->request);
     free(job);
@@ -164,8 +164,8 @@ static void start_job(pc_coord_t *coord, pc_ca_t *ca, unsigned char *request, si
     if (coord->stopping || coord->ocsp_in_flight >= OCSP_IN_FLIGHT_MAX ||
         (job = calloc(1, sizeof(*job))) == NULL)
         goto out_try_later;
-    job->deferred = pc_http_defer(resp);
-    if (job->deferred == NULL)
+    job->later = pc_http_defer(coord->http);
+    if (job->later == NULL)
         goto out_try_later;
     job->coord = coord;
     job->ca = ca;
@@ -175,7 +175,7 @@ static void start_job(pc_coord_t *coord, pc_ca_t *ca, unsigned char *request, si
     if (uv_queue_work(coord->loop, &job->work, run_ocsp, after_ocsp) != 0) {
         pc_http_response_t later = {.status = 200};
         respond_der(&later, try_later, sizeof(try_later));
-        pc_http_deferred_answer(job->deferred, &later);
+        pc_http_answer(job->later, &later);
         goto out_free_job;
     }
     coord->ocsp_in_flight++;
@@ -198,15 +198,15 @@ static bool decode_get(const char *encoded, unsigned char **request, size_t *len
     return ok;
 }
 
-/* take_request gets the DER request out of a POST body or a GET path (after "/ocsp/NAME/");
- * false when it answered already. */
-static bool take_request(const char *method, const char *rest, pc_http_response_t *resp,
+/* take_request copies the DER request out of a POST body or a GET path (rest: after
+ * "/ocsp/NAME/"), since the answer outlives req; false when it answered already. */
+static bool take_request(const pc_http_request_t *req, const char *rest, pc_http_response_t *resp,
                          unsigned char **request, size_t *len)
 {
+    const char *method = req->method;
     *request = NULL;
     *len = 0;
     if (strcmp(method, "POST") == 0) {
-        const pc_http_request_t *req = resp->request;
         if (*rest != '\0') {
             pc_http_respond_text(resp, 404, "not found: POST the request to /ocsp/NAME\n");
             return false;
@@ -242,9 +242,9 @@ static bool take_request(const char *method, const char *rest, pc_http_response_
     return false;
 }
 
-void pc_coord_ocsp_serve(pc_coord_t *coord, const char *method, const char *path,
-                         pc_http_response_t *resp)
+void pc_coord_ocsp_serve(pc_coord_t *coord, const pc_http_request_t *req, pc_http_response_t *resp)
 {
+    const char *path = req->path;
     char name[OCSP_CA_NAME_MAX], msg[300];
     const char *start = path + strlen("/ocsp/");
     size_t name_len = strcspn(start, "/");
@@ -267,6 +267,6 @@ void pc_coord_ocsp_serve(pc_coord_t *coord, const char *method, const char *path
     }
     unsigned char *request = NULL;
     size_t len = 0;
-    if (take_request(method, rest, resp, &request, &len))
+    if (take_request(req, rest, resp, &request, &len))
         start_job(coord, ca, request, len, resp);
 }

@@ -1,10 +1,10 @@
 /*
- * coord_topics.c - the three topics of the cluster: created when missing (at start, and when
- * asked with POST /api/topics/ensure) with the configured partitions, replication factor and
- * retention.ms; compared with the configuration on every refresh. A topic that exists with
- * other settings is reported (log event "topic_mismatch", once per problem, and /api/topics),
- * never changed: adding partitions moves keys to other partitions and would break the order of
- * one device's requests, so that is an operator's decision. Loop thread.
+ * coord_topics.c - the topics of the cluster (requests, results, dlq, audit, notices): created when
+ * missing (at start, and when asked with POST /api/topics/ensure) with the configured partitions,
+ * replication factor and retention.ms; compared with the configuration on every refresh. A topic
+ * that exists with other settings is reported (log event "topic_mismatch", once per problem, and
+ * /api/topics), never changed: adding partitions moves keys to other partitions and would break the
+ * order of one device's requests, so that is an operator's decision. Loop thread.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,12 +22,23 @@ void pc_coord_topics_init(pc_coord_t *coord)
     int dlq = parts < COORD_DLQ_PARTITIONS_MAX ? parts : COORD_DLQ_PARTITIONS_MAX;
     int64_t retention = (int64_t)c->topic_retention_hours * 3600 * 1000;
     int replication = (int)c->topic_replication;
+    int64_t audit = (int64_t)c->audit_retention_hours * 3600 * 1000;
+    static const char all[] = "coordinator.topic_partitions",
+                      few[] = "min(coordinator.topic_partitions, 8)",
+                      kept[] = "coordinator.topic_retention_hours",
+                      kept_audit[] = "coordinator.audit_retention_hours";
+    /* The audit trail has as many partitions as the requests it records; notices are few. */
     const pc_coord_topic_t topics[COORD_TOPICS] = {
-        {"requests", k->requests_topic, parts, replication, retention},
-        {"results", k->results_topic, parts, replication, retention},
-        {"dlq", k->dlq_topic, dlq, replication, retention},
+        {"requests", k->requests_topic, parts, replication, retention, all, kept},
+        {"results", k->results_topic, parts, replication, retention, all, kept},
+        {"dlq", k->dlq_topic, dlq, replication, retention, few, kept},
+        {"audit", k->audit_topic, parts, replication, audit, all, kept_audit},
+        {"notices", k->notices_topic, dlq, replication, retention, few, kept},
     };
-    memcpy(coord->topics, topics, sizeof(topics));
+    coord->topic_count = 0;
+    for (int i = 0; i < COORD_TOPICS; i++) /* a topic configured as "" is not used */
+        if (topics[i].name != NULL && topics[i].name[0] != '\0')
+            coord->topics[coord->topic_count++] = topics[i];
 }
 
 /* ---- creating missing topics ------------------------------------------------------------- */
@@ -87,7 +98,7 @@ static void create_topics(pc_coord_t *coord, const pc_coord_probe_t *probe)
     rd_kafka_NewTopic_t *nt[COORD_TOPICS];
     size_t n = 0;
     char errstr[256], retention[24];
-    for (int i = 0; i < COORD_TOPICS; i++) {
+    for (int i = 0; i < coord->topic_count; i++) {
         const pc_coord_topic_t *t = &coord->topics[i];
         if (probe->meta[i].exists)
             continue;
@@ -143,7 +154,7 @@ static void on_configs(void *arg, rd_kafka_event_t *ev)
         }
         size_t count = 0;
         const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(rs[i], &count);
-        for (int k = 0; k < COORD_TOPICS; k++) {
+        for (int k = 0; k < coord->topic_count; k++) {
             if (strcmp(name, coord->topics[k].name) != 0)
                 continue;
             for (size_t e = 0; e < count; e++) {
@@ -162,7 +173,7 @@ static void describe_configs(pc_coord_cycle_t *cycle)
     pc_coord_t *coord = cycle->coord;
     rd_kafka_ConfigResource_t *rs[COORD_TOPICS];
     size_t n = 0;
-    for (int i = 0; i < COORD_TOPICS; i++)
+    for (int i = 0; i < coord->topic_count; i++)
         if (cycle->probe->meta[i].exists &&
             (rs[n] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, coord->topics[i].name)) !=
                 NULL)
@@ -186,7 +197,7 @@ void pc_coord_topics_probed(pc_coord_t *coord, pc_coord_cycle_t *cycle)
     bool missing = false, existing = false;
     if (coord->stopping || probe->err != PC_OK)
         return;
-    for (int i = 0; i < COORD_TOPICS; i++) {
+    for (int i = 0; i < coord->topic_count; i++) {
         missing |= !probe->meta[i].exists;
         existing |= probe->meta[i].exists;
     }
@@ -227,8 +238,6 @@ static json_t *topic_view(const pc_coord_t *coord, const pc_coord_cycle_t *cycle
     const pc_coord_topic_meta_t *m = &cycle->probe->meta[i];
     int64_t retention = cycle->retention_ms[i];
     json_t *problems = json_array();
-    const char *parts_setting =
-        i == 2 ? "min(coordinator.topic_partitions, 8)" : "coordinator.topic_partitions";
     if (!m->exists)
         add_problem(problems, all,
                     "topic %s does not exist: workers cannot use it; the coordinator creates it "
@@ -240,7 +249,7 @@ static json_t *topic_view(const pc_coord_t *coord, const pc_coord_cycle_t *cycle
                     "coordinator never changes an existing topic; add partitions with "
                     "kafka-topics.sh --alter (keys then move to other partitions) or change "
                     "the setting",
-                    t->name, m->partitions, t->want_partitions, parts_setting);
+                    t->name, m->partitions, t->want_partitions, t->partitions_setting);
     if (m->exists && m->replication != t->want_replication)
         add_problem(problems, all,
                     "topic %s has replication factor %d, the configuration wants %d "
@@ -249,11 +258,11 @@ static json_t *topic_view(const pc_coord_t *coord, const pc_coord_cycle_t *cycle
                     t->name, m->replication, t->want_replication);
     if (m->exists && retention != COORD_UNKNOWN && retention != t->want_retention_ms)
         add_problem(problems, all,
-                    "topic %s has retention.ms=%lld, the configuration wants %lld "
-                    "(coordinator.topic_retention_hours): change it with kafka-configs.sh "
-                    "--alter --add-config retention.ms=%lld or change the setting",
+                    "topic %s has retention.ms=%lld, the configuration wants %lld (%s): "
+                    "change it with kafka-configs.sh --alter --add-config retention.ms=%lld or "
+                    "change the setting",
                     t->name, (long long)retention, (long long)t->want_retention_ms,
-                    (long long)t->want_retention_ms);
+                    t->retention_setting, (long long)t->want_retention_ms);
     return json_pack("{s:s,s:s,s:b,s:o,s:o,s:o,s:{s:i,s:i,s:I},s:o}", "role", t->role, "name",
                      t->name, "exists", m->exists, "partitions",
                      m->exists ? json_integer(m->partitions) : json_null(), "replication",
@@ -290,7 +299,7 @@ json_t *pc_coord_topics_view(pc_coord_t *coord, const pc_coord_cycle_t *cycle, s
     if (probe == NULL || probe->err != PC_OK)
         return json_pack("{s:o,s:o,s:s}", "topics", topics, "problems", all, "error",
                          probe == NULL ? "Kafka not probed (out of memory)" : probe->diag.msg);
-    for (int i = 0; i < COORD_TOPICS; i++)
+    for (int i = 0; i < coord->topic_count; i++)
         json_array_append_new(topics, topic_view(coord, cycle, i, all));
     *problems = json_array_size(all);
     log_new_problems(coord, all);

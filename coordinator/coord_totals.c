@@ -1,12 +1,16 @@
 /*
  * coord_totals.c - cluster totals, the issue rate and the coordinator's metrics.
  *
- * The workers' counts are per process and vanish with their registry entry, so a plain sum
- * over the registry drops when a worker leaves. The rate and the *_total counters therefore
- * add up what each worker did since the previous refresh (its counts minus the ones seen last
- * time for the same worker id and start time; a restarted worker starts from zero), which
- * never decreases; the first refresh takes the sum of what the live workers did as its base.
- * Loop thread.
+ * Totals and the *_total counters come from the cluster's statistics in Redis (pc:stats:total,
+ * lib/cluster/stats.c), which every worker adds to as it finishes a request: they survive
+ * restarts of workers and coordinators alike. Only before the first read of them do the totals
+ * fall back on the sum of the live workers' counts.
+ *
+ * The issue rate of the last minute follows the workers' heartbeats, which are fresher than a
+ * minute's hash: the workers' counts are per process and vanish with their registry entry, so
+ * the rate adds up what each worker did since the previous refresh (its counts minus the ones
+ * seen last time for the same worker id and start time; a restarted worker starts from zero),
+ * which never decreases. Loop thread.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +22,28 @@
 #define FORGET_MS (3600 * 1000) /* a worker unseen this long is forgotten */
 
 static const char *const count_names[COUNT__N] = {"issued", "failed", "revoked", "dlq"};
+
+/* The statistic behind each count of the totals. */
+static const pc_stats_count_t count_stats[COUNT__N] = {
+    [COUNT_ISSUED] = PC_STATS_ISSUED,
+    [COUNT_FAILED] = PC_STATS_FAILED,
+    [COUNT_REVOKED] = PC_STATS_REVOKED,
+    [COUNT_DLQ] = PC_STATS_DLQ,
+};
+
+/* count_from_stats advances the *_total counters to the cluster's totals (never backwards: a
+ * Redis emptied by hand must not make a counter decrease). */
+static void count_from_stats(pc_coord_view_t *view, pc_coord_metrics_t *m)
+{
+    pc_counter_t *counters[COUNT__N] = {m->issued, m->failed, m->revoked, m->dlq};
+    for (int k = 0; view->have_stats && k < COUNT__N; k++) {
+        uint64_t now_n = view->stats.total[count_stats[k]];
+        if (now_n > view->counted[k]) {
+            pc_counter_add(counters[k], now_n - view->counted[k]);
+            view->counted[k] = now_n;
+        }
+    }
+}
 
 static uint64_t count_of(const json_t *worker, int k)
 {
@@ -117,19 +143,26 @@ void pc_coord_view_set_totals(pc_coord_t *coord, const json_t *workers, bool cou
         for (int k = 0; k < COUNT__N; k++)
             view->cumulative[k] += added[k];
         view->rate = issue_rate(view, now);
-        pc_counter_add(m->issued, added[COUNT_ISSUED]);
-        pc_counter_add(m->failed, added[COUNT_FAILED]);
-        pc_counter_add(m->revoked, added[COUNT_REVOKED]);
-        pc_counter_add(m->dlq, added[COUNT_DLQ]);
     }
+    count_from_stats(view, m);
+    for (int k = 0; view->have_stats && k < COUNT__N; k++)
+        sums[k] = view->stats.total[count_stats[k]];
+    const uint64_t *st = view->stats.total;
     json_decref(view->totals);
     view->totals = json_pack(
-        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:I}", "updated_at", (json_int_t)now,
-        "issued", (json_int_t)sums[COUNT_ISSUED], "failed", (json_int_t)sums[COUNT_FAILED],
-        "revoked", (json_int_t)sums[COUNT_REVOKED], "dlq", (json_int_t)sums[COUNT_DLQ], "in_flight",
-        in_flight, "active", active, "degraded", degraded, "inactive", inactive, "issue_rate_per_s",
-        view->rate, "lag", lag == COORD_UNKNOWN ? json_null() : json_integer(lag), "topic_problems",
-        (json_int_t)problems);
+        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:o,s:I,s:o,s:o,s:o,s:o,s:b}", "updated_at",
+        (json_int_t)now, "issued", (json_int_t)sums[COUNT_ISSUED], "failed",
+        (json_int_t)sums[COUNT_FAILED], "revoked", (json_int_t)sums[COUNT_REVOKED], "dlq",
+        (json_int_t)sums[COUNT_DLQ], "in_flight", in_flight, "active", active, "degraded", degraded,
+        "inactive", inactive, "issue_rate_per_s", view->rate, "lag",
+        lag == COORD_UNKNOWN ? json_null() : json_integer(lag), "topic_problems",
+        (json_int_t)problems, "imported",
+        view->have_stats ? json_integer((json_int_t)st[PC_STATS_IMPORTED]) : json_null(), "renewed",
+        view->have_stats ? json_integer((json_int_t)st[PC_STATS_RENEWED]) : json_null(),
+        "conflicts",
+        view->have_stats ? json_integer((json_int_t)st[PC_STATS_CONFLICTS]) : json_null(),
+        "stats_error", view->stats_error[0] != '\0' ? json_string(view->stats_error) : json_null(),
+        "since_cluster_began", view->have_stats);
     pc_gauge_set(m->active, (double)active);
     pc_gauge_set(m->degraded, (double)degraded);
     pc_gauge_set(m->inactive, (double)inactive);
@@ -147,8 +180,8 @@ pc_err_t pc_coord_metrics_init(pc_coord_metrics_t *m)
     const char *workers_help = "Workers in the registry, by state";
     const char *up = "pkcs_cluster_up";
     const char *up_help = "Whether the last refresh could read the dependency (1) or not (0)";
-    const char *total_help = "Requests the workers reported, added up by this coordinator since "
-                             "it started (from the live workers' counts at its start)";
+    const char *total_help = "Requests the cluster finished since it began, by outcome (the "
+                             "statistics in Redis, pc:stats:total)";
     if ((m->registry = pc_metrics_new()) == NULL)
         return PC_ERR_NOMEM;
     m->active = pc_metrics_gauge(m->registry, workers, workers_help, "state=\"active\"");

@@ -1,8 +1,9 @@
 /*
  * coord_view.c - turns what a refresh cycle gathered into the documents the HTTP API serves:
  * the fleet (the registry joined with the consumer group: a worker is Active while its
- * heartbeat is alive AND it is a member of the group, Inactive otherwise, with the reason),
- * lag per partition, topics, totals; and updates the metrics. Loop thread.
+ * heartbeat is alive AND it is a member of the group, Inactive otherwise, with the reason;
+ * Degraded when active but retrying, or behind on its partitions), lag per partition and per
+ * worker, topics, totals, the cluster's statistics; and updates the metrics. Loop thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,9 @@ static json_t *counts_of(const json_t *w)
                             json_integer(json_integer_value(json_object_get(parsed, gauges[k]))));
     json_object_set_new(counts, "degraded",
                         json_boolean(json_is_true(json_object_get(parsed, "degraded"))));
+    json_t *ca_down = json_object_get(parsed, "ca_down");
+    json_object_set_new(counts, "ca_down",
+                        json_is_array(ca_down) ? json_incref(ca_down) : json_array());
     json_decref(parsed);
     return counts;
 }
@@ -84,26 +88,61 @@ static const char *degraded_reason(const json_t *counts, const json_t *w, char *
     return reason;
 }
 
-static json_t *worker_view(const pc_coord_cycle_t *cycle, const char *id, const json_t *w,
-                           int64_t now)
+/* worker_lag sums the lag of the worker's partitions from lag (lag_view's document); -1 when it
+ * is not known. */
+static int64_t worker_lag(const json_t *parts, const json_t *lag)
+{
+    const json_t *per = json_object_get(lag, "partitions"), *p;
+    int64_t sum = 0;
+    size_t i;
+    if (!json_is_integer(json_object_get(lag, "total")))
+        return -1;
+    json_array_foreach(parts, i, p)
+    {
+        const json_t *row = json_array_get(per, (size_t)json_integer_value(p));
+        if (json_integer_value(json_object_get(row, "partition")) == json_integer_value(p))
+            sum += json_integer_value(json_object_get(row, "lag"));
+    }
+    return sum;
+}
+
+/* Degraded by lag: active, but its partitions hold coordinator.degraded_lag requests or more
+ * that the group has not finished: it keeps up with less than it is given. */
+static const char *lagging_reason(const pc_coord_t *coord, int64_t lag, char *reason, size_t size)
+{
+    unsigned limit = coord->cfg->coordinator.degraded_lag;
+    if (limit == 0 || lag < (int64_t)limit)
+        return NULL;
+    snprintf(reason, size,
+             "%lld request(s) waiting on its partitions (coordinator.degraded_lag is %u): it is "
+             "not keeping up; add workers or look at its CA",
+             (long long)lag, limit);
+    return reason;
+}
+
+static json_t *worker_view(const pc_coord_t *coord, const pc_coord_cycle_t *cycle, const char *id,
+                           const json_t *w, int64_t now, const json_t *lag_doc)
 {
     char reason[600] = "";
     bool active = state_of(cycle, id, w, now, reason, sizeof(reason));
     json_t *counts = counts_of(w);
+    json_t *parts = json_object_get(cycle->members, id);
+    int64_t lag = active ? worker_lag(parts, lag_doc) : -1;
     const char *state = active ? "Active" : "Inactive";
-    if (active && degraded_reason(counts, w, reason, sizeof(reason)) != NULL)
+    if (active && (degraded_reason(counts, w, reason, sizeof(reason)) != NULL ||
+                   lagging_reason(coord, lag, reason, sizeof(reason)) != NULL))
         state = "Degraded";
     bool alive = json_integer_value(json_object_get(w, "score")) > now;
     int64_t started = field_int(w, "started_at");
-    json_t *parts = json_object_get(cycle->members, id);
-    return json_pack("{s:s,s:s,s:o,s:o,s:o,s:I,s:o,s:I,s:o,s:o,s:o}", "id", id, "state", state,
+    return json_pack("{s:s,s:s,s:o,s:o,s:o,s:I,s:o,s:I,s:o,s:o,s:o,s:o}", "id", id, "state", state,
                      "reason", reason[0] != '\0' ? json_string(reason) : json_null(), "version",
                      field_str(w, "version"), "host", field_str(w, "host"), "started_at",
                      (json_int_t)started, "uptime_s",
                      alive && started > 0 ? json_integer((now - started) / 1000) : json_null(),
                      "last_seen", (json_int_t)field_int(w, "last_seen"), "counts", counts,
                      "last_error", field_str(w, "last_error"), "partitions",
-                     parts != NULL ? json_deep_copy(parts) : json_array());
+                     parts != NULL ? json_deep_copy(parts) : json_array(), "lag",
+                     lag >= 0 ? json_integer(lag) : json_null());
 }
 
 static int compare_ids(const void *a, const void *b)
@@ -112,7 +151,8 @@ static int compare_ids(const void *a, const void *b)
 }
 
 /* workers_view returns the workers sorted by id. */
-static json_t *workers_view(const pc_coord_cycle_t *cycle, int64_t now)
+static json_t *workers_view(const pc_coord_t *coord, const pc_coord_cycle_t *cycle, int64_t now,
+                            const json_t *lag_doc)
 {
     json_t *list = json_array();
     size_t n = json_object_size(cycle->reg.workers), i = 0;
@@ -127,8 +167,9 @@ static json_t *workers_view(const pc_coord_cycle_t *cycle, int64_t now)
     }
     qsort(ids, n, sizeof(*ids), compare_ids);
     for (i = 0; i < n; i++)
-        json_array_append_new(
-            list, worker_view(cycle, ids[i], json_object_get(cycle->reg.workers, ids[i]), now));
+        json_array_append_new(list, worker_view(coord, cycle, ids[i],
+                                                json_object_get(cycle->reg.workers, ids[i]), now,
+                                                lag_doc));
     free(ids);
     return list;
 }
@@ -210,7 +251,9 @@ void pc_coord_view_build(pc_coord_t *coord, pc_coord_cycle_t *cycle)
     int64_t now = cycle->reg.ok ? cycle->reg.now_ms : pc_now_ms();
     int64_t lag;
     size_t problems;
-    json_t *workers = workers_view(cycle, now);
+    json_decref(view->lag);
+    view->lag = lag_view(coord, cycle, &lag);
+    json_t *workers = workers_view(coord, cycle, now, view->lag);
 
     json_decref(view->fleet);
     view->fleet = json_pack(
@@ -219,8 +262,6 @@ void pc_coord_view_build(pc_coord_t *coord, pc_coord_cycle_t *cycle)
         cycle->group_ok ? json_string(cycle->group_state) : json_null(), "error",
         cycle->group_ok ? json_null() : json_string(cycle->group_diag.msg), "workers", workers,
         "unregistered_members", strangers_view(cycle), "errors", errors_view(cycle));
-    json_decref(view->lag);
-    view->lag = lag_view(coord, cycle, &lag);
     json_decref(view->topics);
     view->topics = pc_coord_topics_view(coord, cycle, &problems);
 
@@ -233,6 +274,17 @@ void pc_coord_view_build(pc_coord_t *coord, pc_coord_cycle_t *cycle)
                            : !cycle->group_ok ? &cycle->group_diag
                                               : &cycle->offsets_diag;
     snprintf(view->not_ready, sizeof(view->not_ready), "%s", why->msg);
+    /* The statistics of a failed read stay the last good ones, with the error beside them. */
+    if (cycle->stats_ok) {
+        view->stats = cycle->stats;
+        view->have_stats = true;
+    }
+    snprintf(view->stats_error, sizeof(view->stats_error), "%s",
+             cycle->stats_ok ? "" : cycle->stats_diag.msg);
+    json_decref(view->stats_doc);
+    view->stats_doc = pc_coord_stats_doc(view, pc_now_ms());
+    json_decref(view->cas);
+    view->cas = pc_coord_ca_view(coord, workers, pc_now_ms());
     pc_coord_view_set_totals(coord, workers, cycle->reg.ok, now, lag, problems);
     view->have = true;
     view->built_ms = now;
@@ -245,5 +297,7 @@ void pc_coord_view_clear(pc_coord_view_t *view)
     json_decref(view->topics);
     json_decref(view->totals);
     json_decref(view->last_counts);
+    json_decref(view->stats_doc);
+    json_decref(view->cas);
     memset(view, 0, sizeof(*view));
 }

@@ -344,7 +344,7 @@ start_kafka() {
   fi
 }
 
-# create_topics: the three topics, side by side (each tool run is a JVM start); existing
+# create_topics: the cluster's topics, side by side (each tool run is a JVM start); existing
 # ones are kept. The coordinator creates them too, but workers must not depend on it.
 create_topics() {
   local dlq=$((partitions < 8 ? partitions : 8)) pids=() rc=0 p
@@ -355,6 +355,11 @@ create_topics() {
   pc_kafka_create_topic pkcs.results "$partitions" "${opts[@]}" &
   pids+=($!)
   pc_kafka_create_topic pkcs.requests.dlq "$dlq" "${opts[@]}" &
+  pids+=($!)
+  # the audit trail: a year, as coordinator.audit_retention_hours wants by default
+  pc_kafka_create_topic pkcs.audit "$partitions" --if-not-exists --config retention.ms=31536000000 &
+  pids+=($!)
+  pc_kafka_create_topic pkcs.notices "$dlq" "${opts[@]}" &
   pids+=($!)
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   return "$rc"
@@ -442,7 +447,7 @@ cmd_start() {
   start_redis
   say "starting Kafka on 127.0.0.1:$kafka_port (KRaft, one node)"
   start_kafka
-  say "creating topics pkcs.requests, pkcs.results ($partitions partitions) and pkcs.requests.dlq"
+  say "creating topics pkcs.requests, pkcs.results, pkcs.audit ($partitions partitions), pkcs.requests.dlq and pkcs.notices"
   create_topics
   start_coordinator
   say "starting $workers workers (health ports $worker_ports)"

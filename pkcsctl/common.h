@@ -32,10 +32,13 @@ int pkcsctl_revoke(int argc, char **argv);         /* revoke.c */
 int pkcsctl_crl(int argc, char **argv);            /* crl.c */
 int pkcsctl_ca_cert(int argc, char **argv);        /* ca_cert.c */
 int pkcsctl_status(int argc, char **argv);         /* status.c */
-int pkcsctl_dlq(int argc, char **argv);            /* dlq.c */
+int pkcsctl_dlq(int argc, char **argv);            /* tail.c */
+int pkcsctl_audit(int argc, char **argv);          /* tail.c */
+int pkcsctl_notices(int argc, char **argv);        /* tail.c */
 int pkcsctl_lint_profile(int argc, char **argv);   /* lint_profile.c */
 int pkcsctl_import_key(int argc, char **argv);     /* import_key.c */
 int pkcsctl_import_encrypt(int argc, char **argv); /* import_encrypt.c */
+int pkcsctl_certs(int argc, char **argv);          /* certs.c */
 
 /* ---- errors ---- */
 

@@ -198,19 +198,21 @@ static int read_password(const enc_opts_t *o, char **pw, size_t *len)
             return pkcsctl_error(ENC_CMD, "--password-env: environment variable %s is not set",
                                  o->password_env);
         *len = strlen(value);
-        *pw = strdup(value);
+        *pw = OPENSSL_strdup(value);
         return *pw == NULL ? pkcsctl_error(ENC_CMD, "out of memory") : 0;
     }
-    if ((err = pc_file_read(o->password_file, MAX_PASSWORD_FILE, &data, len, &diag)) != PC_OK)
+    err = pc_file_read_secret(o->password_file, MAX_PASSWORD_FILE, &data, len, &diag);
+    if (err != PC_OK) {
+        pc_diag_prefix(&diag, "--password-file");
         return pkcsctl_diag_error(ENC_CMD, err, &diag);
+    }
     if (*len > 0 && data[*len - 1] == '\n')
         data[--*len] = '\0';
     if (*len > 0 && data[*len - 1] == '\r')
         data[--*len] = '\0';
     *pw = (char *)data;
     if (memchr(data, '\0', *len) != NULL) {
-        OPENSSL_cleanse(data, *len);
-        free(data);
+        OPENSSL_clear_free(data, *len);
         *pw = NULL;
         return pkcsctl_error(ENC_CMD, "--password-file %s holds a NUL byte; a PFX password is text",
                              o->password_file);
@@ -220,10 +222,7 @@ static int read_password(const enc_opts_t *o, char **pw, size_t *len)
 
 static void wipe_password(char *pw, size_t len)
 {
-    if (pw == NULL)
-        return;
-    OPENSSL_cleanse(pw, len);
-    free(pw);
+    OPENSSL_clear_free(pw, len);
 }
 
 static void time_text(const ASN1_TIME *t, char *buf, size_t len)

@@ -70,8 +70,9 @@ int pkcsctl_lint_csv_sample(const char *path, json_t *attrs);
 void pkcsctl_lint_names(lint_t *l);
 
 /* pkcsctl_lint_policy (lint_policy.c) checks the request limits, the CA and template of the
- * configuration, the key, key usages and EKUs, and runs the template policy (pc_ca_template_check)
- * on throwaway CSRs made like the worker makes them. */
+ * configuration, the key, key usages and EKUs, each rendered SAN and CN against the template's
+ * name policy (name_policy.h), and runs the template policy (pc_ca_template_check) on throwaway
+ * CSRs made like the worker makes them. */
 void pkcsctl_lint_policy(lint_t *l);
 
 #endif

@@ -67,14 +67,15 @@ static bool check_ref(lint_t *l, const char *name, size_t len, const char *where
     return true;
 }
 
-/* stand_in writes a stand-in value for an unusable variable at *w: its name, letters, digits,
- * '_' and '-' only (safe anywhere in a format, quoted or not), at most 32 of them. */
+/* stand_in writes a stand-in value for an unusable variable at *w: its name, letters, digits
+ * and '-' only (safe anywhere in a format, quoted or not, and a PrintableString, which
+ * SERIALNUMBER and C must be: "Device_Serial" stands in as "DeviceSerial"), at most 32. */
 static void stand_in(const char *name, const char *end, char **w)
 {
     size_t n = 0;
     for (; name < end && n < 32; name++)
         if ((*name >= 'a' && *name <= 'z') || (*name >= 'A' && *name <= 'Z') ||
-            (*name >= '0' && *name <= '9') || *name == '_' || *name == '-')
+            (*name >= '0' && *name <= '9') || *name == '-')
             (*w)[n++] = *name;
     if (n == 0)
         (*w)[n++] = 'x';

@@ -1,6 +1,7 @@
 /*
  * pkcsctl lint-profile: the policy part - the request limits a worker enforces, the CA and
- * template of the configuration, the key, key usages and EKUs, and the template's policy. The
+ * template of the configuration, the key, key usages and EKUs, the template's name policy
+ * (each SAN and CN through the CA's own name_policy.h), and the template's policy. The
  * policy is the CA's own code (pc_ca_template_check) run on throwaway CSRs built the way the
  * worker builds them (pc_csr_new with a throwaway key): one for the key, validity and subject,
  * and one per EKU and one for the key usages against the template with its key and validity
@@ -144,7 +145,8 @@ static void template_check(lint_t *l, const pc_ca_template_t *tmpl, X509_REQ *cs
 }
 
 /* Which of a template's rules a check keeps; the others are relaxed so that it cannot fail on
- * them (each rule is judged by one check only, and one broken rule hides no other). */
+ * them (each rule is judged by one check only, and one broken rule hides no other). The name
+ * policy is judged name by name in check_names, so every CSR check relaxes it. */
 enum { KEEP_KEY = 1, KEEP_VALIDITY = 2, KEEP_SUBJECT = 4 };
 
 static pc_ca_template_t relaxed(const pc_ca_template_t *tmpl, unsigned validity_days, unsigned keep)
@@ -156,7 +158,25 @@ static pc_ca_template_t relaxed(const pc_ca_template_t *tmpl, unsigned validity_
         t.max_validity_days = validity_days;
     if (!(keep & KEEP_SUBJECT))
         t.subject_from_request = true;
+    t.names = (pc_name_policy_t){.allow_wildcards = true}; /* allows every name */
     return t;
+}
+
+/* check_names: each rendered SAN, and the subject's CNs, against the template's name policy,
+ * with the functions the CA's own check uses (pc_ca_template_check), so that every name that
+ * breaks a rule is named, not only the first. */
+static void check_names(lint_t *l)
+{
+    pc_diag_t diag = {{0}};
+    if (l->tmpl == NULL)
+        return;
+    for (int i = 0; l->sans != NULL && i < sk_GENERAL_NAME_num(l->sans); i++)
+        if (pc_name_policy_check_san(&l->tmpl->names, l->tmpl->name,
+                                     sk_GENERAL_NAME_value(l->sans, i), &diag) != PC_OK)
+            pkcsctl_lint_problem(l, true, "%s", diag.msg);
+    if (l->subject != NULL && !l->subject_stand_ins &&
+        pc_name_policy_check_subject(&l->tmpl->names, l->tmpl->name, l->subject, &diag) != PC_OK)
+        pkcsctl_lint_problem(l, true, "%s", diag.msg);
 }
 
 /* check_main: key size, validity and subject against the template, each on its own, with a CSR
@@ -226,6 +246,7 @@ void pkcsctl_lint_policy(lint_t *l)
         goto out_free_names;
     }
     check_main(l, key, placeholder);
+    check_names(l);
     check_usages(l, key, empty);
     EVP_PKEY_free(key);
 out_free_names:

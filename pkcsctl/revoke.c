@@ -26,6 +26,7 @@
 typedef struct revoke_opts {
     pkcsctl_sender_t snd;
     const char *signer_key;
+    const char *passphrase_file; /* --signer-key-passphrase-file */
     const char *results_topic;
     char serial[SERIAL_MAX + 1]; /* canonical: upper-case hex */
     char *ca_name, *issuer, *request_id, *tenant, *device_id, *user_id;
@@ -74,7 +75,10 @@ static void help(void)
         "  --topic NAME          requests topic (default pkcs.requests)\n"
         "  --signer-key-id ID    the signer's key id, as the workers know it\n"
         "  --signer-algorithm A  ed25519 (default), ecdsa-p256-sha256 or hmac-sha256\n"
-        "  --signer-key FILE     PEM private key, or the HMAC secret file\n"
+        "  --signer-key FILE     PEM private key, or the HMAC secret file; unencrypted, it must\n"
+        "                        be readable by its owner only (chmod 600)\n"
+        "  --signer-key-passphrase-file FILE\n"
+        "                        the passphrase of an encrypted --signer-key (chmod 600)\n"
         "  --unsigned            send the request without a signature (tests)\n"
         "  --timeout S           give up after S seconds (default 60), for delivery and --wait\n\n"
         "  --wait                follow the results topic until this request's result arrives\n"
@@ -212,6 +216,9 @@ static int option(revoke_opts_t *o, int c, char *arg)
     case 'k':
         o->signer_key = arg;
         return -1;
+    case 'F':
+        o->passphrase_file = arg;
+        return -1;
     case 'u':
         o->snd.unsigned_requests = true;
         return -1;
@@ -254,6 +261,7 @@ static int parse_opts(int argc, char **argv, revoke_opts_t *o)
         {"signer-key-id", required_argument, NULL, 'i'},
         {"signer-algorithm", required_argument, NULL, 'g'},
         {"signer-key", required_argument, NULL, 'k'},
+        {"signer-key-passphrase-file", required_argument, NULL, 'F'},
         {"unsigned", no_argument, NULL, 'u'},
         {"timeout", required_argument, NULL, 'w'},
         {"wait", no_argument, NULL, 'W'},
@@ -389,17 +397,13 @@ int pkcsctl_revoke(int argc, char **argv)
         .results_topic = "pkcs.results",
         .timeout_s = 60,
     };
-    pc_diag_t diag = {{0}};
     int rc = parse_opts(argc, argv, &o);
     if (rc >= 0)
         return rc;
     o.snd.brokers = pkcsctl_kafka_brokers(o.snd.brokers);
-    if (!o.snd.unsigned_requests) {
-        pc_err_t err = pc_signer_new(o.snd.key_id, o.snd.algorithm ? o.snd.algorithm : "ed25519",
-                                     o.signer_key, &o.snd.signer, &diag);
-        if (err != PC_OK)
-            return pkcsctl_diag_error(CMD, err, &diag);
-    }
+    if (!o.snd.unsigned_requests &&
+        (rc = pkcsctl_signer_load(&o.snd, o.signer_key, o.passphrase_file)) != 0)
+        return rc;
     rc = run(&o);
     pc_signer_free(o.snd.signer);
     return rc;

@@ -4,7 +4,8 @@
  * reports on the calling thread (rd_kafka_poll while producing, rd_kafka_flush at the end), so
  * that a command-line run ends with an exact count of acknowledged messages, or a clear failure
  * when the brokers cannot be reached within the message timeout. --rate's pacing lives here
- * too, as it serves delivery reports while it waits. Main thread only.
+ * too, as it serves delivery reports while it waits, and loading the signer's key. Main thread
+ * only.
  */
 #include "sender.h"
 
@@ -14,12 +15,16 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "clock.h"
 #include "common.h"
+#include "file.h"
 #include "pbjson.h"
 
 #define PROGRESS_EVERY 1000
 #define FLUSH_MARGIN_MS 10000
+#define PASSPHRASE_MAX 4096
 
 /* sleep_s sleeps secs (> 0), resuming after signals. */
 static void sleep_s(double secs)
@@ -208,6 +213,28 @@ static int print_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)
     free(text);
     snd->produced++;
     return 0;
+}
+
+int pkcsctl_signer_load(pkcsctl_sender_t *snd, const char *key_file, const char *passphrase_file)
+{
+    unsigned char *passphrase = NULL;
+    size_t len = 0;
+    pc_diag_t diag = {{0}};
+    pc_err_t err = PC_OK;
+
+    if (passphrase_file != NULL) {
+        err = pc_file_read_secret(passphrase_file, PASSPHRASE_MAX, &passphrase, &len, &diag);
+        if (err != PC_OK) {
+            pc_diag_prefix(&diag, "--signer-key-passphrase-file");
+            return pkcsctl_diag_error(snd->cmd, err, &diag);
+        }
+        while (len > 0 && (passphrase[len - 1] == '\n' || passphrase[len - 1] == '\r'))
+            passphrase[--len] = '\0';
+    }
+    err = pc_signer_new(snd->key_id, snd->algorithm != NULL ? snd->algorithm : "ed25519", key_file,
+                        (const char *)passphrase, &snd->signer, &diag);
+    OPENSSL_clear_free(passphrase, len);
+    return err == PC_OK ? 0 : pkcsctl_diag_error(snd->cmd, err, &diag);
 }
 
 int pkcsctl_send_request(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req)

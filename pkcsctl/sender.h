@@ -40,6 +40,13 @@ typedef struct pkcsctl_sender {
     double max_behind;       /* seconds: the latest a request went out after its deadline */
 } pkcsctl_sender_t;
 
+/* pkcsctl_signer_load makes snd->signer from --signer-key key_file (algorithm as given, ed25519
+ * when NULL) and, for an encrypted key, the passphrase in --signer-key-passphrase-file
+ * passphrase_file (NULL: none; a secret file: neither group nor others may read it; one
+ * trailing newline is not part of the passphrase). The passphrase is wiped after use. Returns
+ * 0, or 1 after printing the error. */
+int pkcsctl_signer_load(pkcsctl_sender_t *snd, const char *key_file, const char *passphrase_file);
+
 /* pkcsctl_producer_new makes the producer for snd->brokers; messages time out after
  * timeout_s. Returns 0, or 1 after printing the error. */
 int pkcsctl_producer_new(pkcsctl_sender_t *snd, long timeout_s);

@@ -1,9 +1,9 @@
 /*
  * pkcsctl status: the operator's view of the cluster, from the coordinator's HTTP API -
  * /api/fleet (each worker: Active or Inactive, version, host, counts, last error), /api/totals
- * and /api/lag - as a terminal table, or the raw JSON with --json. Blocking libcurl easy calls
- * are right for a one-shot command. Every field is optional: an older or newer coordinator
- * shows what it has and "-" for the rest. Main thread only.
+ * and /api/lag - as a terminal table, or the raw JSON with --json, read through coord_api.c.
+ * Every field is optional: an older or newer coordinator shows what it has and "-" for the
+ * rest. Main thread only.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,11 +14,10 @@
 #include <jansson.h>
 
 #include "common.h"
+#include "coord_api.h"
 #include "numbers.h"
 
 #define CMD "status"
-#define DEFAULT_URL "http://127.0.0.1:9470"
-#define BODY_MAX (16u * 1024 * 1024)
 #define LAGGING_SHOWN 8
 
 static void help(void)
@@ -29,94 +28,12 @@ static void help(void)
            "lag of the requests topic.\n\n"
            "options:\n"
            "  --coordinator URL  the coordinator's HTTP address (default $PC_COORDINATOR_URL,\n"
-           "                     else " DEFAULT_URL ")\n"
+           "                     else " PKCSCTL_COORDINATOR_URL ")\n"
            "  --json             print {\"fleet\":...,\"totals\":...,\"lag\":...} as the "
            "coordinator\n"
            "                     returned them\n"
            "  --timeout S        give up on the coordinator after S seconds (default 5)\n\n"
            "Exits 1 when the coordinator cannot be reached or answers with an error.\n");
-}
-
-/* A response body as it arrives. */
-typedef struct body {
-    char *data;
-    size_t len;
-    bool too_large;
-} body_t;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    body_t *b = arg;
-    size_t n = size * nmemb;
-    if (b->len + n > BODY_MAX) {
-        b->too_large = true;
-        return 0;
-    }
-    char *grown = realloc(b->data, b->len + n + 1);
-    if (grown == NULL)
-        return 0;
-    memcpy(grown + b->len, ptr, n);
-    b->data = grown;
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
-/* http_get_json GETs base + path and parses the body into *out (the caller's). The one place
- * that talks to libcurl. Returns 0, or 1 after printing what went wrong and what to do. */
-static int http_get_json(const char *base, const char *path, long timeout_s, json_t **out)
-{
-    char url[2048], errbuf[CURL_ERROR_SIZE] = "";
-    body_t body = {0};
-    long status = 0;
-    int rc = 1;
-    json_error_t jerr;
-    *out = NULL;
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    CURL *curl = curl_easy_init();
-    if (curl == NULL)
-        return pkcsctl_error(CMD, "cannot start an HTTP client (libcurl)");
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "pkcsctl/" PC_VERSION);
-    CURLcode res = curl_easy_perform(curl);
-    if (res != CURLE_OK && !body.too_large) {
-        pkcsctl_error(CMD,
-                      "cannot reach the coordinator at %s: %s; start it with pkcs-coordinator "
-                      "--config FILE, or point --coordinator (or PC_COORDINATOR_URL) at it",
-                      url, errbuf[0] ? errbuf : curl_easy_strerror(res));
-        goto out_free_body;
-    }
-    if (body.too_large) {
-        pkcsctl_error(CMD, "%s answered with more than %u bytes; is that the coordinator?", url,
-                      BODY_MAX);
-        goto out_free_body;
-    }
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 200) {
-        for (size_t i = 0; i < body.len; i++)
-            if (body.data[i] == '\n' || body.data[i] == '\r')
-                body.data[i] = ' ';
-        pkcsctl_error(CMD,
-                      "%s answered HTTP %ld (%.120s); check that --coordinator names the "
-                      "coordinator's HTTP address",
-                      url, status, body.data ? body.data : "");
-        goto out_free_body;
-    }
-    if ((*out = json_loadb(body.data ? body.data : "", body.len, 0, &jerr)) == NULL) {
-        pkcsctl_error(CMD, "%s did not answer JSON (%s, line %d); is that the coordinator?", url,
-                      jerr.text, jerr.line);
-        goto out_free_body;
-    }
-    rc = 0;
-out_free_body:
-    free(body.data);
-    curl_easy_cleanup(curl);
-    return rc;
 }
 
 /* str returns the string member key of obj, or "-" when it is missing or not a string. */
@@ -239,9 +156,9 @@ static int run(const char *base, long timeout_s, bool raw)
 {
     json_t *fleet = NULL, *totals = NULL, *lag = NULL;
     int rc = 1;
-    if (http_get_json(base, "/api/fleet", timeout_s, &fleet) != 0 ||
-        http_get_json(base, "/api/totals", timeout_s, &totals) != 0 ||
-        http_get_json(base, "/api/lag", timeout_s, &lag) != 0)
+    if (pkcsctl_coord_get(CMD, base, "/api/fleet", timeout_s, &fleet, NULL) != 0 ||
+        pkcsctl_coord_get(CMD, base, "/api/totals", timeout_s, &totals, NULL) != 0 ||
+        pkcsctl_coord_get(CMD, base, "/api/lag", timeout_s, &lag, NULL) != 0)
         goto out_free_json;
     if (raw) {
         json_t *all = json_pack("{s:O,s:O,s:O}", "fleet", fleet, "totals", totals, "lag", lag);
@@ -275,7 +192,7 @@ int pkcsctl_status(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *url = getenv("PC_COORDINATOR_URL");
+    const char *url = NULL;
     char base[1024];
     bool raw = false;
     long timeout_s = 5;
@@ -302,12 +219,7 @@ int pkcsctl_status(int argc, char **argv)
     }
     if (optind < argc)
         return pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
-    if (url == NULL || url[0] == '\0')
-        url = DEFAULT_URL;
-    /* "host:port/" and "host:port" name the same API root. */
-    snprintf(base, sizeof(base), "%s", url);
-    for (size_t n = strlen(base); n > 0 && base[n - 1] == '/'; n--)
-        base[n - 1] = '\0';
+    pkcsctl_coord_base(url, base, sizeof(base));
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return pkcsctl_error(CMD, "cannot initialise libcurl");
     int rc = run(base, timeout_s, raw);

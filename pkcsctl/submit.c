@@ -71,7 +71,10 @@ static void help(void)
         "  --topic NAME          requests topic (default pkcs.requests)\n"
         "  --signer-key-id ID    the signer's key id, as the workers know it\n"
         "  --signer-algorithm A  ed25519 (default), ecdsa-p256-sha256 or hmac-sha256\n"
-        "  --signer-key FILE     PEM private key, or the HMAC secret file\n"
+        "  --signer-key FILE     PEM private key, or the HMAC secret file; unencrypted, it must\n"
+        "                        be readable by its owner only (chmod 600)\n"
+        "  --signer-key-passphrase-file FILE\n"
+        "                        the passphrase of an encrypted --signer-key (chmod 600)\n"
         "  --unsigned            send requests without a signature (tests)\n"
         "  --corrupt-signature   flip one bit of each signature (tests)\n"
         "  --message-key K       the Kafka message key K instead of the device (else user) id:\n"
@@ -261,6 +264,7 @@ int pkcsctl_submit(int argc, char **argv)
         {"signer-key-id", required_argument, NULL, 'i'},
         {"signer-algorithm", required_argument, NULL, 'a'},
         {"signer-key", required_argument, NULL, 'k'},
+        {"signer-key-passphrase-file", required_argument, NULL, 'Q'},
         {"request", required_argument, NULL, 'r'},
         {"requests", required_argument, NULL, 'l'},
         {"template", required_argument, NULL, 'T'},
@@ -280,7 +284,7 @@ int pkcsctl_submit(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *brokers = getenv("PC_KAFKA_BROKERS"), *signer_key = NULL;
+    const char *brokers = getenv("PC_KAFKA_BROKERS"), *signer_key = NULL, *passphrase_file = NULL;
     pkcsctl_sender_t snd = {.cmd = CMD, .topic = "pkcs.requests"};
     pkcsctl_gen_t gen = {.prefix = "req", .key_alg = PC_KEY_EC};
     char *algorithm = NULL;
@@ -310,6 +314,9 @@ int pkcsctl_submit(int argc, char **argv)
             break;
         case 'k':
             signer_key = optarg;
+            break;
+        case 'Q':
+            passphrase_file = optarg;
             break;
         case 'r':
         case 'l':
@@ -394,15 +401,9 @@ int pkcsctl_submit(int argc, char **argv)
     if ((rc = check_inputs(&snd, signer_key, inputs, n_inputs, &gen, only_raw)) != 0 ||
         (rc = pair_profiles(inputs, n_inputs, profiles, n_profiles, &gen)) != 0)
         goto out_free_inputs;
-    if (!snd.unsigned_requests && !snd.dry_run && !only_raw) {
-        pc_diag_t diag = {{0}};
-        pc_err_t err = pc_signer_new(snd.key_id, algorithm ? algorithm : "ed25519", signer_key,
-                                     &snd.signer, &diag);
-        if (err != PC_OK) {
-            rc = pkcsctl_diag_error(CMD, err, &diag);
-            goto out_free_inputs;
-        }
-    }
+    if (!snd.unsigned_requests && !snd.dry_run && !only_raw &&
+        (rc = pkcsctl_signer_load(&snd, signer_key, passphrase_file)) != 0)
+        goto out_free_inputs;
     rc = run(&snd, inputs, n_inputs, &gen, timeout_s);
     pc_signer_free(snd.signer);
 out_free_inputs:

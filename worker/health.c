@@ -53,10 +53,10 @@ static void not_ready_reason(const pc_worker_t *w, char *buf, size_t n)
         snprintf(buf, n, "not ready\n");
 }
 
-void pc_worker_http_handler(void *arg, const char *method, const char *path,
-                            pc_http_response_t *resp)
+void pc_worker_http_handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp)
 {
     pc_worker_t *w = arg;
+    const char *path = req->path;
     if (strcmp(path, "/healthz") == 0) {
         pc_http_respond_text(resp, 200, "ok\n");
     } else if (strcmp(path, "/readyz") == 0) {

@@ -21,7 +21,10 @@
  *                                                          COMPLETE ◀────────┘  │  │
  *                                                              │ recorded       │  │
  *                                                              ▼                ▼  ▼
- *                                         REVOKE_OWN ─────▶ PUBLISH ───▶ ENDED (offset done)
+ *                                         REVOKE_OWN ─────▶ PUBLISH ───▶ AUDIT ───▶ ENDED
+ *                                                              (renewal) │          ▲ (offset done)
+ *                                                                        ▼          │
+ *                                                                        SUPERSEDE ─┘
  *
  *   SIGNED is for CAs that cannot look certificates up by request: the serial joins the intent
  *   record before anything else happens, so that a successor can revoke it.
@@ -41,6 +44,7 @@
 
 #include <openssl/rand.h>
 
+#include "audit.h"
 #include "clock.h"
 #include "job_int.h"
 #include "log.h"
@@ -338,6 +342,8 @@ static void job_dead_letter(pc_job_t *job, pc_err_t err, const char *reason)
         job->dlq_err = err;
         job->dlq_keep = DLQ_KEEP_MAX;
         pc_log(PC_LOG_WARN, "dlq", reason, "code", pc_err_code_name(err), NULL);
+        job->outcome = OUT_DLQ;
+        job_stats_record(job); /* once: a smaller copy of it later is the same dead letter */
     }
     snprintf(topic, sizeof(topic), "%s", rd_kafka_topic_name(job->rkm->rkt));
     pkcs__v1__dead_letter__init(&dl);
@@ -881,7 +887,10 @@ static void enter_intent(pc_job_t *job)
 {
     char intent[320];
     pc_diag_t diag = {{0}};
-    pc_err_t err = pc_issue_intent(job->issue, intent, sizeof(intent), &diag);
+    /* a CA that takes our serials: a fresh one for each attempt, named in the intent */
+    pc_err_t err = job->state == JOB_INTENT ? pc_issue_choose_serial(job->issue, &diag) : PC_OK;
+    if (err == PC_OK)
+        err = pc_issue_intent(job->issue, intent, sizeof(intent), &diag);
     if (err != PC_OK) {
         job_fail(job, err, &diag);
         return;
@@ -899,16 +908,21 @@ static void enter_intent(pc_job_t *job)
 /* Test builds only: PC_TEST_STALL_AFTER_CA=REQUEST_ID:MS holds the first job of that request
  * after the CA signed, without renewing its lease, so that another job takes it over. */
 static bool stall_hook_after_ca(pc_job_t *job, job_state_t next);
+static void crash_hook(const pc_job_t *job, bool on_answer);
 
-/* job_ca_failed: a CA that can look certificates up and failed on its own records (Redis) may
- * have recorded a certificate whose answer was lost: before asking it again, the retry looks
- * for what the attempt left and revokes it, exactly as for a predecessor's orphan. */
+/* job_ca_failed: an attempt whose answer may have been lost can have left a certificate: a CA
+ * that can look certificates up and failed on its own records (Redis), or any failure of a CA
+ * that signs with the serial we chose. Before asking again, the retry looks for what the
+ * attempt left and revokes it, exactly as for a predecessor's orphan (a serial the CA never
+ * signed is NOT_FOUND, nothing to do), then asks with a new serial. */
 static void job_ca_failed(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
 {
     char intent[320];
     pc_diag_t d;
-    if (err == PC_ERR_DEPENDENCY && pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) &&
-        pc_issue_intent(job->issue, intent, sizeof(intent), &d) == PC_OK) {
+    pc_ca_t *ca = pc_issue_get0_ca(job->issue);
+    bool may_be_left = (err == PC_ERR_DEPENDENCY && pc_ca_can_find_issued(ca)) ||
+                       (pc_err_retryable(err) && pc_ca_takes_serial(ca));
+    if (may_be_left && pc_issue_intent(job->issue, intent, sizeof(intent), &d) == PC_OK) {
         size_t len = strlen(intent);
         free(job->prior_intent);
         if ((job->prior_intent = malloc(len)) != NULL) {
@@ -930,6 +944,8 @@ static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *
         return;
     }
     pc_histogram_observe(job->w->m.ca_s, (double)job->ca_us / 1e6);
+    if (err == PC_OK)
+        crash_hook(job, true);
     pc_diag_t d = {{0}};
     if (err == PC_OK)
         err = pc_issue_set0_cert(job->issue, cert, &d);
@@ -949,7 +965,7 @@ static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *
     job_unref(job);
 }
 
-static void enter_ca(pc_job_t *job)
+static void job_ask_ca(pc_job_t *job)
 {
     job_ref(job); /* before the call: a refusal answers inside it */
     job->ca_us = pc_mono_us();
@@ -957,22 +973,66 @@ static void enter_ca(pc_job_t *job)
                  pc_issue_ca_params(job->issue), job_on_signed, job);
 }
 
+static void job_on_ca_intent(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        if (err == PC_OK)
+            job_ask_ca(job);
+        else if (err == PC_ERR_CONFLICT)
+            job_lease_lost(job, "lease lost before the CA was asked again; claiming again");
+        else
+            job_wait(job, err, diag);
+    }
+    job_unref(job);
+}
+
+/* A CA that cannot look certificates up is asked again only once Redis has just answered
+ * (the intent, written again): what it signs can then be recorded (SIGNED) a moment later.
+ * Without it a retry that comes while Redis is down would have the CA sign, and a worker
+ * killed before Redis is back would leave that certificate where no successor finds it. */
+static void enter_ca(pc_job_t *job)
+{
+    char intent[320];
+    pc_diag_t diag;
+    if (job->attempt == 0 || pc_ca_can_find_issued(pc_issue_get0_ca(job->issue)) ||
+        pc_issue_intent(job->issue, intent, sizeof(intent), &diag) != PC_OK) {
+        job_ask_ca(job);
+        return;
+    }
+    if (pc_dedupe_set_intent(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
+                             (const unsigned char *)intent, strlen(intent), job_on_ca_intent,
+                             job) == PC_OK)
+        job_ref(job);
+    else
+        job_retry(job, 0);
+}
+
 /* ---- PACK -------------------------------------------------------------------------------- */
 
 /* Test builds only: PC_TEST_CRASH_AFTER_CA=REQUEST_ID makes the worker die once the CA signed
- * and its serial is recorded, before the result is: the orphan tests. */
-static void crash_hook_after_ca(const pc_job_t *job)
+ * and its serial is recorded, before the result is: the orphan tests. With
+ * PC_TEST_CRASH_AFTER_CA=REQUEST_ID:answer it dies as the CA's answer arrives, before anything
+ * of it is recorded. */
+static void crash_hook(const pc_job_t *job, bool on_answer)
 {
 #ifdef PC_TEST_HOOKS
-    const char *victim = getenv("PC_TEST_CRASH_AFTER_CA");
-    if (victim != NULL && strcmp(victim, job->req->request_id) == 0) {
+    const char *spec = getenv("PC_TEST_CRASH_AFTER_CA");
+    char victim[160];
+    snprintf(victim, sizeof(victim), "%s%s", job->req->request_id, on_answer ? ":answer" : "");
+    if (spec != NULL && strcmp(spec, victim) == 0) {
         pc_log(PC_LOG_WARN, "test_crash", "PC_TEST_CRASH_AFTER_CA: dying after the CA signed",
                "request_id", job->req->request_id, NULL);
         _exit(86);
     }
 #else
-    (void)job;
+    (void)job, (void)on_answer;
 #endif
+}
+
+static void crash_hook_after_ca(const pc_job_t *job)
+{
+    crash_hook(job, false);
 }
 
 static void job_after_pack(uv_work_t *work, int status)
@@ -1282,6 +1342,7 @@ static void job_on_completed(void *arg, pc_err_t err, const pc_diag_t *diag)
         if (err == PC_OK) {
             job->owned = false;
             uv_timer_stop(&job->renew);
+            job_stats_record(job);
             job_to(job, JOB_PUBLISH);
         } else if (err == PC_ERR_CONFLICT) {
             /* Fenced out: CLAIM finds the other owner's result (and revokes ours), or our
@@ -1294,11 +1355,41 @@ static void job_on_completed(void *arg, pc_err_t err, const pc_diag_t *diag)
     job_unref(job);
 }
 
+/* The tenant joins the set of tenants with records ahead of its record, on the same
+ * connection, so that the coordinator's notices find it. Its reply says nothing the
+ * completion's does not: a Redis that fails it fails the completion too, which is retried. */
+static void job_on_tenant_noted(void *arg, pc_err_t err, const redisReply *reply,
+                                const pc_diag_t *diag)
+{
+    (void)arg, (void)err, (void)reply, (void)diag;
+}
+
+static void job_note_tenant(pc_job_t *job)
+{
+    pc_args_t args = {0};
+    pc_diag_t diag;
+    if (pc_certs_tenant_args(job->req->tenant_id, &args, &diag) == PC_OK)
+        pc_redis_command(job->w->redis, job_on_tenant_noted, NULL, args.n, args.v, args.len);
+    pc_args_free(&args);
+}
+
+/* renew_at: when a certificate reaches its profile's renewal threshold, the percentage of its
+ * validity left (0 means the default, 20). */
+static int64_t renew_at(const Pkcs__V1__Result *res)
+{
+    unsigned pct = res->renewal_threshold_percent != 0 ? res->renewal_threshold_percent : 20;
+    if (pct > 99)
+        pct = 99;
+    int64_t life = res->not_after_ms - res->not_before_ms;
+    return life > 0 ? res->not_after_ms - life / 100 * (int64_t)pct : 0;
+}
+
 /* What completing the request does to the inventory: a delivered certificate is recorded (a
  * renewal marks the one it replaces superseded), revoked ones are marked. */
 static void enter_complete(pc_job_t *job)
 {
     if (!job->owned) { /* a request refused before its claim: nothing to record */
+        job_stats_record(job);
         job_to(job, JOB_PUBLISH);
         return;
     }
@@ -1327,8 +1418,10 @@ static void enter_complete(pc_job_t *job)
             .sha1 = res->thumbprint_sha1,
             .sha256 = res->thumbprint_sha256,
             .renews = job->renews.serial[0] != '\0' ? job->renews.serial : NULL,
+            .renew_at_ms = profile != NULL ? renew_at(res) : 0,
         };
         change.add = &info;
+        job_note_tenant(job);
     } else if (res != NULL && res->status == PKCS__V1__STATUS__REVOKED) {
         pc_ca_revoke_t rev;
         pc_engine_revoke_of(job->req->revoke, &rev);
@@ -1431,17 +1524,7 @@ static void job_on_delivered(void *arg, pc_err_t err, const pc_diag_t *diag)
             job_too_large(job, diag);
         } else if (err == PC_OK) {
             job_count_outcome(job);
-            if (job->req != NULL) {
-                const char *name = outcome_names[job->outcome];
-                const char *msg = job->result != NULL && job->result->error_message[0] != '\0'
-                                      ? job->result->error_message
-                                      : name;
-                log_job(job->outcome == OUT_FAILED ? PC_LOG_WARN : PC_LOG_INFO, job, name, msg);
-            }
-            if (job->renews.serial[0] != '\0' && job->outcome != OUT_FAILED)
-                job_to(job, JOB_SUPERSEDE);
-            else
-                job_end(job, true);
+            job_to(job, JOB_AUDIT);
         } else {
             job_wait(job, err, diag);
         }
@@ -1466,6 +1549,125 @@ static void enter_publish(pc_job_t *job)
         job_retry(job, 0);
 }
 
+/* ---- AUDIT: the record of what happened, to the audit topic and the log ------------------ */
+
+/* The audit trail's name for each outcome (an ISSUED renewal is "renewed"). */
+static const char *const audit_events[OUT__COUNT] = {
+    [OUT_NONE] = "none",         [OUT_ISSUED] = "issued",  [OUT_REVOKED] = "revoked",
+    [OUT_IMPORTED] = "imported", [OUT_FAILED] = "refused", [OUT_REPLAYED] = "replayed",
+    [OUT_DLQ] = "dead_lettered",
+};
+
+/* The CA a request concerned, by its configured name. */
+static char *job_ca_name(const pc_job_t *job)
+{
+    static char import[] = "import", none[] = "";
+    if (job->req == NULL)
+        return none;
+    switch (job->req->body_case) {
+    case PKCS__V1__REQUEST__BODY_ISSUE:
+        return job->req->issue->profile != NULL ? job->req->issue->profile->ca_name : none;
+    case PKCS__V1__REQUEST__BODY_REVOKE:
+        return job->req->revoke->ca_name;
+    case PKCS__V1__REQUEST__BODY_IMPORT_PFX:
+        return import;
+    default:
+        return none;
+    }
+}
+
+/* The outcome's log line carries what the audit record says. */
+static void log_outcome(pc_job_t *job, const pc_audit_t *a)
+{
+    const Pkcs__V1__AuditRecord *r = &a->rec;
+    const char *name = outcome_names[job->outcome];
+    char partition[16], offset[24];
+    snprintf(partition, sizeof(partition), "%d", (int)job->rkm->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)job->rkm->offset);
+    pc_log(job->outcome == OUT_FAILED ? PC_LOG_WARN : PC_LOG_INFO, name,
+           r->error_message[0] != '\0' ? r->error_message : name, "request_id", r->request_id,
+           "tenant_id", r->tenant_id, "partition", partition, "offset", offset, "user_id",
+           r->user_id, "device_id", r->device_id, "profile_id", r->profile_id, "ca", r->ca_name,
+           "serial", r->serial_number, "subject", r->subject, "audit", r->event, NULL);
+}
+
+/* job_audit_send publishes a's record to the audit topic; done hears the delivery. PC_OK when
+ * done will be called; otherwise no audit topic is configured (PC_ERR_NOT_FOUND), the record
+ * cannot be made or is too large (logged, given up: the log line has it), or Kafka refused it
+ * now (PC_ERR_DEPENDENCY: retry). */
+static pc_err_t job_audit_send(pc_job_t *job, pc_audit_t *a, pc_kafka_delivered_fn done)
+{
+    const char *topic = job->w->cfg->kafka.audit_topic;
+    if (topic == NULL || topic[0] == '\0')
+        return PC_ERR_NOT_FOUND;
+    char *json = NULL, key[300];
+    size_t len = 0;
+    pc_diag_t diag;
+    pc_err_t err = pc_audit_encode(a, &json, &len, &diag);
+    if (err != PC_OK) {
+        log_job(PC_LOG_ERROR, job, "audit_failed", diag.msg);
+        return err;
+    }
+    pc_audit_key(a, key, sizeof(key));
+    err = pc_kafka_produce(job->w->kafka, topic, key, strlen(key), json, len, done, job);
+    free(json);
+    if (err == PC_OK)
+        job_ref(job);
+    else if (err == PC_ERR_TOO_LARGE)
+        log_job(PC_LOG_ERROR, job, "audit_failed", "the audit record is over the producer's limit");
+    return err;
+}
+
+static void job_audited(pc_job_t *job)
+{
+    if (job->renews.serial[0] != '\0' && job->outcome != OUT_FAILED)
+        job_to(job, JOB_SUPERSEDE);
+    else
+        job_end(job, true);
+}
+
+static void job_on_audited(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        if (err == PC_OK)
+            job_audited(job);
+        else if (err == PC_ERR_TOO_LARGE)
+            job_audited(job); /* never passes; the log line has the record */
+        else
+            job_wait(job, err, diag);
+    }
+    job_unref(job);
+}
+
+static void enter_audit(pc_job_t *job)
+{
+    Pkcs__V1__Result *stored = NULL;
+    const Pkcs__V1__Result *res = job->result;
+    if (res == NULL && job->outcome != OUT_DLQ && job->out != NULL) /* a replay: the stored one */
+        res = stored = pkcs__v1__result__unpack(NULL, job->out_len, job->out);
+    pc_audit_t a;
+    const char *event = job->outcome == OUT_ISSUED && job->renews.serial[0] != '\0'
+                            ? "renewed"
+                            : audit_events[job->outcome];
+    pc_audit_init(&a, event, job->req, res, job->w->cfg->worker.id);
+    a.rec.ca_name = job_ca_name(job);
+    if (job->outcome == OUT_DLQ) {
+        a.rec.error_code = pc_result_error_code(job->dlq_err);
+        a.rec.error_message = job->dlq_reason;
+    }
+    if (!job->logged && job->req != NULL)
+        log_outcome(job, &a);
+    job->logged = true;
+    pc_err_t err = job_audit_send(job, &a, job_on_audited);
+    if (stored != NULL)
+        pkcs__v1__result__free_unpacked(stored, NULL);
+    if (err == PC_ERR_DEPENDENCY)
+        job_retry(job, 0);
+    else if (err != PC_OK)
+        job_audited(job);
+}
+
 /* ---- SUPERSEDE: a renewal's result is delivered; the certificate it replaces goes ---------- */
 
 /* The record was marked superseded with the renewal's completion; here the CA revokes it, and
@@ -1485,6 +1687,29 @@ static void job_on_pending_done(void *arg, pc_err_t err, const redisReply *reply
     job_unref(job);
 }
 
+/* The CA revoked it and the audit trail has it: it leaves the queue of superseded
+ * certificates awaiting revocation. */
+static void job_supersede_done(pc_job_t *job)
+{
+    if (pc_certs_due_done(job->w->redis, job->req->tenant_id, PC_CERTS_DUE_REVOCATION, &job->renews,
+                          job_on_pending_done, job) == PC_OK)
+        job_ref(job);
+    else
+        job_retry(job, 0);
+}
+
+static void job_on_supersede_audited(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_job_t *job = arg;
+    if (job_live(job)) {
+        if (err == PC_OK || err == PC_ERR_TOO_LARGE)
+            job_supersede_done(job);
+        else
+            job_wait(job, err, diag);
+    }
+    job_unref(job);
+}
+
 static void job_on_superseded(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
 {
     pc_job_t *job = arg;
@@ -1495,11 +1720,16 @@ static void job_on_superseded(void *arg, pc_err_t err, X509 *cert, const pc_diag
             snprintf(msg, sizeof(msg), "renewed: certificate %s of CA \"%s\" revoked (superseded)",
                      job->renews.serial, job->renews.ca);
             log_job(PC_LOG_INFO, job, "superseded", msg);
-            if (pc_certs_pending_done(job->w->redis, job->req->tenant_id, &job->renews,
-                                      job_on_pending_done, job) == PC_OK)
-                job_ref(job);
-            else
+            pc_audit_t a;
+            pc_audit_init(&a, "superseded", job->req, NULL, job->w->cfg->worker.id);
+            a.rec.ca_name = job->renews.ca;
+            a.rec.serial_number = job->renews.serial;
+            a.rec.outcome = PKCS__V1__STATUS__REVOKED;
+            pc_err_t aerr = job_audit_send(job, &a, job_on_supersede_audited);
+            if (aerr == PC_ERR_DEPENDENCY)
                 job_retry(job, 0);
+            else if (aerr != PC_OK)
+                job_supersede_done(job);
         } else {
             job_fail(job, err, diag);
         }
@@ -1562,6 +1792,7 @@ static void (*const enter[JOB__STATES])(pc_job_t *job) = {
     [JOB_COMPLETE] = enter_complete,
     [JOB_REVOKE_OWN] = enter_revoke_own,
     [JOB_PUBLISH] = enter_publish,
+    [JOB_AUDIT] = enter_audit,
     [JOB_RENEWAL] = enter_renewal,
     [JOB_SUPERSEDE] = enter_supersede,
 };

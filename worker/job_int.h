@@ -25,6 +25,7 @@ typedef enum job_state {
     JOB_COMPLETE,   /* Redis: record the result under our fencing token */
     JOB_REVOKE_OWN, /* another worker answered first: revoke the certificate we obtained */
     JOB_PUBLISH,    /* Kafka: produce the result (or dead letter) */
+    JOB_AUDIT,      /* Kafka: the audit record of what happened (and its log line) */
     JOB_SUPERSEDE,  /* a renewal's result is delivered: revoke the certificate it replaces */
     JOB_ENDED,
     JOB__STATES
@@ -80,6 +81,7 @@ struct pc_job {
     size_t out_len;
     const char *out_topic;
     job_outcome_t outcome;
+    bool logged;      /* the outcome's log line is written (AUDIT may be entered again) */
     pc_err_t dlq_err; /* a dead letter's code and reason, kept to build it again smaller */
     char dlq_reason[600];
     size_t dlq_keep; /* bytes of the original a dead letter keeps */
@@ -102,5 +104,9 @@ struct pc_job {
 void job_pool_keygen(uv_work_t *work); /* JOB_KEYGEN: key pair, CSR */
 void job_pool_pack(uv_work_t *work);   /* JOB_PACK: PKCS#12, envelope, result */
 void job_pool_import(uv_work_t *work); /* JOB_IMPORT: IMPORT_PFX into job->result */
+
+/* job_stats_record (job_stats.c) counts the finished job in the cluster's statistics, by its
+ * outcome; fire and forget. Loop thread. */
+void job_stats_record(pc_job_t *job);
 
 #endif

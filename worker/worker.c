@@ -211,6 +211,14 @@ static char *counts_json(const pc_worker_t *w)
         (json_int_t)w->count_dlq, "in_flight", (int)w->in_flight, "in_group",
         (int)(w->in_group && w->state == PC_WORKER_RUNNING), "retrying", (int)retrying,
         "retrying_s", (json_int_t)(for_ms / 1000), "degraded", (int)degraded, "partitions", parts);
+    /* the CAs this worker cannot use now: the coordinator shows each CA's health from them */
+    json_t *ca_down = json_array();
+    for (size_t i = 0; o != NULL && ca_down != NULL && i < w->engine->ca_count; i++)
+        if (!pc_ca_healthy(w->engine->cas[i]))
+            json_array_append_new(ca_down, json_string(w->engine->cas[i]->name));
+    if (o != NULL && ca_down != NULL)
+        json_object_set(o, "ca_down", ca_down);
+    json_decref(ca_down);
     char *text = o == NULL ? NULL : json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -252,6 +260,8 @@ static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
         err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.results_topic, diag);
     if (err == PC_OK)
         err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.dlq_topic, diag);
+    if (err == PC_OK && w->cfg->kafka.audit_topic[0] != '\0')
+        err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.audit_topic, diag);
     if (err == PC_OK)
         err = pc_kafka_start(w->kafka, diag);
     return err;
@@ -524,15 +534,32 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
     return PC_OK;
 }
 
+/* log_insecure_cas says, at every start, which CAs are reached in clear: the library accepts
+ * allow_http, and it is the process's part to make sure nobody misses that it did. */
+static void log_insecure_cas(const pc_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->ca_count; i++) {
+        const pc_config_ca_t *ca = &cfg->cas[i];
+        if (ca->allow_http && ca->url != NULL && strncmp(ca->url, "http://", 7) == 0)
+            pc_log(PC_LOG_WARN, "insecure_ca",
+                   "allow_http: CSRs, cfssl auth tokens and certificates of this CA cross the "
+                   "network unencrypted and unauthenticated; use https:// outside tests",
+                   "ca", ca->name, "url", ca->url, NULL);
+    }
+}
+
 pc_err_t pc_worker_start(pc_worker_t *w, pc_diag_t *diag)
 {
     pc_err_t err = pc_http_new(w->loop, w->cfg->worker.http_host, (int)w->cfg->worker.http_port,
                                pc_worker_http_handler, w, &w->http, diag);
     if (err != PC_OK)
         return err;
+    pc_http_set_max_connections(w->http, w->cfg->worker.http_max_connections);
+    pc_http_set_idle_timeout(w->http, w->cfg->worker.http_timeout_ms);
     char port[16];
     snprintf(port, sizeof(port), "%d", pc_http_port(w->http));
     pc_log(PC_LOG_INFO, "http", "serving /healthz, /readyz and /metrics", "port", port, NULL);
+    log_insecure_cas(w->cfg);
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
     uv_signal_start(&w->sigint, on_signal, SIGINT);
     uv_timer_start(&w->heartbeat, on_heartbeat_timer, 0, w->cfg->worker.heartbeat_ms);

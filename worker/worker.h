@@ -110,8 +110,7 @@ void pc_worker_note_error(pc_worker_t *w, const char *text);
 void pc_worker_job_finished(pc_worker_t *w);
 
 /* pc_worker_http_handler serves /healthz, /readyz and /metrics. */
-void pc_worker_http_handler(void *arg, const char *method, const char *path,
-                            pc_http_response_t *resp);
+void pc_worker_http_handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp);
 
 /* pc_worker_metrics_init registers the worker's metrics. */
 pc_err_t pc_worker_metrics_init(pc_worker_metrics_t *m);

@@ -1,7 +1,7 @@
 /*
- * text.c - a growable byte buffer, strict UTF-8 checks and base64 decoding, for code that
- * builds or checks text from outside (names, CSV cells, messages, encoded DER). Pure functions
- * on the caller's data; any thread.
+ * text.c - a growable byte buffer, strict UTF-8 checks, wiping secret strings and base64
+ * decoding, for code that builds or checks text from outside (names, CSV cells, messages,
+ * encoded DER). Pure functions on the caller's data; any thread.
  */
 #include "text.h"
 
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 pc_err_t pc_base64_decode(const char *text, size_t len, unsigned char **out, size_t *out_len,
@@ -81,6 +82,14 @@ void pc_buf_free(pc_buf_t *buf)
     free(buf->data);
     buf->data = NULL;
     buf->len = buf->cap = 0;
+}
+
+void pc_str_free_secret(char *s)
+{
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
 }
 
 static bool is_cont(unsigned char c)

@@ -1,5 +1,6 @@
 /*
- * text.h - a growable byte buffer, strict UTF-8 checks and base64 decoding. Any thread.
+ * text.h - a growable byte buffer, strict UTF-8 checks, secret strings and base64 decoding.
+ * Any thread.
  */
 #ifndef PC_TEXT_H
 #define PC_TEXT_H
@@ -21,6 +22,10 @@ pc_err_t pc_buf_append(pc_buf_t *buf, const char *bytes, size_t len, pc_diag_t *
 
 /* pc_buf_free releases buf's memory and zeroes it (NULL-safe). */
 void pc_buf_free(pc_buf_t *buf);
+
+/* pc_str_free_secret wipes the NUL-terminated string s (a password, a token) and frees it; s
+ * must come from malloc (strdup), and may be NULL. */
+void pc_str_free_secret(char *s);
 
 /* pc_utf8_valid tells whether s[0..len) is well-formed UTF-8 (no overlongs, surrogates or code
  * points above U+10FFFF); on failure *bad_at (may be NULL) is the offset of the first bad byte. */

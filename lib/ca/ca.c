@@ -4,8 +4,8 @@
  * freeing.
  *
  * The policy check lives here, not in a backend, so that no backend can sign something a
- * template forbids. The policy check and serial parsing run on any thread; the calls follow the
- * threads of ca.h.
+ * template forbids; the names part of it is name_policy.c's. The policy check and serial parsing
+ * run on any thread; the calls follow the threads of ca.h.
  */
 #include "ca.h"
 
@@ -200,6 +200,28 @@ static pc_err_t check_subject(const pc_ca_template_t *tmpl, X509_REQ *csr, pc_di
                    tmpl->name, text);
 }
 
+/* check_names holds every SAN and, when the template says so, the subject's CNs to the
+ * template's name policy. */
+static pc_err_t check_names(const pc_ca_template_t *tmpl, X509_REQ *csr,
+                            const STACK_OF(X509_EXTENSION) * exts, pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    int crit = 0;
+    GENERAL_NAMES *sans = X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL);
+
+    if (sans == NULL && crit != -1)
+        return pc_fail(diag, PC_ERR_BAD_MESSAGE,
+                       "the CSR's subject alternative name extension is malformed or repeated");
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans) && err == PC_OK; i++)
+        err = pc_name_policy_check_san(&tmpl->names, tmpl->name, sk_GENERAL_NAME_value(sans, i),
+                                       diag);
+    GENERAL_NAMES_free(sans);
+    if (err == PC_OK)
+        err = pc_name_policy_check_subject(&tmpl->names, tmpl->name, X509_REQ_get_subject_name(csr),
+                                           diag);
+    return err;
+}
+
 pc_err_t pc_ca_template_check(const pc_ca_template_t *tmpl, X509_REQ *csr, unsigned validity_days,
                               pc_diag_t *diag)
 {
@@ -229,6 +251,8 @@ pc_err_t pc_ca_template_check(const pc_ca_template_t *tmpl, X509_REQ *csr, unsig
     err = check_ekus(tmpl, exts, diag);
     if (err == PC_OK)
         err = check_key_usage(tmpl, exts, diag);
+    if (err == PC_OK)
+        err = check_names(tmpl, csr, exts, diag);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 out:
     return err;
@@ -241,6 +265,7 @@ void pc_ca_template_free(pc_ca_template_t *tmpl)
     for (size_t i = 0; i < tmpl->allowed_eku_count; i++)
         free(tmpl->allowed_ekus[i]);
     free(tmpl->allowed_ekus);
+    pc_name_policy_clear(&tmpl->names);
     free(tmpl->name);
     free(tmpl);
 }
@@ -277,6 +302,11 @@ void pc_ca_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, vo
 STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca)
 {
     return ca->ops->get0_chain(ca);
+}
+
+bool pc_ca_takes_serial(const pc_ca_t *ca)
+{
+    return ca->takes_serial;
 }
 
 bool pc_ca_can_find_issued(const pc_ca_t *ca)

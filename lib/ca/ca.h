@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 #include <uv.h>
 
+#include "name_policy.h"
 #include "pc_err.h"
 
 /* Policy of one certificate template, as a CA administrator sets it. */
@@ -36,11 +37,14 @@ typedef struct pc_ca_template {
     unsigned min_rsa_bits;     /* default 2048 */
     unsigned min_ec_bits;      /* default 256 */
     bool subject_from_request; /* "supply in the request"; false refuses a requested subject */
+    pc_name_policy_t names;    /* which SANs and host names (name_policy.h) */
 } pc_ca_template_t;
 
 /* pc_ca_template_check refuses (PC_ERR_POLICY, naming what broke the rule) a CSR that asks for
  * an EKU or key usage the template does not allow, a key below its minimum, a subject when the
- * template builds its own, or validity_days over the maximum; PC_ERR_CRYPTO when the CSR's
+ * template builds its own, validity_days over the maximum, or a name its name policy forbids
+ * (a SAN type, domain or wildcard, a DNS name that is not one; name_policy.h);
+ * PC_ERR_BAD_MESSAGE for a malformed or repeated extension; PC_ERR_CRYPTO when the CSR's
  * signature does not verify. Any thread. */
 pc_err_t pc_ca_template_check(const pc_ca_template_t *tmpl, X509_REQ *csr, unsigned validity_days,
                               pc_diag_t *diag);
@@ -55,6 +59,9 @@ typedef struct pc_ca_issue {
     unsigned validity_days;
     const char *tenant;     /* with request_id, recorded where the backend can, so that */
     const char *request_id; /* find_issued finds the request's certificates, its tenant's only */
+    /* The serial (hex) the certificate must carry, for a CA that takes its callers' serials
+     * (pc_ca_takes_serial); NULL otherwise: the CA picks. */
+    const char *serial_hex;
 } pc_ca_issue_t;
 
 /* RFC 5280 CRLReason values. */
@@ -84,8 +91,9 @@ typedef void (*pc_ca_done_fn)(void *arg, pc_err_t err, X509 *cert, const pc_diag
 typedef void (*pc_ca_found_fn)(void *arg, pc_err_t err, const pc_ca_serial_t *serials, size_t count,
                                const pc_diag_t *diag);
 
-/* The backend interface. The arguments of a call (csr, issue, rev and the strings they point
- * to) are borrowed until its callback has run. Every callback runs exactly once. */
+/* The backend interface. The arguments of submit (csr, issue and the strings it points to) are
+ * borrowed until its callback has run; revoke's and find_issued's only for the call (a caller's
+ * stack is fine: the backend copies what it keeps). Every callback runs exactly once. */
 typedef struct pc_ca_ops {
     const char *kind; /* "local", "cfssl", ... */
     /* Whether the CA can be used now (for /readyz): its certificate is known, it answers. */
@@ -118,6 +126,7 @@ struct pc_ca {
     uv_loop_t *loop; /* NULL: opened for a tool; every call completes inside itself */
     pc_ca_template_t **templates;
     size_t template_count;
+    bool takes_serial; /* signs with the serial it is given (pc_ca_issue_t.serial_hex) */
 };
 
 /* The calls, one per op, for callers (they check nothing the backend does not). */
@@ -126,6 +135,10 @@ void pc_ca_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_
                   void *arg);
 void pc_ca_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
 STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca);
+
+/* pc_ca_takes_serial tells whether the CA signs with the serial its caller picks: the caller
+ * records it before asking, so a certificate whose answer was lost is found by it. */
+bool pc_ca_takes_serial(const pc_ca_t *ca);
 
 /* pc_ca_can_find_issued tells whether the CA can look certificates up by request. */
 bool pc_ca_can_find_issued(const pc_ca_t *ca);

@@ -29,7 +29,17 @@ typedef struct pc_ca_cfssl_profile {
 
 typedef struct pc_ca_cfssl_config {
     const char *name; /* CA name requests refer to */
-    const char *url;  /* http(s)://host:port of cfssl serve, without the /api/v1/... path */
+    const char *url;  /* https://host:port of cfssl serve, without the /api/v1/... path */
+    /* Accept a plain http:// url: the CSR, the auth token and the certificate then travel
+     * unprotected, so this is for a cfssl on the same host or in tests only. The library does
+     * not log: a program that sets it says so loudly itself. */
+    bool allow_http;
+    /* The profiles say "ClientProvidesSerialNumbers": true, so every certificate carries the
+     * serial the caller chose (pc_ca_issue_t.serial_hex), recorded before cfssl is asked: a
+     * certificate whose answer was lost is then found by its serial, exactly. cfssl reads that
+     * Go field name (it has no JSON tag: "client_provides_serial_numbers" is silently ignored),
+     * and only a cfssl whose API takes serials honours it (1.6 does; 1.2 drops them). */
+    bool client_serials;
     /* Hex key of the cfssl auth_key its profiles name (type "standard"): requests then go to
      * /api/v1/cfssl/authsign with an HMAC-SHA256 token. NULL: /api/v1/cfssl/sign, unsigned. */
     const char *auth_key_hex;
@@ -39,9 +49,9 @@ typedef struct pc_ca_cfssl_config {
     const char *label;
     const pc_ca_cfssl_profile_t *profiles; /* copied */
     size_t profile_count;
-    const char *ca_bundle;   /* PEM CAs to trust for https; NULL: the system's store */
-    const char *client_cert; /* PEM client certificate for mutual TLS; NULL: none */
-    const char *client_key;
+    const char *ca_bundle;       /* PEM CAs to trust for https; NULL: the system's store */
+    const char *client_cert;     /* PEM client certificate for mutual TLS; NULL: none */
+    const char *client_key;      /* its PEM key, a secret file: readable by its owner only */
     unsigned connect_timeout_ms; /* default 5000 */
     unsigned total_timeout_ms;   /* one attempt, queueing included; default 30000 */
     unsigned max_concurrent;     /* requests in flight to cfssl; default 16 */
@@ -62,11 +72,13 @@ typedef struct pc_ca_cfssl_config {
 
 /* pc_ca_cfssl_new makes the backend and starts fetching the CA's certificate (POST
  * /api/v1/cfssl/info), retrying with backoff until it comes; until then get0_chain returns
- * NULL and revoke fails with PC_ERR_CA_UNAVAILABLE (see pc_ca_cfssl_on_ready). *out is the
- * caller's: pc_ca_close, which fails what is pending with PC_ERR_CA_UNAVAILABLE (callbacks run
- * before it returns) and frees the CA in its last close callback; or pc_ca_free, the same
- * without the notice. Either way, run the loop before uv_loop_close(). PC_ERR_INVALID_PARAM
- * naming the bad setting. Loop thread. */
+ * NULL and submit and revoke fail with PC_ERR_CA_UNAVAILABLE (see pc_ca_cfssl_on_ready). Every
+ * certificate cfssl returns must carry the CSR's key and be signed by that CA certificate,
+ * else the submit fails with PC_ERR_CRYPTO. *out is the caller's: pc_ca_close, which fails what
+ * is pending with PC_ERR_CA_UNAVAILABLE (callbacks run before it returns) and frees the CA in
+ * its last close callback; or pc_ca_free, the same without the notice. Either way, run the loop
+ * before uv_loop_close(). PC_ERR_INVALID_PARAM naming the bad setting: an http:// url without
+ * allow_http, a client key others may read ("chmod 600 FILE"). Loop thread. */
 pc_err_t pc_ca_cfssl_new(uv_loop_t *loop, const pc_ca_cfssl_config_t *cfg, pc_ca_t **out,
                          pc_diag_t *diag);
 

@@ -21,7 +21,8 @@
 
 /* certs_apply(at): ARGV from at: prefix "pc:cert:{T}:", adds (0/1), then for an add: member,
  * user, device, request (segments, "" for none), not_after, renews member ("" none), the new
- * serial, nfields, then nfields name/value pairs; then nrevoked, reason, and the members.
+ * serial, renew_at (0: none), nfields, then nfields name/value pairs; then nrevoked, reason,
+ * and the members.
  * `now` (ms) comes from the including script. The request's own completion happens once (its
  * digest check), so an add is never applied twice. */
 const char pc_certs_lua[] =
@@ -31,14 +32,16 @@ const char pc_certs_lua[] =
     "  if tonumber(ARGV[i]) == 1 then\n"
     "    local m, user, dev, req = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]\n"
     "    local not_after, renews, serial = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]\n"
-    "    local nf = tonumber(ARGV[i + 8])\n"
-    "    i = i + 9\n"
+    "    local renew_at, nf = tonumber(ARGV[i + 8]), tonumber(ARGV[i + 9])\n"
+    "    i = i + 10\n"
     "    local rec = p .. 'c:' .. m\n"
     "    redis.call('HSET', rec, 'status', 'valid', 'issued_at', now)\n"
     "    for k = 0, nf - 1 do redis.call('HSET', rec, ARGV[i + 2 * k], ARGV[i + 2 * k + 1]) end\n"
     "    i = i + 2 * nf\n"
     "    redis.call('ZADD', p .. 'all', now, m)\n"
     "    redis.call('ZADD', p .. 'exp', not_after, m)\n"
+    "    redis.call('ZADD', p .. 'due:exp', not_after, m)\n"
+    "    if renew_at > 0 then redis.call('ZADD', p .. 'due:renew', renew_at, m) end\n"
     "    if user ~= '' then redis.call('ZADD', p .. 'user:' .. user, now, m) end\n"
     "    if dev ~= '' then redis.call('ZADD', p .. 'dev:' .. dev, now, m) end\n"
     "    if req ~= '' then redis.call('ZADD', p .. 'req:' .. req, now, m) end\n"
@@ -47,7 +50,7 @@ const char pc_certs_lua[] =
     "      if redis.call('HGET', old, 'status') == 'valid' then\n"
     "        redis.call('HSET', old, 'status', 'superseded', 'reason', 4, 'revoked_at', now,\n"
     "                   'renewed_by', serial)\n"
-    "        redis.call('SADD', p .. 'pending', renews)\n"
+    "        redis.call('ZADD', p .. 'pending', now, renews)\n"
     "      end\n"
     "    end\n"
     "  else\n"
@@ -61,13 +64,14 @@ const char pc_certs_lua[] =
     "    if st == 'valid' then\n"
     "      redis.call('HSET', rec, 'status', 'revoked', 'reason', reason, 'revoked_at', now)\n"
     "    end\n"
-    "    redis.call('SREM', p .. 'pending', m)\n"
+    "    redis.call('ZREM', p .. 'pending', m)\n"
     "  end\n"
     "  return 1\n"
     "end\n";
 
-/* find: KEYS[1] the index (a zset) or a record; ARGV mode ('z' newest first, 'e' by expiry up
- * to ARGV[5], 'r' one record), offset, limit, prefix, max score.
+/* find: KEYS[1] the index (a zset) or a record; ARGV mode ('z' newest first, 'e' by expiry
+ * from ARGV[7] up to ARGV[5], 'r' one record), offset, limit, prefix, max score, member, min
+ * score.
  * -> {more, member1, {fields...}, member2, {...}, ...} */
 static const char find_lua[] =
     "local mode, off, lim, p = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]\n"
@@ -76,7 +80,7 @@ static const char find_lua[] =
     "  if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end\n"
     "  return {0, ARGV[6], redis.call('HGETALL', KEYS[1])}\n"
     "elseif mode == 'e' then\n"
-    "  members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[5], 'LIMIT', off, lim + 1)\n"
+    "  members = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[7], ARGV[5], 'LIMIT', off, lim + 1)\n"
     "else\n"
     "  members = redis.call('ZREVRANGE', KEYS[1], off, off + lim)\n"
     "end\n"
@@ -89,6 +93,33 @@ static const char find_lua[] =
     "return out\n";
 
 static pc_redis_script_t find_script = {.name = "certs_find", .source = find_lua};
+
+/* take: KEYS[1] a queue (a zset of members by the time they are due); ARGV prefix, max score,
+ * limit, later (ms), mode ('valid': only valid, unexpired certificates stay queued; 'any': any
+ * recorded one), now. Each member due (score <= max) whose record still qualifies is handed out
+ * and pushed `later` ms past max, so that no other caller takes it meanwhile and it comes back
+ * if whoever took it never calls pc_certs_due_done; the others leave the queue.
+ * -> {member1, {fields...}, ...} */
+static const char take_lua[] =
+    "local p, max, lim, later = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local mode, now = ARGV[5], tonumber(ARGV[6])\n"
+    "local out = {}\n"
+    "for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', max, 'LIMIT', 0, lim)) do\n"
+    "  local rec = p .. 'c:' .. m\n"
+    "  local st, na = unpack(redis.call('HMGET', rec, 'status', 'not_after'))\n"
+    "  local keep = st ~= false\n"
+    "  if mode == 'valid' then keep = st == 'valid' and (tonumber(na) or 0) > now end\n"
+    "  if keep then\n"
+    "    redis.call('ZADD', KEYS[1], max + later, m)\n"
+    "    out[#out + 1] = m\n"
+    "    out[#out + 1] = redis.call('HGETALL', rec)\n"
+    "  else\n"
+    "    redis.call('ZREM', KEYS[1], m)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static pc_redis_script_t take_script = {.name = "certs_take", .source = take_lua};
 
 /* ---- names ------------------------------------------------------------------------------- */
 
@@ -138,7 +169,8 @@ static pc_err_t add_text(pc_args_t *args, const char *text)
     return pc_args_add(args, text != NULL ? text : "", text != NULL ? strlen(text) : 0);
 }
 
-static pc_err_t add_record(const pc_cert_info_t *c, pc_args_t *args, pc_diag_t *diag)
+static pc_err_t add_record(const char *tenant, const pc_cert_info_t *c, pc_args_t *args,
+                           pc_diag_t *diag)
 {
     char member[MEMBER_MAX], renews[MEMBER_MAX] = "", user[PC_KEY_SEGMENT_MAX(ID_MAX)],
                              dev[PC_KEY_SEGMENT_MAX(ID_MAX)], req[PC_KEY_SEGMENT_MAX(ID_MAX)];
@@ -156,19 +188,13 @@ static pc_err_t add_record(const pc_cert_info_t *c, pc_args_t *args, pc_diag_t *
     const struct {
         const char *name, *value;
     } fields[] = {
-        {"ca", c->ca},
-        {"serial", c->serial},
-        {"kind", c->kind},
-        {"user", c->user_id},
-        {"device", c->device_id},
-        {"profile", c->profile_id},
-        {"template", c->template_name},
-        {"request", c->request_id},
-        {"subject", c->subject},
-        {"sans", c->sans},
-        {"sha1", c->sha1},
-        {"sha256", c->sha256},
-        {"renews", c->renews},
+        {"tenant", tenant},         {"ca", c->ca},
+        {"serial", c->serial},      {"kind", c->kind},
+        {"user", c->user_id},       {"device", c->device_id},
+        {"profile", c->profile_id}, {"template", c->template_name},
+        {"request", c->request_id}, {"subject", c->subject},
+        {"sans", c->sans},          {"sha1", c->sha1},
+        {"sha256", c->sha256},      {"renews", c->renews},
     };
     const size_t nfields = sizeof(fields) / sizeof(fields[0]);
     if (pc_args_add(args, "1", 1) != PC_OK || add_text(args, member) != PC_OK ||
@@ -176,7 +202,8 @@ static pc_err_t add_record(const pc_cert_info_t *c, pc_args_t *args, pc_diag_t *
         add_text(args, req) != PC_OK ||
         pc_args_addf(args, "%lld", (long long)c->not_after_ms) != PC_OK ||
         add_text(args, renews) != PC_OK || add_text(args, c->serial) != PC_OK ||
-        pc_args_addf(args, "%zu", nfields + 2) != PC_OK)
+        pc_args_addf(args, "%lld", (long long)c->renew_at_ms) != PC_OK ||
+        pc_args_addf(args, "%zu", nfields + 3) != PC_OK)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory recording a certificate");
     for (size_t i = 0; i < nfields; i++)
         if (add_text(args, fields[i].name) != PC_OK || add_text(args, fields[i].value) != PC_OK)
@@ -184,7 +211,9 @@ static pc_err_t add_record(const pc_cert_info_t *c, pc_args_t *args, pc_diag_t *
     if (add_text(args, "not_before") != PC_OK ||
         pc_args_addf(args, "%lld", (long long)c->not_before_ms) != PC_OK ||
         add_text(args, "not_after") != PC_OK ||
-        pc_args_addf(args, "%lld", (long long)c->not_after_ms) != PC_OK)
+        pc_args_addf(args, "%lld", (long long)c->not_after_ms) != PC_OK ||
+        add_text(args, "renew_at") != PC_OK ||
+        pc_args_addf(args, "%lld", (long long)c->renew_at_ms) != PC_OK)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory recording a certificate");
     return PC_OK;
 }
@@ -199,7 +228,7 @@ pc_err_t pc_certs_change_args(const char *tenant, const pc_certs_change_t *chang
     if (add_text(args, prefix) != PC_OK)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
     if (change != NULL && change->add != NULL)
-        err = add_record(change->add, args, diag);
+        err = add_record(tenant, change->add, args, diag);
     else
         err = pc_args_add(args, "0", 1) == PC_OK ? PC_OK
                                                  : pc_fail(diag, PC_ERR_NOMEM, "out of memory");
@@ -277,6 +306,8 @@ static bool parse_record(const redisReply *h, pc_cert_t *c, int64_t now)
             c->not_before_ms = strtoll(v->str, NULL, 10);
         else if (strcmp(k->str, "not_after") == 0)
             c->not_after_ms = strtoll(v->str, NULL, 10);
+        else if (strcmp(k->str, "renew_at") == 0)
+            c->renew_at_ms = strtoll(v->str, NULL, 10);
         else if (strcmp(k->str, "issued_at") == 0)
             c->issued_at_ms = strtoll(v->str, NULL, 10);
         else if (strcmp(k->str, "revoked_at") == 0)
@@ -380,32 +411,180 @@ pc_err_t pc_certs_find(pc_redis_t *redis, const pc_certs_query_t *q, pc_certs_fo
     op->valid_only = q->valid_only;
     op->now = pc_now_ms();
     unsigned limit = q->limit == 0 ? LIMIT_DEFAULT : q->limit > LIMIT_MAX ? LIMIT_MAX : q->limit;
-    char off[16], lim[16], max[24];
+    char off[16], lim[16], max[24], min[24] = "-inf";
     snprintf(off, sizeof(off), "%u", q->offset);
     snprintf(lim, sizeof(lim), "%u", limit);
     snprintf(max, sizeof(max), "%lld", (long long)q->expiring_before_ms);
-    const char *argv[] = {key, mode, off, lim, prefix, max, member};
-    size_t argvlen[7];
-    for (int i = 0; i < 7; i++)
+    if (q->expiring_after_ms != 0)
+        snprintf(min, sizeof(min), "%lld", (long long)q->expiring_after_ms);
+    const char *argv[] = {key, mode, off, lim, prefix, max, member, min};
+    size_t argvlen[8];
+    for (int i = 0; i < 8; i++)
         argvlen[i] = strlen(argv[i]);
     if (find_script.sha1[0] == '\0')
         pc_redis_script_init(&find_script);
-    pc_err_t err = pc_redis_eval(redis, &find_script, 1, 7, argv, argvlen, found, op);
+    pc_err_t err = pc_redis_eval(redis, &find_script, 1, 8, argv, argvlen, found, op);
     if (err != PC_OK)
         free(op);
     return err;
 }
 
-pc_err_t pc_certs_pending_done(pc_redis_t *redis, const char *tenant, const pc_cert_ref_t *ref,
-                               pc_redis_reply_fn cb, void *arg)
+/* ---- queues: what is due --------------------------------------------------------------- */
+
+static const struct {
+    const char *key, *mode;
+} queues[] = {
+    [PC_CERTS_DUE_RENEWAL] = {"due:renew", "valid"},
+    [PC_CERTS_DUE_EXPIRY] = {"due:exp", "valid"},
+    [PC_CERTS_DUE_REVOCATION] = {"pending", "any"},
+};
+
+static pc_err_t queue_key(const char *tenant, pc_certs_queue_t queue, char *prefix, char *key,
+                          size_t size)
+{
+    pc_diag_t diag;
+    if ((unsigned)queue >= sizeof(queues) / sizeof(queues[0]) ||
+        prefix_of(tenant, prefix, PREFIX_MAX, &diag) != PC_OK)
+        return PC_ERR_INVALID_PARAM;
+    snprintf(key, size, "%s%s", prefix, queues[queue].key);
+    return PC_OK;
+}
+
+typedef struct take_op {
+    pc_certs_found_fn cb;
+    void *arg;
+    int64_t now;
+} take_op_t;
+
+static void taken(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
+{
+    take_op_t *op = arg;
+    pc_diag_t mine;
+    pc_cert_t *certs = NULL;
+    size_t count = 0;
+    if (err == PC_OK && reply->type == REDIS_REPLY_ERROR)
+        err =
+            pc_fail(&mine, PC_ERR_DEPENDENCY, "reading what is due: Redis refused: %s", reply->str);
+    else if (err == PC_OK && reply->type != REDIS_REPLY_ARRAY)
+        err = pc_fail(&mine, PC_ERR_DEPENDENCY, "reading what is due: unexpected reply");
+    else if (err != PC_OK)
+        mine = *diag;
+    size_t n = err == PC_OK ? reply->elements / 2 : 0;
+    if (n > 0 && (certs = calloc(n, sizeof(*certs))) == NULL)
+        err = pc_fail(&mine, PC_ERR_NOMEM, "out of memory reading what is due");
+    for (size_t i = 0; err == PC_OK && i < n; i++)
+        if (parse_record(reply->element[2 * i + 1], &certs[count], op->now))
+            count++;
+    op->cb(op->arg, err, certs, count, false, err == PC_OK ? NULL : &mine);
+    free(certs);
+    free(op);
+}
+
+pc_err_t pc_certs_take_due(pc_redis_t *redis, const char *tenant, pc_certs_queue_t queue,
+                           int64_t due_by_ms, unsigned limit, unsigned later_ms,
+                           pc_certs_found_fn cb, void *arg)
+{
+    char prefix[PREFIX_MAX], key[PREFIX_MAX + 16];
+    if (queue_key(tenant, queue, prefix, key, sizeof(key)) != PC_OK || limit == 0 || later_ms == 0)
+        return PC_ERR_INVALID_PARAM;
+    take_op_t *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return PC_ERR_NOMEM;
+    op->cb = cb;
+    op->arg = arg;
+    op->now = pc_now_ms();
+    char max[24], lim[16], later[16], now[24];
+    snprintf(max, sizeof(max), "%lld", (long long)due_by_ms);
+    snprintf(lim, sizeof(lim), "%u", limit > LIMIT_MAX ? LIMIT_MAX : limit);
+    snprintf(later, sizeof(later), "%u", later_ms);
+    snprintf(now, sizeof(now), "%lld", (long long)op->now);
+    const char *argv[] = {key, prefix, max, lim, later, queues[queue].mode, now};
+    size_t argvlen[7];
+    for (int i = 0; i < 7; i++)
+        argvlen[i] = strlen(argv[i]);
+    if (take_script.sha1[0] == '\0')
+        pc_redis_script_init(&take_script);
+    pc_err_t err = pc_redis_eval(redis, &take_script, 1, 7, argv, argvlen, taken, op);
+    if (err != PC_OK)
+        free(op);
+    return err;
+}
+
+pc_err_t pc_certs_due_done(pc_redis_t *redis, const char *tenant, pc_certs_queue_t queue,
+                           const pc_cert_ref_t *ref, pc_redis_reply_fn cb, void *arg)
 {
     char prefix[PREFIX_MAX], key[PREFIX_MAX + 16], member[MEMBER_MAX];
     pc_diag_t diag;
-    if (prefix_of(tenant, prefix, sizeof(prefix), &diag) != PC_OK ||
+    if (queue_key(tenant, queue, prefix, key, sizeof(key)) != PC_OK ||
         member_of(ref->ca, ref->serial, member, sizeof(member), &diag) != PC_OK)
         return PC_ERR_INVALID_PARAM;
-    snprintf(key, sizeof(key), "%spending", prefix);
-    const char *argv[] = {"SREM", key, member};
+    const char *argv[] = {"ZREM", key, member};
     size_t argvlen[] = {4, strlen(key), strlen(member)};
     return pc_redis_command(redis, cb, arg, 3, argv, argvlen);
+}
+
+/* ---- tenants ----------------------------------------------------------------------------- */
+
+#define TENANTS_KEY "pc:cert:tenants"
+
+pc_err_t pc_certs_tenant_args(const char *tenant, pc_args_t *args, pc_diag_t *diag)
+{
+    if (tenant == NULL || tenant[0] == '\0')
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the inventory needs a tenant");
+    if (add_text(args, "SADD") != PC_OK || add_text(args, TENANTS_KEY) != PC_OK ||
+        add_text(args, tenant) != PC_OK)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
+    return PC_OK;
+}
+
+typedef struct tenants_op {
+    pc_certs_tenants_fn cb;
+    void *arg;
+} tenants_op_t;
+
+static void tenants_read(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
+{
+    tenants_op_t *op = arg;
+    pc_diag_t mine;
+    const char **names = NULL;
+    size_t count = 0;
+    unsigned long long next = 0;
+    if (err == PC_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+                         reply->element[0]->type != REDIS_REPLY_STRING ||
+                         reply->element[1]->type != REDIS_REPLY_ARRAY))
+        err = pc_fail(&mine, PC_ERR_DEPENDENCY, "reading the tenants: unexpected reply from Redis");
+    else if (err != PC_OK)
+        mine = *diag;
+    if (err == PC_OK) {
+        next = strtoull(reply->element[0]->str, NULL, 10);
+        const redisReply *list = reply->element[1];
+        if (list->elements > 0 && (names = calloc(list->elements, sizeof(*names))) == NULL)
+            err = pc_fail(&mine, PC_ERR_NOMEM, "out of memory reading the tenants");
+        for (size_t i = 0; err == PC_OK && i < list->elements; i++)
+            if (list->element[i]->type == REDIS_REPLY_STRING)
+                names[count++] = list->element[i]->str;
+    }
+    op->cb(op->arg, err, names, count, next, err == PC_OK ? NULL : &mine);
+    free(names);
+    free(op);
+}
+
+pc_err_t pc_certs_tenants(pc_redis_t *redis, unsigned long long cursor, pc_certs_tenants_fn cb,
+                          void *arg)
+{
+    tenants_op_t *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return PC_ERR_NOMEM;
+    op->cb = cb;
+    op->arg = arg;
+    char cur[24];
+    snprintf(cur, sizeof(cur), "%llu", cursor);
+    const char *argv[] = {"SSCAN", TENANTS_KEY, cur, "COUNT", "100"};
+    size_t argvlen[5];
+    for (int i = 0; i < 5; i++)
+        argvlen[i] = strlen(argv[i]);
+    pc_err_t err = pc_redis_command(redis, tenants_read, op, 5, argv, argvlen);
+    if (err != PC_OK)
+        free(op);
+    return err;
 }

@@ -63,10 +63,10 @@ static bool is_graph_ascii(const char *s, size_t len)
     return true;
 }
 
-/* Letters, digits, hyphens; 1-63 characters; no hyphen at either end (RFC 1123). */
+/* Letters, digits, hyphens; no hyphen at either end (RFC 1123). */
 static bool is_ldh_label(const char *s, size_t len)
 {
-    if (len == 0 || len > LABEL_MAX || s[0] == '-' || s[len - 1] == '-')
+    if (len == 0 || s[0] == '-' || s[len - 1] == '-')
         return false;
     for (size_t i = 0; i < len; i++) {
         if (!is_alpha(s[i]) && !is_digit(s[i]) && s[i] != '-')
@@ -75,22 +75,62 @@ static bool is_ldh_label(const char *s, size_t len)
     return true;
 }
 
-static const char *check_dns_name(const char *s, size_t len, bool wildcard_ok)
+/* label_problem says what is wrong with one label (NULL: nothing), quoting it in buf. */
+static const char *label_problem(const char *s, size_t len, char *buf, size_t size)
 {
-    size_t start = 0;
+    int quote = len > QUOTE_MAX ? QUOTE_MAX : (int)len;
+
+    if (len == 0)
+        return "it has an empty label (two dots in a row, or a dot at an end)";
+    if (len > LABEL_MAX) {
+        snprintf(buf, size, "label \"%.*s...\" is %zu characters; each label is 1-63", quote, s,
+                 len);
+        return buf;
+    }
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] >= 0x80) {
+            snprintf(buf, size,
+                     "label \"%.*s\" is not ASCII; an international name goes in as its xn-- "
+                     "A-label (IDNA 2008), e.g. from idn2",
+                     pc_utf8_clip(s, len, QUOTE_MAX), s);
+            return buf;
+        }
+    if (!is_ldh_label(s, len)) {
+        snprintf(buf, size,
+                 "label \"%.*s\" is not letters, digits and inner hyphens; each label is 1-63 "
+                 "of those (LDH, RFC 1123)",
+                 quote, s);
+        return buf;
+    }
+    return NULL;
+}
+
+/* check_dns_name: LDH labels of 1-63 characters, 253 in all, ASCII only (international names as
+ * xn-- A-labels; they are not decoded here), no empty label and so no trailing dot, and a last
+ * label that is not all digits (an address is an IP SAN, not a DNS name). With wildcard_ok, a
+ * first label "*" is syntax; whether a template allows it is the CA's business (ca.h). */
+static const char *check_dns_name(const char *s, size_t len, bool wildcard_ok, char *buf,
+                                  size_t size)
+{
+    size_t start = 0, last = 0;
+    const char *problem;
 
     if (len > DNS_MAX)
         return "it is longer than 253 characters";
     if (wildcard_ok && len > 2 && s[0] == '*' && s[1] == '.')
-        start = 2;
+        start = last = 2;
     for (size_t i = start; i <= len; i++) {
         if (i < len && s[i] != '.')
             continue;
-        if (!is_ldh_label(s + start, i - start))
-            return "each dot-separated label must be 1-63 letters, digits or inner hyphens";
+        if ((problem = label_problem(s + start, i - start, buf, size)) != NULL)
+            return problem;
+        last = start;
         start = i + 1;
     }
-    return NULL;
+    for (size_t i = last; i < len; i++)
+        if (!is_digit(s[i]))
+            return NULL;
+    return "its last label is all digits: an IP address is not a DNS name (use an IP SAN)";
 }
 
 static const char *check_email(const char *s, size_t len)
@@ -105,7 +145,8 @@ static const char *check_email(const char *s, size_t len)
         return "it must hold exactly one '@'";
     if (at == s || at == s + len - 1)
         return "it needs text on both sides of the '@'";
-    if (check_dns_name(at + 1, len - (size_t)(at - s) - 1, false) != NULL)
+    char buf[160];
+    if (check_dns_name(at + 1, len - (size_t)(at - s) - 1, false, buf, sizeof(buf)) != NULL)
         return "the part after '@' is not a valid domain name";
     return NULL;
 }
@@ -142,7 +183,7 @@ static const char *check_upn(const char *s, size_t len)
     return NULL;
 }
 
-static const char *check_san(pc_san_type_t type, const char *s, size_t len)
+const char *pc_san_problem(pc_san_type_t type, const char *s, size_t len, char *buf, size_t size)
 {
     switch (type) {
     case PC_SAN_UPN:
@@ -150,7 +191,7 @@ static const char *check_san(pc_san_type_t type, const char *s, size_t len)
     case PC_SAN_EMAIL:
         return check_email(s, len);
     case PC_SAN_DNS:
-        return check_dns_name(s, len, true);
+        return check_dns_name(s, len, true, buf, size);
     case PC_SAN_URI:
         return check_uri(s, len);
     }
@@ -216,7 +257,7 @@ static pc_err_t render_one(const pc_san_format_t *format, pc_cert_type_t type,
                            const pc_vars_t *vars, GENERAL_NAMES *names, pc_diag_t *diag)
 {
     const char *type_name = san_type_name(format->type);
-    char *value = NULL;
+    char *value = NULL, why[PC_SAN_PROBLEM_MAX];
     GENERAL_NAME *gen = NULL;
     const char *problem;
     pc_err_t err;
@@ -236,7 +277,7 @@ static pc_err_t render_one(const pc_san_format_t *format, pc_cert_type_t type,
                       format->format);
         goto out_free_value;
     }
-    if ((problem = check_san(format->type, value, len)) != NULL) {
+    if ((problem = pc_san_problem(format->type, value, len, why, sizeof(why))) != NULL) {
         err = pc_fail(diag, PC_ERR_INVALID_PARAM, "%s SAN '%.*s' is not valid: %s", type_name,
                       pc_utf8_clip(value, len, QUOTE_MAX), value, problem);
         goto out_free_value;

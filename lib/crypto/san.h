@@ -29,6 +29,18 @@ typedef struct pc_san_format {
 pc_err_t pc_san_render(const pc_san_format_t *formats, size_t count, pc_cert_type_t type,
                        const pc_vars_t *vars, GENERAL_NAMES **out, pc_diag_t *diag);
 
+/* Room for what pc_san_problem may write. */
+#define PC_SAN_PROBLEM_MAX 256
+
+/* pc_san_problem tells what makes s[0..len) unfit as a SAN of type, as a phrase ("label
+ * \"a_b\" is not letters, digits and inner hyphens; ..."), or NULL when it is fit: the syntax
+ * that rendering and the CAs' name policy (name_policy.h) share. DNS: LDH labels of 1-63
+ * characters, at most 253 in all, ASCII only (an international name as its xn-- A-label, not
+ * decoded), no empty label or trailing dot, a last label not all digits; a first label "*" is
+ * syntax, whether it is allowed is a template's call. The phrase may be written into buf (size
+ * bytes, PC_SAN_PROBLEM_MAX is enough). Any thread. */
+const char *pc_san_problem(pc_san_type_t type, const char *s, size_t len, char *buf, size_t size);
+
 /* pc_sid_extension_new builds the Microsoft SID security extension (1.3.6.1.4.1.311.25.2,
  * non-critical) holding sid (text form "S-1-5-21-..."); caller frees. PC_ERR_INVALID_PARAM when
  * sid is not of that form. */

@@ -59,6 +59,18 @@ static pc_err_t get_uint(json_t *obj, const char *key, const char *where, unsign
     return PC_OK;
 }
 
+static pc_err_t get_bool(json_t *obj, const char *key, const char *where, bool *out,
+                         pc_diag_t *diag)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v))
+        return PC_OK;
+    if (!json_is_boolean(v))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s.%s must be true or false", where, key);
+    *out = json_is_true(v);
+    return PC_OK;
+}
+
 static pc_err_t eku_oid(const char *name, char **oid, pc_diag_t *diag)
 {
     ASN1_OBJECT *obj = OBJ_txt2obj(name, 0);
@@ -115,12 +127,98 @@ static pc_err_t template_lists(pc_ca_template_t *t, json_t *obj, const char *whe
     return PC_OK;
 }
 
+/* string_list calls add(t, item, what) for each string of the list obj[key] (absent: none). */
+static pc_err_t string_list(json_t *obj, const char *key, const char *where, pc_ca_template_t *t,
+                            pc_err_t (*add)(pc_ca_template_t *t, const char *item, const char *what,
+                                            pc_diag_t *diag),
+                            pc_diag_t *diag)
+{
+    json_t *list = json_object_get(obj, key), *v;
+    char what[200];
+    size_t i;
+    pc_err_t err;
+
+    if (list == NULL || json_is_null(list))
+        return PC_OK;
+    if (!json_is_array(list))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s.%s must be a list of strings", where, key);
+    json_array_foreach(list, i, v)
+    {
+        snprintf(what, sizeof(what), "%s.%s[%zu]", where, key, i);
+        if (!json_is_string(v))
+            return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s is not a string", what);
+        if ((err = add(t, json_string_value(v), what, diag)) != PC_OK)
+            return err;
+    }
+    return PC_OK;
+}
+
+static pc_err_t add_san_type(pc_ca_template_t *t, const char *item, const char *what,
+                             pc_diag_t *diag)
+{
+    unsigned bit = 0;
+    pc_err_t err = pc_name_policy_san_type(item, &bit, diag);
+    if (err != PC_OK)
+        pc_diag_prefix(diag, what);
+    t->names.san_types |= bit;
+    return err;
+}
+
+static pc_err_t add_dns_domain(pc_ca_template_t *t, const char *item, const char *what,
+                               pc_diag_t *diag)
+{
+    return pc_name_policy_add_domain(&t->names.dns_domains, &t->names.dns_domain_count, item, what,
+                                     diag);
+}
+
+static pc_err_t add_email_domain(pc_ca_template_t *t, const char *item, const char *what,
+                                 pc_diag_t *diag)
+{
+    return pc_name_policy_add_domain(&t->names.email_domains, &t->names.email_domain_count, item,
+                                     what, diag);
+}
+
+static pc_err_t add_upn_suffix(pc_ca_template_t *t, const char *item, const char *what,
+                               pc_diag_t *diag)
+{
+    return pc_name_policy_add_domain(&t->names.upn_suffixes, &t->names.upn_suffix_count, item, what,
+                                     diag);
+}
+
+/* template_names reads the template's name policy (name_policy.h): every setting optional. */
+static pc_err_t template_names(pc_ca_template_t *t, json_t *obj, const char *where, pc_diag_t *diag)
+{
+    pc_err_t err;
+    if ((err = string_list(obj, "allowed_san_types", where, t, add_san_type, diag)) != PC_OK ||
+        (err = string_list(obj, "allowed_dns_domains", where, t, add_dns_domain, diag)) != PC_OK ||
+        (err = string_list(obj, "allowed_email_domains", where, t, add_email_domain, diag)) !=
+            PC_OK ||
+        (err = string_list(obj, "allowed_upn_suffixes", where, t, add_upn_suffix, diag)) != PC_OK ||
+        (err = get_bool(obj, "allow_subdomains", where, &t->names.allow_subdomains, diag)) !=
+            PC_OK ||
+        (err = get_bool(obj, "allow_wildcards", where, &t->names.allow_wildcards, diag)) != PC_OK)
+        return err;
+    return get_bool(obj, "cn_is_dns_name", where, &t->names.cn_is_dns_name, diag);
+}
+
 static pc_err_t parse_template(json_t *obj, const char *where, pc_ca_template_t **out,
                                pc_diag_t *diag)
 {
-    static const char *const keys[] = {
-        "name",         "allowed_ekus", "allowed_key_usages",   "max_validity_days",
-        "min_rsa_bits", "min_ec_bits",  "subject_from_request", NULL};
+    static const char *const keys[] = {"name",
+                                       "allowed_ekus",
+                                       "allowed_key_usages",
+                                       "max_validity_days",
+                                       "min_rsa_bits",
+                                       "min_ec_bits",
+                                       "subject_from_request",
+                                       "allowed_san_types",
+                                       "allowed_dns_domains",
+                                       "allow_subdomains",
+                                       "allow_wildcards",
+                                       "allowed_email_domains",
+                                       "allowed_upn_suffixes",
+                                       "cn_is_dns_name",
+                                       NULL};
     pc_ca_template_t *t = calloc(1, sizeof(*t));
     pc_err_t err;
     if (t == NULL)
@@ -139,7 +237,8 @@ static pc_err_t parse_template(json_t *obj, const char *where, pc_ca_template_t 
         (err = get_uint(obj, "max_validity_days", where, &t->max_validity_days, diag)) != PC_OK ||
         (err = get_uint(obj, "min_rsa_bits", where, &t->min_rsa_bits, diag)) != PC_OK ||
         (err = get_uint(obj, "min_ec_bits", where, &t->min_ec_bits, diag)) != PC_OK ||
-        (err = template_lists(t, obj, where, diag)) != PC_OK)
+        (err = template_lists(t, obj, where, diag)) != PC_OK ||
+        (err = template_names(t, obj, where, diag)) != PC_OK)
         goto out_free_template;
     if (sfr != NULL)
         t->subject_from_request = json_is_true(sfr);
@@ -196,15 +295,20 @@ out_free_defaults:
     return err;
 }
 
-/* read_secret_file reads a secret (passphrase, PIN) from path into *out, line end cut; what
- * *out held is wiped. */
-static pc_err_t read_secret_file(const char *path, char **out, pc_diag_t *diag)
+/* read_secret_file reads a secret (passphrase, PIN) for ca's setting from path into *out, line
+ * end cut; what *out held is wiped. */
+static pc_err_t read_secret_file(const pc_config_ca_t *ca, const char *setting, const char *path,
+                                 char **out, pc_diag_t *diag)
 {
     unsigned char *data = NULL;
     size_t len = 0;
-    pc_err_t err = pc_file_read(path, 4096, &data, &len, diag);
-    if (err != PC_OK)
+    pc_err_t err = pc_file_read_secret(path, 4096, &data, &len, diag);
+    if (err != PC_OK) {
+        char where[160];
+        snprintf(where, sizeof(where), "ca %s: %s", ca->name ? ca->name : "local", setting);
+        pc_diag_prefix(diag, where);
         return err;
+    }
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
         data[--len] = '\0';
     if (*out != NULL)
@@ -215,7 +319,7 @@ static pc_err_t read_secret_file(const char *path, char **out, pc_diag_t *diag)
 
 static pc_err_t read_passphrase_file(pc_config_ca_t *ca, const char *path, pc_diag_t *diag)
 {
-    return read_secret_file(path, &ca->key_passphrase, diag);
+    return read_secret_file(ca, "key_passphrase_file", path, &ca->key_passphrase, diag);
 }
 
 /* The CA key in a PKCS#11 token: its URI, module and the PIN from key_pin_file. */
@@ -228,7 +332,7 @@ static pc_err_t ca_token(pc_config_ca_t *ca, json_t *obj, pc_diag_t *diag)
     if (err == PC_OK)
         err = get_string(obj, "key_pin_file", "ca", &pin_file, diag);
     if (err == PC_OK && pin_file != NULL)
-        err = read_secret_file(pin_file, &ca->key_pin, diag);
+        err = read_secret_file(ca, "key_pin_file", pin_file, &ca->key_pin, diag);
     if (err == PC_OK && ca->key_uri != NULL && strncmp(ca->key_uri, "pkcs11:", 7) != 0)
         err = pc_fail(diag, PC_ERR_INVALID_PARAM,
                       "ca %s: key_uri must be a PKCS#11 URI, e.g. "
@@ -287,9 +391,13 @@ static pc_err_t read_hex_key(pc_config_ca_t *ca, const char *path, pc_diag_t *di
 {
     unsigned char *data = NULL;
     size_t len = 0;
-    pc_err_t err = pc_file_read(path, 4096, &data, &len, diag);
-    if (err != PC_OK)
+    pc_err_t err = pc_file_read_secret(path, 4096, &data, &len, diag);
+    if (err != PC_OK) {
+        char where[160];
+        snprintf(where, sizeof(where), "ca %s: auth_key_file", ca->name);
+        pc_diag_prefix(diag, where);
         return err;
+    }
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
         data[--len] = '\0';
     ca->auth_key_hex = (char *)data;
@@ -301,6 +409,8 @@ static pc_err_t parse_cfssl(json_t *obj, pc_config_ca_t *ca, pc_diag_t *diag)
     char *key_file = NULL;
     pc_err_t err;
     if ((err = get_string(obj, "url", "ca", &ca->url, diag)) != PC_OK ||
+        (err = get_bool(obj, "allow_http", "ca", &ca->allow_http, diag)) != PC_OK ||
+        (err = get_bool(obj, "client_serials", "ca", &ca->client_serials, diag)) != PC_OK ||
         (err = get_string(obj, "auth_key_file", "ca", &key_file, diag)) != PC_OK ||
         (err = get_string(obj, "label", "ca", &ca->label, diag)) != PC_OK ||
         (err = get_string(obj, "ca_bundle", "ca", &ca->ca_bundle, diag)) != PC_OK ||
@@ -318,9 +428,9 @@ static pc_err_t parse_cfssl(json_t *obj, pc_config_ca_t *ca, pc_diag_t *diag)
         (err = parse_profiles(ca, json_object_get(obj, "profiles"), diag)) != PC_OK)
         goto out_free_key_file;
     if (ca->url == NULL) {
-        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
-                      "ca %s: a cfssl CA needs \"url\" (http(s)://host:port of cfssl serve)",
-                      ca->name);
+        err =
+            pc_fail(diag, PC_ERR_INVALID_PARAM,
+                    "ca %s: a cfssl CA needs \"url\" (https://host:port of cfssl serve)", ca->name);
         goto out_free_key_file;
     }
     if (key_file != NULL)
@@ -337,9 +447,10 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
         "key_passphrase", "key_passphrase_file", "templates", "ocsp_url", "key_uri", "key_pin_file",
         "key_module",
         /* type cfssl */
-        "url", "auth_key_file", "label", "ca_bundle", "client_cert", "client_key",
-        "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts", "retry_base_ms",
-        "retry_max_ms", "breaker_threshold", "breaker_cooldown_ms", "profiles", NULL};
+        "url", "allow_http", "client_serials", "auth_key_file", "label", "ca_bundle", "client_cert",
+        "client_key", "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts",
+        "retry_base_ms", "retry_max_ms", "breaker_threshold", "breaker_cooldown_ms", "profiles",
+        NULL};
     pc_err_t err;
     if (!json_is_object(obj))
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "each entry of cas must be an object");

@@ -29,8 +29,10 @@ typedef struct pc_config_ca {
     pc_ca_template_t **templates;
     size_t template_count;
     /* type "cfssl": a remote cfssl serve */
-    char *url;          /* http(s)://host:port */
-    char *auth_key_hex; /* from auth_key_file (hex); NULL: unauthenticated /sign */
+    char *url;           /* https://host:port (http:// only with allow_http) */
+    bool allow_http;     /* accept a plain http:// url (a cfssl on this host); default false */
+    bool client_serials; /* we pick each serial (ClientProvidesSerialNumbers); default false */
+    char *auth_key_hex;  /* from auth_key_file (hex); NULL: unauthenticated /sign */
     char *label;
     char *ca_bundle, *client_cert, *client_key;
     unsigned connect_timeout_ms, total_timeout_ms, max_concurrent, attempts;
@@ -60,6 +62,8 @@ typedef struct pc_config_kafka {
     char *requests_topic;        /* default pkcs.requests */
     char *results_topic;         /* default pkcs.results */
     char *dlq_topic;             /* default pkcs.requests.dlq */
+    char *audit_topic;           /* default pkcs.audit; "" = no audit records to Kafka */
+    char *notices_topic;         /* default pkcs.notices (renewal and expiry notices) */
     unsigned session_timeout_ms; /* default 10000 */
 } pc_config_kafka_t;
 
@@ -97,15 +101,33 @@ typedef struct pc_config_worker {
     bool allow_unsigned;        /* accept requests without signature: tests only, default false */
     char *import_key_file;      /* PEM private key for IMPORT_PFX passwords, default none */
     char *import_key_id;        /* its id, default "import-1" */
+    /* bounds on an imported PFX, checked before any key derivation (see pfx.h) */
+    unsigned pfx_max_iterations;   /* per MAC or PBE, default 100000 */
+    unsigned pfx_max_bytes;        /* default 65536; at most the wire's PC_MAX_PFX_LEN */
+    unsigned pfx_max_bags;         /* default 32 */
+    unsigned pfx_max_certs;        /* default 16 */
+    unsigned http_max_connections; /* default 64 */
+    unsigned http_timeout_ms;      /* to send a request head, and to read the answer; 5000 */
 } pc_config_worker_t;
 
-/* "coordinator": the control plane's HTTP port and the topics it creates. */
+/* "coordinator": the control plane's HTTP port, who may use its write endpoints, and the topics
+ * it creates. */
 typedef struct pc_config_coordinator {
     char *http_host;                /* default 127.0.0.1 */
     unsigned http_port;             /* default 9470 */
     unsigned topic_partitions;      /* default 128 */
     unsigned topic_replication;     /* default 1 */
     unsigned topic_retention_hours; /* default 168 */
+    unsigned audit_retention_hours; /* the audit topic's, default 8760 (a year) */
+    unsigned notice_interval_ms;    /* how often what is due is looked for, default 60000 */
+    unsigned expiry_notice_days;    /* expiry notices this long ahead, default 14 */
+    unsigned supersede_grace_s;     /* a superseded certificate its renewal's worker has not
+                                     * revoked after this is revoked by a coordinator, default
+                                     * 600 */
+    unsigned http_max_connections;  /* default 256 */
+    unsigned http_timeout_ms;       /* default 5000 */
+    char *admin_token_file;         /* bearer token for write endpoints; none: they are refused */
+    unsigned degraded_lag;          /* lag of a worker's partitions that is Degraded (1000) */
 } pc_config_coordinator_t;
 
 typedef struct pc_config {

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "config.h"
+#include "request.h"
 
 /* T_SECRET is a string that is wiped when freed. */
 typedef enum { T_STR, T_SECRET, T_UINT, T_BOOL } setting_type_t;
@@ -57,6 +58,8 @@ static const setting_t settings[] = {
     {"kafka", "requests_topic", "PC_REQUESTS_TOPIC", T_STR, K(requests_topic), "pkcs.requests"},
     {"kafka", "results_topic", "PC_RESULTS_TOPIC", T_STR, K(results_topic), "pkcs.results"},
     {"kafka", "dlq_topic", "PC_DLQ_TOPIC", T_STR, K(dlq_topic), "pkcs.requests.dlq"},
+    {"kafka", "audit_topic", "PC_AUDIT_TOPIC", T_STR, K(audit_topic), "pkcs.audit"},
+    {"kafka", "notices_topic", "PC_NOTICES_TOPIC", T_STR, K(notices_topic), "pkcs.notices"},
     {"kafka", "session_timeout_ms", "PC_KAFKA_SESSION_TIMEOUT_MS", T_UINT, K(session_timeout_ms),
      "10000"},
     {"redis", "host", "PC_REDIS_HOST", T_STR, R(host), "127.0.0.1"},
@@ -67,12 +70,36 @@ static const setting_t settings[] = {
     {"redis", "retention_hours", "PC_RETENTION_HOURS", T_UINT, R(retention_hours), "168"},
     {"worker", "import_key_file", "PC_IMPORT_KEY_FILE", T_STR, W(import_key_file), NULL},
     {"worker", "import_key_id", "PC_IMPORT_KEY_ID", T_STR, W(import_key_id), "import-1"},
+    /* Imported PFX files choose their own key-derivation work; these bound it (pfx.h). 100000
+     * iterations is 50x what Windows (2000) and OpenSSL 3 (2048) write and 10x Java's. */
+    {"worker", "pfx_max_iterations", "PC_PFX_MAX_ITERATIONS", T_UINT, W(pfx_max_iterations),
+     "100000"},
+    {"worker", "pfx_max_bytes", "PC_PFX_MAX_BYTES", T_UINT, W(pfx_max_bytes), "65536"},
+    {"worker", "pfx_max_bags", "PC_PFX_MAX_BAGS", T_UINT, W(pfx_max_bags), "32"},
+    {"worker", "pfx_max_certs", "PC_PFX_MAX_CERTS", T_UINT, W(pfx_max_certs), "16"},
+    {"worker", "http_max_connections", "PC_HTTP_MAX_CONNECTIONS", T_UINT, W(http_max_connections),
+     "64"},
+    {"worker", "http_timeout_ms", "PC_HTTP_TIMEOUT_MS", T_UINT, W(http_timeout_ms), "5000"},
     {"coordinator", "http_host", "PC_COORDINATOR_HOST", T_STR, C(http_host), "127.0.0.1"},
     {"coordinator", "http_port", "PC_COORDINATOR_PORT", T_UINT, C(http_port), "9470"},
     {"coordinator", "topic_partitions", "PC_TOPIC_PARTITIONS", T_UINT, C(topic_partitions), "128"},
     {"coordinator", "topic_replication", "PC_TOPIC_REPLICATION", T_UINT, C(topic_replication), "1"},
     {"coordinator", "topic_retention_hours", "PC_TOPIC_RETENTION_HOURS", T_UINT,
      C(topic_retention_hours), "168"},
+    {"coordinator", "audit_retention_hours", "PC_AUDIT_RETENTION_HOURS", T_UINT,
+     C(audit_retention_hours), "8760"},
+    {"coordinator", "notice_interval_ms", "PC_NOTICE_INTERVAL_MS", T_UINT, C(notice_interval_ms),
+     "60000"},
+    {"coordinator", "expiry_notice_days", "PC_EXPIRY_NOTICE_DAYS", T_UINT, C(expiry_notice_days),
+     "14"},
+    {"coordinator", "supersede_grace_s", "PC_SUPERSEDE_GRACE_S", T_UINT, C(supersede_grace_s),
+     "600"},
+    {"coordinator", "http_max_connections", "PC_COORDINATOR_MAX_CONNECTIONS", T_UINT,
+     C(http_max_connections), "256"},
+    {"coordinator", "http_timeout_ms", "PC_COORDINATOR_TIMEOUT_MS", T_UINT, C(http_timeout_ms),
+     "5000"},
+    {"coordinator", "admin_token_file", "PC_ADMIN_TOKEN_FILE", T_STR, C(admin_token_file), NULL},
+    {"coordinator", "degraded_lag", "PC_DEGRADED_LAG", T_UINT, C(degraded_lag), "1000"},
 };
 
 static pc_err_t set_text(pc_config_t *cfg, const setting_t *s, const char *text, const char *origin,
@@ -166,6 +193,35 @@ static pc_err_t apply_one(pc_config_t *cfg, const setting_t *s, json_t *root, pc
     return err;
 }
 
+/* Limits that must be at least 1: 0 would refuse everything, never "no limit". */
+static const struct {
+    const char *name;
+    size_t offset;
+} at_least_one[] = {
+    {"worker.pfx_max_iterations", W(pfx_max_iterations)},
+    {"worker.pfx_max_bytes", W(pfx_max_bytes)},
+    {"worker.pfx_max_bags", W(pfx_max_bags)},
+    {"worker.pfx_max_certs", W(pfx_max_certs)},
+    {"worker.http_max_connections", W(http_max_connections)},
+    {"worker.http_timeout_ms", W(http_timeout_ms)},
+    {"coordinator.http_max_connections", C(http_max_connections)},
+    {"coordinator.http_timeout_ms", C(http_timeout_ms)},
+};
+
+static pc_err_t check_bounds(const pc_config_t *cfg, pc_diag_t *diag)
+{
+    for (size_t i = 0; i < sizeof(at_least_one) / sizeof(at_least_one[0]); i++)
+        if (*(const unsigned *)((const char *)cfg + at_least_one[i].offset) == 0)
+            return pc_fail(diag, PC_ERR_INVALID_PARAM, "%s must be at least 1",
+                           at_least_one[i].name);
+    if (cfg->worker.pfx_max_bytes > PC_MAX_PFX_LEN)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "worker.pfx_max_bytes is %u, over the %u bytes a request may carry; set "
+                       "it to %u or less",
+                       cfg->worker.pfx_max_bytes, PC_MAX_PFX_LEN, PC_MAX_PFX_LEN);
+    return PC_OK;
+}
+
 static pc_err_t derived_defaults(pc_config_t *cfg, pc_diag_t *diag)
 {
     pc_config_worker_t *w = &cfg->worker;
@@ -184,7 +240,7 @@ static pc_err_t derived_defaults(pc_config_t *cfg, pc_diag_t *diag)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "redis.lease_ms must be at least 1000");
     if (w->max_instances == 0)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "worker.max_instances must be at least 1");
-    return PC_OK;
+    return check_bounds(cfg, diag);
 }
 
 static pc_err_t parse_signer(json_t *obj, pc_config_signer_t *s, pc_diag_t *diag)

@@ -28,6 +28,8 @@ static pc_err_t open_cfssl(pc_config_ca_t *c, uv_loop_t *loop, const pc_redis_co
     pc_ca_cfssl_config_t cc = {
         .name = c->name,
         .url = c->url,
+        .allow_http = c->allow_http,
+        .client_serials = c->client_serials,
         .auth_key_hex = c->auth_key_hex,
         .label = c->label,
         .profiles = profiles,
@@ -125,8 +127,13 @@ static pc_err_t engine_new(pc_config_t *cfg, uv_loop_t *loop, bool offline, pc_e
     }
     engine->keygen_mode = cfg->keygen_mode;
     if (cfg->worker.import_key_file != NULL) {
+        const pc_pfx_limits_t limits = {.max_iterations = cfg->worker.pfx_max_iterations,
+                                        .max_bytes = cfg->worker.pfx_max_bytes,
+                                        .max_bags = cfg->worker.pfx_max_bags,
+                                        .max_certs = cfg->worker.pfx_max_certs,
+                                        .setting = "worker.pfx_"};
         pc_err_t err = pc_import_new(cfg->worker.import_key_file, cfg->worker.import_key_id,
-                                     &engine->import, diag);
+                                     &limits, &engine->import, diag);
         if (err != PC_OK) {
             pc_diag_prefix(diag, "worker.import_key_file");
             pc_engine_free(engine);

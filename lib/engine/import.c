@@ -11,14 +11,10 @@
  */
 #include "import.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -26,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "envelope.h"
+#include "file.h"
 #include "pfx.h"
 #include "request.h"
 #include "result.h"
@@ -36,7 +33,8 @@
 struct pc_import {
     EVP_PKEY *key;
     char *key_id;
-    char desc[32]; /* "RSA-3072", for messages */
+    pc_pfx_limits_t limits; /* for uploaded PFX files */
+    char desc[32];          /* "RSA-3072", for messages */
 };
 
 typedef enum purpose {
@@ -74,60 +72,17 @@ static int passphrase_cb(char *buf, int size, int rwflag, void *arg)
     return (int)len;
 }
 
-/* read_fd reads the whole regular file behind fd (at most MAX_KEY_FILE bytes) into a
- * NUL-terminated buffer the caller wipes with OPENSSL_clear_free(*buf, *cap). */
-static pc_err_t read_fd(int fd, const char *path, const struct stat *st, char **buf, size_t *cap,
-                        pc_diag_t *diag)
-{
-    size_t len = 0;
-    ssize_t n = 0;
-
-    if (!S_ISREG(st->st_mode) || st->st_size <= 0 || (size_t)st->st_size > MAX_KEY_FILE)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "import key %s is not a regular file of 1 to %u bytes; give the PEM file "
-                       "made by 'pkcsctl import-key'",
-                       path, MAX_KEY_FILE);
-    *cap = (size_t)st->st_size + 1;
-    *buf = OPENSSL_zalloc(*cap);
-    if (*buf == NULL)
-        return pc_fail(diag, PC_ERR_NOMEM, "out of memory reading import key %s", path);
-    while (len + 1 < *cap) {
-        n = read(fd, *buf + len, *cap - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len + 1 < *cap)
-        return pc_fail(diag, PC_ERR_IO, "cannot read import key %s: %s", path,
-                       n == 0 ? "file shrank while reading" : strerror(errno));
-    return PC_OK;
-}
-
-/* read_key_file reads path into a wiped-later buffer and reports its mode. */
-static pc_err_t read_key_file(const char *path, char **buf, size_t *cap, mode_t *mode,
+/* read_key_file reads path into a buffer wiped later (OPENSSL_clear_free(*buf, *len)) and
+ * reports its mode, which matters only when the key turns out to be unencrypted. */
+static pc_err_t read_key_file(const char *path, char **buf, size_t *len, unsigned *mode,
                               pc_diag_t *diag)
 {
-    pc_err_t err;
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    unsigned char *data = NULL;
+    pc_err_t err = pc_file_read_key(path, MAX_KEY_FILE, &data, len, mode, diag);
 
-    *buf = NULL;
-    *cap = 0;
-    if (fd < 0)
-        return pc_fail(diag, PC_ERR_IO,
-                       "cannot open import key %s: %s; check worker.import_key_file "
-                       "(PC_IMPORT_KEY_FILE)",
-                       path, strerror(errno));
-    if (fstat(fd, &st) != 0) {
-        err = pc_fail(diag, PC_ERR_IO, "cannot stat import key %s: %s", path, strerror(errno));
-        goto out_close;
-    }
-    *mode = st.st_mode;
-    err = read_fd(fd, path, &st, buf, cap, diag);
-out_close:
-    close(fd);
+    *buf = (char *)data;
+    if (err != PC_OK)
+        pc_diag_prefix(diag, "import key (worker.import_key_file, PC_IMPORT_KEY_FILE)");
     return err;
 }
 
@@ -163,15 +118,18 @@ static pc_err_t parse_key(const char *path, const char *pem, size_t len, EVP_PKE
 }
 
 /* check_mode refuses an unencrypted key that group or others may read: anyone who can read
- * it can decrypt every uploaded PFX password. */
-static pc_err_t check_mode(const char *path, mode_t mode, bool encrypted, pc_diag_t *diag)
+ * it can decrypt every uploaded PFX password. The rule is every secret file's (file.h). */
+static pc_err_t check_mode(const char *path, unsigned mode, bool encrypted, pc_diag_t *diag)
 {
-    if (encrypted || (mode & 077) == 0)
-        return PC_OK;
-    return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                   "import key %s is unencrypted and readable by others (mode %04o): run "
-                   "'chmod 600 %s', or encrypt it and set %s",
-                   path, (unsigned)(mode & 07777), path, PC_IMPORT_PASSPHRASE_ENV);
+    pc_err_t err = encrypted ? PC_OK : pc_file_check_secret_mode(path, mode, diag);
+
+    if (err != PC_OK && diag != NULL) {
+        size_t n = strlen(diag->msg);
+        snprintf(diag->msg + n, sizeof(diag->msg) - n, "; or encrypt the import key and set %s",
+                 PC_IMPORT_PASSPHRASE_ENV);
+        pc_diag_prefix(diag, "import key");
+    }
+    return err;
 }
 
 static pc_err_t check_key(const char *path, EVP_PKEY *key, pc_diag_t *diag)
@@ -206,34 +164,41 @@ static pc_err_t check_new_args(const char *key_file, const char *key_id, pc_impo
     return PC_OK;
 }
 
-pc_err_t pc_import_new(const char *key_file, const char *key_id, pc_import_t **out, pc_diag_t *diag)
+pc_err_t pc_import_new(const char *key_file, const char *key_id, const pc_pfx_limits_t *limits,
+                       pc_import_t **out, pc_diag_t *diag)
 {
     pc_err_t err;
     char *pem = NULL;
-    size_t cap = 0;
-    mode_t mode = 0;
+    size_t len = 0;
+    unsigned mode = 0;
     bool encrypted = false;
     pc_import_t *imp = NULL;
 
     if ((err = check_new_args(key_file, key_id, out, diag)) != PC_OK)
         return err;
-    if ((err = read_key_file(key_file, &pem, &cap, &mode, diag)) != PC_OK)
+    if ((err = read_key_file(key_file, &pem, &len, &mode, diag)) != PC_OK)
         goto out_wipe_pem;
     if ((imp = calloc(1, sizeof(*imp))) == NULL || (imp->key_id = strdup(key_id)) == NULL) {
         err = pc_fail(diag, PC_ERR_NOMEM, "out of memory loading import key %s", key_file);
         goto out_free_imp;
     }
-    if ((err = parse_key(key_file, pem, cap - 1, &imp->key, &encrypted, diag)) != PC_OK ||
+    if ((err = parse_key(key_file, pem, len, &imp->key, &encrypted, diag)) != PC_OK ||
         (err = check_mode(key_file, mode, encrypted, diag)) != PC_OK ||
         (err = check_key(key_file, imp->key, diag)) != PC_OK)
         goto out_free_imp;
     snprintf(imp->desc, sizeof(imp->desc), "RSA-%d", EVP_PKEY_get_bits(imp->key));
+    imp->limits = limits != NULL
+                      ? *limits
+                      : (pc_pfx_limits_t){.max_iterations = PC_PFX_MAX_ITERATIONS_DEFAULT,
+                                          .max_bytes = PC_PFX_MAX_BYTES_DEFAULT,
+                                          .max_bags = PC_PFX_MAX_BAGS_DEFAULT,
+                                          .max_certs = PC_PFX_MAX_CERTS_DEFAULT};
     *out = imp;
     imp = NULL;
 out_free_imp:
     pc_import_free(imp);
 out_wipe_pem:
-    OPENSSL_clear_free(pem, cap);
+    OPENSSL_clear_free(pem, len);
     return err;
 }
 
@@ -376,10 +341,9 @@ static pc_err_t open_pfx(const pc_import_t *imp, const ProtobufCBinaryData *pfx,
 {
     pc_err_t err;
 
-    if (pfx->len > PC_MAX_PFX_LEN)
-        return pc_fail(diag, PC_ERR_TOO_LARGE, "importPfx.pfx is %zu bytes, over the limit of %u",
-                       pfx->len, PC_MAX_PFX_LEN);
-    err = pc_pfx_open(pfx->data, pfx->len, pw, &parts->key, &parts->cert, &parts->chain, diag);
+    /* the import's limits hold the PFX's own key-derivation work in check before any of it */
+    err = pc_pfx_open_limited(pfx->data, pfx->len, pw, &imp->limits, &parts->key, &parts->cert,
+                              &parts->chain, diag);
     if (err == PC_ERR_UNAUTHENTICATED)
         return pc_fail(diag, err,
                        "the password decrypted with import key %s does not open the PFX: the "

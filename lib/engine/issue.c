@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "csr.h"
@@ -19,6 +20,9 @@
 #include "result.h"
 #include "san.h"
 #include "subject.h"
+
+/* Serials the engine picks for a CA that takes them: 16 random bytes, 126 bits of entropy. */
+#define SERIAL_BYTES 16
 
 struct pc_issue {
     const Pkcs__V1__Request *req;
@@ -36,6 +40,7 @@ struct pc_issue {
     X509 *cert;
     unsigned char *envelope;
     size_t envelope_len;
+    char chosen_serial[2 * SERIAL_BYTES + 1]; /* for a CA that takes our serials; "" none */
 };
 
 static pc_err_t render_names(pc_issue_t *job, const Pkcs__V1__IssueRequest *issue,
@@ -223,8 +228,28 @@ bool pc_issue_intent_read(const unsigned char *intent, size_t len, pc_issue_inte
     return true;
 }
 
+pc_err_t pc_issue_choose_serial(pc_issue_t *job, pc_diag_t *diag)
+{
+    if (!pc_ca_takes_serial(job->ca))
+        return PC_OK;
+    unsigned char r[SERIAL_BYTES];
+    if (RAND_bytes(r, sizeof(r)) != 1)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "no random serial number for request %s",
+                           job->req->request_id);
+    /* positive, and as long as every other: a first byte 0x40..0x7F (RFC 5280 4.1.2.2) */
+    r[0] = (unsigned char)(0x40 | (r[0] & 0x3F));
+    for (size_t i = 0; i < sizeof(r); i++)
+        snprintf(job->chosen_serial + 2 * i, 3, "%02X", r[i]);
+    job->ca_params.serial_hex = job->chosen_serial;
+    return PC_OK;
+}
+
 bool pc_issue_serial(const pc_issue_t *job, char *buf, size_t len)
 {
+    if (job->cert == NULL && job->chosen_serial[0] != '\0' && strlen(job->chosen_serial) < len) {
+        snprintf(buf, len, "%s", job->chosen_serial); /* asked for, perhaps signed */
+        return true;
+    }
     if (job->cert == NULL)
         return false;
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(job->cert), NULL);

@@ -56,8 +56,14 @@ typedef struct pc_issue_intent {
  * it names no CA. */
 bool pc_issue_intent_read(const unsigned char *intent, size_t len, pc_issue_intent_t *out);
 
-/* pc_issue_serial writes the serial of the signed certificate (canonical hex) into buf; false
- * before the CA signed. */
+/* pc_issue_choose_serial picks a new random serial for the certificate when its CA takes its
+ * callers' serials (pc_ca_takes_serial; otherwise it does nothing): called before each intent
+ * that precedes asking the CA, so that the intent names what the CA may sign. PC_ERR_CRYPTO
+ * when no random bytes are to be had. */
+pc_err_t pc_issue_choose_serial(pc_issue_t *job, pc_diag_t *diag);
+
+/* pc_issue_serial writes the serial of the signed certificate (canonical hex) into buf, or
+ * before that the serial chosen for it (pc_issue_choose_serial); false when neither is known. */
 bool pc_issue_serial(const pc_issue_t *job, char *buf, size_t len);
 
 /* pc_issue_get0_csr / pc_issue_ca_params give what the CA submission needs (borrowed). */

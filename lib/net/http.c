@@ -1,33 +1,45 @@
 /*
- * http.c - the small HTTP/1.1 server behind /healthz, /readyz and /metrics: accept, read one
- * bounded request head (and, where the server allows, a bounded Content-Length body), ask the
- * handler, answer with Connection: close (at once, or later for a deferred request), then
+ * http.c - the small HTTP/1.1 server behind /healthz, /readyz and /metrics, the coordinator's
+ * API and its OCSP responder: accept, read one bounded request head (and, where the server
+ * allows, a bounded Content-Length body), ask the handler, answer with Connection: close, then
  * linger until the client closes (so that unread request bytes never turn our answer into a
  * reset). Exists so that probes and Prometheus reach a worker without pulling in an HTTP
- * library. Loop thread only. Memory that owns uv handles is freed only in the last close
- * callback: a connection when its timer and socket are closed, the server when its listener
- * and every connection are gone. A deferred request's handle outlives its connection: closing
- * the connection only unlinks it, and the answer frees it.
+ * library. What a client can hold is bounded: one head of HEAD_MAX bytes with at most
+ * HEADERS_MAX headers and a body of body_max bytes, idle_ms to send them (from the connection,
+ * not renewed by each byte) and again to read the answer, and max_conns connections at once;
+ * one more is refused at once with a 503. A handler that needs Redis or the thread pool defers
+ * its answer (pc_http_defer): the connection then waits, idle_ms again, for pc_http_answer; the
+ * handle outlives the connection, so an answer that comes after the client left is dropped,
+ * never written to freed memory.
+ * Loop thread only. Memory that owns uv handles is freed only in the last close callback:
+ * a connection when its timer and socket are closed, the server when its listener and every
+ * connection are gone.
  */
 #include "http.h"
 
 #include <limits.h>
 #include <stdbool.h>
-#include <strings.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "file.h"
 #include "numbers.h"
 
 #define HEAD_MAX 8192        /* request line + headers + blank line */
+#define HEADERS_MAX 48       /* more is refused as too large */
 #define IDLE_MS_DEFAULT 5000 /* to send the whole head, and again to close after our answer */
 #define BACKLOG 128
 #define METHOD_MAX 16
-#define CONTENT_TYPE_MAX 128
+#define TOKEN_FILE_MAX 4096
 
-typedef struct pc_http_conn conn_t;
+typedef struct conn conn_t;
 
 struct pc_http {
     uv_loop_t *loop;
@@ -37,14 +49,30 @@ struct pc_http {
     uint64_t idle_ms;
     size_t body_max; /* 0: bodies are not read */
     int port;
-    unsigned open; /* listener + live connections; the last one to close frees http */
+    unsigned open;      /* listener + connections + refusals; the last one to close frees http */
+    unsigned live;      /* connections being served (refusals not counted) */
+    unsigned max_conns; /* live connections allowed at once */
+    unsigned long refused;
     bool closing;
     void (*closed)(void *arg);
     void *closed_arg;
     conn_t *conns;
+    conn_t *current;   /* the connection whose handler is running, else NULL */
+    const char *query; /* its query string, during the handler */
 };
 
-struct pc_http_conn {
+struct pc_http_later {
+    conn_t *conn; /* NULL once the connection is gone */
+};
+
+/* The headers of one request, cut in place out of the connection's head. */
+typedef struct headers {
+    const char *names[HEADERS_MAX];
+    const char *values[HEADERS_MAX];
+    size_t count;
+} headers_t;
+
+struct conn {
     pc_http_t *http;
     conn_t *prev, *next;
     uv_timer_t timer;
@@ -52,29 +80,23 @@ struct pc_http_conn {
     bool tcp_open; /* tcp initialised, so it must be closed too */
     unsigned handles;
     bool closing;
-    bool answered; /* past the head: further bytes are read and dropped */
+    bool answered; /* past the request: further bytes are read and dropped */
     bool replied;  /* the answer is on its way */
+    bool head_only;
+    pc_http_later_t *later; /* a deferred answer still owed, else NULL */
     uv_write_t write_req;
     uv_write_t continue_req; /* "100 Continue", for a client that waits for it */
     uv_shutdown_t shutdown_req;
     char *out;
     size_t len;
     size_t body_max; /* the server's when the connection was accepted */
-    /* The request once its head is in: method and path point into head. */
-    char *method, *path;
-    char content_type[CONTENT_TYPE_MAX];
-    bool has_content_type;
-    unsigned char *body; /* Content-Length bytes being read (reading_body), then the handler's */
+    /* The request once its head is in: the strings point into head. */
+    char *method, *path, *query;
+    headers_t headers;
+    unsigned char *body; /* body_want bytes, body_len of them in so far */
     size_t body_len, body_want;
     bool reading_body;
-    pc_http_deferred_t *deferred; /* the handler answers later */
     char head[HEAD_MAX];
-};
-
-/* A deferred request: conn is NULL once the connection closed before the answer. */
-struct pc_http_deferred {
-    conn_t *conn;
-    bool head_only;
 };
 
 static const char *reason(int status)
@@ -86,6 +108,8 @@ static const char *reason(int status)
         return "No Content";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 403:
         return "Forbidden";
     case 404:
@@ -148,9 +172,12 @@ static void on_conn_handle_closed(uv_handle_t *handle)
         http->conns = conn->next;
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
+    if (conn->later != NULL)
+        conn->later->conn = NULL; /* its answer goes nowhere now */
     free(conn->out);
     free(conn->body);
     free(conn);
+    http->live--;
     http_release(http);
 }
 
@@ -160,10 +187,6 @@ static void conn_close(conn_t *conn)
     if (conn->closing)
         return;
     conn->closing = true;
-    if (conn->deferred != NULL) { /* its answer will find no connection */
-        conn->deferred->conn = NULL;
-        conn->deferred = NULL;
-    }
     uv_close((uv_handle_t *)&conn->timer, on_conn_handle_closed);
     if (conn->tcp_open)
         uv_close((uv_handle_t *)&conn->tcp, on_conn_handle_closed);
@@ -186,6 +209,7 @@ static conn_t *conn_new(pc_http_t *http)
         http->conns->prev = conn;
     http->conns = conn;
     http->open++;
+    http->live++;
     if (uv_tcp_init(http->loop, &conn->tcp) != 0) {
         conn_close(conn); /* frees conn in the timer's close callback */
         conn = NULL;
@@ -234,9 +258,9 @@ out_close:
 
 /* conn_reply writes the status line, headers and (unless head_only) body, then lingers. */
 static void conn_reply(conn_t *conn, int status, const char *content_type, const char *body,
-                       size_t body_len, bool head_only)
+                       size_t body_len, const char *authenticate, bool head_only)
 {
-    char hdr[512];
+    char hdr[768], auth[320] = "";
     conn->answered = true;
     conn->replied = true;
     if (status < 100 || status > 999)
@@ -245,10 +269,12 @@ static void conn_reply(conn_t *conn, int status, const char *content_type, const
         content_type = "text/plain; charset=utf-8";
     if (body == NULL)
         body_len = 0;
+    if (authenticate != NULL)
+        snprintf(auth, sizeof(auth), "WWW-Authenticate: %s\r\n", authenticate);
     int n = snprintf(hdr, sizeof(hdr),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
                      "Connection: close\r\n\r\n",
-                     status, reason(status), content_type, body_len);
+                     status, reason(status), content_type, body_len, auth);
     if (n < 0 || (size_t)n >= sizeof(hdr))
         goto out_close;
     size_t send_len = (size_t)n + (head_only ? 0 : body_len);
@@ -275,8 +301,8 @@ static bool is_method_char(char c)
 }
 
 /* parse_request_line checks "METHOD SP /target SP HTTP/1.x" in line[0..len) and cuts it
- * in place into NUL-terminated method and path (query string and fragment dropped). */
-static bool parse_request_line(char *line, size_t len, char **method, char **path)
+ * in place into NUL-terminated method, path and query ("" when none; the fragment dropped). */
+static bool parse_request_line(char *line, size_t len, char **method, char **path, char **query)
 {
     char *sp1 = memchr(line, ' ', len);
     if (sp1 == NULL || sp1 == line || sp1 - line > METHOD_MAX)
@@ -298,71 +324,104 @@ static bool parse_request_line(char *line, size_t len, char **method, char **pat
         return false;
     *sp1 = '\0';
     *sp2 = '\0';
-    target[strcspn(target, "?#")] = '\0';
+    char *cut = target + strcspn(target, "?#");
+    *query = sp2; /* the empty string its NUL made */
+    if (*cut == '?') {
+        *query = cut + 1;
+        (*query)[strcspn(*query, "#")] = '\0';
+    }
+    *cut = '\0';
     *method = line;
     *path = target;
     return true;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* parse_headers cuts the header lines in p[0..end) (after the request line, up to and with the
+ * blank line) into NUL-terminated names and trimmed values. Returns 0, or the status to answer:
+ * 400 for a line without a name and colon, white space before the colon, or an obsolete folded
+ * line (RFC 9112 5.1, 5.2); 431 for more than HEADERS_MAX headers. */
+static int parse_headers(char *p, char *end, headers_t *h)
+{
+    h->count = 0;
+    while (p < end) {
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            return 400;
+        char *line_end = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+        if (line_end == p)
+            return 0; /* the blank line: the head ends here */
+        char *colon = memchr(p, ':', (size_t)(line_end - p));
+        if (is_blank(*p) || colon == NULL || colon == p || is_blank(colon[-1]))
+            return 400;
+        if (h->count == HEADERS_MAX)
+            return 431;
+        char *value = colon + 1, *value_end = line_end;
+        while (value < value_end && is_blank(*value))
+            value++;
+        while (value_end > value && is_blank(value_end[-1]))
+            value_end--;
+        *colon = '\0';
+        *value_end = '\0';
+        h->names[h->count] = p;
+        h->values[h->count++] = value;
+        p = eol + 1;
+    }
+    return 400;
+}
+
+static void reply_text(conn_t *conn, int status, const char *text)
+{
+    conn_reply(conn, status, NULL, text, strlen(text), NULL, false);
 }
 
 /* conn_dispatch asks the handler once the request (head and body) is in, and replies unless
  * the handler deferred its answer. */
 static void conn_dispatch(conn_t *conn)
 {
-    pc_http_request_t req = {.content_type = conn->has_content_type ? conn->content_type : NULL,
+    pc_http_request_t req = {.method = conn->method,
+                             .path = conn->path,
+                             .query = conn->query,
+                             .header_count = conn->headers.count,
+                             .header_names = conn->headers.names,
+                             .header_values = conn->headers.values,
                              .body = conn->body,
                              .body_len = conn->body_len};
-    pc_http_response_t resp = {.status = 200, .request = &req, .conn = conn};
+    pc_http_response_t resp = {.status = 200};
     pc_http_t *http = conn->http;
+    req.content_type = pc_http_request_header(&req, "Content-Type");
     conn->answered = true;
-    http->handler(http->arg, conn->method, conn->path, &resp);
+    conn->head_only = strcmp(conn->method, "HEAD") == 0;
+    http->current = conn;
+    http->query = conn->query;
+    http->handler(http->arg, &req, &resp);
+    /* http is still there: a handler that closes the server only starts closing it. */
+    http->current = NULL;
+    http->query = NULL;
     free(conn->body); /* the handler only borrowed it */
     conn->body = NULL;
     conn->body_len = 0;
-    /* The handler may have closed the server, and with it this connection. */
-    if (conn->closing) {
-        free(resp.body);
-        return;
-    }
-    if (conn->replied) { /* deferred, and answered inside the handler already */
-        free(resp.body);
-        return;
-    }
-    if (conn->deferred != NULL) {
-        free(resp.body);
-        /* From here the timer bounds the wait for the answer. */
-        uv_timer_start(&conn->timer, on_timeout, http->idle_ms, 0);
-        return;
-    }
-    conn_reply(conn, resp.status, resp.content_type, resp.body, resp.body_len,
-               strcmp(conn->method, "HEAD") == 0);
+    /* The handler may have closed the server, and with it this connection, or deferred its
+     * answer (and maybe given it already). */
+    if (conn->later != NULL && !conn->closing)
+        uv_timer_start(&conn->timer, on_timeout, http->idle_ms, 0); /* bounds the wait */
+    else if (conn->later == NULL && !conn->replied && !conn->closing)
+        conn_reply(conn, resp.status, resp.content_type, resp.body, resp.body_len,
+                   resp.authenticate, conn->head_only);
     free(resp.body);
 }
 
-/* header_value copies the value of header name (case-insensitive, surrounding blanks cut) from
- * the header lines in head[from..end) into out; false when it is absent or does not fit. */
-static bool header_value(const char *head, size_t from, size_t end, const char *name, char *out,
-                         size_t size)
+/* header_count counts the headers called name (any case). */
+static size_t header_count(const headers_t *h, const char *name)
 {
-    size_t name_len = strlen(name);
-    for (size_t at = from; at < end;) {
-        const char *line = head + at;
-        const char *nl = memchr(line, '\n', end - at);
-        size_t len = nl != NULL ? (size_t)(nl - line) : end - at;
-        at += len + 1;
-        if (len <= name_len || line[name_len] != ':' || strncasecmp(line, name, name_len) != 0)
-            continue;
-        const char *v = line + name_len + 1, *v_end = line + len;
-        while (v < v_end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (v_end > v && (v_end[-1] == '\r' || v_end[-1] == ' ' || v_end[-1] == '\t'))
-            v_end--;
-        if ((size_t)(v_end - v) >= size)
-            return false;
-        memcpy(out, v, (size_t)(v_end - v));
-        out[v_end - v] = '\0';
-        return true;
-    }
-    return false;
+    size_t n = 0;
+    for (size_t i = 0; i < h->count; i++)
+        n += strcasecmp(h->names[i], name) == 0;
+    return n;
 }
 
 static void on_continue_written(uv_write_t *req, int status)
@@ -371,32 +430,39 @@ static void on_continue_written(uv_write_t *req, int status)
         conn_close(req->data);
 }
 
-/* conn_expect_body prepares to read the Content-Length body that follows the head (the first
- * bytes may already be in head after head_end); false when it replied instead. */
-static bool conn_expect_body(conn_t *conn, size_t head_start, size_t head_end)
+/* conn_expect_body prepares to read the Content-Length body that follows the head (its first
+ * bytes may already be in head after head_end); false when it replied instead. A repeated
+ * Content-Length, or one next to Transfer-Encoding, is refused: two readings of where the body
+ * ends are how requests are smuggled past a proxy. */
+static bool conn_expect_body(conn_t *conn, size_t head_end)
 {
     static char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    char text[32];
+    const headers_t *h = &conn->headers;
+    const char *text = NULL, *expect = NULL;
     long want = 0;
-    if (header_value(conn->head, head_start, head_end, "Transfer-Encoding", text, sizeof(text))) {
-        conn_reply(conn, 411, NULL, "send the body with Content-Length\n", 34, false);
+    if (header_count(h, "Transfer-Encoding") > 0) {
+        reply_text(conn, 411, "send the body with Content-Length\n");
         return false;
     }
-    if (!header_value(conn->head, head_start, head_end, "Content-Length", text, sizeof(text)))
+    size_t lengths = header_count(h, "Content-Length");
+    if (lengths == 0)
         return true;
-    if (!pc_parse_long(text, 0, LONG_MAX, &want)) {
-        conn_reply(conn, 400, NULL, "bad request\n", 12, false);
+    for (size_t i = 0; i < h->count && text == NULL; i++)
+        if (strcasecmp(h->names[i], "Content-Length") == 0)
+            text = h->values[i];
+    if (lengths > 1 || !pc_parse_long(text, 0, LONG_MAX, &want)) {
+        reply_text(conn, 400, "bad request\n");
         return false;
     }
     if ((unsigned long)want > conn->body_max) {
-        conn_reply(conn, 413, NULL, "request body too large\n", 23, false);
+        reply_text(conn, 413, "request body too large\n");
         return false;
     }
     if (want == 0)
         return true;
     conn->body = malloc((size_t)want);
     if (conn->body == NULL) {
-        conn_reply(conn, 503, NULL, "out of memory\n", 14, false);
+        reply_text(conn, 503, "out of memory\n");
         return false;
     }
     conn->body_want = (size_t)want;
@@ -404,9 +470,10 @@ static bool conn_expect_body(conn_t *conn, size_t head_start, size_t head_end)
         conn->len - head_end < conn->body_want ? conn->len - head_end : conn->body_want;
     memcpy(conn->body, conn->head + head_end, conn->body_len);
     conn->reading_body = conn->body_len < conn->body_want;
-    if (conn->reading_body &&
-        header_value(conn->head, head_start, head_end, "Expect", text, sizeof(text)) &&
-        strcasecmp(text, "100-continue") == 0) {
+    for (size_t i = 0; i < h->count && expect == NULL; i++)
+        if (strcasecmp(h->names[i], "Expect") == 0)
+            expect = h->values[i];
+    if (conn->reading_body && expect != NULL && strcasecmp(expect, "100-continue") == 0) {
         uv_buf_t buf = uv_buf_init(continue_line, sizeof(continue_line) - 1);
         conn->continue_req.data = conn;
         if (uv_write(&conn->continue_req, (uv_stream_t *)&conn->tcp, &buf, 1,
@@ -422,17 +489,21 @@ static bool conn_expect_body(conn_t *conn, size_t head_start, size_t head_end)
  * or ask the handler. */
 static void conn_head_done(conn_t *conn, size_t head_end)
 {
-    size_t line_len = (size_t)((char *)memchr(conn->head, '\n', conn->len) - conn->head);
-    size_t headers_at = line_len + 1;
+    char *nl = memchr(conn->head, '\n', conn->len);
+    size_t line_len = (size_t)(nl - conn->head);
+    int bad;
     if (line_len > 0 && conn->head[line_len - 1] == '\r')
         line_len--;
-    conn->has_content_type = header_value(conn->head, headers_at, head_end, "Content-Type",
-                                          conn->content_type, sizeof(conn->content_type));
-    if (!parse_request_line(conn->head, line_len, &conn->method, &conn->path)) {
-        conn_reply(conn, 400, NULL, "bad request\n", 12, false);
+    if (!parse_request_line(conn->head, line_len, &conn->method, &conn->path, &conn->query) ||
+        (bad = parse_headers(nl + 1, conn->head + head_end, &conn->headers)) == 400) {
+        reply_text(conn, 400, "bad request\n");
         return;
     }
-    if (conn->body_max > 0 && !conn_expect_body(conn, headers_at, head_end))
+    if (bad != 0) {
+        reply_text(conn, 431, "too many request headers\n");
+        return;
+    }
+    if (conn->body_max > 0 && !conn_expect_body(conn, head_end))
         return;
     if (!conn->reading_body)
         conn_dispatch(conn);
@@ -487,7 +558,51 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (end > 0)
         conn_head_done(conn, end);
     else if (conn->len == sizeof(conn->head))
-        conn_reply(conn, 431, NULL, "request head too large\n", 23, false);
+        reply_text(conn, 431, "request head too large\n");
+}
+
+/* A connection over the limit: accepted only to be told so and closed. */
+typedef struct refusal {
+    uv_tcp_t tcp;
+    pc_http_t *http;
+} refusal_t;
+
+static void on_refusal_closed(uv_handle_t *handle)
+{
+    refusal_t *r = handle->data;
+    pc_http_t *http = r->http;
+    free(r);
+    http_release(http);
+}
+
+/* refuse accepts the connection, drops what the client already sent (so that closing does not
+ * reset the connection before it reads the answer), writes a 503 if the socket takes it at once,
+ * and closes: nothing of it outlives this turn of the loop but the close. */
+static void refuse(pc_http_t *http, uv_stream_t *server)
+{
+    static char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                           "Content-Type: text/plain; charset=utf-8\r\n"
+                           "Content-Length: 21\r\nRetry-After: 1\r\n"
+                           "Connection: close\r\n\r\ntoo many connections\n";
+    char drop[1024];
+    uv_os_fd_t fd;
+    refusal_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || uv_tcp_init(http->loop, &r->tcp) != 0) {
+        free(r);
+        return;
+    }
+    r->tcp.data = r;
+    r->http = http;
+    http->open++;
+    if (uv_accept(server, (uv_stream_t *)&r->tcp) == 0) {
+        if (uv_fileno((uv_handle_t *)&r->tcp, &fd) == 0)
+            for (int i = 0; i < 8 && recv(fd, drop, sizeof(drop), MSG_DONTWAIT) > 0; i++)
+                ;
+        uv_buf_t buf = uv_buf_init(answer, sizeof(answer) - 1);
+        (void)uv_try_write((uv_stream_t *)&r->tcp, &buf, 1);
+        http->refused++;
+    }
+    uv_close((uv_handle_t *)&r->tcp, on_refusal_closed);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -495,6 +610,10 @@ static void on_connection(uv_stream_t *server, int status)
     pc_http_t *http = server->data;
     if (status < 0 || http->closing)
         return;
+    if (http->live >= http->max_conns) {
+        refuse(http, server);
+        return;
+    }
     /* Out of memory leaves the connection in the backlog; the next one retries. */
     conn_t *conn = conn_new(http);
     if (conn == NULL)
@@ -557,6 +676,7 @@ pc_err_t pc_http_new(uv_loop_t *loop, const char *host, int port, pc_http_handle
     http->handler = handler;
     http->arg = arg;
     http->idle_ms = IDLE_MS_DEFAULT;
+    http->max_conns = PC_HTTP_MAX_CONNECTIONS_DEFAULT;
     int rc = uv_tcp_init(loop, &http->listener);
     if (rc != 0) {
         err = pc_fail(diag, PC_ERR_IO, "cannot create the HTTP socket: %s", uv_strerror(rc));
@@ -601,31 +721,46 @@ void pc_http_set_body_max(pc_http_t *http, size_t max)
     http->body_max = max;
 }
 
-pc_http_deferred_t *pc_http_defer(pc_http_response_t *resp)
+void pc_http_set_max_connections(pc_http_t *http, unsigned max)
 {
-    conn_t *conn = resp->conn;
-    if (conn == NULL || conn->closing || conn->deferred != NULL)
-        return NULL;
-    pc_http_deferred_t *d = calloc(1, sizeof(*d));
-    if (d == NULL)
-        return NULL;
-    d->conn = conn;
-    d->head_only = strcmp(conn->method, "HEAD") == 0;
-    conn->deferred = d;
-    return d;
+    http->max_conns = max > 0 ? max : PC_HTTP_MAX_CONNECTIONS_DEFAULT;
 }
 
-void pc_http_deferred_answer(pc_http_deferred_t *d, pc_http_response_t *resp)
+unsigned long pc_http_refused(const pc_http_t *http)
 {
-    conn_t *conn = d->conn;
+    return http->refused;
+}
+
+const char *pc_http_query(const pc_http_t *http)
+{
+    return http->current != NULL ? http->query : NULL;
+}
+
+pc_http_later_t *pc_http_defer(pc_http_t *http)
+{
+    conn_t *conn = http->current;
+    if (conn == NULL || conn->later != NULL || conn->replied)
+        return NULL;
+    pc_http_later_t *later = calloc(1, sizeof(*later));
+    if (later == NULL)
+        return NULL;
+    later->conn = conn;
+    conn->later = later;
+    return later;
+}
+
+void pc_http_answer(pc_http_later_t *later, pc_http_response_t *resp)
+{
+    conn_t *conn = later->conn;
     if (conn != NULL) {
-        conn->deferred = NULL;
-        conn_reply(conn, resp->status, resp->content_type, resp->body, resp->body_len,
-                   d->head_only);
+        conn->later = NULL;
+        if (!conn->closing)
+            conn_reply(conn, resp->status, resp->content_type, resp->body, resp->body_len,
+                       resp->authenticate, conn->head_only);
     }
     free(resp->body);
     resp->body = NULL;
-    free(d);
+    free(later);
 }
 
 void pc_http_close(pc_http_t *http, void (*closed)(void *arg), void *arg)
@@ -646,4 +781,63 @@ void pc_http_respond_text(pc_http_response_t *resp, int status, const char *text
     resp->content_type = "text/plain; charset=utf-8";
     resp->body = strdup(text);
     resp->body_len = resp->body != NULL ? strlen(resp->body) : 0;
+}
+
+const char *pc_http_request_header(const pc_http_request_t *req, const char *name)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < req->header_count; i++) {
+        if (strcasecmp(req->header_names[i], name) != 0)
+            continue;
+        if (found != NULL)
+            return NULL;
+        found = req->header_values[i];
+    }
+    return found;
+}
+
+static bool token_digest(const char *text, size_t len, unsigned char out[32])
+{
+    unsigned int n = 0;
+    return EVP_Digest(text, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32;
+}
+
+pc_err_t pc_http_token_load(const char *path, pc_http_token_t *token, pc_diag_t *diag)
+{
+    unsigned char *text = NULL;
+    size_t len = 0, visible = 0;
+    pc_err_t err = pc_file_read_secret(path, TOKEN_FILE_MAX, &text, &len, diag);
+    if (err != PC_OK)
+        return err;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        text[--len] = '\0';
+    while (visible < len && text[visible] > ' ' && text[visible] < 0x7f)
+        visible++;
+    if (visible != len || len < PC_HTTP_TOKEN_MIN)
+        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
+                      "the token in %s must be one line of at least %d visible ASCII characters, "
+                      "without spaces; make one with 'openssl rand -hex 32 > %s'",
+                      path, PC_HTTP_TOKEN_MIN, path);
+    else if (!token_digest((const char *)text, len, token->sha256))
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot hash the token in %s", path);
+    OPENSSL_clear_free(text, len);
+    return err;
+}
+
+bool pc_http_bearer_ok(const pc_http_request_t *req, const pc_http_token_t *token)
+{
+    unsigned char got[32];
+    const char *auth = pc_http_request_header(req, "Authorization");
+    bool ok;
+    if (auth == NULL || strncasecmp(auth, "Bearer", 6) != 0 || !is_blank(auth[6]))
+        return false;
+    auth += 7;
+    while (is_blank(*auth))
+        auth++;
+    /* digests of equal length, compared in constant time: no early exit tells how much of a
+     * guess was right, nor how long the token is */
+    ok = *auth != '\0' && token_digest(auth, strlen(auth), got) &&
+         CRYPTO_memcmp(got, token->sha256, sizeof(got)) == 0;
+    OPENSSL_cleanse(got, sizeof(got));
+    return ok;
 }

@@ -1,13 +1,20 @@
 /*
  * http.h - a small HTTP/1.1 server on a libuv loop: the worker's /healthz, /readyz and
- * /metrics, the coordinator's status page, API and OCSP responder: the request line and
- * headers, a bounded body where the server allows one (pc_http_set_body_max), one response per
- * connection (Connection: close), answered at once or later (pc_http_defer), bounded request
- * size, slow clients timed out. Loop thread only.
+ * /metrics, the coordinator's status page, API and OCSP responder. It reads the request line
+ * and headers, and a bounded body where the server allows one (pc_http_set_body_max), gives one
+ * answer per connection (Connection: close), at once or later (pc_http_defer), and bounds what
+ * a client may hold: the size of the head and body, the time to send them and to read the
+ * answer, and the number of connections open at once (beyond it a new one gets 503 and is
+ * closed at once). Loop thread only.
+ *
+ * Bodies: a server that never calls pc_http_set_body_max reads none; bytes after the head are
+ * read and dropped once answered. One that does reads a Content-Length body (no chunked
+ * encoding) before calling the handler, which finds it in pc_http_request_t.
  */
 #ifndef PC_HTTP_H
 #define PC_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,13 +23,20 @@
 #include "pc_err.h"
 
 typedef struct pc_http pc_http_t;
-typedef struct pc_http_conn pc_http_conn_t;
-typedef struct pc_http_deferred pc_http_deferred_t;
 
-/* What a handler may need of the request beyond its method and path. */
+/* One request, borrowed by the handler for the call: method ("GET", "HEAD", "POST", ...), path
+ * without the query string, and the headers (see pc_http_request_header). */
 typedef struct pc_http_request {
-    const char *content_type;  /* the Content-Type header's value; NULL when absent */
-    const unsigned char *body; /* the body, when the server reads bodies; else NULL */
+    const char *method;
+    const char *path;  /* without the query string */
+    const char *query; /* what followed '?' (no fragment), still percent-encoded; "" if none */
+    size_t header_count;
+    const char *const *header_names;  /* as sent; compare case-insensitively */
+    const char *const *header_values; /* leading and trailing blanks removed */
+    const char *content_type;         /* the Content-Type header's value; NULL when absent */
+    /* The body, when the server reads bodies (pc_http_set_body_max) and the request has one;
+     * else NULL and 0. Borrowed like the rest: a deferred answer copies what it keeps. */
+    const unsigned char *body;
     size_t body_len;
 } pc_http_request_t;
 
@@ -31,16 +45,39 @@ typedef struct pc_http_response {
     const char *content_type; /* static string; default "text/plain; charset=utf-8" */
     char *body;               /* malloc'd, taken by the server; may be NULL */
     size_t body_len;
-    /* Set by the server before it calls the handler, borrowed for the call: the request, and
-     * the connection (the server's, for pc_http_defer). NULL in a response made elsewhere. */
-    const pc_http_request_t *request;
-    pc_http_conn_t *conn;
+    const char *authenticate; /* static string: a WWW-Authenticate header (a 401 needs one) */
 } pc_http_response_t;
 
-/* Handles one request (method "GET"/"HEAD"/..., path without the query string). Runs on the
- * loop thread; must not block. */
-typedef void (*pc_http_handler_fn)(void *arg, const char *method, const char *path,
+/* Handles one request (req's path is without the query string: req->query). Runs on the loop
+ * thread; must not block: an answer that needs Redis is given later through pc_http_defer. */
+typedef void (*pc_http_handler_fn)(void *arg, const pc_http_request_t *req,
                                    pc_http_response_t *resp);
+
+/* pc_http_request_header returns the borrowed value of the header called name (any case), or
+ * NULL when the request has none, or has it more than once: a repeated header is ambiguous,
+ * and one that decides access must not be picked at random. */
+const char *pc_http_request_header(const pc_http_request_t *req, const char *name);
+
+/* A bearer token as a server keeps it: only its SHA-256, so that a comparison takes the same
+ * time whatever a guess holds and the token itself is not kept in memory. */
+typedef struct pc_http_token {
+    unsigned char sha256[32];
+} pc_http_token_t;
+
+/* Shortest bearer token accepted, in characters. */
+#define PC_HTTP_TOKEN_MIN 16
+
+/* pc_http_token_load reads the token from path, a secret file (file.h: neither group nor
+ * others may read it; "chmod 600 FILE" otherwise), one line of at least PC_HTTP_TOKEN_MIN
+ * visible ASCII characters (a trailing newline is not part of it, e.g. from
+ * `openssl rand -hex 32 > FILE`), and keeps its digest in *token; the text is wiped.
+ * PC_ERR_INVALID_PARAM naming the file and the rule; PC_ERR_IO when it cannot be read. Any
+ * thread (blocking read). */
+pc_err_t pc_http_token_load(const char *path, pc_http_token_t *token, pc_diag_t *diag);
+
+/* pc_http_bearer_ok tells whether req carries "Authorization: Bearer TOKEN" (once) with token's
+ * text; the comparison is in constant time. */
+bool pc_http_bearer_ok(const pc_http_request_t *req, const pc_http_token_t *token);
 
 /* pc_http_respond_text sets resp to a plain-text answer: status and a copy of text (an out of
  * memory copy leaves the body empty). */
@@ -56,26 +93,47 @@ pc_err_t pc_http_new(uv_loop_t *loop, const char *host, int port, pc_http_handle
 /* pc_http_port returns the port actually listened on (the chosen one when asked for 0). */
 int pc_http_port(const pc_http_t *http);
 /* pc_http_set_idle_timeout sets, for connections accepted afterwards, how long a client has to
- * send its whole request head, and again to read the answer and close (0 = the default 5 s).
- * Mostly for tests. Loop thread. */
+ * send its whole request head (counted from the connection, not renewed by each byte, so a
+ * slow sender cannot hold it), and again to read the answer and close (0 = the default 5 s).
+ * Loop thread. */
 void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms);
 /* pc_http_set_body_max makes the server read the body of requests that announce one with
- * Content-Length, up to max bytes (0, the default: bodies are not read, handlers see none); a
- * longer one is answered 413 and a body without Content-Length 411, without the handler. For
- * connections accepted afterwards. Loop thread. */
+ * Content-Length, up to max bytes (0, the default: bodies are not read, handlers see none). A
+ * longer one is answered "413 Payload Too Large", one sent with Transfer-Encoding "411 Length
+ * Required" and a bad or repeated Content-Length 400, without asking the handler; a client
+ * that sent "Expect: 100-continue" is told to go on. The body must arrive within the time the
+ * head has (pc_http_set_idle_timeout). For connections accepted afterwards. Loop thread. */
 void pc_http_set_body_max(pc_http_t *http, size_t max);
+/* Connections served at once when pc_http_set_max_connections is not called. */
+#define PC_HTTP_MAX_CONNECTIONS_DEFAULT 256
+/* pc_http_set_max_connections sets how many connections may be open at once (0 = the default
+ * PC_HTTP_MAX_CONNECTIONS_DEFAULT); one more is answered "503 Service Unavailable" (too many
+ * connections) without reading it and closed at once, so that clients holding connections
+ * cannot exhaust file descriptors or memory. Loop thread. */
+void pc_http_set_max_connections(pc_http_t *http, unsigned max);
+/* pc_http_refused counts the connections refused at the limit so far. */
+unsigned long pc_http_refused(const pc_http_t *http);
+/* pc_http_query returns the query string of the request whose handler is running (what
+ * follows '?', without a fragment; "" when there is none), still percent-encoded, borrowed
+ * until the handler returns; NULL outside a handler. */
+const char *pc_http_query(const pc_http_t *http);
 
-/* pc_http_defer, called by a handler with its resp, keeps the connection open for an answer
- * given later with pc_http_deferred_answer (work on the thread pool, say); the handler then
- * leaves resp empty. Returns NULL when out of memory or resp is not the server's: the handler
- * answers at once then. The idle timeout bounds the wait: a client that gave up, or a server
- * closed meanwhile, only makes the answer go nowhere. Loop thread. */
-pc_http_deferred_t *pc_http_defer(pc_http_response_t *resp);
+/* A request whose answer is given later. */
+typedef struct pc_http_later pc_http_later_t;
 
-/* pc_http_deferred_answer sends resp (its body is taken) for the deferred request d if its
- * connection is still open, and frees d. Every deferred request is answered exactly once, also
- * after pc_http_close (then nothing is sent). Loop thread. */
-void pc_http_deferred_answer(pc_http_deferred_t *d, pc_http_response_t *resp);
+/* pc_http_defer, called by a handler, answers its request later: the server sends nothing when
+ * the handler returns (resp is then ignored), and the caller owes one pc_http_answer with the
+ * handle, whatever happens (also from inside the handler, or after pc_http_close). From the
+ * handler's return the connection's time limit (pc_http_set_idle_timeout) starts again and
+ * bounds the wait: a client that leaves, or waits past it, or a server closed meanwhile, only
+ * means the answer goes nowhere. The request (req, its body) is the handler's only during the
+ * call. NULL outside a handler, for a second call in one handler, or when out of memory: the
+ * handler answers now. Loop thread. */
+pc_http_later_t *pc_http_defer(pc_http_t *http);
+
+/* pc_http_answer sends resp (status, type, body: the body is taken, also when the client is
+ * gone) as the answer of a deferred request, and frees later. Loop thread. */
+void pc_http_answer(pc_http_later_t *later, pc_http_response_t *resp);
 
 /* pc_http_close stops listening, closes open connections, frees http in the last close
  * callback and then calls closed (may be NULL). NULL or a second call does nothing. */

@@ -246,6 +246,14 @@ static pc_err_t producer_props(rd_kafka_conf_t *conf, pc_diag_t *diag)
 
 /* ---- librdkafka callbacks (loop thread, from the drains) ---------------------------------- */
 
+/* librdkafka's own log lines would go to stderr, in the middle of a program's JSON log, and a
+ * library never logs: what matters to the program also reaches error_cb and last_error. Called
+ * on librdkafka's threads. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk, (void)level, (void)fac, (void)buf;
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     pc_kafka_t *kafka = opaque;
@@ -582,6 +590,7 @@ static pc_err_t handle_new(pc_kafka_t *kafka, rd_kafka_type_t type, rd_kafka_con
     char errstr[512];
     rd_kafka_conf_set_opaque(conf, kafka);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
     *out = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (*out == NULL) {
@@ -688,11 +697,15 @@ static void pipe_close(struct wake *wake)
 static pc_err_t check_config(const pc_kafka_config_t *cfg, const pc_kafka_handlers_t *handlers,
                              pc_diag_t *diag)
 {
-    if (cfg == NULL || cfg->brokers == NULL || cfg->group_id == NULL || cfg->topic == NULL ||
-        cfg->client_id == NULL)
+    if (cfg == NULL || cfg->brokers == NULL || cfg->client_id == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "kafka: brokers, group id, client id and topic are required (set them "
-                       "in the kafka settings)");
+                       "kafka: brokers and client id are required (set them in the kafka "
+                       "settings)");
+    if (cfg->topic == NULL) /* a producer only */
+        return PC_OK;
+    if (cfg->group_id == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "kafka: a consumer needs a group id (set kafka.group_id)");
     if (handlers == NULL || handlers->on_message == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "kafka: an on_message handler is required");
     return PC_OK;
@@ -710,20 +723,23 @@ pc_err_t pc_kafka_new(uv_loop_t *loop, const pc_kafka_config_t *cfg,
     if (kafka == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "kafka: out of memory");
     kafka->loop = loop;
-    kafka->handlers = *handlers;
+    if (handlers != NULL)
+        kafka->handlers = *handlers;
     kafka->arg = arg;
     kafka->session_timeout_ms = cfg->session_timeout_ms ? cfg->session_timeout_ms : 10000;
     kafka->cwake.fds[0] = kafka->cwake.fds[1] = -1;
     kafka->pwake.fds[0] = kafka->pwake.fds[1] = -1;
-    kafka->topic = strdup(cfg->topic);
+    bool consumer = cfg->topic != NULL;
+    kafka->topic = consumer ? strdup(cfg->topic) : NULL;
     kafka->offsets = pc_offsets_new();
-    if (kafka->topic == NULL || kafka->offsets == NULL) {
+    if ((consumer && kafka->topic == NULL) || kafka->offsets == NULL) {
         err = pc_fail(diag, PC_ERR_NOMEM, "kafka: out of memory");
         goto out_release;
     }
-    if ((err = consumer_new(kafka, cfg, diag)) != PC_OK ||
+    kafka->cons_up = !consumer; /* a producer only is ready when its producer is */
+    if ((consumer && (err = consumer_new(kafka, cfg, diag)) != PC_OK) ||
         (err = producer_new(kafka, cfg, diag)) != PC_OK ||
-        (err = wake_open(kafka, &kafka->cwake, kafka->qc, diag)) != PC_OK ||
+        (consumer && (err = wake_open(kafka, &kafka->cwake, kafka->qc, diag)) != PC_OK) ||
         (err = wake_open(kafka, &kafka->pwake, kafka->qp, diag)) != PC_OK)
         goto out_release;
     uv_timer_init(loop, &kafka->timer);
@@ -743,6 +759,8 @@ out_release:
 
 pc_err_t pc_kafka_start(pc_kafka_t *kafka, pc_diag_t *diag)
 {
+    if (kafka->rkc == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "kafka: a producer only has nothing to start");
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, kafka->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t rerr = rd_kafka_subscribe(kafka->rkc, topics);
@@ -968,8 +986,14 @@ static bool expired(const pc_kafka_t *kafka)
 
 /* leave commits what is stored and starts leaving the group; the final revoke (our
  * rebalance_cb) arrives on the consumer queue, which the timer keeps draining. */
+static void purge(pc_kafka_t *kafka);
+
 static void leave(pc_kafka_t *kafka)
 {
+    if (kafka->rkc == NULL) { /* a producer only: no group to leave */
+        purge(kafka);
+        return;
+    }
     rd_kafka_commit(kafka->rkc, NULL, 1);
     enter(kafka, PHASE_LEAVING, kafka->session_timeout_ms + LEAVE_SLACK_MS);
     rd_kafka_error_t *error = rd_kafka_consumer_close_queue(kafka->rkc, kafka->qc);

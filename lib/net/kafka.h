@@ -52,8 +52,11 @@ typedef struct pc_kafka_handlers {
 typedef void (*pc_kafka_delivered_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
 
 /* pc_kafka_new creates both handles (not yet subscribed); *out is the caller's, to be ended
- * with pc_kafka_close. PC_ERR_INVALID_PARAM for a missing or rejected setting (diag names it);
- * on failure, uv handles already opened are closed on the loop (run it before uv_loop_close). */
+ * with pc_kafka_close. With cfg->topic NULL it makes a producer only (a coordinator that
+ * publishes): group_id and handlers are then unused (handlers may be NULL), and
+ * pc_kafka_start is not called. PC_ERR_INVALID_PARAM for a missing or rejected setting (diag names
+ * it); on failure, uv handles already opened are closed on the loop (run it before uv_loop_close).
+ */
 pc_err_t pc_kafka_new(uv_loop_t *loop, const pc_kafka_config_t *cfg,
                       const pc_kafka_handlers_t *handlers, void *arg, pc_kafka_t **out,
                       pc_diag_t *diag);

@@ -32,6 +32,8 @@
 #include <hiredis/async.h>
 #include <openssl/evp.h>
 
+#include "text.h"
+
 typedef enum conn_state {
     CONN_WAITING,    /* down; conn_timer will start the next attempt */
     CONN_RESOLVING,  /* uv_getaddrinfo in flight */
@@ -132,7 +134,7 @@ static void close_final(uv_handle_t *handle)
     void *arg = redis->closed_arg;
 
     free(redis->host);
-    free(redis->password);
+    pc_str_free_secret(redis->password);
     free(redis);
     if (closed != NULL)
         closed(arg);
@@ -617,7 +619,7 @@ pc_err_t pc_redis_new(uv_loop_t *loop, const pc_redis_config_t *cfg, pc_redis_t 
 
 out_free_redis:
     free(redis->host);
-    free(redis->password);
+    pc_str_free_secret(redis->password);
     free(redis);
     return err;
 }

@@ -18,9 +18,12 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "file.h"
+
 #define HMAC_MIN_SECRET 32u
 #define HMAC_MAX_SECRET 4096u
 #define HMAC_LEN 32u
+#define PEM_KEY_MAX (64u * 1024) /* an Ed25519 or P-256 PEM key is a few hundred bytes */
 
 typedef enum alg {
     ALG_ED25519,
@@ -73,58 +76,60 @@ static void key_clear(sigkey_t *key)
     memset(key, 0, sizeof(*key));
 }
 
-/* read_secret reads the whole HMAC secret file into OpenSSL-allocated memory (cleared on free);
- * the stdio buffer that saw the secret is cleared too. */
+/* read_secret reads the whole HMAC secret file (nobody but its owner may read it, as every
+ * secret file: file.h) into memory that is wiped when freed. */
 static pc_err_t read_secret(const char *id, const char *path, sigkey_t *key, pc_diag_t *diag)
 {
-    unsigned char buf[HMAC_MAX_SECRET + 1];
-    unsigned char iobuf[BUFSIZ];
-    pc_err_t err = PC_OK;
+    unsigned char *data = NULL;
     size_t len = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return pc_fail(diag, PC_ERR_IO, "key %s: cannot open secret file %s: %s", id, path,
-                       strerror(errno));
-    setvbuf(f, (char *)iobuf, _IOFBF, sizeof(iobuf));
-    len = fread(buf, 1, sizeof(buf), f);
-    if (ferror(f)) {
-        err = pc_fail(diag, PC_ERR_IO, "key %s: cannot read secret file %s", id, path);
-        goto out_close;
+    char prefix[160];
+    pc_err_t err = pc_file_read_secret(path, HMAC_MAX_SECRET, &data, &len, diag);
+
+    snprintf(prefix, sizeof(prefix), "key %s: secret file", id);
+    if (err != PC_OK) {
+        pc_diag_prefix(diag, prefix);
+        return err;
     }
-    if (len > HMAC_MAX_SECRET) {
-        err = pc_fail(diag, PC_ERR_TOO_LARGE, "key %s: secret file %s is over %u bytes", id, path,
-                      HMAC_MAX_SECRET);
-        goto out_close;
-    }
-    if (len < HMAC_MIN_SECRET) {
+    if (len < HMAC_MIN_SECRET)
         err = pc_fail(diag, PC_ERR_INVALID_PARAM,
                       "key %s: secret in %s is %zu bytes; hmac-sha256 needs at least %u random "
                       "bytes (e.g. openssl rand 32 > %s)",
                       id, path, len, HMAC_MIN_SECRET, path);
-        goto out_close;
-    }
-    if (memcmp(buf, "-----BEGIN", 10) == 0) {
+    else if (memcmp(data, "-----BEGIN", 10) == 0)
         err = pc_fail(diag, PC_ERR_INVALID_PARAM,
                       "key %s: %s holds a PEM file, but hmac-sha256 needs a file of raw random "
                       "bytes (e.g. openssl rand 32 > secret)",
                       id, path);
-        goto out_close;
+    if (err != PC_OK) {
+        OPENSSL_clear_free(data, len);
+        return err;
     }
-    key->secret = OPENSSL_malloc(len);
-    if (key->secret == NULL) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "key %s: out of memory", id);
-        goto out_close;
-    }
-    memcpy(key->secret, buf, len);
+    key->secret = data;
     key->secret_len = len;
-out_close:
-    fclose(f);
-    OPENSSL_cleanse(iobuf, sizeof(iobuf));
-    OPENSSL_cleanse(buf, sizeof(buf));
-    return err;
+    return PC_OK;
 }
 
-/* no_passphrase refuses encrypted PEM keys instead of prompting on the terminal. */
+/* The passphrase of an encrypted private key for OpenSSL's PEM callback; asked tells whether
+ * the key was encrypted. text NULL makes an encrypted key fail instead of prompting on a
+ * terminal. */
+typedef struct passphrase {
+    const char *text;
+    bool asked;
+} passphrase_t;
+
+static int passphrase_cb(char *buf, int size, int rwflag, void *arg)
+{
+    passphrase_t *pw = arg;
+    size_t len;
+
+    pw->asked = true;
+    if (pw->text == NULL || (len = strlen(pw->text)) > (size_t)size)
+        return -1;
+    memcpy(buf, pw->text, len);
+    return (int)len;
+}
+
+/* no_passphrase refuses encrypted PEM public keys instead of prompting on the terminal. */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
     return 0;
@@ -156,27 +161,77 @@ static pc_err_t check_key_type(const char *id, const char *path, const sigkey_t 
     return PC_OK;
 }
 
-static pc_err_t read_pem_key(const char *id, const char *path, bool private_key, sigkey_t *key,
-                             pc_diag_t *diag)
+static pc_err_t read_public_key(const char *id, const char *path, sigkey_t *key, pc_diag_t *diag)
 {
     BIO *bio = BIO_new_file(path, "r");
     if (bio == NULL)
         return pc_fail_ssl(diag, PC_ERR_IO, "key %s: cannot open %s", id, path);
-    key->pkey = private_key ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)
-                            : PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+    key->pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
     BIO_free(bio);
     if (key->pkey == NULL)
         return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
-                           "key %s: %s is not a PEM %s key (an unencrypted %s is expected)", id,
-                           path, private_key ? "private" : "public",
-                           private_key ? "PKCS#8 private key" : "SubjectPublicKeyInfo");
+                           "key %s: %s is not a PEM public key (an unencrypted "
+                           "SubjectPublicKeyInfo is expected)",
+                           id, path);
     return check_key_type(id, path, key, diag);
+}
+
+/* read_private_key reads a signer's PEM private key: encrypted with passphrase (its file may
+ * then be shared), or unencrypted in a file nobody but its owner may read. */
+static pc_err_t read_private_key(const char *id, const char *path, const char *passphrase,
+                                 sigkey_t *key, pc_diag_t *diag)
+{
+    unsigned char *pem = NULL;
+    size_t len = 0;
+    unsigned mode = 0;
+    passphrase_t pw = {.text = passphrase, .asked = false};
+    char prefix[160];
+    pc_err_t err = pc_file_read_key(path, PEM_KEY_MAX, &pem, &len, &mode, diag);
+    BIO *bio = NULL;
+
+    snprintf(prefix, sizeof(prefix), "key %s", id);
+    if (err != PC_OK) {
+        pc_diag_prefix(diag, prefix);
+        return err;
+    }
+    if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
+        err = pc_fail_ssl(diag, PC_ERR_NOMEM, "key %s: out of memory", id);
+        goto out_wipe_pem;
+    }
+    key->pkey = PEM_read_bio_PrivateKey(bio, NULL, passphrase_cb, &pw);
+    BIO_free(bio);
+    if (key->pkey == NULL) {
+        ERR_clear_error();
+        if (pw.asked)
+            err = pc_fail(diag, PC_ERR_INVALID_PARAM,
+                          passphrase == NULL
+                              ? "key %s: %s is encrypted and no passphrase was given; give the "
+                                "file holding its passphrase"
+                              : "key %s: %s cannot be decrypted with the passphrase given: wrong "
+                                "passphrase?",
+                          id, path);
+        else
+            err = pc_fail(diag, PC_ERR_INVALID_PARAM,
+                          "key %s: %s is not a PEM private key (PKCS#8, encrypted or not, is "
+                          "expected)",
+                          id, path);
+        goto out_wipe_pem;
+    }
+    if (!pw.asked && (err = pc_file_check_secret_mode(path, mode, diag)) != PC_OK) {
+        pc_diag_prefix(diag, prefix);
+        goto out_wipe_pem;
+    }
+    err = check_key_type(id, path, key, diag);
+out_wipe_pem:
+    OPENSSL_clear_free(pem, len);
+    return err;
 }
 
 /* key_load fills key from pem_file (ed25519, ecdsa) or secret_file (hmac) as the algorithm
  * says; on failure key is cleared. */
 static pc_err_t key_load(const char *id, const char *algorithm, const char *pem_file,
-                         const char *secret_file, bool private_key, sigkey_t *key, pc_diag_t *diag)
+                         const char *secret_file, bool private_key, const char *passphrase,
+                         sigkey_t *key, pc_diag_t *diag)
 {
     const char *file;
     pc_err_t err;
@@ -196,8 +251,10 @@ static pc_err_t key_load(const char *id, const char *algorithm, const char *pem_
         return pc_fail(diag, PC_ERR_NOMEM, "key %s: out of memory", id);
     if (key->alg == ALG_HMAC)
         err = read_secret(id, file, key, diag);
+    else if (private_key)
+        err = read_private_key(id, file, passphrase, key, diag);
     else
-        err = read_pem_key(id, file, private_key, key, diag);
+        err = read_public_key(id, file, key, diag);
     if (err != PC_OK)
         key_clear(key);
     return err;
@@ -221,7 +278,7 @@ pc_err_t pc_auth_new(const pc_auth_key_t *keys, size_t count, pc_auth_t **out, p
                 goto out_free_auth;
             }
         }
-        err = key_load(k->id, k->algorithm, k->public_key_file, k->secret_file, false,
+        err = key_load(k->id, k->algorithm, k->public_key_file, k->secret_file, false, NULL,
                        &auth->keys[auth->count], diag);
         if (err != PC_OK)
             goto out_free_auth;
@@ -311,14 +368,14 @@ pc_err_t pc_auth_verify(const pc_auth_t *auth, const Pkcs__V1__SignedRequest *sr
 }
 
 pc_err_t pc_signer_new(const char *key_id, const char *algorithm, const char *key_file,
-                       pc_signer_t **out, pc_diag_t *diag)
+                       const char *passphrase, pc_signer_t **out, pc_diag_t *diag)
 {
     pc_err_t err;
     pc_signer_t *signer = calloc(1, sizeof(*signer));
     *out = NULL;
     if (signer == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory loading signing key");
-    err = key_load(key_id, algorithm, key_file, key_file, true, &signer->key, diag);
+    err = key_load(key_id, algorithm, key_file, key_file, true, passphrase, &signer->key, diag);
     if (err != PC_OK)
         goto out_free_signer;
     if ((signer->alg_name = strdup(alg_names[signer->key.alg])) == NULL) {

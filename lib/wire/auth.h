@@ -26,7 +26,9 @@ typedef struct pc_auth_key {
     const char *secret_file;     /* shared secret, raw bytes (hmac-sha256), at least 32 bytes */
 } pc_auth_key_t;
 
-/* pc_auth_new loads every key; errors name the key id and file. */
+/* pc_auth_new loads every key: PEM public keys, and HMAC secret files, which neither group nor
+ * others may read (PC_ERR_INVALID_PARAM saying "chmod 600 FILE" otherwise); errors name the key
+ * id and file. */
 pc_err_t pc_auth_new(const pc_auth_key_t *keys, size_t count, pc_auth_t **out, pc_diag_t *diag);
 void pc_auth_free(pc_auth_t *auth);
 
@@ -36,10 +38,15 @@ pc_err_t pc_auth_verify(const pc_auth_t *auth, const Pkcs__V1__SignedRequest *sr
 
 typedef struct pc_signer pc_signer_t;
 
-/* pc_signer_new loads a signing key: a PEM private key (ed25519, ecdsa-p256-sha256) or a
- * secret file (hmac-sha256). For upstream producers and pkcsctl. */
+/* pc_signer_new loads a signing key: a PEM private key (ed25519, ecdsa-p256-sha256), encrypted
+ * with passphrase (NULL: none given) or unencrypted in a file neither group nor others may read,
+ * or a secret file (hmac-sha256; the same rule for its mode, passphrase unused). *out is the
+ * caller's (pc_signer_free, which wipes the key). PC_ERR_INVALID_PARAM naming the file for a
+ * loose mode ("chmod 600 FILE"), an encrypted key without its passphrase or with a wrong one,
+ * or a key unfit for the algorithm; PC_ERR_IO when the file cannot be read. For upstream
+ * producers and pkcsctl; any thread (blocking file reads). */
 pc_err_t pc_signer_new(const char *key_id, const char *algorithm, const char *key_file,
-                       pc_signer_t **out, pc_diag_t *diag);
+                       const char *passphrase, pc_signer_t **out, pc_diag_t *diag);
 void pc_signer_free(pc_signer_t *signer);
 
 /* pc_signer_sign packs req, signs it and returns the serialized SignedRequest (malloc'd,

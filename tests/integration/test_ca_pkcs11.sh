@@ -76,7 +76,7 @@ ok "pkcsctl crl: a CRL the token key signed, verified by openssl"
 ! grep -rlE 'BEGIN (EC )?PRIVATE KEY' "$d/state" >/dev/null || fail "an unencrypted private key is on disk"
 ok "no CA key and no unencrypted key in the state folder"
 
-printf '13579\n' >"$d/secrets/wrong-pin"
+(umask 077 && printf '13579\n' >"$d/secrets/wrong-pin") # a secret file: refused otherwise
 config "$d/secrets/wrong-pin"
 rc=0
 "$PC_BIN_DIR/pkcsctl" issue --offline --config "$d/config.json" \

@@ -32,6 +32,7 @@ mkdir -p "$d/keys"
 openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null
 openssl pkey -in "$d/signer.pem" -pubout -out "$d/signer.pub"
 (umask 077 && head -c 32 /dev/urandom | base64 >"$d/ca-passphrase")
+(umask 077 && openssl rand -hex 32 >"$d/admin-token") # for POST /api/topics/ensure
 export PC_CLUSTER_CONFIG="$d/worker.json"
 cat >"$PC_CLUSTER_CONFIG" <<JSON
 {
@@ -41,7 +42,8 @@ cat >"$PC_CLUSTER_CONFIG" <<JSON
              "drain_timeout_ms": 20000, "key_pool_size": 4},
   "kafka": {"brokers": "$PC_KAFKA_BROKERS", "session_timeout_ms": 6000},
   "redis": {"port": $PC_REDIS_PORT, "lease_ms": 4000, "command_timeout_ms": 1000},
-  "coordinator": {"http_port": 0, "topic_partitions": 10, "topic_retention_hours": 1},
+  "coordinator": {"http_port": 0, "topic_partitions": 10, "topic_retention_hours": 1,
+                  "admin_token_file": "$d/admin-token"},
   "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub"}]
 }
 JSON
@@ -70,7 +72,7 @@ wait_for() {
 ok "the coordinator listens on the free port it logged ($port)"
 
 # ---- topics -------------------------------------------------------------------------------
-wait_for 20 '.topics | length == 3 and all(.exists)' /api/topics || fail "topics not created"
+wait_for 20 '.topics | length == 5 and all(.exists)' /api/topics || fail "topics not created"
 desc="$(pc_kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$PC_KAFKA_BROKERS" \
   --describe 2>/dev/null | grep 'PartitionCount')"
 topic_line() { grep -E "Topic: $1[[:space:]]" <<<"$desc"; }
@@ -78,7 +80,10 @@ topic_line pkcs.requests | grep -q 'PartitionCount: 10' || fail "pkcs.requests: 
 topic_line pkcs.requests | grep -q 'retention.ms=3600000' || fail "pkcs.requests retention: $(topic_line pkcs.requests)"
 topic_line pkcs.requests.dlq | grep -q 'PartitionCount: 8' || fail "DLQ: $(topic_line pkcs.requests.dlq)"
 topic_line pkcs.requests.dlq | grep -q 'retention.ms=3600000' || fail "DLQ retention: $(topic_line pkcs.requests.dlq)"
-ok "missing topics created: pkcs.requests with 10 partitions, the DLQ with 8, retention 1 h"
+topic_line pkcs.audit | grep -q 'PartitionCount: 10' || fail "audit: $(topic_line pkcs.audit)"
+topic_line pkcs.audit | grep -q 'retention.ms=31536000000' || fail "audit retention: $(topic_line pkcs.audit)"
+topic_line pkcs.notices | grep -q 'PartitionCount: 8' || fail "notices: $(topic_line pkcs.notices)"
+ok "missing topics created: pkcs.requests with 10 partitions, the DLQ and notices with 8, retention 1 h; the audit trail with 10, kept a year"
 topic_line pkcs.results | grep -q 'PartitionCount: 3' || fail "pkcs.results was changed: $(topic_line pkcs.results)"
 grep '"event":"topic_mismatch"' "$log" | grep -q 'pkcs.results has 3 partitions, the configuration wants 10' \
   || fail "no topic_mismatch log line for pkcs.results: $(grep topic_ "$log")"
@@ -161,8 +166,10 @@ wait_for 20 '.topics[] | select(.role == "dlq") | .exists == false and (.problem
   /api/topics || fail "the deleted DLQ is not reported missing"
 [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/topics/ensure") == 405 ]] \
   || fail "GET /api/topics/ensure is not refused"
-[[ $(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/api/topics/ensure") == 202 ]] \
-  || fail "POST /api/topics/ensure not accepted"
+[[ $(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/api/topics/ensure") == 401 ]] \
+  || fail "POST /api/topics/ensure without the admin token is not refused"
+[[ $(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $(cat "$d/admin-token")" \
+  "http://127.0.0.1:$port/api/topics/ensure") == 202 ]] || fail "POST /api/topics/ensure not accepted"
 wait_for 20 '.topics[] | select(.role == "dlq") | .exists and .partitions == 8' /api/topics \
   || fail "POST /api/topics/ensure did not create the DLQ again"
 ok "a deleted topic is reported missing and created again on POST /api/topics/ensure"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The coordinator serves the CRL of a cfssl CA, fetched from cfssl through the backend, against
 # real Kafka, Redis, a worker and `cfssl serve` with its database. Debian's cfssl 1.2 has no CRL
-# endpoint: /crl/remote.crl is then a 503 that says so, logged once (crl_failed). A cfssl 1.6
-# (built once with the Go toolchain into the cache, see tests/lib/cfssl.sh modern) on the same
-# database: a certificate the worker issued through cfssl and revoked with `pkcsctl revoke`
-# appears in the CRL the coordinator serves (which verifies against cfssl's CA), the other one
-# does not; with cfssl stopped the last CRL is still served and the failure logged.
+# endpoint: /crl/remote.crl is then a 503 that says so, logged once (crl_failed), and /api/cas
+# shows the CA's CRL failing. A cfssl 1.6 (built once with the Go toolchain into the cache, see
+# tests/lib/cfssl.sh modern) on the same database: a certificate the worker issued through cfssl
+# and revoked with `pkcsctl revoke` appears in the CRL the coordinator serves (which verifies
+# against cfssl's CA), the other one does not; with cfssl stopped the last CRL is still served
+# and the failure logged.
 set -euo pipefail
 source "$PC_SOURCE_DIR/tests/lib/cluster.sh"
 data="$PC_SOURCE_DIR/tests/integration/data"
@@ -26,6 +27,16 @@ pc_cluster_add_cfssl || fail "could not start cfssl or add it to the configurati
 cf="$PC_CFSSL_DIR"
 log="$d/coordinator.log"
 crl_url() { echo "http://127.0.0.1:$PC_COORDINATOR_PORT/crl/remote.crl"; }
+# remote_ca_is JQ-FILTER: /api/cas' entry for remote passes the filter within 30 s.
+remote_ca_is() {
+  local i
+  for ((i = 0; i < 150; i++)); do
+    curl -sf "http://127.0.0.1:$PC_COORDINATOR_PORT/api/cas" |
+      jq -e ".[] | select(.name == \"remote\") | $1" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  return 1
+}
 # stop_coordinator: SIGTERM, exit 0 expected; its log is kept as coordinator-N.log.
 stop_coordinator() {
   local rc=0
@@ -53,7 +64,10 @@ sleep 6 # a second fetch, which fails the same way, is not logged again
   || fail "the same failure was logged more than once: $(grep crl_failed "$log")"
 curl -sf "http://127.0.0.1:$PC_COORDINATOR_PORT/ca/remote.der" | cmp -s - <(openssl x509 -in "$cf/ca.pem" -outform DER) \
   || fail "/ca/remote.der is not cfssl's CA certificate"
-ok "cfssl 1.2: /crl/remote.crl is 503 naming the missing endpoint, logged once; /ca/remote.der is cfssl's CA"
+remote_ca_is '.health == "Failing" and (.reason | test("no CRL endpoint"))
+  and (.crl | type) == "object" and .crl.age_s == null and .crl.revoked == null' \
+  || fail "/api/cas does not show remote's CRL failing: $(curl -s "http://127.0.0.1:$PC_COORDINATOR_PORT/api/cas")"
+ok "cfssl 1.2: /crl/remote.crl is 503 naming the missing endpoint, logged once (and in /api/cas); /ca/remote.der is cfssl's CA"
 stop_coordinator 1
 
 # ---- cfssl 1.6 on the same database --------------------------------------------------------
@@ -99,7 +113,9 @@ openssl crl -inform DER -in "$d/remote.crl" -noout -CAfile "$cf/ca.pem" 2>&1 | g
 listed "$kept" "$d/remote.txt" && fail "the CRL lists $kept, which was not revoked"
 grep -q "Next Update:" "$d/remote.txt" || fail "the CRL has no nextUpdate"
 grep -q '"event":"crl_published".*"ca":"remote"' "$log" || fail "no crl_published line for remote"
-ok "/crl/remote.crl lists $revoked (not $kept) and verifies against cfssl's CA"
+remote_ca_is '.health == "OK" and .crl.age_s != null and .crl.error == null' \
+  || fail "/api/cas does not show remote's CRL: $(curl -s "http://127.0.0.1:$PC_COORDINATOR_PORT/api/cas")"
+ok "/crl/remote.crl lists $revoked (not $kept) and verifies against cfssl's CA; /api/cas shows its age"
 
 pc_cfssl_stop
 unreachable='"event":"crl_failed".*cannot reach cfssl.*"ca":"remote"'

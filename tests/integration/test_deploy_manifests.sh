@@ -213,6 +213,7 @@ def walk(v):
         if os.path.basename(v) and "." in os.path.basename(v) or "passphrase" in v or "secret" in v:
             os.makedirs(os.path.dirname(p), exist_ok=True)
             open(p, "w").write("placeholder-for-the-test\n")
+            os.chmod(p, 0o600)  # secret files are refused when others may read them
         else:
             os.makedirs(p, exist_ok=True)
         return p

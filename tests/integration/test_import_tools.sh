@@ -179,7 +179,7 @@ refuse() {
   ok "import-encrypt refuses $name"
 }
 
-printf 'not the password\n' > "$work/wrong-password"
+(umask 077 && printf 'not the password\n' > "$work/wrong-password")
 refuse wrong-password 1 "does not open" --password-file "$work/wrong-password" \
     --device-key "$work/dev-ec.pem"
 refuse both-passwords 2 "exactly one of" --password-file "$work/pfx-password" \

@@ -11,7 +11,7 @@ work="$(mktemp -d /tmp/pc-roundtrip-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
 export PC_STATE_DIR="$work/state"
-head -c 32 /dev/urandom | base64 > "$work/ca-passphrase"
+(umask 077 && head -c 32 /dev/urandom | base64 > "$work/ca-passphrase") # chmod 600: a secret
 export PC_CA_KEY_PASSPHRASE_FILE="$work/ca-passphrase"
 unset PC_CONFIG PC_CA_KEY_PASSPHRASE
 

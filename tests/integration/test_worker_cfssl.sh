@@ -2,7 +2,7 @@
 # Issue 4, the remote CA: workers issue through a real `cfssl serve` (HTTP via libcurl's multi
 # interface on the worker's loop); cfssl stopped in the middle of the load: /readyz turns 503,
 # requests wait, and all complete after it returns; certificates verify against cfssl's CA;
-# revoke through cfssl, twice, and an unknown serial.
+# revoke through cfssl, twice, and an unknown serial. Its plain-http URL (allow_http) is logged.
 set -euo pipefail
 source "$PC_SOURCE_DIR/tests/lib/cluster.sh"
 data="$PC_SOURCE_DIR/tests/integration/data"
@@ -16,6 +16,10 @@ pc_cluster_add_cfssl || fail "could not start cfssl or add it to the configurati
 cf="$PC_CFSSL_DIR"
 pc_worker_spawn c1
 pc_worker_wait_ready c1 90
+# cfssl on loopback is plain http, allowed by allow_http, which the worker says out loud
+grep '"event":"insecure_ca"' "$d/c1.log" | grep -q '"ca":"remote"' ||
+  fail "the worker did not warn that CA remote is reached over plain http: $(head -c 600 "$d/c1.log")"
+ok "allow_http: the worker logs insecure_ca for CA remote at start"
 
 pc_submit --template "$data/device-remote.json" --count 40 --id-prefix cf --device-keys "$d/keys" 2>/dev/null
 printf 'cf-%06d\n' $(seq 1 40) > "$d/cf.ids"

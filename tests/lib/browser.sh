@@ -6,7 +6,7 @@
 #                               false, unless PC_REQUIRE_BROWSER=1, when it fails the test
 #   pc_browser_dom URL          prints the DOM after the page's scripts ran (timers included:
 #                               virtual time runs PC_BROWSER_BUDGET_MS, default 5000, ahead)
-#   pc_browser_screenshot URL FILE   writes a PNG of the page (1280x900)
+#   pc_browser_screenshot URL FILE [WIDTH,HEIGHT]   writes a PNG of the page (default 1280,900)
 #
 # Each run gets a fresh profile under $PC_SERVERS_DIR and is bounded by PC_BROWSER_TIMEOUT
 # seconds (default 60); nothing is fetched from the network but the URL (no sync, no component
@@ -43,5 +43,5 @@ pc_browser_dom() {
 
 pc_browser_screenshot() {
   _pc_browser --virtual-time-budget="${PC_BROWSER_BUDGET_MS:-5000}" --hide-scrollbars \
-    --window-size=1280,900 --screenshot="$2" "$1" >/dev/null
+    --window-size="${3:-1280,900}" --screenshot="$2" "$1" >/dev/null
 }

@@ -19,7 +19,10 @@
 #
 # Profiles: "User" (client auth + e-mail protection) and "Device" (client auth) need the auth
 # key "primary" (hex in DIR/auth_key.hex), so they are served by /api/v1/cfssl/authsign; the
-# default profile needs none, so /api/v1/cfssl/sign is enabled too. The certificate database
+# default profile needs none, so /api/v1/cfssl/sign is enabled too. "DeviceSerial" is Device
+# signing with the client's serial: "ClientProvidesSerialNumbers" is the Go field's name, which
+# cfssl reads as the key (it has no JSON tag, so a snake_case key would be ignored); cfssl 1.2's
+# API drops the serial, so only a cfssl 1.6 honours it. The certificate database
 # schema is written here from what cfssl 1.2's certdb/sql code reads and writes (cfssl ships its
 # migrations only in its source). Needs the Debian packages golang-cfssl, sqlite3 and curl.
 # PC_CFSSL_BIN: the cfssl that serves (default: cfssl on PATH), e.g. a cfssl 1.6 for its CRL
@@ -59,6 +62,7 @@ EOF
       -config tls-config.json -profile "$who" "$who-csr.json" | cfssljson -bare "$who") ||
       die "cannot issue the TLS $who certificate in $dir"
   done
+  chmod 600 "$dir"/*-key.pem # the client key is a secret the backend checks
 }
 
 # The key both sides share: cfssl reads it from config.json, the test from auth_key.hex.
@@ -74,13 +78,15 @@ write_config() {
       "User": {"expiry": "8760h", "auth_key": "primary",
                "usages": ["digital signature", "key encipherment", "client auth", "email protection"]},
       "Device": {"expiry": "8760h", "auth_key": "primary",
+                 "usages": ["digital signature", "key encipherment", "client auth"]},
+      "DeviceSerial": {"expiry": "8760h", "auth_key": "primary", "ClientProvidesSerialNumbers": true,
                  "usages": ["digital signature", "key encipherment", "client auth"]}
     }
   },
   "auth_keys": {"primary": {"type": "standard", "key": "$key"}}
 }
 EOF
-  printf '%s\n' "$key" >"$dir/auth_key.hex"
+  (umask 077 && printf '%s\n' "$key" >"$dir/auth_key.hex") # a secret: the workers refuse it otherwise
   printf '{"driver": "sqlite3", "data_source": "%s/certs.db"}\n' "$dir" >"$dir/db.json"
 }
 

@@ -22,9 +22,20 @@ pc_cluster_init() {
   pc_redis_start || return 1
   pc_kafka_start "$parts" || return 1
   # PC_REQUESTS_TOPIC_CONFIG / PC_DLQ_TOPIC_CONFIG: topic settings (e.g. max.message.bytes=N)
-  pc_kafka_create_topic pkcs.requests "$parts" ${PC_REQUESTS_TOPIC_CONFIG:+--config "$PC_REQUESTS_TOPIC_CONFIG"} >/dev/null || return 1
-  pc_kafka_create_topic pkcs.results "$parts" >/dev/null || return 1
-  pc_kafka_create_topic pkcs.requests.dlq 2 ${PC_DLQ_TOPIC_CONFIG:+--config "$PC_DLQ_TOPIC_CONFIG"} >/dev/null || return 1
+  # side by side: each is a JVM start
+  local pids=() p rc=0
+  pc_kafka_create_topic pkcs.requests "$parts" ${PC_REQUESTS_TOPIC_CONFIG:+--config "$PC_REQUESTS_TOPIC_CONFIG"} >/dev/null &
+  pids+=($!)
+  pc_kafka_create_topic pkcs.results "$parts" >/dev/null &
+  pids+=($!)
+  pc_kafka_create_topic pkcs.requests.dlq 2 ${PC_DLQ_TOPIC_CONFIG:+--config "$PC_DLQ_TOPIC_CONFIG"} >/dev/null &
+  pids+=($!)
+  pc_kafka_create_topic pkcs.audit 2 --config retention.ms=31536000000 >/dev/null &
+  pids+=($!)
+  pc_kafka_create_topic pkcs.notices 2 >/dev/null &
+  pids+=($!)
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  [[ $rc -eq 0 ]] || return 1
   local d="$PC_SERVERS_DIR"
   mkdir -p "$d/keys"
   openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null || return 1
@@ -60,6 +71,7 @@ pc_cluster_add_cfssl() {
   export PC_CFSSL_PORT
   _pc_track_cfssl
   local remote='{"name": "remote", "type": "cfssl", "url": "http://127.0.0.1:'"$PC_CFSSL_PORT"'",
+    "allow_http": true,
     "auth_key_file": "'"$PC_CFSSL_DIR"'/auth_key.hex", "attempts": 2, "retry_max_ms": 500,
     "breaker_threshold": 3, "breaker_cooldown_ms": 1500,
     "templates": [{"name": "Device", "allowed_ekus": ["clientAuth"],
@@ -94,11 +106,11 @@ pc_cfssl_certs() {
     done
 }
 
-# pc_coordinator_spawn: pkcs-coordinator on $PC_CLUSTER_CONFIG with an HTTP port of its choice;
-# sets PC_COORDINATOR_PORT once it listens (its log: $PC_SERVERS_DIR/coordinator.log).
+# pc_coordinator_spawn [VAR=VALUE...]: pkcs-coordinator on $PC_CLUSTER_CONFIG with an HTTP port of
+# its choice; sets PC_COORDINATOR_PORT once it listens (its log: $PC_SERVERS_DIR/coordinator.log).
 pc_coordinator_spawn() {
   local log="$PC_SERVERS_DIR/coordinator.log" i
-  _pc_launch coordinator "$log" env PC_COORDINATOR_PORT=0 \
+  _pc_launch coordinator "$log" env PC_COORDINATOR_PORT=0 "$@" \
     "$PC_BIN_DIR/pkcs-coordinator" --config "$PC_CLUSTER_CONFIG"
   for ((i = 0; i < 300; i++)); do
     PC_COORDINATOR_PORT="$(jq -r 'select(.event == "http") | .port' "$log" 2>/dev/null | head -1)"

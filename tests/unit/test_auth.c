@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -75,6 +76,7 @@ static int setup(void **state)
     pc_diag_t diag = {{0}};
     if (fx == NULL)
         return -1;
+    umask(077); /* the keys and secrets are readable by their owner only, as they must be */
     snprintf(fx->dir, sizeof(fx->dir), "/tmp/pc-auth-XXXXXX");
     if (mkdtemp(fx->dir) == NULL)
         return -1;
@@ -149,7 +151,7 @@ static Pkcs__V1__SignedRequest *sign(const char *id, const char *alg, const char
     unsigned char *out = NULL;
     size_t len = 0;
     sample_request(&req, request_id);
-    pc_err_t err = pc_signer_new(id, alg, file, &signer, &diag);
+    pc_err_t err = pc_signer_new(id, alg, file, NULL, &signer, &diag);
     if (err != PC_OK)
         fail_msg("pc_signer_new(%s): %s", id, diag.msg);
     err = pc_signer_sign(signer, &req, &out, &len, &diag);
@@ -374,8 +376,9 @@ static void test_key_type_must_match_algorithm(void **state)
     /* the signer checks the same way */
     pc_signer_t *signer = NULL;
     pc_diag_t diag = {{0}};
-    assert_int_equal(pc_signer_new("ed-key", "ecdsa-p256-sha256", fx->ed_priv, &signer, &diag),
-                     PC_ERR_INVALID_PARAM);
+    assert_int_equal(
+        pc_signer_new("ed-key", "ecdsa-p256-sha256", fx->ed_priv, NULL, &signer, &diag),
+        PC_ERR_INVALID_PARAM);
     assert_null(signer);
     assert_non_null(strstr(diag.msg, "key ed-key"));
 }
@@ -388,8 +391,9 @@ static void test_short_hmac_secret_is_refused(void **state)
 
     pc_signer_t *signer = NULL;
     pc_diag_t diag = {{0}};
-    assert_int_equal(pc_signer_new("weak-hmac", "hmac-sha256", fx->short_secret, &signer, &diag),
-                     PC_ERR_INVALID_PARAM);
+    assert_int_equal(
+        pc_signer_new("weak-hmac", "hmac-sha256", fx->short_secret, NULL, &signer, &diag),
+        PC_ERR_INVALID_PARAM);
     assert_null(signer);
 }
 

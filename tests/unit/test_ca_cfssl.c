@@ -371,6 +371,7 @@ static pc_ca_cfssl_config_t base_config(pc_ca_template_t **templates, size_t cou
 {
     pc_ca_cfssl_config_t cfg = {.name = "cfssl-test",
                                 .url = cfssl.url,
+                                .allow_http = true, /* cfssl.url is http:// on loopback */
                                 .auth_key_hex = cfssl.key_hex,
                                 .connect_timeout_ms = 1000,
                                 .total_timeout_ms = 3000,

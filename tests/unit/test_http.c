@@ -1,8 +1,9 @@
 /*
  * test_http.c - the HTTP server as a client sees it: real sockets from a client thread while
  * the test thread runs the loop; status lines, Content-Length, HEAD, bad and oversize heads,
- * idle clients, request bodies within their bound, answers given later (deferred), and a clean
- * loop after close. The client thread only records what it saw;
+ * idle clients, query strings, request bodies within their bound, answers given later (from a
+ * timer, from the thread pool, inside the handler, after the client left, after the server
+ * closed), and a clean loop after close. The client thread only records what it saw;
  * assertions run on the test thread after it is joined.
  */
 #include <setjmp.h>
@@ -36,10 +37,16 @@ struct fixture {
     int port;
     bool closed;
     bool signalled;
-    unsigned handled; /* handler calls, loop thread */
-    size_t body_max;  /* given to pc_http_set_body_max when not 0 */
-    uv_work_t later;  /* answers a deferred request from the pool's after-work callback */
-    pc_http_deferred_t *deferred;
+    unsigned handled;       /* handler calls, loop thread */
+    uv_timer_t later_timer; /* answers a deferred request */
+    pc_http_later_t *later;
+    uint64_t later_ms;
+    char later_query[256];
+    bool answered_late; /* pc_http_answer ran */
+    size_t body_max;    /* given to pc_http_set_body_max when not 0 */
+    uv_work_t pool;     /* answers a deferred request from the pool's after-work callback */
+    pc_http_later_t *pooled;
+    char pooled_text[128]; /* that answer: "later", and the request's body copied */
     void (*client)(fixture_t *fx);
     /* filled by the client thread, read after join */
     char reply[REPLIES][REPLY_MAX];
@@ -49,21 +56,40 @@ struct fixture {
 
 /* ---- server side (loop thread) ----------------------------------------------------------- */
 
-static void answer_later(fixture_t *fx, const char *text)
+static void on_later_closed(uv_handle_t *handle)
 {
-    pc_http_response_t resp = {.status = 202, .body = strdup(text), .body_len = strlen(text)};
-    pc_http_deferred_answer(fx->deferred, &resp);
-    fx->deferred = NULL;
+    (void)handle;
 }
 
-static void on_later_work(uv_work_t *work)
+static void on_later_timer(uv_timer_t *timer)
+{
+    fixture_t *fx = timer->data;
+    char body[300];
+    snprintf(body, sizeof(body), "later %s", fx->later_query);
+    pc_http_response_t resp = {.status = 202, .body = strdup(body), .body_len = strlen(body)};
+    pc_http_answer(fx->later, &resp);
+    fx->later = NULL;
+    fx->answered_late = true;
+    uv_close((uv_handle_t *)timer, on_later_closed);
+}
+
+static void answer_pooled(fixture_t *fx, const char *text)
+{
+    pc_http_response_t resp = {.status = 202, .body = strdup(text), .body_len = strlen(text)};
+    pc_http_answer(fx->pooled, &resp);
+    fx->pooled = NULL;
+}
+
+static void on_pool_work(uv_work_t *work)
 {
     (void)work;
 }
 
-static void on_later_done(uv_work_t *work, int status)
+static void on_pool_done(uv_work_t *work, int status)
 {
-    answer_later(work->data, "later");
+    fixture_t *fx = work->data;
+    (void)status;
+    answer_pooled(fx, fx->pooled_text);
 }
 
 static void on_closed(void *arg);
@@ -72,17 +98,17 @@ static void on_closed(void *arg);
 static void on_closed_then_answer(void *arg)
 {
     fixture_t *fx = arg;
-    answer_later(fx, "too late");
+    answer_pooled(fx, "too late");
     on_closed(fx);
 }
 
 /* The handler's routes that need more than a path: /echo shows the request's type and body,
- * /later answers from the thread pool, /hold closes the server before it answers. */
-static bool handle_more(fixture_t *fx, const char *path, pc_http_response_t *resp)
+ * /pool answers from the thread pool with the body it copied, /now defers and answers before
+ * it returns, /hold closes the server before it answers. */
+static bool handle_more(fixture_t *fx, const pc_http_request_t *req, pc_http_response_t *resp)
 {
     char text[256];
-    if (strcmp(path, "/echo") == 0) {
-        const pc_http_request_t *req = resp->request;
+    if (strcmp(req->path, "/echo") == 0) {
         snprintf(text, sizeof(text), "type=%s body=%.*s",
                  req->content_type != NULL ? req->content_type : "(none)", (int)req->body_len,
                  req->body != NULL ? (const char *)req->body : "");
@@ -90,17 +116,29 @@ static bool handle_more(fixture_t *fx, const char *path, pc_http_response_t *res
         resp->body_len = strlen(text);
         return true;
     }
-    if (strcmp(path, "/later") == 0) {
-        fx->deferred = pc_http_defer(resp);
-        assert_non_null(fx->deferred);
-        assert_null(pc_http_defer(resp)); /* once */
-        fx->later.data = fx;
-        assert_int_equal(uv_queue_work(&fx->loop, &fx->later, on_later_work, on_later_done), 0);
+    if (strcmp(req->path, "/pool") == 0) {
+        /* the body is the handler's only during the call: the answer keeps a copy */
+        snprintf(fx->pooled_text, sizeof(fx->pooled_text), "later%s%.*s",
+                 req->body_len > 0 ? " " : "", (int)req->body_len,
+                 req->body != NULL ? (const char *)req->body : "");
+        fx->pooled = pc_http_defer(fx->http);
+        assert_non_null(fx->pooled);
+        assert_null(pc_http_defer(fx->http)); /* once */
+        fx->pool.data = fx;
+        assert_int_equal(uv_queue_work(&fx->loop, &fx->pool, on_pool_work, on_pool_done), 0);
         return true;
     }
-    if (strcmp(path, "/hold") == 0) {
-        fx->deferred = pc_http_defer(resp);
-        assert_non_null(fx->deferred);
+    if (strcmp(req->path, "/now") == 0) {
+        fx->pooled = pc_http_defer(fx->http);
+        assert_non_null(fx->pooled);
+        answer_pooled(fx, "now");
+        assert_null(pc_http_defer(fx->http)); /* answered: nothing more to defer */
+        resp->status = 500;                   /* ignored: the answer was given */
+        return true;
+    }
+    if (strcmp(req->path, "/hold") == 0) {
+        fx->pooled = pc_http_defer(fx->http);
+        assert_non_null(fx->pooled);
         pc_http_t *http = fx->http;
         fx->http = NULL; /* the client's end finds it closed */
         pc_http_close(http, on_closed_then_answer, fx);
@@ -109,15 +147,28 @@ static bool handle_more(fixture_t *fx, const char *path, pc_http_response_t *res
     return false;
 }
 
-static void handler(void *arg, const char *method, const char *path, pc_http_response_t *resp)
+static void handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp)
 {
     fixture_t *fx = arg;
+    const char *path = req->path;
     fx->handled++;
     const char *body = "not found\n";
-    assert_non_null(resp->request);
-    if (handle_more(fx, path, resp))
+    if (handle_more(fx, req, resp))
         return;
-    if (strcmp(path, "/healthz") == 0) {
+    if (strcmp(path, "/query") == 0) {
+        body = pc_http_query(fx->http);
+    } else if (strcmp(path, "/later") == 0) {
+        /* answered from a timer, as a Redis reply would be; resp must be ignored */
+        snprintf(fx->later_query, sizeof(fx->later_query), "%s", pc_http_query(fx->http));
+        fx->later = pc_http_defer(fx->http);
+        assert_non_null(fx->later);
+        assert_null(pc_http_defer(fx->http)); /* one answer per request */
+        uv_timer_init(&fx->loop, &fx->later_timer);
+        fx->later_timer.data = fx;
+        uv_timer_start(&fx->later_timer, on_later_timer, fx->later_ms, 0);
+        resp->status = 500;
+        body = "not this";
+    } else if (strcmp(path, "/healthz") == 0) {
         body = "ok";
     } else if (strcmp(path, "/readyz") == 0) {
         resp->status = 503;
@@ -502,6 +553,12 @@ static void client_bodies(fixture_t *fx)
     fetch(fx, 7,
           ECHO_HEAD "content-length:  64 \r\n\r\n"
                     "0123456789012345678901234567890123456789012345678901234567890123");
+    /* two lengths, or a length and chunks: two readings of where the body ends */
+    fetch(fx, 8, ECHO_HEAD "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello");
+    fetch(fx, 9,
+          ECHO_HEAD
+          "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    fetch(fx, 10, "POST /pool HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
 }
 
 static void test_bodies(void **state)
@@ -516,6 +573,7 @@ static void test_bodies(void **state)
     check_reply(fx, 2, 413, 23, "request body too large\n");
     assert_memory_equal(fx->reply[2], "HTTP/1.1 413 Payload Too Large\r\n", 32);
     check_reply(fx, 3, 411, 34, "send the body with Content-Length\n");
+    assert_memory_equal(fx->reply[3], "HTTP/1.1 411 Length Required\r\n", 30);
     check_reply(fx, 4, 400, 12, "bad request\n");
     check_reply(fx, 5, 200, 17, "type=(none) body=");
     /* a client that waits for "100 Continue" is told to go on, then answered */
@@ -525,13 +583,17 @@ static void test_bodies(void **state)
     const char *full = strstr(fx->reply[7], "body=0123");
     assert_non_null(full);
     assert_int_equal(strlen(full), 5 + 64);
-    assert_int_equal(fx->handled, 5); /* never for a refused body */
+    check_reply(fx, 8, 400, 12, "bad request\n");
+    check_reply(fx, 9, 411, 34, "send the body with Content-Length\n");
+    check_reply(fx, 10, 202, 9, "later abc"); /* a deferred answer made from the body */
+    assert_int_equal(fx->handled, 6);         /* never for a refused body */
     free(fx);
 }
 
 static void client_bodies_ignored(fixture_t *fx)
 {
     fetch(fx, 0, ECHO_HEAD "Content-Length: 5\r\n\r\nhello");
+    fetch(fx, 1, ECHO_HEAD "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
 }
 
 static void test_bodies_not_read_by_default(void **state)
@@ -540,25 +602,28 @@ static void test_bodies_not_read_by_default(void **state)
     (void)state;
     run(fx, client_bodies_ignored, 0);
     check_reply(fx, 0, 200, 35, "type=application/ocsp-request body=");
+    check_reply(fx, 1, 200, 35, "type=application/ocsp-request body=");
     free(fx);
 }
 
-static void client_later(fixture_t *fx)
+static void client_deferred(fixture_t *fx)
 {
-    fetch(fx, 0, "GET /later HTTP/1.1\r\n\r\n");
-    fetch(fx, 1, "HEAD /later HTTP/1.1\r\n\r\n");
-    fetch(fx, 2, "GET /healthz HTTP/1.1\r\n\r\n");
+    fetch(fx, 0, "GET /pool HTTP/1.1\r\n\r\n");
+    fetch(fx, 1, "HEAD /pool HTTP/1.1\r\n\r\n");
+    fetch(fx, 2, "GET /now HTTP/1.1\r\n\r\n");
+    fetch(fx, 3, "GET /healthz HTTP/1.1\r\n\r\n");
 }
 
 static void test_deferred_answer(void **state)
 {
     fixture_t *fx = fixture_new();
     (void)state;
-    run(fx, client_later, 0);
+    run(fx, client_deferred, 0);
     check_reply(fx, 0, 202, 5, "later");
     check_reply(fx, 1, 202, 5, NULL);
-    check_reply(fx, 2, 200, 2, "ok");
-    assert_null(fx->deferred);
+    check_reply(fx, 2, 202, 3, "now"); /* answered inside the handler: once, not twice */
+    check_reply(fx, 3, 200, 2, "ok");
+    assert_null(fx->pooled);
     free(fx);
 }
 
@@ -573,7 +638,7 @@ static void test_deferred_after_close(void **state)
     (void)state;
     run(fx, client_hold, 0);
     assert_int_equal(fx->reply_len[0], 0); /* closed, and the late answer went nowhere */
-    assert_null(fx->deferred);
+    assert_null(fx->pooled);
     assert_int_equal(fx->handled, 1);
     free(fx);
 }
@@ -619,6 +684,48 @@ static void test_bad_address(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void client_query(fixture_t *fx)
+{
+    fetch(fx, 0, "GET /query?tenant=a%20b&x=1#frag HTTP/1.1\r\n\r\n");
+    fetch(fx, 1, "GET /query HTTP/1.1\r\n\r\n");
+    fetch(fx, 2, "GET /query?#f HTTP/1.1\r\n\r\n");
+    fetch(fx, 3, "GET /later?device=D1 HTTP/1.1\r\n\r\n");
+    fetch(fx, 4, "HEAD /later?h=1 HTTP/1.1\r\n\r\n");
+}
+
+static void test_query_and_later(void **state)
+{
+    fixture_t *fx = fixture_new();
+    (void)state;
+    fx->later_ms = 20;
+    run(fx, client_query, 0);
+    check_reply(fx, 0, 200, 16, "tenant=a%20b&x=1");
+    check_reply(fx, 1, 200, 0, "");
+    check_reply(fx, 2, 200, 0, "");
+    check_reply(fx, 3, 202, 15, "later device=D1");
+    assert_memory_equal(fx->reply[3], "HTTP/1.1 202 Success\r\n", 22);
+    check_reply(fx, 4, 202, 9, NULL);
+    free(fx);
+}
+
+/* The client gives up before the answer: the server closes the connection at its time limit
+ * and the late answer goes nowhere (ASan would see a write to a freed connection). */
+static void client_leaves(fixture_t *fx)
+{
+    fetch(fx, 0, "GET /later?slow=1 HTTP/1.1\r\n\r\n");
+}
+
+static void test_later_after_client_left(void **state)
+{
+    fixture_t *fx = fixture_new();
+    (void)state;
+    fx->later_ms = 600; /* past the 200 ms limit below */
+    run(fx, client_leaves, 200);
+    assert_true(fx->reply_len[0] == 0); /* closed without an answer */
+    assert_true(fx->answered_late);
+    free(fx);
+}
+
 static void test_close_without_connections(void **state)
 {
     uv_loop_t loop;
@@ -644,6 +751,8 @@ int main(void)
         cmocka_unit_test(test_close_with_open_connection),
         cmocka_unit_test(test_bad_address),
         cmocka_unit_test(test_close_without_connections),
+        cmocka_unit_test(test_query_and_later),
+        cmocka_unit_test(test_later_after_client_left),
         cmocka_unit_test(test_bodies),
         cmocka_unit_test(test_bodies_not_read_by_default),
         cmocka_unit_test(test_deferred_answer),

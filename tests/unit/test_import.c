@@ -156,7 +156,7 @@ static int setup(void **state)
         return -1;
     fx->ca_cert = make_cert(fx->ca_key, "Contoso S/MIME CA", NULL, NULL, &ca_spec);
     write_key(fx->key_path, fx->import_key, 0600, NULL);
-    if (pc_import_new(fx->key_path, KEY_ID, &fx->imp, &diag) != PC_OK) {
+    if (pc_import_new(fx->key_path, KEY_ID, NULL, &fx->imp, &diag) != PC_OK) {
         fprintf(stderr, "pc_import_new: %s\n", diag.msg);
         return -1;
     }
@@ -685,7 +685,7 @@ static void expect_key_refused(const char *path, const char *key_id, pc_err_t wa
 {
     pc_import_t *imp = (pc_import_t *)1;
     pc_diag_t diag = {{0}};
-    pc_err_t err = pc_import_new(path, key_id, &imp, &diag);
+    pc_err_t err = pc_import_new(path, key_id, NULL, &imp, &diag);
 
     if (err != want_err || strstr(diag.msg, want) == NULL)
         fprintf(stderr, "got %s: %s\n", pc_err_code_name(err), diag.msg);
@@ -701,10 +701,10 @@ static void test_key_file_group_readable(void **state)
 
     snprintf(path, sizeof(path), "%s/loose.pem", fx->dir);
     write_key(path, fx->import_key, 0640, NULL);
-    snprintf(want, sizeof(want), "readable by others (mode 0640): run 'chmod 600 %s'", path);
+    snprintf(want, sizeof(want), "readable by its group (mode 0640): run 'chmod 600 %s'", path);
     expect_key_refused(path, KEY_ID, PC_ERR_INVALID_PARAM, want);
     write_key(path, fx->import_key, 0604, NULL);
-    expect_key_refused(path, KEY_ID, PC_ERR_INVALID_PARAM, "chmod 600");
+    expect_key_refused(path, KEY_ID, PC_ERR_INVALID_PARAM, "readable by others (mode 0604)");
 }
 
 static void test_key_file_encrypted(void **state)
@@ -722,7 +722,7 @@ static void test_key_file_encrypted(void **state)
     setenv(PC_IMPORT_PASSPHRASE_ENV, "wrong horse", 1);
     expect_key_refused(path, KEY_ID, PC_ERR_INVALID_PARAM, "wrong passphrase?");
     setenv(PC_IMPORT_PASSPHRASE_ENV, "correct horse", 1);
-    assert_int_equal(pc_import_new(path, "import-2", &imp, &diag), PC_OK);
+    assert_int_equal(pc_import_new(path, "import-2", NULL, &imp, &diag), PC_OK);
     unsetenv(PC_IMPORT_PASSPHRASE_ENV);
     assert_string_equal(pc_import_get0_key_id(imp), "import-2");
     upload_init(&up, fx, fx->leaf_rsa, &smime, EVP_sha256(), fx->dev_ec);
@@ -755,7 +755,7 @@ static void test_key_file_unsuitable(void **state)
     assert_int_equal(fclose(file), 0);
     expect_key_refused(path, KEY_ID, PC_ERR_INVALID_PARAM, "holds no PEM private key");
     snprintf(path, sizeof(path), "%s/missing.pem", fx->dir);
-    expect_key_refused(path, KEY_ID, PC_ERR_IO, "cannot open import key");
+    expect_key_refused(path, KEY_ID, PC_ERR_IO, "import key (worker.import_key_file");
     expect_key_refused(fx->dir, KEY_ID, PC_ERR_INVALID_PARAM, "is not a regular file");
     expect_key_refused(NULL, KEY_ID, PC_ERR_INVALID_PARAM, "set worker.import_key_file");
     expect_key_refused(fx->key_path, "", PC_ERR_INVALID_PARAM, "import key id");

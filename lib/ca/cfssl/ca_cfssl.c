@@ -9,7 +9,8 @@
  * Failed attempts (transport errors, timeouts, 5xx) count toward a circuit breaker: once open,
  * requests fail at once until the cool-down has passed, then one probe (a request, or a
  * background /info) decides whether it closes. The CA's certificate is fetched at start and
- * kept; until it is there get0_chain returns NULL.
+ * kept; until it is there get0_chain returns NULL and nothing is sent to be signed, because
+ * every certificate cfssl returns is checked against it (check_issued).
  *
  * Loop thread only. Lifetimes: an op owns a uv_timer and is freed in its close callback once
  * it has been answered and curl_uv has let go of it; the backend is freed when its timer, its
@@ -45,7 +46,7 @@ struct op {
     const char *url;
     char *body;
     EVP_PKEY *csr_key;   /* sign: the certificate must carry this key */
-    char *serial_dec;    /* revoke: as cfssl keys its database */
+    char *serial_dec;    /* revoke: as cfssl keys its database; sign: the serial asked for */
     char serial_hex[68]; /* revoke: as the caller gave it */
     const char *reason;  /* revoke, static */
     unsigned aki_next;   /* revoke: the authority key id form to try next */
@@ -346,6 +347,47 @@ static void keep_chain(pc_ca_cfssl_t *cca, STACK_OF(X509) * certs)
     }
 }
 
+/* check_issued accepts only what this CA can have issued for the CSR: a certificate for the
+ * CSR's key, naming and signed by the CA certificate cfssl gave at start (sign_prepare waits
+ * for it). A proxy, a misconfigured multiroot cfssl or a compromised server answering with
+ * anything else is caught here, before the certificate reaches a device. */
+static pc_err_t check_issued(const op_t *op, X509 *cert, pc_diag_t *diag)
+{
+    const pc_ca_cfssl_t *cca = op->cca;
+    X509 *ca = sk_X509_value(cca->chain, 0);
+    bool same_key = EVP_PKEY_eq(X509_get0_pubkey(cert), op->csr_key) == 1;
+    bool issued = same_key && ca != NULL && X509_check_issued(ca, cert) == X509_V_OK &&
+                  X509_verify(cert, X509_get0_pubkey(ca)) == 1;
+
+    bool serial_ok = true;
+    if (op->serial_dec != NULL) { /* client_serials: the serial we recorded, or nothing */
+        BIGNUM *want = NULL, *got = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+        serial_ok = BN_dec2bn(&want, op->serial_dec) > 0 && got != NULL && BN_cmp(want, got) == 0;
+        BN_free(want);
+        BN_free(got);
+    }
+    ERR_clear_error();
+    if (!serial_ok)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" signed with another serial than the one asked for while "
+                       "%s: with client_serials, its cfssl profile must say "
+                       "\"ClientProvidesSerialNumbers\": true (spelled so: cfssl ignores other "
+                       "spellings), and cfssl must take serials in its API (1.6 does, 1.2 not)",
+                       cca->base.name, op->what);
+    if (!same_key)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" returned a certificate for another public key than the "
+                       "CSR's while %s; do not trust this CA's answers",
+                       cca->base.name, op->what);
+    if (!issued)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" returned a certificate that its CA certificate did not "
+                       "sign while %s; do not trust this CA's answers, and check that its url "
+                       "and label reach the CA it names at start",
+                       cca->base.name, op->what);
+    return PC_OK;
+}
+
 static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
 {
     STACK_OF(X509) *certs = NULL;
@@ -373,14 +415,9 @@ static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
     }
     X509 *cert = sk_X509_shift(certs);
     sk_X509_pop_free(certs, X509_free);
-    if (EVP_PKEY_eq(X509_get0_pubkey(cert), op->csr_key) != 1) {
-        ERR_clear_error();
+    if ((err = check_issued(op, cert, &diag)) != PC_OK) {
         X509_free(cert);
-        pc_fail(&diag, PC_ERR_CRYPTO,
-                "cfssl CA \"%s\" returned a certificate for another public key than the CSR's "
-                "while %s; do not trust this CA's answers",
-                op->cca->base.name, op->what);
-        op_answer(op, PC_ERR_CRYPTO, NULL, &diag);
+        op_answer(op, err, NULL, &diag);
         return;
     }
     op_answer(op, PC_OK, cert, NULL);
@@ -542,6 +579,11 @@ static pc_err_t sign_prepare(op_t *op, X509_REQ *csr, const pc_ca_issue_t *issue
     pc_err_t err = pc_ca_template_check(tmpl, csr, issue->validity_days, diag);
     if (err == PC_OK)
         err = pc_ca_cfssl_check_csr(name, csr, diag);
+    if (err == PC_OK && cca->chain == NULL) /* what it signs is checked against it */
+        err = pc_fail(diag, PC_ERR_CA_UNAVAILABLE,
+                      "cfssl CA \"%s\" has not sent its CA certificate yet, which every "
+                      "certificate it signs is checked against; last failure: %s",
+                      name, cca->last_failure.msg[0] != '\0' ? cca->last_failure.msg : "none");
     if (err == PC_OK)
         err = pc_ca_cfssl_csr_pem(csr, &pem, diag);
     if (err != PC_OK)
@@ -550,8 +592,27 @@ static pc_err_t sign_prepare(op_t *op, X509_REQ *csr, const pc_ca_issue_t *issue
     snprintf(op->what, sizeof(op->what), "signing a CSR with profile \"%s\"", profile);
     op->url = cca->sign_url;
     op->csr_key = X509_REQ_get_pubkey(csr);
+    if (cca->base.takes_serial) {
+        BIGNUM *bn = NULL;
+        if (issue->serial_hex == NULL ||
+            (err = pc_ca_serial_parse(&cca->base, issue->serial_hex, &bn, diag)) != PC_OK) {
+            free(pem);
+            return issue->serial_hex == NULL
+                       ? pc_fail(diag, PC_ERR_INVALID_PARAM,
+                                 "cfssl CA \"%s\" takes its callers' serials (client_serials) "
+                                 "and none was given",
+                                 name)
+                       : err;
+        }
+        op->serial_dec = BN_bn2dec(bn);
+        BN_free(bn);
+        if (op->serial_dec == NULL) {
+            free(pem);
+            return pc_fail(diag, PC_ERR_NOMEM, "out of memory converting a serial");
+        }
+    }
     err = pc_ca_cfssl_sign_body(pem, profile, cca->label != NULL ? cca->label : issue->request_id,
-                                cca->key, cca->key_len, &op->body, diag);
+                                op->serial_dec, cca->key, cca->key_len, &op->body, diag);
     free(pem);
     if (err == PC_OK && op->csr_key == NULL)
         err = pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory keeping the CSR's key");
@@ -747,6 +808,7 @@ pc_err_t pc_ca_cfssl_new(uv_loop_t *loop, const pc_ca_cfssl_config_t *cfg, pc_ca
     if (err != PC_OK)
         goto out_free_cca;
     /* Nothing can fail from here: the templates are taken only on success. */
+    cca->base.takes_serial = cfg->client_serials;
     for (size_t i = 0; i < cfg->template_count; i++)
         cca->base.templates[i] = cfg->templates[i];
     cca->base.template_count = cfg->template_count;

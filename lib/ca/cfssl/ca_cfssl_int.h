@@ -98,11 +98,12 @@ typedef struct pc_ca_cfssl_verdict {
     bool ca_failed; /* counts toward the circuit breaker: the CA did not work */
 } pc_ca_cfssl_verdict_t;
 
-/* pc_ca_cfssl_sign_body builds a sign request for csr_pem and profile; with a key (key_len >
- * 0) it wraps it into an authenticated request. *body is the caller's (free). */
+/* pc_ca_cfssl_sign_body builds a sign request for csr_pem and profile, with the serial the
+ * certificate must carry when serial_dec (decimal) is not NULL; with a key (key_len > 0) it
+ * wraps it into an authenticated request. *body is the caller's (free). */
 pc_err_t pc_ca_cfssl_sign_body(const char *csr_pem, const char *profile, const char *label,
-                               const unsigned char *key, size_t key_len, char **body,
-                               pc_diag_t *diag);
+                               const char *serial_dec, const unsigned char *key, size_t key_len,
+                               char **body, pc_diag_t *diag);
 
 /* pc_ca_cfssl_auth_token computes base64(HMAC-SHA256(key, data)) into out (NUL-terminated,
  * size at least 45); false when OpenSSL fails. */

@@ -12,6 +12,8 @@
 
 #include <openssl/crypto.h>
 
+#include "file.h"
+
 #define API_PATH "/api/v1/cfssl/"
 
 /* given: a setting that is there; an empty string counts as unset, as in a config file. */
@@ -45,15 +47,37 @@ static bool url_ok(const char *url)
            url[strcspn(url, " \t\r\n")] == '\0';
 }
 
+/* check_client_key: libcurl reads the TLS client key by name, so its mode is checked here, by
+ * the rule every secret file follows (file.h). */
+static pc_err_t check_client_key(const pc_ca_cfssl_config_t *cfg, pc_diag_t *diag)
+{
+    char where[160];
+    pc_err_t err = given(cfg->client_key) ? pc_file_check_secret(cfg->client_key, diag) : PC_OK;
+
+    if (err != PC_OK) {
+        snprintf(where, sizeof(where), "cfssl CA \"%s\": client_key", cfg->name);
+        pc_diag_prefix(diag, where);
+    }
+    return err;
+}
+
 static pc_err_t check_config(const pc_ca_cfssl_config_t *cfg, pc_diag_t *diag)
 {
     if (cfg->name == NULL || cfg->name[0] == '\0')
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "the cfssl CA needs a name (set ca.name)");
     if (!url_ok(cfg->url))
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "cfssl CA \"%s\": \"%s\" is not an http:// or https:// URL; set ca.url "
-                       "to e.g. https://cfssl.example:8888",
+                       "cfssl CA \"%s\": \"%s\" is not an https:// URL; set ca.url to e.g. "
+                       "https://cfssl.example:8888",
                        cfg->name, cfg->url != NULL ? cfg->url : "");
+    /* The CSR, the auth token (a signed request seen on the wire can be sent again) and the
+     * certificate must not travel in clear past this host. */
+    if (strncmp(cfg->url, "http://", 7) == 0 && !cfg->allow_http)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "cfssl CA \"%s\": %s is plain HTTP, which exposes requests and answers "
+                       "to the network; use https:// (with ca_bundle), or set \"allow_http\": "
+                       "true in this CA's configuration for a cfssl on this host",
+                       cfg->name, cfg->url);
     for (size_t i = 0; i < cfg->profile_count; i++)
         if (cfg->profiles[i].template_name == NULL || cfg->profiles[i].profile == NULL ||
             cfg->profiles[i].profile[0] == '\0')
@@ -66,7 +90,7 @@ static pc_err_t check_config(const pc_ca_cfssl_config_t *cfg, pc_diag_t *diag)
                        "cfssl CA \"%s\": mutual TLS needs both a client certificate and its "
                        "key; set both or neither",
                        cfg->name);
-    return PC_OK;
+    return check_client_key(cfg, diag);
 }
 
 static char *dup_or_null(const char *s, bool *failed)

@@ -78,9 +78,21 @@ out_free_encoded:
     return text;
 }
 
+/* with_serial appends "serial": DEC to the JSON object text (cfssl reads it as a big integer,
+ * which a JSON integer of jansson's cannot hold); NULL when out of memory. Takes text. */
+static char *with_serial(char *text, const char *serial_dec)
+{
+    size_t len = strlen(text), dlen = strlen(serial_dec);
+    char *out = len >= 2 && text[len - 1] == '}' ? malloc(len + dlen + 16) : NULL;
+    if (out != NULL) /* {...} -> {...,"serial":DEC} */
+        snprintf(out, len + dlen + 16, "%.*s,\"serial\":%s}", (int)(len - 1), text, serial_dec);
+    free(text);
+    return out;
+}
+
 pc_err_t pc_ca_cfssl_sign_body(const char *csr_pem, const char *profile, const char *label,
-                               const unsigned char *key, size_t key_len, char **body,
-                               pc_diag_t *diag)
+                               const char *serial_dec, const unsigned char *key, size_t key_len,
+                               char **body, pc_diag_t *diag)
 {
     json_t *req = json_pack("{s:s, s:s}", "certificate_request", csr_pem, "profile", profile);
     char *inner = NULL;
@@ -89,6 +101,8 @@ pc_err_t pc_ca_cfssl_sign_body(const char *csr_pem, const char *profile, const c
     if (req != NULL && label != NULL && json_object_set_new(req, "label", json_string(label)) != 0)
         goto out_nomem;
     inner = dump_json(req);
+    if (inner != NULL && serial_dec != NULL)
+        inner = with_serial(inner, serial_dec);
     if (inner == NULL)
         goto out_nomem;
     if (key_len == 0) {

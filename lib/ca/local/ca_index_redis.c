@@ -35,6 +35,7 @@
 #include <openssl/crypto.h>
 
 #include "redis.h"
+#include "text.h"
 
 #define DEFAULT_HOST "127.0.0.1"
 #define DEFAULT_PORT 6379
@@ -627,8 +628,7 @@ static void redis_free(pc_ca_index_t *base)
     for (size_t i = 0; i < ri->idle_count; i++)
         redisFree(ri->idle[i]);
     pthread_mutex_destroy(&ri->lock);
-    if (ri->password != NULL)
-        OPENSSL_clear_free(ri->password, strlen(ri->password));
+    pc_str_free_secret(ri->password); /* strdup'd: wiped, then free()d */
     free(ri->prefix);
     free(ri->host);
     free(ri->ca_name);

@@ -484,18 +484,17 @@ static pc_err_t request_key(const char *tenant, const char *request_id, char *ou
 
 typedef enum call_kind { CALL_SUBMIT, CALL_REVOKE, CALL_FIND } call_kind_t;
 
-/* One call. Its arguments are borrowed until it answers (ca.h). */
+/* One call. A submit's arguments are borrowed until it answers; a revocation is copied here,
+ * since its caller's may be gone when the pool runs it (ca.h). */
 typedef struct call {
     uv_work_t work;
     pc_ca_local_t *lca;
     call_kind_t kind;
     X509_REQ *csr;              /* submit */
     const pc_ca_issue_t *issue; /* submit */
-    /* revoke: a copy, serial included. ca.h lets the CA borrow the caller's until the answer,
-     * but a caller that passes one from its stack (worker/job.c does) would have the pool
-     * thread read a dead frame; copying costs nothing next to the Redis write. */
-    pc_ca_revoke_t rev;
-    char *rev_serial;
+    pc_ca_revoke_t rev;         /* revoke: a copy, its serial in serial_hex */
+    bool has_rev;
+    char serial_hex[128];
     char request_key[REQUEST_KEY_MAX]; /* submit and find: tenant and request, see request_key */
     pc_ca_done_fn done;                /* submit, revoke */
     pc_ca_found_fn found;              /* find */
@@ -515,7 +514,7 @@ static void call_run(call_t *c)
         c->err = issue(c->lca, c->csr, c->issue, c->request_key, &c->cert, &c->diag);
         break;
     case CALL_REVOKE:
-        c->err = revoke(c->lca, &c->rev, &c->diag);
+        c->err = revoke(c->lca, c->has_rev ? &c->rev : NULL, &c->diag);
         break;
     case CALL_FIND:
         c->err = pc_ca_index_find_issued(c->lca->index, c->request_key, &c->serials, &c->count,
@@ -533,7 +532,6 @@ static void call_answer(call_t *c)
     else
         c->done(c->arg, c->err, c->cert, diag);
     free(c->serials);
-    free(c->rev_serial);
     free(c);
 }
 
@@ -620,20 +618,22 @@ static void local_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn d
         done(arg, pc_fail(&diag, PC_ERR_NOMEM, "out of memory"), NULL, &diag);
         return;
     }
-    if (rev == NULL || rev->serial_hex == NULL) {
-        free(c);
-        pc_diag_t diag;
-        done(arg, pc_fail(&diag, PC_ERR_INVALID_PARAM, "CA \"%s\": no serial to revoke", ca->name),
-             NULL, &diag);
-        return;
-    }
-    c->rev = *rev;
-    c->rev.serial_hex = c->rev_serial = strdup(rev->serial_hex);
-    if (c->rev_serial == NULL) {
-        free(c);
-        pc_diag_t diag;
-        done(arg, pc_fail(&diag, PC_ERR_NOMEM, "out of memory"), NULL, &diag);
-        return;
+    if (rev != NULL) {
+        const char *serial = rev->serial_hex != NULL ? rev->serial_hex : "";
+        if (strlen(serial) >= sizeof(c->serial_hex)) { /* never a shortened, other serial */
+            pc_diag_t diag;
+            free(c);
+            done(arg,
+                 pc_fail(&diag, PC_ERR_INVALID_PARAM,
+                         "CA \"%s\": a serial number of %zu characters is not one it issued",
+                         ca->name, strlen(serial)),
+                 NULL, &diag);
+            return;
+        }
+        c->rev = *rev;
+        c->has_rev = true;
+        snprintf(c->serial_hex, sizeof(c->serial_hex), "%s", serial);
+        c->rev.serial_hex = c->serial_hex;
     }
     c->done = done;
     dispatch(c);
