@@ -45,10 +45,16 @@ typedef struct pc_coord_admin pc_coord_admin_t;
 typedef void (*pc_coord_admin_fn)(void *arg, rd_kafka_event_t *ev);
 
 /* pc_coord_admin_new creates the librdkafka handle the coordinator uses for the Admin API and
- * the blocking metadata/watermark probe (a consumer in group_id that never joins it), and a
- * timer on loop that serves its queues. */
-pc_err_t pc_coord_admin_new(uv_loop_t *loop, const char *brokers, const char *group_id,
-                            pc_coord_admin_t **out, pc_diag_t *diag);
+ * the blocking metadata/watermark probe (a consumer in group_id that never joins it, with the
+ * kafka section's brokers and security), and a timer on loop that serves its queues. */
+pc_err_t pc_coord_admin_new(uv_loop_t *loop, const pc_config_kafka_t *kafka,
+                            const pc_kafka_security_t *security, pc_coord_admin_t **out,
+                            pc_diag_t *diag);
+/* pc_coord_admin_refusal is the last time the brokers refused our credentials or we refused
+ * their certificate (pc_kafka_refusal; logged once as kafka_refused), borrowed; NULL when not
+ * refused. pc_coord_admin_refusal_clear forgets it, once Kafka has answered again. */
+const pc_diag_t *pc_coord_admin_refusal(const pc_coord_admin_t *admin);
+void pc_coord_admin_refusal_clear(pc_coord_admin_t *admin);
 /* pc_coord_admin_rk returns the borrowed handle (thread-safe; the probe uses it on the pool). */
 rd_kafka_t *pc_coord_admin_rk(pc_coord_admin_t *admin);
 /* pc_coord_admin_queue returns the borrowed queue every Admin API result must be sent to. */
@@ -276,6 +282,7 @@ struct pc_coord {
     pc_coord_notices_t *notices;
     unsigned ocsp_in_flight;                 /* OCSP requests on the pool (coord_ocsp.c) */
     char ocsp_last_error[sizeof(pc_diag_t)]; /* the last OCSP failure logged */
+    char *result_key_pem; /* the public key of worker.result_key_file; NULL: none */
     uv_signal_t sigterm, sigint;
     uv_timer_t refresh;
     uv_timer_t crl_timer;
@@ -288,6 +295,9 @@ struct pc_coord {
     int missing_probes;      /* consecutive probes that found a topic missing */
     json_t *logged_problems; /* problems already logged: {"text": true} */
     char create_error[512];  /* the last topic creation failure logged */
+
+    bool eviction_checked;  /* Redis's maxmemory-policy was found acceptable (or unreadable) */
+    bool eviction_checking; /* the check is under way */
 
     pc_coord_cycle_t *cycle; /* the running cycle, or NULL */
     bool refresh_again;      /* asked for a refresh while one was running */

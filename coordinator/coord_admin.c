@@ -35,12 +35,25 @@ struct pc_coord_admin {
     bool timer_open;
     op_t *ops;
     char last_error[256];
+    bool refused;
+    pc_diag_t refusal;
 };
 
-/* librdkafka's error callback, served by rd_kafka_poll on the loop thread. */
+/* librdkafka's error callback, served by rd_kafka_poll on the loop thread. A refusal
+ * (credentials, the brokers' certificate) does not heal by itself, and librdkafka retries it
+ * silently: it is logged as an error naming the fix, and /readyz shows it. The coordinator goes
+ * on serving CA certificates and CRLs, which need no Kafka. */
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     pc_coord_admin_t *admin = opaque;
+    pc_diag_t diag;
+    if (pc_kafka_refusal(err, reason, &diag)) {
+        if (!admin->refused || strcmp(diag.msg, admin->refusal.msg) != 0)
+            pc_log(PC_LOG_ERROR, "kafka_refused", diag.msg, NULL);
+        admin->refused = true;
+        admin->refusal = diag;
+        return;
+    }
     char text[sizeof(admin->last_error)];
     snprintf(text, sizeof(text), "%s: %s", rd_kafka_err2name(err), reason);
     /* Brokers going away repeat the same error every few seconds: log changes only. */
@@ -96,8 +109,9 @@ static pc_err_t conf_set(rd_kafka_conf_t *conf, const char *name, const char *va
     return PC_OK;
 }
 
-pc_err_t pc_coord_admin_new(uv_loop_t *loop, const char *brokers, const char *group_id,
-                            pc_coord_admin_t **out, pc_diag_t *diag)
+pc_err_t pc_coord_admin_new(uv_loop_t *loop, const pc_config_kafka_t *kafka,
+                            const pc_kafka_security_t *security, pc_coord_admin_t **out,
+                            pc_diag_t *diag)
 {
     char errstr[512];
     pc_err_t err;
@@ -109,10 +123,11 @@ pc_err_t pc_coord_admin_new(uv_loop_t *loop, const char *brokers, const char *gr
         err = pc_fail(diag, PC_ERR_NOMEM, "out of memory");
         goto out_free_conf;
     }
-    if ((err = conf_set(conf, "bootstrap.servers", brokers, diag)) != PC_OK ||
+    if ((err = conf_set(conf, "bootstrap.servers", kafka->brokers, diag)) != PC_OK ||
         (err = conf_set(conf, "client.id", "pkcs-coordinator", diag)) != PC_OK ||
-        (err = conf_set(conf, "group.id", group_id, diag)) != PC_OK ||
-        (err = conf_set(conf, "enable.auto.commit", "false", diag)) != PC_OK)
+        (err = conf_set(conf, "group.id", kafka->group_id, diag)) != PC_OK ||
+        (err = conf_set(conf, "enable.auto.commit", "false", diag)) != PC_OK ||
+        (err = pc_kafka_security_apply(conf, security, diag)) != PC_OK)
         goto out_free_conf;
     rd_kafka_conf_set_opaque(conf, admin);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -136,6 +151,17 @@ out_free_conf:
         rd_kafka_conf_destroy(conf);
     free(admin);
     return err;
+}
+
+const pc_diag_t *pc_coord_admin_refusal(const pc_coord_admin_t *admin)
+{
+    return admin != NULL && admin->refused ? &admin->refusal : NULL;
+}
+
+void pc_coord_admin_refusal_clear(pc_coord_admin_t *admin)
+{
+    if (admin != NULL)
+        admin->refused = false;
 }
 
 rd_kafka_t *pc_coord_admin_rk(pc_coord_admin_t *admin)

@@ -18,6 +18,7 @@
  *   GET  /metrics, /healthz, /readyz
  *   GET  /ca/NAME.crt|.der, /crl/NAME.crl
  *   POST /ocsp/NAME, GET /ocsp/NAME/{base64 request}   OCSP (coord_ocsp.c)
+ *   GET  /keys/results.pem      the public key results are signed with (worker.result_key_id)
  *
  * Reading is open (the coordinator listens on 127.0.0.1 unless told otherwise). /api/ is the
  * administrators' namespace: any other method there is an action and needs "Authorization:
@@ -211,6 +212,15 @@ void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_resp
         pc_coord_certs_serve(coord, path, resp);
     } else if (strncmp(path, "/api/", 5) == 0) {
         serve_api(coord, path, resp);
+    } else if (strcmp(path, "/keys/results.pem") == 0) {
+        if (coord->result_key_pem == NULL) {
+            pc_http_respond_text(resp, 404,
+                                 "no result key: the workers sign nothing (set "
+                                 "worker.result_key_file)\n");
+        } else {
+            pc_http_respond_text(resp, 200, coord->result_key_pem);
+            resp->content_type = "application/x-pem-file";
+        }
     } else if (!pc_coord_ca_serve(coord, path, resp)) {
         pc_http_respond_text(resp, 404,
                              "not found: try /, /api/fleet, /metrics, /healthz, /readyz, "

@@ -15,6 +15,7 @@
 
 #include <openssl/crypto.h>
 
+#include "auth.h"
 #include "coord.h"
 #include "log.h"
 
@@ -109,9 +110,40 @@ static void on_signal(uv_signal_t *sig, int signum)
 
 /* ---- refresh ----------------------------------------------------------------------------- */
 
+/* A Redis that may evict keys would, once full, drop the local CA's records, which the
+ * coordinator's CRLs are made from: refuse it. Redis not reachable yet: the next refresh asks
+ * again. */
+static void on_eviction_checked(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_coord_t *coord = arg;
+    coord->eviction_checking = false;
+    if (!coord->stopping && err == PC_ERR_DEPENDENCY && pc_redis_refused(coord->redis)) {
+        /* a wrong user or password does not heal by waiting: say so and stop */
+        pc_log(PC_LOG_ERROR, "redis_refused", pc_redis_last_error(coord->redis), NULL);
+        fprintf(stderr, "pkcs-coordinator: %s\n", pc_redis_last_error(coord->redis));
+        coord_shutdown(coord, 1);
+        return;
+    }
+    if (coord->stopping || err == PC_ERR_DEPENDENCY)
+        return;
+    if (err == PC_ERR_INVALID_PARAM) {
+        pc_log(PC_LOG_ERROR, "redis_misconfigured", diag->msg, NULL);
+        fprintf(stderr, "pkcs-coordinator: %s\n", diag->msg);
+        coord_shutdown(coord, 1);
+        return;
+    }
+    if (err != PC_OK)
+        pc_log(PC_LOG_WARN, "redis_policy_unknown", diag->msg, NULL);
+    coord->eviction_checked = true;
+}
+
 static void on_refresh(uv_timer_t *timer)
 {
-    pc_coord_cycle_start(timer->data);
+    pc_coord_t *coord = timer->data;
+    if (!coord->eviction_checked && !coord->eviction_checking &&
+        pc_redis_check_eviction(coord->redis, on_eviction_checked, coord) == PC_OK)
+        coord->eviction_checking = true;
+    pc_coord_cycle_start(coord);
 }
 
 void pc_coord_refresh_soon(pc_coord_t *coord, uint64_t delay_ms)
@@ -140,10 +172,28 @@ static void init_handles(pc_coord_t *coord)
     coord->open += (int)(sizeof(handles) / sizeof(handles[0]));
 }
 
+/* The workers' result key, published for consumers: only its public half is kept. */
+static pc_err_t load_result_key(pc_coord_t *coord, pc_diag_t *diag)
+{
+    const pc_config_worker_t *w = &coord->cfg->worker;
+    pc_signer_t *signer = NULL;
+    if (w->result_key_file == NULL)
+        return PC_OK;
+    pc_err_t err = pc_signer_new(w->result_key_id, w->result_key_algorithm, w->result_key_file,
+                                 NULL, &signer, diag);
+    if (err == PC_OK)
+        err = pc_signer_public_pem(signer, &coord->result_key_pem, diag);
+    pc_signer_free(signer);
+    if (err != PC_OK)
+        pc_diag_prefix(diag, "worker.result_key_file");
+    return err;
+}
+
 static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
 {
     const pc_config_t *cfg = coord->cfg;
     pc_redis_config_t rc = pc_config_redis(cfg);
+    pc_kafka_security_t security = pc_config_kafka_security(cfg);
     char port[16];
     pc_err_t err;
     if ((err = pc_coord_metrics_init(&coord->m)) != PC_OK) {
@@ -151,6 +201,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
         return err;
     }
     pc_coord_topics_init(coord);
+    if ((err = load_result_key(coord, diag)) != PC_OK)
+        return err;
     if (cfg->coordinator.admin_token_file != NULL) {
         if ((err = pc_http_token_load(cfg->coordinator.admin_token_file, &coord->admin_token,
                                       diag)) != PC_OK) {
@@ -163,8 +215,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
      * through the CAs without blocking it. */
     if ((err = pc_engine_new_loop(coord->cfg, coord->loop, &coord->engine, diag)) != PC_OK ||
         (err = pc_redis_new(coord->loop, &rc, &coord->redis, diag)) != PC_OK ||
-        (err = pc_coord_admin_new(coord->loop, cfg->kafka.brokers, cfg->kafka.group_id,
-                                  &coord->admin, diag)) != PC_OK ||
+        (err = pc_coord_admin_new(coord->loop, &cfg->kafka, &security, &coord->admin, diag)) !=
+            PC_OK ||
         (err = pc_http_new(coord->loop, cfg->coordinator.http_host, (int)cfg->coordinator.http_port,
                            pc_coord_http_handler, coord, &coord->http, diag)) != PC_OK ||
         (err = pc_coord_ca_start(coord, diag)) != PC_OK ||
@@ -187,6 +239,8 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
 
 static void coord_cleanup(pc_coord_t *coord)
 {
+    free(coord->result_key_pem);
+    coord->result_key_pem = NULL;
     pc_coord_admin_free(coord->admin); /* answers pending calls: may end the last cycle */
     coord->admin = NULL;
     if (coord->engine != NULL)

@@ -377,9 +377,11 @@ pc_err_t pc_coord_notices_new(pc_coord_t *coord, pc_coord_notices_t **out, pc_di
     if (n == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
     n->coord = coord;
+    pc_kafka_security_t security = pc_config_kafka_security(coord->cfg);
     pc_kafka_config_t kc = {
         .brokers = coord->cfg->kafka.brokers,
         .client_id = "pkcs-coordinator",
+        .security = &security,
     };
     pc_err_t err = pc_kafka_new(coord->loop, &kc, NULL, n, &n->kafka, diag);
     if (err != PC_OK) {

@@ -266,13 +266,16 @@ void pc_coord_view_build(pc_coord_t *coord, pc_coord_cycle_t *cycle)
     view->topics = pc_coord_topics_view(coord, cycle, &problems);
 
     view->redis_ok = cycle->reg.ok;
-    view->kafka_ok =
-        cycle->probe != NULL && cycle->probe->err == PC_OK && cycle->group_ok && cycle->offsets_ok;
-    const pc_diag_t *why = !view->redis_ok ? &cycle->reg.diag
-                           : cycle->probe != NULL && cycle->probe->err != PC_OK
-                               ? &cycle->probe->diag
-                           : !cycle->group_ok ? &cycle->group_diag
-                                              : &cycle->offsets_diag;
+    bool probe_ok = cycle->probe != NULL && cycle->probe->err == PC_OK;
+    if (probe_ok) /* Kafka answered: a refusal seen before was fixed (a user created, say) */
+        pc_coord_admin_refusal_clear(coord->admin);
+    const pc_diag_t *refusal = pc_coord_admin_refusal(coord->admin);
+    view->kafka_ok = probe_ok && cycle->group_ok && cycle->offsets_ok;
+    const pc_diag_t *why = !view->redis_ok                     ? &cycle->reg.diag
+                           : refusal != NULL                   ? refusal
+                           : cycle->probe != NULL && !probe_ok ? &cycle->probe->diag
+                           : !cycle->group_ok                  ? &cycle->group_diag
+                                                               : &cycle->offsets_diag;
     snprintf(view->not_ready, sizeof(view->not_ready), "%s", why->msg);
     /* The statistics of a failed read stay the last good ones, with the error beside them. */
     if (cycle->stats_ok) {

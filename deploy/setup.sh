@@ -12,7 +12,7 @@ packages=(
   openssl clang-format redis-server redis-tools golang-cfssl
   maven iproute2 sqlite3 curl jq chromium gnuplot-nox
   systemd prometheus python3-venv
-  softhsm2 opensc libengine-pkcs11-openssl p11-kit
+  softhsm2 opensc libengine-pkcs11-openssl p11-kit stunnel4
 )
 # Kafka runs on the machine's Java (17 or newer); install Debian's only when there is none.
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)

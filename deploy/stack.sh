@@ -291,7 +291,7 @@ write_config() {
   "redis": {"port": $redis_port},
   "coordinator": {"http_port": $coordinator_port, "topic_partitions": $partitions},
   "signers": [{"id": "stack-upstream", "algorithm": "ed25519",
-               "public_key_file": "$state/keys/upstream.pub"}]
+               "public_key_file": "$state/keys/upstream.pub", "tenants": ["*"]}]
 }
 JSON
   mv "$state/config.json.tmp" "$state/config.json"

@@ -217,6 +217,17 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     pkcsctl_kafka_t *k = opaque;
     char fatal[200];
+    pc_diag_t diag;
+    if (pc_kafka_refusal(err, reason, &diag)) {
+        /* said once whatever quiet says: the command stops because of it */
+        if (!k->refused)
+            pkcsctl_error(k->cmd, "%s", diag.msg);
+        k->refused = true;
+        snprintf(k->last_error, sizeof(k->last_error), "%s", diag.msg);
+        return;
+    }
+    if (k->refused)
+        return; /* what follows a refusal ("brokers are down") only hides its reason */
     if (err != RD_KAFKA_RESP_ERR__FATAL) {
         pkcsctl_kafka_error(k, err, reason);
         return;
@@ -231,6 +242,22 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 /* librdkafka's own log repeats what on_error reports; keep the terminal readable. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {}
 
+/* apply_security sets the workers' Kafka security settings on conf: the same table, file and
+ * variables (pc_config_load), so one configuration serves the workers and the operator. */
+static int apply_security(pkcsctl_kafka_t *k, rd_kafka_conf_t *conf)
+{
+    pc_diag_t diag = {{0}};
+    pc_config_t *cfg = NULL;
+    const char *path = getenv("PC_CONFIG");
+    pc_err_t err = pc_config_load(path != NULL && path[0] != '\0' ? path : NULL, &cfg, &diag);
+    if (err == PC_OK) {
+        pc_kafka_security_t security = pc_config_kafka_security(cfg);
+        err = pc_kafka_security_apply(conf, &security, &diag);
+    }
+    pc_config_free(cfg);
+    return err == PC_OK ? 0 : pkcsctl_diag_error(k->cmd, err, &diag);
+}
+
 rd_kafka_conf_t *pkcsctl_kafka_conf(pkcsctl_kafka_t *k, const char *const *settings)
 {
     char errstr[512] = "", client_id[64];
@@ -240,6 +267,10 @@ rd_kafka_conf_t *pkcsctl_kafka_conf(pkcsctl_kafka_t *k, const char *const *setti
         return NULL;
     }
     snprintf(client_id, sizeof(client_id), "pkcsctl-%s", k->cmd);
+    if (apply_security(k, conf) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     if (rd_kafka_conf_set(conf, "bootstrap.servers", k->brokers, errstr, sizeof(errstr)) !=
             RD_KAFKA_CONF_OK ||
         rd_kafka_conf_set(conf, "client.id", client_id, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)

@@ -119,16 +119,19 @@ typedef struct pkcsctl_kafka {
     bool quiet;               /* keep errors in last_error, print none */
     void *owner;              /* the command's own state, for its callbacks (delivery reports) */
     unsigned char shown[512]; /* Kafka error codes already printed (+256), to print each once */
-    char last_error[256];     /* the latest error's text, "" while none */
+    char last_error[sizeof(pc_diag_t)]; /* the latest error's text, "" while none */
+    bool refused; /* the brokers refused our credentials, or we their certificate: waiting
+                   * longer cannot help (pc_kafka_refusal); printed even when quiet */
 } pkcsctl_kafka_t;
 
 /* pkcsctl_kafka_conf starts the configuration of k's client: bootstrap.servers, client.id, k as
  * the opaque of every callback, the error callback (prints each kind of error once, as they
- * repeat while a broker is down, unless k->quiet; keeps the latest in k->last_error), and
- * librdkafka's own log silenced (it repeats what the error callback reports). Then settings:
- * "name", "value" pairs ending with NULL. Settings every pkcsctl client needs (security) belong
- * here. Returns the configuration (pkcsctl_kafka_new takes it), or NULL after printing the
- * error. */
+ * repeat while a broker is down, unless k->quiet; keeps the latest in k->last_error; sets
+ * k->refused on a refusal), and librdkafka's own log silenced (it repeats what the error
+ * callback reports). Then the security settings the workers use (kafka.security_protocol,
+ * ssl_*, sasl_*: from the configuration file $PC_CONFIG and PC_KAFKA_* variables), then
+ * settings: "name", "value" pairs ending with NULL. Returns the configuration
+ * (pkcsctl_kafka_new takes it), or NULL after printing the error. */
 rd_kafka_conf_t *pkcsctl_kafka_conf(pkcsctl_kafka_t *k, const char *const *settings);
 
 /* pkcsctl_kafka_group_id writes a throwaway consumer group id, "pkcsctl-<cmd>-" and 12 random

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "common.h"
+#include "result.h"
 
 #define POLL_MS 200
 
@@ -118,7 +119,12 @@ static Pkcs__V1__Result *matching(pkcsctl_waiter_t *w, const rd_kafka_message_t 
             pkcsctl_kafka_error(&w->kafka, msg->err, rd_kafka_message_errstr(msg));
         return NULL;
     }
-    Pkcs__V1__Result *res = pkcs__v1__result__unpack(NULL, msg->len, msg->payload);
+    Pkcs__V1__SignedResult *sealed = NULL;
+    Pkcs__V1__Result *res = NULL;
+    pc_diag_t diag;
+    pc_result_open(msg->payload, msg->len, &sealed, &res, &diag);
+    if (sealed != NULL)
+        pkcs__v1__signed_result__free_unpacked(sealed, NULL);
     if (res != NULL && strcmp(res->request_id, request_id) == 0)
         return res;
     if (res != NULL)
@@ -131,7 +137,7 @@ int pkcsctl_waiter_wait(pkcsctl_waiter_t *w, const char *request_id, long timeou
 {
     double deadline = pc_mono_s() + (double)timeout_s;
     *res = NULL;
-    while (*res == NULL && pc_mono_s() < deadline) {
+    while (*res == NULL && !w->kafka.refused && pc_mono_s() < deadline) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->kafka.rk, POLL_MS);
         if (msg == NULL)
             continue;
@@ -140,6 +146,8 @@ int pkcsctl_waiter_wait(pkcsctl_waiter_t *w, const char *request_id, long timeou
     }
     if (*res != NULL)
         return 0;
+    if (w->kafka.refused)
+        return pkcsctl_error(w->kafka.cmd, "stopped: %s", w->kafka.last_error);
     return pkcsctl_error(w->kafka.cmd,
                          "no result for request %s on %s after %ld s%s%s; check that workers "
                          "are running (pkcsctl status) and that they accept the signer key, or "

@@ -25,6 +25,7 @@
 #define PROGRESS_EVERY 1000
 #define FLUSH_MARGIN_MS 10000
 #define PASSPHRASE_MAX 4096
+#define FLUSH_STEP_MS 200
 
 /* sleep_s sleeps secs (> 0), resuming after signals. */
 static void sleep_s(double secs)
@@ -121,6 +122,8 @@ int pkcsctl_produce(pkcsctl_sender_t *snd, const char *key, unsigned char *value
     if (snd->failed > 0)
         return pkcsctl_error(snd->cmd, "stopped: a message was not delivered (%s)",
                              snd->first_failure);
+    if (snd->kafka.refused)
+        return pkcsctl_error(snd->cmd, "stopped: %s", snd->kafka.last_error);
     for (;;) {
         err = rd_kafka_producev(snd->kafka.rk, RD_KAFKA_V_TOPIC(snd->topic),
                                 RD_KAFKA_V_KEY(msg_key, key_len), RD_KAFKA_V_VALUE(value, len),
@@ -140,13 +143,24 @@ int pkcsctl_produce(pkcsctl_sender_t *snd, const char *key, unsigned char *value
 
 int pkcsctl_producer_finish(pkcsctl_sender_t *snd, long timeout_s, int rc)
 {
-    rd_kafka_flush(snd->kafka.rk, (int)(timeout_s * 1000 + FLUSH_MARGIN_MS));
+    /* in steps, so that a refusal (seen by the error callback the flush serves) ends the wait */
+    double deadline = pc_mono_s() + (double)timeout_s + FLUSH_MARGIN_MS / 1000.0;
+    while (rd_kafka_outq_len(snd->kafka.rk) > 0 && !snd->kafka.refused && pc_mono_s() < deadline)
+        rd_kafka_flush(snd->kafka.rk, FLUSH_STEP_MS);
+    if (snd->kafka.refused) {
+        rd_kafka_purge(snd->kafka.rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(snd->kafka.rk, FLUSH_STEP_MS); /* serves the purged reports */
+    }
     int waiting = rd_kafka_outq_len(snd->kafka.rk);
     double secs = pc_mono_s() - snd->started;
     fprintf(stderr, "submitted %zu requests in %.1f s (%.0f/s)\n", snd->delivered, secs,
             secs > 0 ? (double)snd->delivered / secs : 0.0);
     pkcsctl_pace_report(snd);
-    if (snd->failed > 0 || waiting > 0)
+    if (snd->kafka.refused)
+        rc = pkcsctl_error(snd->cmd, "%zu of %zu messages were not delivered to topic %s: %s",
+                           snd->produced - snd->delivered, snd->produced, snd->topic,
+                           snd->kafka.last_error);
+    else if (snd->failed > 0 || waiting > 0)
         rc = pkcsctl_error(snd->cmd,
                            "%zu of %zu messages were not delivered to topic %s (%s); check "
                            "that Kafka is running and reachable at %s (--brokers or "

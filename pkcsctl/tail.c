@@ -215,7 +215,7 @@ static int tail(const struct kind *kind, int argc, char **argv)
         return 1;
     long seen = 0, other = 0;
     double idle_until = pc_mono_s() + (double)timeout_s;
-    while ((count == 0 || seen < count) && pc_mono_s() < idle_until) {
+    while ((count == 0 || seen < count) && !k.refused && pc_mono_s() < idle_until) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(k.rk, POLL_MS);
         if (rkm == NULL)
             continue;
@@ -230,6 +230,8 @@ static int tail(const struct kind *kind, int argc, char **argv)
         rd_kafka_message_destroy(rkm);
     }
     pkcsctl_kafka_close(&k);
+    if (k.refused)
+        return 1; /* said by the error callback */
     if (other > 0)
         pkcsctl_error(cmd, "%ld message(s) of %s are not %ss", other, topic, kind->what);
     if (count > 0 && seen < count)

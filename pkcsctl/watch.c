@@ -25,6 +25,7 @@
 #include "numbers.h"
 #include "pbjson.h"
 #include "pkcs.pb-c.h"
+#include "result.h"
 #include "watch_int.h"
 
 #define CMD WATCH_CMD
@@ -72,6 +73,11 @@ static void help(void)
         "                    (as `pkcsctl submit --device-keys` wrote them) and check that it\n"
         "                    holds the result's certificate and its key\n"
         "  --ca FILE         verify each issued certificate up to the CA certificate(s) of FILE\n"
+        "  --result-key FILE the cluster's result key (PEM public key, as the coordinators\n"
+        "                    serve it at /keys/results.pem): every result must be signed with\n"
+        "                    it; one that is not is reported, not counted, and fails the run\n"
+        "  --result-key-id ID  its key id (default results-1)\n"
+        "  --result-key-algorithm A  ed25519 (default) or ecdsa-p256-sha256\n"
         "  --latency-csv FILE  write one line per result read (after the header\n"
         "                    request_id,status,created_at_ms,read_at_ms,latency_ms): wall-clock\n"
         "                    ms since the epoch; created_at_ms and latency_ms are empty for a\n"
@@ -196,14 +202,31 @@ static void on_message(watch_t *w, const rd_kafka_message_t *msg)
         pkcsctl_kafka_error(&w->kafka, msg->err, rd_kafka_message_errstr(msg));
         return;
     }
-    Pkcs__V1__Result *res = pkcs__v1__result__unpack(NULL, msg->len, msg->payload);
-    if (res == NULL) {
+    Pkcs__V1__SignedResult *sealed = NULL;
+    Pkcs__V1__Result *res = NULL;
+    pc_diag_t diag;
+    if (pc_result_open(msg->payload, msg->len, &sealed, &res, &diag) != PC_OK) {
         w->undecodable++;
-        pkcsctl_error(CMD, "%s [%d] offset %lld: not a Result message (%zu bytes)", w->topic,
-                      (int)msg->partition, (long long)msg->offset, msg->len);
+        pkcsctl_error(CMD, "%s [%d] offset %lld: %s", w->topic, (int)msg->partition,
+                      (long long)msg->offset, diag.msg);
         return;
     }
-    on_result(w, res);
+    /* With the cluster's result key, a result that does not verify is not one of ours: it is
+     * reported and not counted as an answer. */
+    if (w->result_keys != NULL &&
+        (sealed == NULL ? pc_fail(&diag, PC_ERR_UNAUTHENTICATED, "result is not signed") != PC_OK
+                        : pc_auth_verify_result(w->result_keys, sealed, &diag) != PC_OK)) {
+        w->forged++;
+        pkcsctl_error(CMD,
+                      "%s [%d] offset %lld: a result for request %s that is not the "
+                      "cluster's: %s",
+                      w->topic, (int)msg->partition, (long long)msg->offset, res->request_id,
+                      diag.msg);
+    } else {
+        on_result(w, res);
+    }
+    if (sealed != NULL)
+        pkcs__v1__signed_result__free_unpacked(sealed, NULL);
     pkcs__v1__result__free_unpacked(res, NULL);
 }
 
@@ -228,8 +251,15 @@ static int verdict(const watch_t *w, bool reached)
     if (w->verify_failed > 0)
         rc = pkcsctl_error(CMD, "%zu issued results failed to open or verify (see above)",
                            w->verify_failed);
+    if (w->forged > 0)
+        rc = pkcsctl_error(CMD,
+                           "%zu results are not signed by the cluster's result key (see above): "
+                           "do not trust them",
+                           w->forged);
     if (!reached && interrupted)
         rc = pkcsctl_error(CMD, "interrupted before the expected results arrived");
+    else if (!reached && w->kafka.refused)
+        rc = pkcsctl_error(CMD, "stopped: %s", w->kafka.last_error);
     else if (!reached)
         rc = pkcsctl_error(CMD, "timed out after %ld s: %zu of %zu expected request ids seen%s%s",
                            w->timeout_s, w->wanted ? w->wanted_seen : json_object_size(w->seen),
@@ -248,7 +278,7 @@ static int run(watch_t *w)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     double deadline = pc_mono_s() + (double)w->timeout_s;
-    while (!done(w) && !interrupted && pc_mono_s() < deadline) {
+    while (!done(w) && !interrupted && !w->kafka.refused && pc_mono_s() < deadline) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(w->kafka.rk, POLL_MS);
         if (msg != NULL) {
             on_message(w, msg);
@@ -257,7 +287,8 @@ static int run(watch_t *w)
     }
     pkcsctl_kafka_close(&w->kafka);
     pkcsctl_watch_summary(w);
-    bool reached = done(w) || (w->count == 0 && w->wanted == NULL && w->total == 0 && !interrupted);
+    bool reached = done(w) || (w->count == 0 && w->wanted == NULL && w->total == 0 &&
+                               !interrupted && !w->kafka.refused);
     return verdict(w, reached);
 }
 
@@ -310,13 +341,17 @@ int pkcsctl_watch(int argc, char **argv)
         {"device-keys", required_argument, NULL, 'd'},
         {"ca", required_argument, NULL, 'c'},
         {"latency-csv", required_argument, NULL, 'L'},
+        {"result-key", required_argument, NULL, 'K'},
+        {"result-key-id", required_argument, NULL, 'I'},
+        {"result-key-algorithm", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     watch_t w = {.kafka = {.cmd = CMD, .brokers = getenv("PC_KAFKA_BROKERS")},
                  .topic = "pkcs.results",
                  .timeout_s = 120};
-    const char *ids_path = NULL, *ca_path = NULL;
+    const char *ids_path = NULL, *ca_path = NULL, *result_key = NULL, *result_key_id = "results-1",
+               *result_key_alg = "ed25519";
     int c, rc = 2;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -359,6 +394,15 @@ int pkcsctl_watch(int argc, char **argv)
         case 'L':
             w.latency_csv_path = optarg;
             break;
+        case 'K':
+            result_key = optarg;
+            break;
+        case 'I':
+            result_key_id = optarg;
+            break;
+        case 'A':
+            result_key_alg = optarg;
+            break;
         case 'h':
             help();
             return 0;
@@ -369,10 +413,18 @@ int pkcsctl_watch(int argc, char **argv)
     if (optind < argc)
         return pkcsctl_usage_error(CMD, "unexpected argument \"%s\"", argv[optind]);
     w.kafka.brokers = pkcsctl_kafka_brokers(w.kafka.brokers);
+    if (result_key != NULL) {
+        pc_diag_t diag;
+        pc_auth_key_t key = {
+            .id = result_key_id, .algorithm = result_key_alg, .public_key_file = result_key};
+        if (pc_auth_new(&key, 1, &w.result_keys, &diag) != PC_OK)
+            return pkcsctl_usage_error(CMD, "--result-key: %s", diag.msg);
+    }
     if ((rc = prepare(&w, ids_path, ca_path)) == 0)
         rc = run(&w);
     rc = close_csv(&w, rc);
     X509_STORE_free(w.store);
+    pc_auth_free(w.result_keys);
     free(w.by_code);
     free(w.latency_ms);
     json_decref(w.wanted);

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
+#include "auth.h"
 #include "common.h"
 #include "pkcs.pb-c.h"
 
@@ -30,6 +31,8 @@ typedef struct watch {
     size_t wanted_seen;
     json_t *seen; /* request id -> hex SHA-256 of its certificate ("" while none) */
     X509_STORE *store;
+    pc_auth_t *result_keys; /* --result-key: every result must verify; NULL: not checked */
+    size_t forged;          /* results that do not verify (or are unsigned) under it */
     size_t results, issued, failed, revoked, imported;
     size_t duplicates, dup_same, dup_different;
     size_t verified, verify_failed, undecodable, ignored;

@@ -136,11 +136,25 @@ static void on_kafka_state(void *arg, bool up)
         pc_worker_note_error(w, "Kafka brokers unreachable");
 }
 
+/* Refused credentials or an untrusted broker do not heal by waiting: stop, saying what to fix,
+ * rather than look alive while doing nothing (the supervisor's restart then shows the line). */
+static void on_kafka_refused(void *arg, const pc_diag_t *diag)
+{
+    pc_worker_t *w = arg;
+    pc_log(PC_LOG_ERROR, "kafka_refused", diag->msg, NULL);
+    fprintf(stderr, "pkcs-worker: %s\n", diag->msg);
+    pc_worker_note_error(w, diag->msg);
+    pc_worker_shutdown(w, 1);
+}
+
 static void on_redis_state(void *arg, bool up)
 {
     pc_worker_t *w = arg;
-    pc_log(up ? PC_LOG_INFO : PC_LOG_WARN, up ? "redis_up" : "redis_down",
-           up ? "Redis reachable" : "Redis unreachable; requests wait and retry", NULL);
+    if (up)
+        pc_log(PC_LOG_INFO, "redis_up", "Redis reachable", NULL);
+    else
+        pc_log(PC_LOG_WARN, "redis_down", "Redis unreachable; requests wait and retry", "reason",
+               pc_redis_last_error(w->redis), NULL);
     if (!up)
         pc_worker_note_error(w, "Redis unreachable");
 }
@@ -246,6 +260,7 @@ static void on_heartbeat_timer(uv_timer_t *timer)
 
 static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
 {
+    pc_kafka_security_t security = pc_config_kafka_security(w->cfg);
     pc_kafka_config_t kc = {
         .brokers = w->cfg->kafka.brokers,
         .group_id = w->cfg->kafka.group_id,
@@ -253,8 +268,10 @@ static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
         .client_id = w->cfg->worker.id,
         .topic = w->cfg->kafka.requests_topic,
         .session_timeout_ms = w->cfg->kafka.session_timeout_ms,
+        .security = &security,
     };
-    pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_kafka_state};
+    pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_kafka_state,
+                                    on_kafka_refused};
     pc_err_t err = pc_kafka_new(w->loop, &kc, &handlers, w, &w->kafka, diag);
     if (err == PC_OK)
         err = pc_kafka_warm_topic(w->kafka, w->cfg->kafka.results_topic, diag);
@@ -268,12 +285,55 @@ static pc_err_t start_intake(pc_worker_t *w, pc_diag_t *diag)
 }
 
 static void on_registered(void *arg, pc_err_t err, const pc_diag_t *diag);
+static pc_err_t begin_registration(pc_worker_t *w);
 
 static void on_register_retry(uv_timer_t *timer)
 {
     pc_worker_t *w = timer->data;
     if (w->state == PC_WORKER_STARTING)
-        pc_registry_register(w->registry, on_registered, w);
+        begin_registration(w);
+}
+
+/* A Redis that may evict keys would, once full, drop the local CA's records or a claim, and
+ * then a certificate is issued twice: refuse to start on one, before any work. */
+static void on_eviction_checked(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    pc_worker_t *w = arg;
+    if (w->state != PC_WORKER_STARTING)
+        return;
+    if (err == PC_ERR_INVALID_PARAM) {
+        pc_log(PC_LOG_ERROR, "redis_misconfigured", diag->msg, NULL);
+        fprintf(stderr, "pkcs-worker: %s\n", diag->msg);
+        pc_worker_shutdown(w, 1);
+        return;
+    }
+    if (err == PC_ERR_DEPENDENCY && pc_redis_refused(w->redis)) {
+        /* a wrong user or password does not heal by waiting: say so and stop */
+        pc_log(PC_LOG_ERROR, "redis_refused", pc_redis_last_error(w->redis), NULL);
+        fprintf(stderr, "pkcs-worker: %s\n", pc_redis_last_error(w->redis));
+        pc_worker_shutdown(w, 1);
+        return;
+    }
+    if (err == PC_ERR_DEPENDENCY) { /* Redis not there yet: keep trying, not ready meanwhile */
+        pc_worker_note_error(w, diag != NULL ? diag->msg : pc_strerror(err));
+        uv_timer_start(&w->register_retry, on_register_retry, 1000, 0);
+        return;
+    }
+    if (err != PC_OK) /* the policy cannot be read with this user's rights: say so, go on */
+        pc_log(PC_LOG_WARN, "redis_policy_unknown", diag->msg, NULL);
+    w->eviction_checked = true;
+    begin_registration(w);
+}
+
+/* begin_registration checks Redis's eviction policy once, then registers. */
+static pc_err_t begin_registration(pc_worker_t *w)
+{
+    if (w->eviction_checked)
+        return pc_registry_register(w->registry, on_registered, w);
+    pc_err_t err = pc_redis_check_eviction(w->redis, on_eviction_checked, w);
+    if (err == PC_ERR_DEPENDENCY)
+        uv_timer_start(&w->register_retry, on_register_retry, 1000, 0);
+    return err == PC_ERR_DEPENDENCY ? PC_OK : err;
 }
 
 static void on_registered(void *arg, pc_err_t err, const pc_diag_t *diag)
@@ -437,6 +497,23 @@ static pc_err_t init_auth(pc_worker_t *w, pc_diag_t *diag)
     return err;
 }
 
+static pc_err_t init_result_signer(pc_worker_t *w, pc_diag_t *diag)
+{
+    const pc_config_worker_t *c = &w->cfg->worker;
+    if (c->result_key_file == NULL) {
+        pc_log(PC_LOG_WARN, "results_unsigned",
+               "no worker.result_key_file: results go out unsigned, and consumers cannot tell "
+               "them from forged ones",
+               NULL);
+        return PC_OK;
+    }
+    pc_err_t err = pc_signer_new(c->result_key_id, c->result_key_algorithm, c->result_key_file,
+                                 NULL, &w->result_signer, diag);
+    if (err != PC_OK)
+        pc_diag_prefix(diag, "worker.result_key_file");
+    return err;
+}
+
 static pc_err_t parse_pool_spec(const char *name, pc_key_spec_t *spec, pc_diag_t *diag)
 {
     static const struct {
@@ -511,7 +588,8 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
     pc_err_t err;
     if ((err = pc_worker_metrics_init(&w->m)) != PC_OK ||
         (err = pc_engine_new_loop(cfg, loop, &w->engine, diag)) != PC_OK ||
-        (err = init_auth(w, diag)) != PC_OK || (err = init_keypool(w, diag)) != PC_OK)
+        (err = init_auth(w, diag)) != PC_OK || (err = init_result_signer(w, diag)) != PC_OK ||
+        (err = init_keypool(w, diag)) != PC_OK)
         return err;
     if ((w->keyq = pc_keyq_new(4096)) == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
@@ -565,7 +643,7 @@ pc_err_t pc_worker_start(pc_worker_t *w, pc_diag_t *diag)
     uv_timer_start(&w->heartbeat, on_heartbeat_timer, 0, w->cfg->worker.heartbeat_ms);
     if (w->keypool != NULL)
         uv_timer_start(&w->fill, on_fill_timer, 50, 50);
-    return pc_registry_register(w->registry, on_registered, w);
+    return begin_registration(w);
 }
 
 void pc_worker_cleanup(pc_worker_t *w)
@@ -575,6 +653,7 @@ void pc_worker_cleanup(pc_worker_t *w)
     pc_keyq_free(w->keyq);
     pc_keypool_free(w->keypool);
     pc_auth_free(w->auth);
+    pc_signer_free(w->result_signer);
     pc_engine_free(w->engine);
     pc_metrics_free(w->m.registry);
     free(w->partitions);

@@ -48,6 +48,7 @@ typedef struct pc_worker {
 
     pc_engine_t *engine;
     pc_auth_t *auth;
+    pc_signer_t *result_signer; /* signs every result; NULL: results unsigned */
     pc_keypool_t *keypool;
     pc_keyq_t *keyq;
     pc_redis_t *redis;
@@ -70,8 +71,9 @@ typedef struct pc_worker {
     unsigned retrying;  /* jobs waiting to try their state again */
     unsigned threadpool_size;
     bool registered;
-    bool in_group;       /* the consumer group gave us an assignment (maybe empty) */
-    int32_t *partitions; /* assigned partitions of the requests topic, for the registry */
+    bool eviction_checked; /* Redis's maxmemory-policy was found acceptable (or unreadable) */
+    bool in_group;         /* the consumer group gave us an assignment (maybe empty) */
+    int32_t *partitions;   /* assigned partitions of the requests topic, for the registry */
     size_t partition_count, partition_cap;
     uint64_t count_issued, count_failed, count_revoked, count_dlq;
     char last_error[256];

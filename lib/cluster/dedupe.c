@@ -322,9 +322,12 @@ pc_err_t pc_dedupe_new(pc_redis_t *redis, const char *worker_id, unsigned lease_
     dd->redis = redis;
     dd->lease_ms = lease_ms != 0 ? lease_ms : DEFAULT_LEASE_MS;
     dd->retention_ms = retention_ms > 0 ? retention_ms : DEFAULT_RETENTION_MS;
-    dd->claim = (pc_redis_script_t){.name = "dedupe_claim", .source = claim_lua};
-    dd->renew = (pc_redis_script_t){.name = "dedupe_renew", .source = renew_lua};
-    dd->intent = (pc_redis_script_t){.name = "dedupe_set_intent", .source = intent_lua};
+    /* Every write here is one a failover must not lose (a lost claim, intent or completion
+     * can have a request issued twice): durable, when redis.min_replicas_acks asks for it. */
+    dd->claim = (pc_redis_script_t){.name = "dedupe_claim", .source = claim_lua, .durable = true};
+    dd->renew = (pc_redis_script_t){.name = "dedupe_renew", .source = renew_lua, .durable = true};
+    dd->intent =
+        (pc_redis_script_t){.name = "dedupe_set_intent", .source = intent_lua, .durable = true};
     size_t len = sizeof(LUA_NOW) + strlen(pc_certs_lua) + sizeof(complete_body_lua);
     if ((dd->complete_source = malloc(len)) == NULL) {
         free(dd->worker_id);
@@ -332,8 +335,10 @@ pc_err_t pc_dedupe_new(pc_redis_t *redis, const char *worker_id, unsigned lease_
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the dedupe store");
     }
     snprintf(dd->complete_source, len, "%s%s%s", LUA_NOW, pc_certs_lua, complete_body_lua);
-    dd->complete = (pc_redis_script_t){.name = "dedupe_complete", .source = dd->complete_source};
-    dd->release = (pc_redis_script_t){.name = "dedupe_release", .source = release_lua};
+    dd->complete = (pc_redis_script_t){
+        .name = "dedupe_complete", .source = dd->complete_source, .durable = true};
+    dd->release =
+        (pc_redis_script_t){.name = "dedupe_release", .source = release_lua, .durable = true};
     pc_redis_script_init(&dd->claim);
     pc_redis_script_init(&dd->renew);
     pc_redis_script_init(&dd->intent);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "ca.h"
+#include "kafka_security.h"
 #include "keygen.h"
 #include "pc_err.h"
 #include "redis.h"
@@ -49,6 +50,9 @@ typedef struct pc_config_signer {
     char *algorithm;       /* "ed25519", "ecdsa-p256-sha256", "hmac-sha256" */
     char *public_key_file; /* PEM, for ed25519 / ecdsa */
     char *secret_file;     /* for hmac-sha256 */
+    /* What it may act for (pc_config_signer_allows): tenants (required; "*" = every tenant),
+     * CAs and templates (absent = any). NULL-terminated lists. */
+    char **tenants, **cas, **templates;
 } pc_config_signer_t;
 
 /* The scalar settings, one struct per section of the file; see the settings table in
@@ -65,14 +69,29 @@ typedef struct pc_config_kafka {
     char *audit_topic;           /* default pkcs.audit; "" = no audit records to Kafka */
     char *notices_topic;         /* default pkcs.notices (renewal and expiry notices) */
     unsigned session_timeout_ms; /* default 10000 */
+    /* security, for every Kafka client (see kafka_security.h) */
+    char *security_protocol;  /* plaintext (default), ssl, sasl_ssl, sasl_plaintext */
+    char *ssl_ca_file;        /* default none: the system's trust store */
+    char *ssl_cert_file;      /* client certificate, default none */
+    char *ssl_key_file;       /* its key, default none */
+    char *ssl_key_password;   /* wiped when freed; also ssl_key_password_file */
+    bool ssl_verify_hostname; /* default true */
+    char *sasl_mechanism;     /* default SCRAM-SHA-512 */
+    char *sasl_username;      /* default none */
+    char *sasl_password;      /* wiped when freed; also sasl_password_file */
 } pc_config_kafka_t;
 
 /* "redis": the cluster's Redis, and how long what the workers keep there lives. */
 typedef struct pc_config_redis {
     char *host;                  /* default 127.0.0.1 */
     unsigned port;               /* default 6379 */
-    char *password;              /* default none; wiped when freed */
+    char *username;              /* ACL user, default none (the default user) */
+    char *password;              /* default none; wiped when freed; also password_file */
+    char *sentinels;             /* "host:port,host:port": find the master through Sentinel */
+    char *master_name;           /* the name the sentinels monitor it under */
+    char *sentinel_password;     /* default none; wiped when freed; also sentinel_password_file */
     unsigned command_timeout_ms; /* default 2000 */
+    unsigned min_replicas_acks;  /* durable writes wait for this many replicas, default 0 */
     unsigned lease_ms;           /* default 30000 */
     unsigned retention_hours;    /* cached results kept, default 168 */
 } pc_config_redis_t;
@@ -99,6 +118,12 @@ typedef struct pc_config_worker {
     unsigned degraded_after_ms; /* a request retrying this long makes the worker degraded,
                                  * default 30000 */
     bool allow_unsigned;        /* accept requests without signature: tests only, default false */
+    unsigned max_request_age_s; /* older requests are refused (replays), default 259200 (72 h) */
+    unsigned clock_skew_ms;     /* createdAtMs may be this far ahead, default 300000 */
+    char *result_key_file;      /* the cluster's result-signing key (PEM, mode 0600); none:
+                                 * results go out unsigned */
+    char *result_key_id;        /* its id, default "results-1" */
+    char *result_key_algorithm; /* "ed25519" (default) or "ecdsa-p256-sha256" */
     char *import_key_file;      /* PEM private key for IMPORT_PFX passwords, default none */
     char *import_key_id;        /* its id, default "import-1" */
     /* bounds on an imported PFX, checked before any key derivation (see pfx.h) */
@@ -143,6 +168,14 @@ typedef struct pc_config {
     size_t signer_count;
 } pc_config_t;
 
+/* pc_config_signer finds the signer with key id, NULL when none has it. */
+const pc_config_signer_t *pc_config_signer(const pc_config_t *cfg, const char *id);
+
+/* pc_config_signer_allows tells whether signer may act for tenant, and (when not NULL) for CA
+ * ca and template tmpl; false with diag naming what it may not do and the setting to change. */
+bool pc_config_signer_allows(const pc_config_signer_t *signer, const char *tenant, const char *ca,
+                             const char *tmpl, pc_diag_t *diag);
+
 /* pc_config_settings_parse fills the kafka, redis, worker and coordinator sections of cfg from
  * the objects of those names in root (any may be missing), then PC_* environment overrides,
  * then defaults; and cfg->signers from "signers". Called by pc_config_load. */
@@ -160,6 +193,10 @@ pc_err_t pc_config_load(const char *path, pc_config_t **out, pc_diag_t *diag);
 /* pc_config_redis is the redis section as the Redis clients take it (strings borrowed from
  * cfg). */
 pc_redis_config_t pc_config_redis(const pc_config_t *cfg);
+
+/* pc_config_kafka_security is the kafka section's security settings as pc_kafka_security_apply
+ * takes them (strings borrowed from cfg). */
+pc_kafka_security_t pc_config_kafka_security(const pc_config_t *cfg);
 
 /* pc_config_free frees cfg (NULL allowed), wiping passphrases. */
 void pc_config_free(pc_config_t *cfg);

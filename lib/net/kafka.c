@@ -104,6 +104,7 @@ struct pc_kafka {
     uint64_t hold_since; /* loop time the hold began, ms */
     bool hold_paused;    /* the hold lasted HOLD_PAUSE_MS and became a pause */
     bool cons_up, prod_up, reported_up;
+    bool refused; /* on_refused was called */
     pc_diag_t last_error;
 
     enum phase phase;
@@ -254,9 +255,26 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     (void)rk, (void)level, (void)fac, (void)buf;
 }
 
+/* refuse reports a refusal once: every broker connection repeats it on each reconnect. */
+static void refuse(pc_kafka_t *kafka, rd_kafka_t *rk, const pc_diag_t *diag)
+{
+    kafka->last_error = *diag;
+    set_up(kafka, rk, false);
+    if (kafka->refused || kafka->phase != PHASE_RUNNING)
+        return;
+    kafka->refused = true;
+    if (kafka->handlers.on_refused != NULL)
+        kafka->handlers.on_refused(kafka->arg, diag);
+}
+
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     pc_kafka_t *kafka = opaque;
+    pc_diag_t diag;
+    if (pc_kafka_refusal(err, reason, &diag)) {
+        refuse(kafka, rk, &diag);
+        return;
+    }
     pc_fail(&kafka->last_error, PC_ERR_DEPENDENCY, "kafka %s: %s: %s (check the brokers)",
             role(kafka, rk), rd_kafka_err2name(err), reason);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__FATAL)
@@ -462,8 +480,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void consumer_error(pc_kafka_t *kafka, const rd_kafka_message_t *rkm)
 {
+    pc_diag_t diag;
     if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
+    if (pc_kafka_refusal(rkm->err, rd_kafka_message_errstr(rkm), &diag)) {
+        refuse(kafka, kafka->rkc, &diag);
+        return;
+    }
     pc_fail(&kafka->last_error, PC_ERR_DEPENDENCY, "kafka consumer: %s: %s (check the brokers)",
             rd_kafka_err2name(rkm->err), rd_kafka_message_errstr(rkm));
     if (rkm->err == RD_KAFKA_RESP_ERR__FATAL)
@@ -609,6 +632,8 @@ static pc_err_t consumer_new(pc_kafka_t *kafka, const pc_kafka_config_t *cfg, pc
     if (err == PC_OK)
         err = conf_set(conf, "client.id", cfg->client_id, diag);
     if (err == PC_OK)
+        err = pc_kafka_security_apply(conf, cfg->security, diag);
+    if (err == PC_OK)
         err = consumer_props(conf, cfg, diag);
     if (err == PC_OK)
         err = apply_extra(conf, cfg->extra, "consumer", diag);
@@ -631,6 +656,8 @@ static pc_err_t producer_new(pc_kafka_t *kafka, const pc_kafka_config_t *cfg, pc
     pc_err_t err = conf_set(conf, "bootstrap.servers", cfg->brokers, diag);
     if (err == PC_OK)
         err = conf_set(conf, "client.id", cfg->client_id, diag);
+    if (err == PC_OK)
+        err = pc_kafka_security_apply(conf, cfg->security, diag);
     if (err == PC_OK)
         err = producer_props(conf, diag);
     if (err == PC_OK)
@@ -928,7 +955,7 @@ bool pc_kafka_holding(const pc_kafka_t *kafka)
 
 bool pc_kafka_ready(const pc_kafka_t *kafka)
 {
-    return kafka->phase == PHASE_RUNNING && kafka->cons_up && kafka->prod_up;
+    return kafka->phase == PHASE_RUNNING && !kafka->refused && kafka->cons_up && kafka->prod_up;
 }
 
 int64_t pc_kafka_lag(pc_kafka_t *kafka)

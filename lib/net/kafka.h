@@ -15,18 +15,20 @@
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
+#include "kafka_security.h"
 #include "pc_err.h"
 
 typedef struct pc_kafka pc_kafka_t;
 
 typedef struct pc_kafka_config {
-    const char *brokers;           /* "127.0.0.1:9092" */
-    const char *group_id;          /* "pkcs-workers" */
-    const char *group_instance_id; /* static membership; NULL = dynamic */
-    const char *client_id;         /* the worker id */
-    const char *topic;             /* the requests topic to subscribe to */
-    unsigned session_timeout_ms;   /* default 10000 */
-    unsigned max_poll_interval_ms; /* default 300000 */
+    const char *brokers;                 /* "127.0.0.1:9092" */
+    const char *group_id;                /* "pkcs-workers" */
+    const char *group_instance_id;       /* static membership; NULL = dynamic */
+    const char *client_id;               /* the worker id */
+    const char *topic;                   /* the requests topic to subscribe to */
+    unsigned session_timeout_ms;         /* default 10000 */
+    unsigned max_poll_interval_ms;       /* default 300000 */
+    const pc_kafka_security_t *security; /* TLS and SASL for both handles; NULL: plaintext */
     /* extra librdkafka properties, "name=value" strings, NULL-terminated; may be NULL. A
      * "consumer." or "producer." prefix sets the property on that handle only
      * ("producer.message.timeout.ms=60000"); otherwise it is set on both. */
@@ -45,6 +47,11 @@ typedef struct pc_kafka_handlers {
     void (*on_assigned)(void *arg, const rd_kafka_topic_partition_list_t *parts);
     /* The brokers became reachable (up) or not; may be NULL. */
     void (*on_state)(void *arg, bool up);
+    /* The brokers refused our credentials, or their certificate is not trusted
+     * (pc_kafka_refusal): librdkafka would retry forever, so the program should stop. diag names
+     * the settings to fix. Called at most once; may be NULL (the error then only shows in
+     * pc_kafka_last_error). */
+    void (*on_refused)(void *arg, const pc_diag_t *diag);
 } pc_kafka_handlers_t;
 
 /* Delivery report of one produced message, on the loop thread: PC_OK when the broker has it,

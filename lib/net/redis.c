@@ -3,7 +3,11 @@
  * adapter), with what hiredis does not do for us: per-command timeouts, a handshake (AUTH or
  * PING) before the connection counts as ready, reconnect with exponential backoff and jitter,
  * non-blocking name resolution, and Lua scripts by EVALSHA with an EVAL fallback.
- * Loop thread only.
+ * With Redis Sentinel (redis_target.h), each connection attempt first asks the sentinels for
+ * the master on a pool thread (their answer, then getaddrinfo, are blocking calls), and the
+ * handshake adds ROLE: a server that is not the master is dropped and the sentinels asked
+ * again after the backoff. A READONLY error (the master demoted under us) drops the
+ * connection the same way. Loop thread only.
  *
  * Lifetimes: every command is a cmd_t that owns a uv_timer; it is freed in the timer's close
  * callback once the caller has been answered and hiredis has let go of it (hiredis calls every
@@ -20,8 +24,10 @@
 #include "redis.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -36,9 +42,9 @@
 
 typedef enum conn_state {
     CONN_WAITING,    /* down; conn_timer will start the next attempt */
-    CONN_RESOLVING,  /* uv_getaddrinfo in flight */
+    CONN_RESOLVING,  /* uv_getaddrinfo, or asking the sentinels, in flight */
     CONN_CONNECTING, /* TCP connect in flight; conn_timer bounds it */
-    CONN_HANDSHAKE,  /* connected; AUTH or PING in flight */
+    CONN_HANDSHAKE,  /* connected; AUTH or PING (then ROLE) in flight */
     CONN_READY,      /* commands are sent */
 } conn_state_t;
 
@@ -46,8 +52,9 @@ typedef struct cmd cmd_t;
 
 struct pc_redis {
     uv_loop_t *loop;
-    char *host;
-    char *password;
+    pc_redis_target_t *target;
+    char host[PC_REDIS_HOST_MAX]; /* where we connect: the configured host, or the master the
+                                   * sentinels named last */
     int port;
     unsigned command_timeout_ms;
     unsigned reconnect_min_ms;
@@ -56,11 +63,18 @@ struct pc_redis {
     redisAsyncContext *ac; /* NULL when no context is ours */
     conn_state_t state;
     bool up_reported; /* what the state callback was last told */
+    bool refused;     /* the last login (AUTH or ROLE) was answered with an error */
     unsigned attempt; /* failed attempts since the last ready connection */
     uint64_t rng;
     uv_timer_t conn_timer; /* reconnect delay and connect timeout; closed last */
     uv_getaddrinfo_t resolve;
     bool resolving;
+    uv_work_t discover; /* asking the sentinels (locate + resolve), on a pool thread */
+    bool discovering;
+    char discovered_ip[64]; /* the pool thread's answer, read by the loop in discover_done */
+    char discovered_host[PC_REDIS_HOST_MAX];
+    int discovered_port;
+    pc_diag_t discover_error;
     pc_diag_t last_error;
 
     cmd_t *cmds; /* every command not yet freed */
@@ -133,8 +147,7 @@ static void close_final(uv_handle_t *handle)
     void (*closed)(void *) = redis->closed_fn;
     void *arg = redis->closed_arg;
 
-    free(redis->host);
-    pc_str_free_secret(redis->password);
+    pc_redis_target_free(redis->target);
     free(redis);
     if (closed != NULL)
         closed(arg);
@@ -142,7 +155,8 @@ static void close_final(uv_handle_t *handle)
 
 static void maybe_finish(pc_redis_t *redis)
 {
-    if (!redis->closing || redis->ac != NULL || redis->resolving || redis->ncmds != 0)
+    if (!redis->closing || redis->ac != NULL || redis->resolving || redis->discovering ||
+        redis->ncmds != 0)
         return;
     if (!uv_is_closing((uv_handle_t *)&redis->conn_timer))
         uv_close((uv_handle_t *)&redis->conn_timer, close_final);
@@ -182,8 +196,8 @@ static void drop_connection(pc_redis_t *redis)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     pc_redis_t *redis = ac->data;
-    const char *argv[2] = {"PING", NULL};
-    size_t argvlen[2] = {4, 0};
+    const char *argv[3] = {"PING", NULL, NULL};
+    size_t argvlen[3] = {4, 0, 0};
     int argc = 1;
 
     if (redis == NULL)
@@ -197,12 +211,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
         connection_lost(redis);
         return;
     }
-    if (redis->password != NULL) {
-        argv[0] = "AUTH";
+    if (pc_redis_target_auth(redis->target, argv, argvlen) > 0)
+        argc = pc_redis_target_auth(redis->target, argv, argvlen);
+    else if (pc_redis_target_sentinel(redis->target)) {
+        argv[0] = "ROLE";
         argvlen[0] = 4;
-        argv[1] = redis->password;
-        argvlen[1] = strlen(redis->password);
-        argc = 2;
     }
     /* The kernel completes a TCP connect even for a stopped server, so the connection counts
      * as ready only once Redis itself has answered AUTH or PING. */
@@ -309,13 +322,82 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     connect_to(redis, ip);
 }
 
+/* discover_work asks the sentinels for the master and resolves its address (pool thread: both
+ * block). Reads the target, read-only; writes only the fields the loop leaves alone while
+ * discovering is set. */
+static void discover_work(uv_work_t *req)
+{
+    pc_redis_t *redis = req->data;
+    char host[PC_REDIS_HOST_MAX];
+    int port = 0;
+    struct addrinfo hints, *res = NULL;
+    redis->discovered_ip[0] = '\0';
+    if (pc_redis_target_locate(redis->target, redis->command_timeout_ms, host, &port,
+                               &redis->discover_error) != PC_OK)
+        return;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        pc_fail(&redis->discover_error, PC_ERR_DEPENDENCY,
+                "cannot resolve %s, the Redis master the sentinels named: %s", host,
+                gai_strerror(rc));
+        if (res != NULL)
+            freeaddrinfo(res);
+        return;
+    }
+    if (res->ai_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)(const void *)res->ai_addr, redis->discovered_ip,
+                    sizeof(redis->discovered_ip));
+    else if (res->ai_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)(const void *)res->ai_addr, redis->discovered_ip,
+                    sizeof(redis->discovered_ip));
+    freeaddrinfo(res);
+    memcpy(redis->discovered_host, host, sizeof(host));
+    redis->discovered_port = port;
+}
+
+static void discover_done(uv_work_t *req, int status)
+{
+    pc_redis_t *redis = req->data;
+    redis->discovering = false;
+    if (redis->closing) {
+        maybe_finish(redis);
+        return;
+    }
+    if (status != 0 || redis->discovered_ip[0] == '\0') {
+        redis->last_error = redis->discover_error;
+        connection_lost(redis);
+        return;
+    }
+    memcpy(redis->host, redis->discovered_host, sizeof(redis->host));
+    redis->port = redis->discovered_port;
+    connect_to(redis, redis->discovered_ip);
+}
+
 /* connect_start resolves the host off the loop thread (getaddrinfo blocks) unless it is an
- * address already, then connects. */
+ * address already, then connects; with sentinels, asks them first (on a pool thread too). */
 static void connect_start(pc_redis_t *redis)
 {
     struct in6_addr addr;
     struct addrinfo hints;
     int rc;
+
+    if (pc_redis_target_sentinel(redis->target)) {
+        redis->state = CONN_RESOLVING;
+        redis->discover.data = redis;
+        pc_fail(&redis->discover_error, PC_ERR_DEPENDENCY, "asking the sentinels failed");
+        rc = uv_queue_work(redis->loop, &redis->discover, discover_work, discover_done);
+        if (rc != 0) {
+            pc_fail(&redis->last_error, PC_ERR_DEPENDENCY, "cannot ask the Redis sentinels: %s",
+                    uv_strerror(rc));
+            connection_lost(redis);
+            return;
+        }
+        redis->discovering = true;
+        return;
+    }
 
     if (inet_pton(AF_INET, redis->host, &addr) == 1 ||
         inet_pton(AF_INET6, redis->host, &addr) == 1) {
@@ -359,13 +441,32 @@ static void handshake_done(void *arg, pc_err_t err, const redisReply *reply, con
         return; /* timed out or lost: the connection is being dropped already */
     if (reply->type == REDIS_REPLY_ERROR) {
         pc_fail(&redis->last_error, PC_ERR_DEPENDENCY,
-                "Redis at %s:%d refused the connection: %s; check redis.password", redis->host,
-                redis->port, reply->str);
+                "Redis at %s:%d refused the connection: %s; check redis.username and "
+                "redis.password",
+                redis->host, redis->port, reply->str);
+        redis->refused = true;
+        drop_connection(redis);
+        return;
+    }
+    if (pc_redis_target_sentinel(redis->target) && reply->type != REDIS_REPLY_ARRAY) {
+        /* logged in: now ROLE, to be sure the sentinels' answer is still the master */
+        const char *argv[] = {"ROLE"};
+        size_t argvlen[] = {4};
+        if (send_cmd(redis, handshake_done, redis, 1, argv, argvlen, true) != PC_OK)
+            drop_connection(redis);
+        return;
+    }
+    if (pc_redis_target_sentinel(redis->target) && !pc_redis_reply_is_master(reply)) {
+        pc_fail(&redis->last_error, PC_ERR_DEPENDENCY,
+                "Redis at %s:%d, which the sentinels named the master, is not one (a failover "
+                "under way?); asking the sentinels again",
+                redis->host, redis->port);
         drop_connection(redis);
         return;
     }
     redis->state = CONN_READY;
     redis->attempt = 0;
+    redis->refused = false;
     report_state(redis, true);
 }
 
@@ -412,6 +513,21 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     pc_diag_t diag;
 
     cmd->in_hiredis = false;
+    if (r != NULL && pc_redis_reply_readonly(r)) {
+        /* the master was demoted (a failover) and we are still connected to it: the command
+         * did nothing; the caller retries on the new master, which the next connection finds */
+        pc_fail(&diag, PC_ERR_DEPENDENCY,
+                "Redis at %s:%d is a replica now and refused %s (READONLY); reconnecting to the "
+                "master",
+                redis->host, redis->port, cmd->name);
+        cmd_answer(cmd, PC_ERR_DEPENDENCY, NULL, &diag);
+        if (ac == redis->ac) {
+            redis->last_error = diag;
+            drop_connection(redis);
+        }
+        cmd_settle(cmd);
+        return;
+    }
     if (r == NULL) {
         pc_fail(&diag, PC_ERR_DEPENDENCY,
                 "lost the connection to Redis at %s:%d before it answered %s: %s", redis->host,
@@ -498,6 +614,10 @@ typedef struct eval {
     pc_redis_reply_fn cb;
     void *arg;
     bool retried;
+    bool durable;      /* WAIT for the replicas before answering */
+    const char *name;  /* the script's, static */
+    redisReply *held;  /* the script's reply, kept while WAIT runs */
+    char wait_buf[32]; /* WAIT's arguments */
     int argc;
     const char **argv;
     size_t *argvlen;
@@ -508,9 +628,76 @@ typedef struct eval {
 
 static void eval_free(eval_t *ev)
 {
+    if (ev->held != NULL)
+        freeReplyObject(ev->held);
     free(ev->argv);
     free(ev->argvlen);
     free(ev);
+}
+
+/* reply_copy deep-copies a reply (hiredis frees its own after the callback); NULL when out of
+ * memory. Freed with freeReplyObject, as hiredis's default reader builds them. */
+static redisReply *reply_copy(const redisReply *r)
+{
+    redisReply *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->type = r->type;
+    c->integer = r->integer;
+    if (r->str != NULL) {
+        c->str = malloc(r->len + 1);
+        if (c->str == NULL)
+            goto out_free_copy;
+        memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+        c->len = r->len;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+        c->element = calloc(r->elements, sizeof(*c->element));
+        if (c->element == NULL)
+            goto out_free_copy;
+        c->elements = r->elements;
+        for (size_t i = 0; i < r->elements; i++)
+            if ((c->element[i] = reply_copy(r->element[i])) == NULL)
+                goto out_free_copy;
+    }
+    return c;
+out_free_copy:
+    freeReplyObject(c);
+    return NULL;
+}
+
+/* wait_done: the replicas' count for a durable script's write. Fewer than asked means the
+ * write may not survive a failover (or our master is not one any more: its replica was
+ * promoted): the caller retries, and with Sentinel the connection is made again, to the
+ * master the sentinels name now. */
+static void wait_done(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
+{
+    eval_t *ev = arg;
+    pc_redis_t *redis = ev->redis;
+    unsigned want = pc_redis_target_min_acks(redis->target);
+    pc_diag_t mine;
+    if (err == PC_OK && reply->type == REDIS_REPLY_INTEGER && reply->integer >= (long long)want) {
+        ev->cb(ev->arg, PC_OK, ev->held, NULL);
+        eval_free(ev);
+        return;
+    }
+    if (err == PC_OK) {
+        err = pc_fail(&mine, PC_ERR_DEPENDENCY,
+                      "Redis at %s:%d ran %s but %lld replica(s) confirmed its write within %u "
+                      "ms, not %u (redis.min_replicas_acks): it may not survive a failover; "
+                      "retrying",
+                      redis->host, redis->port, ev->name,
+                      reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0LL,
+                      redis->command_timeout_ms / 2, want);
+        diag = &mine;
+        if (pc_redis_target_sentinel(redis->target) && redis->ac != NULL) {
+            redis->last_error = mine;
+            drop_connection(redis);
+        }
+    }
+    ev->cb(ev->arg, err, NULL, diag);
+    eval_free(ev);
 }
 
 static void eval_done(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
@@ -529,6 +716,22 @@ static void eval_done(void *arg, pc_err_t err, const redisReply *reply, const pc
         if (send_cmd(ev->redis, eval_done, ev, ev->argc, ev->argv, ev->argvlen, false) == PC_OK)
             return;
         err = pc_fail(&mine, PC_ERR_DEPENDENCY, "Redis connection closed before EVAL was sent");
+        reply = NULL;
+        diag = &mine;
+    }
+    if (err == PC_OK && reply->type != REDIS_REPLY_ERROR && ev->durable &&
+        pc_redis_target_min_acks(ev->redis->target) > 0) {
+        /* WAIT counts the replicas that have every write this connection made so far */
+        const char *argv[3];
+        size_t argvlen[3];
+        pc_redis_target_wait_args(ev->redis->target, ev->redis->command_timeout_ms, ev->wait_buf,
+                                  argv, argvlen);
+        if ((ev->held = reply_copy(reply)) == NULL)
+            err = pc_fail(&mine, PC_ERR_NOMEM, "out of memory keeping a Redis reply");
+        else if (send_cmd(ev->redis, wait_done, ev, 3, argv, argvlen, false) == PC_OK)
+            return;
+        else
+            err = pc_fail(&mine, PC_ERR_DEPENDENCY, "Redis connection closed before WAIT was sent");
         reply = NULL;
         diag = &mine;
     }
@@ -554,6 +757,8 @@ static eval_t *eval_new(pc_redis_script_t *script, int nkeys, int argc, const ch
     if (ev->argv == NULL || ev->argvlen == NULL)
         goto out_free_ev;
     memcpy(ev->sha1, script->sha1, sizeof(ev->sha1));
+    ev->durable = script->durable;
+    ev->name = script->name != NULL ? script->name : "a script";
     snprintf(ev->nkeys, sizeof(ev->nkeys), "%d", nkeys);
     ev->source = script->source;
     ev->argc = n;
@@ -588,23 +793,16 @@ pc_err_t pc_redis_new(uv_loop_t *loop, const pc_redis_config_t *cfg, pc_redis_t 
     pc_redis_t *redis;
 
     *out = NULL;
-    if (c->port < 0 || c->port > 65535)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "redis.port %d is out of range; use 1-65535 (default 6379)", c->port);
-    if (c->host != NULL && c->host[0] == '\0')
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "redis.host is empty; set a host name or address (default 127.0.0.1)");
     redis = calloc(1, sizeof(*redis));
     if (redis == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the Redis connection");
     redis->loop = loop;
-    redis->host = strdup(c->host != NULL ? c->host : "127.0.0.1");
-    redis->password = c->password != NULL ? strdup(c->password) : NULL;
-    if (redis->host == NULL || (c->password != NULL && redis->password == NULL)) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the Redis connection");
+    if ((err = pc_redis_target_new(c, &redis->target, diag)) != PC_OK)
         goto out_free_redis;
-    }
-    redis->port = c->port != 0 ? c->port : 6379;
+    if (pc_redis_target_sentinel(redis->target))
+        pc_redis_target_name(redis->target, redis->host, sizeof(redis->host));
+    else
+        pc_redis_target_locate(redis->target, 0, redis->host, &redis->port, NULL);
     redis->command_timeout_ms = c->command_timeout_ms != 0 ? c->command_timeout_ms : 2000;
     redis->reconnect_min_ms = c->reconnect_min_ms != 0 ? c->reconnect_min_ms : 100;
     redis->reconnect_max_ms = c->reconnect_max_ms != 0 ? c->reconnect_max_ms : 5000;
@@ -618,8 +816,6 @@ pc_err_t pc_redis_new(uv_loop_t *loop, const pc_redis_config_t *cfg, pc_redis_t 
     return PC_OK;
 
 out_free_redis:
-    free(redis->host);
-    pc_str_free_secret(redis->password);
     free(redis);
     return err;
 }
@@ -627,6 +823,16 @@ out_free_redis:
 bool pc_redis_ready(const pc_redis_t *redis)
 {
     return redis != NULL && redis->state == CONN_READY;
+}
+
+bool pc_redis_refused(const pc_redis_t *redis)
+{
+    return redis != NULL && redis->refused;
+}
+
+const char *pc_redis_last_error(const pc_redis_t *redis)
+{
+    return redis->last_error.msg;
 }
 
 void pc_redis_on_state(pc_redis_t *redis, void (*fn)(void *arg, bool up), void *arg)
@@ -692,6 +898,8 @@ void pc_redis_close(pc_redis_t *redis, void (*closed)(void *arg), void *arg)
     uv_timer_stop(&redis->conn_timer);
     if (redis->resolving)
         uv_cancel((uv_req_t *)&redis->resolve);
+    if (redis->discovering)
+        uv_cancel((uv_req_t *)&redis->discover);
     drop_connection(redis); /* hiredis answers what it holds, unless inside a reply callback */
     pc_fail(&diag, PC_ERR_DEPENDENCY, "the Redis connection to %s:%d was closed", redis->host,
             redis->port);
@@ -701,6 +909,103 @@ void pc_redis_close(pc_redis_t *redis, void (*closed)(void *arg), void *arg)
         cmd_settle(cmd);
     }
     maybe_finish(redis);
+}
+
+/* ---- the eviction policy ---------------------------------------------------------------- */
+
+typedef struct eviction_check {
+    pc_redis_t *redis;
+    pc_redis_checked_fn cb;
+    void *arg;
+    char config_error[128]; /* what CONFIG GET answered, when it was refused */
+} eviction_check_t;
+
+static void eviction_verdict(eviction_check_t *check, const char *policy, size_t len)
+{
+    pc_diag_t diag;
+    pc_redis_t *redis = check->redis;
+    pc_err_t err = PC_OK;
+    if (len != strlen("noeviction") || memcmp(policy, "noeviction", len) != 0)
+        err = pc_fail(&diag, PC_ERR_INVALID_PARAM,
+                      "Redis at %s:%d has maxmemory-policy %.*s, which lets it delete the local "
+                      "CA's records and the request claims when memory runs out; set "
+                      "maxmemory-policy noeviction (redis.conf, and CONFIG SET on the running "
+                      "server)",
+                      redis->host, redis->port, (int)(len < 64 ? len : 64), policy);
+    check->cb(check->arg, err, err == PC_OK ? NULL : &diag);
+    free(check);
+}
+
+static void eviction_info_done(void *arg, pc_err_t err, const redisReply *reply,
+                               const pc_diag_t *diag)
+{
+    eviction_check_t *check = arg;
+    static const char field[] = "maxmemory_policy:";
+    const char *line = NULL;
+    pc_diag_t mine;
+    if (err != PC_OK) {
+        check->cb(check->arg, err, diag);
+        free(check);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_STRING)
+        line = strstr(reply->str, field);
+    if (line == NULL) {
+        pc_fail(&mine, PC_ERR_NOT_SUPPORTED,
+                "cannot read Redis's maxmemory-policy: CONFIG GET answered \"%s\" and INFO memory "
+                "\"%.100s\"; allow +config|get or +info to the redis.username user, and make "
+                "sure the policy is noeviction",
+                check->config_error,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "no maxmemory_policy field");
+        check->cb(check->arg, PC_ERR_NOT_SUPPORTED, &mine);
+        free(check);
+        return;
+    }
+    line += sizeof(field) - 1;
+    eviction_verdict(check, line, strcspn(line, "\r\n"));
+}
+
+static void eviction_config_done(void *arg, pc_err_t err, const redisReply *reply,
+                                 const pc_diag_t *diag)
+{
+    eviction_check_t *check = arg;
+    const char *info[] = {"INFO", "memory"};
+    static const size_t info_len[] = {4, 6};
+    if (err != PC_OK) {
+        check->cb(check->arg, err, diag);
+        free(check);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        eviction_verdict(check, reply->element[1]->str, reply->element[1]->len);
+        return;
+    }
+    /* an ACL without +config|get (NOPERM), or CONFIG renamed away: INFO says it too */
+    snprintf(check->config_error, sizeof(check->config_error), "%.100s",
+             reply->type == REDIS_REPLY_ERROR ? reply->str : "an unexpected reply");
+    if (send_cmd(check->redis, eviction_info_done, check, 2, info, info_len, false) != PC_OK) {
+        pc_diag_t mine;
+        pc_fail(&mine, PC_ERR_DEPENDENCY, "the Redis connection was closed");
+        check->cb(check->arg, PC_ERR_DEPENDENCY, &mine);
+        free(check);
+    }
+}
+
+pc_err_t pc_redis_check_eviction(pc_redis_t *redis, pc_redis_checked_fn cb, void *arg)
+{
+    const char *argv[] = {"CONFIG", "GET", "maxmemory-policy"};
+    static const size_t argvlen[] = {6, 3, 16};
+    eviction_check_t *check = calloc(1, sizeof(*check));
+    if (check == NULL)
+        return PC_ERR_NOMEM;
+    check->redis = redis;
+    check->cb = cb;
+    check->arg = arg;
+    pc_err_t err = send_cmd(redis, eviction_config_done, check, 3, argv, argvlen, false);
+    if (err != PC_OK)
+        free(check);
+    return err;
 }
 
 /* ---- arguments --------------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,31 +341,48 @@ static bool signature_ok(const sigkey_t *key, const ProtobufCBinaryData *data,
     return ok;
 }
 
-pc_err_t pc_auth_verify(const pc_auth_t *auth, const Pkcs__V1__SignedRequest *sr, pc_diag_t *diag)
+/* verify checks a signature by key_id with algorithm over data, for a request or a result
+ * (what). */
+static pc_err_t verify(const pc_auth_t *auth, const char *what, const char *key_id,
+                       const char *algorithm, const ProtobufCBinaryData *data,
+                       const ProtobufCBinaryData *sig, pc_diag_t *diag)
 {
     alg_t alg;
-    if (sr->signer_key_id == NULL || sr->signer_key_id[0] == '\0' || sr->signature.len == 0)
+    if (key_id == NULL || key_id[0] == '\0' || sig->len == 0)
         return pc_fail(diag, PC_ERR_UNAUTHENTICATED,
-                       "request is not signed (it needs a signer key id and a signature); "
-                       "have the upstream system sign its requests");
-    const sigkey_t *key = auth_find(auth, sr->signer_key_id);
+                       "%s is not signed (it needs a signer key id and a signature); have its "
+                       "producer sign it",
+                       what);
+    const sigkey_t *key = auth_find(auth, key_id);
     if (key == NULL)
         return pc_fail(diag, PC_ERR_UNAUTHENTICATED,
-                       "request is signed by unknown key id \"%.128s\"; add that key to the "
-                       "workers' configuration if the signer is legitimate",
-                       sr->signer_key_id);
-    if (!alg_parse(sr->signature_algorithm, &alg) || alg != key->alg)
+                       "%s is signed by unknown key id \"%.128s\"; add that key to the "
+                       "configuration if the signer is legitimate",
+                       what, key_id);
+    if (!alg_parse(algorithm, &alg) || alg != key->alg)
         return pc_fail(diag, PC_ERR_UNAUTHENTICATED,
-                       "request says it is signed with algorithm \"%.64s\", but key %s is "
+                       "%s says it is signed with algorithm \"%.64s\", but key %s is "
                        "configured for %s",
-                       sr->signature_algorithm ? sr->signature_algorithm : "", key->id,
-                       alg_names[key->alg]);
-    if (!signature_ok(key, &sr->request, &sr->signature))
+                       what, algorithm ? algorithm : "", key->id, alg_names[key->alg]);
+    if (!signature_ok(key, data, sig))
         return pc_fail(diag, PC_ERR_UNAUTHENTICATED,
-                       "signature of request by key %s does not verify (%s); the request was "
-                       "altered or signed with another key",
-                       key->id, alg_names[key->alg]);
+                       "signature of %s by key %s does not verify (%s); it was altered or "
+                       "signed with another key",
+                       what, key->id, alg_names[key->alg]);
     return PC_OK;
+}
+
+pc_err_t pc_auth_verify(const pc_auth_t *auth, const Pkcs__V1__SignedRequest *sr, pc_diag_t *diag)
+{
+    return verify(auth, "request", sr->signer_key_id, sr->signature_algorithm, &sr->request,
+                  &sr->signature, diag);
+}
+
+pc_err_t pc_auth_verify_result(const pc_auth_t *auth, const Pkcs__V1__SignedResult *sr,
+                               pc_diag_t *diag)
+{
+    return verify(auth, "result", sr->signer_key_id, sr->signature_algorithm, &sr->result,
+                  &sr->signature, diag);
 }
 
 pc_err_t pc_signer_new(const char *key_id, const char *algorithm, const char *key_file,
@@ -474,4 +492,57 @@ pc_err_t pc_signer_sign(const pc_signer_t *signer, const Pkcs__V1__Request *req,
 out_free_body:
     free(body);
     return err;
+}
+
+pc_err_t pc_signer_seal_result(const pc_signer_t *signer, const unsigned char *result, size_t len,
+                               unsigned char **out, size_t *out_len, pc_diag_t *diag)
+{
+    Pkcs__V1__SignedResult sr;
+    unsigned char *sig = NULL;
+    size_t sig_len = 0;
+    pc_err_t err = PC_OK;
+    pkcs__v1__signed_result__init(&sr);
+    *out = NULL;
+    *out_len = 0;
+    if (signer != NULL) {
+        if (signer->key.alg == ALG_HMAC) /* a shared secret would let consumers forge results */
+            return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                           "key %s: results are signed with ed25519 or ecdsa-p256-sha256, not "
+                           "a shared secret",
+                           signer->key.id);
+        if ((err = sign_bytes(&signer->key, result, len, &sig, &sig_len, diag)) != PC_OK)
+            return err;
+        sr.signer_key_id = signer->key.id;
+        sr.signature_algorithm = signer->alg_name;
+        sr.signature.data = sig;
+        sr.signature.len = sig_len;
+    }
+    sr.result.data = (unsigned char *)(uintptr_t)result; /* packed, never written */
+    sr.result.len = len;
+    err = pack_message(&sr.base, out, out_len, diag);
+    free(sig);
+    return err;
+}
+
+pc_err_t pc_signer_public_pem(const pc_signer_t *signer, char **pem, pc_diag_t *diag)
+{
+    *pem = NULL;
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long len = 0;
+    if (bio == NULL || signer->key.pkey == NULL ||
+        PEM_write_bio_PUBKEY(bio, signer->key.pkey) != 1 ||
+        (len = BIO_get_mem_data(bio, &data)) <= 0 || (*pem = malloc((size_t)len + 1)) == NULL) {
+        BIO_free(bio);
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "key %s: no public key to publish", signer->key.id);
+    }
+    memcpy(*pem, data, (size_t)len);
+    (*pem)[len] = '\0';
+    BIO_free(bio);
+    return PC_OK;
+}
+
+const char *pc_signer_key_id(const pc_signer_t *signer)
+{
+    return signer->key.id;
 }

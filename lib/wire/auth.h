@@ -36,6 +36,11 @@ void pc_auth_free(pc_auth_t *auth);
  * unknown key id, an algorithm that does not match the key, or a wrong signature. */
 pc_err_t pc_auth_verify(const pc_auth_t *auth, const Pkcs__V1__SignedRequest *sr, pc_diag_t *diag);
 
+/* pc_auth_verify_result checks a SignedResult's signature over its result bytes with the
+ * result keys auth holds, as pc_auth_verify does for requests. */
+pc_err_t pc_auth_verify_result(const pc_auth_t *auth, const Pkcs__V1__SignedResult *sr,
+                               pc_diag_t *diag);
+
 typedef struct pc_signer pc_signer_t;
 
 /* pc_signer_new loads a signing key: a PEM private key (ed25519, ecdsa-p256-sha256), encrypted
@@ -53,5 +58,19 @@ void pc_signer_free(pc_signer_t *signer);
  * caller frees). */
 pc_err_t pc_signer_sign(const pc_signer_t *signer, const Pkcs__V1__Request *req,
                         unsigned char **out, size_t *out_len, pc_diag_t *diag);
+
+/* pc_signer_seal_result wraps len bytes of a serialized Result into a SignedResult signed by
+ * signer (NULL: unsigned, for a cluster without a result key) into *out (malloc'd, caller
+ * frees). PC_ERR_INVALID_PARAM for an HMAC key (consumers would hold the secret that forges
+ * results), PC_ERR_CRYPTO, PC_ERR_NOMEM. Any thread; tens of microseconds. */
+pc_err_t pc_signer_seal_result(const pc_signer_t *signer, const unsigned char *result, size_t len,
+                               unsigned char **out, size_t *out_len, pc_diag_t *diag);
+
+/* pc_signer_public_pem writes the PEM public key of signer (not HMAC) into *pem (malloc'd, caller
+ * frees): what the coordinators publish for result consumers. PC_ERR_CRYPTO. */
+pc_err_t pc_signer_public_pem(const pc_signer_t *signer, char **pem, pc_diag_t *diag);
+
+/* pc_signer_key_id returns the signer's key id (borrowed). */
+const char *pc_signer_key_id(const pc_signer_t *signer);
 
 #endif

@@ -324,6 +324,32 @@ static bool digest_field(EVP_MD_CTX *ctx, const void *data, size_t len)
            (len == 0 || EVP_DigestUpdate(ctx, data, len) == 1);
 }
 
+pc_err_t pc_request_check_fresh(const Pkcs__V1__Request *req, int64_t now_ms, int64_t max_age_ms,
+                                int64_t skew_ms, pc_diag_t *diag)
+{
+    int64_t made = req->created_at_ms;
+    if (made <= 0)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "request %s: createdAtMs is required (when upstream made the request, ms "
+                       "since the epoch): without it a captured request could be replayed forever",
+                       req->request_id);
+    /* in unsigned arithmetic: a time from outside must not overflow a subtraction */
+    if (made > now_ms && (uint64_t)made - (uint64_t)now_ms > (uint64_t)skew_ms)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "request %s: createdAtMs is %llu ms ahead of this worker's clock, more "
+                       "than the skew allowed (worker.clock_skew_ms %lld): check the clocks",
+                       req->request_id, (unsigned long long)((uint64_t)made - (uint64_t)now_ms),
+                       (long long)skew_ms);
+    if (made < now_ms && (uint64_t)now_ms - (uint64_t)made > (uint64_t)max_age_ms)
+        return pc_fail(diag, PC_ERR_EXPIRED,
+                       "request %s was made %llu s ago, longer than a request stays valid "
+                       "(worker.max_request_age_s %lld): send it again, newly made and signed",
+                       req->request_id,
+                       (unsigned long long)(((uint64_t)now_ms - (uint64_t)made) / 1000),
+                       (long long)(max_age_ms / 1000));
+    return PC_OK;
+}
+
 pc_err_t pc_request_digest(const Pkcs__V1__Request *req, char hex[65], pc_diag_t *diag)
 {
     const ProtobufCMessage *body = NULL;

@@ -31,6 +31,15 @@
  * PC_ERR_EXPIRED, naming the field. */
 pc_err_t pc_request_validate(const Pkcs__V1__Request *req, int64_t now_ms, pc_diag_t *diag);
 
+/* pc_request_check_fresh refuses a request a captured copy of which could be replayed: one
+ * without created_at_ms (PC_ERR_INVALID_PARAM), made more than skew_ms in the future
+ * (PC_ERR_INVALID_PARAM: a clock is wrong), or made more than max_age_ms before now_ms
+ * (PC_ERR_EXPIRED: sent again, it needs a new created_at_ms and signature). The workers keep
+ * request records longer than max_age_ms + skew_ms, so a replay within the age is answered from
+ * its record and one after it is refused: never issued anew. Any thread. */
+pc_err_t pc_request_check_fresh(const Pkcs__V1__Request *req, int64_t now_ms, int64_t max_age_ms,
+                                int64_t skew_ms, pc_diag_t *diag);
+
 /* pc_request_digest writes the SHA-256 (lower-case hex) of what a request asks: its kind, tenant,
  * user and device ids and its body, not when it was made or by when it is due, so that the same
  * request sent again digests the same and a request id reused for other content does not.

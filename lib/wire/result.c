@@ -252,3 +252,30 @@ void pc_result_cert_texts(const Pkcs__V1__Result *res, char *subject, size_t sub
     }
     X509_free(cert);
 }
+
+pc_err_t pc_result_open(const unsigned char *msg, size_t len, Pkcs__V1__SignedResult **sealed,
+                        Pkcs__V1__Result **res, pc_diag_t *diag)
+{
+    /* A bare Result starts with schema_version, a varint as field 1, where a SignedResult has
+     * bytes: one never decodes as the other. */
+    *sealed = pkcs__v1__signed_result__unpack(NULL, len, msg);
+    if (*sealed != NULL && (*sealed)->result.len > 0) {
+        *res = pkcs__v1__result__unpack(NULL, (*sealed)->result.len, (*sealed)->result.data);
+    } else {
+        if (*sealed != NULL)
+            pkcs__v1__signed_result__free_unpacked(*sealed, NULL);
+        *sealed = NULL;
+        *res = pkcs__v1__result__unpack(NULL, len, msg);
+    }
+    if (*res != NULL)
+        return PC_OK;
+    if (*sealed != NULL)
+        pkcs__v1__signed_result__free_unpacked(*sealed, NULL);
+    if (*res != NULL)
+        pkcs__v1__result__free_unpacked(*res, NULL);
+    *sealed = NULL;
+    *res = NULL;
+    return pc_fail(diag, PC_ERR_BAD_MESSAGE,
+                   "not a pkcs.v1.SignedResult or Result (%zu bytes); is this the results topic?",
+                   len);
+}

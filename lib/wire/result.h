@@ -37,6 +37,14 @@ pc_err_t pc_result_set_renews(Pkcs__V1__Result *res, const char *ca, const char 
 void pc_result_cert_texts(const Pkcs__V1__Result *res, char *subject, size_t subject_len,
                           char *sans, size_t sans_len);
 
+/* pc_result_open reads a message of the results topic (or a stored result): a SignedResult into
+ * *sealed with its Result into *res, or, from workers older than signed results, a bare Result
+ * into *res with *sealed NULL. The caller frees both with protobuf_c_message_free_unpacked
+ * (NULL allowed); checking the signature is pc_auth_verify_result's. PC_ERR_BAD_MESSAGE when
+ * it is neither. Any thread. */
+pc_err_t pc_result_open(const unsigned char *msg, size_t len, Pkcs__V1__SignedResult **sealed,
+                        Pkcs__V1__Result **res, pc_diag_t *diag);
+
 /* pc_result_set_bytes copies len bytes into a ProtobufCBinaryData (malloc). */
 pc_err_t pc_result_set_bytes(ProtobufCBinaryData *dst, const unsigned char *src, size_t len);
 

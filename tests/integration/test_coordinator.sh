@@ -44,7 +44,8 @@ cat >"$PC_CLUSTER_CONFIG" <<JSON
   "redis": {"port": $PC_REDIS_PORT, "lease_ms": 4000, "command_timeout_ms": 1000},
   "coordinator": {"http_port": 0, "topic_partitions": 10, "topic_retention_hours": 1,
                   "admin_token_file": "$d/admin-token"},
-  "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub"}]
+  "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub",
+               "tenants": ["*"]}]
 }
 JSON
 

@@ -116,4 +116,34 @@ done
 ! pc_redis_ping "$redis_port" || fail "something still answers on the Redis port $redis_port"
 ok "cleanup stopped redis (${redis_pids[*]}) and kafka (${kafka_pids[*]}) and removed $dir"
 
+# --- Cleanup reads our programs' logs for key material -----------------------------------------
+# leak_exit FILE TEXT [SECRET]: a test whose FILE (in its state folder) holds TEXT, having noted
+# SECRET, ends; prints its exit status, its complaint in $dir.why.
+leak_exit() {
+  local rc=0
+  (
+    pc_servers_init
+    [[ -z ${3:-} ]] || pc_secret_note "$3"
+    printf 'a line before\n%s\n' "$2" >"$PC_SERVERS_DIR/$1"
+    exit 0
+  ) 2>"$dir.why" || rc=$?
+  echo "$rc"
+}
+pem="$(openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null)"
+rsa_line="$(openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 2>/dev/null | sed -n 2p)"
+ec_line="$(sed -n 2p <<<"$pem")"
+[[ $(leak_exit w1.log '{"event":"issued","msg":"issued"}' 'not-in-this-log') == 0 ]] ||
+  fail "a clean log failed the test: $(cat "$dir.why")"
+[[ $(leak_exit w1.log "$pem") == 1 ]] && grep -q 'w1.log holds a PEM private key' "$dir.why" ||
+  fail "a PEM private key in w1.log went unnoticed: $(cat "$dir.why")"
+[[ $(leak_exit submit.err "key: $rsa_line") == 1 ]] && grep -q 'submit.err holds base64 DER' "$dir.why" ||
+  fail "a base64 RSA PKCS#8 key in submit.err went unnoticed: $(cat "$dir.why")"
+[[ $(leak_exit w2.log "{\"msg\":\"$ec_line\"}") == 1 ]] && grep -q 'w2.log holds base64 DER' "$dir.why" ||
+  fail "a base64 EC PKCS#8 key in w2.log went unnoticed: $(cat "$dir.why")"
+[[ $(leak_exit coordinator.log 'unlocking with Tr0ub4dor&3 now' 'Tr0ub4dor&3') == 1 ]] &&
+  grep -q 'coordinator.log holds a password or passphrase of the test' "$dir.why" ||
+  fail "a noted secret in coordinator.log went unnoticed: $(cat "$dir.why")"
+rm -f "$dir.why"
+ok "cleanup fails a test whose logs hold a PEM key, base64 PKCS#8 (RSA, EC) or a noted secret, naming the file"
+
 echo "$pass passed, 0 failed"

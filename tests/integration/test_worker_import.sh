@@ -30,6 +30,7 @@ openssl pkcs12 -export -inkey "$d/smime.key" -in "$d/smime.crt" -out "$d/smime.p
 openssl pkcs12 -export -iter 5000 -inkey "$d/smime.key" -in "$d/smime.crt" -out "$d/heavy.pfx" \
   -passout "file:$d/pfx-password"
 (umask 077 && printf 'not the password\n' > "$d/wrong-password")
+pc_secret_note_file "$d/pfx-password" "$d/wrong-password" # no log may show them (servers.sh)
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$d/keys/imp-000001.pem" 2>/dev/null
 cp "$d/keys/imp-000001.pem" "$d/keys/imp-000002.pem"
 cp "$d/keys/imp-000001.pem" "$d/keys/imp-000003.pem"

@@ -19,7 +19,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/servers.sh"
 pc_cluster_init() {
   local parts="${1:-8}"
   pc_servers_init || return 1
-  pc_redis_start || return 1
+  if [[ ${PC_REDIS_TLS:-0} == 1 ]]; then # Redis with TLS only, stunnel in front (servers.sh)
+    pc_redis_tls_start || return 1
+  elif [[ ${PC_REDIS_SENTINEL:-0} == 1 ]]; then # a master, a replica, three sentinels
+    pc_redis_sentinel_start || return 1
+  else
+    pc_redis_start || return 1
+  fi
   pc_kafka_start "$parts" || return 1
   # PC_REQUESTS_TOPIC_CONFIG / PC_DLQ_TOPIC_CONFIG: topic settings (e.g. max.message.bytes=N)
   # side by side: each is a JVM start
@@ -41,18 +47,40 @@ pc_cluster_init() {
   openssl genpkey -algorithm ed25519 -out "$d/signer.pem" 2>/dev/null || return 1
   openssl pkey -in "$d/signer.pem" -pubout -out "$d/signer.pub" || return 1
   (umask 077 && head -c 32 /dev/urandom | base64 >"$d/ca-passphrase")
+  pc_secret_note_file "$d/ca-passphrase" || return 1
+  # the cluster's result key: workers sign every result, pc_watch checks every signature
+  (umask 077 && openssl genpkey -algorithm ed25519 -out "$d/results.pem" 2>/dev/null) || return 1
+  openssl pkey -in "$d/results.pem" -pubout -out "$d/results.pub" || return 1
   export PC_CLUSTER_CONFIG="$d/worker.json"
   cat >"$PC_CLUSTER_CONFIG" <<JSON
 {
   "state_dir": "$d/state",
   "cas": [{"name": "local", "key_passphrase_file": "$d/ca-passphrase"}],
-  "worker": {"http_port": 0, "heartbeat_ms": 1000, "heartbeat_ttl_ms": 4000,
+  "worker": {"result_key_file": "$d/results.pem",
+             "http_port": 0, "heartbeat_ms": 1000, "heartbeat_ttl_ms": 4000,
              "drain_timeout_ms": 20000, "key_pool_size": 4},
   "kafka": {"brokers": "$PC_KAFKA_BROKERS", "session_timeout_ms": 6000},
   "redis": {"port": $PC_REDIS_PORT, "lease_ms": 4000, "command_timeout_ms": 1000},
-  "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub"}]
+  "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub",
+               "tenants": ["*"]}]
 }
 JSON
+  if [[ ${PC_REDIS_SENTINEL:-0} == 1 ]]; then # the master is whichever the sentinels name
+    jq --arg s "$PC_TEST_SENTINELS" --arg m "$PC_TEST_MASTER_NAME" \
+      '.redis += {sentinels: $s, master_name: $m, min_replicas_acks: 1}' \
+      "$PC_CLUSTER_CONFIG" >"$PC_CLUSTER_CONFIG.new" &&
+      mv "$PC_CLUSTER_CONFIG.new" "$PC_CLUSTER_CONFIG"
+  fi
+  # A SASL_SSL broker (PC_KAFKA_SECURITY=sasl_ssl): the workers, the coordinator and pkcsctl
+  # (pc_submit, pc_watch) log in with TLS and SCRAM, as in production.
+  if [[ ${PC_KAFKA_SECURITY:-plaintext} == sasl_ssl ]]; then
+    jq --arg ca "$PC_TEST_KAFKA_CA" --arg user "$PC_TEST_KAFKA_USER" \
+      --arg pw "$PC_TEST_KAFKA_PASSWORD_FILE" \
+      '.kafka += {security_protocol: "sasl_ssl", ssl_ca_file: $ca, sasl_mechanism: "SCRAM-SHA-512",
+                  sasl_username: $user, sasl_password_file: $pw}' \
+      "$PC_CLUSTER_CONFIG" >"$PC_CLUSTER_CONFIG.new" && mv "$PC_CLUSTER_CONFIG.new" "$PC_CLUSTER_CONFIG"
+    export PC_CONFIG="$PC_CLUSTER_CONFIG"
+  fi
 }
 
 # pc_cluster_add_cfssl: a real cfssl serve (tests/lib/cfssl.sh) with its certificate database,
@@ -181,11 +209,17 @@ pc_submit() {
     --signer-key "$PC_SERVERS_DIR/signer.pem" "$@"
 }
 
+# pc_watch checks every result's signature with the cluster's result key (when it made one).
 pc_watch() {
-  "$PC_BIN_DIR/pkcsctl" watch --brokers "$PC_KAFKA_BROKERS" "$@"
+  local key=()
+  [[ -f ${PC_SERVERS_DIR:-}/results.pub ]] && key=(--result-key "$PC_SERVERS_DIR/results.pub")
+  "$PC_BIN_DIR/pkcsctl" watch --brokers "$PC_KAFKA_BROKERS" "${key[@]}" "$@"
 }
 
-# pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca/local/ca_index_redis.c).
+# pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca/local/ca_index_redis.c);
+# with sentinels (PC_REDIS_SENTINEL=1), on the master they name now.
 pc_ca_issued() {
-  redis-cli -h 127.0.0.1 -p "$PC_REDIS_PORT" ZCARD 'pc:ca:{local}:issued'
+  local port="$PC_REDIS_PORT"
+  [[ -n ${PC_TEST_SENTINELS:-} ]] && port="$(pc_redis_master_port)"
+  redis-cli -h 127.0.0.1 -p "$port" ZCARD 'pc:ca:{local}:issued'
 }

@@ -11,6 +11,13 @@
 #   pc_redis_stop / pc_redis_restart [DOWN_SECONDS]   (same port, for fault tests)
 #   pc_kafka_stop / pc_kafka_restart [DOWN_SECONDS]   (same ports, data kept)
 #   pc_servers_cleanup         # stops everything, removes the state folder (the trap does this)
+#   pc_secret_note VALUE... / pc_secret_note_file FILE...   secrets the logs must never show
+#
+# Cleanup also reads the logs of our own programs (every *.log and *.err directly in the state
+# folder: workers, coordinator, captured pkcsctl output) for private key material: a PEM
+# "PRIVATE KEY" header, base64 DER of the kind a PKCS#8 key or a PKCS#12 file makes, and any
+# secret noted with pc_secret_note. It names the file and fails the test (exit 1) when one has
+# any, even when every check of the test passed.
 #
 # The start functions set variables and must run in the calling shell itself, not in $(...) or
 # a pipeline. Everything binds 127.0.0.1 and keeps its state under $PC_SERVERS_DIR. Messages go
@@ -25,6 +32,10 @@
 #   PC_KAFKA_START_TIMEOUT  seconds to wait for the broker (default 90)
 #   PC_KAFKA_CDS=0          no class-data-sharing archive for the broker (see _pc_kafka_launch)
 #   PC_KEEP_SERVERS_DIR=1   keep the state folder (logs, data) after cleanup, for debugging
+#   PC_KAFKA_SECURITY=sasl_ssl  pc_kafka_start makes a broker whose client listener wants TLS and
+#                           SCRAM (see _pc_kafka_secure_setup); it exports PC_TEST_KAFKA_CA (the
+#                           test CA's certificate), PC_TEST_KAFKA_USER and
+#                           PC_TEST_KAFKA_PASSWORD_FILE (a SCRAM-SHA-512 user)
 
 PC_KAFKA_VERSION="${PC_KAFKA_VERSION:-3.9.2}"
 _pc_lib_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -188,9 +199,62 @@ pc_servers_init() {
   trap 'pc_servers_cleanup; exit 143' TERM
 }
 
-# pc_servers_cleanup stops every server this harness started (SIGTERM, up to 10 s, SIGKILL) and
-# removes $PC_SERVERS_DIR. Safe to call more than once. When the shell is exiting with a failure
-# it first shows the end of each server log, since the folder is about to go.
+# pc_secret_note VALUE...: secrets the test uses (passwords, passphrases) that no log may show;
+# checked at cleanup. Values shorter than 8 bytes are refused (they would match by chance).
+pc_secret_note() {
+  local v
+  _pc_require_init || return 1
+  for v in "$@"; do
+    if ((${#v} < 8)); then
+      _pc_err "pc_secret_note: a secret of ${#v} bytes would match innocent text; use 8 or more"
+      return 1
+    fi
+    [[ $v != *$'\n'* ]] || { _pc_err "pc_secret_note: one line per secret"; return 1; }
+    printf '%s\n' "$v" >>"$PC_SERVERS_DIR/secrets.list"
+  done
+}
+
+# pc_secret_note_file FILE...: pc_secret_note of each file's first line (a password file).
+pc_secret_note_file() {
+  local f line
+  for f in "$@"; do
+    IFS= read -r line <"$f" || [[ -n $line ]] || continue
+    pc_secret_note "${line%$'\r'}" || return 1
+  done
+}
+
+# _pc_logs_leak: scans our programs' logs (see the top of this file); prints each finding and
+# returns 1 if there is any. Base64 DER: "MII" then 60 more base64 characters is the start of
+# any DER structure over 255 bytes (a PKCS#8 RSA key, a PKCS#12 file; certificates too, which a
+# log has no business holding either); "MIG" followed by PKCS#8's version and EC algorithm is
+# an EC key. The secrets are matched as fixed strings.
+_pc_logs_leak() {
+  local f found=0 secrets="$PC_SERVERS_DIR/secrets.list" files=()
+  for f in "$PC_SERVERS_DIR"/*.log "$PC_SERVERS_DIR"/*.err; do
+    [[ -f $f ]] && files+=("$f")
+  done
+  ((${#files[@]} > 0)) || return 0
+  for f in "${files[@]}"; do
+    if grep -q 'PRIVATE KEY' "$f"; then
+      _pc_err "${f##*/} holds a PEM private key (\"PRIVATE KEY\", line $(grep -n -m1 'PRIVATE KEY' "$f" | cut -d: -f1))"
+      found=1
+    fi
+    if grep -Eq 'MII[A-Za-z0-9+/]{60}|MIG[A-Za-z0-9+/]AgEAMBMGByqGSM49' "$f"; then
+      _pc_err "${f##*/} holds base64 DER, as a PKCS#8 key or a PKCS#12 file would be (line $(grep -En -m1 'MII[A-Za-z0-9+/]{60}|MIG[A-Za-z0-9+/]AgEAMBMGByqGSM49' "$f" | cut -d: -f1))"
+      found=1
+    fi
+    if [[ -s $secrets ]] && grep -qFf "$secrets" "$f"; then
+      _pc_err "${f##*/} holds a password or passphrase of the test (line $(grep -nFf "$secrets" -m1 "$f" | cut -d: -f1))"
+      found=1
+    fi
+  done
+  return "$found"
+}
+
+# pc_servers_cleanup stops every server this harness started (SIGTERM, up to 10 s, SIGKILL),
+# checks our programs' logs for key material and secrets (a finding fails the test), and removes
+# $PC_SERVERS_DIR. Safe to call more than once. When the shell is exiting with a failure it
+# first shows the end of each server log, since the folder is about to go.
 pc_servers_cleanup() {
   local rc=$? f name
   [[ -n ${PC_SERVERS_DIR:-} && -z ${_pc_cleaned:-} ]] || return "$rc"
@@ -201,6 +265,12 @@ pc_servers_cleanup() {
       name="${f##*/}"
       _pc_stop "$name" || true
     done
+  fi
+  local leak=0
+  if ! _pc_logs_leak; then
+    _pc_err "private key material or a secret reached a log (above); the test fails"
+    leak=1
+    ((rc != 0)) || rc=1
   fi
   if ((rc != 0)); then
     for f in "$PC_SERVERS_DIR/kafka/server.log" "$PC_SERVERS_DIR/redis/redis.log"; do
@@ -215,6 +285,8 @@ pc_servers_cleanup() {
     rm -rf "$PC_SERVERS_DIR"
   fi
   unset PC_REDIS_PORT PC_REDIS_PID PC_KAFKA_PORT PC_KAFKA_BROKERS PC_KAFKA_PID
+  # From the EXIT trap a return status is ignored: only exit changes the test's.
+  ((leak == 0)) || exit "$rc"
   return "$rc"
 }
 
@@ -237,12 +309,13 @@ pc_redis_ping() {
   fi
 }
 
-# pc_redis_start starts redis-server on 127.0.0.1 without persistence and waits until it
-# answers PING; exports PC_REDIS_PORT and PC_REDIS_PID. After pc_redis_stop it comes back on
+# pc_redis_start [ARGS...] starts redis-server on 127.0.0.1 without persistence and waits until
+# it answers PING; exports PC_REDIS_PORT and PC_REDIS_PID. ARGS are more redis-server options
+# (--maxmemory-policy allkeys-lru), kept for later starts. After pc_redis_stop it comes back on
 # the same port (with an empty dataset: there is no persistence, as after a real crash).
 pc_redis_start() {
   _pc_require_init || return 1
-  local dir="$PC_SERVERS_DIR/redis" port i
+  local dir="$PC_SERVERS_DIR/redis" port i extra=()
   if ! command -v redis-server >/dev/null 2>&1; then
     _pc_err "redis-server not found; install the Debian package redis-server (apt-get install redis-server redis-tools)"
     return 1
@@ -258,8 +331,10 @@ pc_redis_start() {
     port="$(pc_free_port)" || return 1
     printf '%s\n' "$port" >"$dir/port"
   fi
+  (($# == 0)) || printf '%s\0' "$@" >"$dir/args"
+  [[ -f $dir/args ]] && mapfile -d '' -t extra <"$dir/args"
   _pc_launch redis "$dir/stdout.log" redis-server --bind 127.0.0.1 --port "$port" \
-    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" --daemonize no
+    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" --daemonize no "${extra[@]}"
   for ((i = 0; i < 100; i++)); do
     pc_redis_ping "$port" && break
     if ! _pc_alive "$_pc_launched_pid" "$_pc_launched_start"; then
@@ -291,6 +366,142 @@ pc_redis_restart() {
   pc_redis_stop || return 1
   sleep "${1:-0}"
   pc_redis_start
+}
+
+# pc_redis_tls_start [ARGS...] starts redis-server with TLS only (tls-port, port 0: no plaintext
+# listener; clients must present a certificate of the test CA) and in front of it a client-mode
+# stunnel on a plaintext loopback port, as docs/operations.md describes for hiredis 0.14, which
+# has no TLS. Exports PC_REDIS_PORT (stunnel's port: what the connector and redis-cli use),
+# PC_REDIS_TLS_PORT, PC_REDIS_PID and PC_REDIS_TLS_DIR (ca.crt, client.crt, client.key).
+pc_redis_tls_start() {
+  _pc_require_init || return 1
+  local dir="$PC_SERVERS_DIR/redis" tls port local_port i
+  tls="$dir/tls"
+  if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
+    _pc_err "stunnel not found; install the Debian package stunnel4 (apt-get install stunnel4)"
+    return 1
+  fi
+  mkdir -p "$tls" && chmod 700 "$tls"
+  port="$(pc_free_port)" || return 1
+  local_port="$(pc_free_port)" || return 1
+  # a subshell: "exit" below leaves only it
+  if ! (
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=pkcs-connector test Redis CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" || exit 1
+    for who in server client; do
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=redis-$who" \
+        -keyout "$tls/$who.key" -out "$tls/$who.csr" &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=%sAuth\n' "$who" \
+          >"$tls/$who.ext" &&
+        openssl x509 -req -in "$tls/$who.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+          -CAcreateserial -days 2 -extfile "$tls/$who.ext" -out "$tls/$who.crt" || exit 1
+    done
+  ) >"$tls/openssl.log" 2>&1; then
+    _pc_err "pc_redis_tls_start: openssl failed making the test certificates:"
+    sed 's/^/    /' "$tls/openssl.log" >&2
+    return 1
+  fi
+  _pc_launch redis "$dir/stdout.log" redis-server --bind 127.0.0.1 --port 0 --tls-port "$port" \
+    --tls-cert-file "$tls/server.crt" --tls-key-file "$tls/server.key" \
+    --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients yes \
+    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" --daemonize no "$@"
+  local redis_pid="$_pc_launched_pid" redis_start="$_pc_launched_start"
+  cat >"$tls/stunnel.conf" <<EOF
+; client-mode stunnel for the tests (docs/operations.md, deploy/stunnel/redis-client.conf)
+foreground = yes
+pid =
+debug = notice
+[redis]
+client = yes
+accept = 127.0.0.1:$local_port
+connect = 127.0.0.1:$port
+CAfile = $tls/ca.crt
+verifyChain = yes
+checkIP = 127.0.0.1
+cert = $tls/client.crt
+key = $tls/client.key
+sslVersionMin = TLSv1.2
+EOF
+  _pc_launch stunnel-redis "$dir/stunnel.log" "$(command -v stunnel4 || command -v stunnel)" "$tls/stunnel.conf"
+  for ((i = 0; i < 100; i++)); do
+    pc_redis_ping "$local_port" && break
+    if ! _pc_alive "$redis_pid" "$redis_start" || ! _pc_alive "$_pc_launched_pid" "$_pc_launched_start"; then
+      _pc_err "redis-server (TLS) or stunnel exited during start-up; their logs say:"
+      tail -n 5 "$dir/redis.log" "$dir/stdout.log" "$dir/stunnel.log" 2>/dev/null | sed 's/^/    /' >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  if ! pc_redis_ping "$local_port"; then
+    _pc_err "Redis behind stunnel (127.0.0.1:$local_port -> TLS $port) did not answer PING within 10 s"
+    tail -n 5 "$dir/redis.log" "$dir/stunnel.log" 2>/dev/null | sed 's/^/    /' >&2
+    return 1
+  fi
+  export PC_REDIS_PORT="$local_port" PC_REDIS_TLS_PORT="$port" PC_REDIS_PID="$redis_pid" \
+    PC_REDIS_TLS_DIR="$tls"
+}
+
+# pc_redis_sentinel_start [NAME]: a replicated Redis watched by Redis Sentinel: the master (the
+# usual pc_redis_start, with an append-only file), a replica of it, and three sentinels
+# monitoring it as NAME (default mymaster, quorum 2, down after 2 s); waits until every sentinel
+# knows the replica and the other two sentinels, so that a failover can run. Exports
+# PC_TEST_SENTINELS ("127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"), PC_TEST_MASTER_NAME and
+# PC_REDIS_REPLICA_PORT; PC_REDIS_PORT is the first master's. pc_redis_master_port prints the
+# master's port as the sentinels see it now.
+pc_redis_sentinel_start() {
+  local name="${1:-mymaster}" dir="$PC_SERVERS_DIR/redis-replica" port i k ports=() list=""
+  _pc_require_init || return 1
+  pc_redis_start --appendonly yes --appendfsync everysec || return 1
+  mkdir -p "$dir"
+  port="$(pc_free_port)" || return 1
+  _pc_launch redis-replica "$dir/stdout.log" redis-server --bind 127.0.0.1 --port "$port" \
+    --save '' --appendonly yes --dir "$dir" --logfile "$dir/redis.log" --daemonize no \
+    --replicaof 127.0.0.1 "$PC_REDIS_PORT"
+  export PC_REDIS_REPLICA_PORT="$port"
+  for k in 1 2 3; do
+    dir="$PC_SERVERS_DIR/sentinel-$k"
+    mkdir -p "$dir"
+    port="$(pc_free_port)" || return 1
+    ports+=("$port")
+    list+="${list:+,}127.0.0.1:$port"
+    # Sentinel rewrites its own configuration file: one per sentinel, in its folder.
+    cat >"$dir/sentinel.conf" <<EOF
+bind 127.0.0.1
+port $port
+daemonize no
+dir $dir
+logfile $dir/sentinel.log
+sentinel monitor $name 127.0.0.1 $PC_REDIS_PORT 2
+sentinel down-after-milliseconds $name 2000
+sentinel failover-timeout $name 10000
+sentinel parallel-syncs $name 1
+EOF
+    _pc_launch "sentinel-$k" "$dir/stdout.log" redis-server "$dir/sentinel.conf" --sentinel
+  done
+  export PC_TEST_SENTINELS="$list" PC_TEST_MASTER_NAME="$name"
+  for ((i = 0; i < 300; i++)); do
+    local ready=0
+    for port in "${ports[@]}"; do
+      [[ $(redis-cli -p "$port" SENTINEL replicas "$name" 2>/dev/null | grep -c "^$PC_REDIS_REPLICA_PORT$") == 1 &&
+        $(redis-cli -p "$port" SENTINEL sentinels "$name" 2>/dev/null | grep -c '^name$') == 2 ]] &&
+        ready=$((ready + 1))
+    done
+    ((ready == 3)) && return 0
+    sleep 0.1
+  done
+  _pc_err "pc_redis_sentinel_start: the sentinels did not all see the replica and each other in 30 s"
+  tail -n 5 "$PC_SERVERS_DIR"/sentinel-*/sentinel.log | sed 's/^/    /' >&2
+  return 1
+}
+
+# pc_redis_master_port prints the port of the master the first answering sentinel names.
+pc_redis_master_port() {
+  local s
+  for s in ${PC_TEST_SENTINELS//,/ }; do
+    redis-cli -p "${s##*:}" SENTINEL get-master-addr-by-name "$PC_TEST_MASTER_NAME" 2>/dev/null |
+      sed -n 2p | grep . && return 0
+  done
+  return 1
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -500,16 +711,23 @@ pc_kafka_start() {
   port="$(pc_free_port)" || return 1
   cport="$(pc_free_port)" || return 1
   _pc_kafka_write_log4j
+  local proto=PLAINTEXT scram=()
+  if [[ ${PC_KAFKA_SECURITY:-plaintext} == sasl_ssl ]]; then
+    proto=SASL_SSL
+  elif [[ ${PC_KAFKA_SECURITY:-plaintext} != plaintext ]]; then
+    _pc_err "pc_kafka_start: PC_KAFKA_SECURITY is plaintext or sasl_ssl, not '$PC_KAFKA_SECURITY'"
+    return 1
+  fi
   cat >"$dir/server.properties.tmp" <<EOF
 # Single-node KRaft broker+controller for tests, written by tests/lib/servers.sh.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-inter.broker.listener.name=PLAINTEXT
+listeners=$proto://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$proto://127.0.0.1:$port
+inter.broker.listener.name=$proto
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$proto:$proto
 log.dirs=$dir/data
 
 # Topics are created explicitly, as in production.
@@ -540,6 +758,11 @@ log.retention.hours=24
 socket.send.buffer.bytes=131072
 socket.receive.buffer.bytes=131072
 EOF
+  if [[ $proto == SASL_SSL ]]; then
+    _pc_kafka_secure_setup "$dir" >>"$dir/server.properties.tmp" || return 1
+    scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(<"$dir/tls/admin.password")]"
+      --add-scram "SCRAM-SHA-512=[name=$PC_TEST_KAFKA_USER,password=$(<"$PC_TEST_KAFKA_PASSWORD_FILE")]")
+  fi
   mv "$dir/server.properties.tmp" "$dir/server.properties"
   printf '%s\n' "$port" >"$dir/port"
   local id
@@ -547,13 +770,76 @@ EOF
   # shellcheck disable=SC2086
   if ! java $_pc_kafka_tool_jvm -Dlog4j.configuration="file:$dir/tools-log4j.properties" \
     -cp "$cache/libs/*" kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
-    >"$dir/format.log" 2>&1; then
+    "${scram[@]}" >"$dir/format.log" 2>&1; then
     _pc_err "pc_kafka_start: formatting the KRaft storage in $dir/data failed:"
     sed 's/^/    /' "$dir/format.log" >&2
     rm -f "$dir/server.properties"
     return 1
   fi
   _pc_kafka_launch
+}
+
+# _pc_kafka_secure_setup DIR: for a SASL_SSL broker, makes a test CA and the broker's certificate
+# (for 127.0.0.1 and localhost) in a PKCS#12 keystore, two SCRAM-SHA-512 users (admin for the
+# broker itself, and the clients' user), the properties the Kafka tools need
+# (DIR/client.properties), and prints the broker's security properties. Passwords are random
+# and kept in files under DIR/tls (mode 600).
+_pc_kafka_secure_setup() {
+  local dir="$1" tls="$1/tls" kspw adminpw
+  mkdir -p "$tls" && chmod 700 "$tls"
+  (
+    umask 077
+    openssl rand -hex 16 >"$tls/keystore.password"
+    openssl rand -hex 16 >"$tls/admin.password"
+    openssl rand -hex 16 >"$tls/pkcs.password"
+  ) || return 1
+  kspw="$(<"$tls/keystore.password")"
+  adminpw="$(<"$tls/admin.password")"
+  pc_secret_note "$kspw" "$adminpw" "$(<"$tls/pkcs.password")" || return 1
+  if ! {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=pkcs-connector test Kafka CA" -keyout "$tls/ca.key" -out "$tls/ca.crt" &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$tls/broker.key" -out "$tls/broker.csr" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' \
+        >"$tls/broker.ext" &&
+      openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tls/broker.ext" -out "$tls/broker.crt" &&
+      openssl pkcs12 -export -inkey "$tls/broker.key" -in "$tls/broker.crt" \
+        -certfile "$tls/ca.crt" -name broker -passout "file:$tls/keystore.password" \
+        -out "$tls/broker.p12"
+  } >"$tls/openssl.log" 2>&1; then
+    _pc_err "_pc_kafka_secure_setup: openssl failed making the test CA and broker certificate:"
+    sed 's/^/    /' "$tls/openssl.log" >&2
+    return 1
+  fi
+  export PC_TEST_KAFKA_CA="$tls/ca.crt" PC_TEST_KAFKA_USER=pkcs \
+    PC_TEST_KAFKA_PASSWORD_FILE="$tls/pkcs.password"
+  (
+    umask 077
+    cat >"$dir/client.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$adminpw";
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.crt
+EOF
+  )
+  cat <<EOF
+
+# SASL_SSL for clients and the broker itself (written by _pc_kafka_secure_setup): TLS with a
+# test CA, SCRAM-SHA-512 users created at format time; the controller stays plaintext on loopback.
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$adminpw";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls/broker.p12
+ssl.keystore.password=$kspw
+ssl.key.password=$kspw
+ssl.truststore.type=PEM
+ssl.truststore.location=$tls/ca.crt
+ssl.client.auth=none
+EOF
 }
 
 # pc_kafka_stop stops the broker (SIGTERM for a controlled shutdown, SIGKILL after 10 s); its
@@ -582,6 +868,9 @@ pc_kafka_create_topic() {
   fi
   [[ -n ${PC_KAFKA_BROKERS:-} ]] || { _pc_err "pc_kafka_create_topic: start Kafka first (pc_kafka_start)"; return 1; }
   shift 2
+  # a SASL_SSL broker (PC_KAFKA_SECURITY) wants the tools to authenticate too
+  [[ -f $PC_SERVERS_DIR/kafka/client.properties ]] &&
+    set -- --command-config "$PC_SERVERS_DIR/kafka/client.properties" "$@"
   if ! out="$(pc_kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$PC_KAFKA_BROKERS" \
     --create --topic "$name" --partitions "$partitions" --replication-factor 1 "$@" 2>&1)"; then
     _pc_err "creating topic '$name' with $partitions partitions on $PC_KAFKA_BROKERS failed:"

@@ -216,7 +216,7 @@ static void member_start(struct fixture *fx, struct member *m, const char *clien
         .max_poll_interval_ms = 30000,
         .extra = test_extra,
     };
-    pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_state};
+    pc_kafka_handlers_t handlers = {on_message, on_revoked, on_assigned, on_state, NULL};
     pc_diag_t diag = {{0}};
     assert_int_equal(pc_kafka_new(&fx->loop, &cfg, &handlers, m, &m->kafka, &diag), PC_OK);
     assert_int_equal(pc_kafka_start(m->kafka, &diag), PC_OK);
@@ -643,7 +643,7 @@ static void test_bad_config(void **state)
         .topic = TOPIC,
         .extra = bad_extra,
     };
-    pc_kafka_handlers_t handlers = {on_message, NULL, NULL, NULL};
+    pc_kafka_handlers_t handlers = {on_message, NULL, NULL, NULL, NULL};
     pc_kafka_t *kafka = NULL;
     pc_diag_t diag = {{0}};
     assert_int_equal(pc_kafka_new(&fx->loop, &cfg, &handlers, NULL, &kafka, &diag),

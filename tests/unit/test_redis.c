@@ -1,8 +1,8 @@
 /*
  * test_redis.c - the Redis connection against a real redis-server: commands, per-command
  * timeouts on a stopped server, reconnect after a stop or a restart on the same port, fast
- * failure while down, EVALSHA with the NOSCRIPT fallback, AUTH, and a clean close
- * (uv_loop_close() == 0).
+ * failure while down, EVALSHA with the NOSCRIPT fallback, AUTH, an ACL user, the eviction policy
+ * check (CONFIG, or INFO when the ACL forbids CONFIG), and a clean close (uv_loop_close() == 0).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -130,8 +130,9 @@ static bool wait_ready(ctx_t *ctx, unsigned ms)
 /* cmd runs one text command to its answer. */
 static void cmd(ctx_t *ctx, result_t *res, int argc, const char **argv)
 {
-    size_t argvlen[8];
+    size_t argvlen[16];
 
+    assert_true(argc <= 16);
     for (int i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
     memset(res, 0, sizeof(*res));
@@ -474,6 +475,136 @@ static void test_auth(void **state)
     ctx_close(&good);
 }
 
+typedef struct checked {
+    bool done;
+    pc_err_t err;
+    char diag[512];
+} checked_t;
+
+static void on_checked(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    checked_t *c = arg;
+    c->done = true;
+    c->err = err;
+    snprintf(c->diag, sizeof(c->diag), "%s", diag != NULL ? diag->msg : "");
+}
+
+static void check_eviction(ctx_t *ctx, checked_t *c)
+{
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(pc_redis_check_eviction(ctx->redis, on_checked, c), PC_OK);
+    assert_true(run_until(&ctx->loop, &c->done, 5000));
+}
+
+static void test_eviction_policy(void **state)
+{
+    pc_redis_config_t cfg = fast_cfg(fixture_redis.port);
+    const char *lru[] = {"CONFIG", "SET", "maxmemory-policy", "volatile-lru"};
+    const char *noeviction[] = {"CONFIG", "SET", "maxmemory-policy", "noeviction"};
+    result_t res;
+    checked_t c;
+    ctx_t ctx;
+    (void)state;
+
+    ctx_open(&ctx, &cfg);
+    check_eviction(&ctx, &c); /* not connected yet: ask again later */
+    assert_int_equal(c.err, PC_ERR_DEPENDENCY);
+    assert_true(wait_ready(&ctx, 2000));
+    check_eviction(&ctx, &c);
+    assert_int_equal(c.err, PC_OK);
+    cmd(&ctx, &res, 4, lru);
+    check_eviction(&ctx, &c);
+    assert_int_equal(c.err, PC_ERR_INVALID_PARAM);
+    assert_non_null(strstr(c.diag, "maxmemory-policy volatile-lru"));
+    assert_non_null(strstr(c.diag, "set maxmemory-policy noeviction"));
+    cmd(&ctx, &res, 4, noeviction);
+    ctx_close(&ctx);
+}
+
+/* A durable script waits for replicas (WAIT); this Redis has none, so with min_replicas_acks 1
+ * the write is reported as not safe (the caller retries), and without it the reply is as
+ * usual. */
+static void test_durable_without_replicas(void **state)
+{
+    pc_redis_config_t cfg = fast_cfg(fixture_redis.port);
+    pc_redis_script_t script = {.name = "durable_echo",
+                                .source = "redis.call('SET', KEYS[1], ARGV[1])\n"
+                                          "return {KEYS[1], ARGV[1], ARGV[2]}",
+                                .durable = true};
+    const char *argv[] = {"pc:test:durable", "a\0b", "x"};
+    size_t argvlen[] = {15, 3, 1};
+    result_t res;
+    ctx_t ctx;
+    (void)state;
+
+    pc_redis_script_init(&script);
+    cfg.min_replicas_acks = 1;
+    ctx_open(&ctx, &cfg);
+    assert_true(wait_ready(&ctx, 2000));
+    memset(&res, 0, sizeof(res));
+    assert_int_equal(pc_redis_eval(ctx.redis, &script, 1, 3, argv, argvlen, on_result, &res),
+                     PC_OK);
+    assert_true(run_until(&ctx.loop, &res.done, 2000));
+    assert_int_equal(res.err, PC_ERR_DEPENDENCY);
+    assert_non_null(strstr(res.diag, "durable_echo"));
+    assert_non_null(strstr(res.diag, "0 replica(s) confirmed its write"));
+    assert_non_null(strstr(res.diag, "redis.min_replicas_acks"));
+    assert_int_equal(res.calls, 1);
+    assert_true(wait_ready(&ctx, 2000)); /* not Sentinel: the connection stays */
+    ctx_close(&ctx);
+
+    cfg.min_replicas_acks = 0;
+    ctx_open(&ctx, &cfg);
+    assert_true(wait_ready(&ctx, 2000));
+    eval(&ctx, &script, &res);
+    ctx_close(&ctx);
+}
+
+static void test_acl_user(void **state)
+{
+    pc_redis_config_t cfg = fast_cfg(fixture_redis.port);
+    const char *add_user[] = {"ACL", "SETUSER", "pkcs",  "on",     ">acl-s3cret",
+                              "~*",  "&*",      "+@all", "-config"};
+    const char *del_user[] = {"ACL", "DELUSER", "pkcs"};
+    const char *whoami[] = {"ACL", "WHOAMI"};
+    result_t res;
+    checked_t c;
+    ctx_t admin, bad, good;
+    (void)state;
+
+    ctx_open(&admin, &cfg);
+    assert_true(wait_ready(&admin, 2000));
+    cmd(&admin, &res, 9, add_user);
+    assert_int_equal(res.type, REDIS_REPLY_STATUS);
+
+    /* a wrong password: refused, and the reason names the settings, not the password */
+    cfg.username = "pkcs";
+    cfg.password = "not-it";
+    ctx_open(&bad, &cfg);
+    run_for(&bad.loop, 500);
+    assert_false(pc_redis_ready(bad.redis));
+    assert_true(pc_redis_refused(bad.redis));
+    assert_non_null(strstr(pc_redis_last_error(bad.redis), "WRONGPASS"));
+    assert_non_null(
+        strstr(pc_redis_last_error(bad.redis), "check redis.username and redis.password"));
+    assert_null(strstr(pc_redis_last_error(bad.redis), "not-it"));
+    ctx_close(&bad);
+
+    /* AUTH pkcs acl-s3cret: logged in as that user; CONFIG is forbidden, INFO tells the policy */
+    cfg.password = "acl-s3cret";
+    ctx_open(&good, &cfg);
+    assert_true(wait_ready(&good, 2000));
+    assert_false(pc_redis_refused(good.redis));
+    cmd(&good, &res, 2, whoami);
+    assert_string_equal(res.str, "pkcs");
+    check_eviction(&good, &c);
+    assert_int_equal(c.err, PC_OK);
+    ctx_close(&good);
+
+    cmd(&admin, &res, 3, del_user);
+    ctx_close(&admin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +617,9 @@ int main(void)
         cmocka_unit_test_setup(test_close_while_connecting, fixture_revive),
         cmocka_unit_test_setup(test_close_from_reply_callback, fixture_revive),
         cmocka_unit_test_setup(test_auth, fixture_revive),
+        cmocka_unit_test_setup(test_eviction_policy, fixture_revive),
+        cmocka_unit_test_setup(test_acl_user, fixture_revive),
+        cmocka_unit_test_setup(test_durable_without_replicas, fixture_revive),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -20,25 +20,24 @@
  * borrows a connection from a small mutex-guarded pool (or opens one) and gives it back unless
  * it broke. A connection that breaks after lying idle (Redis restarted, say) is replaced and the
  * command sent once more, which is safe for every command here (a repeated INCR only skips a
- * CRL number; CRL numbers need to increase, not to be consecutive). Any thread; blocking.
+ * CRL number; CRL numbers need to increase, not to be consecutive). Connections are made
+ * through redis_target.h: the login, and with Sentinel the current master (a READONLY answer
+ * means the master was demoted: every idle connection goes, and the command is sent once more
+ * to the master the sentinels name now). Any thread; blocking.
  */
 #include "ca_index_int.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include <hiredis/hiredis.h>
-#include <openssl/crypto.h>
 
 #include "redis.h"
 #include "text.h"
+#include "redis_target.h"
 
-#define DEFAULT_HOST "127.0.0.1"
-#define DEFAULT_PORT 6379
 #define DEFAULT_TIMEOUT_MS 2000
 #define POOL_MAX 32        /* idle connections kept; more are closed after use */
 #define SCAN_COUNT "1000"  /* revocations fetched per HSCAN step */
@@ -79,9 +78,8 @@ static const char status_lua[] = "local issued = redis.call('EXISTS', KEYS[1])\n
 typedef struct redis_index {
     pc_ca_index_t base;
     char *ca_name;
-    char *host;
-    int port;
-    char *password; /* NULL: no AUTH */
+    pc_redis_target_t *target;
+    char name[PC_REDIS_WHERE_MAX]; /* the target, for messages */
     unsigned timeout_ms;
     char *prefix; /* "pc:ca:{NAME}:" */
     pc_redis_script_t add_script;
@@ -100,9 +98,12 @@ static pc_err_t unreachable(const redis_index_t *ri, const char *what, const cha
                             pc_diag_t *diag)
 {
     return pc_fail(diag, PC_ERR_DEPENDENCY,
-                   "CA \"%s\" cannot %s: Redis at %s:%d: %s; check that Redis runs there "
-                   "(redis.host, redis.port) and answers within %u ms (redis.command_timeout_ms)",
-                   ri->ca_name, what, ri->host, ri->port, why, ri->timeout_ms);
+                   "CA \"%s\" cannot %s: Redis at %s: %s; check that Redis runs there (%s) and "
+                   "answers within %u ms (redis.command_timeout_ms)",
+                   ri->ca_name, what, ri->name, why,
+                   pc_redis_target_sentinel(ri->target) ? "redis.sentinels, redis.master_name"
+                                                        : "redis.host, redis.port",
+                   ri->timeout_ms);
 }
 
 static pc_err_t refused(const redis_index_t *ri, const char *what, const char *answer,
@@ -111,83 +112,72 @@ static pc_err_t refused(const redis_index_t *ri, const char *what, const char *a
     /* Redis 7 refuses a long command from an unauthenticated client before it says NOAUTH */
     bool auth = strncmp(answer, "NOAUTH", 6) == 0 || strncmp(answer, "WRONGPASS", 9) == 0 ||
                 strstr(answer, "unauthenticated") != NULL;
-    return pc_fail(
-        diag, PC_ERR_DEPENDENCY, "CA \"%s\" cannot %s: Redis at %s:%d answered \"%s\"; %s",
-        ri->ca_name, what, ri->host, ri->port, answer,
-        auth ? "set the password Redis expects in redis.password" : "see the Redis server's log");
+    return pc_fail(diag, PC_ERR_DEPENDENCY, "CA \"%s\" cannot %s: Redis at %s answered \"%s\"; %s",
+                   ri->ca_name, what, ri->name, answer,
+                   auth ? "set the user and password Redis expects in redis.username and "
+                          "redis.password"
+                        : "see the Redis server's log");
 }
 
 static pc_err_t unexpected(const redis_index_t *ri, const char *what, pc_diag_t *diag)
 {
     return pc_fail(diag, PC_ERR_DEPENDENCY,
-                   "CA \"%s\" cannot %s: unexpected reply from Redis at %s:%d; is that a Redis "
+                   "CA \"%s\" cannot %s: unexpected reply from Redis at %s; is that a Redis "
                    "server of version 4 or later?",
-                   ri->ca_name, what, ri->host, ri->port);
+                   ri->ca_name, what, ri->name);
 }
 
 /* ---- connections ------------------------------------------------------------------------- */
 
-/* hiredis sends with write(2), which raises SIGPIPE on a connection Redis has reset; its default
- * action ends the process. A call blocks it on its thread and consumes the one it raised (as
- * libcurl does), so a dropped connection is an error, never a crash. */
-typedef struct pipe_guard {
-    sigset_t old;
-    bool was_pending;
-} pipe_guard_t;
-
-static void pipe_block(pipe_guard_t *guard)
-{
-    sigset_t pipe_set, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    sigpending(&pending);
-    guard->was_pending = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &guard->old);
-}
-
-static void pipe_unblock(const pipe_guard_t *guard)
-{
-    sigset_t pipe_set, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    sigpending(&pending);
-    if (!guard->was_pending && sigismember(&pending, SIGPIPE) == 1) {
-        struct timespec zero = {0, 0};
-        sigtimedwait(&pipe_set, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &guard->old, NULL);
-}
-
 static pc_err_t connect_new(redis_index_t *ri, const char *what, redisContext **out,
                             pc_diag_t *diag)
 {
-    pc_err_t err = PC_OK;
-    struct timeval tv = {(time_t)(ri->timeout_ms / 1000),
-                         (suseconds_t)(ri->timeout_ms % 1000) * 1000};
-    redisContext *ctx = redisConnectWithTimeout(ri->host, ri->port, tv);
+    char where[PC_REDIS_WHERE_MAX];
+    pc_diag_t why = {{0}};
+    pc_err_t err = pc_redis_target_connect(ri->target, ri->timeout_ms, out, where, &why);
+    if (err != PC_OK)
+        pc_fail(diag, err, "CA \"%s\" cannot %s: %s", ri->ca_name, what, why.msg);
+    return err;
+}
 
-    *out = NULL;
-    if (ctx == NULL)
-        return pc_fail(diag, PC_ERR_NOMEM, "out of memory connecting to Redis");
-    if (ctx->err != 0 || redisSetTimeout(ctx, tv) != REDIS_OK) {
-        err = unreachable(ri, what, ctx->errstr[0] != '\0' ? ctx->errstr : "cannot connect", diag);
-        goto out_free_ctx;
-    }
-    if (ri->password != NULL) {
-        const char *argv[] = {"AUTH", ri->password};
-        redisReply *reply = redisCommandArgv(ctx, 2, argv, NULL);
-        if (reply == NULL)
-            err = unreachable(ri, what, ctx->errstr, diag);
-        else if (reply->type == REDIS_REPLY_ERROR)
-            err = refused(ri, what, reply->str, diag);
-        freeReplyObject(reply);
-        if (err != PC_OK)
-            goto out_free_ctx;
-    }
-    *out = ctx;
-    return PC_OK;
-out_free_ctx:
-    redisFree(ctx);
+/* pool_drop closes every idle connection: after a failover they all lead to the old master. */
+static void pool_drop(redis_index_t *ri)
+{
+    redisContext *idle[POOL_MAX];
+    size_t n;
+    pthread_mutex_lock(&ri->lock);
+    n = ri->idle_count;
+    memcpy(idle, ri->idle, n * sizeof(*idle));
+    ri->idle_count = 0;
+    pthread_mutex_unlock(&ri->lock);
+    for (size_t i = 0; i < n; i++)
+        redisFree(idle[i]);
+}
+
+/* wait_replicas has WAIT confirm that min_replicas_acks replicas have every write made on ctx
+ * (no-op when it is 0). */
+static pc_err_t wait_replicas(redis_index_t *ri, const char *what, redisContext *ctx,
+                              pc_diag_t *diag)
+{
+    unsigned want = pc_redis_target_min_acks(ri->target);
+    const char *argv[3];
+    size_t argvlen[3];
+    char buf[32];
+    pc_err_t err = PC_OK;
+    if (want == 0)
+        return PC_OK;
+    pc_redis_target_wait_args(ri->target, ri->timeout_ms, buf, argv, argvlen);
+    redisReply *reply = redisCommandArgv(ctx, 3, argv, argvlen);
+    if (reply == NULL)
+        return unreachable(ri, what, ctx->errstr, diag);
+    if (reply->type != REDIS_REPLY_INTEGER || reply->integer < (long long)want)
+        err = pc_fail(diag, PC_ERR_DEPENDENCY,
+                      "CA \"%s\" cannot %s: %lld replica(s) of Redis at %s confirmed the write "
+                      "within %u ms, not %u (redis.min_replicas_acks): it may not survive a "
+                      "failover; retrying",
+                      ri->ca_name, what, reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0LL,
+                      ri->name, ri->timeout_ms / 2, want);
+    freeReplyObject(reply);
     return err;
 }
 
@@ -215,21 +205,45 @@ static void pool_give(redis_index_t *ri, redisContext *ctx)
 
 /* command sends one command (arguments are C strings) on a pooled connection. PC_OK with
  * *reply, which may be an error reply (caller frees with freeReplyObject); PC_ERR_DEPENDENCY
- * when Redis cannot be reached or did not answer. */
+ * when Redis cannot be reached or did not answer, or, durable, when fewer replicas than
+ * redis.min_replicas_acks confirmed the write. */
 static pc_err_t command(redis_index_t *ri, const char *what, int argc, const char **argv,
-                        redisReply **reply, pc_diag_t *diag)
+                        bool durable, redisReply **reply, pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
-    pipe_guard_t guard;
+    pc_redis_pipe_guard_t guard;
     redisContext *ctx = pool_take(ri);
-    bool pooled = ctx != NULL;
+    bool pooled = ctx != NULL, demoted = false;
 
     *reply = NULL;
-    pipe_block(&guard);
+    pc_redis_pipe_block(&guard);
     for (;;) {
         if (ctx == NULL && (err = connect_new(ri, what, &ctx, diag)) != PC_OK)
             break;
         *reply = redisCommandArgv(ctx, argc, argv, NULL);
+        if (*reply != NULL && pc_redis_reply_readonly(*reply) && !demoted) {
+            /* a failover demoted the server under us: nothing was written; once more on the
+             * master the sentinels name now */
+            freeReplyObject(*reply);
+            *reply = NULL;
+            redisFree(ctx);
+            ctx = NULL;
+            pool_drop(ri);
+            demoted = true;
+            pooled = false;
+            continue;
+        }
+        if (*reply != NULL && durable && (*reply)->type != REDIS_REPLY_ERROR &&
+            (err = wait_replicas(ri, what, ctx, diag)) != PC_OK) {
+            /* the write may be lost in a failover: the caller writes it again; with Sentinel,
+             * every connection may lead to a demoted master */
+            freeReplyObject(*reply);
+            *reply = NULL;
+            redisFree(ctx);
+            if (pc_redis_target_sentinel(ri->target))
+                pool_drop(ri);
+            break;
+        }
         if (*reply != NULL) {
             pool_give(ri, ctx);
             break;
@@ -245,7 +259,7 @@ static pc_err_t command(redis_index_t *ri, const char *what, int argc, const cha
         ctx = NULL;
         pooled = false;
     }
-    pipe_unblock(&guard);
+    pc_redis_pipe_unblock(&guard);
     return err;
 }
 
@@ -264,13 +278,13 @@ static pc_err_t eval(redis_index_t *ri, const char *what, const pc_redis_script_
     args[1] = script->sha1;
     args[2] = nkeys_text;
     memcpy(&args[3], argv, (size_t)argc * sizeof(*argv));
-    pc_err_t err = command(ri, what, argc + 3, args, reply, diag);
+    pc_err_t err = command(ri, what, argc + 3, args, script->durable, reply, diag);
     if (err == PC_OK && (*reply)->type == REDIS_REPLY_ERROR &&
         strncmp((*reply)->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(*reply);
         args[0] = "EVAL";
         args[1] = script->source;
-        err = command(ri, what, argc + 3, args, reply, diag);
+        err = command(ri, what, argc + 3, args, script->durable, reply, diag);
     }
     if (err == PC_OK && (*reply)->type == REDIS_REPLY_ERROR) {
         err = refused(ri, what, (*reply)->str, diag);
@@ -458,7 +472,7 @@ static pc_err_t redis_list_revoked(pc_ca_index_t *base, pc_ca_index_revoked_t **
     do {
         redisReply *reply = NULL;
         const char *argv[] = {"HSCAN", key, cursor, "COUNT", SCAN_COUNT};
-        err = command(ri, what, 5, argv, &reply, diag);
+        err = command(ri, what, 5, argv, false, &reply, diag);
         if (err != PC_OK)
             break;
         if (reply->type == REDIS_REPLY_ERROR)
@@ -508,7 +522,7 @@ static pc_err_t redis_find_issued(pc_ca_index_t *base, const char *request_id, p
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory looking up request %s", request_id);
     snprintf(what, sizeof(what), "look up the certificates of request %.100s", request_id);
     const char *argv[] = {"LRANGE", key, "0", "-1"};
-    err = command(ri, what, 4, argv, &reply, diag);
+    err = command(ri, what, 4, argv, false, &reply, diag);
     free(key);
     if (err != PC_OK)
         return err;
@@ -594,7 +608,8 @@ static pc_err_t integer_command(redis_index_t *ri, const char *what, const char 
     if (key == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory: CA \"%s\" cannot %s", ri->ca_name, what);
     const char *argv[] = {verb, key};
-    pc_err_t err = command(ri, what, 2, argv, &reply, diag);
+    /* a CRL number a failover forgot would be handed out again: INCR is durable */
+    pc_err_t err = command(ri, what, 2, argv, strcmp(verb, "INCR") == 0, &reply, diag);
     free(key);
     if (err != PC_OK)
         return err;
@@ -628,9 +643,8 @@ static void redis_free(pc_ca_index_t *base)
     for (size_t i = 0; i < ri->idle_count; i++)
         redisFree(ri->idle[i]);
     pthread_mutex_destroy(&ri->lock);
-    pc_str_free_secret(ri->password); /* strdup'd: wiped, then free()d */
+    pc_redis_target_free(ri->target);
     free(ri->prefix);
-    free(ri->host);
     free(ri->ca_name);
     free(ri);
 }
@@ -641,31 +655,32 @@ pc_err_t pc_ca_index_open_redis(const char *ca_name, const pc_redis_config_t *cf
     *out = NULL;
     if (ca_name == NULL || ca_name[0] == '\0')
         return pc_fail(diag, PC_ERR_INVALID_PARAM, "the CA's records in Redis need the CA's name");
-    if (cfg->port < 0 || cfg->port > 65535)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "redis.port %d is not a TCP port; give 1-65535",
-                       cfg->port);
     redis_index_t *ri = calloc(1, sizeof(*ri));
     if (ri == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory opening the records of CA \"%s\"",
                        ca_name);
     ri->base.ops = &redis_ops;
     pthread_mutex_init(&ri->lock, NULL);
-    ri->port = cfg->port != 0 ? cfg->port : DEFAULT_PORT;
     ri->timeout_ms = cfg->command_timeout_ms != 0 ? cfg->command_timeout_ms : DEFAULT_TIMEOUT_MS;
+    pc_err_t err = pc_redis_target_new(cfg, &ri->target, diag);
+    if (err != PC_OK) {
+        redis_free(&ri->base);
+        return err;
+    }
+    pc_redis_target_name(ri->target, ri->name, sizeof(ri->name));
     ri->ca_name = strdup(ca_name);
-    ri->host = strdup(cfg->host != NULL && cfg->host[0] != '\0' ? cfg->host : DEFAULT_HOST);
-    bool auth = cfg->password != NULL && cfg->password[0] != '\0';
-    ri->password = auth ? strdup(cfg->password) : NULL;
     ri->prefix = malloc(strlen(ca_name) + sizeof("pc:ca:{}:"));
-    if (ri->ca_name == NULL || ri->host == NULL || (auth && ri->password == NULL) ||
-        ri->prefix == NULL) {
+    if (ri->ca_name == NULL || ri->prefix == NULL) {
         redis_free(&ri->base);
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory opening the records of CA \"%s\"",
                        ca_name);
     }
     snprintf(ri->prefix, strlen(ca_name) + sizeof("pc:ca:{}:"), "pc:ca:{%s}:", ca_name);
-    ri->add_script = (pc_redis_script_t){.name = "ca_add_issued", .source = add_lua};
-    ri->revoke_script = (pc_redis_script_t){.name = "ca_revoke", .source = revoke_lua};
+    /* the CA's records must survive a failover: durable, when redis.min_replicas_acks asks */
+    ri->add_script =
+        (pc_redis_script_t){.name = "ca_add_issued", .source = add_lua, .durable = true};
+    ri->revoke_script =
+        (pc_redis_script_t){.name = "ca_revoke", .source = revoke_lua, .durable = true};
     ri->status_script = (pc_redis_script_t){.name = "ca_status", .source = status_lua};
     pc_redis_script_init(&ri->add_script);
     pc_redis_script_init(&ri->revoke_script);

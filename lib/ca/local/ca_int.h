@@ -27,6 +27,7 @@ typedef struct pc_ca_local {
     char *aia_url;             /* NULL when not configured */
     char *ocsp_url;            /* NULL when not configured */
     pc_ca_index_t *index;
+    uint64_t record_retry_us; /* how long recording a signed certificate is retried */
     char *state_dir;
     char *key_passphrase; /* encrypts the OCSP responder's key on disk; wiped when freed */
     /* The delegated OCSP responder (ca_local_ocsp.c), made or renewed while the CA runs: its

@@ -17,11 +17,18 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
+#include "clock.h"
 #include "subject.h"
 #include "text.h"
 
 #define CLOCK_SKEW_SECONDS 300
-#define RECORD_ATTEMPTS 4 /* recording a signed certificate: 100, 200, 400 ms apart */
+/* Recording a signed certificate is retried 100, 200, 400, 800, then every 1000 ms: for about
+ * RECORD_RETRY_US (4 attempts), and when writes must reach replicas (redis.min_replicas_acks)
+ * for RECORD_DURABLE_RETRY_US, long enough to outlast a failover, in which the new master has
+ * no replica to confirm writes until one has rejoined it. */
+#define RECORD_RETRY_US (700 * 1000)
+#define RECORD_DURABLE_RETRY_US (30 * 1000 * 1000)
+#define RECORD_PAUSE_MAX_MS 1000
 #define SID_EXT_OID "1.3.6.1.4.1.311.25.2"
 
 static bool local_healthy(const pc_ca_t *ca);
@@ -108,6 +115,9 @@ pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag
         err = pc_ca_index_open_redis(cfg->name, cfg->redis, &lca->index, diag);
     else if (err == PC_OK)
         err = pc_ca_index_open_file(cfg->state_dir, &lca->index, diag);
+    lca->record_retry_us = cfg->redis != NULL && cfg->redis->min_replicas_acks > 0
+                               ? RECORD_DURABLE_RETRY_US
+                               : RECORD_RETRY_US;
     if (err != PC_OK) {
         pc_diag_prefix(diag, cfg->name);
         goto out_free_ca;
@@ -380,15 +390,17 @@ static pc_err_t record_issued(pc_ca_local_t *lca, X509 *cert, const char *reques
         goto out_free_serial;
     }
     not_after = timegm(&tm);
-    /* A write whose answer did not come in time may have landed: recording the same serial
-     * again is harmless (the index keeps one record), signing again would make a second
-     * certificate for the request. So a slow or dropped answer is retried here, a few times,
-     * and only a Redis that stays away fails the call. */
+    /* A write whose answer did not come in time, or that the replicas did not confirm, may
+     * have landed: recording the same serial again is harmless (the index keeps one record),
+     * signing again would make a second certificate for the request. So a slow, dropped or
+     * unconfirmed answer is retried here, and only a Redis that stays away fails the call. */
+    uint64_t until = pc_mono_us() + lca->record_retry_us;
     for (unsigned attempt = 0;; attempt++) {
         err = pc_ca_index_add_issued(lca->index, serial, not_after, request_id, subject, diag);
-        if (err != PC_ERR_DEPENDENCY || attempt + 1 == RECORD_ATTEMPTS)
+        if (err != PC_ERR_DEPENDENCY || pc_mono_us() >= until)
             break;
-        struct timespec pause = {0, (long)(100 * 1000 * 1000) << attempt};
+        long pause_ms = attempt < 4 ? 100L << attempt : RECORD_PAUSE_MAX_MS;
+        struct timespec pause = {pause_ms / 1000, (pause_ms % 1000) * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
 out_free_serial:
