@@ -27,8 +27,10 @@ mkdir -p "$d/tokens" "$d/secrets"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$d" \
   >"$d/softhsm2.conf"
 export SOFTHSM2_CONF="$d/softhsm2.conf"
-pin=$(head -c 6 /dev/urandom | od -An -tu1 | tr -d ' \n' | head -c 8)
+# 16 hex digits: long enough for pc_secret_note, which no log may show (servers.sh)
+pin=$(od -An -N8 -tx8 /dev/urandom | tr -d ' \n')
 (umask 077 && printf '%s\n' "$pin" >"$d/secrets/pin" && head -c 32 /dev/urandom | base64 >"$d/secrets/pass")
+pc_secret_note_file "$d/secrets/pin" "$d/secrets/pass"
 softhsm2-util --init-token --free --label connector-ca --pin "$pin" --so-pin 24680 >/dev/null
 p11() { pkcs11-tool --module "$module" --token-label connector-ca --login --pin "$pin" "$@" 2>&1; }
 p11 --keypairgen --key-type EC:prime256v1 --label issuing-key --id 0a >/dev/null
