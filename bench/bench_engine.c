@@ -132,15 +132,21 @@ static bool op_engine(bench_ctx_t *ctx)
 {
     char id[64];
     snprintf(id, sizeof(id), "bench-%lu", atomic_fetch_add(&request_seq, 1));
-    Pkcs__V1__Request req = PKCS__V1__REQUEST__INIT;
-    Pkcs__V1__IssueRequest issue = PKCS__V1__ISSUE_REQUEST__INIT;
-    Pkcs__V1__Profile profile = PKCS__V1__PROFILE__INIT;
-    Pkcs__V1__SanFormat san = PKCS__V1__SAN_FORMAT__INIT;
+    Pkcs__V1__Request req;
+    Pkcs__V1__IssueRequest issue;
+    Pkcs__V1__Profile profile;
+    Pkcs__V1__SanFormat san;
     Pkcs__V1__SanFormat *sans[] = {&san};
-    Pkcs__V1__IssueRequest__AttributesEntry a1 = PKCS__V1__ISSUE_REQUEST__ATTRIBUTES_ENTRY__INIT;
-    Pkcs__V1__IssueRequest__AttributesEntry a2 = PKCS__V1__ISSUE_REQUEST__ATTRIBUTES_ENTRY__INIT;
+    Pkcs__V1__IssueRequest__AttributesEntry a1;
+    Pkcs__V1__IssueRequest__AttributesEntry a2;
     Pkcs__V1__IssueRequest__AttributesEntry *attrs[] = {&a1, &a2};
     char *ekus[] = {"clientAuth"};
+    pkcs__v1__request__init(&req);
+    pkcs__v1__issue_request__init(&issue);
+    pkcs__v1__profile__init(&profile);
+    pkcs__v1__san_format__init(&san);
+    pkcs__v1__issue_request__attributes_entry__init(&a1);
+    pkcs__v1__issue_request__attributes_entry__init(&a2);
     a1.key = "UserName";
     a1.value = "Bench User";
     a2.key = "UserPrincipalName";

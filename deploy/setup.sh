@@ -13,6 +13,8 @@ packages=(
   maven iproute2 sqlite3 curl jq chromium gnuplot-nox
   systemd prometheus python3-venv
   softhsm2 opensc libengine-pkcs11-openssl p11-kit stunnel4
+  # the sanitizer suite of tests/run.sh: clang, libFuzzer, llvm-symbolizer for readable stacks
+  clang libclang-rt-14-dev llvm
 )
 # Kafka runs on the machine's Java (17 or newer); install Debian's only when there is none.
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)

@@ -28,6 +28,9 @@
 /* ---- errors ---- */
 
 static void vreport(const char *cmd, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void vreport(const char *cmd, const char *fmt, va_list ap)
 {
     fprintf(stderr, "pkcsctl %s: ", cmd);
     vfprintf(stderr, fmt, ap);

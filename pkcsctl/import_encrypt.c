@@ -343,11 +343,13 @@ static int load_device_spki(const enc_opts_t *o, enc_parts_t *p)
  * its JSON form. */
 static int write_request(const enc_opts_t *o, const enc_parts_t *p)
 {
-    Pkcs__V1__ImportPfxRequest body = PKCS__V1__IMPORT_PFX_REQUEST__INIT;
-    Pkcs__V1__Request req = PKCS__V1__REQUEST__INIT;
+    Pkcs__V1__ImportPfxRequest body;
+    Pkcs__V1__Request req;
     pc_diag_t diag = {{0}};
     char *json = NULL;
     pc_err_t err;
+    pkcs__v1__import_pfx_request__init(&body);
+    pkcs__v1__request__init(&req);
 
     body.pfx = (ProtobufCBinaryData){.len = p->pfx_len, .data = p->pfx};
     body.encrypted_password =

@@ -23,9 +23,11 @@ static void check_request(lint_t *l)
 {
     static char lint_id[] = "lint-profile";
     static unsigned char stand_in_key[1]; /* the device key is not the profile's business */
-    Pkcs__V1__Request req = PKCS__V1__REQUEST__INIT;
-    Pkcs__V1__IssueRequest issue = PKCS__V1__ISSUE_REQUEST__INIT;
+    Pkcs__V1__Request req;
+    Pkcs__V1__IssueRequest issue;
     pc_diag_t diag = {{0}};
+    pkcs__v1__request__init(&req);
+    pkcs__v1__issue_request__init(&issue);
     issue.profile = l->profile;
     issue.device_public_key.data = stand_in_key;
     issue.device_public_key.len = sizeof(stand_in_key);

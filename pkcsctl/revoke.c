@@ -298,11 +298,13 @@ static int parse_opts(int argc, char **argv, revoke_opts_t *o)
 static int send_revoke(revoke_opts_t *o, const char *id)
 {
     static char default_tenant[] = "default";
-    Pkcs__V1__Request req = PKCS__V1__REQUEST__INIT;
-    Pkcs__V1__RevokeRequest rv = PKCS__V1__REVOKE_REQUEST__INIT;
+    Pkcs__V1__Request req;
+    Pkcs__V1__RevokeRequest rv;
     char request_id[160];
     snprintf(request_id, sizeof(request_id), "%s", id);
     static char none[] = "";
+    pkcs__v1__request__init(&req);
+    pkcs__v1__revoke_request__init(&rv);
     rv.ca_name = o->ca_name != NULL ? o->ca_name : none;
     rv.serial_number = o->serial;
     rv.scope = o->scope;

@@ -10,6 +10,7 @@
 #include "sender.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,9 @@ int pkcsctl_produce(pkcsctl_sender_t *snd, const char *key, unsigned char *value
 {
     rd_kafka_resp_err_t err;
     size_t key_len = key != NULL ? strlen(key) : 0;
-    const char *msg_key = key_len > 0 ? key : NULL; /* no key: librdkafka picks a partition */
+    /* no key: librdkafka picks a partition. RD_KAFKA_V_KEY casts to void * (the key is only
+     * copied), which would drop the const qualifier under -Wcast-qual. */
+    void *msg_key = key_len > 0 ? (void *)(uintptr_t)key : NULL;
     if (snd->failed > 0)
         return pkcsctl_error(snd->cmd, "stopped: a message was not delivered (%s)",
                              snd->first_failure);
@@ -186,8 +189,9 @@ static int pack(const pkcsctl_sender_t *snd, const ProtobufCMessage *msg, unsign
 static int encode_unsigned(pkcsctl_sender_t *snd, const Pkcs__V1__Request *req, unsigned char **out,
                            size_t *len)
 {
-    Pkcs__V1__SignedRequest sr = PKCS__V1__SIGNED_REQUEST__INIT;
+    Pkcs__V1__SignedRequest sr;
     unsigned char *body = NULL;
+    pkcs__v1__signed_request__init(&sr);
     if (pack(snd, &req->base, &body, &sr.request.len) != 0)
         return 1;
     sr.request.data = body;

@@ -142,9 +142,7 @@ static void fill_attributes(csv_job_t *job, Pkcs__V1__IssueRequest *issue)
     for (size_t i = 0; i < job->csv.n_names; i++) {
         if (!pkcsctl_csv_is_attribute(&job->csv, i) || job->csv.fields[i][0] == '\0')
             continue;
-        Pkcs__V1__IssueRequest__AttributesEntry init =
-            PKCS__V1__ISSUE_REQUEST__ATTRIBUTES_ENTRY__INIT;
-        job->entries[n] = init;
+        pkcs__v1__issue_request__attributes_entry__init(&job->entries[n]);
         job->entries[n].key = job->csv.names[i];
         job->entries[n].value = job->csv.fields[i];
         job->entry_ptrs[n] = &job->entries[n];
@@ -167,12 +165,14 @@ static int validate_and_send(csv_job_t *job, const Pkcs__V1__Request *req)
 static int send_row(csv_job_t *job, long row)
 {
     char id[160];
-    Pkcs__V1__Request req = PKCS__V1__REQUEST__INIT;
-    Pkcs__V1__IssueRequest issue = PKCS__V1__ISSUE_REQUEST__INIT;
+    Pkcs__V1__Request req;
+    Pkcs__V1__IssueRequest issue;
     unsigned char *spki = NULL;
     size_t spki_len = 0;
     int rc = -1;
     char *v;
+    pkcs__v1__request__init(&req);
+    pkcs__v1__issue_request__init(&issue);
     snprintf(id, sizeof(id), "%s-%06ld", job->gen->prefix, row);
     req.schema_version = PC_SCHEMA_VERSION;
     req.kind = PKCS__V1__KIND__ISSUE;

@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
-# The whole test suite: a warnings-as-errors build and its tests, then the same suite again in
-# an AddressSanitizer + UndefinedBehaviorSanitizer build, then the formatting check.
+# The whole test suite: a warnings-as-errors build and its tests; then the same suite again in
+# a clang build under AddressSanitizer + UndefinedBehaviorSanitizer (warnings are errors there
+# too), which also builds the libFuzzer targets of tests/fuzz, each a ctest fuzz.<name> (its
+# regression inputs, then 20 s of fuzzing); then the formatting check.
 # Usage: bash tests/run.sh            (after bash deploy/setup.sh)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="$(nproc)"
+
+# The CMake options of each suite, besides PC_WERROR and PC_TEST_HOOKS (run_suite): add an
+# option to a suite here.
+first_suite=(
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  -DPC_FUZZ=OFF # libFuzzer is clang's: the sanitizer suite builds the fuzz targets
+)
+sanitizer_suite=(
+  -DCMAKE_BUILD_TYPE=Debug
+  -DCMAKE_C_COMPILER=clang
+  -DPC_SANITIZE=ON
+  -DPC_FUZZ=ON
+)
 
 run_suite() {
   local dir="$1"; shift
@@ -16,10 +31,17 @@ run_suite() {
   (cd "$dir" && ctest --output-on-failure -j"$jobs")
 }
 
-run_suite "$here/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if ! command -v clang >/dev/null 2>&1; then
+  echo "tests/run.sh: the sanitizer suite needs clang and libFuzzer (Debian packages clang and" \
+    "libclang-rt-14-dev): bash deploy/setup.sh --deps-only" >&2
+  exit 1
+fi
+
+run_suite "$here/build-test" "${first_suite[@]}"
+# Its own folder: a build folder keeps the compiler it was first configured with.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_suite "$here/build-asan" -DCMAKE_BUILD_TYPE=Debug -DPC_SANITIZE=ON
+  run_suite "$here/build-asan-clang" "${sanitizer_suite[@]}"
 
 echo "== clang-format check"
 mapfile -t sources < <(cd "$here" && git ls-files '*.c' '*.h')

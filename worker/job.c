@@ -410,18 +410,6 @@ static void job_too_large(pc_job_t *job, const pc_diag_t *diag)
     job_result_ready(job);
 }
 
-static pc_err_t job_authenticate(pc_job_t *job, pc_diag_t *diag)
-{
-    const Pkcs__V1__SignedRequest *sr = job->signed_req;
-    if (sr->signature.len == 0 && job->w->cfg->worker.allow_unsigned)
-        return PC_OK;
-    if (job->w->auth == NULL)
-        return pc_fail(diag, PC_ERR_UNAUTHENTICATED,
-                       "request is signed by %s but no signers are configured on this worker",
-                       sr->signer_key_id);
-    return pc_auth_verify(job->w->auth, sr, diag);
-}
-
 /* job_authorize: a signer acts only for the tenants (and CAs and templates) the workers'
  * configuration gives it; anything else is refused as unauthenticated, like a bad signature. */
 static pc_err_t job_authorize(pc_job_t *job, pc_diag_t *diag)
@@ -449,29 +437,13 @@ static pc_err_t job_authorize(pc_job_t *job, pc_diag_t *diag)
 static void enter_decode(pc_job_t *job)
 {
     pc_diag_t diag = {{0}};
-    char reason[600];
-    job->signed_req = pkcs__v1__signed_request__unpack(NULL, job->rkm->len, job->rkm->payload);
-    if (job->signed_req == NULL) {
-        job_dead_letter(job, PC_ERR_BAD_MESSAGE,
-                        "message is not a pkcs.v1.SignedRequest (protobuf decoding failed)");
-        return;
-    }
-    pc_err_t err = job_authenticate(job, &diag);
+    pc_err_t err =
+        pc_request_decode(job->w->auth, job->w->cfg->worker.allow_unsigned, job->rkm->payload,
+                          job->rkm->len, &job->signed_req, &job->req, &diag);
+    if (err == PC_OK && (err = job_authorize(job, &diag)) != PC_OK)
+        pc_diag_prefix(&diag, "refused");
     if (err != PC_OK) {
-        snprintf(reason, sizeof(reason), "refused: %s", diag.msg);
-        job_dead_letter(job, err, reason);
-        return;
-    }
-    job->req = pkcs__v1__request__unpack(NULL, job->signed_req->request.len,
-                                         job->signed_req->request.data);
-    if (job->req == NULL) {
-        job_dead_letter(job, PC_ERR_BAD_MESSAGE,
-                        "signed bytes are not a pkcs.v1.Request (protobuf decoding failed)");
-        return;
-    }
-    if ((err = job_authorize(job, &diag)) != PC_OK) {
-        snprintf(reason, sizeof(reason), "refused: %s", diag.msg);
-        job_dead_letter(job, err, reason);
+        job_dead_letter(job, err, diag.msg); /* undecodable, unauthenticated, unauthorized */
         return;
     }
     const pc_config_worker_t *c = &job->w->cfg->worker;

@@ -304,6 +304,97 @@ STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca)
     return ca->ops->get0_chain(ca);
 }
 
+static int oid_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* eku_text writes the EKUs of exts (or of a certificate's), sorted by OID, into buf. */
+static void eku_text(EXTENDED_KEY_USAGE *eku, char *buf, size_t n)
+{
+    char oids[16][80];
+    int count = 0;
+    for (int i = 0; eku != NULL && i < sk_ASN1_OBJECT_num(eku) && count < 16; i++)
+        OBJ_obj2txt(oids[count++], sizeof(oids[0]), sk_ASN1_OBJECT_value(eku, i), 1);
+    qsort(oids, (size_t)count, sizeof(oids[0]), oid_cmp);
+    buf[0] = '\0';
+    for (int i = 0; i < count; i++) {
+        char name[80];
+        ASN1_OBJECT *obj = OBJ_txt2obj(oids[i], 1);
+        int nid = obj != NULL ? OBJ_obj2nid(obj) : NID_undef;
+        ASN1_OBJECT_free(obj);
+        snprintf(name, sizeof(name), "%.79s", nid != NID_undef ? OBJ_nid2sn(nid) : oids[i]);
+        size_t used = strlen(buf);
+        snprintf(buf + used, n - used, "%s%s", i > 0 ? "," : "", name);
+    }
+    if (count == 0)
+        snprintf(buf, n, "none");
+}
+
+static unsigned ku_bits(const ASN1_BIT_STRING *bits)
+{
+    unsigned v = 0;
+    if (bits != NULL && bits->length > 0)
+        v = bits->data[0];
+    if (bits != NULL && bits->length > 1)
+        v |= (unsigned)bits->data[1] << 8;
+    return v;
+}
+
+pc_err_t pc_ca_check_as_asked(X509 *cert, X509_REQ *csr, const pc_ca_issue_t *issue,
+                              pc_diag_t *diag)
+{
+    char problems[768] = "";
+    size_t used = 0;
+#define PROBLEM(...)                                                                               \
+    do {                                                                                           \
+        if (used < sizeof(problems))                                                               \
+            used += (size_t)snprintf(problems + used, sizeof(problems) - used, "%s",               \
+                                     used > 0 ? "; " : "");                                        \
+        if (used < sizeof(problems))                                                               \
+            used += (size_t)snprintf(problems + used, sizeof(problems) - used, __VA_ARGS__);       \
+    } while (0)
+    int days = 0, secs = 0;
+    if (ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(cert), X509_get0_notAfter(cert)) != 1)
+        days = -1;
+    /* to the nearest day: a backdated notBefore adds minutes, not days */
+    int rounded = days + (secs >= 12 * 3600 ? 1 : 0);
+    if (issue->validity_days != 0 && rounded != (int)issue->validity_days)
+        PROBLEM("valid %d days where %u were asked", rounded, issue->validity_days);
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    ERR_clear_error(); /* a CSR without extensions leaves a harmless error behind */
+    EXTENDED_KEY_USAGE *want_eku = X509V3_get_d2i(exts, NID_ext_key_usage, NULL, NULL);
+    EXTENDED_KEY_USAGE *got_eku = X509_get_ext_d2i(cert, NID_ext_key_usage, NULL, NULL);
+    char want[256], got[256];
+    eku_text(want_eku, want, sizeof(want));
+    eku_text(got_eku, got, sizeof(got));
+    if (strcmp(want, got) != 0)
+        PROBLEM("extended key usages %s where %s were asked", got, want);
+    if (issue->exact_key_usage) {
+        ASN1_BIT_STRING *want_ku = X509V3_get_d2i(exts, NID_key_usage, NULL, NULL);
+        ASN1_BIT_STRING *got_ku = X509_get_ext_d2i(cert, NID_key_usage, NULL, NULL);
+        unsigned w = ku_bits(want_ku), g = ku_bits(got_ku);
+        if (w != g) {
+            pc_key_usage_text(g, got, sizeof(got));
+            pc_key_usage_text(w, want, sizeof(want));
+            PROBLEM("key usages %s where %s were asked", got, want);
+        }
+        ASN1_BIT_STRING_free(want_ku);
+        ASN1_BIT_STRING_free(got_ku);
+    }
+#undef PROBLEM
+    sk_ASN1_OBJECT_pop_free(want_eku, ASN1_OBJECT_free);
+    sk_ASN1_OBJECT_pop_free(got_eku, ASN1_OBJECT_free);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    ERR_clear_error();
+    if (problems[0] == '\0')
+        return PC_OK;
+    return pc_fail(diag, PC_ERR_POLICY,
+                   "the CA signed a certificate other than asked: %s; make the CA's profile "
+                   "match the template, or the template the profile",
+                   problems);
+}
+
 bool pc_ca_takes_serial(const pc_ca_t *ca)
 {
     return ca->takes_serial;

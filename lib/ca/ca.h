@@ -62,6 +62,9 @@ typedef struct pc_ca_issue {
     /* The serial (hex) the certificate must carry, for a CA that takes its callers' serials
      * (pc_ca_takes_serial); NULL otherwise: the CA picks. */
     const char *serial_hex;
+    /* The profile named its key usages (not the defaults): the certificate must carry exactly
+     * those (pc_ca_check_as_asked). */
+    bool exact_key_usage;
 } pc_ca_issue_t;
 
 /* RFC 5280 CRLReason values. */
@@ -135,6 +138,13 @@ void pc_ca_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_
                   void *arg);
 void pc_ca_revoke(pc_ca_t *ca, const pc_ca_revoke_t *rev, pc_ca_done_fn done, void *arg);
 STACK_OF(X509) * pc_ca_get0_chain(pc_ca_t *ca);
+
+/* pc_ca_check_as_asked tells whether cert is what csr and issue asked for, for a CA whose own
+ * profile decides what it signs (cfssl): validity_days (to the day: a CA backdates a little),
+ * exactly the CSR's extended key usages, and, when issue->exact_key_usage, exactly its key
+ * usages. PC_ERR_POLICY naming each difference. Any thread. */
+pc_err_t pc_ca_check_as_asked(X509 *cert, X509_REQ *csr, const pc_ca_issue_t *issue,
+                              pc_diag_t *diag);
 
 /* pc_ca_takes_serial tells whether the CA signs with the serial its caller picks: the caller
  * records it before asking, so a certificate whose answer was lost is found by it. */

@@ -99,6 +99,7 @@ pc_err_t pc_issue_prepare(const Pkcs__V1__Request *req, pc_ca_t *ca, pc_issue_t 
     job->ca_params.validity_days = pc_profile_validity_days(profile);
     job->ca_params.tenant = req->tenant_id;
     job->ca_params.request_id = req->request_id;
+    job->ca_params.exact_key_usage = profile->n_key_usages > 0;
     pc_cert_type_t type;
     pc_err_t err;
     if ((err = check_ca(job, profile, diag)) != PC_OK ||

@@ -32,8 +32,8 @@
 #include "file.h"
 #include "numbers.h"
 
-#define HEAD_MAX 8192        /* request line + headers + blank line */
-#define HEADERS_MAX 48       /* more is refused as too large */
+#define HEAD_MAX PC_HTTP_HEAD_MAX
+#define HEADERS_MAX PC_HTTP_HEADERS_MAX
 #define IDLE_MS_DEFAULT 5000 /* to send the whole head, and again to close after our answer */
 #define BACKLOG 128
 #define METHOD_MAX 16
@@ -65,13 +65,6 @@ struct pc_http_later {
     conn_t *conn; /* NULL once the connection is gone */
 };
 
-/* The headers of one request, cut in place out of the connection's head. */
-typedef struct headers {
-    const char *names[HEADERS_MAX];
-    const char *values[HEADERS_MAX];
-    size_t count;
-} headers_t;
-
 struct conn {
     pc_http_t *http;
     conn_t *prev, *next;
@@ -89,11 +82,9 @@ struct conn {
     uv_shutdown_t shutdown_req;
     char *out;
     size_t len;
-    size_t body_max; /* the server's when the connection was accepted */
-    /* The request once its head is in: the strings point into head. */
-    char *method, *path, *query;
-    headers_t headers;
-    unsigned char *body; /* body_want bytes, body_len of them in so far */
+    size_t body_max;        /* the server's when the connection was accepted */
+    pc_http_head_t request; /* once its head is in (pc_http_parse_head): points into head */
+    unsigned char *body;    /* body_want bytes, body_len of them in so far */
     size_t body_len, body_want;
     bool reading_body;
     char head[HEAD_MAX];
@@ -341,13 +332,36 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
+/* RFC 9110 5.6.2: the characters of a token, which a header name is made of. */
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* field_ok tells whether a header line's name s[0..colon) is a token and its value
+ * (colon, end) holds no control character but tabs (RFC 9110 5.5). A NUL byte would end the
+ * string a handler sees early ("Authorization\0x" read as Authorization, a value cut short),
+ * and a lone CR is a line break to some readers: neither may pass. */
+static bool field_ok(const char *s, const char *colon, const char *end)
+{
+    for (const char *c = s; c < colon; c++)
+        if (!is_tchar(*c))
+            return false;
+    for (const char *c = colon + 1; c < end; c++)
+        if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+            return false;
+    return true;
+}
+
 /* parse_headers cuts the header lines in p[0..end) (after the request line, up to and with the
  * blank line) into NUL-terminated names and trimmed values. Returns 0, or the status to answer:
- * 400 for a line without a name and colon, white space before the colon, or an obsolete folded
- * line (RFC 9112 5.1, 5.2); 431 for more than HEADERS_MAX headers. */
-static int parse_headers(char *p, char *end, headers_t *h)
+ * 400 for a line without a name and colon, a name that is not a token (white space before the
+ * colon or an obsolete folded line among them, RFC 9112 5.1, 5.2), a control character in a
+ * value; 431 for more than HEADERS_MAX headers. */
+static int parse_headers(char *p, char *end, pc_http_head_t *h)
 {
-    h->count = 0;
+    h->header_count = 0;
     while (p < end) {
         char *eol = memchr(p, '\n', (size_t)(end - p));
         if (eol == NULL)
@@ -356,9 +370,9 @@ static int parse_headers(char *p, char *end, headers_t *h)
         if (line_end == p)
             return 0; /* the blank line: the head ends here */
         char *colon = memchr(p, ':', (size_t)(line_end - p));
-        if (is_blank(*p) || colon == NULL || colon == p || is_blank(colon[-1]))
+        if (colon == NULL || colon == p || !field_ok(p, colon, line_end))
             return 400;
-        if (h->count == HEADERS_MAX)
+        if (h->header_count == HEADERS_MAX)
             return 431;
         char *value = colon + 1, *value_end = line_end;
         while (value < value_end && is_blank(*value))
@@ -367,11 +381,26 @@ static int parse_headers(char *p, char *end, headers_t *h)
             value_end--;
         *colon = '\0';
         *value_end = '\0';
-        h->names[h->count] = p;
-        h->values[h->count++] = value;
+        h->header_names[h->header_count] = p;
+        h->header_values[h->header_count++] = value;
         p = eol + 1;
     }
     return 400;
+}
+
+int pc_http_parse_head(char *head, size_t len, pc_http_head_t *out)
+{
+    char *nl = memchr(head, '\n', len);
+    out->method = out->path = out->query = NULL;
+    out->header_count = 0;
+    if (nl == NULL)
+        return 400;
+    size_t line_len = (size_t)(nl - head);
+    if (line_len > 0 && head[line_len - 1] == '\r')
+        line_len--;
+    if (!parse_request_line(head, line_len, &out->method, &out->path, &out->query))
+        return 400;
+    return parse_headers(nl + 1, head + len, out);
 }
 
 static void reply_text(conn_t *conn, int status, const char *text)
@@ -383,21 +412,22 @@ static void reply_text(conn_t *conn, int status, const char *text)
  * the handler deferred its answer. */
 static void conn_dispatch(conn_t *conn)
 {
-    pc_http_request_t req = {.method = conn->method,
-                             .path = conn->path,
-                             .query = conn->query,
-                             .header_count = conn->headers.count,
-                             .header_names = conn->headers.names,
-                             .header_values = conn->headers.values,
+    const pc_http_head_t *h = &conn->request;
+    pc_http_request_t req = {.method = h->method,
+                             .path = h->path,
+                             .query = h->query,
+                             .header_count = h->header_count,
+                             .header_names = h->header_names,
+                             .header_values = h->header_values,
                              .body = conn->body,
                              .body_len = conn->body_len};
     pc_http_response_t resp = {.status = 200};
     pc_http_t *http = conn->http;
     req.content_type = pc_http_request_header(&req, "Content-Type");
     conn->answered = true;
-    conn->head_only = strcmp(conn->method, "HEAD") == 0;
+    conn->head_only = strcmp(h->method, "HEAD") == 0;
     http->current = conn;
-    http->query = conn->query;
+    http->query = h->query;
     http->handler(http->arg, &req, &resp);
     /* http is still there: a handler that closes the server only starts closing it. */
     http->current = NULL;
@@ -416,11 +446,11 @@ static void conn_dispatch(conn_t *conn)
 }
 
 /* header_count counts the headers called name (any case). */
-static size_t header_count(const headers_t *h, const char *name)
+static size_t header_count(const pc_http_head_t *h, const char *name)
 {
     size_t n = 0;
-    for (size_t i = 0; i < h->count; i++)
-        n += strcasecmp(h->names[i], name) == 0;
+    for (size_t i = 0; i < h->header_count; i++)
+        n += strcasecmp(h->header_names[i], name) == 0;
     return n;
 }
 
@@ -437,7 +467,7 @@ static void on_continue_written(uv_write_t *req, int status)
 static bool conn_expect_body(conn_t *conn, size_t head_end)
 {
     static char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    const headers_t *h = &conn->headers;
+    const pc_http_head_t *h = &conn->request;
     const char *text = NULL, *expect = NULL;
     long want = 0;
     if (header_count(h, "Transfer-Encoding") > 0) {
@@ -447,9 +477,9 @@ static bool conn_expect_body(conn_t *conn, size_t head_end)
     size_t lengths = header_count(h, "Content-Length");
     if (lengths == 0)
         return true;
-    for (size_t i = 0; i < h->count && text == NULL; i++)
-        if (strcasecmp(h->names[i], "Content-Length") == 0)
-            text = h->values[i];
+    for (size_t i = 0; i < h->header_count && text == NULL; i++)
+        if (strcasecmp(h->header_names[i], "Content-Length") == 0)
+            text = h->header_values[i];
     if (lengths > 1 || !pc_parse_long(text, 0, LONG_MAX, &want)) {
         reply_text(conn, 400, "bad request\n");
         return false;
@@ -470,9 +500,9 @@ static bool conn_expect_body(conn_t *conn, size_t head_end)
         conn->len - head_end < conn->body_want ? conn->len - head_end : conn->body_want;
     memcpy(conn->body, conn->head + head_end, conn->body_len);
     conn->reading_body = conn->body_len < conn->body_want;
-    for (size_t i = 0; i < h->count && expect == NULL; i++)
-        if (strcasecmp(h->names[i], "Expect") == 0)
-            expect = h->values[i];
+    for (size_t i = 0; i < h->header_count && expect == NULL; i++)
+        if (strcasecmp(h->header_names[i], "Expect") == 0)
+            expect = h->header_values[i];
     if (conn->reading_body && expect != NULL && strcasecmp(expect, "100-continue") == 0) {
         uv_buf_t buf = uv_buf_init(continue_line, sizeof(continue_line) - 1);
         conn->continue_req.data = conn;
@@ -489,18 +519,10 @@ static bool conn_expect_body(conn_t *conn, size_t head_end)
  * or ask the handler. */
 static void conn_head_done(conn_t *conn, size_t head_end)
 {
-    char *nl = memchr(conn->head, '\n', conn->len);
-    size_t line_len = (size_t)(nl - conn->head);
-    int bad;
-    if (line_len > 0 && conn->head[line_len - 1] == '\r')
-        line_len--;
-    if (!parse_request_line(conn->head, line_len, &conn->method, &conn->path, &conn->query) ||
-        (bad = parse_headers(nl + 1, conn->head + head_end, &conn->headers)) == 400) {
-        reply_text(conn, 400, "bad request\n");
-        return;
-    }
+    pc_http_head_t *h = &conn->request;
+    int bad = pc_http_parse_head(conn->head, head_end, h);
     if (bad != 0) {
-        reply_text(conn, 431, "too many request headers\n");
+        reply_text(conn, bad, bad == 431 ? "too many request headers\n" : "bad request\n");
         return;
     }
     if (conn->body_max > 0 && !conn_expect_body(conn, head_end))
@@ -522,6 +544,11 @@ static size_t find_head_end(const char *head, size_t from, size_t len)
             return i + 3;
     }
     return 0;
+}
+
+bool pc_http_head_complete(const char *head, size_t from, size_t len)
+{
+    return find_head_end(head, from, len) != 0;
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)

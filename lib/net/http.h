@@ -58,6 +58,33 @@ typedef void (*pc_http_handler_fn)(void *arg, const pc_http_request_t *req,
  * and one that decides access must not be picked at random. */
 const char *pc_http_request_header(const pc_http_request_t *req, const char *name);
 
+/* Largest request head (request line, headers and the blank line) a server reads, in bytes;
+ * a longer one is answered 431. */
+#define PC_HTTP_HEAD_MAX 8192
+/* Most header lines a request may have; more are answered 431. */
+#define PC_HTTP_HEADERS_MAX 48
+
+/* A request head cut in place by pc_http_parse_head: every pointer points into its buffer. */
+typedef struct pc_http_head {
+    char *method, *path, *query; /* as in pc_http_request_t */
+    size_t header_count;
+    const char *header_names[PC_HTTP_HEADERS_MAX];
+    const char *header_values[PC_HTTP_HEADERS_MAX];
+} pc_http_head_t;
+
+/* The parser the server runs on each connection's bytes, as pure functions (for tests and the
+ * fuzz targets); any thread. pc_http_head_complete tells whether head[0..len) holds the blank
+ * line that ends a request head, looking from offset from on (the server passes where the bytes
+ * new since its last look start, less 3, so that a terminator split across reads is found).
+ * pc_http_parse_head parses the head in head[0..len): the request line "METHOD SP /target SP
+ * HTTP/1.x" and the header lines up to the blank line, cut in place into NUL-terminated strings
+ * that *out points to; bytes after the blank line (a body) are left as they are. Returns 0, or the
+ * status the server answers: 400 for a malformed request line or header line (a name that is not a
+ * token, a control character but a tab in a value), or no blank line; 431 for more than
+ * PC_HTTP_HEADERS_MAX headers. */
+bool pc_http_head_complete(const char *head, size_t from, size_t len);
+int pc_http_parse_head(char *head, size_t len, pc_http_head_t *out);
+
 /* A bearer token as a server keeps it: only its SHA-256, so that a comparison takes the same
  * time whatever a guess holds and the token itself is not kept in memory. */
 typedef struct pc_http_token {

@@ -471,12 +471,13 @@ static pc_err_t pack_message(const ProtobufCMessage *msg, unsigned char **out, s
 pc_err_t pc_signer_sign(const pc_signer_t *signer, const Pkcs__V1__Request *req,
                         unsigned char **out, size_t *out_len, pc_diag_t *diag)
 {
-    Pkcs__V1__SignedRequest sr = PKCS__V1__SIGNED_REQUEST__INIT;
+    Pkcs__V1__SignedRequest sr;
     unsigned char *body = NULL, *sig = NULL;
     size_t body_len = 0, sig_len = 0;
     pc_err_t err;
     *out = NULL;
     *out_len = 0;
+    pkcs__v1__signed_request__init(&sr);
     if ((err = pack_message(&req->base, &body, &body_len, diag)) != PC_OK)
         return err;
     if ((err = sign_bytes(&signer->key, body, body_len, &sig, &sig_len, diag)) != PC_OK)

@@ -193,13 +193,46 @@ pc_err_t pc_request_validate(const Pkcs__V1__Request *req, int64_t now_ms, pc_di
         return err;
     if ((err = check_body(req, diag)) != PC_OK)
         return err;
+    /* The deadline is the sender's number: far in the past, now_ms - deadline_ms overflows an
+     * int64_t, so the (positive) difference is taken in uint64_t, where it is exact. */
     if (req->deadline_ms != 0 && req->deadline_ms < now_ms)
         return pc_fail(diag, PC_ERR_EXPIRED,
-                       "request %s expired %lld ms ago (deadline %lld); upstream must send a "
+                       "request %s expired %llu ms ago (deadline %lld); upstream must send a "
                        "new request",
-                       req->request_id, (long long)(now_ms - req->deadline_ms),
+                       req->request_id,
+                       (unsigned long long)((uint64_t)now_ms - (uint64_t)req->deadline_ms),
                        (long long)req->deadline_ms);
     return check_kind_body(req, diag);
+}
+
+pc_err_t pc_request_decode(const pc_auth_t *auth, bool allow_unsigned, const void *msg, size_t len,
+                           Pkcs__V1__SignedRequest **signed_req, Pkcs__V1__Request **req,
+                           pc_diag_t *diag)
+{
+    pc_err_t err = PC_OK;
+    *req = NULL;
+    *signed_req = pkcs__v1__signed_request__unpack(NULL, len, msg);
+    if (*signed_req == NULL)
+        return pc_fail(diag, PC_ERR_BAD_MESSAGE,
+                       "message is not a pkcs.v1.SignedRequest (protobuf decoding failed)");
+    const Pkcs__V1__SignedRequest *sr = *signed_req;
+    if (sr->signature.len == 0 && allow_unsigned)
+        err = PC_OK;
+    else if (auth == NULL)
+        err = pc_fail(diag, PC_ERR_UNAUTHENTICATED,
+                      "request is signed by %s but no signers are configured on this worker",
+                      sr->signer_key_id);
+    else
+        err = pc_auth_verify(auth, sr, diag);
+    if (err != PC_OK) {
+        pc_diag_prefix(diag, "refused");
+        return err;
+    }
+    *req = pkcs__v1__request__unpack(NULL, sr->request.len, sr->request.data);
+    if (*req == NULL)
+        return pc_fail(diag, PC_ERR_BAD_MESSAGE,
+                       "signed bytes are not a pkcs.v1.Request (protobuf decoding failed)");
+    return PC_OK;
 }
 
 pc_err_t pc_profile_key_spec(const Pkcs__V1__Profile *profile, pc_key_spec_t *spec, pc_diag_t *diag)

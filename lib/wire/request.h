@@ -5,8 +5,11 @@
 #ifndef PC_REQUEST_H
 #define PC_REQUEST_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "pc_err.h"
 #include "pkcs.pb-c.h"
 #include "keygen.h"
@@ -39,6 +42,18 @@ pc_err_t pc_request_validate(const Pkcs__V1__Request *req, int64_t now_ms, pc_di
  * its record and one after it is refused: never issued anew. Any thread. */
 pc_err_t pc_request_check_fresh(const Pkcs__V1__Request *req, int64_t now_ms, int64_t max_age_ms,
                                 int64_t skew_ms, pc_diag_t *diag);
+
+/* pc_request_decode is what a worker does first with a consumed message of len bytes: unpack
+ * the SignedRequest, check its signature with auth (NULL: no signers configured; an unsigned
+ * message passes only with allow_unsigned) and unpack the signed bytes as a Request. *signed_req
+ * and *req are set as far as decoding got (NULL otherwise) and are the caller's
+ * (protobuf_c_message_free_unpacked), also on failure. A failure is a dead letter, diag its
+ * reason: PC_ERR_BAD_MESSAGE for undecodable bytes, PC_ERR_UNAUTHENTICATED (diag starting
+ * "refused: ") for a missing or wrong signature. What the request says is checked next
+ * (pc_request_validate, pc_request_check_fresh). A pure function of its inputs: any thread. */
+pc_err_t pc_request_decode(const pc_auth_t *auth, bool allow_unsigned, const void *msg, size_t len,
+                           Pkcs__V1__SignedRequest **signed_req, Pkcs__V1__Request **req,
+                           pc_diag_t *diag);
 
 /* pc_request_digest writes the SHA-256 (lower-case hex) of what a request asks: its kind, tenant,
  * user and device ids and its body, not when it was made or by when it is due, so that the same

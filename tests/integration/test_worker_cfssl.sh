@@ -60,6 +60,27 @@ out=$(revoke --serial 0DEADBEEF0 || true)
 echo "$out" | grep -q "CERTIFICATE_NOT_FOUND" || fail "unknown serial: $out"
 ok "unknown serial: FAILED CERTIFICATE_NOT_FOUND"
 
+# cfssl's profile (a year; digital signature, key encipherment, client auth) decides what it
+# signs: a request for something else gets no certificate, and what cfssl signed is revoked.
+asked() { # asked PREFIX JQ: one remote request changed by JQ; prints its result
+  pc_submit --template "$data/device-remote.json" --count 1 --id-prefix "$1" \
+    --device-keys "$d/keys" --dry-run 2>/dev/null | jq -c "$2" > "$d/$1.jsonl"
+  pc_submit --requests "$d/$1.jsonl" 2>/dev/null
+  printf '%s-000001\n' "$1" > "$d/$1.ids"
+  pc_watch --ids "$d/$1.ids" --json --timeout 90 > "$d/$1.all" 2>&1 || fail "no result for $1"
+  grep '^{' "$d/$1.all" | tail -1
+}
+asked month '.issue.profile.validityDays = 30' | jq -e '.status == "FAILED" and
+  .errorCode == "POLICY_VIOLATION" and (.errorMessage | test("valid 365 days where 30 were asked"))
+  and (.errorMessage | test("the certificate was revoked"))' >/dev/null \
+  || fail "a month asked, a year signed: $(cat "$d/month.all")"
+pc_cfssl_certs month-000001 | grep -q " revoked 5$" || fail "cfssl's certificate for month-000001 is not revoked: $(pc_cfssl_certs month-000001)"
+asked usage '.issue.profile.keyUsages = ["digitalSignature"]' | jq -e '.status == "FAILED" and
+  .errorCode == "POLICY_VIOLATION" and (.errorMessage | test("key usages digitalSignature, keyEncipherment where digitalSignature were asked"))' \
+  >/dev/null || fail "a key usage added by cfssl: $(cat "$d/usage.all")"
+pc_cfssl_certs usage-000001 | grep -q " revoked 5$" || fail "cfssl's certificate for usage-000001 is not revoked"
+ok "cfssl signing other than asked (validity, key usages): FAILED POLICY_VIOLATION, and cfssl's certificate revoked"
+
 kill -TERM "$(pc_worker_pid c1)"; wait "$(pc_worker_pid c1)" || fail "worker did not exit 0"
 ok "worker with a remote CA drained and exited 0"
 echo "$pass passed, 0 failed"

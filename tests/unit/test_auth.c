@@ -326,7 +326,8 @@ static void test_unsigned_requests_are_refused(void **state)
     pkcs__v1__signed_request__free_unpacked(sr, NULL);
 
     /* a message with nothing but the request, as `pkcsctl submit --unsigned` sends it */
-    Pkcs__V1__SignedRequest bare = PKCS__V1__SIGNED_REQUEST__INIT;
+    Pkcs__V1__SignedRequest bare;
+    pkcs__v1__signed_request__init(&bare);
     assert_refused(fx, &bare, "request is not signed");
 }
 

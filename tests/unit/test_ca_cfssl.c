@@ -269,14 +269,18 @@ static X509_REQ *make_csr(EVP_PKEY *key, const csr_spec_t *spec)
     return csr;
 }
 
-static pc_ca_template_t *make_template(const char *name, const char *eku)
+/* make_template: a template allowing the EKUs of the comma-separated list ekus. */
+static pc_ca_template_t *make_template(const char *name, const char *ekus)
 {
     pc_ca_template_t *tmpl = calloc(1, sizeof(*tmpl));
     assert_non_null(tmpl);
     tmpl->name = strdup(name);
-    tmpl->allowed_ekus = calloc(1, sizeof(char *));
-    tmpl->allowed_ekus[0] = strdup(eku);
-    tmpl->allowed_eku_count = 1;
+    tmpl->allowed_ekus = calloc(4, sizeof(char *));
+    for (const char *p = ekus; *p != '\0' && tmpl->allowed_eku_count < 4;) {
+        size_t n = strcspn(p, ",");
+        tmpl->allowed_ekus[tmpl->allowed_eku_count++] = strndup(p, n);
+        p += n + (p[n] == ',');
+    }
     tmpl->allowed_key_usage = KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT;
     tmpl->max_validity_days = 365;
     tmpl->subject_from_request = true;
@@ -404,8 +408,8 @@ static void open_ca(world_t *w, const pc_ca_cfssl_config_t *cfg)
 /* open_default: templates "User" (clientAuth) and "Employee" (mapped to cfssl's "User"). */
 static void open_default(world_t *w)
 {
-    pc_ca_template_t *templates[2] = {make_template("User", "clientAuth"),
-                                      make_template("Employee", "clientAuth")};
+    pc_ca_template_t *templates[2] = {make_template("User", "clientAuth,emailProtection"),
+                                      make_template("Employee", "clientAuth,emailProtection")};
     pc_ca_cfssl_profile_t map[1] = {{.template_name = "Employee", .profile = "User"}};
     pc_ca_cfssl_config_t cfg = base_config(templates, 2);
     cfg.profiles = map;
@@ -443,7 +447,8 @@ static int teardown(void **state)
 static void submit(world_t *w, X509_REQ *csr, const char *tmpl, const char *request_id,
                    outcome_t *out)
 {
-    pc_ca_issue_t issue = {.template_name = tmpl, .validity_days = 30, .request_id = request_id};
+    /* what the test cfssl's profiles sign: a year */
+    pc_ca_issue_t issue = {.template_name = tmpl, .validity_days = 365, .request_id = request_id};
     w->in_call = true;
     pc_ca_submit(w->ca, csr, &issue, on_done, out);
     w->in_call = false;
@@ -495,11 +500,15 @@ static char *serial_dec(X509 *cert)
     return dec;
 }
 
+/* what the test cfssl's profile "User" signs: client auth and e-mail protection */
 static const csr_spec_t alice = {
     .subject = {"O=Contoso", "OU=Staff", "CN=alice"},
     .sans = "DNS:dev1.contoso.test,email:alice@contoso.test",
-    .ekus = "clientAuth",
+    .ekus = "clientAuth,emailProtection",
 };
+
+/* what cfssl's default profile signs: client auth */
+static const csr_spec_t bob = {.subject = {"O=Contoso", "CN=bob"}, .ekus = "clientAuth"};
 
 /* issue_one issues alice's certificate through template "User" into outs[slot]. */
 static X509 *issue_one(world_t *w, size_t slot, const char *request_id)
@@ -554,7 +563,7 @@ static void test_issues_through_authsign(void **state)
 static void test_wrong_auth_key_is_an_auth_error(void **state)
 {
     world_t *w = *state;
-    pc_ca_template_t *templates[1] = {make_template("User", "clientAuth")};
+    pc_ca_template_t *templates[1] = {make_template("User", "clientAuth,emailProtection")};
     pc_ca_cfssl_config_t cfg = base_config(templates, 1);
     cfg.auth_key_hex = "00112233445566778899aabbccddeeff";
     open_ca(w, &cfg);
@@ -573,7 +582,7 @@ static void test_wrong_auth_key_is_an_auth_error(void **state)
 static void test_unauthenticated_sign_and_profile_mismatch(void **state)
 {
     world_t *w = *state;
-    pc_ca_template_t *templates[2] = {make_template("User", "clientAuth"),
+    pc_ca_template_t *templates[2] = {make_template("User", "clientAuth,emailProtection"),
                                       make_template("Plain", "clientAuth")};
     /* no such profile in cfssl: it falls back to its default profile, which needs no key */
     pc_ca_cfssl_profile_t map[1] = {{.template_name = "Plain", .profile = "default"}};
@@ -583,7 +592,7 @@ static void test_unauthenticated_sign_and_profile_mismatch(void **state)
     cfg.profile_count = 1;
     open_ca(w, &cfg);
 
-    submit(w, make_csr(w->key, &alice), "Plain", NULL, &w->outs[0]);
+    submit(w, make_csr(w->key, &bob), "Plain", NULL, &w->outs[0]);
     submit(w, make_csr(w->key, &alice), "User", NULL, &w->outs[1]);
     wait_out(w, &w->outs[0], 10000);
     wait_out(w, &w->outs[1], 10000);
@@ -591,6 +600,27 @@ static void test_unauthenticated_sign_and_profile_mismatch(void **state)
     assert_int_equal(w->outs[0].err, PC_OK); /* cfssl's default profile needs no key */
     assert_int_equal(w->outs[1].err, PC_ERR_CA_AUTH);
     assert_non_null(strstr(w->outs[1].msg, "authentication required"));
+}
+
+/* cfssl's profile decides validity and usages: a certificate other than asked (a month asked,
+ * a year signed; client auth asked, e-mail protection added) is refused, naming both
+ * differences, and revoked at cfssl at once. */
+static void test_certificate_other_than_asked_is_refused_and_revoked(void **state)
+{
+    world_t *w = *state;
+    open_default(w);
+    const csr_spec_t client_only = {.subject = {"O=Contoso", "CN=carol"}, .ekus = "clientAuth"};
+    pc_ca_issue_t issue = {.template_name = "User", .validity_days = 30, .request_id = "asked-1"};
+    X509_REQ *csr = make_csr(w->key, &client_only);
+    pc_ca_submit(w->ca, csr, &issue, on_done, &w->outs[0]);
+    X509_REQ_free(csr);
+    wait_out(w, &w->outs[0], 10000);
+    assert_int_equal(w->outs[0].err, PC_ERR_POLICY);
+    assert_null(w->outs[0].cert);
+    assert_non_null(strstr(w->outs[0].msg, "valid 365 days where 30 were asked"));
+    assert_non_null(
+        strstr(w->outs[0].msg, "extended key usages clientAuth,emailProtection where clientAuth"));
+    assert_non_null(strstr(w->outs[0].msg, "(the certificate was revoked)"));
 }
 
 static void test_template_policy_is_checked_before_any_request(void **state)
@@ -743,7 +773,7 @@ static void test_mutual_tls(void **state)
 {
     world_t *w = *state;
     char ca[128], cert[128], key[128];
-    pc_ca_template_t *templates[1] = {make_template("User", "clientAuth")};
+    pc_ca_template_t *templates[1] = {make_template("User", "clientAuth,emailProtection")};
     pc_ca_cfssl_config_t cfg = base_config(templates, 1);
     snprintf(ca, sizeof(ca), "%s/ca.pem", cfssl.dir);
     snprintf(cert, sizeof(cert), "%s/client.pem", cfssl.dir);
@@ -797,6 +827,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_auth_key_is_an_auth_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unauthenticated_sign_and_profile_mismatch, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_certificate_other_than_asked_is_refused_and_revoked,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_policy_is_checked_before_any_request, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),

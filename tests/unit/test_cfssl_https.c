@@ -122,6 +122,7 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *is
         add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
     } else {
         add_ext(x, issuer, NID_authority_key_identifier, "keyid:always");
+        add_ext(x, issuer, NID_ext_key_usage, "clientAuth"); /* what the requests ask */
     }
     assert_true(X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
     X509_NAME_free(name);

@@ -2,7 +2,8 @@
  * test_http_limits.c - what the HTTP server lets a client hold and how it reads what it sends:
  * at most max_conns connections (one more gets 503 at once, and is counted), request headers
  * for the handler (names in any case, values trimmed, a repeated header ambiguous, malformed
- * lines and too many headers refused), and bearer tokens: loaded from a file nobody else may
+ * lines, names that are not tokens, control bytes in values and too many headers refused, the
+ * parser alone too), and bearer tokens: loaded from a file nobody else may
  * read, compared whole. Real sockets from a client thread while the test thread runs the loop;
  * the client thread only records what it saw, assertions run after it is joined.
  */
@@ -257,6 +258,48 @@ static void test_http_limits_request_headers(void **state)
     free(fx);
 }
 
+/* parse parses len bytes of head as the server does; the status it answers (0: parsed). */
+static int parse(const char *head, size_t len, pc_http_head_t *h)
+{
+    static char buf[PC_HTTP_HEAD_MAX];
+    assert_true(len <= sizeof(buf));
+    memcpy(buf, head, len);
+    return pc_http_parse_head(buf, len, h);
+}
+
+/* The bytes a header may hold: a name is a token, a value has no control character but tabs;
+ * a NUL byte would cut what a handler reads ("Authorization\0x" as Authorization). */
+static void test_http_limits_header_bytes(void **state)
+{
+    static const char nul_name[] = "GET /h HTTP/1.1\r\nAuthorization\0x: Bearer t\r\n\r\n";
+    static const char nul_value[] = "GET /h HTTP/1.1\r\nX-Test: a\0b\r\n\r\n";
+    static const char cr_value[] = "GET /h HTTP/1.1\r\nX-Test: a\rb\r\n\r\n";
+    static const char ctl_value[] = "GET /h HTTP/1.1\r\nX-Test: a\x01\r\n\r\n";
+    static const char bad_name[] = "GET /h HTTP/1.1\r\nX(Test): a\r\n\r\n";
+    static const char good[] = "GET /h?q=1 HTTP/1.1\r\nX-Test: a\tb \xc3\xa9\r\n"
+                               "!#$%&'*+-.^_`|~09az: v\r\n\r\n";
+    pc_http_head_t h;
+
+    assert_int_equal(parse(nul_name, sizeof(nul_name) - 1, &h), 400);
+    assert_int_equal(parse(nul_value, sizeof(nul_value) - 1, &h), 400);
+    assert_int_equal(parse(cr_value, sizeof(cr_value) - 1, &h), 400);
+    assert_int_equal(parse(ctl_value, sizeof(ctl_value) - 1, &h), 400);
+    assert_int_equal(parse(bad_name, sizeof(bad_name) - 1, &h), 400);
+    assert_int_equal(parse(good, sizeof(good) - 1, &h), 0);
+    assert_string_equal(h.method, "GET");
+    assert_string_equal(h.path, "/h");
+    assert_string_equal(h.query, "q=1");
+    assert_int_equal(h.header_count, 2);
+    assert_string_equal(h.header_names[0], "X-Test");
+    assert_string_equal(h.header_values[0], "a\tb \xc3\xa9");
+    assert_string_equal(h.header_names[1], "!#$%&'*+-.^_`|~09az");
+    /* the parser takes any bytes: without its blank line a head is refused, not overrun */
+    assert_int_equal(parse(good, sizeof(good) - 3, &h), 400);
+    assert_int_equal(parse("", 0, &h), 400);
+    assert_true(pc_http_head_complete(good, 0, sizeof(good) - 1));
+    assert_false(pc_http_head_complete(good, 0, sizeof(good) - 3));
+}
+
 /* ---- bearer tokens ----------------------------------------------------------------------- */
 
 static void client_bearer(fixture_t *fx)
@@ -343,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_http_limits_connections_over_the_limit_get_503),
         cmocka_unit_test(test_http_limits_default_limit_is_generous),
         cmocka_unit_test(test_http_limits_request_headers),
+        cmocka_unit_test(test_http_limits_header_bytes),
         cmocka_unit_test(test_http_limits_bearer_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

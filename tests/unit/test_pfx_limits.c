@@ -416,8 +416,9 @@ static void test_pfx_limits_apply_to_imports(void **state)
     pc_diag_t diag = {{0}};
     unsigned char pw[256], *der = NULL, *spki = NULL;
     size_t pw_len = sizeof(pw);
-    Pkcs__V1__ImportPfxRequest body = PKCS__V1__IMPORT_PFX_REQUEST__INIT;
+    Pkcs__V1__ImportPfxRequest body;
     Pkcs__V1__Result *res = pc_result_new(NULL);
+    pkcs__v1__import_pfx_request__init(&body);
 
     assert_non_null(import_key);
     assert_non_null(device);

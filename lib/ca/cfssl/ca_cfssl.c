@@ -10,7 +10,7 @@
  * requests fail at once until the cool-down has passed, then one probe (a request, or a
  * background /info) decides whether it closes. The CA's certificate is fetched at start and
  * kept; until it is there get0_chain returns NULL and nothing is sent to be signed, because
- * every certificate cfssl returns is checked against it (check_issued).
+ * every certificate cfssl returns is checked against it (pc_ca_cfssl_check_issued).
  *
  * Loop thread only. Lifetimes: an op owns a uv_timer and is freed in its close callback once
  * it has been answered and curl_uv has let go of it; the backend is freed when its timer, its
@@ -46,6 +46,8 @@ struct op {
     const char *url;
     char *body;
     EVP_PKEY *csr_key;   /* sign: the certificate must carry this key */
+    X509_REQ *csr;       /* sign: what was asked, to check what cfssl signed against it */
+    pc_ca_issue_t asked; /* sign: its validity and key usage rule (strings not kept) */
     char *serial_dec;    /* revoke: as cfssl keys its database; sign: the serial asked for */
     char serial_hex[68]; /* revoke: as the caller gave it */
     const char *reason;  /* revoke, static */
@@ -128,6 +130,7 @@ static void on_op_closed(uv_handle_t *handle)
     if (op->next != NULL)
         op->next->prev = op->prev;
     EVP_PKEY_free(op->csr_key);
+    X509_REQ_free(op->csr);
     OPENSSL_free(op->serial_dec);
     free(op->body);
     free(op);
@@ -347,45 +350,54 @@ static void keep_chain(pc_ca_cfssl_t *cca, STACK_OF(X509) * certs)
     }
 }
 
-/* check_issued accepts only what this CA can have issued for the CSR: a certificate for the
- * CSR's key, naming and signed by the CA certificate cfssl gave at start (sign_prepare waits
- * for it). A proxy, a misconfigured multiroot cfssl or a compromised server answering with
- * anything else is caught here, before the certificate reaches a device. */
-static pc_err_t check_issued(const op_t *op, X509 *cert, pc_diag_t *diag)
-{
-    const pc_ca_cfssl_t *cca = op->cca;
-    X509 *ca = sk_X509_value(cca->chain, 0);
-    bool same_key = EVP_PKEY_eq(X509_get0_pubkey(cert), op->csr_key) == 1;
-    bool issued = same_key && ca != NULL && X509_check_issued(ca, cert) == X509_V_OK &&
-                  X509_verify(cert, X509_get0_pubkey(ca)) == 1;
+/* ---- a certificate other than asked --------------------------------------------------------- */
 
-    bool serial_ok = true;
-    if (op->serial_dec != NULL) { /* client_serials: the serial we recorded, or nothing */
-        BIGNUM *want = NULL, *got = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-        serial_ok = BN_dec2bn(&want, op->serial_dec) > 0 && got != NULL && BN_cmp(want, got) == 0;
-        BN_free(want);
-        BN_free(got);
+/* cfssl's profile, not the request, decides validity and usages: what it signed other than
+ * asked is revoked at once, and the submit fails with the difference, so that nothing signed
+ * stays valid and unknown. */
+typedef struct refusal {
+    pc_ca_done_fn done;
+    void *arg;
+    pc_diag_t why;
+} refusal_t;
+
+static void on_refusal_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    refusal_t *r = arg;
+    X509_free(cert);
+    size_t len = strlen(r->why.msg);
+    if (err == PC_OK)
+        snprintf(r->why.msg + len, sizeof(r->why.msg) - len, " (the certificate was revoked)");
+    else
+        snprintf(r->why.msg + len, sizeof(r->why.msg) - len,
+                 " (revoking the certificate failed: %s; revoke it at cfssl)",
+                 diag != NULL ? diag->msg : pc_strerror(err));
+    r->done(r->arg, PC_ERR_POLICY, NULL, &r->why);
+    free(r);
+}
+
+static void refuse_signed(op_t *op, X509 *cert, const pc_diag_t *why)
+{
+    refusal_t *r = calloc(1, sizeof(*r));
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    BN_free(bn);
+    X509_free(cert);
+    if (r == NULL || hex == NULL || op->done == NULL) {
+        free(r);
+        OPENSSL_free(hex);
+        op_answer(op, PC_ERR_POLICY, NULL, why);
+        return;
     }
-    ERR_clear_error();
-    if (!serial_ok)
-        return pc_fail(diag, PC_ERR_CRYPTO,
-                       "cfssl CA \"%s\" signed with another serial than the one asked for while "
-                       "%s: with client_serials, its cfssl profile must say "
-                       "\"ClientProvidesSerialNumbers\": true (spelled so: cfssl ignores other "
-                       "spellings), and cfssl must take serials in its API (1.6 does, 1.2 not)",
-                       cca->base.name, op->what);
-    if (!same_key)
-        return pc_fail(diag, PC_ERR_CRYPTO,
-                       "cfssl CA \"%s\" returned a certificate for another public key than the "
-                       "CSR's while %s; do not trust this CA's answers",
-                       cca->base.name, op->what);
-    if (!issued)
-        return pc_fail(diag, PC_ERR_CRYPTO,
-                       "cfssl CA \"%s\" returned a certificate that its CA certificate did not "
-                       "sign while %s; do not trust this CA's answers, and check that its url "
-                       "and label reach the CA it names at start",
-                       cca->base.name, op->what);
-    return PC_OK;
+    r->done = op->done;
+    r->arg = op->arg;
+    r->why = *why;
+    pc_diag_prefix(&r->why, op->cca->base.name);
+    op->done = NULL; /* answered through the revocation */
+    op_answer(op, PC_ERR_POLICY, NULL, why);
+    pc_ca_revoke_t rev = {.serial_hex = hex, .reason = PC_REVOKE_CESSATION_OF_OPERATION};
+    cfssl_revoke(&op->cca->base, &rev, on_refusal_revoked, r); /* copies what it keeps */
+    OPENSSL_free(hex);
 }
 
 static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
@@ -415,9 +427,16 @@ static void op_succeeded(op_t *op, const pc_ca_cfssl_reply_t *reply)
     }
     X509 *cert = sk_X509_shift(certs);
     sk_X509_pop_free(certs, X509_free);
-    if ((err = check_issued(op, cert, &diag)) != PC_OK) {
+    /* against the CA certificate cfssl gave at start (sign_prepare waited for it) */
+    err = pc_ca_cfssl_check_issued(op->cca->base.name, op->what, sk_X509_value(op->cca->chain, 0),
+                                   op->csr_key, op->serial_dec, cert, &diag);
+    if (err != PC_OK) {
         X509_free(cert);
         op_answer(op, err, NULL, &diag);
+        return;
+    }
+    if (op->csr != NULL && pc_ca_check_as_asked(cert, op->csr, &op->asked, &diag) != PC_OK) {
+        refuse_signed(op, cert, &diag);
         return;
     }
     op_answer(op, PC_OK, cert, NULL);
@@ -592,6 +611,9 @@ static pc_err_t sign_prepare(op_t *op, X509_REQ *csr, const pc_ca_issue_t *issue
     snprintf(op->what, sizeof(op->what), "signing a CSR with profile \"%s\"", profile);
     op->url = cca->sign_url;
     op->csr_key = X509_REQ_get_pubkey(csr);
+    op->csr = X509_REQ_dup(csr);
+    op->asked = (pc_ca_issue_t){.validity_days = issue->validity_days,
+                                .exact_key_usage = issue->exact_key_usage};
     if (cca->base.takes_serial) {
         BIGNUM *bn = NULL;
         if (issue->serial_hex == NULL ||
@@ -614,7 +636,7 @@ static pc_err_t sign_prepare(op_t *op, X509_REQ *csr, const pc_ca_issue_t *issue
     err = pc_ca_cfssl_sign_body(pem, profile, cca->label != NULL ? cca->label : issue->request_id,
                                 op->serial_dec, cca->key, cca->key_len, &op->body, diag);
     free(pem);
-    if (err == PC_OK && op->csr_key == NULL)
+    if (err == PC_OK && (op->csr_key == NULL || op->csr == NULL))
         err = pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory keeping the CSR's key");
     return err;
 }

@@ -132,6 +132,14 @@ pc_ca_cfssl_verdict_t pc_ca_cfssl_judge(const char *ca_name, const char *what,
 pc_err_t pc_ca_cfssl_result_certs(const pc_ca_cfssl_reply_t *reply, STACK_OF(X509) * *certs,
                                   pc_diag_t *diag);
 
+/* pc_ca_cfssl_check_issued accepts (PC_OK) only what the CA can have issued for a CSR: a
+ * certificate cert for csr_key, naming and signed by ca_cert (the CA certificate cfssl gave at
+ * start; NULL refuses), with the serial serial_dec (decimal) when not NULL (client_serials).
+ * PC_ERR_CRYPTO otherwise, naming the CA (ca_name) and what was being done (what). */
+pc_err_t pc_ca_cfssl_check_issued(const char *ca_name, const char *what, X509 *ca_cert,
+                                  EVP_PKEY *csr_key, const char *serial_dec, X509 *cert,
+                                  pc_diag_t *diag);
+
 /* pc_ca_cfssl_check_csr refuses (PC_ERR_NOT_SUPPORTED) a CSR with subject attributes or SANs
  * cfssl would silently drop, so that no certificate lacks what was asked for. */
 pc_err_t pc_ca_cfssl_check_csr(const char *ca_name, X509_REQ *csr, pc_diag_t *diag);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -200,6 +201,46 @@ out_nomem:
     sk_X509_pop_free(out, X509_free);
     BIO_free(bio);
     return pc_fail(diag, PC_ERR_NOMEM, "out of memory reading a certificate from cfssl");
+}
+
+/* pc_ca_cfssl_check_issued: a proxy, a misconfigured multiroot cfssl or a compromised server
+ * that answers with anything else than what its CA issued for the CSR is caught here, before
+ * the certificate reaches a device. */
+pc_err_t pc_ca_cfssl_check_issued(const char *ca_name, const char *what, X509 *ca_cert,
+                                  EVP_PKEY *csr_key, const char *serial_dec, X509 *cert,
+                                  pc_diag_t *diag)
+{
+    bool same_key = EVP_PKEY_eq(X509_get0_pubkey(cert), csr_key) == 1;
+    bool issued = same_key && ca_cert != NULL && X509_check_issued(ca_cert, cert) == X509_V_OK &&
+                  X509_verify(cert, X509_get0_pubkey(ca_cert)) == 1;
+
+    bool serial_ok = true;
+    if (serial_dec != NULL) { /* client_serials: the serial we recorded, or nothing */
+        BIGNUM *want = NULL, *got = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+        serial_ok = BN_dec2bn(&want, serial_dec) > 0 && got != NULL && BN_cmp(want, got) == 0;
+        BN_free(want);
+        BN_free(got);
+    }
+    ERR_clear_error();
+    if (!serial_ok)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" signed with another serial than the one asked for while "
+                       "%s: with client_serials, its cfssl profile must say "
+                       "\"ClientProvidesSerialNumbers\": true (spelled so: cfssl ignores other "
+                       "spellings), and cfssl must take serials in its API (1.6 does, 1.2 not)",
+                       ca_name, what);
+    if (!same_key)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" returned a certificate for another public key than the "
+                       "CSR's while %s; do not trust this CA's answers",
+                       ca_name, what);
+    if (!issued)
+        return pc_fail(diag, PC_ERR_CRYPTO,
+                       "cfssl CA \"%s\" returned a certificate that its CA certificate did not "
+                       "sign while %s; do not trust this CA's answers, and check that its url "
+                       "and label reach the CA it names at start",
+                       ca_name, what);
+    return PC_OK;
 }
 
 /* ---- what an answer means ----------------------------------------------------------------- */
