@@ -26,7 +26,7 @@ bench_stack_start() {
   # The bench measures the workers, not the test harness's short timeouts.
   jq '.worker.drain_timeout_ms = 60000 | .kafka.session_timeout_ms = 6000' \
     "$PC_CLUSTER_CONFIG" >"$PC_CLUSTER_CONFIG.new" && mv "$PC_CLUSTER_CONFIG.new" "$PC_CLUSTER_CONFIG"
-  if [[ ,$cas, == *,cfssl,* ]] || has_scenario refs; then
+  if [[ ,$cas, == *,cfssl,* ]] || has_scenario refs || has_scenario chaos; then
     bench_cfssl_start
   fi
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \

@@ -83,17 +83,23 @@ report_write() {
     echo "Latency is request created -> result read; throughput is requests / (last result read - first request created)."
     echo "Worker CPU is user + system time of every worker process during the run."
     echo
-    echo "## End to end"
-    echo
-    md_table "$f" '$2 == "steady" || $2 ~ /^scale/' \
-      "| alg | CA | workers | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | worker CPU ms/request | Kafka CPU s | Redis CPU s |" \
-      "alg ca workers requests throughput p50_ms p90_ms p99_ms max_ms errors worker_cpu_ms_per_req kafka_cpu_s redis_cpu_s"
-    echo
-    echo "## References (same machine, same cores, measured with no worker running)"
-    echo
-    echo "| reference | alg | concurrency | req/s | p50 ms | p99 ms | errors |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
-    awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $7, $9 }' "$o/references.csv"
+    # A chaos-only run measures no performance: it has a section of its own and no other.
+    local perf=1
+    awk -F, 'NR > 1 && $2 != "chaos" { found = 1 } END { exit !found }' "$f" ||
+      [[ $(wc -l <"$o/references.csv") -gt 1 ]] || perf=0
+    if ((perf)); then
+      echo "## End to end"
+      echo
+      md_table "$f" '$2 == "steady" || $2 ~ /^scale/' \
+        "| alg | CA | workers | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | worker CPU ms/request | Kafka CPU s | Redis CPU s |" \
+        "alg ca workers requests throughput p50_ms p90_ms p99_ms max_ms errors worker_cpu_ms_per_req kafka_cpu_s redis_cpu_s"
+      echo
+      echo "## References (same machine, same cores, measured with no worker running)"
+      echo
+      echo "| reference | alg | concurrency | req/s | p50 ms | p99 ms | errors |"
+      echo "|---|---|---:|---:|---:|---:|---:|"
+      awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $7, $9 }' "$o/references.csv"
+    fi
     if grep -q ',load-' "$f"; then
       echo
       echo "## Latency against load"
@@ -116,15 +122,84 @@ report_write() {
       echo "$scale workers at a steady rate; one killed with SIGKILL. Requests created after the kill:" \
         "$n, $errors errors; latency p50 $p50 ms, p90 $p90 ms, p99 $p99 ms, max $max ms."
     fi
+    [[ -f $o/chaos-report.txt ]] && chaos_section "$o"
+    if ((perf)); then
+      echo
+      echo "## Targets"
+      echo
+      echo "| target | goal | measured | met |"
+      echo "|---|---|---|---|"
+      target_rows
+    fi
     echo
-    echo "## Targets"
-    echo
-    echo "| target | goal | measured | met |"
-    echo "|---|---|---|---|"
-    target_rows
-    echo
-    echo "Raw figures: runs.csv, references.csv."
+    echo "Raw figures: runs.csv, references.csv$([[ -f $o/chaos-counts.csv ]] && echo ", chaos-counts.csv, chaos-faults.csv, chaos-report.txt")."
   } >"$o/report.md"
+}
+
+# chaos_section OUT: the chaos run's counts, faults and recovery times (chaos-*.csv).
+chaos_section() {
+  local o="$1" held
+  if [[ ! -f $o/chaos-counts.csv ]]; then
+    printf '\n## Chaos\n\n**The run broke down before anything could be counted:**\n\n```\n%s\n```\n' \
+      "$(cat "$o/chaos-report.txt")"
+    return
+  fi
+  chaos_count() { awk -F, -v k="$1" '$1 == k { print $2 }' "$o/chaos-counts.csv"; }
+  held="$(awk -F, 'NR > 1 { n++ } END { print n + 0 }' "$o/chaos-faults.csv")"
+  echo
+  echo "## Chaos"
+  echo
+  echo "$(chaos_count requests) requests ($(chaos_count requests_local) for the local CA, $(chaos_count requests_remote) for cfssl)" \
+    "through $chaos_workers workers, produced evenly over $chaos_seconds s while $held faults happened on the schedule" \
+    "\`$chaos_schedule\` (seed $(chaos_count seed)). Counted after every worker drained and stopped, from a" \
+    "final read of the results topic and the CAs' own records (docs/chaos.md)."
+  echo
+  echo "| count | value | must be |"
+  echo "|---|---:|---:|"
+  echo "| answered | $(chaos_count answered) | $(chaos_count requests) |"
+  local k
+  for k in "never_answered:never answered" "failed:answered FAILED" \
+    "two_certificates:request ids with two different certificates" \
+    "signed_not_delivered_not_revoked:certificates signed, neither delivered nor revoked" \
+    "delivered_but_revoked:delivered certificates the CA revoked" \
+    "delivered_unknown_to_ca:delivered certificates the CA has no record of" \
+    "results_not_opening:results that do not open or verify"; do
+    echo "| ${k#*:} | $(chaos_count "${k%%:*}") | 0 |"
+  done
+  echo
+  echo "Result messages read: $(chaos_count result_messages) (replays included). CA records for these requests:" \
+    "local $(chaos_count signed_local) signed, $(chaos_count revoked_local) revoked; cfssl" \
+    "$(chaos_count signed_remote) signed, $(chaos_count revoked_remote) revoked."
+  if grep -q '^chaos,' "$o/runs.csv"; then
+    local n p50 p99 max tput
+    read -r n tput p50 p99 max <<<"$(awk -F, '$1 == "chaos" { print $6, $9, $10, $12, $13 }' "$o/runs.csv")"
+    echo "Latency under chaos (request created -> its first result read): p50 $p50 ms, p99 $p99 ms," \
+      "max $max ms over $n requests; $tput results/s."
+  fi
+  echo
+  echo "Recovery: from a fault's end (the server answers again; for a worker, its SIGKILL) to the first" \
+    "result published afterwards that it held up (a worker: a request on a partition it owned;" \
+    "Redis, Kafka: any; cfssl: a new cfssl certificate). A worker that owned no partition when it" \
+    "was killed held nothing up: not measured."
+  echo
+  awk -F, 'NR > 1 { k = $1; n[k]++; if ($6 != "") { m[k]++; s[k] += $6; if ($6 > mx[k]) mx[k] = $6 } }
+    END {
+      print "| fault | times | measured | mean recovery s | longest recovery s |"
+      print "|---|---:|---:|---:|---:|"
+      for (k in n) printf "| %s | %d | %d | %s | %s |\n", k, n[k], m[k],
+        m[k] ? sprintf("%.1f", s[k] / m[k]) : "", m[k] ? sprintf("%.1f", mx[k]) : ""
+    }' "$o/chaos-faults.csv"
+  echo
+  echo "| fault | target | at (UTC) | start s | end s | down s | recovery s | held up |"
+  echo "|---|---|---|---:|---:|---:|---:|---|"
+  awk -F, 'NR > 1 { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $8, $3, $4, $5, $6, $7 }' \
+    "$o/chaos-faults.csv"
+  echo
+  if grep -q '^FAIL' "$o/chaos-report.txt" 2>/dev/null; then
+    echo "**The promise did NOT hold**: see chaos-report.txt for the offending requests and serials."
+  else
+    echo "The promise held: every request answered once, nothing signed left valid and undelivered."
+  fi
 }
 
 # report_plots OUT: throughput-vs-workers.png, latency-vs-load.png, vs-references.png.

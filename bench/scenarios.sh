@@ -266,3 +266,38 @@ victim_worker() {
 victim_partitions() {
   redis-cli -p "$PC_REDIS_PORT" HGET "pc:worker:{$1}" counts | jq -r '.partitions | join(" ")'
 }
+
+# ---- chaos --------------------------------------------------------------------------------------
+
+# scenario_chaos: tests/lib/chaos.sh's run, the same code as the CI suite's, on topics and a
+# consumer group of its own: CHAOS requests (local CA and cfssl) through CHAOS_WORKERS workers
+# while the schedule's faults happen, then the counts and the recovery times. Its latency line
+# in runs.csv takes each request's first result read (the watcher reads the topic again from
+# the start when the broker comes back). Sets chaos_verdict (0: the promise held).
+scenario_chaos() {
+  local dir="$raw/chaos" lat="$raw/chaos-first.latency.csv"
+  workers_stop
+  use_topics chaos "$partitions"
+  bench_log "chaos: $chaos_requests requests through $chaos_workers workers over $chaos_seconds s;" \
+    "faults $chaos_schedule"
+  chaos_verdict=0
+  PC_CHAOS_REQUESTS="$chaos_requests" PC_CHAOS_WORKERS="$chaos_workers" \
+    PC_CHAOS_LOAD_SECONDS="$chaos_seconds" PC_CHAOS_REMOTE_PERCENT="$chaos_remote" \
+    PC_CHAOS_SCHEDULE="$chaos_schedule" PC_CHAOS_SEED="$chaos_seed" \
+    PC_CHAOS_LOCAL_CA=local PC_CHAOS_REMOTE_CA=cfssl \
+    PC_CFSSL_DIR="$PC_SERVERS_DIR/cfssl" PC_CFSSL_PORT="${cfssl_url##*:}" \
+    PC_CHAOS_REQUESTS_TOPIC="$req_topic" PC_CHAOS_RESULTS_TOPIC="$res_topic" \
+    PC_CHAOS_GROUP=pkcs-workers-chaos PC_CHAOS_PARTITIONS="$cur_partitions" PC_CHAOS_PREFIX=chaos \
+    pc_chaos_run "$dir" || chaos_verdict=1
+  local f
+  for f in counts.csv faults.csv report.txt; do
+    [[ -f $dir/$f ]] && cp "$dir/$f" "$out/chaos-${f%.*}.${f##*.}"
+  done
+  if [[ -s $dir/latency.csv ]]; then
+    awk -F, 'NR == 1 || !seen[$1]++' "$dir/latency.csv" >"$lat"
+    run_record chaos chaos P-256 local+cfssl "$chaos_workers" \
+      "$(awk -v n="$chaos_requests" -v s="$chaos_seconds" 'BEGIN { printf "%.2f", n / s }')" \
+      "$lat" 0 0 0 "$(awk -F, '$1 == "two_certificates" { print $2 }' "$dir/counts.csv" 2>/dev/null)" ""
+  fi
+  ((chaos_verdict == 0)) || bench_log "chaos: the promise did NOT hold (see $out/chaos-report.txt)"
+}

@@ -2,7 +2,8 @@
 # The whole test suite: a warnings-as-errors build and its tests; then the same suite again in
 # a clang build under AddressSanitizer + UndefinedBehaviorSanitizer (warnings are errors there
 # too), which also builds the libFuzzer targets of tests/fuzz, each a ctest fuzz.<name> (its
-# regression inputs, then 20 s of fuzzing); then the formatting check.
+# regression inputs, then 20 s of fuzzing), and runs the chaos suite (tests/chaos); then the
+# formatting check.
 # Usage: bash tests/run.sh            (after bash deploy/setup.sh)
 set -euo pipefail
 
@@ -14,12 +15,14 @@ jobs="$(nproc)"
 first_suite=(
   -DCMAKE_BUILD_TYPE=RelWithDebInfo
   -DPC_FUZZ=OFF # libFuzzer is clang's: the sanitizer suite builds the fuzz targets
+  -DPC_CHAOS=OFF # long: the chaos suite runs in the sanitizer suite only
 )
 sanitizer_suite=(
   -DCMAKE_BUILD_TYPE=Debug
   -DCMAKE_C_COMPILER=clang
   -DPC_SANITIZE=ON
   -DPC_FUZZ=ON
+  -DPC_CHAOS=ON
 )
 
 run_suite() {

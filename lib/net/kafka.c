@@ -68,6 +68,7 @@
 enum phase {
     PHASE_RUNNING,
     PHASE_FLUSHING, /* close: producer and in-flight messages finishing, bounded by flush_ms */
+    PHASE_JOINING,  /* close: waiting for the group's first assignment before leaving it */
     PHASE_LEAVING,  /* close: consumer_close_queue running (final revoke + commit) */
     PHASE_PURGING,  /* close: producer leftovers purged, their reports being served */
     PHASE_RELEASED  /* close: handles destroyed, uv handles closing */
@@ -87,6 +88,7 @@ struct pc_kafka {
     void *arg;
     char *topic;
     unsigned session_timeout_ms;
+    bool assigned_once; /* the group has given this consumer an assignment (maybe empty) */
 
     rd_kafka_t *rkc, *rkp;
     rd_kafka_queue_t *qc, *qp;
@@ -461,6 +463,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     pc_kafka_t *kafka = opaque;
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        kafka->assigned_once = true;
         on_assign(kafka, parts, cooperative);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         on_revoke(kafka, parts, cooperative);
@@ -1015,14 +1018,38 @@ static bool expired(const pc_kafka_t *kafka)
  * rebalance_cb) arrives on the consumer queue, which the timer keeps draining. */
 static void purge(pc_kafka_t *kafka);
 
+static bool has_member_id(pc_kafka_t *kafka)
+{
+    char *id = rd_kafka_memberid(kafka->rkc);
+    bool has = id != NULL && id[0] != '\0';
+    if (id != NULL)
+        rd_kafka_mem_free(kafka->rkc, id);
+    return has;
+}
+
 static void leave(pc_kafka_t *kafka)
 {
     if (kafka->rkc == NULL) { /* a producer only: no group to leave */
         purge(kafka);
         return;
     }
+    /* librdkafka before 2.3 (Debian 12 has 2.0.2) aborts when a cooperative-sticky consumer
+     * that joined the group is destroyed before its first assignment (the assignor's state is
+     * still NULL: librdkafka issue 4312). A consumer stopped that early, once it has a member
+     * id (it may have joined), waits for the assignment as long as leaving may take, and
+     * leaves after it. One that never had a member id never joined: it leaves at once. */
+    if (!kafka->assigned_once && kafka->phase != PHASE_JOINING && has_member_id(kafka)) {
+        enter(kafka, PHASE_JOINING, kafka->session_timeout_ms + LEAVE_SLACK_MS);
+        return;
+    }
     rd_kafka_commit(kafka->rkc, NULL, 1);
-    enter(kafka, PHASE_LEAVING, kafka->session_timeout_ms + LEAVE_SLACK_MS);
+    /* After waiting for the assignment, leaving gets what is left of that wait, and at least
+     * the slack: the two together stay within one session timeout and two slacks. */
+    uint64_t joining_deadline = kafka->phase == PHASE_JOINING ? kafka->deadline : 0;
+    enter(kafka, PHASE_LEAVING,
+          joining_deadline != 0 ? LEAVE_SLACK_MS : kafka->session_timeout_ms + LEAVE_SLACK_MS);
+    if (joining_deadline > kafka->deadline)
+        kafka->deadline = joining_deadline;
     rd_kafka_error_t *error = rd_kafka_consumer_close_queue(kafka->rkc, kafka->qc);
     if (error != NULL) {
         pc_fail(&kafka->last_error, PC_ERR_DEPENDENCY, "kafka: leaving the group failed: %s",
@@ -1050,6 +1077,10 @@ static void close_step(pc_kafka_t *kafka)
     switch (kafka->phase) {
     case PHASE_FLUSHING:
         if ((rd_kafka_outq_len(kafka->rkp) == 0 && kafka->held == 0) || expired(kafka))
+            leave(kafka);
+        break;
+    case PHASE_JOINING:
+        if (kafka->assigned_once || expired(kafka))
             leave(kafka);
         break;
     case PHASE_LEAVING:

@@ -13,6 +13,8 @@ bin="$1" name="$2" seconds="$3" work="$4/$2"
 read -r -a flags <<<"$(fuzz_flags "$name")"
 rm -rf "$work"
 mkdir -p "$work/corpus"
+seeds="$(fuzz_seeds "$(dirname "$bin")")"
+mapfile -t corpora < <(fuzz_corpora "$name" "$seeds")
 
 mapfile -t regressions < <(fuzz_regressions "$name")
 if [ ${#regressions[@]} -gt 0 ]; then
@@ -22,4 +24,4 @@ fi
 
 echo "== fuzz.$name: fuzzing for ${seconds}s"
 "$bin" "${flags[@]}" -max_total_time="$seconds" -print_final_stats=1 \
-  -artifact_prefix="$work/" "$work/corpus" "$here/corpus/$name"
+  -artifact_prefix="$work/" "$work/corpus" "${corpora[@]}"

@@ -51,7 +51,9 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 echo "== build ${targets[*]}"
-cmake --build "$build" -j"$(nproc)" --target "${targets[@]/#/fuzz-}" >/dev/null
+cmake --build "$build" -j"$(nproc)" --target fuzz-seedgen "${targets[@]/#/fuzz-}" \
+  >/dev/null
+seeds="$(fuzz_seeds "$build/fuzz")"
 
 # final_stat NAME LOG prints libFuzzer's final statistic NAME (stat::NAME: value), or "?".
 final_stat() {
@@ -67,10 +69,11 @@ for t in "${targets[@]}"; do
   log="$work/fuzz.log"
   mkdir -p "$work/corpus" "$here/regressions/$t"
   read -r -a flags <<<"$(fuzz_flags "$t")"
+  mapfile -t corpora < <(fuzz_corpora "$t" "$seeds")
   echo "== fuzz-$t for $minutes min (log: $log)"
   rc=0
   "$build/fuzz/fuzz-$t" "${flags[@]}" -max_total_time=$((minutes * 60)) -print_final_stats=1 \
-    -artifact_prefix="$here/regressions/$t/" "$work/corpus" "$here/corpus/$t" >"$log" 2>&1 ||
+    -artifact_prefix="$here/regressions/$t/" "$work/corpus" "${corpora[@]}" >"$log" 2>&1 ||
     rc=$?
   # the last status line: "#123 DONE cov: 456 ft: 789 corp: 12/3456b ..."
   line="$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -n 1 || true)"
@@ -88,6 +91,7 @@ for t in "${targets[@]}"; do
     "$t" "$(final_stat number_of_executed_units "$log")" "$(final_stat average_exec_per_sec "$log")" \
     "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result")")
   if [ "$merge" -eq 1 ]; then
+    mkdir -p "$here/corpus/$t"
     "$build/fuzz/fuzz-$t" "${flags[@]}" -merge=1 "$here/corpus/$t" "$work/corpus" \
       >"$work/merge.log" 2>&1 || echo "run.sh: merging $t failed, see $work/merge.log" >&2
   fi

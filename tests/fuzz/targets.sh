@@ -24,6 +24,31 @@ fuzz_flags() {
   esac
 }
 
+# fuzz_seeds FUZZ_BIN_DIR prints the folder of the generated seeds (FUZZ_BIN_DIR/seeds, one
+# folder per target), first writing them with FUZZ_BIN_DIR/fuzz-seedgen when the folder is not
+# there yet. The seeds are made at test time rather than kept in git: they hold keys and PFX
+# files (test keys, but keys), and seedgen makes fresh ones of the same kinds.
+fuzz_seeds() {
+  local seeds="$1/seeds" src tmp
+  src="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  if [ ! -d "$seeds" ]; then
+    tmp="$(mktemp -d "$1/seeds.XXXXXX")"
+    "$1/fuzz-seedgen" "$tmp" "$src" >&2 || { rm -rf "$tmp"; return 1; }
+    mv "$tmp" "$seeds" 2>/dev/null || rm -rf "$tmp" # another run made them first
+  fi
+  echo "$seeds"
+}
+
+# fuzz_corpora NAME SEEDS prints the read-only corpus folders of target NAME, one per line: its
+# generated seeds, and corpus/NAME when inputs that found coverage were merged there.
+fuzz_corpora() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+  [ -d "$2/$1" ] && echo "$2/$1"
+  [ -d "$dir/corpus/$1" ] && echo "$dir/corpus/$1"
+  return 0
+}
+
 # fuzz_regressions NAME prints the regression inputs of target NAME, one per line: every file
 # of regressions/NAME except notes (*.md) and known-slow inputs (regressions/NAME/slow/), which
 # wait for a fix that is tracked elsewhere and would only time out.

@@ -6,6 +6,7 @@
 #   pc_cluster_init [PARTITIONS]    servers, topics, keys, $PC_CLUSTER_CONFIG
 #   pc_worker_spawn NAME [VAR=VALUE...]   starts a worker; its log is $PC_SERVERS_DIR/NAME.log
 #   pc_worker_pid NAME / pc_worker_port NAME   its pid and HTTP port
+#   pc_worker_kill NAME             SIGKILL, waits until it is gone (a crash; no drain)
 #   pc_worker_wait_ready NAME [SECONDS]
 #   pc_http_status PORT PATH        prints the HTTP status code of GET PATH
 #   pc_submit ARGS...               pkcsctl submit, signed with the cluster's upstream key
@@ -179,6 +180,10 @@ pc_worker_spawn() {
 }
 
 pc_worker_pid() { cat "$PC_SERVERS_DIR/$1.pid"; }
+
+# pc_worker_kill NAME: the worker dies as in a crash or an OOM kill: no drain, no unregister; its
+# leases and partitions wait for the lease and session timeouts.
+pc_worker_kill() { _pc_kill9 "$1"; }
 pc_worker_port() { cat "$PC_SERVERS_DIR/$1.port"; }
 
 # pc_http_status PORT PATH: the status code of a GET, or 000 when nothing answers.

@@ -10,6 +10,9 @@
 #   pc_kafka_tool CLASS ARGS.. # any Kafka command-line class, e.g. the console producer
 #   pc_redis_stop / pc_redis_restart [DOWN_SECONDS]   (same port, for fault tests)
 #   pc_kafka_stop / pc_kafka_restart [DOWN_SECONDS]   (same ports, data kept)
+#   pc_redis_kill / pc_kafka_kill                     (SIGKILL: a crash; start again as above)
+#   pc_kafka_end_offsets TOPIC                        messages ever written to TOPIC
+#   pc_kafka_group_lag GROUP TOPIC PARTITIONS         messages of TOPIC GROUP has not committed
 #   pc_servers_cleanup         # stops everything, removes the state folder (the trap does this)
 #   pc_secret_note VALUE... / pc_secret_note_file FILE...   secrets the logs must never show
 #
@@ -36,6 +39,8 @@
 #                           SCRAM (see _pc_kafka_secure_setup); it exports PC_TEST_KAFKA_CA (the
 #                           test CA's certificate), PC_TEST_KAFKA_USER and
 #                           PC_TEST_KAFKA_PASSWORD_FILE (a SCRAM-SHA-512 user)
+#   PC_REDIS_AOF=1          Redis with an append-only file, as deploy/stack.sh runs it (see
+#                           pc_redis_start)
 
 PC_KAFKA_VERSION="${PC_KAFKA_VERSION:-3.9.2}"
 _pc_lib_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -107,6 +112,28 @@ _pc_kill_wait() {
     return 1
   fi
   return 0
+}
+
+# _pc_kill9 NAME: SIGKILL to the server recorded under NAME (if it still runs), waits until it
+# is gone (up to 10 s) and forgets it; the server's own state (ports, data) is kept.
+_pc_kill9() {
+  local file="$PC_SERVERS_DIR/pids/$1" pid start i
+  [[ -f $file ]] || return 0
+  read -r pid start <"$file" || true
+  if _pc_alive "$pid" "$start"; then
+    disown "$pid" 2>/dev/null # no "Killed" job notice from bash: this death is intended
+    kill -KILL "$pid" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do
+      _pc_alive "$pid" "$start" || break
+      sleep 0.1
+    done
+  fi
+  wait "$pid" 2>/dev/null
+  if _pc_alive "$pid" "$start"; then
+    _pc_err "$1 (pid $pid) is still running 10 s after SIGKILL"
+    return 1
+  fi
+  rm -f "$file"
 }
 
 # _pc_launch NAME LOG CMD...: starts CMD in the background (stdin closed, output to LOG) and
@@ -313,9 +340,15 @@ pc_redis_ping() {
 # it answers PING; exports PC_REDIS_PORT and PC_REDIS_PID. ARGS are more redis-server options
 # (--maxmemory-policy allkeys-lru), kept for later starts. After pc_redis_stop it comes back on
 # the same port (with an empty dataset: there is no persistence, as after a real crash).
+# With PC_REDIS_AOF=1 it runs as deploy/stack.sh runs it in production: an append-only file
+# written every second (appendfsync everysec) and no eviction; a restart then reloads the data,
+# also after pc_redis_kill.
 pc_redis_start() {
   _pc_require_init || return 1
-  local dir="$PC_SERVERS_DIR/redis" port i extra=()
+  local dir="$PC_SERVERS_DIR/redis" port i extra=() persistence=(--save '' --appendonly no)
+  if [[ ${PC_REDIS_AOF:-0} == 1 ]]; then
+    persistence=(--save '' --appendonly yes --appendfsync everysec --maxmemory-policy noeviction)
+  fi
   if ! command -v redis-server >/dev/null 2>&1; then
     _pc_err "redis-server not found; install the Debian package redis-server (apt-get install redis-server redis-tools)"
     return 1
@@ -334,7 +367,7 @@ pc_redis_start() {
   (($# == 0)) || printf '%s\0' "$@" >"$dir/args"
   [[ -f $dir/args ]] && mapfile -d '' -t extra <"$dir/args"
   _pc_launch redis "$dir/stdout.log" redis-server --bind 127.0.0.1 --port "$port" \
-    --save '' --appendonly no --dir "$dir" --logfile "$dir/redis.log" --daemonize no "${extra[@]}"
+    "${persistence[@]}" --dir "$dir" --logfile "$dir/redis.log" --daemonize no "${extra[@]}"
   for ((i = 0; i < 100; i++)); do
     pc_redis_ping "$port" && break
     if ! _pc_alive "$_pc_launched_pid" "$_pc_launched_start"; then
@@ -357,6 +390,14 @@ pc_redis_start() {
 pc_redis_stop() {
   _pc_require_init || return 1
   _pc_stop redis || return 1
+  unset PC_REDIS_PID
+}
+
+# pc_redis_kill kills Redis with SIGKILL, as a crash would: no shutdown, nothing flushed beyond
+# what it already wrote. The port is kept for pc_redis_start.
+pc_redis_kill() {
+  _pc_require_init || return 1
+  _pc_kill9 redis || return 1
   unset PC_REDIS_PID
 }
 
@@ -850,6 +891,15 @@ pc_kafka_stop() {
   unset PC_KAFKA_PID
 }
 
+# pc_kafka_kill kills the broker with SIGKILL, as a crash would (no controlled shutdown: the
+# next start recovers its logs); ports, configuration and data stay for pc_kafka_start.
+pc_kafka_kill() {
+  _pc_require_init || return 1
+  _pc_kill9 kafka || return 1
+  _pc_killed=1 _pc_kafka_cds_collect # a class archive being written at exit is incomplete
+  unset PC_KAFKA_PID
+}
+
 # pc_kafka_restart [DOWN_SECONDS] stops the broker, waits DOWN_SECONDS (default 0) and starts
 # it again on the same ports with the same data.
 pc_kafka_restart() {
@@ -877,4 +927,33 @@ pc_kafka_create_topic() {
     printf '%s\n' "$out" | sed 's/^/    /' >&2
     return 1
   fi
+}
+
+# pc_kafka_end_offsets TOPIC prints how many messages were ever written to TOPIC: the sum of
+# its partitions' end offsets (the topics here are never compacted or truncated).
+pc_kafka_end_offsets() {
+  local out
+  [[ -n ${PC_KAFKA_BROKERS:-} ]] || { _pc_err "pc_kafka_end_offsets: start Kafka first (pc_kafka_start)"; return 1; }
+  out="$(pc_kafka_tool org.apache.kafka.tools.GetOffsetShell --bootstrap-server "$PC_KAFKA_BROKERS" \
+    --topic "$1" 2>&1)" || { _pc_err "reading the end offsets of '$1' failed: $out"; return 1; }
+  # lines TOPIC:PARTITION:OFFSET
+  printf '%s\n' "$out" | awk -F: -v t="$1" '$1 == t && $3 ~ /^[0-9]+$/ { n++; sum += $3 }
+    END { if (n == 0) exit 1; print sum }' ||
+    { _pc_err "no end offsets for '$1' in: $out"; return 1; }
+}
+
+# pc_kafka_group_lag GROUP TOPIC PARTITIONS prints how many messages of TOPIC the consumer group
+# GROUP has not committed yet (a partition without a committed offset counts whole). Fails,
+# printing nothing, while the answer is not known for all PARTITIONS partitions (the group is
+# rebalancing, the broker is starting).
+pc_kafka_group_lag() {
+  local out
+  [[ -n ${PC_KAFKA_BROKERS:-} ]] || { _pc_err "pc_kafka_group_lag: start Kafka first (pc_kafka_start)"; return 1; }
+  out="$(pc_kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+    --bootstrap-server "$PC_KAFKA_BROKERS" --describe --offsets --group "$1" 2>/dev/null)" || return 1
+  # columns: GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+  printf '%s\n' "$out" | awk -v g="$1" -v t="$2" -v want="$3" '$1 == g && $2 == t && $5 ~ /^[0-9]+$/ {
+      if (seen[$3]++) next
+      n++; lag += ($4 ~ /^[0-9]+$/) ? $5 - $4 : $5
+    } END { if (n != want) exit 1; print lag }'
 }

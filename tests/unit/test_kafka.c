@@ -631,6 +631,28 @@ static void test_close_purges_undelivered(void **state)
     assert_true(uv_now(&fx->loop) - start < 12000);
 }
 
+/* A worker stopped right after it joined the group, before the group's answer with its
+ * assignment (SyncGroup, held back here for 8 s): librdkafka 2.0 aborts when such a consumer is
+ * destroyed (its issue 4312). Close waits for the assignment, then leaves normally, within the
+ * bound of leaving. */
+static void test_close_before_first_assignment(void **state)
+{
+    struct fixture *fx = *state;
+    rd_kafka_mock_coordinator_set(fx->mcluster, "group", "pkcs-workers", 1);
+    rd_kafka_mock_broker_push_request_error_rtts(fx->mcluster, 1, 14 /* SyncGroup */, 1,
+                                                 RD_KAFKA_RESP_ERR_NO_ERROR, 8000);
+    struct member *m = member_new(fx, true);
+    member_start(fx, m, "worker-a");
+    run_for(fx, 4000); /* joined (JoinGroup answered), its assignment still on the way */
+    assert_int_equal(m->assigned_calls, 0);
+    uv_update_time(&fx->loop);
+    uint64_t start = uv_now(&fx->loop);
+    pc_kafka_close(m->kafka, 500, on_closed, m);
+    assert_true(run_until(fx, member_closed, m, 30000));
+    assert_int_equal(m->assigned_calls, 1); /* it waited for the assignment, then left */
+    assert_true(uv_now(&fx->loop) - start < 6000 + 2 * 5000 + 500 + 2000);
+}
+
 static void test_bad_config(void **state)
 {
     struct fixture *fx = *state;
@@ -670,6 +692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoked_while_paused_comes_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_brokers_down_and_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_purges_undelivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_before_first_assignment, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
