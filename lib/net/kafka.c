@@ -89,6 +89,7 @@ struct pc_kafka {
     char *topic;
     unsigned session_timeout_ms;
     bool assigned_once; /* the group has given this consumer an assignment (maybe empty) */
+    bool joined_once;   /* it had a member id once: the group may have picked its assignor */
 
     rd_kafka_t *rkc, *rkp;
     rd_kafka_queue_t *qc, *qp;
@@ -598,12 +599,24 @@ static void close_step(pc_kafka_t *kafka);
 
 static void hold_check(pc_kafka_t *kafka);
 
+static bool has_member_id(pc_kafka_t *kafka)
+{
+    char *id = rd_kafka_memberid(kafka->rkc);
+    bool has = id != NULL && id[0] != '\0';
+    if (id != NULL)
+        rd_kafka_mem_free(kafka->rkc, id);
+    return has;
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     pc_kafka_t *kafka = timer->data;
     hold_check(kafka);
     drain_producer(kafka);
     drain_consumer(kafka);
+    /* Watched, not asked at close: a broker restart takes the member id away again (leave). */
+    if (!kafka->joined_once && !kafka->assigned_once && kafka->rkc != NULL)
+        kafka->joined_once = has_member_id(kafka);
     if (kafka->phase != PHASE_RUNNING)
         close_step(kafka);
 }
@@ -1018,15 +1031,6 @@ static bool expired(const pc_kafka_t *kafka)
  * rebalance_cb) arrives on the consumer queue, which the timer keeps draining. */
 static void purge(pc_kafka_t *kafka);
 
-static bool has_member_id(pc_kafka_t *kafka)
-{
-    char *id = rd_kafka_memberid(kafka->rkc);
-    bool has = id != NULL && id[0] != '\0';
-    if (id != NULL)
-        rd_kafka_mem_free(kafka->rkc, id);
-    return has;
-}
-
 static void leave(pc_kafka_t *kafka)
 {
     if (kafka->rkc == NULL) { /* a producer only: no group to leave */
@@ -1035,10 +1039,12 @@ static void leave(pc_kafka_t *kafka)
     }
     /* librdkafka before 2.3 (Debian 12 has 2.0.2) aborts when a cooperative-sticky consumer
      * that joined the group is destroyed before its first assignment (the assignor's state is
-     * still NULL: librdkafka issue 4312). A consumer stopped that early, once it has a member
-     * id (it may have joined), waits for the assignment as long as leaving may take, and
-     * leaves after it. One that never had a member id never joined: it leaves at once. */
-    if (!kafka->assigned_once && kafka->phase != PHASE_JOINING && has_member_id(kafka)) {
+     * still NULL: librdkafka issue 4312). A consumer stopped that early, once it has had a
+     * member id (it may have joined; a broker restart can take the id away and leave the
+     * assignor picked), waits for the assignment as long as leaving may take, and leaves after
+     * it. One that never had a member id never joined: it leaves at once. */
+    if (!kafka->assigned_once && kafka->phase != PHASE_JOINING &&
+        (kafka->joined_once || has_member_id(kafka))) {
         enter(kafka, PHASE_JOINING, kafka->session_timeout_ms + LEAVE_SLACK_MS);
         return;
     }

@@ -480,15 +480,16 @@ _pc_chaos_final_pass() {
 }
 
 # _pc_chaos_records: every certificate either CA signed, "local|remote SERIAL REQUEST_ID good|revoked",
-# from the CAs' own records: the local CA's in Redis (lib/ca/local/ca_index_redis.c), cfssl's
-# in its certificate database (ca_label = request id; serials decimal there, hex in results).
+# from the CAs' own records: the local CA's in Redis (lib/ca/local/ca_index_redis.c, its
+# request_id "TENANT:REQUEST", a tenant holding no colon), cfssl's in its certificate database
+# (ca_label = request id; serials decimal there, hex in results).
 _pc_chaos_records() {
   local k="pc:ca:{$_ch_local_ca}:"
   # shellcheck disable=SC2016
   redis-cli -h 127.0.0.1 -p "$PC_REDIS_PORT" --raw EVAL '
     local out = {}
     for _, s in ipairs(redis.call("ZRANGE", KEYS[1], 0, -1)) do
-      local rid = redis.call("HGET", KEYS[2] .. s, "request_id") or "-"
+      local rid = string.gsub(redis.call("HGET", KEYS[2] .. s, "request_id") or "-", "^[^:]*:", "", 1)
       local state = redis.call("HEXISTS", KEYS[3], s) == 1 and "revoked" or "good"
       local at = redis.call("HGET", KEYS[2] .. s, "issued_at") or "-"
       out[#out + 1] = s .. "\t" .. rid .. "\t" .. state .. "\t" .. at
