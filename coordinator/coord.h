@@ -222,6 +222,16 @@ json_t *pc_coord_ca_view(pc_coord_t *coord, const json_t *workers, int64_t now);
 bool pc_coord_ca_serve(pc_coord_t *coord, const char *path, pc_http_response_t *resp);
 void pc_coord_ca_free(pc_coord_t *coord);
 
+/* ---- OCSP (coord_ocsp.c) ---------------------------------------------------------------- */
+
+/* pc_coord_ocsp_start lets the HTTP server read OCSP request bodies and has each local CA make
+ * sure of its responder certificate (on the pool; a failure is logged, and retried by the
+ * first request). */
+pc_err_t pc_coord_ocsp_start(pc_coord_t *coord, pc_diag_t *diag);
+/* pc_coord_ocsp_serve answers POST /ocsp/NAME (req's body) and GET /ocsp/NAME/BASE64 (RFC 6960
+ * appendix A), later, from the pool (pc_http_defer). Called from the HTTP handler. */
+void pc_coord_ocsp_serve(pc_coord_t *coord, const pc_http_request_t *req, pc_http_response_t *resp);
+
 /* ---- notices and overdue revocations (coord_notices.c) ---------------------------------- */
 
 typedef struct pc_coord_notices pc_coord_notices_t;
@@ -250,6 +260,9 @@ const char *pc_coord_page(void);
 /* pc_coord_respond_json sets resp to doc as JSON (status, type, a copy of the body); plain
  * text answers are pc_http_respond_text. */
 void pc_coord_respond_json(pc_http_response_t *resp, int status, const json_t *doc);
+/* pc_coord_percent_decode decodes %XX in text into out (at most size - 1 bytes, NUL-terminated);
+ * false if malformed, empty or too long. */
+bool pc_coord_percent_decode(const char *text, char *out, size_t size);
 
 /* ---- the process (coord_main.c) --------------------------------------------------------- */
 
@@ -259,6 +272,7 @@ struct pc_coord {
     int exit_code;
     bool stopping;
     pc_engine_t *engine;
+    bool engine_closing; /* its CAs are closing on the loop (cfssl's HTTP client) */
     pc_redis_t *redis;
     pc_http_t *http;
     pc_http_token_t admin_token; /* coordinator.admin_token_file's, when admin_token_set */
@@ -266,6 +280,8 @@ struct pc_coord {
     pc_coord_admin_t *admin;
     pc_coord_crl_t *crls; /* one per CA, [engine->ca_count] */
     pc_coord_notices_t *notices;
+    unsigned ocsp_in_flight;                 /* OCSP requests on the pool (coord_ocsp.c) */
+    char ocsp_last_error[sizeof(pc_diag_t)]; /* the last OCSP failure logged */
     char *result_key_pem; /* the public key of worker.result_key_file; NULL: none */
     uv_signal_t sigterm, sigint;
     uv_timer_t refresh;

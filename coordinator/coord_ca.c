@@ -1,7 +1,8 @@
 /*
  * coord_ca.c - the CA side of the coordinator's HTTP port: each CA's certificate (GET
  * /ca/NAME.crt as PEM, /ca/NAME.der as DER, the URL a certificate's AIA points at) and each
- * local CA's CRL (GET /crl/NAME.crl, DER, the URL of its CRL distribution point).
+ * CA's CRL (GET /crl/NAME.crl, DER, the URL of its CRL distribution point): a local CA's made
+ * here, a cfssl CA's fetched from cfssl (below).
  *
  * Signing a CRL reads the CA's whole index from Redis, so it runs on a pool thread and HTTP
  * serves the last one made. A CRL is made at start; on change: every CRL_CHECK_MS the number
@@ -10,6 +11,12 @@
  * (CRL_MIN_INTERVAL_MS); and at least once an hour (CRL_MAX_AGE_MS), with a nextUpdate a day
  * ahead, so a fetched CRL is never stale for a relying party. Loop thread, except make_crl and
  * count_revoked (pool thread).
+ *
+ * A cfssl CA's CRL is made by cfssl from its own database (pc_ca_cfssl_crl, on the loop): there
+ * is no cheap count of its revocations, so it is fetched at start, again when it was asked for
+ * and is older than REMOTE_MIN_INTERVAL_MS, and at least once an hour; the last good one is
+ * served meanwhile, and 503 with the reason while there is none (cfssl down, or a cfssl without
+ * a CRL endpoint).
  *
  * Also each CA's health for the status page (/api/cas): what the workers say (a CA a worker
  * cannot use now is in its heartbeat's ca_down), and for the local CAs, whose certificate and
@@ -21,6 +28,7 @@
 
 #include <openssl/pem.h>
 
+#include "ca_cfssl.h"
 #include "ca_local.h"
 #include "coord.h"
 #include "log.h"
@@ -31,12 +39,14 @@
 #define CRL_MIN_INTERVAL_MS 60000
 #define CRL_MAX_AGE_MS (3600 * 1000)
 #define CRL_NEXT_UPDATE_HOURS 24
+#define REMOTE_MIN_INTERVAL_MS 10000
 #define CERT_WARN_DAYS 30 /* a CA certificate this close to its end is a warning */
 
 struct pc_coord_crl {
     pc_ca_t *ca; /* borrowed from the engine */
     pc_coord_t *coord;
     bool local;
+    bool remote;        /* a cfssl CA: its CRL comes from cfssl */
     unsigned char *der; /* the CRL served, OPENSSL_malloc'd */
     size_t len;
     int64_t made_ms;
@@ -92,9 +102,51 @@ static void after_make_crl(uv_work_t *work, int status)
     crl->last_error[0] = '\0';
 }
 
+/* publish takes a new CRL (DER, copied) as the one served. */
+static void publish(pc_coord_crl_t *crl, const unsigned char *der, size_t len)
+{
+    unsigned char *copy = OPENSSL_malloc(len > 0 ? len : 1);
+    if (copy == NULL)
+        return; /* the old one stays; the next refresh tries again */
+    memcpy(copy, der, len);
+    pc_log(crl->der == NULL ? PC_LOG_INFO : PC_LOG_DEBUG, "crl_published",
+           "fetched a new CRL from cfssl", "ca", crl->ca->name, NULL);
+    OPENSSL_free(crl->der);
+    crl->der = copy;
+    crl->len = len;
+    crl->made_ms = pc_now_ms();
+    crl->requested = false;
+    crl->last_error[0] = '\0';
+}
+
+static void on_remote_crl(void *arg, pc_err_t err, const unsigned char *der, size_t len,
+                          const pc_diag_t *diag)
+{
+    pc_coord_crl_t *crl = arg;
+    crl->busy = false;
+    if (crl->coord->stopping)
+        return;
+    if (err == PC_OK) {
+        publish(crl, der, len);
+        return;
+    }
+    if (strcmp(diag->msg, crl->last_error) != 0)
+        pc_log(PC_LOG_ERROR, "crl_failed", diag->msg, "ca", crl->ca->name, "code",
+               pc_err_code_name(err), NULL);
+    snprintf(crl->last_error, sizeof(crl->last_error), "%s", diag->msg);
+}
+
 static void start_crl(pc_coord_t *coord, pc_coord_crl_t *crl)
 {
-    if (crl->busy || !crl->local || coord->stopping)
+    if (crl->busy || coord->stopping)
+        return;
+    if (crl->remote) {
+        crl->busy = true;
+        crl->coord = coord;
+        pc_ca_cfssl_crl(crl->ca, CRL_NEXT_UPDATE_HOURS, on_remote_crl, crl);
+        return;
+    }
+    if (!crl->local)
         return;
     crl->work.data = crl;
     if (uv_queue_work(coord->loop, &crl->work, make_crl, after_make_crl) == 0)
@@ -129,8 +181,13 @@ static void on_crl_timer(uv_timer_t *timer)
     for (size_t i = 0; i < coord->engine->ca_count; i++) {
         pc_coord_crl_t *crl = &coord->crls[i];
         int64_t age = now - crl->made_ms;
-        if (crl->der == NULL || age >= CRL_MAX_AGE_MS ||
-            (crl->requested && age >= CRL_MIN_INTERVAL_MS))
+        if (crl->remote && (crl->der == NULL || age >= CRL_MAX_AGE_MS ||
+                            (crl->requested && age >= REMOTE_MIN_INTERVAL_MS)))
+            start_crl(coord, crl);
+        else if (crl->remote)
+            continue;
+        else if (crl->der == NULL || age >= CRL_MAX_AGE_MS ||
+                 (crl->requested && age >= CRL_MIN_INTERVAL_MS))
             start_crl(coord, crl);
         else
             start_count(coord, crl);
@@ -146,7 +203,11 @@ pc_err_t pc_coord_ca_start(pc_coord_t *coord, pc_diag_t *diag)
     for (size_t i = 0; i < n; i++) {
         coord->crls[i].ca = coord->engine->cas[i];
         coord->crls[i].local = strcmp(coord->engine->cas[i]->ops->kind, "local") == 0;
-        start_crl(coord, &coord->crls[i]);
+        coord->crls[i].remote = strcmp(coord->engine->cas[i]->ops->kind, "cfssl") == 0;
+        coord->crls[i].coord = coord;
+        /* a cfssl CA's first fetch waits for its CA certificate: the timer's first tick */
+        if (coord->crls[i].local)
+            start_crl(coord, &coord->crls[i]);
     }
     uv_timer_start(&coord->crl_timer, on_crl_timer, CRL_CHECK_MS, CRL_CHECK_MS);
     return PC_OK;
@@ -233,9 +294,8 @@ static void serve_crl(pc_coord_t *coord, const char *name, pc_http_response_t *r
         if (strcmp(crl->ca->name, name) != 0)
             continue;
         crl->requested = true;
-        if (!crl->local)
-            snprintf(msg, sizeof(msg), "CA \"%s\" is not a local CA: it publishes its own CRL\n",
-                     name);
+        if (!crl->local && !crl->remote)
+            snprintf(msg, sizeof(msg), "CA \"%s\" publishes its own CRL\n", name);
         else if (crl->der != NULL) {
             respond_bytes(resp, "application/pkix-crl", crl->der, crl->len);
             return;
@@ -244,7 +304,7 @@ static void serve_crl(pc_coord_t *coord, const char *name, pc_http_response_t *r
         else
             snprintf(msg, sizeof(msg), "the CRL of CA \"%s\" is being made; retry in a second\n",
                      name);
-        pc_http_respond_text(resp, crl->local ? 503 : 404, msg);
+        pc_http_respond_text(resp, crl->local || crl->remote ? 503 : 404, msg);
         return;
     }
     snprintf(msg, sizeof(msg), "not found: no CA called \"%s\" is configured\n", name);
@@ -291,15 +351,18 @@ static json_t *cert_view(pc_ca_t *ca, int64_t now, int *days_left)
                      "expires_in_days", (int)((not_after - now) / (86400 * 1000)));
 }
 
+/* crl_view: the CRL served here (a local CA's, or a cfssl CA's fetched from cfssl), or null.
+ * A cfssl CRL's revocations are not counted here: null. */
 static json_t *crl_view(const pc_coord_crl_t *crl, int64_t now)
 {
-    if (crl == NULL || !crl->local)
+    if (crl == NULL || (!crl->local && !crl->remote))
         return json_null();
-    return json_pack("{s:o,s:o,s:I,s:o}", "made_at_ms",
-                     crl->der != NULL ? json_integer(crl->made_ms) : json_null(), "age_s",
-                     crl->der != NULL ? json_integer((now - crl->made_ms) / 1000) : json_null(),
-                     "revoked", (json_int_t)crl->revoked_made, "error",
-                     crl->last_error[0] != '\0' ? json_string(crl->last_error) : json_null());
+    return json_pack(
+        "{s:o,s:o,s:o,s:o}", "made_at_ms",
+        crl->der != NULL ? json_integer(crl->made_ms) : json_null(), "age_s",
+        crl->der != NULL ? json_integer((now - crl->made_ms) / 1000) : json_null(), "revoked",
+        crl->local ? json_integer((json_int_t)crl->revoked_made) : json_null(), "error",
+        crl->last_error[0] != '\0' ? json_string(crl->last_error) : json_null());
 }
 
 /* down_on lists the working workers that cannot use the CA called name. *working counts the

@@ -1,8 +1,9 @@
 /*
  * coord_http.c - the coordinator's HTTP routes: the status page, the JSON API read by the page
- * and by scripts, Prometheus metrics, health and readiness, CA certificates and CRLs. Every
- * answer but the inventory's comes from the last snapshot, so a request never waits for Kafka
- * or Redis; the inventory's waits for its Redis read without holding the loop. Loop thread.
+ * and by scripts, Prometheus metrics, health and readiness, CA certificates, CRLs and OCSP.
+ * Every answer but the inventory's and OCSP's comes from the last snapshot, so a request never
+ * waits for Kafka or Redis; those two wait for Redis (OCSP also for its signature, on the pool)
+ * without holding the loop (pc_http_defer). Loop thread.
  *
  *   GET  /                      status page (HTML, refreshes itself from the API)
  *   GET  /api/fleet             workers with state, reason, counts, partitions
@@ -16,6 +17,7 @@
  *   GET  /api/certs?tenant=T&.. the inventory, and /api/certs/CA/SERIAL?tenant=T (coord_certs.c)
  *   GET  /metrics, /healthz, /readyz
  *   GET  /ca/NAME.crt|.der, /crl/NAME.crl
+ *   POST /ocsp/NAME, GET /ocsp/NAME/{base64 request}   OCSP (coord_ocsp.c)
  *   GET  /keys/results.pem      the public key results are signed with (worker.result_key_id)
  *
  * Reading is open (the coordinator listens on 127.0.0.1 unless told otherwise). /api/ is the
@@ -56,8 +58,7 @@ static void respond_error(pc_http_response_t *resp, int status, const char *msg)
     json_decref(doc);
 }
 
-/* percent_decode decodes %XX in text into out (at most size - 1 bytes); false if malformed. */
-static bool percent_decode(const char *text, char *out, size_t size)
+bool pc_coord_percent_decode(const char *text, char *out, size_t size)
 {
     size_t n = 0;
     for (; *text != '\0'; text++) {
@@ -84,7 +85,7 @@ static void serve_worker(pc_coord_t *coord, const char *encoded, pc_http_respons
     char id[256];
     size_t i;
     json_t *w;
-    if (!percent_decode(encoded, id, sizeof(id))) {
+    if (!pc_coord_percent_decode(encoded, id, sizeof(id))) {
         respond_error(resp, 400, "bad worker id in the path; use /api/workers/{id}");
         return;
     }
@@ -186,6 +187,10 @@ void pc_coord_http_handler(void *arg, const pc_http_request_t *req, pc_http_resp
         return;
     if (strcmp(path, "/api/topics/ensure") == 0) {
         serve_ensure(coord, method, resp);
+        return;
+    }
+    if (strncmp(path, "/ocsp/", 6) == 0) {
+        pc_coord_ocsp_serve(coord, req, resp);
         return;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {

@@ -2,9 +2,10 @@
  * pkcs-coordinator - the control plane of a PKCS Connector cluster: makes sure the topics
  * exist (and reports those that differ from the configuration), shows the workers as Active or
  * Inactive with their counts, lag and issue rate on a status page, a JSON API and Prometheus
- * metrics, and publishes the CA certificates and the local CAs' CRLs. Holds no state of its
- * own: any number of copies may run. One libuv loop thread; the pool runs the blocking Kafka
- * probe and CRL signing. SIGTERM / SIGINT close everything and exit 0.
+ * metrics, publishes the CA certificates and CRLs, answers OCSP for the local CAs, and sends
+ * the notices of what falls due. Holds no state of its own: any number of copies may run. One
+ * libuv loop thread; the pool runs the blocking Kafka probe, CRL and OCSP signing. SIGTERM /
+ * SIGINT close everything and exit 0.
  *
  * usage: pkcs-coordinator [--config FILE]     (or PC_CONFIG; environment overrides apply)
  */
@@ -23,9 +24,10 @@ static void usage(void)
     printf("usage: pkcs-coordinator [--config FILE]\n\n"
            "Creates the cluster's Kafka topics when missing, shows the workers, lag and issue\n"
            "rate on http://HOST:PORT/ (coordinator.http_host / http_port, default\n"
-           "127.0.0.1:9470) with a JSON API and /metrics, and serves /ca/NAME.crt and\n"
-           "/crl/NAME.crl. Settings come from the configuration file (--config or PC_CONFIG)\n"
-           "and PC_* environment variables; see README.md. SIGTERM stops it (exit 0).\n");
+           "127.0.0.1:9470) with a JSON API and /metrics, and serves /ca/NAME.crt,\n"
+           "/crl/NAME.crl and /ocsp/NAME. Settings come from the configuration file (--config\n"
+           "or PC_CONFIG) and PC_* environment variables; see README.md. SIGTERM stops it\n"
+           "(exit 0).\n");
 }
 
 /* ---- closing ----------------------------------------------------------------------------- */
@@ -42,16 +44,28 @@ static void on_component_closed(void *arg)
     coord->open--;
 }
 
-/* The notices' last batch still uses Redis: Redis is closed after it. */
-static void on_notices_closed(void *arg)
+/* close_backends closes Redis and the engine's CAs (a cfssl CA's HTTP client is on the loop). */
+static void close_backends(pc_coord_t *coord)
 {
-    pc_coord_t *coord = arg;
-    coord->open--;
     if (coord->redis != NULL) {
         coord->open++;
         pc_redis_close(coord->redis, on_component_closed, coord);
         coord->redis = NULL;
     }
+    if (coord->engine != NULL && !coord->engine_closing) {
+        coord->engine_closing = true;
+        coord->open++;
+        pc_engine_close(coord->engine, on_component_closed, coord);
+    }
+}
+
+/* The notices' last batch still uses Redis and the CAs (it revokes superseded certificates):
+ * they are closed after it. */
+static void on_notices_closed(void *arg)
+{
+    pc_coord_t *coord = arg;
+    coord->open--;
+    close_backends(coord);
 }
 
 static void close_handle(uv_handle_t *handle)
@@ -77,14 +91,12 @@ static void coord_shutdown(pc_coord_t *coord, int exit_code)
         pc_http_close(coord->http, on_component_closed, coord);
         coord->http = NULL;
     }
-    if (coord->notices != NULL) { /* then Redis */
+    if (coord->notices != NULL) { /* then Redis and the CAs */
         coord->open++;
         pc_coord_notices_close(coord->notices, on_notices_closed, coord);
         coord->notices = NULL;
-    } else if (coord->redis != NULL) {
-        coord->open++;
-        pc_redis_close(coord->redis, on_component_closed, coord);
-        coord->redis = NULL;
+    } else {
+        close_backends(coord);
     }
     pc_coord_admin_stop(coord->admin);
 }
@@ -199,20 +211,23 @@ static pc_err_t coord_start(pc_coord_t *coord, pc_diag_t *diag)
         }
         coord->admin_token_set = true;
     }
-    if ((err = pc_engine_new(coord->cfg, &coord->engine, diag)) != PC_OK ||
+    /* On the loop: a cfssl CA needs it to fetch its certificate and CRL, and the notices revoke
+     * through the CAs without blocking it. */
+    if ((err = pc_engine_new_loop(coord->cfg, coord->loop, &coord->engine, diag)) != PC_OK ||
         (err = pc_redis_new(coord->loop, &rc, &coord->redis, diag)) != PC_OK ||
         (err = pc_coord_admin_new(coord->loop, &cfg->kafka, &security, &coord->admin, diag)) !=
             PC_OK ||
         (err = pc_http_new(coord->loop, cfg->coordinator.http_host, (int)cfg->coordinator.http_port,
                            pc_coord_http_handler, coord, &coord->http, diag)) != PC_OK ||
         (err = pc_coord_ca_start(coord, diag)) != PC_OK ||
+        (err = pc_coord_ocsp_start(coord, diag)) != PC_OK ||
         (err = pc_coord_notices_new(coord, &coord->notices, diag)) != PC_OK)
         return err;
     pc_http_set_max_connections(coord->http, cfg->coordinator.http_max_connections);
     pc_http_set_idle_timeout(coord->http, cfg->coordinator.http_timeout_ms);
     snprintf(port, sizeof(port), "%d", pc_http_port(coord->http));
-    pc_log(PC_LOG_INFO, "http", "serving the status page, /api, /metrics, /ca and /crl", "port",
-           port, "write_endpoints", coord->admin_token_set ? "token" : "off", NULL);
+    pc_log(PC_LOG_INFO, "http", "serving the status page, /api, /metrics, /ca, /crl and /ocsp",
+           "port", port, "write_endpoints", coord->admin_token_set ? "token" : "off", NULL);
     uv_signal_start(&coord->sigterm, on_signal, SIGTERM);
     uv_signal_start(&coord->sigint, on_signal, SIGINT);
     coord->ensure = true;

@@ -223,7 +223,7 @@ static const char page[] =
     "ca.cert.expires_in_days + \" days)\" : \"— (kept by the CA)\");\n"
     "    cell(row, !ca.crl ? \"— (published by the CA)\" : ca.crl.age_s === null ? "
     "(ca.crl.error || \"being made\") : duration(ca.crl.age_s));\n"
-    "    cell(row, ca.crl ? ca.crl.revoked : \"—\", \"num\");\n"
+    "    cell(row, ca.crl && ca.crl.revoked !== null ? ca.crl.revoked : \"—\", \"num\");\n"
     "  }), 6, \"No CA configured.\");\n"
     "  const select = $(\"q-ca\"), want = select.value;\n"
     "  if (select.options.length !== cas.length) {\n"

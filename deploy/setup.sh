@@ -12,7 +12,7 @@ packages=(
   openssl clang-format redis-server redis-tools golang-cfssl
   maven iproute2 sqlite3 curl jq chromium gnuplot-nox
   systemd prometheus python3-venv
-  stunnel4
+  softhsm2 opensc libengine-pkcs11-openssl p11-kit stunnel4
   # the sanitizer suite of tests/run.sh: clang, libFuzzer, llvm-symbolizer for readable stacks
   clang libclang-rt-14-dev llvm
 )

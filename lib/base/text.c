@@ -1,15 +1,57 @@
 /*
- * text.c - a growable byte buffer, strict UTF-8 checks and wiping secret strings, for code that
- * builds or checks text from outside (names, CSV cells, messages). Pure functions on the
- * caller's data; any thread.
+ * text.c - a growable byte buffer, strict UTF-8 checks, wiping secret strings and base64
+ * decoding, for code that builds or checks text from outside (names, CSV cells, messages,
+ * encoded DER). Pure functions on the caller's data; any thread.
  */
 #include "text.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+pc_err_t pc_base64_decode(const char *text, size_t len, unsigned char **out, size_t *out_len,
+                          pc_diag_t *diag)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    *out = NULL;
+    *out_len = 0;
+    size_t pad = 0;
+    while (pad < 2 && len > 0 && text[len - 1] == '=') {
+        len--;
+        pad++;
+    }
+    /* EVP_DecodeBlock would read through whitespace and stray padding: checked here. */
+    bool ok = len % 4 != 1 && (pad == 0 || (len + pad) % 4 == 0) && len <= INT_MAX / 2;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = text[i] != '\0' && strchr(alphabet, text[i]) != NULL;
+    if (!ok)
+        return pc_fail(diag, PC_ERR_BAD_MESSAGE, "not base64 (RFC 4648, standard alphabet)");
+    size_t full = (len + 3) / 4 * 4;
+    char *padded = malloc(full + 1);
+    unsigned char *bytes = malloc(full / 4 * 3 + 1);
+    if (padded == NULL || bytes == NULL) {
+        free(padded);
+        free(bytes);
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory decoding base64");
+    }
+    memcpy(padded, text, len);
+    memset(padded + len, '=', full - len);
+    int n = EVP_DecodeBlock(bytes, (const unsigned char *)padded, (int)full);
+    free(padded);
+    if (n < 0) {
+        free(bytes);
+        return pc_fail(diag, PC_ERR_BAD_MESSAGE, "not base64 (RFC 4648, standard alphabet)");
+    }
+    /* EVP_DecodeBlock counts the padding as zero bytes. */
+    *out = bytes;
+    *out_len = (size_t)n - (full - len);
+    return PC_OK;
+}
 
 pc_err_t pc_buf_append(pc_buf_t *buf, const char *bytes, size_t len, pc_diag_t *diag)
 {

@@ -1,5 +1,6 @@
 /*
- * text.h - a growable byte buffer, strict UTF-8 checks, secret strings. Any thread.
+ * text.h - a growable byte buffer, strict UTF-8 checks, secret strings and base64 decoding.
+ * Any thread.
  */
 #ifndef PC_TEXT_H
 #define PC_TEXT_H
@@ -36,6 +37,12 @@ size_t pc_utf8_chars(const char *s, size_t len);
 /* pc_utf8_clip returns the largest length <= max that does not cut a UTF-8 sequence of s, for
  * quoting part of a value in a message. */
 int pc_utf8_clip(const char *s, size_t len, size_t max);
+
+/* pc_base64_decode decodes standard base64 (RFC 4648 section 4; the final padding may be left
+ * out) of len bytes into *out (caller frees with free) of *out_len bytes. PC_ERR_BAD_MESSAGE
+ * for anything else (other characters, a bad length), PC_ERR_NOMEM. */
+pc_err_t pc_base64_decode(const char *text, size_t len, unsigned char **out, size_t *out_len,
+                          pc_diag_t *diag);
 
 /* PC_KEY_SEGMENT_MAX is the room pc_key_segment needs for an id of n bytes, NUL included. */
 #define PC_KEY_SEGMENT_MAX(n) (3 * (n) + 1)

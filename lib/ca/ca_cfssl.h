@@ -34,9 +34,11 @@ typedef struct pc_ca_cfssl_config {
      * unprotected, so this is for a cfssl on the same host or in tests only. The library does
      * not log: a program that sets it says so loudly itself. */
     bool allow_http;
-    /* The profiles say "client_provides_serial_numbers": true, so every certificate carries the
+    /* The profiles say "ClientProvidesSerialNumbers": true, so every certificate carries the
      * serial the caller chose (pc_ca_issue_t.serial_hex), recorded before cfssl is asked: a
-     * certificate whose answer was lost is then found by its serial, exactly. */
+     * certificate whose answer was lost is then found by its serial, exactly. cfssl reads that
+     * Go field name (it has no JSON tag: "client_provides_serial_numbers" is silently ignored),
+     * and only a cfssl whose API takes serials honours it (1.6 does; 1.2 drops them). */
     bool client_serials;
     /* Hex key of the cfssl auth_key its profiles name (type "standard"): requests then go to
      * /api/v1/cfssl/authsign with an HMAC-SHA256 token. NULL: /api/v1/cfssl/sign, unsigned. */
@@ -87,6 +89,21 @@ typedef void (*pc_ca_cfssl_ready_fn)(void *arg, pc_err_t err);
 /* pc_ca_cfssl_on_ready calls fn once the chain is known: at once (inside this call) when it is
  * already. Loop thread. */
 void pc_ca_cfssl_on_ready(pc_ca_t *ca, pc_ca_cfssl_ready_fn fn, void *arg);
+
+/* Called once with the CA's CRL: der (borrowed for the call) of len bytes, checked to be a CRL
+ * the CA signed; or err and diag. */
+typedef void (*pc_ca_cfssl_crl_fn)(void *arg, pc_err_t err, const unsigned char *der, size_t len,
+                                   const pc_diag_t *diag);
+
+/* pc_ca_cfssl_crl asks cfssl for a CRL made now from its certificate database (GET
+ * /api/v1/cfssl/crl, cfssl 1.3 and later), with nextUpdate next_update_hours ahead (0: 24), and
+ * calls fn once: on the loop with the answer, or inside this call when it cannot ask (not a
+ * cfssl CA: PC_ERR_NOT_SUPPORTED; closing, or the CA certificate not fetched yet:
+ * PC_ERR_CA_UNAVAILABLE). Errors: PC_ERR_NOT_SUPPORTED when cfssl has no CRL endpoint (cfssl
+ * 1.2), PC_ERR_CA_UNAVAILABLE when cfssl cannot be reached or cannot make one, PC_ERR_BAD_MESSAGE
+ * or PC_ERR_CRYPTO when the answer is not a CRL this CA signed; diag names the CA and what to
+ * do. Not retried, and not counted by the circuit breaker. Loop thread (ca_cfssl_crl.c). */
+void pc_ca_cfssl_crl(pc_ca_t *ca, unsigned next_update_hours, pc_ca_cfssl_crl_fn fn, void *arg);
 
 /* pc_ca_cfssl_requests counts the HTTP requests sent to cfssl so far (metrics, tests). */
 unsigned long pc_ca_cfssl_requests(const pc_ca_t *ca);

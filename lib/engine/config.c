@@ -295,23 +295,51 @@ out_free_defaults:
     return err;
 }
 
-static pc_err_t read_passphrase_file(pc_config_ca_t *ca, const char *path, pc_diag_t *diag)
+/* read_secret_file reads a secret (passphrase, PIN) for ca's setting from path into *out, line
+ * end cut; what *out held is wiped. */
+static pc_err_t read_secret_file(const pc_config_ca_t *ca, const char *setting, const char *path,
+                                 char **out, pc_diag_t *diag)
 {
     unsigned char *data = NULL;
     size_t len = 0;
     pc_err_t err = pc_file_read_secret(path, 4096, &data, &len, diag);
     if (err != PC_OK) {
         char where[160];
-        snprintf(where, sizeof(where), "ca %s: key_passphrase_file", ca->name ? ca->name : "local");
+        snprintf(where, sizeof(where), "ca %s: %s", ca->name ? ca->name : "local", setting);
         pc_diag_prefix(diag, where);
         return err;
     }
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
         data[--len] = '\0';
-    if (ca->key_passphrase != NULL)
-        OPENSSL_clear_free(ca->key_passphrase, strlen(ca->key_passphrase));
-    ca->key_passphrase = (char *)data;
+    if (*out != NULL)
+        OPENSSL_clear_free(*out, strlen(*out));
+    *out = (char *)data;
     return PC_OK;
+}
+
+static pc_err_t read_passphrase_file(pc_config_ca_t *ca, const char *path, pc_diag_t *diag)
+{
+    return read_secret_file(ca, "key_passphrase_file", path, &ca->key_passphrase, diag);
+}
+
+/* The CA key in a PKCS#11 token: its URI, module and the PIN from key_pin_file. */
+static pc_err_t ca_token(pc_config_ca_t *ca, json_t *obj, pc_diag_t *diag)
+{
+    char *pin_file = NULL;
+    pc_err_t err = get_string(obj, "key_uri", "ca", &ca->key_uri, diag);
+    if (err == PC_OK)
+        err = get_string(obj, "key_module", "ca", &ca->key_module, diag);
+    if (err == PC_OK)
+        err = get_string(obj, "key_pin_file", "ca", &pin_file, diag);
+    if (err == PC_OK && pin_file != NULL)
+        err = read_secret_file(ca, "key_pin_file", pin_file, &ca->key_pin, diag);
+    if (err == PC_OK && ca->key_uri != NULL && strncmp(ca->key_uri, "pkcs11:", 7) != 0)
+        err = pc_fail(diag, PC_ERR_INVALID_PARAM,
+                      "ca %s: key_uri must be a PKCS#11 URI, e.g. "
+                      "\"pkcs11:token=CA;object=ca-key;type=private\"",
+                      ca->name != NULL ? ca->name : "local");
+    free(pin_file);
+    return err;
 }
 
 static pc_err_t ca_passphrase(pc_config_ca_t *ca, json_t *obj, pc_diag_t *diag)
@@ -416,7 +444,8 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
 {
     static const char *const keys[] = {
         "name", "type", "state_dir", "cert_file", "key_file", "subject", "crl_url", "aia_url",
-        "key_passphrase", "key_passphrase_file", "templates",
+        "key_passphrase", "key_passphrase_file", "templates", "ocsp_url", "key_uri", "key_pin_file",
+        "key_module",
         /* type cfssl */
         "url", "allow_http", "client_serials", "auth_key_file", "label", "ca_bundle", "client_cert",
         "client_key", "connect_timeout_ms", "total_timeout_ms", "max_concurrent", "attempts",
@@ -434,7 +463,8 @@ static pc_err_t parse_ca(json_t *obj, const pc_config_t *cfg, pc_config_ca_t *ca
         (err = get_string(obj, "subject", "ca", &ca->subject, diag)) != PC_OK ||
         (err = get_string(obj, "crl_url", "ca", &ca->crl_url, diag)) != PC_OK ||
         (err = get_string(obj, "aia_url", "ca", &ca->aia_url, diag)) != PC_OK ||
-        (err = ca_passphrase(ca, obj, diag)) != PC_OK)
+        (err = get_string(obj, "ocsp_url", "ca", &ca->ocsp_url, diag)) != PC_OK ||
+        (err = ca_token(ca, obj, diag)) != PC_OK || (err = ca_passphrase(ca, obj, diag)) != PC_OK)
         return err;
     if (ca->name == NULL && (ca->name = strdup("local")) == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory");
@@ -579,6 +609,11 @@ static void free_ca(pc_config_ca_t *ca)
     free(ca->subject);
     free(ca->crl_url);
     free(ca->aia_url);
+    free(ca->ocsp_url);
+    free(ca->key_uri);
+    free(ca->key_module);
+    if (ca->key_pin != NULL)
+        OPENSSL_clear_free(ca->key_pin, strlen(ca->key_pin));
     free(ca->url);
     if (ca->auth_key_hex != NULL)
         OPENSSL_clear_free(ca->auth_key_hex, strlen(ca->auth_key_hex));

@@ -23,12 +23,16 @@ typedef struct pc_config_ca {
     char *subject;        /* of a generated CA */
     char *crl_url;
     char *aia_url;
+    char *ocsp_url;   /* AIA OCSP URL put in issued certificates (local CA) */
+    char *key_uri;    /* the CA key in a PKCS#11 token (RFC 7512), instead of key_file */
+    char *key_pin;    /* the token's PIN, from key_pin_file; wiped when freed */
+    char *key_module; /* the PKCS#11 module; default the engine's (p11-kit) */
     pc_ca_template_t **templates;
     size_t template_count;
     /* type "cfssl": a remote cfssl serve */
     char *url;           /* https://host:port (http:// only with allow_http) */
     bool allow_http;     /* accept a plain http:// url (a cfssl on this host); default false */
-    bool client_serials; /* we pick each serial (client_provides_serial_numbers); default false */
+    bool client_serials; /* we pick each serial (ClientProvidesSerialNumbers); default false */
     char *auth_key_hex;  /* from auth_key_file (hex); NULL: unauthenticated /sign */
     char *label;
     char *ca_bundle, *client_cert, *client_key;

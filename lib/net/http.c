@@ -1,20 +1,23 @@
 /*
- * http.c - the small HTTP/1.1 server behind /healthz, /readyz and /metrics: accept, read one
- * bounded request head, ask the handler, answer with Connection: close, then linger until the
- * client closes (so that unread request bytes never turn our answer into a reset).
- * Exists so that probes and Prometheus reach a worker without pulling in an HTTP library.
- * What a client can hold is bounded: one head of HEAD_MAX bytes with at most HEADERS_MAX
- * headers, idle_ms to send it (from the connection, not renewed by each byte) and again to
- * read the answer, and max_conns connections at once; one more is refused at once with a 503.
- * A handler that needs Redis defers its answer (pc_http_defer): the connection then waits, under
- * its usual time limit, for pc_http_answer; the handle outlives the connection, so an answer
- * that comes after the client left is dropped, never written to freed memory.
+ * http.c - the small HTTP/1.1 server behind /healthz, /readyz and /metrics, the coordinator's
+ * API and its OCSP responder: accept, read one bounded request head (and, where the server
+ * allows, a bounded Content-Length body), ask the handler, answer with Connection: close, then
+ * linger until the client closes (so that unread request bytes never turn our answer into a
+ * reset). Exists so that probes and Prometheus reach a worker without pulling in an HTTP
+ * library. What a client can hold is bounded: one head of HEAD_MAX bytes with at most
+ * HEADERS_MAX headers and a body of body_max bytes, idle_ms to send them (from the connection,
+ * not renewed by each byte) and again to read the answer, and max_conns connections at once;
+ * one more is refused at once with a 503. A handler that needs Redis or the thread pool defers
+ * its answer (pc_http_defer): the connection then waits, idle_ms again, for pc_http_answer; the
+ * handle outlives the connection, so an answer that comes after the client left is dropped,
+ * never written to freed memory.
  * Loop thread only. Memory that owns uv handles is freed only in the last close callback:
  * a connection when its timer and socket are closed, the server when its listener and every
  * connection are gone.
  */
 #include "http.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@
 #include <openssl/evp.h>
 
 #include "file.h"
+#include "numbers.h"
 
 #define HEAD_MAX PC_HTTP_HEAD_MAX
 #define HEADERS_MAX PC_HTTP_HEADERS_MAX
@@ -43,6 +47,7 @@ struct pc_http {
     pc_http_handler_fn handler;
     void *arg;
     uint64_t idle_ms;
+    size_t body_max; /* 0: bodies are not read */
     int port;
     unsigned open;      /* listener + connections + refusals; the last one to close frees http */
     unsigned live;      /* connections being served (refusals not counted) */
@@ -68,13 +73,20 @@ struct conn {
     bool tcp_open; /* tcp initialised, so it must be closed too */
     unsigned handles;
     bool closing;
-    bool answered; /* past the head: further bytes are read and dropped */
+    bool answered; /* past the request: further bytes are read and dropped */
+    bool replied;  /* the answer is on its way */
     bool head_only;
     pc_http_later_t *later; /* a deferred answer still owed, else NULL */
     uv_write_t write_req;
+    uv_write_t continue_req; /* "100 Continue", for a client that waits for it */
     uv_shutdown_t shutdown_req;
     char *out;
     size_t len;
+    size_t body_max;        /* the server's when the connection was accepted */
+    pc_http_head_t request; /* once its head is in (pc_http_parse_head): points into head */
+    unsigned char *body;    /* body_want bytes, body_len of them in so far */
+    size_t body_len, body_want;
+    bool reading_body;
     char head[HEAD_MAX];
 };
 
@@ -97,6 +109,12 @@ static const char *reason(int status)
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -148,6 +166,7 @@ static void on_conn_handle_closed(uv_handle_t *handle)
     if (conn->later != NULL)
         conn->later->conn = NULL; /* its answer goes nowhere now */
     free(conn->out);
+    free(conn->body);
     free(conn);
     http->live--;
     http_release(http);
@@ -173,6 +192,7 @@ static conn_t *conn_new(pc_http_t *http)
     if (uv_timer_init(http->loop, &conn->timer) != 0)
         goto out_free_conn;
     conn->http = http;
+    conn->body_max = http->body_max;
     conn->timer.data = conn;
     conn->handles = 1;
     conn->next = http->conns;
@@ -233,6 +253,7 @@ static void conn_reply(conn_t *conn, int status, const char *content_type, const
 {
     char hdr[768], auth[320] = "";
     conn->answered = true;
+    conn->replied = true;
     if (status < 100 || status > 999)
         status = 500;
     if (content_type == NULL)
@@ -387,56 +408,156 @@ static void reply_text(conn_t *conn, int status, const char *text)
     conn_reply(conn, status, NULL, text, strlen(text), NULL, false);
 }
 
-/* conn_answer runs once the whole head is in: parse, ask the handler, reply. */
-static void conn_answer(conn_t *conn)
+/* conn_dispatch asks the handler once the request (head and body) is in, and replies unless
+ * the handler deferred its answer. */
+static void conn_dispatch(conn_t *conn)
 {
-    pc_http_head_t h;
-    int bad = pc_http_parse_head(conn->head, conn->len, &h);
-    if (bad != 0) {
-        reply_text(conn, bad, bad == 431 ? "too many request headers\n" : "bad request\n");
-        return;
-    }
-    pc_http_request_t req = {.method = h.method,
-                             .path = h.path,
-                             .query = h.query,
-                             .header_count = h.header_count,
-                             .header_names = h.header_names,
-                             .header_values = h.header_values};
+    const pc_http_head_t *h = &conn->request;
+    pc_http_request_t req = {.method = h->method,
+                             .path = h->path,
+                             .query = h->query,
+                             .header_count = h->header_count,
+                             .header_names = h->header_names,
+                             .header_values = h->header_values,
+                             .body = conn->body,
+                             .body_len = conn->body_len};
     pc_http_response_t resp = {.status = 200};
     pc_http_t *http = conn->http;
-    conn->head_only = strcmp(h.method, "HEAD") == 0;
+    req.content_type = pc_http_request_header(&req, "Content-Type");
+    conn->answered = true;
+    conn->head_only = strcmp(h->method, "HEAD") == 0;
     http->current = conn;
-    http->query = h.query;
+    http->query = h->query;
     http->handler(http->arg, &req, &resp);
     /* http is still there: a handler that closes the server only starts closing it. */
     http->current = NULL;
     http->query = NULL;
-    /* The handler may have closed the server, and with it this connection. */
-    if (conn->later != NULL)
-        conn->answered = true; /* pc_http_answer replies */
-    else if (!conn->closing)
+    free(conn->body); /* the handler only borrowed it */
+    conn->body = NULL;
+    conn->body_len = 0;
+    /* The handler may have closed the server, and with it this connection, or deferred its
+     * answer (and maybe given it already). */
+    if (conn->later != NULL && !conn->closing)
+        uv_timer_start(&conn->timer, on_timeout, http->idle_ms, 0); /* bounds the wait */
+    else if (conn->later == NULL && !conn->replied && !conn->closing)
         conn_reply(conn, resp.status, resp.content_type, resp.body, resp.body_len,
                    resp.authenticate, conn->head_only);
     free(resp.body);
 }
 
-/* pc_http_head_complete is called with from a little before the bytes just received, so that
- * a terminator split across reads is found. */
-bool pc_http_head_complete(const char *head, size_t from, size_t len)
+/* header_count counts the headers called name (any case). */
+static size_t header_count(const pc_http_head_t *h, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->header_count; i++)
+        n += strcasecmp(h->header_names[i], name) == 0;
+    return n;
+}
+
+static void on_continue_written(uv_write_t *req, int status)
+{
+    if (status < 0)
+        conn_close(req->data);
+}
+
+/* conn_expect_body prepares to read the Content-Length body that follows the head (its first
+ * bytes may already be in head after head_end); false when it replied instead. A repeated
+ * Content-Length, or one next to Transfer-Encoding, is refused: two readings of where the body
+ * ends are how requests are smuggled past a proxy. */
+static bool conn_expect_body(conn_t *conn, size_t head_end)
+{
+    static char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    const pc_http_head_t *h = &conn->request;
+    const char *text = NULL, *expect = NULL;
+    long want = 0;
+    if (header_count(h, "Transfer-Encoding") > 0) {
+        reply_text(conn, 411, "send the body with Content-Length\n");
+        return false;
+    }
+    size_t lengths = header_count(h, "Content-Length");
+    if (lengths == 0)
+        return true;
+    for (size_t i = 0; i < h->header_count && text == NULL; i++)
+        if (strcasecmp(h->header_names[i], "Content-Length") == 0)
+            text = h->header_values[i];
+    if (lengths > 1 || !pc_parse_long(text, 0, LONG_MAX, &want)) {
+        reply_text(conn, 400, "bad request\n");
+        return false;
+    }
+    if ((unsigned long)want > conn->body_max) {
+        reply_text(conn, 413, "request body too large\n");
+        return false;
+    }
+    if (want == 0)
+        return true;
+    conn->body = malloc((size_t)want);
+    if (conn->body == NULL) {
+        reply_text(conn, 503, "out of memory\n");
+        return false;
+    }
+    conn->body_want = (size_t)want;
+    conn->body_len =
+        conn->len - head_end < conn->body_want ? conn->len - head_end : conn->body_want;
+    memcpy(conn->body, conn->head + head_end, conn->body_len);
+    conn->reading_body = conn->body_len < conn->body_want;
+    for (size_t i = 0; i < h->header_count && expect == NULL; i++)
+        if (strcasecmp(h->header_names[i], "Expect") == 0)
+            expect = h->header_values[i];
+    if (conn->reading_body && expect != NULL && strcasecmp(expect, "100-continue") == 0) {
+        uv_buf_t buf = uv_buf_init(continue_line, sizeof(continue_line) - 1);
+        conn->continue_req.data = conn;
+        if (uv_write(&conn->continue_req, (uv_stream_t *)&conn->tcp, &buf, 1,
+                     on_continue_written) != 0) {
+            conn_close(conn);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* conn_head_done runs once the whole head (head_end bytes) is in: parse it, then read the body
+ * or ask the handler. */
+static void conn_head_done(conn_t *conn, size_t head_end)
+{
+    pc_http_head_t *h = &conn->request;
+    int bad = pc_http_parse_head(conn->head, head_end, h);
+    if (bad != 0) {
+        reply_text(conn, bad, bad == 431 ? "too many request headers\n" : "bad request\n");
+        return;
+    }
+    if (conn->body_max > 0 && !conn_expect_body(conn, head_end))
+        return;
+    if (!conn->reading_body)
+        conn_dispatch(conn);
+}
+
+/* find_head_end finds the blank line ending the head, starting a little before the bytes just
+ * received so that a terminator split across reads is found: the offset just after it, or 0. */
+static size_t find_head_end(const char *head, size_t from, size_t len)
 {
     for (size_t i = from; i + 1 < len; i++) {
         if (head[i] != '\n')
             continue;
-        if (head[i + 1] == '\n' || (i + 2 < len && head[i + 1] == '\r' && head[i + 2] == '\n'))
-            return true;
+        if (head[i + 1] == '\n')
+            return i + 2;
+        if (i + 2 < len && head[i + 1] == '\r' && head[i + 2] == '\n')
+            return i + 3;
     }
-    return false;
+    return 0;
+}
+
+bool pc_http_head_complete(const char *head, size_t from, size_t len)
+{
+    return find_head_end(head, from, len) != 0;
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     conn_t *conn = handle->data;
-    if (conn->answered) /* the head is spent: reuse it to drop what the client still sends */
+    if (conn->reading_body)
+        *buf = uv_buf_init((char *)conn->body + conn->body_len,
+                           (unsigned)(conn->body_want - conn->body_len));
+    else if (conn->answered) /* the head is spent: reuse it to drop what the client still sends */
         *buf = uv_buf_init(conn->head, sizeof(conn->head));
     else
         *buf = uv_buf_init(conn->head + conn->len, (unsigned)(sizeof(conn->head) - conn->len));
@@ -451,10 +572,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || conn->answered || conn->closing)
         return;
+    if (conn->reading_body) {
+        conn->body_len += (size_t)nread;
+        conn->reading_body = conn->body_len < conn->body_want;
+        if (!conn->reading_body)
+            conn_dispatch(conn);
+        return;
+    }
     size_t from = conn->len > 3 ? conn->len - 3 : 0;
     conn->len += (size_t)nread;
-    if (pc_http_head_complete(conn->head, from, conn->len))
-        conn_answer(conn);
+    size_t end = find_head_end(conn->head, from, conn->len);
+    if (end > 0)
+        conn_head_done(conn, end);
     else if (conn->len == sizeof(conn->head))
         reply_text(conn, 431, "request head too large\n");
 }
@@ -614,6 +743,11 @@ void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms)
     http->idle_ms = ms > 0 ? ms : IDLE_MS_DEFAULT;
 }
 
+void pc_http_set_body_max(pc_http_t *http, size_t max)
+{
+    http->body_max = max;
+}
+
 void pc_http_set_max_connections(pc_http_t *http, unsigned max)
 {
     http->max_conns = max > 0 ? max : PC_HTTP_MAX_CONNECTIONS_DEFAULT;
@@ -632,7 +766,7 @@ const char *pc_http_query(const pc_http_t *http)
 pc_http_later_t *pc_http_defer(pc_http_t *http)
 {
     conn_t *conn = http->current;
-    if (conn == NULL || conn->later != NULL)
+    if (conn == NULL || conn->later != NULL || conn->replied)
         return NULL;
     pc_http_later_t *later = calloc(1, sizeof(*later));
     if (later == NULL)

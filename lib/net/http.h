@@ -1,14 +1,15 @@
 /*
  * http.h - a small HTTP/1.1 server on a libuv loop: the worker's /healthz, /readyz and
- * /metrics, the coordinator's status page and API. It reads the request line and headers,
- * gives one answer per connection (Connection: close), and bounds what a client may hold: the
- * size of the head, the time to send it and to read the answer, and the number of connections
- * open at once (beyond it a new one gets 503 and is closed at once). Loop thread only.
+ * /metrics, the coordinator's status page, API and OCSP responder. It reads the request line
+ * and headers, and a bounded body where the server allows one (pc_http_set_body_max), gives one
+ * answer per connection (Connection: close), at once or later (pc_http_defer), and bounds what
+ * a client may hold: the size of the head and body, the time to send them and to read the
+ * answer, and the number of connections open at once (beyond it a new one gets 503 and is
+ * closed at once). Loop thread only.
  *
- * Bodies: none are read today; bytes after the head are read and dropped once answered. A route
- * that needs a body later (revocation, inventory) gets it through pc_http_request_t: the server
- * would read up to a per-server limit (Content-Length only, no chunked encoding) before calling
- * the handler, and add body and body_len there; handlers that ignore them stay as they are.
+ * Bodies: a server that never calls pc_http_set_body_max reads none; bytes after the head are
+ * read and dropped once answered. One that does reads a Content-Length body (no chunked
+ * encoding) before calling the handler, which finds it in pc_http_request_t.
  */
 #ifndef PC_HTTP_H
 #define PC_HTTP_H
@@ -32,6 +33,11 @@ typedef struct pc_http_request {
     size_t header_count;
     const char *const *header_names;  /* as sent; compare case-insensitively */
     const char *const *header_values; /* leading and trailing blanks removed */
+    const char *content_type;         /* the Content-Type header's value; NULL when absent */
+    /* The body, when the server reads bodies (pc_http_set_body_max) and the request has one;
+     * else NULL and 0. Borrowed like the rest: a deferred answer copies what it keeps. */
+    const unsigned char *body;
+    size_t body_len;
 } pc_http_request_t;
 
 typedef struct pc_http_response {
@@ -72,9 +78,10 @@ typedef struct pc_http_head {
  * new since its last look start, less 3, so that a terminator split across reads is found).
  * pc_http_parse_head parses the head in head[0..len): the request line "METHOD SP /target SP
  * HTTP/1.x" and the header lines up to the blank line, cut in place into NUL-terminated strings
- * that *out points to. Returns 0, or the status the server answers: 400 for a malformed request
- * line or header line (a name that is not a token, a control character but a tab in a value),
- * or no blank line; 431 for more than PC_HTTP_HEADERS_MAX headers. */
+ * that *out points to; bytes after the blank line (a body) are left as they are. Returns 0, or the
+ * status the server answers: 400 for a malformed request line or header line (a name that is not a
+ * token, a control character but a tab in a value), or no blank line; 431 for more than
+ * PC_HTTP_HEADERS_MAX headers. */
 bool pc_http_head_complete(const char *head, size_t from, size_t len);
 int pc_http_parse_head(char *head, size_t len, pc_http_head_t *out);
 
@@ -117,6 +124,13 @@ int pc_http_port(const pc_http_t *http);
  * slow sender cannot hold it), and again to read the answer and close (0 = the default 5 s).
  * Loop thread. */
 void pc_http_set_idle_timeout(pc_http_t *http, uint64_t ms);
+/* pc_http_set_body_max makes the server read the body of requests that announce one with
+ * Content-Length, up to max bytes (0, the default: bodies are not read, handlers see none). A
+ * longer one is answered "413 Payload Too Large", one sent with Transfer-Encoding "411 Length
+ * Required" and a bad or repeated Content-Length 400, without asking the handler; a client
+ * that sent "Expect: 100-continue" is told to go on. The body must arrive within the time the
+ * head has (pc_http_set_idle_timeout). For connections accepted afterwards. Loop thread. */
+void pc_http_set_body_max(pc_http_t *http, size_t max);
 /* Connections served at once when pc_http_set_max_connections is not called. */
 #define PC_HTTP_MAX_CONNECTIONS_DEFAULT 256
 /* pc_http_set_max_connections sets how many connections may be open at once (0 = the default
@@ -136,9 +150,12 @@ typedef struct pc_http_later pc_http_later_t;
 
 /* pc_http_defer, called by a handler, answers its request later: the server sends nothing when
  * the handler returns (resp is then ignored), and the caller owes one pc_http_answer with the
- * handle, whatever happens. The connection's time limit still runs: a client that leaves, or
- * waits past it, or a server closed meanwhile, only means the answer goes nowhere. NULL
- * outside a handler or when out of memory: the handler answers now. Loop thread. */
+ * handle, whatever happens (also from inside the handler, or after pc_http_close). From the
+ * handler's return the connection's time limit (pc_http_set_idle_timeout) starts again and
+ * bounds the wait: a client that leaves, or waits past it, or a server closed meanwhile, only
+ * means the answer goes nowhere. The request (req, its body) is the handler's only during the
+ * call. NULL outside a handler, for a second call in one handler, or when out of memory: the
+ * handler answers now. Loop thread. */
 pc_http_later_t *pc_http_defer(pc_http_t *http);
 
 /* pc_http_answer sends resp (status, type, body: the body is taken, also when the client is

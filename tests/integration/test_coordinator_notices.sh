@@ -54,6 +54,7 @@ ok "issued $SOON (1 day, renew at 50%) and $LATER (30 days, renew at 20%); renew
 
 pc_coordinator_spawn PC_NOTICE_INTERVAL_MS=1000 PC_EXPIRY_NOTICE_DAYS=14 PC_SUPERSEDE_GRACE_S=1 \
   PC_TEST_NOTICES_AHEAD_MS=46800000
+coord_pid="$_pc_launched_pid"
 got=""
 for _ in $(seq 1 60); do
   got=$(notices 3)
@@ -97,4 +98,10 @@ grep '"event":"superseded"' "$d/coordinator.log" | grep -q "$ORPH" || fail "no s
 ok "a superseded certificate left valid at the CA is revoked there by the coordinator, and audited"
 
 kill -TERM "$(pc_worker_pid w1)"; wait "$(pc_worker_pid w1)" || fail "worker did not exit 0"
+# The notices close first (their last batch uses Redis and the CAs), then Redis and the CAs.
+kill -TERM "$coord_pid"
+rc=0; wait "$coord_pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "the coordinator exited $rc after SIGTERM: $(tail -5 "$d/coordinator.log")"
+! grep -q '"event":"loop"' "$d/coordinator.log" || fail "the coordinator left libuv handles open at exit"
+ok "SIGTERM: the coordinator closed the notices, Redis and its CAs, and exited 0"
 echo "$pass passed, 0 failed"

@@ -13,12 +13,20 @@
 #                                              # answers; pid in DIR/cfssl.pid, port in
 #                                              # DIR/cfssl.port (kept: a restart reuses it)
 #   bash tests/lib/cfssl.sh stop DIR           # SIGTERM, then SIGKILL after 5 s
+#   bash tests/lib/cfssl.sh modern             # prints the path of a cfssl 1.6 (its CRL
+#                                              # endpoint), built once with the Go toolchain
+#                                              # into the cache; fails when it cannot be
 #
 # Profiles: "User" (client auth + e-mail protection) and "Device" (client auth) need the auth
 # key "primary" (hex in DIR/auth_key.hex), so they are served by /api/v1/cfssl/authsign; the
-# default profile needs none, so /api/v1/cfssl/sign is enabled too. The certificate database
+# default profile needs none, so /api/v1/cfssl/sign is enabled too. "DeviceSerial" is Device
+# signing with the client's serial: "ClientProvidesSerialNumbers" is the Go field's name, which
+# cfssl reads as the key (it has no JSON tag, so a snake_case key would be ignored); cfssl 1.2's
+# API drops the serial, so only a cfssl 1.6 honours it. The certificate database
 # schema is written here from what cfssl 1.2's certdb/sql code reads and writes (cfssl ships its
 # migrations only in its source). Needs the Debian packages golang-cfssl, sqlite3 and curl.
+# PC_CFSSL_BIN: the cfssl that serves (default: cfssl on PATH), e.g. a cfssl 1.6 for its CRL
+# endpoint, which cfssl 1.2 lacks; the schema suits both.
 set -euo pipefail
 
 log() { printf 'cfssl.sh: %s\n' "$*" >&2; }
@@ -71,7 +79,7 @@ write_config() {
                "usages": ["digital signature", "key encipherment", "client auth", "email protection"]},
       "Device": {"expiry": "8760h", "auth_key": "primary",
                  "usages": ["digital signature", "key encipherment", "client auth"]},
-      "DeviceSerial": {"expiry": "8760h", "auth_key": "primary", "client_provides_serial_numbers": true,
+      "DeviceSerial": {"expiry": "8760h", "auth_key": "primary", "ClientProvidesSerialNumbers": true,
                  "usages": ["digital signature", "key encipherment", "client auth"]}
     }
   },
@@ -85,7 +93,8 @@ EOF
 # cfssl 1.2 inserts serial_number (decimal text), authority_key_identifier (hex; empty in 1.2),
 # ca_label, status ("good"/"revoked"), reason, expiry, revoked_at, pem; revoke updates status,
 # reason and revoked_at by (serial_number, authority_key_identifier). ocsp_responses is used by
-# "cfssl ocsprefresh" and the OCSP signer.
+# "cfssl ocsprefresh" and the OCSP signer. cfssl 1.6 also writes (and selects) issued_at,
+# not_before, metadata, sans and common_name, and fills authority_key_identifier.
 write_certdb() {
   sqlite3 "$1/certs.db" <<'EOF'
 CREATE TABLE certificates (
@@ -97,6 +106,11 @@ CREATE TABLE certificates (
   expiry                   timestamp,
   revoked_at               timestamp,
   pem                      blob NOT NULL,
+  issued_at                timestamp,
+  not_before               timestamp,
+  metadata                 text,
+  sans                     text,
+  common_name              text,
   PRIMARY KEY (serial_number, authority_key_identifier)
 );
 CREATE TABLE ocsp_responses (
@@ -142,13 +156,13 @@ free_port() {
 # serve DIR PORT [tls]: exec cfssl serve; over mutual TLS when a third argument is given.
 serve() {
   local dir="$1" port="$2" tls=()
-  need cfssl
+  need "${PC_CFSSL_BIN:-cfssl}"
   [[ -f $dir/config.json ]] || die "$dir has no config.json; run: $0 setup $dir"
   dir="$(cd "$dir" && pwd)"
   if [[ -n ${3:-} ]]; then
     tls=(-tls-cert "$dir/server.pem" -tls-key "$dir/server-key.pem" -mutual-tls-ca "$dir/ca.pem")
   fi
-  exec cfssl serve -address 127.0.0.1 -port "$port" -ca "$dir/ca.pem" -ca-key "$dir/ca-key.pem" \
+  exec "${PC_CFSSL_BIN:-cfssl}" serve -address 127.0.0.1 -port "$port" -ca "$dir/ca.pem" -ca-key "$dir/ca-key.pem" \
     -config "$dir/config.json" -db-config "$dir/db.json" "${tls[@]}"
 }
 
@@ -194,7 +208,27 @@ stop() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# modern: cfssl $MODERN_VERSION, which serves /api/v1/cfssl/crl, installed once by "go install"
+# (the Go module proxy) into the cache, like the Kafka jars; Debian has only cfssl 1.2.
+MODERN_VERSION=v1.6.5
+modern() {
+  local dir="${PC_CFSSL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pkcs-connector/cfssl-$MODERN_VERSION}"
+  if [[ ! -x $dir/bin/cfssl ]]; then
+    command -v go >/dev/null || die "go not found: cannot build cfssl $MODERN_VERSION"
+    mkdir -p "$dir"
+    log "building cfssl $MODERN_VERSION into $dir (once; a few minutes)"
+    GOBIN="$dir/bin.tmp" CGO_ENABLED=1 GOFLAGS=-buildvcs=false \
+      go install "github.com/cloudflare/cfssl/cmd/cfssl@$MODERN_VERSION" >"$dir/build.log" 2>&1 ||
+      die "go install cfssl@$MODERN_VERSION failed; see $dir/build.log"
+    rm -rf "$dir/bin" && mv "$dir/bin.tmp" "$dir/bin"
+  fi
+  printf '%s\n' "$dir/bin/cfssl"
+}
+
 case "${1:-}" in
+modern)
+  modern
+  ;;
 setup | start | stop)
   [[ -n ${2:-} ]] || die "usage: $0 $1 DIR"
   "$@"

@@ -236,6 +236,39 @@ static void test_revoke_first_wins(void **state)
     free(revoked);
 }
 
+static pc_ca_index_status_t status_of(pc_ca_index_t *idx, const char *serial)
+{
+    pc_ca_index_status_t st = {.state = PC_CA_INDEX_GOOD, .reason = 99};
+    pc_diag_t diag = {.msg = ""};
+    if (pc_ca_index_status(idx, serial, &st, &diag) != PC_OK)
+        fail_msg("status %s: %s", serial, diag.msg);
+    return st;
+}
+
+/* What an OCSP responder asks: never issued, issued, revoked with the first time and reason. */
+static void test_status(void **state)
+{
+    fixture_t *fx = *state;
+
+    assert_int_equal(status_of(fx->a, "0A1B").state, PC_CA_INDEX_UNKNOWN);
+    add(fx->a, "0A1B", "r-1");
+    add(fx->a, "0C2D", "r-1");
+    assert_int_equal(status_of(fx->a, "0A1B").state, PC_CA_INDEX_GOOD);
+    assert_int_equal(pc_ca_index_revoke(fx->a, "0A1B", 1, NOT_AFTER, NULL), PC_OK);
+    assert_int_equal(pc_ca_index_revoke(fx->a, "0A1B", 4, LATER, NULL), PC_OK);
+    pc_ca_index_status_t st = status_of(fx->a, "0A1B");
+    assert_int_equal(st.state, PC_CA_INDEX_REVOKED);
+    assert_string_equal(st.revoked_at, NOT_AFTER_TEXT);
+    assert_int_equal(st.reason, 1);
+    assert_int_equal(status_of(fx->a, "0C2D").state, PC_CA_INDEX_GOOD);
+    assert_int_equal(status_of(fx->a, "0A1").state, PC_CA_INDEX_UNKNOWN); /* a prefix */
+
+    /* another machine sees the same */
+    fx->b = open_idx(fx);
+    assert_int_equal(status_of(fx->b, "0A1B").state, PC_CA_INDEX_REVOKED);
+    assert_int_equal(status_of(fx->b, "0C2D").state, PC_CA_INDEX_GOOD);
+}
+
 static int cmp_revoked(const void *a, const void *b)
 {
     return strcmp(((const pc_ca_index_revoked_t *)a)->serial_hex,
@@ -561,6 +594,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         BOTH(test_add_and_find),
         BOTH(test_revoke_first_wins),
+        BOTH(test_status),
         BOTH(test_many_revoked),
         BOTH(test_crl_number_grows),
         BOTH(test_two_handles_share_records),

@@ -725,6 +725,87 @@ static void test_revoke(void **state)
     X509_free(cert);
 }
 
+typedef struct answer {
+    bool done;
+    pc_err_t err;
+} answer_t;
+
+static void on_answer(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
+{
+    answer_t *a = arg;
+    a->done = true;
+    a->err = err;
+    X509_free(cert);
+}
+
+static void on_ca_closed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+/* Pool work that holds a pool thread until the gate opens, so that work queued after it waits
+ * too. */
+#define BLOCKERS 16 /* more than libuv's pool has threads unless UV_THREADPOOL_SIZE says more */
+static uv_sem_t gate;
+static unsigned blockers_done;
+
+static void block_work(uv_work_t *work)
+{
+    uv_sem_wait(&gate);
+}
+
+static void block_done(uv_work_t *work, int status)
+{
+    blockers_done++;
+}
+
+/* On a loop the revocation runs on a pool thread after pc_ca_revoke returned: what the caller
+ * passed may be gone by then (a worker passes it from its stack), so the CA keeps a copy. */
+static void test_revoke_on_loop_keeps_its_own_copy(void **state)
+{
+    fixture_t *fx = with_ca(state);
+    X509 *cert = issue(fx, 30, "revoke-later");
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    pc_ca_local_config_t cfg = base_config(fx);
+    cfg.loop = &loop;
+    pc_ca_t *on_loop = NULL;
+    pc_diag_t diag = {.msg = ""};
+    assert_int_equal(open_ca(fx, &cfg, &on_loop, &diag), PC_OK);
+
+    /* the pool's threads held, the revocation runs only once the caller's copy is gone */
+    uv_work_t blockers[BLOCKERS];
+    assert_int_equal(uv_sem_init(&gate, 0), 0);
+    blockers_done = 0;
+    for (int i = 0; i < BLOCKERS; i++)
+        assert_int_equal(uv_queue_work(&loop, &blockers[i], block_work, block_done), 0);
+    pc_ca_revoke_t *rev = malloc(sizeof(*rev));
+    char *hex = serial_hex(cert);
+    assert_non_null(rev);
+    rev->serial_hex = hex;
+    rev->reason = PC_REVOKE_KEY_COMPROMISE;
+    answer_t answer = {.done = false};
+    pc_ca_revoke(on_loop, rev, on_answer, &answer);
+    memset(hex, 'Z', strlen(hex)); /* the caller moves on */
+    OPENSSL_free(hex);
+    free(rev);
+    for (int i = 0; i < BLOCKERS; i++)
+        uv_sem_post(&gate);
+    assert_true(run_until(&loop, &answer.done, 10000));
+    assert_int_equal(answer.err, PC_OK);
+    assert_int_equal(revoked_count(fx), 1);
+
+    bool closed = false;
+    pc_ca_close(on_loop, on_ca_closed, &closed);
+    assert_true(run_until(&loop, &closed, 10000));
+    pc_ca_free(on_loop);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(blockers_done, BLOCKERS);
+    uv_sem_destroy(&gate);
+    X509_free(cert);
+}
+
 static X509_CRL *get_crl(pc_ca_t *ca, unsigned hours)
 {
     unsigned char *der = NULL;
@@ -1187,6 +1268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusal_signs_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_request_signs_as_csr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_on_loop_keeps_its_own_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openssl_tool_agrees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_ca, setup, teardown),

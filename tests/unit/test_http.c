@@ -1,8 +1,9 @@
 /*
  * test_http.c - the HTTP server as a client sees it: real sockets from a client thread while
  * the test thread runs the loop; status lines, Content-Length, HEAD, bad and oversize heads,
- * idle clients, query strings, answers given later (also after the client left), and a clean
- * loop after close. The client thread only records what it saw;
+ * idle clients, query strings, request bodies within their bound, answers given later (from a
+ * timer, from the thread pool, inside the handler, after the client left, after the server
+ * closed), and a clean loop after close. The client thread only records what it saw;
  * assertions run on the test thread after it is joined.
  */
 #include <setjmp.h>
@@ -42,6 +43,10 @@ struct fixture {
     uint64_t later_ms;
     char later_query[256];
     bool answered_late; /* pc_http_answer ran */
+    size_t body_max;    /* given to pc_http_set_body_max when not 0 */
+    uv_work_t pool;     /* answers a deferred request from the pool's after-work callback */
+    pc_http_later_t *pooled;
+    char pooled_text[128]; /* that answer: "later", and the request's body copied */
     void (*client)(fixture_t *fx);
     /* filled by the client thread, read after join */
     char reply[REPLIES][REPLY_MAX];
@@ -68,12 +73,88 @@ static void on_later_timer(uv_timer_t *timer)
     uv_close((uv_handle_t *)timer, on_later_closed);
 }
 
+static void answer_pooled(fixture_t *fx, const char *text)
+{
+    pc_http_response_t resp = {.status = 202, .body = strdup(text), .body_len = strlen(text)};
+    pc_http_answer(fx->pooled, &resp);
+    fx->pooled = NULL;
+}
+
+static void on_pool_work(uv_work_t *work)
+{
+    (void)work;
+}
+
+static void on_pool_done(uv_work_t *work, int status)
+{
+    fixture_t *fx = work->data;
+    (void)status;
+    answer_pooled(fx, fx->pooled_text);
+}
+
+static void on_closed(void *arg);
+
+/* The server was closed while a request waited for its answer: answering goes nowhere. */
+static void on_closed_then_answer(void *arg)
+{
+    fixture_t *fx = arg;
+    answer_pooled(fx, "too late");
+    on_closed(fx);
+}
+
+/* The handler's routes that need more than a path: /echo shows the request's type and body,
+ * /pool answers from the thread pool with the body it copied, /now defers and answers before
+ * it returns, /hold closes the server before it answers. */
+static bool handle_more(fixture_t *fx, const pc_http_request_t *req, pc_http_response_t *resp)
+{
+    char text[256];
+    if (strcmp(req->path, "/echo") == 0) {
+        snprintf(text, sizeof(text), "type=%s body=%.*s",
+                 req->content_type != NULL ? req->content_type : "(none)", (int)req->body_len,
+                 req->body != NULL ? (const char *)req->body : "");
+        resp->body = strdup(text);
+        resp->body_len = strlen(text);
+        return true;
+    }
+    if (strcmp(req->path, "/pool") == 0) {
+        /* the body is the handler's only during the call: the answer keeps a copy */
+        snprintf(fx->pooled_text, sizeof(fx->pooled_text), "later%s%.*s",
+                 req->body_len > 0 ? " " : "", (int)req->body_len,
+                 req->body != NULL ? (const char *)req->body : "");
+        fx->pooled = pc_http_defer(fx->http);
+        assert_non_null(fx->pooled);
+        assert_null(pc_http_defer(fx->http)); /* once */
+        fx->pool.data = fx;
+        assert_int_equal(uv_queue_work(&fx->loop, &fx->pool, on_pool_work, on_pool_done), 0);
+        return true;
+    }
+    if (strcmp(req->path, "/now") == 0) {
+        fx->pooled = pc_http_defer(fx->http);
+        assert_non_null(fx->pooled);
+        answer_pooled(fx, "now");
+        assert_null(pc_http_defer(fx->http)); /* answered: nothing more to defer */
+        resp->status = 500;                   /* ignored: the answer was given */
+        return true;
+    }
+    if (strcmp(req->path, "/hold") == 0) {
+        fx->pooled = pc_http_defer(fx->http);
+        assert_non_null(fx->pooled);
+        pc_http_t *http = fx->http;
+        fx->http = NULL; /* the client's end finds it closed */
+        pc_http_close(http, on_closed_then_answer, fx);
+        return true;
+    }
+    return false;
+}
+
 static void handler(void *arg, const pc_http_request_t *req, pc_http_response_t *resp)
 {
     fixture_t *fx = arg;
     const char *path = req->path;
     fx->handled++;
     const char *body = "not found\n";
+    if (handle_more(fx, req, resp))
+        return;
     if (strcmp(path, "/query") == 0) {
         body = pc_http_query(fx->http);
     } else if (strcmp(path, "/later") == 0) {
@@ -221,6 +302,8 @@ static void run(fixture_t *fx, void (*client)(fixture_t *fx), uint64_t idle_ms)
     assert_int_equal(pc_http_new(&fx->loop, "127.0.0.1", 0, handler, fx, &fx->http, &diag), PC_OK);
     if (idle_ms > 0)
         pc_http_set_idle_timeout(fx->http, idle_ms);
+    if (fx->body_max > 0)
+        pc_http_set_body_max(fx->http, fx->body_max);
     fx->port = pc_http_port(fx->http);
     assert_true(fx->port > 0 && fx->port < 65536);
     assert_int_equal(uv_async_init(&fx->loop, &fx->done, on_client_done), 0);
@@ -454,6 +537,112 @@ static void test_close_with_open_connection(void **state)
     free(fx);
 }
 
+#define ECHO_HEAD "POST /echo HTTP/1.1\r\nContent-Type: application/ocsp-request\r\n"
+
+static void client_bodies(fixture_t *fx)
+{
+    fetch(fx, 0, ECHO_HEAD "Content-Length: 5\r\n\r\nhello");
+    const char *split[] = {ECHO_HEAD "Content-Length: 5\r\n\r\nhe", "l", "lo"};
+    fetch_parts(fx, 1, split, 3, 30);
+    fetch(fx, 2, ECHO_HEAD "Content-Length: 65\r\n\r\n");
+    fetch(fx, 3, ECHO_HEAD "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    fetch(fx, 4, ECHO_HEAD "Content-Length: five\r\n\r\nhello");
+    fetch(fx, 5, "POST /echo HTTP/1.1\r\n\r\n");
+    const char *expect[] = {ECHO_HEAD "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n", "hello"};
+    fetch_parts(fx, 6, expect, 2, 30);
+    fetch(fx, 7,
+          ECHO_HEAD "content-length:  64 \r\n\r\n"
+                    "0123456789012345678901234567890123456789012345678901234567890123");
+    /* two lengths, or a length and chunks: two readings of where the body ends */
+    fetch(fx, 8, ECHO_HEAD "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello");
+    fetch(fx, 9,
+          ECHO_HEAD
+          "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    fetch(fx, 10, "POST /pool HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+}
+
+static void test_bodies(void **state)
+{
+    fixture_t *fx = fixture_new();
+    (void)state;
+    fx->body_max = 64;
+    run(fx, client_bodies, 0);
+    const char *echoed = "type=application/ocsp-request body=hello";
+    check_reply(fx, 0, 200, strlen(echoed), echoed);
+    check_reply(fx, 1, 200, strlen(echoed), echoed); /* a body over several reads */
+    check_reply(fx, 2, 413, 23, "request body too large\n");
+    assert_memory_equal(fx->reply[2], "HTTP/1.1 413 Payload Too Large\r\n", 32);
+    check_reply(fx, 3, 411, 34, "send the body with Content-Length\n");
+    assert_memory_equal(fx->reply[3], "HTTP/1.1 411 Length Required\r\n", 30);
+    check_reply(fx, 4, 400, 12, "bad request\n");
+    check_reply(fx, 5, 200, 17, "type=(none) body=");
+    /* a client that waits for "100 Continue" is told to go on, then answered */
+    const char *cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    assert_memory_equal(fx->reply[6], cont, strlen(cont));
+    assert_non_null(strstr(fx->reply[6], echoed));
+    const char *full = strstr(fx->reply[7], "body=0123");
+    assert_non_null(full);
+    assert_int_equal(strlen(full), 5 + 64);
+    check_reply(fx, 8, 400, 12, "bad request\n");
+    check_reply(fx, 9, 411, 34, "send the body with Content-Length\n");
+    check_reply(fx, 10, 202, 9, "later abc"); /* a deferred answer made from the body */
+    assert_int_equal(fx->handled, 6);         /* never for a refused body */
+    free(fx);
+}
+
+static void client_bodies_ignored(fixture_t *fx)
+{
+    fetch(fx, 0, ECHO_HEAD "Content-Length: 5\r\n\r\nhello");
+    fetch(fx, 1, ECHO_HEAD "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+}
+
+static void test_bodies_not_read_by_default(void **state)
+{
+    fixture_t *fx = fixture_new();
+    (void)state;
+    run(fx, client_bodies_ignored, 0);
+    check_reply(fx, 0, 200, 35, "type=application/ocsp-request body=");
+    check_reply(fx, 1, 200, 35, "type=application/ocsp-request body=");
+    free(fx);
+}
+
+static void client_deferred(fixture_t *fx)
+{
+    fetch(fx, 0, "GET /pool HTTP/1.1\r\n\r\n");
+    fetch(fx, 1, "HEAD /pool HTTP/1.1\r\n\r\n");
+    fetch(fx, 2, "GET /now HTTP/1.1\r\n\r\n");
+    fetch(fx, 3, "GET /healthz HTTP/1.1\r\n\r\n");
+}
+
+static void test_deferred_answer(void **state)
+{
+    fixture_t *fx = fixture_new();
+    (void)state;
+    run(fx, client_deferred, 0);
+    check_reply(fx, 0, 202, 5, "later");
+    check_reply(fx, 1, 202, 5, NULL);
+    check_reply(fx, 2, 202, 3, "now"); /* answered inside the handler: once, not twice */
+    check_reply(fx, 3, 200, 2, "ok");
+    assert_null(fx->pooled);
+    free(fx);
+}
+
+static void client_hold(fixture_t *fx)
+{
+    fetch(fx, 0, "GET /hold HTTP/1.1\r\n\r\n");
+}
+
+static void test_deferred_after_close(void **state)
+{
+    fixture_t *fx = fixture_new();
+    (void)state;
+    run(fx, client_hold, 0);
+    assert_int_equal(fx->reply_len[0], 0); /* closed, and the late answer went nowhere */
+    assert_null(fx->pooled);
+    assert_int_equal(fx->handled, 1);
+    free(fx);
+}
+
 static void on_flag(void *arg)
 {
     *(bool *)arg = true;
@@ -564,6 +753,10 @@ int main(void)
         cmocka_unit_test(test_close_without_connections),
         cmocka_unit_test(test_query_and_later),
         cmocka_unit_test(test_later_after_client_left),
+        cmocka_unit_test(test_bodies),
+        cmocka_unit_test(test_bodies_not_read_by_default),
+        cmocka_unit_test(test_deferred_answer),
+        cmocka_unit_test(test_deferred_after_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -225,8 +225,9 @@ pc_err_t pc_ca_cfssl_check_issued(const char *ca_name, const char *what, X509 *c
     if (!serial_ok)
         return pc_fail(diag, PC_ERR_CRYPTO,
                        "cfssl CA \"%s\" signed with another serial than the one asked for while "
-                       "%s: its profile must say \"client_provides_serial_numbers\": true when "
-                       "the CA is configured with client_serials",
+                       "%s: with client_serials, its cfssl profile must say "
+                       "\"ClientProvidesSerialNumbers\": true (spelled so: cfssl ignores other "
+                       "spellings), and cfssl must take serials in its API (1.6 does, 1.2 not)",
                        ca_name, what);
     if (!same_key)
         return pc_fail(diag, PC_ERR_CRYPTO,

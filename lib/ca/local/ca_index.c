@@ -49,6 +49,13 @@ pc_err_t pc_ca_index_revoked_count(pc_ca_index_t *idx, uint64_t *count, pc_diag_
     return idx->ops->revoked_count(idx, count, diag);
 }
 
+pc_err_t pc_ca_index_status(pc_ca_index_t *idx, const char *serial_hex, pc_ca_index_status_t *out,
+                            pc_diag_t *diag)
+{
+    *out = (pc_ca_index_status_t){.state = PC_CA_INDEX_UNKNOWN};
+    return idx->ops->status(idx, serial_hex, out, diag);
+}
+
 void pc_ca_index_format_time(time_t t, char out[16])
 {
     struct tm tm;

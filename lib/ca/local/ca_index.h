@@ -27,6 +27,19 @@ typedef struct pc_ca_index_revoked {
     int reason;          /* RFC 5280 CRLReason */
 } pc_ca_index_revoked_t;
 
+/* What the index knows of one serial, as an OCSP responder answers it. */
+typedef enum pc_ca_index_state {
+    PC_CA_INDEX_UNKNOWN = 0, /* this CA never issued it */
+    PC_CA_INDEX_GOOD,        /* issued and not revoked */
+    PC_CA_INDEX_REVOKED,     /* revoked: revoked_at and reason say when and why */
+} pc_ca_index_state_t;
+
+typedef struct pc_ca_index_status {
+    pc_ca_index_state_t state;
+    char revoked_at[16]; /* REVOKED: GeneralizedTime text, "YYYYMMDDHHMMSSZ" */
+    int reason;          /* REVOKED: RFC 5280 CRLReason */
+} pc_ca_index_status_t;
+
 /* pc_ca_index_open_redis prepares the records of CA ca_name in the Redis of cfg (keys
  * "pc:ca:{ca_name}:..."; host, port, password and command_timeout_ms are used, the timeout for
  * connecting and for each command); it connects on first use, so it succeeds while Redis is
@@ -68,6 +81,12 @@ pc_err_t pc_ca_index_list_revoked(pc_ca_index_t *idx, pc_ca_index_revoked_t **ou
  * it could hand it out. */
 pc_err_t pc_ca_index_find_issued(pc_ca_index_t *idx, const char *request_id, pc_ca_serial_t **out,
                                  size_t *count, pc_diag_t *diag);
+
+/* pc_ca_index_status tells whether serial_hex (canonical hex) was issued, and whether and how
+ * it was revoked, in *out: one look-up, for an OCSP answer. A serial the CRL lists counts as
+ * revoked even if its certificate record is gone, so the two never disagree. */
+pc_err_t pc_ca_index_status(pc_ca_index_t *idx, const char *serial_hex, pc_ca_index_status_t *out,
+                            pc_diag_t *diag);
 
 /* pc_ca_index_revoked_count returns how many certificates are revoked: cheap, so that a CRL
  * publisher can tell when a new revocation calls for a new CRL. */

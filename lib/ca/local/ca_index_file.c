@@ -232,6 +232,8 @@ typedef struct find_state {
     const char *serial;
     bool issued;
     bool revoked;
+    char revoked_at[16]; /* of the first revocation line, as the CRL lists it */
+    int reason;
 } find_state_t;
 
 static bool visit_find(const index_line_t *il, void *arg)
@@ -239,10 +241,15 @@ static bool visit_find(const index_line_t *il, void *arg)
     find_state_t *st = arg;
     if (strcasecmp(il->serial, st->serial) != 0)
         return true;
-    if (il->type == 'I')
+    if (il->type == 'I') {
         st->issued = true;
-    else
+    } else if (!st->revoked) {
         st->revoked = true;
+        snprintf(st->revoked_at, sizeof(st->revoked_at), "%s", il->time);
+        char *end = NULL;
+        long reason = strtol(il->rest, &end, 10);
+        st->reason = (end != il->rest && reason >= 0 && reason <= 10) ? (int)reason : 0;
+    }
     return !(st->issued && st->revoked);
 }
 
@@ -276,6 +283,30 @@ static pc_err_t file_revoke(pc_ca_index_t *base, const char *serial_hex, int rea
 out_unlock:
     unlock_close(&lf);
     return err;
+}
+
+static pc_err_t file_status(pc_ca_index_t *base, const char *serial_hex, pc_ca_index_status_t *out,
+                            pc_diag_t *diag)
+{
+    file_index_t *idx = (file_index_t *)base;
+    find_state_t st = {.serial = serial_hex};
+    locked_file_t lf;
+
+    pc_err_t err = lock_open(idx, idx->path, O_RDONLY | O_CREAT, LOCK_SH, &lf, diag);
+    if (err != PC_OK)
+        return err;
+    err = scan(lf.fd, idx->path, visit_find, &st, diag);
+    unlock_close(&lf);
+    if (err != PC_OK)
+        return err;
+    if (st.revoked) {
+        out->state = PC_CA_INDEX_REVOKED;
+        memcpy(out->revoked_at, st.revoked_at, sizeof(out->revoked_at));
+        out->reason = st.reason;
+    } else {
+        out->state = st.issued ? PC_CA_INDEX_GOOD : PC_CA_INDEX_UNKNOWN;
+    }
+    return PC_OK;
 }
 
 typedef struct revoked_list {
@@ -457,5 +488,6 @@ static const pc_ca_index_ops_t file_ops = {
     .find_issued = file_find_issued,
     .next_crl_number = file_next_crl_number,
     .revoked_count = file_revoked_count,
+    .status = file_status,
     .free = file_free,
 };

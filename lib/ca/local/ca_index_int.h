@@ -20,6 +20,8 @@ typedef struct pc_ca_index_ops {
                             size_t *count, pc_diag_t *diag);
     pc_err_t (*next_crl_number)(pc_ca_index_t *idx, uint64_t *number, pc_diag_t *diag);
     pc_err_t (*revoked_count)(pc_ca_index_t *idx, uint64_t *count, pc_diag_t *diag);
+    pc_err_t (*status)(pc_ca_index_t *idx, const char *serial_hex, pc_ca_index_status_t *out,
+                       pc_diag_t *diag);
     void (*free)(pc_ca_index_t *idx);
 } pc_ca_index_ops_t;
 

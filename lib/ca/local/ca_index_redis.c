@@ -12,6 +12,7 @@
  *   pc:ca:{NAME}:req:TENANT:REQUEST_ID  list: the serials issued for a request, oldest first
  *                               (both segments encoded by pc_key_segment, in ca_local.c)
  *   pc:ca:{NAME}:crlnumber      counter, INCR for each CRL
+ * An OCSP answer reads one serial's cert hash and revoked field (a read-only script).
  * Nothing expires: these are the CA's records. Recording and revoking are Lua scripts, so each
  * is atomic, and repeating one changes nothing (recording a serial twice keeps one record).
  *
@@ -67,6 +68,13 @@ static const char revoke_lua[] =
     "redis.call('HSET', KEYS[1], 'revoked_at', ARGV[2], 'reason', ARGV[3])\n"
     "return 1\n";
 
+/* KEYS cert, revoked; ARGV serial -> {1 issued | 0 not, and the revoked hash's "REVOKED_AT
+ * REASON" when it lists the serial}. Reads only; one round trip for an OCSP answer. */
+static const char status_lua[] = "local issued = redis.call('EXISTS', KEYS[1])\n"
+                                 "local revoked = redis.call('HGET', KEYS[2], ARGV[1])\n"
+                                 "if revoked then return {issued, revoked} end\n"
+                                 "return {issued}\n";
+
 typedef struct redis_index {
     pc_ca_index_t base;
     char *ca_name;
@@ -76,6 +84,7 @@ typedef struct redis_index {
     char *prefix; /* "pc:ca:{NAME}:" */
     pc_redis_script_t add_script;
     pc_redis_script_t revoke_script;
+    pc_redis_script_t status_script;
     pthread_mutex_t lock; /* guards idle and idle_count */
     redisContext *idle[POOL_MAX];
     size_t idle_count;
@@ -377,25 +386,34 @@ static bool is_hex(const char *s, size_t len)
     return len > 0 && strspn(s, "0123456789ABCDEFabcdef") == len;
 }
 
+/* Parses a value of the revoked hash, "YYYYMMDDHHMMSSZ REASON", into revoked_at[16] and
+ * *reason. */
+static bool parse_revoked_value(const redisReply *value, char *revoked_at, int *reason)
+{
+    if (value->type != REDIS_REPLY_STRING || value->len < 17 || value->len > 18 ||
+        strspn(value->str, "0123456789") != 14 || value->str[14] != 'Z' || value->str[15] != ' ' ||
+        value->str[16] < '0' || value->str[16] > '9')
+        return false;
+    char *end = NULL;
+    long r = strtol(value->str + 16, &end, 10);
+    if (end != value->str + value->len || r < 0 || r > 10)
+        return false;
+    memcpy(revoked_at, value->str, 15);
+    revoked_at[15] = '\0';
+    *reason = (int)r;
+    return true;
+}
+
 /* Parses one field of the revoked hash: serial -> "YYYYMMDDHHMMSSZ REASON". */
 static bool parse_revoked(const redisReply *field, const redisReply *value,
                           pc_ca_index_revoked_t *out)
 {
-    if (field->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
-        field->len >= sizeof(out->serial_hex) || !is_hex(field->str, field->len) ||
-        value->len < 17 || value->len > 18 || strspn(value->str, "0123456789") != 14 ||
-        value->str[14] != 'Z' || value->str[15] != ' ' || value->str[16] < '0' ||
-        value->str[16] > '9')
-        return false;
-    char *end = NULL;
-    long reason = strtol(value->str + 16, &end, 10);
-    if (end != value->str + value->len || reason < 0 || reason > 10)
+    if (field->type != REDIS_REPLY_STRING || field->len >= sizeof(out->serial_hex) ||
+        !is_hex(field->str, field->len) ||
+        !parse_revoked_value(value, out->revoked_at, &out->reason))
         return false;
     memcpy(out->serial_hex, field->str, field->len);
     out->serial_hex[field->len] = '\0';
-    memcpy(out->revoked_at, value->str, 15);
-    out->revoked_at[15] = '\0';
-    out->reason = (int)reason;
     return true;
 }
 
@@ -540,6 +558,45 @@ out_free_reply:
     return err;
 }
 
+static pc_err_t redis_status(pc_ca_index_t *base, const char *serial_hex, pc_ca_index_status_t *out,
+                             pc_diag_t *diag)
+{
+    redis_index_t *ri = (redis_index_t *)base;
+    pc_err_t err = PC_OK;
+    redisReply *reply = NULL;
+    char what[128];
+    char *cert_key = key_new(ri, "cert:", serial_hex);
+    char *revoked_key = key_new(ri, "revoked", NULL);
+
+    if (cert_key == NULL || revoked_key == NULL) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory looking up serial %s", serial_hex);
+        goto out_free_keys;
+    }
+    snprintf(what, sizeof(what), "look up the status of serial %.64s", serial_hex);
+    const char *argv[] = {cert_key, revoked_key, serial_hex};
+    err = eval(ri, what, &ri->status_script, 2, 3, argv, &reply, diag);
+    if (err != PC_OK)
+        goto out_free_keys;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 || reply->elements > 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        err = unexpected(ri, what, diag);
+    } else if (reply->elements == 2) {
+        out->state = PC_CA_INDEX_REVOKED;
+        if (!parse_revoked_value(reply->element[1], out->revoked_at, &out->reason))
+            err = pc_fail(diag, PC_ERR_CONFLICT,
+                          "CA \"%s\": the revocation of serial %s in Redis is malformed (expected "
+                          "\"YYYYMMDDHHMMSSZ REASON\"); correct or remove that field",
+                          ri->ca_name, serial_hex);
+    } else {
+        out->state = reply->element[0]->integer == 1 ? PC_CA_INDEX_GOOD : PC_CA_INDEX_UNKNOWN;
+    }
+    freeReplyObject(reply);
+out_free_keys:
+    free(revoked_key);
+    free(cert_key);
+    return err;
+}
+
 /* integer_command runs VERB on the CA's key named suffix and returns its integer reply, which
  * must be at least min. */
 static pc_err_t integer_command(redis_index_t *ri, const char *what, const char *verb,
@@ -624,8 +681,10 @@ pc_err_t pc_ca_index_open_redis(const char *ca_name, const pc_redis_config_t *cf
         (pc_redis_script_t){.name = "ca_add_issued", .source = add_lua, .durable = true};
     ri->revoke_script =
         (pc_redis_script_t){.name = "ca_revoke", .source = revoke_lua, .durable = true};
+    ri->status_script = (pc_redis_script_t){.name = "ca_status", .source = status_lua};
     pc_redis_script_init(&ri->add_script);
     pc_redis_script_init(&ri->revoke_script);
+    pc_redis_script_init(&ri->status_script);
     *out = &ri->base;
     return PC_OK;
 }
@@ -637,5 +696,6 @@ static const pc_ca_index_ops_t redis_ops = {
     .find_issued = redis_find_issued,
     .next_crl_number = redis_next_crl_number,
     .revoked_count = redis_revoked_count,
+    .status = redis_status,
     .free = redis_free,
 };

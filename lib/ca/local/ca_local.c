@@ -93,16 +93,23 @@ pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag
     lca = calloc(1, sizeof(*lca));
     if (lca == NULL)
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the local CA");
+    pthread_mutex_init(&lca->ocsp_lock, NULL);
+    pthread_mutex_init(&lca->sign_lock, NULL);
+    pthread_mutex_init(&lca->ocsp_renew_lock, NULL);
     lca->base.ops = &local_ops;
     lca->base.loop = cfg->loop;
     lca->base.name = strdup(cfg->name);
     lca->crl_url = dup_or_null(cfg->crl_url);
     lca->aia_url = dup_or_null(cfg->aia_url);
+    lca->ocsp_url = dup_or_null(cfg->ocsp_url);
+    lca->state_dir = strdup(cfg->state_dir);
+    lca->key_passphrase = strdup(cfg->key_passphrase);
     if (cfg->template_count > 0)
         lca->base.templates = calloc(cfg->template_count, sizeof(*lca->base.templates));
     if (lca->base.name == NULL || (cfg->crl_url != NULL && cfg->crl_url[0] && !lca->crl_url) ||
         (cfg->aia_url != NULL && cfg->aia_url[0] && !lca->aia_url) ||
-        (cfg->template_count > 0 && lca->base.templates == NULL)) {
+        (cfg->ocsp_url != NULL && cfg->ocsp_url[0] && !lca->ocsp_url) || lca->state_dir == NULL ||
+        lca->key_passphrase == NULL || (cfg->template_count > 0 && lca->base.templates == NULL)) {
         err = pc_fail(diag, PC_ERR_NOMEM, "out of memory creating the local CA");
         goto out_free_ca;
     }
@@ -139,12 +146,21 @@ static void local_free(pc_ca_t *ca)
     pc_ca_base_clear(&lca->base);
     X509_free(lca->cert);
     EVP_PKEY_free(lca->key);
+    pc_ca_local_token_release(lca->engine); /* after the key, which holds it */
     sk_X509_pop_free(lca->chain, X509_free);
     ASN1_OCTET_STRING_free(lca->keyid);
     free(lca->crl_url);
     free(lca->aia_url);
+    free(lca->ocsp_url);
     pc_ca_index_free(lca->index);
     pc_ca_local_direct_free(lca->direct);
+    pc_ca_local_ocsp_clear(lca);
+    pthread_mutex_destroy(&lca->ocsp_lock);
+    pthread_mutex_destroy(&lca->ocsp_renew_lock);
+    pthread_mutex_destroy(&lca->sign_lock);
+    free(lca->state_dir);
+    if (lca->key_passphrase != NULL)
+        OPENSSL_clear_free(lca->key_passphrase, strlen(lca->key_passphrase));
     free(lca);
 }
 
@@ -195,27 +211,34 @@ out_free_dp:
     return ok;
 }
 
-static bool add_aia(X509 *cert, const char *url)
+/* Appends one access description (method NID_ad_OCSP or NID_ad_ca_issuers) to aia. */
+static bool push_access(AUTHORITY_INFO_ACCESS *aia, int method, const char *url)
 {
-    bool ok = false;
-    AUTHORITY_INFO_ACCESS *aia = sk_ACCESS_DESCRIPTION_new_null();
     ACCESS_DESCRIPTION *ad = ACCESS_DESCRIPTION_new();
     GENERAL_NAME *gn = uri_name(url);
-
-    if (aia == NULL || ad == NULL || gn == NULL)
-        goto out_free_ad;
+    if (ad == NULL || gn == NULL) {
+        GENERAL_NAME_free(gn);
+        ACCESS_DESCRIPTION_free(ad);
+        return false;
+    }
     ASN1_OBJECT_free(ad->method);
-    ad->method = OBJ_nid2obj(NID_ad_ca_issuers);
+    ad->method = OBJ_nid2obj(method);
     GENERAL_NAME_free(ad->location);
     ad->location = gn;
-    gn = NULL;
-    if (!sk_ACCESS_DESCRIPTION_push(aia, ad))
-        goto out_free_ad;
-    ad = NULL;
-    ok = X509_add1_ext_i2d(cert, NID_info_access, aia, 0, X509V3_ADD_DEFAULT) == 1;
-out_free_ad:
-    GENERAL_NAME_free(gn);
-    ACCESS_DESCRIPTION_free(ad);
+    if (!sk_ACCESS_DESCRIPTION_push(aia, ad)) {
+        ACCESS_DESCRIPTION_free(ad);
+        return false;
+    }
+    return true;
+}
+
+/* authorityInfoAccess with the OCSP responder and the CA certificate's URL, those configured. */
+static bool add_aia(X509 *cert, const char *ocsp_url, const char *ca_issuers_url)
+{
+    AUTHORITY_INFO_ACCESS *aia = sk_ACCESS_DESCRIPTION_new_null();
+    bool ok = aia != NULL && (ocsp_url == NULL || push_access(aia, NID_ad_OCSP, ocsp_url)) &&
+              (ca_issuers_url == NULL || push_access(aia, NID_ad_ca_issuers, ca_issuers_url)) &&
+              X509_add1_ext_i2d(cert, NID_info_access, aia, 0, X509V3_ADD_DEFAULT) == 1;
     AUTHORITY_INFO_ACCESS_free(aia);
     return ok;
 }
@@ -312,14 +335,16 @@ static pc_err_t add_extensions(const pc_ca_local_t *lca, X509 *cert, X509_REQ *c
     if (lca->crl_url != NULL && !add_crl_dp(cert, lca->crl_url))
         return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the CRL distribution point %s",
                            lca->crl_url);
-    if (lca->aia_url != NULL && !add_aia(cert, lca->aia_url))
-        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the AIA caIssuers URL %s",
-                           lca->aia_url);
+    if ((lca->aia_url != NULL || lca->ocsp_url != NULL) &&
+        !add_aia(cert, lca->ocsp_url, lca->aia_url))
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the AIA URLs (OCSP %s, caIssuers %s)",
+                           lca->ocsp_url != NULL ? lca->ocsp_url : "none",
+                           lca->aia_url != NULL ? lca->aia_url : "none");
     return PC_OK;
 }
 
 /* Builds and signs the certificate for an already checked CSR. */
-static pc_err_t sign_csr(const pc_ca_local_t *lca, X509_REQ *csr, unsigned days, X509 **out,
+static pc_err_t sign_csr(pc_ca_local_t *lca, X509_REQ *csr, unsigned days, X509 **out,
                          pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
@@ -343,7 +368,7 @@ static pc_err_t sign_csr(const pc_ca_local_t *lca, X509_REQ *csr, unsigned days,
         err = add_extensions(lca, cert, csr, diag);
     if (err != PC_OK)
         goto out_free_cert;
-    if (X509_sign(cert, lca->key, lca->md) <= 0) {
+    if (pc_ca_local_sign_cert(lca, cert, NULL) <= 0) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "CA \"%s\" cannot sign the certificate",
                           lca->base.name);
         goto out_free_cert;

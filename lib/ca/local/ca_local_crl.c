@@ -123,7 +123,7 @@ pc_err_t pc_ca_local_crl(pc_ca_t *ca, unsigned next_update_hours, unsigned char 
     if (err != PC_OK)
         goto out_free_crl;
     X509_CRL_sort(crl);
-    if (X509_CRL_sign(crl, lca->key, lca->md) <= 0) {
+    if (pc_ca_local_sign_crl(lca, crl) <= 0) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "CA \"%s\" cannot sign its CRL", lca->base.name);
         goto out_free_crl;
     }

@@ -167,8 +167,8 @@ static pc_err_t add_extensions(const pc_ca_local_direct_t *d, X509 *cert,
     return err;
 }
 
-pc_err_t pc_ca_local_sign_request(const pc_ca_local_t *lca, const pc_ca_request_t *req,
-                                  unsigned days, X509 **out, pc_diag_t *diag)
+pc_err_t pc_ca_local_sign_request(pc_ca_local_t *lca, const pc_ca_request_t *req, unsigned days,
+                                  X509 **out, pc_diag_t *diag)
 {
     const pc_ca_local_direct_t *d = lca->direct;
     pc_err_t err = PC_OK;
@@ -192,7 +192,7 @@ pc_err_t pc_ca_local_sign_request(const pc_ca_local_t *lca, const pc_ca_request_
         err = add_extensions(d, cert, req, diag);
     if (err != PC_OK)
         goto out_free_cert;
-    if (X509_sign(cert, lca->key, d->md != NULL ? d->md : lca->md) <= 0) {
+    if (pc_ca_local_sign_cert(lca, cert, d->md) <= 0) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "CA \"%s\" cannot sign the certificate",
                           lca->base.name);
         goto out_free_cert;

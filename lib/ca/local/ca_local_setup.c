@@ -1,6 +1,7 @@
 /*
  * ca_local_setup.c - where the local CA's key and certificate come from: files the operator
- * gave, the state dir of an earlier start, or a CA generated on first start.
+ * gave (or a certificate file and a key in a PKCS#11 token, ca_local_token.c), the state dir of
+ * an earlier start, or a CA generated on first start.
  *
  * The private key never reaches disk unencrypted: it is written as encrypted PKCS#8 (AES-256)
  * to a 0600 file created with O_EXCL, then renamed into place. Several workers may start at once
@@ -31,7 +32,6 @@
 
 /* Paths of the state dir's files. */
 typedef struct state_paths {
-    char lock[PATH_MAX];
     char cert[PATH_MAX];
     char key[PATH_MAX];
 } state_paths_t;
@@ -103,7 +103,7 @@ out_close:
     return err;
 }
 
-static pc_err_t load_key(const char *path, const char *pass, EVP_PKEY **key, pc_diag_t *diag)
+pc_err_t pc_ca_local_load_key(const char *path, const char *pass, EVP_PKEY **key, pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
     passphrase_t pw = {.text = pass, .asked = false};
@@ -165,7 +165,7 @@ static pc_err_t load_pair(pc_ca_local_t *lca, const char *cert_path, const char 
 {
     pc_err_t err = load_cert_chain(cert_path, &lca->cert, &lca->chain, diag);
     if (err == PC_OK)
-        err = load_key(key_path, pass, &lca->key, diag);
+        err = pc_ca_local_load_key(key_path, pass, &lca->key, diag);
     if (err == PC_OK)
         err = check_pair(lca->cert, lca->key, cert_path, key_path, diag);
     return err;
@@ -330,6 +330,19 @@ static void sync_dir(const char *dir)
     }
 }
 
+pc_err_t pc_ca_local_write_pair(const char *dir, const char *key_path, EVP_PKEY *key,
+                                const char *cert_path, X509 *cert, const char *pass,
+                                pc_diag_t *diag)
+{
+    /* Key first: the certificate appearing is what tells other processes the pair is whole. */
+    pc_err_t err = write_atomic(key_path, 0600, write_key_pem, key, pass, diag);
+    if (err == PC_OK)
+        err = write_atomic(cert_path, 0644, write_cert_pem, cert, NULL, diag);
+    if (err == PC_OK)
+        sync_dir(dir);
+    return err;
+}
+
 static pc_err_t generate(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg,
                          const state_paths_t *paths, pc_diag_t *diag)
 {
@@ -347,13 +360,8 @@ static pc_err_t generate(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg,
     lca->chain = sk_X509_new_null();
     if (lca->chain == NULL || !sk_X509_push(lca->chain, lca->cert) || !X509_up_ref(lca->cert))
         return pc_fail(diag, PC_ERR_NOMEM, "out of memory generating the CA");
-    /* Key first: ca.crt appearing is what tells other processes the CA is complete. */
-    err = write_atomic(paths->key, 0600, write_key_pem, lca->key, cfg->key_passphrase, diag);
-    if (err == PC_OK)
-        err = write_atomic(paths->cert, 0644, write_cert_pem, lca->cert, NULL, diag);
-    if (err == PC_OK)
-        sync_dir(cfg->state_dir);
-    return err;
+    return pc_ca_local_write_pair(cfg->state_dir, paths->key, lca->key, paths->cert, lca->cert,
+                                  cfg->key_passphrase, diag);
 }
 
 static bool file_exists(const char *path)
@@ -385,31 +393,54 @@ static pc_err_t load_or_generate(pc_ca_local_t *lca, const pc_ca_local_config_t 
 static pc_err_t from_state_dir(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg, pc_diag_t *diag)
 {
     state_paths_t paths;
-    pc_err_t err = join_path(paths.lock, sizeof(paths.lock), cfg->state_dir, "lock", diag);
-    if (err == PC_OK)
-        err = join_path(paths.cert, sizeof(paths.cert), cfg->state_dir, "ca.crt", diag);
+    pc_err_t err = join_path(paths.cert, sizeof(paths.cert), cfg->state_dir, "ca.crt", diag);
     if (err == PC_OK)
         err = join_path(paths.key, sizeof(paths.key), cfg->state_dir, "ca.key", diag);
     if (err != PC_OK)
         return err;
 
-    int fd = open(paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
+    int fd = -1;
+    err = pc_ca_local_lock_state(cfg->state_dir, &fd, diag);
+    if (err != PC_OK)
+        return err;
+    err = load_or_generate(lca, cfg, &paths, diag);
+    pc_ca_local_unlock_state(fd);
+    return err;
+}
+
+pc_err_t pc_ca_local_lock_state(const char *state_dir, int *fd, pc_diag_t *diag)
+{
+    char path[PATH_MAX];
+    pc_err_t err = join_path(path, sizeof(path), state_dir, "lock", diag);
+    if (err != PC_OK)
+        return err;
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0)
         return pc_fail(diag, PC_ERR_IO,
                        "cannot open %s: %s; check the state directory's "
                        "permissions",
-                       paths.lock, strerror(errno));
-    while (flock(fd, LOCK_EX) != 0) {
+                       path, strerror(errno));
+    while (flock(*fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
-            err = pc_fail(diag, PC_ERR_IO, "cannot lock %s: %s", paths.lock, strerror(errno));
-            goto out_close_lock;
+            err = pc_fail(diag, PC_ERR_IO, "cannot lock %s: %s", path, strerror(errno));
+            close(*fd);
+            *fd = -1;
+            return err;
         }
     }
-    err = load_or_generate(lca, cfg, &paths, diag);
+    return PC_OK;
+}
+
+void pc_ca_local_unlock_state(int fd)
+{
     flock(fd, LOCK_UN);
-out_close_lock:
     close(fd);
-    return err;
+}
+
+pc_err_t pc_ca_local_state_path(const char *state_dir, const char *name, char *out, size_t size,
+                                pc_diag_t *diag)
+{
+    return join_path(out, size, state_dir, name, diag);
 }
 
 ASN1_OCTET_STRING *pc_ca_local_key_id(X509 *cert)
@@ -450,6 +481,18 @@ out_free_bn:
     return err;
 }
 
+/* The CA certificate from cert_file, its key in a token (key_uri). */
+static pc_err_t load_token_pair(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg,
+                                pc_diag_t *diag)
+{
+    pc_err_t err = load_cert_chain(cfg->cert_file, &lca->cert, &lca->chain, diag);
+    if (err == PC_OK)
+        err = pc_ca_local_token_key(cfg, &lca->key, &lca->engine, diag);
+    if (err == PC_OK)
+        err = check_pair(lca->cert, lca->key, cfg->cert_file, cfg->key_uri, diag);
+    return err;
+}
+
 pc_err_t pc_ca_local_setup(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg, pc_diag_t *diag)
 {
     pc_err_t err = make_dirs(cfg->state_dir, diag);
@@ -457,12 +500,19 @@ pc_err_t pc_ca_local_setup(pc_ca_local_t *lca, const pc_ca_local_config_t *cfg, 
         return err;
     bool own_files = cfg->cert_file != NULL && cfg->cert_file[0] != '\0';
     bool own_key = cfg->key_file != NULL && cfg->key_file[0] != '\0';
-    if (own_files != own_key)
+    bool token = cfg->key_uri != NULL && cfg->key_uri[0] != '\0';
+    if (token && (own_key || !own_files))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "ca.key_uri (the CA key in a token) goes with ca.cert_file (the CA "
+                       "certificate) and without ca.key_file; set cert_file and remove key_file");
+    if (!token && own_files != own_key)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "ca.cert_file and ca.key_file go together; set both, or neither to use "
                        "the CA in %s",
                        cfg->state_dir);
-    if (own_files)
+    if (token)
+        err = load_token_pair(lca, cfg, diag);
+    else if (own_files)
         err = load_pair(lca, cfg->cert_file, cfg->key_file, cfg->key_passphrase, diag);
     else
         err = from_state_dir(lca, cfg, diag);
