@@ -18,6 +18,9 @@ packages=(
 )
 # Kafka runs on the machine's Java (17 or newer); install Debian's only when there is none.
 command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
+# The tests build cfssl 1.6 (client serials, its CRL endpoint; Debian has 1.2) with Go 1.18 or
+# newer: Debian's when the machine has none.
+command -v go >/dev/null 2>&1 || packages+=(golang-go)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

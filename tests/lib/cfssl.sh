@@ -213,6 +213,10 @@ stop() {
 MODERN_VERSION=v1.6.5
 modern() {
   local dir="${PC_CFSSL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pkcs-connector/cfssl-$MODERN_VERSION}"
+  mkdir -p "$dir"
+  # Tests running side by side may all ask at once: one builds, the others wait for it.
+  exec 9>"$dir/.lock"
+  flock 9
   if [[ ! -x $dir/bin/cfssl ]]; then
     command -v go >/dev/null || die "go not found: cannot build cfssl $MODERN_VERSION"
     mkdir -p "$dir"
