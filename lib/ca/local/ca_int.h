@@ -108,10 +108,13 @@ pc_err_t pc_ca_local_set_serial(X509 *cert, pc_diag_t *diag);
  * caller's. */
 pc_err_t pc_ca_local_extension_model(const pc_ca_local_t *lca, X509 **out, pc_diag_t *diag);
 
-/* pc_ca_local_set_validity (ca_local.c) sets notBefore (now, less the clock skew allowed) and
- * notAfter (days from now); PC_ERR_POLICY when the certificate would outlive the CA's. */
-pc_err_t pc_ca_local_set_validity(const pc_ca_local_t *lca, X509 *cert, unsigned days,
-                                  pc_diag_t *diag);
+/* pc_ca_local_new_cert (ca_local.c) starts the certificate lca signs for subject and key, from
+ * a CSR or a parsed request alike: version 3, the CA as issuer, a fresh serial, notBefore now
+ * less the clock skew allowed and notAfter days from now (PC_ERR_POLICY when it would outlive
+ * the CA's certificate). Extensions and the signature are the caller's, and so is *out. Any
+ * thread. */
+pc_err_t pc_ca_local_new_cert(const pc_ca_local_t *lca, const X509_NAME *subject, EVP_PKEY *key,
+                              unsigned days, X509 **out, pc_diag_t *diag);
 
 /* pc_ca_local_direct_new builds what signing a parsed request reuses from lca's certificate, key
  * and URLs; *out is the caller's (pc_ca_local_direct_free). Once, on the thread that creates the

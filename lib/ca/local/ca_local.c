@@ -347,37 +347,20 @@ static pc_err_t add_extensions(const pc_ca_local_t *lca, X509 *cert, X509_REQ *c
 static pc_err_t sign_csr(pc_ca_local_t *lca, X509_REQ *csr, unsigned days, X509 **out,
                          pc_diag_t *diag)
 {
-    pc_err_t err = PC_OK;
-    X509 *cert = X509_new();
-
-    if (cert == NULL) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory building a certificate");
-        goto out_free_cert;
-    }
-    if (!X509_set_version(cert, X509_VERSION_3) ||
-        !X509_set_issuer_name(cert, X509_get_subject_name(lca->cert)) ||
-        !X509_set_subject_name(cert, X509_REQ_get_subject_name(csr)) ||
-        !X509_set_pubkey(cert, X509_REQ_get0_pubkey(csr))) {
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot fill the certificate from the CSR");
-        goto out_free_cert;
-    }
-    err = pc_ca_local_set_serial(cert, diag);
-    if (err == PC_OK)
-        err = set_validity(lca, cert, days, diag);
+    X509 *cert = NULL;
+    pc_err_t err = pc_ca_local_new_cert(lca, X509_REQ_get_subject_name(csr),
+                                        X509_REQ_get0_pubkey(csr), days, &cert, diag);
     if (err == PC_OK)
         err = add_extensions(lca, cert, csr, diag);
-    if (err != PC_OK)
-        goto out_free_cert;
-    if (pc_ca_local_sign_cert(lca, cert, NULL) <= 0) {
+    if (err == PC_OK && pc_ca_local_sign_cert(lca, cert, NULL) <= 0)
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "CA \"%s\" cannot sign the certificate",
                           lca->base.name);
-        goto out_free_cert;
+    if (err != PC_OK) {
+        X509_free(cert);
+        return err;
     }
     *out = cert;
-    cert = NULL;
-out_free_cert:
-    X509_free(cert);
-    return err;
+    return PC_OK;
 }
 
 static pc_err_t record_issued(pc_ca_local_t *lca, X509 *cert, const char *request_id,
@@ -467,10 +450,29 @@ pc_err_t pc_ca_local_extension_model(const pc_ca_local_t *lca, X509 **out, pc_di
     return err;
 }
 
-pc_err_t pc_ca_local_set_validity(const pc_ca_local_t *lca, X509 *cert, unsigned days,
-                                  pc_diag_t *diag)
+pc_err_t pc_ca_local_new_cert(const pc_ca_local_t *lca, const X509_NAME *subject, EVP_PKEY *key,
+                              unsigned days, X509 **out, pc_diag_t *diag)
 {
-    return set_validity(lca, cert, days, diag);
+    X509 *cert = X509_new();
+    pc_err_t err = PC_OK;
+
+    *out = NULL;
+    if (cert == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory building a certificate");
+    if (!X509_set_version(cert, X509_VERSION_3) ||
+        !X509_set_issuer_name(cert, X509_get_subject_name(lca->cert)) ||
+        !X509_set_subject_name(cert, subject) || !X509_set_pubkey(cert, key))
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot fill the certificate from the request");
+    if (err == PC_OK)
+        err = pc_ca_local_set_serial(cert, diag);
+    if (err == PC_OK)
+        err = set_validity(lca, cert, days, diag);
+    if (err != PC_OK) {
+        X509_free(cert);
+        return err;
+    }
+    *out = cert;
+    return PC_OK;
 }
 
 static bool reason_valid(pc_revoke_reason_t reason)

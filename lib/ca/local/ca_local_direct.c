@@ -171,35 +171,21 @@ pc_err_t pc_ca_local_sign_request(pc_ca_local_t *lca, const pc_ca_request_t *req
                                   X509 **out, pc_diag_t *diag)
 {
     const pc_ca_local_direct_t *d = lca->direct;
-    pc_err_t err = PC_OK;
-    X509 *cert = X509_new();
+    X509 *cert = NULL;
 
     *out = NULL;
-    if (cert == NULL || d == NULL) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory building a certificate");
-        goto out_free_cert;
-    }
-    if (!X509_set_version(cert, X509_VERSION_3) ||
-        !X509_set_issuer_name(cert, X509_get_subject_name(lca->cert)) ||
-        !X509_set_subject_name(cert, req->subject) || !X509_set_pubkey(cert, req->key)) {
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot fill the certificate from the request");
-        goto out_free_cert;
-    }
-    err = pc_ca_local_set_serial(cert, diag);
-    if (err == PC_OK)
-        err = pc_ca_local_set_validity(lca, cert, days, diag);
+    if (d == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory building a certificate");
+    pc_err_t err = pc_ca_local_new_cert(lca, req->subject, req->key, days, &cert, diag);
     if (err == PC_OK)
         err = add_extensions(d, cert, req, diag);
-    if (err != PC_OK)
-        goto out_free_cert;
-    if (pc_ca_local_sign_cert(lca, cert, d->md) <= 0) {
+    if (err == PC_OK && pc_ca_local_sign_cert(lca, cert, d->md) <= 0)
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "CA \"%s\" cannot sign the certificate",
                           lca->base.name);
-        goto out_free_cert;
+    if (err != PC_OK) {
+        X509_free(cert);
+        return err;
     }
     *out = cert;
-    cert = NULL;
-out_free_cert:
-    X509_free(cert);
-    return err;
+    return PC_OK;
 }
