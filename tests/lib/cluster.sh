@@ -222,9 +222,18 @@ pc_watch() {
 }
 
 # pc_ca_issued: the local CA's records of what it signed are in Redis (lib/ca/local/ca_index_redis.c);
-# with sentinels (PC_REDIS_SENTINEL=1), on the master they name now.
+# with sentinels (PC_REDIS_SENTINEL=1), on the master they name now. Counts the certificates
+# signed for requests: the CA's own OCSP responder certificate, which the coordinator has it
+# sign and record at start, has no request id.
 pc_ca_issued() {
   local port="$PC_REDIS_PORT"
   [[ -n ${PC_TEST_SENTINELS:-} ]] && port="$(pc_redis_master_port)"
-  redis-cli -h 127.0.0.1 -p "$port" ZCARD 'pc:ca:{local}:issued'
+  # shellcheck disable=SC2016
+  redis-cli -h 127.0.0.1 -p "$port" EVAL '
+    local n = 0
+    for _, s in ipairs(redis.call("ZRANGE", KEYS[1], 0, -1)) do
+      local rid = redis.call("HGET", KEYS[2] .. s, "request_id")
+      if rid and rid ~= "" then n = n + 1 end
+    end
+    return n' 2 'pc:ca:{local}:issued' 'pc:ca:{local}:cert:'
 }
