@@ -41,6 +41,9 @@
 static pc_auth_t *auth;
 static pc_config_t *cfg; /* the defaults and the signers: the CA's templates, the limits */
 static pc_ca_t stub_ca;  /* that CA's name and templates: all the stages before the CA need */
+/* No operation: the stub is asked only what kind of CA it is (one that takes CSRs, as cfssl),
+ * so that pc_issue_prepare builds the CSR this target checks. */
+static const pc_ca_ops_t stub_ops = {.kind = "fuzz"};
 static EVP_PKEY *csr_key;
 
 /* The signers and what each may act for; %s is the temporary folder. */
@@ -119,6 +122,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                   .secret_file = cfg->signers[i].secret_file};
     if (cfg->signer_count != 3 || pc_auth_new(keys, 3, &auth, &diag) != PC_OK)
         die("pc_auth_new", diag.msg);
+    stub_ca.ops = &stub_ops;
     stub_ca.name = cfg->cas[0].name;
     stub_ca.templates = cfg->cas[0].templates;
     stub_ca.template_count = cfg->cas[0].template_count;
