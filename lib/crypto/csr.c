@@ -15,8 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
-/* The Microsoft "SID security extension" (KB5014754). */
-#define SID_EXT_OID "1.3.6.1.4.1.311.25.2"
+#include "san.h"
 
 /* RFC 5280 KeyUsage bit numbers of the KU_* masks, in bit-string order. */
 static const unsigned ku_bit_masks[] = {
@@ -210,11 +209,11 @@ static pc_err_t push_sid(STACK_OF(X509_EXTENSION) * exts, const X509_EXTENSION *
 
     if (copy == NULL)
         return pc_fail_ssl(diag, PC_ERR_NOMEM, "cannot copy the SID extension");
-    OBJ_obj2txt(oid, sizeof(oid), X509_EXTENSION_get_object(copy), 1);
-    if (strcmp(oid, SID_EXT_OID) != 0) {
+    if (!pc_sid_extension_is(copy)) {
+        OBJ_obj2txt(oid, sizeof(oid), X509_EXTENSION_get_object(copy), 1);
         X509_EXTENSION_free(copy);
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "the SID extension has OID %s, expected " SID_EXT_OID, oid);
+                       "the SID extension has OID %s, expected " PC_SID_EXTENSION_OID, oid);
     }
     if (!sk_X509_EXTENSION_push(exts, copy)) {
         X509_EXTENSION_free(copy);

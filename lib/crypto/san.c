@@ -8,6 +8,7 @@
 #include "san.h"
 #include "subject_int.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,6 @@
 #include <openssl/objects.h>
 
 #define OID_UPN "1.3.6.1.4.1.311.20.2.3"
-#define OID_SID_EXTENSION "1.3.6.1.4.1.311.25.2"
 #define OID_SID_OTHERNAME "1.3.6.1.4.1.311.25.2.1"
 
 #define UPN_MAX 1024
@@ -358,6 +358,14 @@ static bool sid_valid(const char *sid)
     return fields >= 2 && fields - 1 <= SID_SUBAUTH_MAX;
 }
 
+bool pc_sid_extension_is(const X509_EXTENSION *ext)
+{
+    char oid[64];
+    /* OpenSSL 3.0 declares the getter non-const; it only reads */
+    OBJ_obj2txt(oid, sizeof(oid), X509_EXTENSION_get_object((X509_EXTENSION *)(uintptr_t)ext), 1);
+    return strcmp(oid, PC_SID_EXTENSION_OID) == 0;
+}
+
 pc_err_t pc_sid_extension_new(const char *sid, X509_EXTENSION **out, pc_diag_t *diag)
 {
     GENERAL_NAMES *names = NULL;
@@ -387,7 +395,7 @@ pc_err_t pc_sid_extension_new(const char *sid, X509_EXTENSION **out, pc_diag_t *
     if ((der_len = i2d_GENERAL_NAMES(names, &der)) <= 0 ||
         (der_str = ASN1_OCTET_STRING_new()) == NULL ||
         !ASN1_OCTET_STRING_set(der_str, der, der_len) ||
-        (ext_obj = OBJ_txt2obj(OID_SID_EXTENSION, 1)) == NULL ||
+        (ext_obj = OBJ_txt2obj(PC_SID_EXTENSION_OID, 1)) == NULL ||
         (*out = X509_EXTENSION_create_by_OBJ(NULL, ext_obj, 0, der_str)) == NULL)
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode the SID extension");
 

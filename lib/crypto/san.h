@@ -41,6 +41,13 @@ pc_err_t pc_san_render(const pc_san_format_t *formats, size_t count, pc_cert_typ
  * bytes, PC_SAN_PROBLEM_MAX is enough). Any thread. */
 const char *pc_san_problem(pc_san_type_t type, const char *s, size_t len, char *buf, size_t size);
 
+/* The OID of Microsoft's SID security extension. */
+#define PC_SID_EXTENSION_OID "1.3.6.1.4.1.311.25.2"
+
+/* pc_sid_extension_is tells whether ext is the SID security extension (by its OID). Any
+ * thread. */
+bool pc_sid_extension_is(const X509_EXTENSION *ext);
+
 /* pc_sid_extension_new builds the Microsoft SID security extension (1.3.6.1.4.1.311.25.2,
  * non-critical) holding sid (text form "S-1-5-21-..."); caller frees. PC_ERR_INVALID_PARAM when
  * sid is not of that form. */

@@ -18,6 +18,7 @@
 #include <openssl/objects.h>
 
 #include "clock.h"
+#include "san.h"
 #include "subject.h"
 #include "text.h"
 
@@ -29,7 +30,6 @@
 #define RECORD_RETRY_US (700 * 1000)
 #define RECORD_DURABLE_RETRY_US (30 * 1000 * 1000)
 #define RECORD_PAUSE_MAX_MS 1000
-#define SID_EXT_OID "1.3.6.1.4.1.311.25.2"
 
 static bool local_healthy(const pc_ca_t *ca);
 static void local_submit(pc_ca_t *ca, X509_REQ *csr, const pc_ca_issue_t *issue, pc_ca_done_fn done,
@@ -276,13 +276,10 @@ static bool add_basic_constraints(X509 *cert)
  * (a CSR asking for basicConstraints CA:TRUE gets CA:FALSE). */
 static bool copied_from_csr(X509_EXTENSION *ext)
 {
-    char oid[64];
-    ASN1_OBJECT *obj = X509_EXTENSION_get_object(ext);
-    int nid = OBJ_obj2nid(obj);
+    int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
     if (nid == NID_subject_alt_name || nid == NID_ext_key_usage || nid == NID_key_usage)
         return true;
-    OBJ_obj2txt(oid, sizeof(oid), obj, 1);
-    return strcmp(oid, SID_EXT_OID) == 0;
+    return pc_sid_extension_is(ext);
 }
 
 static pc_err_t copy_requested(X509 *cert, X509_REQ *csr, pc_diag_t *diag)

@@ -23,8 +23,7 @@
 #include <openssl/objects.h>
 
 #include "csr.h"
-
-#define SID_EXT_OID "1.3.6.1.4.1.311.25.2"
+#include "san.h"
 
 struct pc_ca_local_direct {
     /* The model's extensions in their order; NULL stands for the certificate's own SKI. */
@@ -46,8 +45,8 @@ void pc_ca_local_direct_free(pc_ca_local_direct_t *d)
 }
 
 /* copy_model takes model's extensions: the SKI (the CA's own, in the model) becomes a
- * placeholder, and the requested extensions go right after the key ids, where copy_requested
- * puts them for a CSR. */
+ * NULL slot that add_extensions fills with each certificate's own SKI, and the requested
+ * extensions go right after the key ids, where copy_requested puts them for a CSR. */
 static pc_err_t copy_model(pc_ca_local_direct_t *d, const X509 *model, pc_diag_t *diag)
 {
     int n = X509_get_ext_count(model);
@@ -62,7 +61,7 @@ static pc_err_t copy_model(pc_ca_local_direct_t *d, const X509 *model, pc_diag_t
         if (nid == NID_subject_key_identifier || nid == NID_authority_key_identifier)
             d->requested_at = i + 1;
         if (nid == NID_subject_key_identifier)
-            continue; /* the placeholder */
+            continue; /* the NULL slot: each certificate's own SKI */
         if ((d->fixed[i] = X509_EXTENSION_dup(ext)) == NULL)
             return pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory preparing the local CA");
     }
@@ -104,13 +103,6 @@ static pc_err_t add_ski(X509 *cert, pc_diag_t *diag)
     return ok ? PC_OK : pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the subject key identifier");
 }
 
-static bool is_sid(X509_EXTENSION *ext)
-{
-    char oid[64];
-    OBJ_obj2txt(oid, sizeof(oid), X509_EXTENSION_get_object(ext), 1);
-    return strcmp(oid, SID_EXT_OID) == 0;
-}
-
 /* add_requested adds what the request asked for and the template check judged, as
  * copy_requested does for a CSR: SAN (critical when it is the only name), EKU, key usage
  * (critical), the SID extension. */
@@ -135,18 +127,13 @@ static pc_err_t add_requested(X509 *cert, const pc_ca_request_t *req, pc_diag_t 
         if (ok != 1)
             return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the key usage");
     }
-    if (req->sid != NULL) {
-        X509_EXTENSION *copy = X509_EXTENSION_dup(req->sid);
-        if (copy != NULL && !is_sid(copy)) {
-            X509_EXTENSION_free(copy);
-            return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                           "the SID extension of the request has another OID than " SID_EXT_OID);
-        }
-        int ok = copy != NULL && X509_add_ext(cert, copy, -1) == 1;
-        X509_EXTENSION_free(copy);
-        if (!ok)
-            return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the SID extension");
-    }
+    if (req->sid != NULL && !pc_sid_extension_is(req->sid))
+        return pc_fail(
+            diag, PC_ERR_INVALID_PARAM,
+            "the SID extension of the request has another OID than " PC_SID_EXTENSION_OID);
+    /* X509_add_ext adds a copy; OpenSSL 3.0 declares it non-const */
+    if (req->sid != NULL && X509_add_ext(cert, (X509_EXTENSION *)(uintptr_t)req->sid, -1) != 1)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot add the SID extension");
     return PC_OK;
 }
 
