@@ -202,34 +202,12 @@ static json_t *ms_or_null(int64_t ms)
  * recorded). The tenant is the query's: the record's keys are the tenant's own. */
 static json_t *cert_json(const pc_cert_t *c, const char *tenant)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } text[] = {
-#define T(n, f) {n, offsetof(pc_cert_t, f)}
-        T("ca", ca),
-        T("serial", serial),
-        T("status", status),
-        T("kind", kind),
-        T("tenant", tenant),
-        T("user", user_id),
-        T("device", device_id),
-        T("profile", profile_id),
-        T("template", template_name),
-        T("request", request_id),
-        T("subject", subject),
-        T("sans", sans),
-        T("sha1", sha1),
-        T("sha256", sha256),
-        T("renews", renews),
-        T("renewed_by", renewed_by),
-#undef T
-    };
     json_t *o = json_object();
     if (o == NULL)
         return NULL;
-    for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
-        json_object_set_new(o, text[i].name, text_or_null((const char *)c + text[i].off));
+    for (size_t i = 0; i < pc_cert_text_field_count; i++)
+        json_object_set_new(o, pc_cert_text_fields[i].name,
+                            text_or_null((const char *)c + pc_cert_text_fields[i].offset));
     if (c->tenant[0] == '\0')
         json_object_set_new(o, "tenant", json_string(tenant));
     json_object_set_new(o, "not_before_ms", ms_or_null(c->not_before_ms));

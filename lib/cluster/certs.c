@@ -259,6 +259,32 @@ typedef struct find_op {
     int64_t now;
 } find_op_t;
 
+#define T(n, f)                                                                                    \
+    {                                                                                              \
+        n, offsetof(pc_cert_t, f), sizeof(((pc_cert_t *)0)->f)                                     \
+    }
+const pc_cert_text_field_t pc_cert_text_fields[] = {
+    T("ca", ca),
+    T("serial", serial),
+    T("kind", kind),
+    T("status", status),
+    T("tenant", tenant),
+    T("user", user_id),
+    T("device", device_id),
+    T("profile", profile_id),
+    T("template", template_name),
+    T("request", request_id),
+    T("subject", subject),
+    T("sans", sans),
+    T("sha1", sha1),
+    T("sha256", sha256),
+    T("renews", renews),
+    T("renewed_by", renewed_by),
+};
+#undef T
+const size_t pc_cert_text_field_count =
+    sizeof(pc_cert_text_fields) / sizeof(pc_cert_text_fields[0]);
+
 static void copy_field(char *dst, size_t size, const redisReply *v)
 {
     size_t n = v->len < size - 1 ? v->len : size - 1;
@@ -272,36 +298,14 @@ static bool parse_record(const redisReply *h, pc_cert_t *c, int64_t now)
     memset(c, 0, sizeof(*c));
     if (h->type != REDIS_REPLY_ARRAY || h->elements == 0)
         return false;
-    static const struct {
-        const char *name;
-        size_t off, size;
-    } text[] = {
-#define T(n, f) {n, offsetof(pc_cert_t, f), sizeof(((pc_cert_t *)0)->f)}
-        T("ca", ca),
-        T("serial", serial),
-        T("kind", kind),
-        T("status", status),
-        T("tenant", tenant),
-        T("user", user_id),
-        T("device", device_id),
-        T("profile", profile_id),
-        T("template", template_name),
-        T("request", request_id),
-        T("subject", subject),
-        T("sans", sans),
-        T("sha1", sha1),
-        T("sha256", sha256),
-        T("renews", renews),
-        T("renewed_by", renewed_by),
-#undef T
-    };
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *k = h->element[i], *v = h->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
-        for (size_t t = 0; t < sizeof(text) / sizeof(text[0]); t++)
-            if (strcmp(k->str, text[t].name) == 0)
-                copy_field((char *)c + text[t].off, text[t].size, v);
+        for (size_t t = 0; t < pc_cert_text_field_count; t++)
+            if (strcmp(k->str, pc_cert_text_fields[t].name) == 0)
+                copy_field((char *)c + pc_cert_text_fields[t].offset, pc_cert_text_fields[t].size,
+                           v);
         if (strcmp(k->str, "not_before") == 0)
             c->not_before_ms = strtoll(v->str, NULL, 10);
         else if (strcmp(k->str, "not_after") == 0)

@@ -116,6 +116,15 @@ typedef struct pc_cert {
     char renews[64], renewed_by[64];
 } pc_cert_t;
 
+/* The text fields of pc_cert_t, each by its name in the record (and in the coordinator's
+ * API): where it sits in the struct and its size, NUL included. One table for every reader. */
+typedef struct pc_cert_text_field {
+    const char *name;
+    size_t offset, size;
+} pc_cert_text_field_t;
+extern const pc_cert_text_field_t pc_cert_text_fields[];
+extern const size_t pc_cert_text_field_count;
+
 /* certs: count records (borrowed for the call); more: the index holds more past this page. */
 typedef void (*pc_certs_found_fn)(void *arg, pc_err_t err, const pc_cert_t *certs, size_t count,
                                   bool more, const pc_diag_t *diag);
