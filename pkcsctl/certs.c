@@ -133,12 +133,6 @@ static int get(const certs_opts_t *o, const char *path, json_t **out)
 
 /* ---- output ------------------------------------------------------------------------------ */
 
-static const char *str(const json_t *c, const char *key)
-{
-    const char *s = json_string_value(json_object_get(c, key));
-    return s != NULL && s[0] != '\0' ? s : "-";
-}
-
 static const char *when(const json_t *c, const char *key, char *buf, size_t size)
 {
     const json_t *v = json_object_get(c, key);
@@ -166,38 +160,26 @@ static const char *one_line(const char *text, size_t max, char *buf, size_t size
     return buf;
 }
 
-static int width(const json_t *certs, const char *key, int min, int max)
-{
-    size_t i;
-    const json_t *c;
-    int w = min;
-    json_array_foreach(certs, i, c)
-    {
-        size_t n = strlen(str(c, key));
-        if (n > (size_t)w)
-            w = n > (size_t)max ? max : (int)n;
-    }
-    return w;
-}
-
 static void print_table(const json_t *certs)
 {
     size_t i;
     const json_t *c;
     char subject[256], dev[128], user[128], after[32];
-    int sw = width(certs, "serial", 6, 64), cw = width(certs, "ca", 2, 24);
-    int dw = width(certs, "device", 6, 36), uw = width(certs, "user", 4, 36);
+    int sw = pkcsctl_column_width(certs, "serial", 6, 64),
+        cw = pkcsctl_column_width(certs, "ca", 2, 24);
+    int dw = pkcsctl_column_width(certs, "device", 6, 36),
+        uw = pkcsctl_column_width(certs, "user", 4, 36);
     printf("%-*s %-*s %-10s %-*s %-*s %-*s %s\n", sw, "SERIAL", cw, "CA", "STATUS", SUBJECT_SHOWN,
            "SUBJECT", dw, "DEVICE", uw, "USER", "NOT-AFTER");
     if (json_array_size(certs) == 0)
         printf("(no certificates)\n");
     json_array_foreach(certs, i, c)
     {
-        printf("%-*s %-*s %-10s %-*s %-*s %-*s %s\n", sw, str(c, "serial"), cw, str(c, "ca"),
-               str(c, "status"), SUBJECT_SHOWN,
-               one_line(str(c, "subject"), SUBJECT_SHOWN, subject, sizeof(subject)), dw,
-               one_line(str(c, "device"), (size_t)dw, dev, sizeof(dev)), uw,
-               one_line(str(c, "user"), (size_t)uw, user, sizeof(user)),
+        printf("%-*s %-*s %-10s %-*s %-*s %-*s %s\n", sw, pkcsctl_text(c, "serial"), cw,
+               pkcsctl_text(c, "ca"), pkcsctl_text(c, "status"), SUBJECT_SHOWN,
+               one_line(pkcsctl_text(c, "subject"), SUBJECT_SHOWN, subject, sizeof(subject)), dw,
+               one_line(pkcsctl_text(c, "device"), (size_t)dw, dev, sizeof(dev)), uw,
+               one_line(pkcsctl_text(c, "user"), (size_t)uw, user, sizeof(user)),
                when(c, "not_after_ms", after, sizeof(after)));
     }
 }
@@ -220,7 +202,7 @@ static void print_one(const json_t *c)
     char buf[32], line[1024];
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         printf("%-12s %s\n", fields[i],
-               one_line(str(c, fields[i]), sizeof(line) - 1, line, sizeof(line)));
+               one_line(pkcsctl_text(c, fields[i]), sizeof(line) - 1, line, sizeof(line)));
     printf("%-12s %s\n", "not_before", when(c, "not_before_ms", buf, sizeof(buf)));
     printf("%-12s %s\n", "not_after", when(c, "not_after_ms", buf, sizeof(buf)));
     printf("%-12s %s\n", "issued_at", when(c, "issued_at_ms", buf, sizeof(buf)));

@@ -400,3 +400,25 @@ bool pkcsctl_safe_name(const char *id)
     return len > 0 && len <= SAFE_NAME_MAX && strchr(id, '/') == NULL && strcmp(id, ".") != 0 &&
            strcmp(id, "..") != 0;
 }
+
+/* ---- tables of JSON rows ---- */
+
+const char *pkcsctl_text(const json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+int pkcsctl_column_width(const json_t *rows, const char *key, int min, int max)
+{
+    size_t i;
+    const json_t *row;
+    int w = min;
+    json_array_foreach(rows, i, row)
+    {
+        size_t n = strlen(pkcsctl_text(row, key));
+        if (n > (size_t)w)
+            w = n > (size_t)max ? max : (int)n;
+    }
+    return w;
+}

@@ -69,6 +69,16 @@ int pkcsctl_load_json(const char *cmd, const char *path, json_t **out);
 int pkcsctl_json_message(const char *cmd, const char *path, const json_t *json,
                          const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
 
+/* ---- tables of JSON rows (status, certs) ---- */
+
+/* pkcsctl_text returns the string member key of obj, or "-" when it is missing, empty or not a
+ * string: what a table cell shows. */
+const char *pkcsctl_text(const json_t *obj, const char *key);
+
+/* pkcsctl_column_width returns the width of the column of rows' member key: the widest
+ * pkcsctl_text, at least min and at most max. */
+int pkcsctl_column_width(const json_t *rows, const char *key, int min, int max);
+
 /* pkcsctl_load_message is pkcsctl_load_json then pkcsctl_json_message: one message of type desc
  * from the JSON file at path. */
 int pkcsctl_load_message(const char *cmd, const char *path, const ProtobufCMessageDescriptor *desc,

@@ -36,13 +36,6 @@ static void help(void)
            "Exits 1 when the coordinator cannot be reached or answers with an error.\n");
 }
 
-/* str returns the string member key of obj, or "-" when it is missing or not a string. */
-static const char *str(const json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    return s != NULL && s[0] != '\0' ? s : "-";
-}
-
 /* num formats the numeric member key of obj into buf, or "-". */
 static const char *num(const json_t *obj, const char *key, char *buf, size_t len)
 {
@@ -78,26 +71,11 @@ static const char *uptime(const json_t *worker, char *buf, size_t len)
 /* last_error returns the worker's last error on one line (it may be long or hold newlines). */
 static const char *last_error(const json_t *worker, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s", str(worker, "last_error"));
+    snprintf(buf, len, "%s", pkcsctl_text(worker, "last_error"));
     for (char *p = buf; *p != '\0'; p++)
         if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = ' ';
     return buf;
-}
-
-/* width returns the widest string member key of the workers (at least min, at most max). */
-static int width(const json_t *workers, const char *key, int min, int max)
-{
-    size_t i;
-    const json_t *wk;
-    int w = min;
-    json_array_foreach(workers, i, wk)
-    {
-        size_t n = strlen(str(wk, key));
-        if (n > (size_t)w)
-            w = n > (size_t)max ? max : (int)n;
-    }
-    return w;
 }
 
 static void print_fleet(const json_t *fleet)
@@ -106,7 +84,8 @@ static void print_fleet(const json_t *fleet)
     size_t i;
     const json_t *wk;
     char b1[32], b2[32], b3[32], err[160];
-    int id_w = width(workers, "id", 6, 40), host_w = width(workers, "host", 4, 32);
+    int id_w = pkcsctl_column_width(workers, "id", 6, 40),
+        host_w = pkcsctl_column_width(workers, "host", 4, 32);
     printf("%-*s %-8s %-8s %-*s %-8s %8s %7s  %s\n", id_w, "WORKER", "STATE", "VERSION", host_w,
            "HOST", "UPTIME", "ISSUED", "FAILED", "LAST-ERROR");
     if (json_array_size(workers) == 0)
@@ -114,8 +93,9 @@ static void print_fleet(const json_t *fleet)
     json_array_foreach(workers, i, wk)
     {
         const json_t *counts = json_object_get(wk, "counts");
-        printf("%-*s %-8s %-8s %-*s %-8s %8s %7s  %s\n", id_w, str(wk, "id"), str(wk, "state"),
-               str(wk, "version"), host_w, str(wk, "host"), uptime(wk, b1, sizeof(b1)),
+        printf("%-*s %-8s %-8s %-*s %-8s %8s %7s  %s\n", id_w, pkcsctl_text(wk, "id"),
+               pkcsctl_text(wk, "state"), pkcsctl_text(wk, "version"), host_w,
+               pkcsctl_text(wk, "host"), uptime(wk, b1, sizeof(b1)),
                num(counts, "issued", b2, sizeof(b2)), num(counts, "failed", b3, sizeof(b3)),
                last_error(wk, err, sizeof(err)));
     }
