@@ -20,6 +20,7 @@
 
 #include "file.h"
 #include "pbjson.h"
+#include "pem.h"
 #include "text.h"
 
 #define KEY_FILE_MAX_BYTES (64u * 1024u)
@@ -110,24 +111,20 @@ int pkcsctl_load_message(const char *cmd, const char *path, const ProtobufCMessa
 
 /* ---- PEM keys ---- */
 
-/* no_passphrase is the passphrase callback of every key read: it notes that the key is
- * encrypted and refuses, where OpenSSL's default callback would prompt on the terminal (and
- * hang a script). */
-static int no_passphrase(char *buf, int size, int rwflag, void *encrypted)
-{
-    *(bool *)encrypted = true;
-    return -1;
-}
-
+/* parse_pem reads a key that must not be encrypted: an encrypted one is refused (and
+ * *encrypted set), where OpenSSL's default callback would prompt on the terminal (and hang a
+ * script). */
 static EVP_PKEY *parse_pem(const unsigned char *pem, size_t len, bool private_key, bool *encrypted)
 {
     EVP_PKEY *key = NULL;
+    pc_pem_passphrase_t none = {.text = NULL};
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     if (bio == NULL)
         return NULL;
-    key = private_key ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, encrypted)
-                      : PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, encrypted);
+    key = private_key ? PEM_read_bio_PrivateKey(bio, NULL, pc_pem_passphrase_cb, &none)
+                      : PEM_read_bio_PUBKEY(bio, NULL, pc_pem_passphrase_cb, &none);
     BIO_free(bio);
+    *encrypted = *encrypted || none.asked;
     return key;
 }
 

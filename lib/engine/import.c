@@ -23,6 +23,7 @@
 
 #include "envelope.h"
 #include "file.h"
+#include "pem.h"
 #include "pfx.h"
 #include "request.h"
 #include "result.h"
@@ -50,28 +51,6 @@ typedef struct parts {
     STACK_OF(X509) * chain;
 } parts_t;
 
-/* Passphrase handed to OpenSSL's PEM callback; asked tells whether the key was encrypted.
- * text NULL makes an encrypted key fail instead of prompting on a terminal. */
-typedef struct passphrase {
-    const char *text;
-    bool asked;
-} passphrase_t;
-
-static int passphrase_cb(char *buf, int size, int rwflag, void *arg)
-{
-    passphrase_t *pw = arg;
-    size_t len;
-
-    pw->asked = true;
-    if (pw->text == NULL)
-        return -1;
-    len = strlen(pw->text);
-    if (len > (size_t)size)
-        return -1;
-    memcpy(buf, pw->text, len);
-    return (int)len;
-}
-
 /* read_key_file reads path into a buffer wiped later (OPENSSL_clear_free(*buf, *len)) and
  * reports its mode, which matters only when the key turns out to be unencrypted. */
 static pc_err_t read_key_file(const char *path, char **buf, size_t *len, unsigned *mode,
@@ -91,12 +70,12 @@ static pc_err_t read_key_file(const char *path, char **buf, size_t *len, unsigne
 static pc_err_t parse_key(const char *path, const char *pem, size_t len, EVP_PKEY **key,
                           bool *encrypted, pc_diag_t *diag)
 {
-    passphrase_t pw = {.text = getenv(PC_IMPORT_PASSPHRASE_ENV), .asked = false};
+    pc_pem_passphrase_t pw = {.text = getenv(PC_IMPORT_PASSPHRASE_ENV), .asked = false};
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
 
     if (bio == NULL)
         return pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory reading import key %s", path);
-    *key = PEM_read_bio_PrivateKey(bio, NULL, passphrase_cb, &pw);
+    *key = PEM_read_bio_PrivateKey(bio, NULL, pc_pem_passphrase_cb, &pw);
     BIO_free(bio);
     *encrypted = pw.asked;
     if (*key != NULL)

@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 
 #include "file.h"
+#include "pem.h"
 
 #define HMAC_MIN_SECRET 32u
 #define HMAC_MAX_SECRET 4096u
@@ -110,32 +111,6 @@ static pc_err_t read_secret(const char *id, const char *path, sigkey_t *key, pc_
     return PC_OK;
 }
 
-/* The passphrase of an encrypted private key for OpenSSL's PEM callback; asked tells whether
- * the key was encrypted. text NULL makes an encrypted key fail instead of prompting on a
- * terminal. */
-typedef struct passphrase {
-    const char *text;
-    bool asked;
-} passphrase_t;
-
-static int passphrase_cb(char *buf, int size, int rwflag, void *arg)
-{
-    passphrase_t *pw = arg;
-    size_t len;
-
-    pw->asked = true;
-    if (pw->text == NULL || (len = strlen(pw->text)) > (size_t)size)
-        return -1;
-    memcpy(buf, pw->text, len);
-    return (int)len;
-}
-
-/* no_passphrase refuses encrypted PEM public keys instead of prompting on the terminal. */
-static int no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    return 0;
-}
-
 /* check_key_type makes sure the PEM key is what the algorithm needs: an Ed25519 key, or an EC
  * key on P-256. */
 static pc_err_t check_key_type(const char *id, const char *path, const sigkey_t *key,
@@ -167,7 +142,8 @@ static pc_err_t read_public_key(const char *id, const char *path, sigkey_t *key,
     BIO *bio = BIO_new_file(path, "r");
     if (bio == NULL)
         return pc_fail_ssl(diag, PC_ERR_IO, "key %s: cannot open %s", id, path);
-    key->pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+    pc_pem_passphrase_t none = {.text = NULL}; /* refused, never a prompt on the terminal */
+    key->pkey = PEM_read_bio_PUBKEY(bio, NULL, pc_pem_passphrase_cb, &none);
     BIO_free(bio);
     if (key->pkey == NULL)
         return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
@@ -185,7 +161,7 @@ static pc_err_t read_private_key(const char *id, const char *path, const char *p
     unsigned char *pem = NULL;
     size_t len = 0;
     unsigned mode = 0;
-    passphrase_t pw = {.text = passphrase, .asked = false};
+    pc_pem_passphrase_t pw = {.text = passphrase, .asked = false};
     char prefix[160];
     pc_err_t err = pc_file_read_key(path, PEM_KEY_MAX, &pem, &len, &mode, diag);
     BIO *bio = NULL;
@@ -199,7 +175,7 @@ static pc_err_t read_private_key(const char *id, const char *path, const char *p
         err = pc_fail_ssl(diag, PC_ERR_NOMEM, "key %s: out of memory", id);
         goto out_wipe_pem;
     }
-    key->pkey = PEM_read_bio_PrivateKey(bio, NULL, passphrase_cb, &pw);
+    key->pkey = PEM_read_bio_PrivateKey(bio, NULL, pc_pem_passphrase_cb, &pw);
     BIO_free(bio);
     if (key->pkey == NULL) {
         ERR_clear_error();

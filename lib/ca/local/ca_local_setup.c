@@ -25,6 +25,7 @@
 
 #include "csr.h"
 #include "file.h"
+#include "pem.h"
 
 #define DEFAULT_SUBJECT "CN=PKCS Connector Local CA"
 #define CA_VALIDITY_DAYS 3650
@@ -35,23 +36,6 @@ typedef struct state_paths {
     char cert[PATH_MAX];
     char key[PATH_MAX];
 } state_paths_t;
-
-/* Passphrase handed to OpenSSL's PEM callback; asked tells whether the key was encrypted. */
-typedef struct passphrase {
-    const char *text;
-    bool asked;
-} passphrase_t;
-
-static int passphrase_cb(char *buf, int size, int rwflag, void *arg)
-{
-    passphrase_t *pw = arg;
-    size_t len = strlen(pw->text);
-    pw->asked = true;
-    if (len > (size_t)size)
-        return -1;
-    memcpy(buf, pw->text, len);
-    return (int)len;
-}
 
 static pc_err_t join_path(char *out, size_t size, const char *dir, const char *name,
                           pc_diag_t *diag)
@@ -106,13 +90,13 @@ out_close:
 pc_err_t pc_ca_local_load_key(const char *path, const char *pass, EVP_PKEY **key, pc_diag_t *diag)
 {
     pc_err_t err = PC_OK;
-    passphrase_t pw = {.text = pass, .asked = false};
+    pc_pem_passphrase_t pw = {.text = pass, .asked = false};
     FILE *fp = fopen(path, "r");
 
     if (fp == NULL)
         return pc_fail(diag, PC_ERR_IO, "cannot open the CA key %s: %s; check the path", path,
                        strerror(errno));
-    *key = PEM_read_PrivateKey(fp, NULL, passphrase_cb, &pw);
+    *key = PEM_read_PrivateKey(fp, NULL, pc_pem_passphrase_cb, &pw);
     if (*key == NULL && pw.asked) {
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO,
                           "cannot decrypt the CA key %s: wrong passphrase? Set the passphrase it "
