@@ -351,6 +351,11 @@ bool pc_issue_serial(const pc_issue_t *job, char *buf, size_t len)
     return ok;
 }
 
+const pc_ca_request_t *pc_issue_get0_request(const pc_issue_t *job)
+{
+    return job->direct && job->has_request ? &job->creq : NULL;
+}
+
 X509_REQ *pc_issue_get0_csr(const pc_issue_t *job)
 {
     return job->csr;

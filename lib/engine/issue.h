@@ -85,9 +85,11 @@ pc_err_t pc_issue_choose_serial(pc_issue_t *job, pc_diag_t *diag);
  * before that the serial chosen for it (pc_issue_choose_serial); false when neither is known. */
 bool pc_issue_serial(const pc_issue_t *job, char *buf, size_t len);
 
-/* pc_issue_get0_csr / pc_issue_ca_params give what the CA submission needs (borrowed); the CSR
- * is NULL when the CA takes parsed requests. */
+/* pc_issue_get0_csr / pc_issue_get0_request / pc_issue_ca_params give what the CA submission
+ * needs (borrowed): the CSR is NULL when the CA takes parsed requests, the parsed request NULL
+ * when it takes CSRs (or before pc_issue_make_request). */
 X509_REQ *pc_issue_get0_csr(const pc_issue_t *job);
+const pc_ca_request_t *pc_issue_get0_request(const pc_issue_t *job);
 const pc_ca_issue_t *pc_issue_ca_params(const pc_issue_t *job);
 pc_ca_t *pc_issue_get0_ca(const pc_issue_t *job);
 

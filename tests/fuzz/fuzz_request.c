@@ -7,8 +7,11 @@
  * pc_request_check_fresh and pc_request_digest; then through what the worker does next with
  * the request's own bytes: for an ISSUE request, rendering its subject, SANs and
  * SID (pc_issue_prepare) for a CA with the default templates that takes its callers' serials,
- * the CSR with the device key checked (pc_issue_make_csr, with a fixed P-256 key instead of a
- * fresh one: keygen is not under test), the template's policy (pc_ca_template_check), the serial
+ * the request to the CA with the device key checked (pc_issue_make_request, with a fixed P-256
+ * key instead of a fresh one: keygen is not under test), as a CSR for a CA that takes CSRs
+ * (cfssl) or as a parsed request for one that signs them (the local CA), chosen by the
+ * request's digest, and the template's policy on either (pc_ca_template_check,
+ * pc_ca_template_check_request), the serial
  * (pc_issue_choose_serial) and the intent record that goes to Redis (pc_issue_intent, read back
  * with pc_issue_intent_read); for a REVOKE, its serial (pc_ca_serial_parse). The input is also
  * read as an intent record as it comes from Redis. The configuration is the defaults plus the
@@ -41,9 +44,6 @@
 static pc_auth_t *auth;
 static pc_config_t *cfg; /* the defaults and the signers: the CA's templates, the limits */
 static pc_ca_t stub_ca;  /* that CA's name and templates: all the stages before the CA need */
-/* No operation: the stub is asked only what kind of CA it is (one that takes CSRs, as cfssl),
- * so that pc_issue_prepare builds the CSR this target checks. */
-static const pc_ca_ops_t stub_ops = {.kind = "fuzz"};
 static EVP_PKEY *csr_key;
 
 /* The signers and what each may act for; %s is the temporary folder. */
@@ -68,6 +68,16 @@ static void bug(const char *what, const char *detail)
 {
     die(what, detail); /* a broken promise of the code under test, not bad input */
 }
+
+/* The stub CA is only asked what kind of CA it is, never to sign. */
+static void stub_submit_request(pc_ca_t *ca, const pc_ca_request_t *req, const pc_ca_issue_t *issue,
+                                pc_ca_done_fn done, void *arg)
+{
+    bug("the stub CA was asked to sign", NULL);
+}
+static const pc_ca_ops_t takes_csrs = {.kind = "fuzz, CSRs (as cfssl)"};
+static const pc_ca_ops_t takes_requests = {.kind = "fuzz, parsed requests (as the local CA)",
+                                           .submit_request = stub_submit_request};
 
 /* write_public writes the public half of key as PEM into the temporary folder. */
 static void write_public(EVP_PKEY *key, const char *name, char *path, size_t size)
@@ -122,7 +132,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                   .secret_file = cfg->signers[i].secret_file};
     if (cfg->signer_count != 3 || pc_auth_new(keys, 3, &auth, &diag) != PC_OK)
         die("pc_auth_new", diag.msg);
-    stub_ca.ops = &stub_ops;
+    stub_ca.ops = &takes_csrs; /* issue_stages picks one of the two kinds per request */
     stub_ca.name = cfg->cas[0].name;
     stub_ca.templates = cfg->cas[0].templates;
     stub_ca.template_count = cfg->cas[0].template_count;
@@ -131,26 +141,35 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* issue_stages runs what a worker does with an ISSUE request before the CA signs. */
-static void issue_stages(const Pkcs__V1__Request *req)
+/* issue_stages runs what a worker does with an ISSUE request before the CA signs, for a CA
+ * that takes parsed requests (direct) or CSRs. */
+static void issue_stages(const Pkcs__V1__Request *req, bool direct)
 {
     pc_diag_t diag = {{0}};
     pc_issue_t *issue = NULL;
     char intent[512];
     pc_issue_intent_t read;
 
+    stub_ca.ops = direct ? &takes_requests : &takes_csrs;
     if (pc_issue_prepare(req, &stub_ca, &issue, &diag) != PC_OK)
         return;
     if (EVP_PKEY_up_ref(csr_key) != 1)
         die("EVP_PKEY_up_ref", NULL);
     pc_issue_set0_key(issue, csr_key);
-    if (pc_issue_make_csr(issue, &diag) != PC_OK)
+    if (pc_issue_make_request(issue, &diag) != PC_OK)
         goto out;
     const pc_ca_issue_t *params = pc_issue_ca_params(issue);
     const pc_ca_template_t *tmpl = pc_ca_find_template(&stub_ca, params->template_name);
     if (tmpl == NULL)
         bug("pc_issue_prepare accepted a template the CA does not have", params->template_name);
-    (void)pc_ca_template_check(tmpl, pc_issue_get0_csr(issue), params->validity_days, &diag);
+    if ((pc_issue_get0_request(issue) != NULL) != direct ||
+        (pc_issue_get0_csr(issue) != NULL) == direct)
+        bug("pc_issue_make_request made another kind of request than the CA takes", NULL);
+    if (direct)
+        (void)pc_ca_template_check_request(tmpl, pc_issue_get0_request(issue),
+                                           params->validity_days, &diag);
+    else
+        (void)pc_ca_template_check(tmpl, pc_issue_get0_csr(issue), params->validity_days, &diag);
     if (pc_issue_choose_serial(issue, &diag) != PC_OK)
         goto out;
     if (pc_issue_intent(issue, intent, sizeof(intent), &diag) != PC_OK)
@@ -204,7 +223,7 @@ static void after_decode(const Pkcs__V1__SignedRequest *sr, const Pkcs__V1__Requ
     }
     switch (req->body_case) {
     case PKCS__V1__REQUEST__BODY_ISSUE:
-        issue_stages(req);
+        issue_stages(req, (digest[0] & 1) != 0); /* either path, stably per request */
         break;
     case PKCS__V1__REQUEST__BODY_REVOKE:
         if (req->revoke->serial_number[0] != '\0' &&
