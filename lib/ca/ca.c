@@ -366,6 +366,11 @@ static void eku_text(EXTENDED_KEY_USAGE *eku, char *buf, size_t n)
         size_t used = strlen(buf);
         snprintf(buf + used, n - used, "%s%s", i > 0 ? "," : "", name);
     }
+    int total = eku != NULL ? sk_ASN1_OBJECT_num(eku) : 0;
+    if (total > count) { /* past 16 (no real certificate has so many), at least the count shows */
+        size_t used = strlen(buf);
+        snprintf(buf + used, n - used, " and %d more", total - count);
+    }
     if (count == 0)
         snprintf(buf, n, "none");
 }
