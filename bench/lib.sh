@@ -65,9 +65,12 @@ use_topics() {
   workers_stop
 }
 
-# bench_submit / bench_watch: pkcsctl submit and watch on the current topics.
+# bench_submit / bench_watch: pkcsctl submit and watch on the current topics. The watcher
+# reads results produced from when it starts (or from watch_since, ms), not the whole topic:
+# otherwise each run would read and check every earlier run's results again, and its broker
+# and watcher CPU would grow with the runs before it.
 bench_submit() { pc_submit --topic "$req_topic" "$@"; }
-bench_watch() { pc_watch --topic "$res_topic" "$@"; }
+bench_watch() { pc_watch --topic "$res_topic" --since "${watch_since:-$(date +%s%3N)}" "$@"; }
 
 # template_for ALG CA: the request template of one run (a device certificate with a DNS SAN,
 # which both CAs keep), written once.
@@ -186,6 +189,21 @@ cpu_ticks() {
   echo "$total"
 }
 
+# jit_ticks PID: user + system clock ticks so far of the JVM's JIT compiler threads in PID: a
+# broker started for the bench compiles its hot code during the first runs, which a broker that
+# has served for hours does not; the runs report it apart.
+jit_ticks() {
+  local t total=0 stat
+  for t in /proc/"$1"/task/*; do
+    [[ $(cat "$t/comm" 2>/dev/null) == C[12]\ CompilerThre* ]] || continue
+    stat="$(cat "$t/stat" 2>/dev/null)" || continue
+    stat="${stat##*) }"
+    read -r -a f <<<"$stat"
+    total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+
 worker_pids() {
   local name
   for name in "${workers_running[@]}"; do pc_worker_pid "$name"; done
@@ -229,7 +247,7 @@ latency_stats() {
 # Appends a line to runs.csv and sets last_run to the run id (not printed: a $(...) subshell
 # would lose the run counter).
 measure() {
-  local scenario="$1" alg="$2" ca="$3" count="$4" rate="$5" id ids lat watch_pid t0 tw tk tr
+  local scenario="$1" alg="$2" ca="$3" count="$4" rate="$5" id ids lat watch_pid t0 tw tk tr tj
   shift 5
   run_seq=$((run_seq + 1))
   id="r$run_seq"
@@ -239,6 +257,7 @@ measure() {
   watch_pid=$!
   sleep 2 # the watcher has joined before the first request is created
   t0=$(cpu_ticks $(worker_pids)) tk=$(cpu_ticks "$(server_pid kafka)") tr=$(cpu_ticks "$(server_pid redis)")
+  tj=$(jit_ticks "$(server_pid kafka)")
   local issued_before
   issued_before="$(pc_ca_issued)"
   bench_submit --template "$(template_for "$alg" "$ca")" --count "$count" --id-prefix "$id" \
@@ -246,8 +265,9 @@ measure() {
   wait "$watch_pid" || bench_fail "run $id: not every result arrived: $(tail -2 "$raw/$id.watch")"
   tw=$(($(cpu_ticks $(worker_pids)) - t0))
   tk=$(($(cpu_ticks "$(server_pid kafka)") - tk)) tr=$(($(cpu_ticks "$(server_pid redis)") - tr))
+  tj=$(($(jit_ticks "$(server_pid kafka)") - tj))
   run_record "$id" "$scenario" "$alg" "$ca" "${#workers_running[@]}" "$rate" "$lat" "$tw" "$tk" "$tr" \
-    "$(duplicates_of "$raw/$id.watch")" "$(( $(pc_ca_issued) - issued_before ))"
+    "$(duplicates_of "$raw/$id.watch")" "$(( $(pc_ca_issued) - issued_before ))" "$tj"
   last_run="$id"
 }
 
@@ -257,22 +277,27 @@ duplicates_of() {
 }
 
 runs_csv_header() {
-  echo "run,scenario,alg,ca,workers,requests,rate_target,seconds,throughput,p50_ms,p90_ms,p99_ms,max_ms,mean_ms,ok,errors,duplicates,local_ca_signed,worker_cpu_s,worker_cpu_ms_per_req,kafka_cpu_s,redis_cpu_s"
+  echo "run,scenario,alg,ca,workers,requests,rate_target,seconds,throughput,p50_ms,p90_ms,p99_ms,max_ms,mean_ms,ok,errors,duplicates,local_ca_signed,worker_cpu_s,worker_cpu_ms_per_req,kafka_cpu_s,redis_cpu_s,kafka_jit_cpu_s,kafka_cpu_ms_per_req,kafka_jit_ms_per_req,redis_cpu_ms_per_req"
 }
 
+# per_req TICKS N: milliseconds of CPU per request.
+per_req() { awk -v t="$1" -v hz="$clk_tck" -v n="$2" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }'; }
+
 # run_record ID SCENARIO ALG CA WORKERS RATE LATENCY_CSV WORKER_TICKS KAFKA_TICKS REDIS_TICKS
-#   DUPLICATES SIGNED: one runs.csv line, and a log line a person can read.
+#   DUPLICATES SIGNED KAFKA_JIT_TICKS: one runs.csv line, and a log line a person can read.
 run_record() {
   local id="$1" scenario="$2" alg="$3" ca="$4" nw="$5" rate="$6" lat="$7" tw="$8" tk="$9"
-  local tr="${10}" dups="${11:-0}" signed="${12}" n ok errors secs tput p50 p90 p99 max mean
+  local tr="${10}" dups="${11:-0}" signed="${12}" tj="${13:-0}"
+  local n ok errors secs tput p50 p90 p99 max mean
   read -r n ok errors secs tput p50 p90 p99 max mean <<<"$(latency_stats "$lat")"
-  local per_req
-  per_req="$(awk -v t="$tw" -v hz="$clk_tck" -v n="$n" 'BEGIN { printf "%.2f", n ? 1000 * t / hz / n : 0 }')"
+  local w_req k_req j_req r_req
+  w_req="$(per_req "$tw" "$n")" k_req="$(per_req "$tk" "$n")" j_req="$(per_req "$tj" "$n")" r_req="$(per_req "$tr" "$n")"
   [[ $ca == local ]] || signed=""
-  echo "$id,$scenario,$alg,$ca,$nw,$n,${rate:-max},$secs,$tput,$p50,$p90,$p99,$max,$mean,$ok,$errors,$dups,$signed,$(ticks_to_s "$tw"),$per_req,$(ticks_to_s "$tk"),$(ticks_to_s "$tr")" \
+  echo "$id,$scenario,$alg,$ca,$nw,$n,${rate:-max},$secs,$tput,$p50,$p90,$p99,$max,$mean,$ok,$errors,$dups,$signed,$(ticks_to_s "$tw"),$w_req,$(ticks_to_s "$tk"),$(ticks_to_s "$tr"),$(ticks_to_s "$tj"),$k_req,$j_req,$r_req" \
     >>"$out/runs.csv"
   bench_log "$id $scenario $alg via $ca, $nw worker(s): $n requests, $tput req/s," \
-    "p50 $p50 / p99 $p99 / max $max ms, errors $errors, worker CPU $per_req ms/request"
+    "p50 $p50 / p99 $p99 / max $max ms, errors $errors; CPU ms/request: workers $w_req," \
+    "broker $k_req (JIT $j_req), Redis $r_req"
 }
 
 # runs_field RUN COLUMN: one value of runs.csv.

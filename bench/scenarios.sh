@@ -11,37 +11,83 @@ steady_env=(PC_KEY_POOL_SIZE=0)
 
 # ---- references -------------------------------------------------------------------------------
 
-refs_csv_header() { echo "reference,alg,concurrency,throughput,p50_ms,p90_ms,p99_ms,mean_ms,errors"; }
+refs_csv_header() { echo "reference,alg,concurrency,throughput,p50_ms,p90_ms,p99_ms,mean_ms,errors,cpu_us_per_op"; }
 
-# engine_rate NAME THREADS: operations/s of one pkcs-bench-engine case on THREADS threads (its
-# table has a one-thread column, then one for THREADS).
-engine_rate() {
-  "$PC_BIN_DIR/pkcs-bench-engine" --seconds "$ref_seconds" --threads "$2" --only "$1" |
-    awk -F'|' -v name="$1" -v col=$(($2 > 1 ? 4 : 3)) '{ n = $2; gsub(/^ +| +$/, "", n) }
-      n == name { v = $col; gsub(/ /, "", v); print v }'
+# engine_case NAME THREADS [ARGS...]: "RATE_1 RATE_N CPU_US_1 CPU_US_N" of one
+# pkcs-bench-engine case, on one thread and on THREADS, its CA recording in this stack's Redis
+# as the workers' CA does, the device key P-256 as in the end-to-end runs (ARGS may change it).
+engine_case() {
+  local name="$1" threads="$2"
+  shift 2
+  "$PC_BIN_DIR/pkcs-bench-engine" --seconds "$ref_seconds" --threads "$threads" --only "$name" \
+    --redis "$PC_REDIS_PORT" "$@" |
+    awk -F'|' -v name="$name" '{ n = $2; gsub(/^ +| +$/, "", n) }
+      n == name { for (i = 3; i <= 7; i++) gsub(/ /, "", $i); print $3, $4, $6, $7 }'
 }
 
-# scenario_refs: per algorithm, the engine floor on every core and cfssl newcert at the same
-# concurrency, measured while no worker runs.
+# openssl_sign ALG: signatures/s of `openssl speed` for ALG's key on one thread (OpenSSL counts
+# its CPU time, as the engine does): what the CA's one signature per certificate costs at least.
+openssl_sign() {
+  local what
+  case "$1" in
+  P-256) what=ecdsap256 ;; P-384) what=ecdsap384 ;; RSA-2048) what=rsa2048 ;; RSA-3072) what=rsa3072 ;;
+  esac
+  openssl speed -seconds "$ref_seconds" "$what" 2>/dev/null |
+    awk '/^ *(rsa [0-9]+ bits|[0-9]+ bits ecdsa)/ { print $(NF - 1) }' | tail -1
+}
+
+# scenario_refs: per algorithm, the engine floor on every core (CPU per request on one thread,
+# with a P-256 and, for P-256, an RSA device key), one CA signature by `openssl speed`, and cfssl
+# newcert at the same concurrency, measured while no worker runs.
 scenario_refs() {
-  local alg rate line
+  local alg rate line r1 rn c1 cn sign
   workers_stop
   for alg in ${algs//,/ }; do
-    bench_log "reference: engine floor $alg on $ncores threads"
-    rate="$(engine_rate "engine request $alg" "$ncores")"
-    echo "engine floor,$alg,$ncores,$rate,,,,," >>"$out/references.csv"
+    bench_log "reference: engine floor $alg on 1 and $ncores threads"
+    read -r r1 rn c1 cn <<<"$(engine_case "engine request $alg" "$ncores")"
+    echo "engine floor,$alg,$ncores,$rn,,,,,,$cn" >>"$out/references.csv"
+    echo "engine request (1 thread),$alg,1,$r1,,,,,,$c1" >>"$out/references.csv"
+    if [[ $alg == P-256 ]]; then
+      read -r r1 rn c1 cn <<<"$(engine_case "engine request $alg" 1 --device-key rsa)"
+      echo "engine request with an RSA device key (1 thread),$alg,1,$r1,,,,,,$c1" >>"$out/references.csv"
+    fi
+    sign="$(openssl_sign "$alg")"
+    echo "openssl speed sign (1 thread),$alg,1,$sign,,,,,,$(awk -v s="$sign" 'BEGIN { if (s > 0) printf "%.1f", 1e6 / s }')" \
+      >>"$out/references.csv"
     bench_log "reference: cfssl newcert $alg at concurrency $ncores"
     line="$("$PC_BIN_DIR/pkcs-bench-cfssl" --url "$cfssl_url" --alg "$alg" \
       --concurrency "$ncores" --seconds "$ref_seconds" --csv)" ||
       bench_fail "cfssl newcert $alg failed: $line"
     # alg,concurrency,requests,errors,seconds,req_per_s,p50,p90,p99,max,mean
-    echo "$line" | awk -F, '{ printf "cfssl newcert,%s,%s,%s,%s,%s,%s,%s,%s\n", $1, $2, $6, $7, $8, $9, $11, $4 }' \
+    echo "$line" | awk -F, '{ printf "cfssl newcert,%s,%s,%s,%s,%s,%s,%s,%s,\n", $1, $2, $6, $7, $8, $9, $11, $4 }' \
       >>"$out/references.csv"
   done
   if [[ ,$algs, == *,RSA-2048,* ]]; then
-    rate="$(engine_rate "keygen RSA-2048 fast" 1)"
-    echo "RSA-2048 keygen (1 thread),RSA-2048,1,$rate,,,,," >>"$out/references.csv"
+    read -r r1 rn c1 cn <<<"$(engine_case "keygen RSA-2048 fast" 1)"
+    echo "RSA-2048 keygen (1 thread),RSA-2048,1,$r1,,,,,,$c1" >>"$out/references.csv"
   fi
+}
+
+# ---- warm-up ----------------------------------------------------------------------------------
+
+# bench_warmup: $warmup P-256 requests through the local CA before anything is measured, not
+# recorded, so that the broker's JIT compiles its hot code under this load rather than during
+# the measured runs (they report what JIT is left, apart).
+bench_warmup() {
+  ((warmup > 0)) || return 0
+  local ids="$raw/warmup.ids" k0 j0 watch_pid
+  workers_up "$ncores" "${steady_env[@]}"
+  bench_log "warm-up: $warmup P-256 requests, not measured"
+  printf "warmup-%06d\n" $(seq 1 "$warmup") >"$ids"
+  k0=$(cpu_ticks "$(server_pid kafka)") j0=$(jit_ticks "$(server_pid kafka)")
+  bench_watch --ids "$ids" --timeout 1800 >"$raw/warmup.watch" 2>&1 &
+  watch_pid=$!
+  sleep 2
+  bench_submit --template "$(template_for P-256 local)" --count "$warmup" --id-prefix warmup \
+    >"$raw/warmup.submit" 2>&1 || bench_fail "warm-up: submit failed: $(tail -2 "$raw/warmup.submit")"
+  wait "$watch_pid" || bench_fail "warm-up: not every result arrived: $(tail -2 "$raw/warmup.watch")"
+  bench_log "warm-up done: broker CPU $(ticks_to_s $(($(cpu_ticks "$(server_pid kafka)") - k0))) s," \
+    "of it JIT $(ticks_to_s $(($(jit_ticks "$(server_pid kafka)") - j0))) s"
 }
 
 # ---- steady load ------------------------------------------------------------------------------
@@ -167,10 +213,11 @@ scenario_mix() {
     --out-pub "$PC_SERVERS_DIR/import.pub" --bits 2048 >/dev/null
   workers_up "$ncores" "${steady_env[@]}" PC_IMPORT_KEY_FILE="$PC_SERVERS_DIR/import.key"
   bench_log "mix: issuing $n_rev certificates to revoke later"
-  local pre
+  local pre setup_ms
+  setup_ms="$(date +%s%3N)"
   measure mix-setup "$alg" local "$n_rev" ""
   pre="$last_run"
-  bench_watch --ids "$raw/$pre.ids" --json --timeout 300 >"$raw/$pre.results" 2>/dev/null ||
+  watch_since="$setup_ms" bench_watch --ids "$raw/$pre.ids" --json --timeout 300 >"$raw/$pre.results" 2>/dev/null ||
     bench_fail "mix: could not read back the certificates to revoke"
   grep '^{' "$raw/$pre.results" >"$raw/$pre.jsonl"
   run_seq=$((run_seq + 1))
@@ -215,9 +262,28 @@ scale_env=(PC_THREADPOOL_SIZE=1 PC_MAX_IN_FLIGHT=8)
 scenario_scale() {
   local alg="P-256" count="$count_ec"
   workers_up 4 "${steady_env[@]}"
+  idle_measure 4
   measure scale-4 "$alg" local "$count" ""
   workers_up "$scale" "${steady_env[@]}" "${scale_env[@]}"
+  idle_measure "$scale"
   measure "scale-$scale" "$alg" local "$count" ""
+}
+
+# idle_measure N: what the N running workers cost while no request comes, over 20 s: CPU
+# ms per second of each worker, and of the broker and Redis in all (heartbeats, fetches that
+# wait at the broker, leases). Appends to idle.csv.
+idle_measure() {
+  local n="$1" secs=20 tw tk tr
+  [[ -f $out/idle.csv ]] || echo "workers,seconds,worker_cpu_ms_per_s_each,broker_cpu_ms_per_s,redis_cpu_ms_per_s" >"$out/idle.csv"
+  sleep 5 # past the start-up and the group's settling
+  tw=$(cpu_ticks $(worker_pids)) tk=$(cpu_ticks "$(server_pid kafka)") tr=$(cpu_ticks "$(server_pid redis)")
+  sleep "$secs"
+  tw=$(($(cpu_ticks $(worker_pids)) - tw))
+  tk=$(($(cpu_ticks "$(server_pid kafka)") - tk)) tr=$(($(cpu_ticks "$(server_pid redis)") - tr))
+  awk -v n="$n" -v s="$secs" -v w="$tw" -v k="$tk" -v r="$tr" -v hz="$clk_tck" 'BEGIN {
+    printf "%d,%d,%.2f,%.1f,%.1f\n", n, s, 1000 * w / hz / s / n, 1000 * k / hz / s, 1000 * r / hz / s }' \
+    >>"$out/idle.csv"
+  bench_log "idle, $n workers: $(tail -1 "$out/idle.csv") (workers,s,each ms/s,broker ms/s,Redis ms/s)"
 }
 
 # scenario_failover: SCALE workers under a steady P-256 load at half the 4-worker rate; one

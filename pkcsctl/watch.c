@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,9 @@ static void help(void)
         "  --ids FILE        stop when every request id of FILE (one a line) was seen; results\n"
         "                    for other ids are ignored\n"
         "  --timeout S       give up after S seconds (default 120)\n"
+        "  --since MS        read only results produced at or after MS (Unix time in ms, by\n"
+        "                    their Kafka timestamp) instead of the whole topic: a run after\n"
+        "                    others skips their results instead of reading and checking them\n"
         "  --json            print each result as one JSON line on stdout\n"
         "  --out DIR         write each result to DIR/<request id>.json\n"
         "  --device-keys DIR open each issued result's encryptedPfx with DIR/<request id>.pem\n"
@@ -112,8 +116,31 @@ out_close:
     return 0;
 }
 
+/* With --since, each partition assigned starts at its first result produced at or after
+ * since_ms (RD_KAFKA_OFFSET_END where there is none yet); a partition whose offset cannot be
+ * looked up starts at the beginning, which only costs reading more. */
+static void rebalance_since(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    watch_t *w = opaque; /* &w->kafka, its first member */
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, NULL);
+        return;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        parts->elems[i].offset = w->since_ms;
+    rd_kafka_resp_err_t lookup = rd_kafka_offsets_for_times(rk, parts, 10000);
+    for (int i = 0; i < parts->cnt; i++)
+        if (lookup != RD_KAFKA_RESP_ERR_NO_ERROR || parts->elems[i].err)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    if (lookup != RD_KAFKA_RESP_ERR_NO_ERROR)
+        pkcsctl_error(CMD, "cannot find where --since starts (%s): reading from the beginning",
+                      rd_kafka_err2str(lookup));
+    rd_kafka_assign(rk, parts);
+}
+
 /* consumer_new subscribes a consumer of a throwaway group to the topic, reading it from the
- * beginning and committing nothing. */
+ * beginning (or --since) and committing nothing. */
 static int consumer_new(watch_t *w)
 {
     char group[64];
@@ -129,8 +156,11 @@ static int consumer_new(watch_t *w)
                                     "enable.auto.offset.store",
                                     "false",
                                     NULL};
-    if ((conf = pkcsctl_kafka_conf(&w->kafka, settings)) == NULL ||
-        pkcsctl_kafka_new(&w->kafka, RD_KAFKA_CONSUMER, conf) != 0)
+    if ((conf = pkcsctl_kafka_conf(&w->kafka, settings)) == NULL)
+        return 1;
+    if (w->since_ms > 0)
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_since);
+    if (pkcsctl_kafka_new(&w->kafka, RD_KAFKA_CONSUMER, conf) != 0)
         return 1;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, w->topic, RD_KAFKA_PARTITION_UA);
@@ -336,6 +366,7 @@ int pkcsctl_watch(int argc, char **argv)
         {"ids", required_argument, NULL, 'i'},
         {"total", required_argument, NULL, 'T'},
         {"timeout", required_argument, NULL, 'w'},
+        {"since", required_argument, NULL, 'S'},
         {"json", no_argument, NULL, 'j'},
         {"out", required_argument, NULL, 'o'},
         {"device-keys", required_argument, NULL, 'd'},
@@ -379,6 +410,14 @@ int pkcsctl_watch(int argc, char **argv)
                 return pkcsctl_usage_error(CMD, "--timeout wants seconds (1-86400), not \"%s\"",
                                            optarg);
             break;
+        case 'S': {
+            long ms;
+            if (!pc_parse_long(optarg, 1, LONG_MAX, &ms))
+                return pkcsctl_usage_error(
+                    CMD, "--since wants a Unix time in milliseconds, not \"%s\"", optarg);
+            w.since_ms = ms;
+            break;
+        }
         case 'j':
             w.json = true;
             break;

@@ -21,13 +21,15 @@
 
 /* One `pkcsctl watch` run: its options and what it has seen so far. */
 typedef struct watch {
-    pkcsctl_kafka_t kafka; /* the consumer; its brokers are --brokers */
+    pkcsctl_kafka_t kafka; /* the consumer; its brokers are --brokers. First: the consumer's
+                            * opaque is &w->kafka, and its rebalance callback finds w there */
     const char *topic, *out_dir, *keys_dir;
     bool json;
     long count; /* distinct request ids to wait for; 0: none */
     long total; /* result messages to wait for, duplicates included; 0: none */
     long timeout_s;
-    json_t *wanted; /* --ids: the request ids to wait for (NULL without --ids) */
+    int64_t since_ms; /* --since: read from the first result produced at or after (0: all) */
+    json_t *wanted;   /* --ids: the request ids to wait for (NULL without --ids) */
     size_t wanted_seen;
     json_t *seen; /* request id -> hex SHA-256 of its certificate ("" while none) */
     X509_STORE *store;

@@ -4,7 +4,8 @@
 # URL fails at once with a clear error), and against a real Kafka broker with a pkcs-worker:
 # `pkcsctl submit --rate 15` spreads 30 requests over about 2 s, each stamped when it is sent
 # and never ahead of its schedule; `pkcsctl watch --latency-csv` writes one line per result,
-# consistent with the results' timing and with the printed max, mean and throughput.
+# consistent with the results' timing and with the printed max, mean and throughput; `watch
+# --since` reads only the results produced from then on.
 set -euo pipefail
 source "$PC_SOURCE_DIR/tests/lib/cluster.sh"
 data="$PC_SOURCE_DIR/tests/integration/data"
@@ -134,6 +135,23 @@ tail -n +2 "$d/latency.csv" | awk -F, -v pmax="$pmax" -v pmean="$pmean" -v pthr=
     exit !(max == pmax && d1 < 0.051 && d1 > -0.051 && d2 < 0.051 && d2 > -0.051) }' \
   >"$d/agree.txt" || fail "latency CSV disagrees with \"$latline\": $(cat "$d/agree.txt")"
 ok "watch --latency-csv: $results lines, consistent with the results; $(cut -c1-110 <<<"$latline")..."
+
+# ---- watch --since: only results produced from then on ----------------------------------------
+# The 30 results above are on the topic; a watcher with --since reads only the 5 that follow.
+since=$(now_ms)
+pc_submit --template "$data/user-ec.json" --count 5 --id-prefix since 2>"$d/submit.err" >/dev/null ||
+  fail "submit of 5: $(cat "$d/submit.err")"
+rc=0
+pc_watch --since "$since" --total 5 --json --timeout 60 >"$d/since.jsonl" 2>"$d/since.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "watch --since exited $rc: $(cat "$d/since.err")"
+ids="$(grep -o '"requestId":"[a-z]*-[0-9]*"' "$d/since.jsonl" | sort -u | tr '\n' ' ')"
+[ "$(grep -c '"requestId":"since-' "$d/since.jsonl")" -eq 5 ] && ! grep -q '"requestId":"rate-' "$d/since.jsonl" ||
+  fail "watch --since read other results than the 5 after it: $ids"
+rc=0
+"$ctl" watch --since yesterday --total 1 >/dev/null 2>"$d/since.err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--since wants a Unix time in milliseconds" "$d/since.err" ||
+  fail "watch --since yesterday: exit $rc, $(cat "$d/since.err")"
+ok "watch --since: the 5 results produced after it, none of the 30 before; a bad time is a usage error"
 
 kill -TERM "$(pc_worker_pid w1)"
 rc=0
