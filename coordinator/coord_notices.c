@@ -209,7 +209,7 @@ static void on_revoked(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *dia
         return;
     }
     pc_audit_t a;
-    pc_audit_init(&a, "superseded", NULL, NULL, "coordinator");
+    pc_audit_init(&a, "superseded", NULL, NULL, NULL, "coordinator");
     a.rec.tenant_id = it->tenant;
     a.rec.user_id = it->user;
     a.rec.device_id = it->device;

@@ -1421,12 +1421,12 @@ static void enter_complete(pc_job_t *job)
     const Pkcs__V1__Result *res = job->result;
     const Pkcs__V1__Profile *profile =
         job->req->body_case == PKCS__V1__REQUEST__BODY_ISSUE ? job->req->issue->profile : NULL;
-    char subject[512], sans[512];
     pc_cert_info_t info = {0};
     pc_certs_change_t change = {0};
     if (res != NULL &&
         (res->status == PKCS__V1__STATUS__ISSUED || res->status == PKCS__V1__STATUS__IMPORTED)) {
-        pc_result_cert_texts(res, subject, sizeof(subject), sans, sizeof(sans));
+        if (!job->texts.set) /* a stored result: its certificate is decoded once */
+            job_texts_from_result(job);
         info = (pc_cert_info_t){
             .ca = profile != NULL ? profile->ca_name : "import",
             .serial = res->serial_number,
@@ -1436,8 +1436,8 @@ static void enter_complete(pc_job_t *job)
             .profile_id = profile != NULL ? profile->profile_id : "",
             .template_name = profile != NULL ? profile->template_name : "",
             .request_id = job->req->request_id,
-            .subject = subject,
-            .sans = sans,
+            .subject = job->texts.subject,
+            .sans = job->texts.sans,
             .not_before_ms = res->not_before_ms,
             .not_after_ms = res->not_after_ms,
             .sha1 = res->thumbprint_sha1,
@@ -1681,7 +1681,10 @@ static void enter_audit(pc_job_t *job)
     const char *event = job->outcome == OUT_ISSUED && job->renews.serial[0] != '\0'
                             ? "renewed"
                             : audit_events[job->outcome];
-    pc_audit_init(&a, event, job->req, res, job->w->cfg->worker.id);
+    /* our certificate's subject, read in the pool; a stored or failed result's is its own */
+    bool ours = res == job->result && res != NULL && res->certificate.len > 0 && job->texts.set;
+    pc_audit_init(&a, event, job->req, res, ours ? job->texts.subject : NULL,
+                  job->w->cfg->worker.id);
     a.rec.ca_name = job_ca_name(job);
     if (job->outcome == OUT_DLQ) {
         a.rec.error_code = pc_result_error_code(job->dlq_err);
@@ -1752,7 +1755,7 @@ static void job_on_superseded(void *arg, pc_err_t err, X509 *cert, const pc_diag
                      job->renews.serial, job->renews.ca);
             log_job(PC_LOG_INFO, job, "superseded", msg);
             pc_audit_t a;
-            pc_audit_init(&a, "superseded", job->req, NULL, job->w->cfg->worker.id);
+            pc_audit_init(&a, "superseded", job->req, NULL, NULL, job->w->cfg->worker.id);
             a.rec.ca_name = job->renews.ca;
             a.rec.serial_number = job->renews.serial;
             a.rec.outcome = PKCS__V1__STATUS__REVOKED;

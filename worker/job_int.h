@@ -96,7 +96,17 @@ struct pc_job {
     int64_t retrying_since; /* wall ms of the first failure of the current state; 0: none */
     int64_t received_ms;
     uint64_t keygen_us, ca_us, pack_us;
+    /* The delivered certificate's subject and SANs, for the inventory and the audit record:
+     * written in the pool from the certificate at hand, so that the loop thread never decodes
+     * it (job_texts_from_result when only the result has it). */
+    struct {
+        bool set;
+        char subject[512], sans[512];
+    } texts;
 };
+
+/* job_texts_from_result fills job->texts from job->result's certificate (decoding it). */
+void job_texts_from_result(pc_job_t *job);
 
 /* job_pool.c: the work job.c queues on the thread pool. Each touches only the job's issue,
  * result, err, diag and stage times (the loop thread leaves them alone while the work is queued)

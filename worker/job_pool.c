@@ -10,6 +10,13 @@
 #include "job_int.h"
 #include "result.h"
 
+void job_texts_from_result(pc_job_t *job)
+{
+    pc_result_cert_texts(job->result, job->texts.subject, sizeof(job->texts.subject),
+                         job->texts.sans, sizeof(job->texts.sans));
+    job->texts.set = true;
+}
+
 void job_pool_keygen(uv_work_t *work)
 {
     pc_job_t *job = work->data;
@@ -38,6 +45,11 @@ void job_pool_pack(uv_work_t *work)
                        ? pc_fail(&job->diag, PC_ERR_NOMEM, "out of memory building the result")
                        : pc_issue_fill_result(job->issue, job->result, &job->diag);
     }
+    if (job->err == PC_OK) {
+        pc_cert_texts(pc_issue_get0_cert(job->issue), job->texts.subject,
+                      sizeof(job->texts.subject), job->texts.sans, sizeof(job->texts.sans));
+        job->texts.set = true;
+    }
     job->pack_us = pc_mono_us() - t0;
 }
 
@@ -50,5 +62,7 @@ void job_pool_import(uv_work_t *work)
         job->result == NULL
             ? pc_fail(&job->diag, PC_ERR_NOMEM, "out of memory building the result")
             : pc_engine_import(job->w->engine, job->req->import_pfx, job->result, &job->diag);
+    if (job->err == PC_OK)
+        job_texts_from_result(job);
     job->pack_us = pc_mono_us() - t0;
 }

@@ -371,6 +371,11 @@ pc_ca_t *pc_issue_get0_ca(const pc_issue_t *job)
     return job->ca;
 }
 
+const X509 *pc_issue_get0_cert(const pc_issue_t *job)
+{
+    return job->cert;
+}
+
 /* same_public_key tells whether cert certifies the key whose SubjectPublicKeyInfo the job sent.
  * The local CA copied that key into the certificate, so the encodings are the same bytes;
  * comparing them costs next to nothing, where X509_check_private_key decodes the certificate's

@@ -93,6 +93,9 @@ const pc_ca_request_t *pc_issue_get0_request(const pc_issue_t *job);
 const pc_ca_issue_t *pc_issue_ca_params(const pc_issue_t *job);
 pc_ca_t *pc_issue_get0_ca(const pc_issue_t *job);
 
+/* pc_issue_get0_cert is the certificate the CA signed (borrowed), NULL before it did. */
+const X509 *pc_issue_get0_cert(const pc_issue_t *job);
+
 /* pc_issue_set0_cert hands the job the certificate the CA signed (the job takes it). Checks
  * that it carries the job's public key (for a parsed request: the same SubjectPublicKeyInfo
  * bytes): PC_ERR_CRYPTO otherwise. */

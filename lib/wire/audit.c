@@ -16,7 +16,7 @@
 #include "result.h"
 
 void pc_audit_init(pc_audit_t *a, const char *event, const Pkcs__V1__Request *req,
-                   const Pkcs__V1__Result *res, const char *worker_id)
+                   const Pkcs__V1__Result *res, const char *subject, const char *worker_id)
 {
     memset(a, 0, sizeof(*a));
     Pkcs__V1__AuditRecord *r = &a->rec;
@@ -47,8 +47,11 @@ void pc_audit_init(pc_audit_t *a, const char *event, const Pkcs__V1__Request *re
         r->revoked = res->revoked;
         r->renews = res->renews;
         char sans[8]; /* not recorded: the inventory has them */
-        pc_result_cert_texts(res, a->subject, sizeof(a->subject), sans, sizeof(sans));
+        if (subject == NULL)
+            pc_result_cert_texts(res, a->subject, sizeof(a->subject), sans, sizeof(sans));
     }
+    if (subject != NULL)
+        snprintf(a->subject, sizeof(a->subject), "%s", subject);
 }
 
 /* hash_field feeds one field and its terminating NUL, so that no two field lists collide. */

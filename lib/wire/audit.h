@@ -23,11 +23,12 @@ typedef struct pc_audit {
 /* pc_audit_init starts a record of event ("issued", "renewed", "revoked",
  * "imported", "refused", "replayed", "dead_lettered", "superseded", "orphan_revoked") about req
  * (NULL when it could not be read) and its result res (NULL: none): identity, kind, profile,
- * outcome, error, serial, subject, revoked and renewed certificates come from them; worker_id
- * and the time now. The caller sets rec.ca_name (and for a certificate revoked on the way
- * rec.serial_number) itself. */
+ * outcome, error, serial, revoked and renewed certificates come from them; worker_id and the
+ * time now. The subject is subject when given (the caller has the certificate's text), else
+ * read from res's certificate. The caller sets rec.ca_name (and for a certificate revoked on
+ * the way rec.serial_number) itself. */
 void pc_audit_init(pc_audit_t *a, const char *event, const Pkcs__V1__Request *req,
-                   const Pkcs__V1__Result *res, const char *worker_id);
+                   const Pkcs__V1__Result *res, const char *subject, const char *worker_id);
 
 /* pc_audit_encode fills rec.record_id (hex SHA-256 over tenant, request, event and serial, so
  * that a record published twice is recognisable) and writes the record's JSON text into *out

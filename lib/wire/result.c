@@ -240,16 +240,21 @@ pc_err_t pc_result_set_renews(Pkcs__V1__Result *res, const char *ca, const char 
     return PC_OK;
 }
 
-void pc_result_cert_texts(const Pkcs__V1__Result *res, char *subject, size_t subject_len,
-                          char *sans, size_t sans_len)
+void pc_cert_texts(const X509 *cert, char *subject, size_t subject_len, char *sans, size_t sans_len)
 {
-    const unsigned char *p = res->certificate.data;
-    X509 *cert = res->certificate.len > 0 ? d2i_X509(NULL, &p, (long)res->certificate.len) : NULL;
     subject[0] = sans[0] = '\0';
     if (cert != NULL) {
         pc_name_text(X509_get_subject_name(cert), subject, subject_len);
         pc_san_text(cert, sans, sans_len);
     }
+}
+
+void pc_result_cert_texts(const Pkcs__V1__Result *res, char *subject, size_t subject_len,
+                          char *sans, size_t sans_len)
+{
+    const unsigned char *p = res->certificate.data;
+    X509 *cert = res->certificate.len > 0 ? d2i_X509(NULL, &p, (long)res->certificate.len) : NULL;
+    pc_cert_texts(cert, subject, subject_len, sans, sans_len);
     X509_free(cert);
 }
 

@@ -32,8 +32,12 @@ pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) * 
 pc_err_t pc_result_add_revoked(Pkcs__V1__Result *res, const char *ca, const char *serial);
 pc_err_t pc_result_set_renews(Pkcs__V1__Result *res, const char *ca, const char *serial);
 
-/* pc_result_cert_texts writes the subject (RFC 2253) and SANs ("DNS:a, email:b") of res's
- * certificate into the buffers ("" when there is none or it does not parse). */
+/* pc_cert_texts writes cert's subject (RFC 2253) and SANs ("DNS:a, email:b") into the buffers
+ * ("" for cert NULL). pc_result_cert_texts does it for res's certificate ("" when there is none
+ * or it does not parse); it decodes the DER, which in OpenSSL 3.0 costs as much as a signature
+ * (the public key goes through the provider's decoder): where the X509 is at hand, use it. */
+void pc_cert_texts(const X509 *cert, char *subject, size_t subject_len, char *sans,
+                   size_t sans_len);
 void pc_result_cert_texts(const Pkcs__V1__Result *res, char *subject, size_t subject_len,
                           char *sans, size_t sans_len);
 
