@@ -10,29 +10,16 @@
  * timestamp counts from the worker's intake. Clocks differ between machines: a negative
  * latency counts as 0.
  *
- * Fire and forget: the job does not wait for Redis, and a failed write is logged, once per run
- * of failures. Loop thread.
+ * Counted in the worker (its stats_pending), written with the others every second by
+ * pc_worker_stats_flush: the job does not wait for Redis, and a failed write is logged, once
+ * per run of failures. Loop thread.
  */
 #include <stdbool.h>
 
 #include "clock.h"
 #include "job_int.h"
-#include "log.h"
 #include "result.h"
 #include "stats.h"
-
-static bool failing; /* the last write failed: the next failure is not logged again */
-
-static void on_recorded(void *arg, pc_err_t err, const pc_diag_t *diag)
-{
-    (void)arg;
-    if (err != PC_OK && !failing)
-        pc_log(PC_LOG_WARN, "stats_failed",
-               diag != NULL ? diag->msg : "recording statistics failed; totals will miss it", NULL);
-    else if (err == PC_OK && failing)
-        pc_log(PC_LOG_INFO, "stats_recovered", "statistics are recorded again", NULL);
-    failing = err != PC_OK;
-}
 
 void job_stats_record(pc_job_t *job)
 {
@@ -63,7 +50,8 @@ void job_stats_record(pc_job_t *job)
     if (since <= 0)
         since = job->received_ms;
     ev.latency_ms = ev.at_ms > since ? ev.at_ms - since : 0;
-    pc_err_t err = pc_stats_record(job->w->redis, &ev, on_recorded, NULL);
-    if (err != PC_OK)
-        on_recorded(NULL, err, &(pc_diag_t){.msg = "recording statistics: Redis is closed"});
+    if (pc_stats_add(&job->w->stats_pending, &ev) == PC_ERR_TOO_LARGE) {
+        pc_worker_stats_flush(job->w); /* minutes that no flush has written: now */
+        pc_stats_add(&job->w->stats_pending, &ev);
+    }
 }

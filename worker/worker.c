@@ -209,6 +209,33 @@ static void on_fill_timer(uv_timer_t *timer)
     }
 }
 
+/* ---- statistics ------------------------------------------------------------------------- */
+
+static bool stats_failing; /* the last write failed: the next failure is not logged again */
+
+static void on_stats_written(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    (void)arg;
+    if (err != PC_OK && !stats_failing)
+        pc_log(PC_LOG_WARN, "stats_failed",
+               diag != NULL ? diag->msg : "recording statistics failed; totals will miss it", NULL);
+    else if (err == PC_OK && stats_failing)
+        pc_log(PC_LOG_INFO, "stats_recovered", "statistics are recorded again", NULL);
+    stats_failing = err != PC_OK;
+}
+
+void pc_worker_stats_flush(pc_worker_t *w)
+{
+    pc_err_t err = pc_stats_flush(w->redis, &w->stats_pending, on_stats_written, NULL);
+    if (err != PC_OK && err != PC_ERR_NOT_FOUND) /* NOT_FOUND: nothing counted */
+        on_stats_written(NULL, err, &(pc_diag_t){.msg = "recording statistics: Redis is closed"});
+}
+
+static void on_stats_timer(uv_timer_t *timer)
+{
+    pc_worker_stats_flush(timer->data);
+}
+
 /* ---- registration and heartbeat ---------------------------------------------------------- */
 
 static char *counts_json(const pc_worker_t *w)
@@ -449,6 +476,10 @@ static void worker_close_components(pc_worker_t *w)
     if (w->state == PC_WORKER_STOPPING)
         return;
     w->state = PC_WORKER_STOPPING;
+    /* the last counts: answered before the unregistration that follows on the same connection,
+     * and so before Redis is closed */
+    pc_worker_stats_flush(w);
+    close_handle(w, (uv_handle_t *)&w->stats);
     close_handle(w, (uv_handle_t *)&w->sigterm);
     close_handle(w, (uv_handle_t *)&w->sigint);
     close_handle(w, (uv_handle_t *)&w->heartbeat);
@@ -567,13 +598,15 @@ static void init_handles(pc_worker_t *w)
 {
     uv_handle_t *handles[] = {(uv_handle_t *)&w->sigterm,   (uv_handle_t *)&w->sigint,
                               (uv_handle_t *)&w->heartbeat, (uv_handle_t *)&w->fill,
-                              (uv_handle_t *)&w->drain,     (uv_handle_t *)&w->register_retry};
+                              (uv_handle_t *)&w->drain,     (uv_handle_t *)&w->register_retry,
+                              (uv_handle_t *)&w->stats};
     uv_signal_init(w->loop, &w->sigterm);
     uv_signal_init(w->loop, &w->sigint);
     uv_timer_init(w->loop, &w->heartbeat);
     uv_timer_init(w->loop, &w->fill);
     uv_timer_init(w->loop, &w->drain);
     uv_timer_init(w->loop, &w->register_retry);
+    uv_timer_init(w->loop, &w->stats);
     for (size_t i = 0; i < sizeof(handles) / sizeof(handles[0]); i++)
         handles[i]->data = w;
     w->open_handles += (int)(sizeof(handles) / sizeof(handles[0]));
@@ -643,6 +676,7 @@ pc_err_t pc_worker_start(pc_worker_t *w, pc_diag_t *diag)
     uv_timer_start(&w->heartbeat, on_heartbeat_timer, 0, w->cfg->worker.heartbeat_ms);
     if (w->keypool != NULL)
         uv_timer_start(&w->fill, on_fill_timer, 50, 50);
+    uv_timer_start(&w->stats, on_stats_timer, 1000, 1000);
     return begin_registration(w);
 }
 

@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "redis.h"
 #include "registry.h"
+#include "stats.h"
 
 typedef enum pc_worker_state {
     PC_WORKER_STARTING = 0, /* connecting to Redis, registering */
@@ -63,6 +64,7 @@ typedef struct pc_worker {
     uv_timer_t fill;      /* key pool filling, when the pool threads are idle */
     uv_timer_t drain;     /* bounds the drain */
     uv_timer_t register_retry;
+    uv_timer_t stats; /* writes stats_pending every second */
     int open_handles; /* uv handles of the worker still open */
 
     pc_job_t *jobs; /* every live job (doubly linked) */
@@ -76,6 +78,7 @@ typedef struct pc_worker {
     int32_t *partitions;   /* assigned partitions of the requests topic, for the registry */
     size_t partition_count, partition_cap;
     uint64_t count_issued, count_failed, count_revoked, count_dlq;
+    pc_stats_pending_t stats_pending; /* finished requests not yet in the cluster's statistics */
     char last_error[256];
 } pc_worker_t;
 
@@ -94,6 +97,10 @@ void pc_worker_shutdown(pc_worker_t *w, int exit_code);
 /* pc_worker_ready: Kafka, Redis and every CA reachable, registered, not draining (for /readyz;
  * health.c). */
 bool pc_worker_ready(const pc_worker_t *w);
+
+/* pc_worker_stats_flush writes the statistics counted in stats_pending (job_stats.c counts
+ * them); fire and forget, a failure logged once per run of failures. */
+void pc_worker_stats_flush(pc_worker_t *w);
 
 /* pc_worker_retrying returns how many jobs are retrying, and in *since_ms (may be NULL) when
  * the oldest of them started to (wall ms; 0 when none). */

@@ -1,6 +1,7 @@
 /*
- * stats.c - the cluster's statistics in Redis (see stats.h for the keys): a worker's write of
- * one finished request (one small script per hash, both sent at once), the coordinator's read
+ * stats.c - the cluster's statistics in Redis (see stats.h for the keys): a worker's counts,
+ * added up in memory and written together (one small script per hash, sent at once), the
+ * coordinator's read
  * of the total and the last hour's minutes (HGETALLs sent at once), and percentiles from the
  * histograms. Loop thread, but pc_stats_quantile (any thread).
  *
@@ -28,11 +29,9 @@ const char *const pc_stats_names[PC_STATS__COUNT] = {
 const int64_t pc_stats_bounds_ms[PC_STATS_BUCKETS - 1] = {10,  25,   50,   100,  250,
                                                           500, 1000, 2500, 5000, 10000};
 
-/* add: KEYS[1] a hash; ARGV ttl in s (0: keep), latency to add to lat_sum_ms ('' none), then the
- * fields to add one to. */
+/* add: KEYS[1] a hash; ARGV ttl in s (0: keep), then field, amount pairs to add. */
 static const char add_lua[] =
-    "for i = 3, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end\n"
-    "if ARGV[2] ~= '' then redis.call('HINCRBY', KEYS[1], 'lat_sum_ms', ARGV[2]) end\n"
+    "for i = 2, #ARGV - 1, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
     "if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
     "return 1\n";
 
@@ -87,64 +86,109 @@ static void on_added(void *arg, pc_err_t err, const redisReply *reply, const pc_
     record_step(op);
 }
 
-/* send_add runs add_lua on key with the fields (count of them), ttl and latency. */
-static pc_err_t send_add(pc_redis_t *redis, const char *key, const char *ttl, const char *latency,
-                         const char *const *fields, size_t count, record_op_t *op)
+/* send_add runs add_lua on key with ttl (text) and the non-zero counts of the minute m, or of
+ * the total when m is NULL. */
+static pc_err_t send_add(pc_redis_t *redis, const char *key, const char *ttl,
+                         const uint64_t counts[PC_STATS__COUNT], const pc_stats_minute_t *m,
+                         record_op_t *op)
 {
-    const char *argv[3 + PC_STATS__COUNT + 1];
-    size_t lens[3 + PC_STATS__COUNT + 1];
-    size_t n = 0;
-    argv[n++] = key;
-    argv[n++] = ttl;
-    argv[n++] = latency;
-    for (size_t i = 0; i < count; i++)
-        argv[n++] = fields[i];
-    for (size_t i = 0; i < n; i++)
-        lens[i] = strlen(argv[i]);
-    if (add_script.sha1[0] == '\0')
-        pc_redis_script_init(&add_script);
-    return pc_redis_eval(redis, &add_script, 1, (int)n, argv, lens, on_added, op);
+    pc_args_t args = {0};
+    char bucket[24];
+    pc_err_t err = pc_args_addf(&args, "%s", key);
+    if (err == PC_OK)
+        err = pc_args_addf(&args, "%s", ttl);
+    for (size_t i = 0; err == PC_OK && i < PC_STATS__COUNT; i++)
+        if (counts[i] > 0 && (err = pc_args_addf(&args, "%s", pc_stats_names[i])) == PC_OK)
+            err = pc_args_addf(&args, "%llu", (unsigned long long)counts[i]);
+    for (size_t i = 0; m != NULL && err == PC_OK && i < PC_STATS_BUCKETS; i++) {
+        if (m->lat[i] == 0)
+            continue;
+        bucket_name(i, bucket, sizeof(bucket));
+        if ((err = pc_args_addf(&args, "%s", bucket)) == PC_OK)
+            err = pc_args_addf(&args, "%llu", (unsigned long long)m->lat[i]);
+    }
+    if (m != NULL && m->lat_sum_ms > 0 && err == PC_OK &&
+        (err = pc_args_addf(&args, "lat_sum_ms")) == PC_OK)
+        err = pc_args_addf(&args, "%llu", (unsigned long long)m->lat_sum_ms);
+    if (err == PC_OK) {
+        if (add_script.sha1[0] == '\0')
+            pc_redis_script_init(&add_script);
+        err = pc_redis_eval(redis, &add_script, 1, (int)args.n, args.v, args.len, on_added, op);
+    }
+    pc_args_free(&args);
+    return err;
+}
+
+pc_err_t pc_stats_add(pc_stats_pending_t *p, const pc_stats_event_t *ev)
+{
+    if (ev->outcome < 0 || ev->outcome >= PC_STATS__COUNT || ev->outcome == PC_STATS_RENEWED ||
+        ev->outcome == PC_STATS_CONFLICTS)
+        return PC_ERR_INVALID_PARAM;
+    int64_t minute = ev->at_ms / 60000;
+    pc_stats_minute_t *m = NULL;
+    for (size_t i = 0; i < p->count && m == NULL; i++)
+        if (p->minutes[i].minute == minute)
+            m = &p->minutes[i];
+    if (m == NULL) {
+        if (p->count == PC_STATS_PENDING_MINUTES)
+            return PC_ERR_TOO_LARGE;
+        m = &p->minutes[p->count++];
+        *m = (pc_stats_minute_t){.minute = minute};
+    }
+    const pc_stats_count_t counted[] = {ev->outcome, PC_STATS_RENEWED, PC_STATS_CONFLICTS};
+    const bool yes[] = {true, ev->renewed, ev->conflict};
+    for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]); i++) {
+        if (!yes[i])
+            continue;
+        p->total[counted[i]]++;
+        m->counts[counted[i]]++;
+    }
+    if (ev->latency_ms >= 0) {
+        m->lat[bucket_of(ev->latency_ms)]++;
+        m->lat_sum_ms += (uint64_t)ev->latency_ms;
+    }
+    return PC_OK;
+}
+
+pc_err_t pc_stats_flush(pc_redis_t *redis, pc_stats_pending_t *p, pc_stats_done_fn cb, void *arg)
+{
+    if (p->count == 0)
+        return PC_ERR_NOT_FOUND;
+    pc_stats_pending_t held = *p;
+    memset(p, 0, sizeof(*p));
+    record_op_t *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return PC_ERR_NOMEM;
+    *op = (record_op_t){.cb = cb, .arg = arg, .pending = (int)held.count + 2};
+    char key[64], ttl[16];
+    snprintf(ttl, sizeof(ttl), "%d", PC_STATS_KEEP_S);
+    pc_err_t err = PC_OK;
+    size_t sent = 0;
+    for (size_t i = 0; i < held.count && err == PC_OK; i++, sent++) {
+        snprintf(key, sizeof(key), MINUTE_FMT, (long long)held.minutes[i].minute);
+        err = send_add(redis, key, ttl, held.minutes[i].counts, &held.minutes[i], op);
+    }
+    if (err == PC_OK && (err = send_add(redis, TOTAL_KEY, "0", held.total, NULL, op)) == PC_OK)
+        sent++;
+    if (sent == 0) {
+        free(op);
+        return err;
+    }
+    if (err != PC_OK) /* what was sent is on its way: its answers end op */
+        op->err = pc_fail(&op->diag, err, "recording statistics: not every count was sent");
+    /* the pending count was one more than the commands, so that no answer ends op before
+     * every command is sent: settle the difference now */
+    op->pending -= (int)(held.count + 1 - sent);
+    record_step(op);
+    return PC_OK;
 }
 
 pc_err_t pc_stats_record(pc_redis_t *redis, const pc_stats_event_t *ev, pc_stats_done_fn cb,
                          void *arg)
 {
-    const char *fields[PC_STATS__COUNT + 1];
-    size_t nfields = 0;
-    char key[64], ttl[16], latency[24] = "", bucket[24];
-    if (ev->outcome < 0 || ev->outcome >= PC_STATS__COUNT || ev->outcome == PC_STATS_RENEWED ||
-        ev->outcome == PC_STATS_CONFLICTS)
-        return PC_ERR_INVALID_PARAM;
-    fields[nfields++] = pc_stats_names[ev->outcome];
-    if (ev->renewed)
-        fields[nfields++] = pc_stats_names[PC_STATS_RENEWED];
-    if (ev->conflict)
-        fields[nfields++] = pc_stats_names[PC_STATS_CONFLICTS];
-    record_op_t *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return PC_ERR_NOMEM;
-    op->cb = cb;
-    op->arg = arg;
-    op->pending = 2;
-    pc_err_t err = send_add(redis, TOTAL_KEY, "0", "", fields, nfields, op);
-    if (err != PC_OK) {
-        free(op);
-        return err;
-    }
-    /* the minute's hash: the same counts, and the latency in its bucket */
-    snprintf(key, sizeof(key), MINUTE_FMT, (long long)(ev->at_ms / 60000));
-    snprintf(ttl, sizeof(ttl), "%d", PC_STATS_KEEP_S);
-    if (ev->latency_ms >= 0) {
-        snprintf(latency, sizeof(latency), "%lld", (long long)ev->latency_ms);
-        bucket_name(bucket_of(ev->latency_ms), bucket, sizeof(bucket));
-        fields[nfields++] = bucket;
-    }
-    err = send_add(redis, key, ttl, latency, fields, nfields, op);
-    if (err != PC_OK) { /* the first is on its way: its answer ends op */
-        op->err = pc_fail(&op->diag, err, "recording statistics: the minute's count not sent");
-        record_step(op);
-    }
-    return PC_OK;
+    pc_stats_pending_t p = {0};
+    pc_err_t err = pc_stats_add(&p, ev);
+    return err == PC_OK ? pc_stats_flush(redis, &p, cb, arg) : err;
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */

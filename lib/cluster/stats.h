@@ -1,7 +1,9 @@
 /*
  * stats.h - the cluster's statistics, kept in Redis so that they outlive every process: what
  * the cluster did since it began, and minute by minute for the last two hours the same counts
- * with a latency histogram. Workers write (pc_stats_record, once per finished request), the
+ * with a latency histogram. Workers count each finished request where they are (pc_stats_add)
+ * and write what they counted every second (pc_stats_flush): a few commands a second per
+ * worker whatever the traffic, where a write per request cost Redis two scripts each. The
  * coordinator reads (pc_stats_read) for its totals, rates and percentiles. This module owns the
  * key family "pc:stats:":
  *
@@ -60,21 +62,42 @@ typedef struct pc_stats_event {
 /* Outcome of a write: PC_OK, or PC_ERR_DEPENDENCY with diag when Redis did not take it. */
 typedef void (*pc_stats_done_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
 
-/* pc_stats_record adds ev to pc:stats:total and to its minute's hash: two commands sent
- * together, pipelined on redis's connection; cb (may be NULL) runs once on the loop thread when
- * both are answered, never inside this call. Returns PC_OK when cb will run, else
- * PC_ERR_INVALID_PARAM (an outcome that is not one) or PC_ERR_NOMEM / PC_ERR_DEPENDENCY (redis
- * closed), and cb does not run. A count is lost, never doubled, when Redis fails. */
-pc_err_t pc_stats_record(pc_redis_t *redis, const pc_stats_event_t *ev, pc_stats_done_fn cb,
-                         void *arg);
-
-/* One minute as read. */
+/* One minute as read, or as counted before it is written. */
 typedef struct pc_stats_minute {
     int64_t minute; /* unix time / 60 */
     uint64_t counts[PC_STATS__COUNT];
     uint64_t lat[PC_STATS_BUCKETS]; /* per bucket (not cumulative) */
     uint64_t lat_sum_ms;
 } pc_stats_minute_t;
+
+#define PC_STATS_PENDING_MINUTES 4 /* minutes a pc_stats_pending_t holds */
+
+/* Counts not written yet: the total and the minutes they fall in. Zero it to start; owned by
+ * its caller, who adds to it and flushes it. What a process holds when it dies is lost: counts,
+ * never records, and at most a second's worth with a flush every second. */
+typedef struct pc_stats_pending {
+    uint64_t total[PC_STATS__COUNT];
+    size_t count;                                        /* minutes held */
+    pc_stats_minute_t minutes[PC_STATS_PENDING_MINUTES]; /* in the order they came */
+} pc_stats_pending_t;
+
+/* pc_stats_add counts ev in p, no I/O. PC_OK; PC_ERR_INVALID_PARAM for an outcome that is not
+ * one (RENEWED and CONFLICTS are flags of an event, not outcomes); PC_ERR_TOO_LARGE when p holds
+ * PC_STATS_PENDING_MINUTES other minutes already: flush p, then add ev again. */
+pc_err_t pc_stats_add(pc_stats_pending_t *p, const pc_stats_event_t *ev);
+
+/* pc_stats_flush writes what p holds and empties it: one script per minute's hash, then one
+ * for pc:stats:total (so that a reader who sees the total sees the minutes), pipelined on
+ * redis's connection; cb (may be NULL) runs once on the loop thread when all are answered,
+ * never inside this call. Returns PC_OK when cb will run; PC_ERR_NOT_FOUND when p holds
+ * nothing (nothing sent); PC_ERR_NOMEM / PC_ERR_DEPENDENCY (redis closed): p is emptied all
+ * the same and cb does not run. A count is lost, never doubled, when Redis fails. */
+pc_err_t pc_stats_flush(pc_redis_t *redis, pc_stats_pending_t *p, pc_stats_done_fn cb, void *arg);
+
+/* pc_stats_record is pc_stats_add and pc_stats_flush of one event, for a process that writes
+ * seldom (and the tests). */
+pc_err_t pc_stats_record(pc_redis_t *redis, const pc_stats_event_t *ev, pc_stats_done_fn cb,
+                         void *arg);
 
 /* What pc_stats_read found: zeros where nothing was recorded. */
 typedef struct pc_stats_view {

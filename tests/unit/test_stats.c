@@ -2,7 +2,8 @@
  * test_stats.c - the cluster's statistics against a real redis-server: what workers record is
  * what the coordinator reads back (totals, each minute's counts, the latency buckets), in the
  * minute it happened, with the minute's hash expiring and the total not; percentiles from the
- * histograms; bad calls refused.
+ * histograms; bad calls refused; a worker's counts of many requests written in one script per
+ * hash.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@ typedef struct done {
     pc_err_t err;
     pc_stats_view_t view;
     long long integer;
+    char text[8192];
 } done_t;
 
 static void on_closed(void *arg)
@@ -64,6 +66,8 @@ static void on_reply(void *arg, pc_err_t err, const redisReply *reply, const pc_
     d->err = err;
     if (err == PC_OK)
         d->integer = reply->integer;
+    if (err == PC_OK && reply->type == REDIS_REPLY_STRING)
+        snprintf(d->text, sizeof(d->text), "%s", reply->str);
 }
 
 static void command(ctx_t *ctx, done_t *d, int argc, const char **argv)
@@ -181,6 +185,93 @@ static void test_recorded_is_read(void **state)
     ctx_close(&ctx);
 }
 
+/* evalsha_calls: EVALSHA commands Redis ran since its statistics were last reset. */
+static long evalsha_calls(ctx_t *ctx)
+{
+    done_t d;
+    const char *info[] = {"INFO", "commandstats"};
+    command(ctx, &d, 2, info);
+    const char *at = strstr(d.text, "cmdstat_evalsha:calls=");
+    return at != NULL ? strtol(at + strlen("cmdstat_evalsha:calls="), NULL, 10) : 0;
+}
+
+/* What a worker does: 600 requests counted in memory over two minutes, then one flush: the
+ * same figures as recorded one by one, in three scripts (two minutes and the total). */
+static void test_counted_then_flushed(void **state)
+{
+    ctx_t ctx;
+    done_t d = {0};
+    pc_stats_pending_t p = {0};
+    (void)state;
+    ctx_open(&ctx);
+    for (int i = 0; i < 300; i++) {
+        pc_stats_event_t ev = {PC_STATS_ISSUED, i % 3 == 0, false, i % 2 ? 30 : 5, AT(0, i % 60)};
+        assert_int_equal(pc_stats_add(&p, &ev), PC_OK);
+    }
+    for (int i = 0; i < 200; i++) {
+        pc_stats_event_t ev = {PC_STATS_FAILED, false, true, 100, AT(1, i % 60)};
+        assert_int_equal(pc_stats_add(&p, &ev), PC_OK);
+    }
+    for (int i = 0; i < 100; i++) {
+        pc_stats_event_t ev = {PC_STATS_DLQ, false, false, -1, AT(1, 59)};
+        assert_int_equal(pc_stats_add(&p, &ev), PC_OK);
+    }
+    const char *reset[] = {"CONFIG", "RESETSTAT"};
+    command(&ctx, &d, 2, reset);
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(pc_stats_flush(ctx.redis, &p, on_recorded, &d), PC_OK);
+    assert_false(d.done);         /* never inside the call */
+    assert_int_equal(p.count, 0); /* emptied */
+    assert_true(run_until(&ctx.loop, &d.done, 3000));
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(d.err, PC_OK);
+    assert_int_equal(evalsha_calls(&ctx), 3);
+    /* nothing held: nothing sent, no callback */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(pc_stats_flush(ctx.redis, &p, on_recorded, &d), PC_ERR_NOT_FOUND);
+
+    read_stats(&ctx, AT(1, 30), 60, &d);
+    assert_int_equal(d.err, PC_OK);
+    const uint64_t *t = d.view.total;
+    assert_int_equal(t[PC_STATS_ISSUED], 300);
+    assert_int_equal(t[PC_STATS_RENEWED], 100);
+    assert_int_equal(t[PC_STATS_FAILED], 200);
+    assert_int_equal(t[PC_STATS_CONFLICTS], 200);
+    assert_int_equal(t[PC_STATS_DLQ], 100);
+    const pc_stats_minute_t *m0 = &d.view.minutes[58], *m1 = &d.view.minutes[59];
+    assert_int_equal(m0->minute, MINUTE);
+    assert_int_equal(m0->counts[PC_STATS_ISSUED], 300);
+    assert_int_equal(m0->counts[PC_STATS_RENEWED], 100);
+    assert_int_equal(m0->lat[0], 150); /* 5 ms */
+    assert_int_equal(m0->lat[2], 150); /* 30 ms */
+    assert_int_equal(m0->lat_sum_ms, 150 * 5 + 150 * 30);
+    assert_int_equal(m1->counts[PC_STATS_FAILED], 200);
+    assert_int_equal(m1->counts[PC_STATS_DLQ], 100);
+    assert_int_equal(m1->lat[3], 200); /* 100 ms; the dead letters were not measured */
+    assert_int_equal(m1->lat_sum_ms, 200 * 100);
+    ctx_close(&ctx);
+}
+
+/* A pending set holds PC_STATS_PENDING_MINUTES minutes: the next one asks for a flush first. */
+static void test_pending_full(void **state)
+{
+    pc_stats_pending_t p = {0};
+    (void)state;
+    for (int m = 0; m < PC_STATS_PENDING_MINUTES; m++) {
+        pc_stats_event_t ev = {PC_STATS_ISSUED, false, false, 1, AT(m, 0)};
+        assert_int_equal(pc_stats_add(&p, &ev), PC_OK);
+    }
+    pc_stats_event_t later = {PC_STATS_ISSUED, false, false, 1, AT(PC_STATS_PENDING_MINUTES, 0)};
+    pc_stats_event_t held = {PC_STATS_FAILED, false, false, 1, AT(1, 30)};
+    pc_stats_event_t renewed = {.outcome = PC_STATS_RENEWED, .at_ms = AT(0, 0)};
+    assert_int_equal(pc_stats_add(&p, &later), PC_ERR_TOO_LARGE);
+    assert_int_equal(pc_stats_add(&p, &held), PC_OK);
+    assert_int_equal(pc_stats_add(&p, &renewed), PC_ERR_INVALID_PARAM);
+    assert_int_equal(p.count, PC_STATS_PENDING_MINUTES);
+    assert_int_equal(p.total[PC_STATS_ISSUED], PC_STATS_PENDING_MINUTES);
+    assert_int_equal(p.total[PC_STATS_FAILED], 1);
+}
+
 static void test_bad_calls(void **state)
 {
     ctx_t ctx;
@@ -261,6 +352,8 @@ int main(void)
         cmocka_unit_test_setup(test_bad_calls, fixture_revive),
         cmocka_unit_test_setup(test_redis_down, fixture_revive),
         cmocka_unit_test(test_quantiles),
+        cmocka_unit_test_setup(test_counted_then_flushed, fixture_revive),
+        cmocka_unit_test(test_pending_full),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
