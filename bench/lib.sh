@@ -256,10 +256,12 @@ measure() {
   bench_watch --ids "$ids" --latency-csv "$lat" --timeout 1800 >"$raw/$id.watch" 2>&1 &
   watch_pid=$!
   sleep 2 # the watcher has joined before the first request is created
-  t0=$(cpu_ticks $(worker_pids)) tk=$(cpu_ticks "$(server_pid kafka)") tr=$(cpu_ticks "$(server_pid redis)")
-  tj=$(jit_ticks "$(server_pid kafka)")
+  # counted before the CPU snapshot: the count is a script over every CA record in Redis, not
+  # the workers' load
   local issued_before
   issued_before="$(pc_ca_issued)"
+  t0=$(cpu_ticks $(worker_pids)) tk=$(cpu_ticks "$(server_pid kafka)") tr=$(cpu_ticks "$(server_pid redis)")
+  tj=$(jit_ticks "$(server_pid kafka)")
   bench_submit --template "$(template_for "$alg" "$ca")" --count "$count" --id-prefix "$id" \
     ${rate:+--rate "$rate"} "$@" >"$raw/$id.submit" 2>&1 || bench_fail "run $id: submit failed: $(tail -2 "$raw/$id.submit")"
   wait "$watch_pid" || bench_fail "run $id: not every result arrived: $(tail -2 "$raw/$id.watch")"

@@ -182,11 +182,15 @@ mix_revokes() {
 # mix_imports N PREFIX OUT: N IMPORT_PFX requests for one administrator PFX.
 mix_imports() {
   local n="$1" prefix="$2" d="$PC_SERVERS_DIR/import" i
-  mkdir -p "$d"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/smime.key" -out "$d/smime.crt" -days 30 \
-    -subj "/CN=Bench Admin/emailAddress=admin@contoso.com" -addext "extendedKeyUsage=emailProtection" \
-    -addext "keyUsage=digitalSignature,keyEncipherment" 2>/dev/null
-  printf 'bench pfx password\n' >"$d/password"
+  # the key and the password only for us: pkcsctl refuses a secret others can read
+  (
+    umask 077
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/smime.key" -out "$d/smime.crt" -days 30 \
+      -subj "/CN=Bench Admin/emailAddress=admin@contoso.com" -addext "extendedKeyUsage=emailProtection" \
+      -addext "keyUsage=digitalSignature,keyEncipherment" 2>/dev/null
+    printf 'bench pfx password\n' >"$d/password"
+  )
   openssl pkcs12 -export -inkey "$d/smime.key" -in "$d/smime.crt" -out "$d/smime.pfx" \
     -passout "file:$d/password"
   "$PC_BIN_DIR/pkcsctl" import-encrypt --pub "$d/../import.pub" --pfx "$d/smime.pfx" \

@@ -68,10 +68,8 @@ void pc_worker_http_handler(void *arg, const pc_http_request_t *req, pc_http_res
     } else if (strcmp(path, "/metrics") == 0) {
         pc_gauge_set(w->m.in_flight, (double)w->in_flight);
         pc_gauge_set(w->m.pool_busy, (double)w->pool_busy);
-        if (w->keypool != NULL) {
-            pc_key_spec_t rsa = {PC_KEY_RSA, 2048};
-            pc_gauge_set(w->m.key_pool, (double)pc_keypool_count(w->keypool, &rsa));
-        }
+        if (w->keypool != NULL)
+            pc_gauge_set(w->m.key_pool, (double)pc_keypool_count(w->keypool, NULL));
         resp->status = 200;
         resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
         resp->body = pc_metrics_render(w->m.registry, &resp->body_len);
@@ -113,7 +111,7 @@ pc_err_t pc_worker_metrics_init(pc_worker_metrics_t *m)
     m->lag = pc_metrics_gauge(m->registry, "pkcs_consumer_lag",
                               "Messages behind the end of the assigned partitions", "");
     m->key_pool = pc_metrics_gauge(m->registry, "pkcs_key_pool_keys",
-                                   "Pre-generated RSA-2048 keys ready", "");
+                                   "Pre-generated keys ready (of every pooled algorithm)", "");
     m->assigned = pc_metrics_gauge(m->registry, "pkcs_assigned_partitions",
                                    "Partitions assigned to this worker", "");
     if (m->issued == NULL || m->e2e_s == NULL || m->assigned == NULL)

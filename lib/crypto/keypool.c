@@ -125,9 +125,15 @@ void pc_keypool_cancel(pc_keypool_t *pool, const pc_key_spec_t *spec)
 
 size_t pc_keypool_count(pc_keypool_t *pool, const pc_key_spec_t *spec)
 {
+    size_t n = 0;
     pthread_mutex_lock(&pool->lock);
-    slot_t *slot = find_slot(pool, spec);
-    size_t n = slot == NULL ? 0 : slot->count;
+    if (spec == NULL) {
+        for (size_t i = 0; i < pool->slot_count; i++)
+            n += pool->slots[i].count;
+    } else {
+        slot_t *slot = find_slot(pool, spec);
+        n = slot == NULL ? 0 : slot->count;
+    }
     pthread_mutex_unlock(&pool->lock);
     return n;
 }

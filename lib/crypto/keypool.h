@@ -29,7 +29,7 @@ bool pc_keypool_reserve(pc_keypool_t *pool, pc_key_spec_t *spec);
 void pc_keypool_put(pc_keypool_t *pool, const pc_key_spec_t *spec, EVP_PKEY *key);
 void pc_keypool_cancel(pc_keypool_t *pool, const pc_key_spec_t *spec);
 
-/* pc_keypool_count: keys ready for spec. */
+/* pc_keypool_count: keys ready for spec; for every spec when spec is NULL. */
 size_t pc_keypool_count(pc_keypool_t *pool, const pc_key_spec_t *spec);
 
 #endif

@@ -70,6 +70,19 @@ static void test_reserve_is_bounded_and_fairly_spread(void **state)
     pc_keypool_free(pool);
 }
 
+/* The worker's gauge: keys ready of every pooled algorithm, not only the first. */
+static void test_count_of_every_spec(void **state)
+{
+    pc_keypool_t *pool = pc_keypool_new(specs, 2, 4);
+    pc_keypool_put(pool, &specs[0], ec_key());
+    pc_keypool_put(pool, &specs[0], ec_key());
+    pc_keypool_put(pool, &specs[1], ec_key()); /* the pool does not check the key's kind */
+    assert_int_equal(pc_keypool_count(pool, &specs[0]), 2);
+    assert_int_equal(pc_keypool_count(pool, &specs[1]), 1);
+    assert_int_equal(pc_keypool_count(pool, NULL), 3);
+    pc_keypool_free(pool);
+}
+
 static void test_put_beyond_capacity_is_dropped(void **state)
 {
     pc_keypool_t *pool = pc_keypool_new(specs, 1, 1);
@@ -83,6 +96,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_pool_gives_nothing),
+        cmocka_unit_test(test_count_of_every_spec),
         cmocka_unit_test(test_each_key_handed_out_once),
         cmocka_unit_test(test_reserve_is_bounded_and_fairly_spread),
         cmocka_unit_test(test_put_beyond_capacity_is_dropped),
