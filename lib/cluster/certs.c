@@ -35,8 +35,10 @@ const char pc_certs_lua[] =
     "    local renew_at, nf = tonumber(ARGV[i + 8]), tonumber(ARGV[i + 9])\n"
     "    i = i + 10\n"
     "    local rec = p .. 'c:' .. m\n"
-    "    redis.call('HSET', rec, 'status', 'valid', 'issued_at', now)\n"
-    "    for k = 0, nf - 1 do redis.call('HSET', rec, ARGV[i + 2 * k], ARGV[i + 2 * k + 1]) end\n"
+    /* one HSET of every field: a call per field cost Redis a script call each, 15 a request */
+    "    local f = {'status', 'valid', 'issued_at', now}\n"
+    "    for k = i, i + 2 * nf - 1 do f[#f + 1] = ARGV[k] end\n"
+    "    redis.call('HSET', rec, unpack(f))\n"
     "    i = i + 2 * nf\n"
     "    redis.call('ZADD', p .. 'all', now, m)\n"
     "    redis.call('ZADD', p .. 'exp', not_after, m)\n"
