@@ -55,12 +55,13 @@ bench_cfssl_start() {
 req_topic=pkcs.requests res_topic=pkcs.results cur_partitions="$partitions"
 topic_env=()
 
-# use_topics SUFFIX PARTITIONS: new requests and results topics for the runs that follow; the
-# workers started from now on consume them.
+# use_topics SUFFIX PARTITIONS [RESULTS_PARTITIONS]: new requests and results topics for the runs
+# that follow (the results with PARTITIONS unless given); the workers started from now on
+# consume them.
 use_topics() {
   req_topic="pkcs.requests.$1" res_topic="pkcs.results.$1" cur_partitions="$2"
   pc_kafka_create_topic "$req_topic" "$2" >/dev/null || bench_fail "cannot create $req_topic"
-  pc_kafka_create_topic "$res_topic" "$2" >/dev/null || bench_fail "cannot create $res_topic"
+  pc_kafka_create_topic "$res_topic" "${3:-$2}" >/dev/null || bench_fail "cannot create $res_topic"
   topic_env=(PC_REQUESTS_TOPIC="$req_topic" PC_RESULTS_TOPIC="$res_topic")
   workers_stop
 }

@@ -20,19 +20,27 @@ void pc_coord_topics_init(pc_coord_t *coord)
     const pc_config_kafka_t *k = &coord->cfg->kafka;
     int parts = (int)c->topic_partitions;
     int dlq = parts < COORD_DLQ_PARTITIONS_MAX ? parts : COORD_DLQ_PARTITIONS_MAX;
+    /* What workers write and a few upstream consumers read needs no partition per worker: each
+     * result is a produce request of its own when its partition gets a few messages a second
+     * (librdkafka sends one request per partition), which tripled the broker's CPU per
+     * certificate on 128 partitions (docs/perf/end-to-end.md). */
+    int out = c->results_partitions != 0 && (int)c->results_partitions < parts
+                  ? (int)c->results_partitions
+                  : parts;
     int64_t retention = (int64_t)c->topic_retention_hours * 3600 * 1000;
     int replication = (int)c->topic_replication;
     int64_t audit = (int64_t)c->audit_retention_hours * 3600 * 1000;
     static const char all[] = "coordinator.topic_partitions",
                       few[] = "min(coordinator.topic_partitions, 8)",
+                      written[] = "min(coordinator.topic_partitions, results_partitions)",
                       kept[] = "coordinator.topic_retention_hours",
                       kept_audit[] = "coordinator.audit_retention_hours";
-    /* The audit trail has as many partitions as the requests it records; notices are few. */
+    /* The audit trail has as many partitions as the results; notices are few. */
     const pc_coord_topic_t topics[COORD_TOPICS] = {
         {"requests", k->requests_topic, parts, replication, retention, all, kept},
-        {"results", k->results_topic, parts, replication, retention, all, kept},
+        {"results", k->results_topic, out, replication, retention, written, kept},
         {"dlq", k->dlq_topic, dlq, replication, retention, few, kept},
-        {"audit", k->audit_topic, parts, replication, audit, all, kept_audit},
+        {"audit", k->audit_topic, out, replication, audit, written, kept_audit},
         {"notices", k->notices_topic, dlq, replication, retention, few, kept},
     };
     coord->topic_count = 0;

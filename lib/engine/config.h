@@ -141,6 +141,8 @@ typedef struct pc_config_coordinator {
     char *http_host;                /* default 127.0.0.1 */
     unsigned http_port;             /* default 9470 */
     unsigned topic_partitions;      /* default 128 */
+    unsigned results_partitions;    /* results and audit topics: at most this many, default 16
+                                     * (0: topic_partitions) */
     unsigned topic_replication;     /* default 1 */
     unsigned topic_retention_hours; /* default 168 */
     unsigned audit_retention_hours; /* the audit topic's, default 8760 (a year) */

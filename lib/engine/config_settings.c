@@ -116,6 +116,8 @@ static const setting_t settings[] = {
     {"coordinator", "http_host", "PC_COORDINATOR_HOST", T_STR, C(http_host), "127.0.0.1"},
     {"coordinator", "http_port", "PC_COORDINATOR_PORT", T_UINT, C(http_port), "9470"},
     {"coordinator", "topic_partitions", "PC_TOPIC_PARTITIONS", T_UINT, C(topic_partitions), "128"},
+    {"coordinator", "results_partitions", "PC_RESULTS_PARTITIONS", T_UINT, C(results_partitions),
+     "16"},
     {"coordinator", "topic_replication", "PC_TOPIC_REPLICATION", T_UINT, C(topic_replication), "1"},
     {"coordinator", "topic_retention_hours", "PC_TOPIC_RETENTION_HOURS", T_UINT,
      C(topic_retention_hours), "168"},

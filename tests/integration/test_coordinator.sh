@@ -23,7 +23,8 @@ pc_servers_init
 pc_redis_start
 pc_kafka_start 8
 d="$PC_SERVERS_DIR"
-# Made by hand before the coordinator starts: 3 partitions where the configuration wants 10.
+# Made by hand before the coordinator starts: 3 partitions where the configuration wants 6
+# (results_partitions; the requests get topic_partitions, 10).
 pc_kafka_create_topic pkcs.results 3 --config retention.ms=3600000
 
 # The cluster's configuration as cluster.sh writes it, plus the coordinator's settings; the
@@ -42,7 +43,8 @@ cat >"$PC_CLUSTER_CONFIG" <<JSON
              "drain_timeout_ms": 20000, "key_pool_size": 4},
   "kafka": {"brokers": "$PC_KAFKA_BROKERS", "session_timeout_ms": 6000},
   "redis": {"port": $PC_REDIS_PORT, "lease_ms": 4000, "command_timeout_ms": 1000},
-  "coordinator": {"http_port": 0, "topic_partitions": 10, "topic_retention_hours": 1,
+  "coordinator": {"http_port": 0, "topic_partitions": 10, "results_partitions": 6,
+                  "topic_retention_hours": 1,
                   "admin_token_file": "$d/admin-token"},
   "signers": [{"id": "mdm-1", "algorithm": "ed25519", "public_key_file": "$d/signer.pub",
                "tenants": ["*"]}]
@@ -81,17 +83,17 @@ topic_line pkcs.requests | grep -q 'PartitionCount: 10' || fail "pkcs.requests: 
 topic_line pkcs.requests | grep -q 'retention.ms=3600000' || fail "pkcs.requests retention: $(topic_line pkcs.requests)"
 topic_line pkcs.requests.dlq | grep -q 'PartitionCount: 8' || fail "DLQ: $(topic_line pkcs.requests.dlq)"
 topic_line pkcs.requests.dlq | grep -q 'retention.ms=3600000' || fail "DLQ retention: $(topic_line pkcs.requests.dlq)"
-topic_line pkcs.audit | grep -q 'PartitionCount: 10' || fail "audit: $(topic_line pkcs.audit)"
+topic_line pkcs.audit | grep -q 'PartitionCount: 6' || fail "audit: $(topic_line pkcs.audit)"
 topic_line pkcs.audit | grep -q 'retention.ms=31536000000' || fail "audit retention: $(topic_line pkcs.audit)"
 topic_line pkcs.notices | grep -q 'PartitionCount: 8' || fail "notices: $(topic_line pkcs.notices)"
-ok "missing topics created: pkcs.requests with 10 partitions, the DLQ and notices with 8, retention 1 h; the audit trail with 10, kept a year"
+ok "missing topics created: pkcs.requests with 10 partitions, the DLQ and notices with 8, retention 1 h; the audit trail with 6 (results_partitions), kept a year"
 topic_line pkcs.results | grep -q 'PartitionCount: 3' || fail "pkcs.results was changed: $(topic_line pkcs.results)"
-grep '"event":"topic_mismatch"' "$log" | grep -q 'pkcs.results has 3 partitions, the configuration wants 10' \
+grep '"event":"topic_mismatch"' "$log" | grep -q 'pkcs.results has 3 partitions, the configuration wants 6' \
   || fail "no topic_mismatch log line for pkcs.results: $(grep topic_ "$log")"
 api /api/topics | jq -e '(.problems | length) == 1 and (.problems[0] | test("pkcs.results has 3 partitions"))
   and (.topics[] | select(.name == "pkcs.results") | .partitions == 3 and (.problems | length) == 1)' \
   >/dev/null || fail "/api/topics does not report the mismatch: $(api /api/topics)"
-ok "pkcs.results (3 partitions, 10 wanted) left as it was, reported in the log and /api/topics"
+ok "pkcs.results (3 partitions, 6 wanted) left as it was, reported in the log and /api/topics"
 
 # ---- fleet --------------------------------------------------------------------------------
 for w in w1 w2; do pc_worker_spawn "$w"; done
