@@ -180,9 +180,16 @@ clk_tck="$(getconf CLK_TCK)"
 
 # cpu_ticks PID...: user + system clock ticks of these processes so far (gone ones count 0).
 cpu_ticks() {
-  local pid total=0 stat
-  for pid in "$@"; do
-    stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
+  local pid
+  for pid in "$@"; do echo "/proc/$pid/stat"; done | stat_ticks
+}
+
+# stat_ticks: user + system clock ticks of the /proc stat files named on stdin, a path a line
+# (a process's or one of its threads'; gone ones count 0).
+stat_ticks() {
+  local file total=0 stat
+  while read -r file; do
+    stat="$(cat "$file" 2>/dev/null)" || continue
     stat="${stat##*) }" # fields after the command name; utime and stime are 12th and 13th
     read -r -a f <<<"$stat"
     total=$((total + f[11] + f[12]))
@@ -194,15 +201,10 @@ cpu_ticks() {
 # broker started for the bench compiles its hot code during the first runs, which a broker that
 # has served for hours does not; the runs report it apart.
 jit_ticks() {
-  local t total=0 stat
+  local t
   for t in /proc/"$1"/task/*; do
-    [[ $(cat "$t/comm" 2>/dev/null) == C[12]\ CompilerThre* ]] || continue
-    stat="$(cat "$t/stat" 2>/dev/null)" || continue
-    stat="${stat##*) }"
-    read -r -a f <<<"$stat"
-    total=$((total + f[11] + f[12]))
-  done
-  echo "$total"
+    if [[ $(cat "$t/comm" 2>/dev/null) == C[12]\ CompilerThre* ]]; then echo "$t/stat"; fi
+  done | stat_ticks
 }
 
 worker_pids() {

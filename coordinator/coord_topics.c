@@ -32,7 +32,8 @@ void pc_coord_topics_init(pc_coord_t *coord)
     int64_t audit = (int64_t)c->audit_retention_hours * 3600 * 1000;
     static const char all[] = "coordinator.topic_partitions",
                       few[] = "min(coordinator.topic_partitions, 8)",
-                      written[] = "min(coordinator.topic_partitions, results_partitions)",
+                      written[] =
+                          "min(coordinator.topic_partitions, coordinator.results_partitions)",
                       kept[] = "coordinator.topic_retention_hours",
                       kept_audit[] = "coordinator.audit_retention_hours";
     /* The audit trail has as many partitions as the results; notices are few. */

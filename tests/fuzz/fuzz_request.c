@@ -132,7 +132,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                                   .secret_file = cfg->signers[i].secret_file};
     if (cfg->signer_count != 3 || pc_auth_new(keys, 3, &auth, &diag) != PC_OK)
         die("pc_auth_new", diag.msg);
-    stub_ca.ops = &takes_csrs; /* issue_stages picks one of the two kinds per request */
     stub_ca.name = cfg->cas[0].name;
     stub_ca.templates = cfg->cas[0].templates;
     stub_ca.template_count = cfg->cas[0].template_count;
