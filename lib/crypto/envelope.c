@@ -7,11 +7,17 @@
  * subjectKeyIdentifier (SHA-1 of the public key bits, RFC 5280 4.2.1.2 method 1); with
  * CMS_USE_KEYID the RecipientInfo names the device by that SKI and no certificate goes into the
  * output. pc_envelope_open does what a device does, for tests and self-checks.
+ *
+ * EC device keys take another road: their point is decoded on the curve's group built once and
+ * checked there, once per pc_envelope_to_t, and envelope_ec.c writes their EnvelopedData itself
+ * (why: its opening comment). Only RSA keys go through OpenSSL's CMS.
  * Pool threads; no shared state.
  */
 /* d2i_EC_PUBKEY / d2i_RSA_PUBKEY and the legacy keys they make: see device_key_decode. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "envelope.h"
+#include "envelope_int.h"
+#include "keygen_int.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -49,24 +55,12 @@ static void describe_key(EVP_PKEY *key, char *buf, size_t len)
     ERR_clear_error();
 }
 
-/* device_key_ok tells whether key is one the envelope accepts: RSA >= 2048, P-256, P-384. */
+/* device_key_ok tells whether key, decoded by OpenSSL's decoders, is one the envelope accepts:
+ * RSA >= 2048. The EC keys accepted (P-256 and P-384 named by their OID) never get here: they
+ * are decoded by ec_device_decode. */
 static bool device_key_ok(EVP_PKEY *key)
 {
-    char group[64];
-    int nid;
-
-    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA)
-        return EVP_PKEY_get_bits(key) >= MIN_RSA_BITS;
-    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC)
-        return false;
-    if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) != 1) {
-        ERR_clear_error();
-        return false;
-    }
-    nid = OBJ_txt2nid(group);
-    if (nid == NID_undef)
-        nid = EC_curve_nist2nid(group);
-    return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1;
+    return EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA && EVP_PKEY_get_bits(key) >= MIN_RSA_BITS;
 }
 
 /*
@@ -74,13 +68,17 @@ static bool device_key_ok(EVP_PKEY *key)
  * nothing else. It is never signed, encoded or verified, and CMS_USE_KEYID keeps it out of the
  * envelope; it only carries the key and its SKI into OpenSSL's CMS API.
  */
-#define SKI_LEN 20
+#define SKI_LEN PC_ENVELOPE_SKI_LEN
+#define MAX_EC_POINT 97 /* P-384 uncompressed: 0x04, x, y */
 
 /* The parts of a SubjectPublicKeyInfo that are read before the key is decoded. */
 typedef struct spki_parts {
-    int alg_nid;                /* of the AlgorithmIdentifier */
-    unsigned char ski[SKI_LEN]; /* SHA-1 of the subjectPublicKey bits */
-    size_t trailing;            /* bytes after the SubjectPublicKeyInfo */
+    int alg_nid;                       /* of the AlgorithmIdentifier */
+    int curve_nid;                     /* its parameter when that is an OID (an EC named curve) */
+    unsigned char ski[SKI_LEN];        /* SHA-1 of the subjectPublicKey bits */
+    unsigned char point[MAX_EC_POINT]; /* the subjectPublicKey bits when they fit (EC) */
+    size_t point_len;                  /* 0 when they did not fit or had unused bits */
+    size_t trailing;                   /* bytes after the SubjectPublicKeyInfo */
 } spki_parts_t;
 
 static bool spki_ski(const ASN1_BIT_STRING *bits, unsigned char ski[SKI_LEN]);
@@ -103,7 +101,17 @@ static bool spki_parse(const unsigned char *spki, size_t spki_len, spki_parts_t 
         ok = alg != NULL && spki_ski(sk_ASN1_TYPE_value(seq, 1)->value.bit_string, parts->ski);
     }
     if (ok) {
+        const ASN1_BIT_STRING *bits = sk_ASN1_TYPE_value(seq, 1)->value.bit_string;
+        bool whole_bytes = !(bits->flags & ASN1_STRING_FLAG_BITS_LEFT) || (bits->flags & 7) == 0;
+
         parts->alg_nid = OBJ_obj2nid(alg->algorithm);
+        parts->curve_nid = alg->parameter != NULL && alg->parameter->type == V_ASN1_OBJECT
+                               ? OBJ_obj2nid(alg->parameter->value.object)
+                               : NID_undef;
+        if (whole_bytes && bits->length > 0 && (size_t)bits->length <= sizeof(parts->point)) {
+            memcpy(parts->point, bits->data, (size_t)bits->length);
+            parts->point_len = (size_t)bits->length;
+        }
         parts->trailing = spki_len - (size_t)(p - spki);
     }
     X509_ALGOR_free(alg);
@@ -234,28 +242,17 @@ static bool set_oaep(CMS_RecipientInfo *ri)
            EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) > 0;
 }
 
-/* set_ecdh_kdf asks for the X9.63 KDF with SHA-256 (dhSinglePass-stdDH-sha256kdf); OpenSSL 3.0
- * defaults to SHA-1. The key wrap follows the content cipher: AES-256 wrap for AES-256-CBC. */
-static bool set_ecdh_kdf(CMS_RecipientInfo *ri)
-{
-    EVP_PKEY_CTX *pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
-    EVP_CIPHER_CTX *wrap = CMS_RecipientInfo_kari_get0_ctx(ri);
-
-    return pctx != NULL && wrap != NULL && EVP_PKEY_CTX_set_ecdh_kdf_md(pctx, EVP_sha256()) > 0 &&
-           EVP_EncryptInit_ex(wrap, EVP_aes_256_wrap(), NULL, NULL, NULL) == 1;
-}
-
+/* add_recipient adds the RSA device named by recip, with RSA-OAEP. */
 static pc_err_t add_recipient(CMS_ContentInfo *cms, X509 *recip, pc_diag_t *diag)
 {
-    /* CMS_KEY_PARAM: leave the algorithm parameters to us (OAEP, KDF) */
+    /* CMS_KEY_PARAM: leave the algorithm parameters to us (OAEP) */
     CMS_RecipientInfo *ri = CMS_add1_recipient_cert(cms, recip, CMS_USE_KEYID | CMS_KEY_PARAM);
 
     if (ri == NULL)
         return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not add the device as CMS recipient");
-    if (CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? !set_oaep(ri) : !set_ecdh_kdf(ri))
+    if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_TRANS || !set_oaep(ri))
         return pc_fail_ssl(diag, PC_ERR_CRYPTO,
-                           "could not set the %s parameters for the device key",
-                           CMS_RecipientInfo_type(ri) == CMS_RECIPINFO_TRANS ? "RSA-OAEP" : "ECDH");
+                           "could not set the RSA-OAEP parameters for the device key");
     return PC_OK;
 }
 
@@ -277,33 +274,80 @@ static pc_err_t encrypt_content(CMS_ContentInfo *cms, const unsigned char *in, s
     return err;
 }
 
+/* A device key ready to seal to: one of the two, never both. */
 struct pc_envelope_to {
-    X509 *recip; /* the throwaway certificate: the device key and its SKI */
+    X509 *recip;                /* RSA: the throwaway certificate (the device key and its SKI) */
+    EC_KEY *ec;                 /* EC: the device's point, checked (ec_device_decode) */
+    unsigned char ski[SKI_LEN]; /* EC: the name the envelope gives the device */
 };
 
-/* check_recipient refuses a certificate whose key is missing (undecodable) or not accepted. */
-static pc_err_t check_recipient(X509 *recip, pc_diag_t *diag)
+/* is_named_ec tells whether parts are an EC key on P-256 or P-384 named by the curve's OID. */
+static bool is_named_ec(const spki_parts_t *parts)
 {
-    EVP_PKEY *key = recip == NULL ? NULL : X509_get0_pubkey(recip);
+    return parts->alg_nid == NID_X9_62_id_ecPublicKey &&
+           (parts->curve_nid == NID_X9_62_prime256v1 || parts->curve_nid == NID_secp384r1);
+}
+
+/* ec_device_decode decodes the point of a named P-256/P-384 key on the group built once
+ * (keygen.c) and checks it: on the curve (o2i_ECPublicKey refuses a point that is not) and not
+ * the point at infinity. For curves of cofactor 1 that is the whole validation of a public key
+ * (SP 800-56A 5.6.2.3.3: n * Q is then infinity by itself), so the envelopes sealed to it do not
+ * repeat it. NULL when the bits are not such a point. */
+static EC_KEY *ec_device_decode(const spki_parts_t *parts)
+{
+    const EC_GROUP *group = pc_keygen_ec_group(parts->curve_nid);
+    const unsigned char *p = parts->point;
+    EC_KEY *ec = group != NULL && parts->point_len > 0 ? EC_KEY_new() : NULL;
+
+    if (ec != NULL && EC_KEY_set_group(ec, group) == 1 &&
+        o2i_ECPublicKey(&ec, &p, (long)parts->point_len) != NULL &&
+        EC_KEY_get0_public_key(ec) != NULL &&
+        !EC_POINT_is_at_infinity(EC_KEY_get0_group(ec), EC_KEY_get0_public_key(ec)))
+        return ec;
+    EC_KEY_free(ec);
+    ERR_clear_error();
+    return NULL;
+}
+
+/* check_device_key refuses a key OpenSSL's decoders could not read or one not accepted. */
+static pc_err_t check_device_key(EVP_PKEY *key, const spki_parts_t *parts, pc_diag_t *diag)
+{
     char what[96];
 
     if (key == NULL)
         return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
                            "the device public key is not a DER SubjectPublicKeyInfo; %s",
                            accepted_keys);
-    if (!device_key_ok(key)) {
+    if (device_key_ok(key))
+        return PC_OK;
+    if (parts->alg_nid == NID_X9_62_id_ecPublicKey && parts->curve_nid == NID_undef)
+        snprintf(what, sizeof(what), "EC with explicit curve parameters instead of a named curve");
+    else
         describe_key(key, what, sizeof(what));
-        return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is %s; %s", what,
-                       accepted_keys);
-    }
-    return PC_OK;
+    return pc_fail(diag, PC_ERR_INVALID_PARAM, "the device public key is %s; %s", what,
+                   accepted_keys);
+}
+
+/* rsa_recipient decodes an RSA device key (and any other, to name it in the refusal) and makes
+ * its recipient certificate. */
+static pc_err_t rsa_recipient(const unsigned char *spki, size_t spki_len, const spki_parts_t *parts,
+                              X509 **recip, pc_diag_t *diag)
+{
+    EVP_PKEY *key = device_key_decode(spki, spki_len, parts->alg_nid);
+    pc_err_t err = check_device_key(key, parts, diag);
+
+    if (err == PC_OK && (*recip = recipient_new(key, parts->ski)) == NULL)
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not prepare the device key as a recipient");
+    EVP_PKEY_free(key);
+    return err;
 }
 
 pc_err_t pc_envelope_to_new(const unsigned char *spki, size_t spki_len, pc_envelope_to_t **out,
                             pc_diag_t *diag)
 {
-    size_t trailing = 0;
-    X509 *recip;
+    spki_parts_t parts = {0};
+    X509 *recip = NULL;
+    EC_KEY *ec = NULL;
     pc_err_t err;
 
     *out = NULL;
@@ -313,22 +357,31 @@ pc_err_t pc_envelope_to_new(const unsigned char *spki, size_t spki_len, pc_envel
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "the device public key is %zu bytes, over the limit of %d; %s", spki_len,
                        MAX_SPKI_LEN, accepted_keys);
-    recip = recipient_from_der(spki, spki_len, &trailing);
-    if (trailing > 0)
+    if (!spki_parse(spki, spki_len, &parts))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the device public key is not a DER SubjectPublicKeyInfo; %s",
+                       accepted_keys);
+    if (parts.trailing > 0)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "the device public key has %zu bytes after its SubjectPublicKeyInfo",
-                       trailing);
-    if ((err = check_recipient(recip, diag)) != PC_OK)
-        goto out_free_recip;
-    if ((*out = malloc(sizeof(**out))) == NULL) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory for the device public key");
-        goto out_free_recip;
+                       parts.trailing);
+    if (is_named_ec(&parts)) {
+        if ((ec = ec_device_decode(&parts)) == NULL)
+            return pc_fail(
+                diag, PC_ERR_INVALID_PARAM, "the device public key is not a valid point on %s; %s",
+                parts.curve_nid == NID_X9_62_prime256v1 ? "P-256" : "P-384", accepted_keys);
+    } else if ((err = rsa_recipient(spki, spki_len, &parts, &recip, diag)) != PC_OK) {
+        return err;
+    }
+    if ((*out = calloc(1, sizeof(**out))) == NULL) {
+        X509_free(recip);
+        EC_KEY_free(ec);
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory for the device public key");
     }
     (*out)->recip = recip;
+    (*out)->ec = ec;
+    memcpy((*out)->ski, parts.ski, SKI_LEN);
     return PC_OK;
-out_free_recip:
-    X509_free(recip);
-    return err;
 }
 
 void pc_envelope_to_free(pc_envelope_to_t *to)
@@ -336,6 +389,7 @@ void pc_envelope_to_free(pc_envelope_to_t *to)
     if (to == NULL)
         return;
     X509_free(to->recip);
+    EC_KEY_free(to->ec);
     free(to);
 }
 
@@ -352,6 +406,8 @@ pc_err_t pc_envelope_seal_to(const pc_envelope_to_t *to, const unsigned char *in
                        "pc_envelope_seal_to needs a recipient, content and outputs");
     *out = NULL;
     *out_len = 0;
+    if (to->ec != NULL)
+        return pc_envelope_ec_seal(to->ec, to->ski, in, in_len, out, out_len, diag);
     cms = CMS_EnvelopedData_create(EVP_aes_256_cbc());
     if (cms == NULL || CMS_set_detached(cms, 0) != 1) { /* the ciphertext goes inside */
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not create the CMS envelope");

@@ -418,6 +418,25 @@ static void ec_groups_init(void)
     ec_groups[1] = EC_GROUP_new_by_curve_name(NID_secp384r1);
 }
 
+const EC_GROUP *pc_keygen_ec_group(int curve_nid)
+{
+    if (curve_nid != NID_X9_62_prime256v1 && curve_nid != NID_secp384r1)
+        return NULL;
+    pthread_once(&ec_groups_once, ec_groups_init);
+    return ec_groups[curve_nid == NID_X9_62_prime256v1 ? 0 : 1];
+}
+
+EC_KEY *pc_keygen_ec_key(int curve_nid)
+{
+    const EC_GROUP *group = pc_keygen_ec_group(curve_nid);
+    EC_KEY *ec = group != NULL ? EC_KEY_new() : NULL;
+
+    if (ec != NULL && EC_KEY_set_group(ec, group) == 1 && EC_KEY_generate_key(ec) == 1)
+        return ec;
+    EC_KEY_free(ec);
+    return NULL;
+}
+
 /*
  * ec_fast makes an EC key with OpenSSL's own EC key generation (the one the provider calls),
  * as a legacy EC_KEY on a group built once. OpenSSL 3.0's provider path builds the group again
@@ -429,14 +448,10 @@ static void ec_groups_init(void)
 static pc_err_t ec_fast(unsigned bits, EVP_PKEY **out, pc_diag_t *diag)
 {
     const char *curve = bits == 256 ? "P-256" : "P-384";
-    EC_KEY *ec = NULL;
+    EC_KEY *ec = pc_keygen_ec_key(bits == 256 ? NID_X9_62_prime256v1 : NID_secp384r1);
     EVP_PKEY *key = NULL;
 
-    pthread_once(&ec_groups_once, ec_groups_init);
-    const EC_GROUP *group = ec_groups[bits == 256 ? 0 : 1];
-    if (group == NULL || (ec = EC_KEY_new()) == NULL || EC_KEY_set_group(ec, group) != 1 ||
-        EC_KEY_generate_key(ec) != 1 || (key = EVP_PKEY_new()) == NULL ||
-        EVP_PKEY_assign_EC_KEY(key, ec) != 1) {
+    if (ec == NULL || (key = EVP_PKEY_new()) == NULL || EVP_PKEY_assign_EC_KEY(key, ec) != 1) {
         EC_KEY_free(ec);
         EVP_PKEY_free(key);
         return pc_fail_ssl(diag, PC_ERR_CRYPTO, "%s key generation failed", curve);

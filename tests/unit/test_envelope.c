@@ -3,6 +3,8 @@
  * device runs does with it, the algorithms on the wire, and the refusals a caller sees.
  * Keys and certificates are made here with plain OpenSSL calls.
  */
+/* EC_KEY: OpenSSL 3.0 writes explicit curve parameters only from a legacy key. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <cmocka.h>
 
 #include <openssl/cms.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -615,6 +618,44 @@ static void test_garbage_spki_is_refused(void **state)
     OPENSSL_free(spki);
 }
 
+/* A P-256 key whose point is off the curve, or the point at infinity, is refused when the
+ * device key is read, not when the envelope is sealed: the envelope's ECDH does not check the
+ * point again. */
+static void test_invalid_ec_points_are_refused(void **state)
+{
+    fixture_t *fx = *state;
+    /* SubjectPublicKeyInfo { { id-ecPublicKey, prime256v1 }, BIT STRING { 0x00: infinity } } */
+    static const unsigned char infinity[] = {0x30, 0x19, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+                                             0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                             0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x02, 0x00, 0x00};
+    unsigned char *spki = NULL;
+    int spki_len = i2d_PUBKEY(fx->device[P256], &spki);
+
+    assert_true(spki_len > 65);
+    assert_refused(infinity, sizeof(infinity), "not a valid point on P-256");
+    spki[spki_len - 1] ^= 0x01; /* the last byte of y: the point leaves the curve */
+    assert_refused(spki, (size_t)spki_len, "not a valid point on P-256");
+    OPENSSL_free(spki);
+}
+
+/* An EC key that spells out P-256's parameters instead of naming the curve is refused by name
+ * (RFC 5480 asks for the named curve). */
+static void test_explicit_curve_parameters_are_refused(void **state)
+{
+    fixture_t *fx = *state;
+    EC_KEY *ec = EC_KEY_dup(EVP_PKEY_get0_EC_KEY(fx->device[P256]));
+    unsigned char *spki = NULL;
+    int spki_len;
+
+    assert_non_null(ec);
+    EC_KEY_set_asn1_flag(ec, OPENSSL_EC_EXPLICIT_CURVE);
+    spki_len = i2d_EC_PUBKEY(ec, &spki);
+    assert_true(spki_len > 0);
+    assert_refused(spki, (size_t)spki_len, "explicit curve parameters");
+    OPENSSL_free(spki);
+    EC_KEY_free(ec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -637,6 +678,8 @@ int main(void)
         cmocka_unit_test(test_corrupt_envelope_is_bad_message),
         cmocka_unit_test(test_weak_or_unsupported_device_keys_are_refused),
         cmocka_unit_test(test_garbage_spki_is_refused),
+        cmocka_unit_test(test_invalid_ec_points_are_refused),
+        cmocka_unit_test(test_explicit_curve_parameters_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
