@@ -20,6 +20,7 @@
 /* ECDH_compute_key and the EC_KEY the device key and the ephemeral key are held in: see
  * keygen.c (legacy keys skip OpenSSL 3.0's provider encoders and decoders). */
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include "der_int.h"
 #include "envelope_int.h"
 #include "keygen_int.h"
 
@@ -72,17 +73,6 @@ static const unsigned char shared_info_aes256_wrap[] = {
 static const unsigned char version_2[] = {0x02, 0x01, 0x02}; /* EnvelopedData with a KARI */
 static const unsigned char version_3[] = {0x02, 0x01, 0x03}; /* KeyAgreeRecipientInfo */
 
-/* ASN.1 tags of the structures (RFC 5652, its module's implicit tags) */
-enum {
-    TAG_SEQUENCE = 0x30,
-    TAG_SET = 0x31,
-    TAG_OCTET_STRING = 0x04,
-    TAG_BIT_STRING = 0x03,
-    TAG_CTX0_CONSTRUCTED = 0xa0, /* [0]: ContentInfo's content, originator, rKeyId */
-    TAG_CTX1_CONSTRUCTED = 0xa1, /* [1]: kari, originatorKey */
-    TAG_CTX0_PRIMITIVE = 0x80,   /* [0] IMPLICIT OCTET STRING: encryptedContent */
-};
-
 /* ---- the algorithms, fetched once ------------------------------------------------------- */
 
 static EVP_MD *sha256;
@@ -94,83 +84,6 @@ static void algs_fetch(void)
     sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
     aes256_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     aes256_wrap = EVP_CIPHER_fetch(NULL, "AES-256-WRAP", NULL);
-}
-
-/* ---- a DER writer: content first, then its header inserted in front of it ---------------- */
-
-/* der_t is the output being written; any failure (memory) sticks in failed. */
-typedef struct der {
-    unsigned char *buf; /* OPENSSL_malloc'd: it becomes the caller's output */
-    size_t len, cap;
-    bool failed;
-} der_t;
-
-static bool der_reserve(der_t *d, size_t more)
-{
-    if (d->failed || more > SIZE_MAX / 2 - d->len) {
-        d->failed = true;
-        return false;
-    }
-    if (d->len + more <= d->cap)
-        return true;
-    size_t cap = d->cap * 2 > d->len + more ? d->cap * 2 : d->len + more;
-    unsigned char *buf = OPENSSL_realloc(d->buf, cap);
-    if (buf == NULL) {
-        d->failed = true;
-        return false;
-    }
-    d->buf = buf;
-    d->cap = cap;
-    return true;
-}
-
-static void der_put(der_t *d, const void *bytes, size_t n)
-{
-    if (der_reserve(d, n)) {
-        memcpy(d->buf + d->len, bytes, n);
-        d->len += n;
-    }
-}
-
-/* der_header_write writes tag and the DER length of len at out; returns the bytes written (at
- * most 1 + 1 + sizeof(size_t)). */
-static size_t der_header_write(unsigned char *out, unsigned char tag, size_t len)
-{
-    size_t n = 0, octets = 0;
-
-    out[n++] = tag;
-    if (len < 0x80) {
-        out[n++] = (unsigned char)len;
-        return n;
-    }
-    for (size_t v = len; v > 0; v >>= 8)
-        octets++;
-    out[n++] = (unsigned char)(0x80 | octets);
-    for (size_t i = octets; i > 0; i--)
-        out[n++] = (unsigned char)(len >> (8 * (i - 1)));
-    return n;
-}
-
-/* der_wrap makes everything written since start the content of one tag. */
-static void der_wrap(der_t *d, size_t start, unsigned char tag)
-{
-    unsigned char header[2 + sizeof(size_t)];
-    size_t content = d->len - start;
-    size_t hl = der_header_write(header, tag, content);
-
-    if (!der_reserve(d, hl))
-        return;
-    memmove(d->buf + start + hl, d->buf + start, content);
-    memcpy(d->buf + start, header, hl);
-    d->len += hl;
-}
-
-static void der_tlv(der_t *d, unsigned char tag, const void *bytes, size_t n)
-{
-    size_t start = d->len;
-
-    der_put(d, bytes, n);
-    der_wrap(d, start, tag);
 }
 
 /* ---- the key agreement ------------------------------------------------------------------ */
@@ -223,7 +136,7 @@ static bool wrap_key(const unsigned char kek[CEK_LEN], const unsigned char cek[C
 /* put_kari writes the KeyAgreeRecipientInfo, [1] in the RecipientInfo CHOICE: the ephemeral
  * public key as the originator, the key-encryption algorithm and the wrapped key, the
  * recipient named by its SKI (rKeyId). */
-static void put_kari(der_t *d, const unsigned char *point, size_t point_len,
+static void put_kari(pc_der_t *d, const unsigned char *point, size_t point_len,
                      const unsigned char ski[PC_ENVELOPE_SKI_LEN],
                      const unsigned char wrapped[WRAPPED_LEN])
 {
@@ -232,32 +145,32 @@ static void put_kari(der_t *d, const unsigned char *point, size_t point_len,
 
     bits[0] = 0; /* no unused bits */
     memcpy(bits + 1, point, point_len);
-    der_put(d, version_3, sizeof(version_3));
+    pc_der_put(d, version_3, sizeof(version_3));
     at = d->len; /* originator [0] { originatorKey [1] { algorithm, publicKey } } */
-    der_put(d, alg_ec_public_key, sizeof(alg_ec_public_key));
-    der_tlv(d, TAG_BIT_STRING, bits, 1 + point_len);
-    der_wrap(d, at, TAG_CTX1_CONSTRUCTED);
-    der_wrap(d, at, TAG_CTX0_CONSTRUCTED);
+    pc_der_put(d, alg_ec_public_key, sizeof(alg_ec_public_key));
+    pc_der_tlv(d, PC_DER_BIT_STRING, bits, 1 + point_len);
+    pc_der_wrap(d, at, PC_DER_CTX1);
+    pc_der_wrap(d, at, PC_DER_CTX0);
     at = d->len; /* keyEncryptionAlgorithm { scheme, { wrap } } */
-    der_put(d, oid_ecdh_sha256kdf, sizeof(oid_ecdh_sha256kdf));
-    der_put(d, alg_aes256_wrap, sizeof(alg_aes256_wrap));
-    der_wrap(d, at, TAG_SEQUENCE);
+    pc_der_put(d, oid_ecdh_sha256kdf, sizeof(oid_ecdh_sha256kdf));
+    pc_der_put(d, alg_aes256_wrap, sizeof(alg_aes256_wrap));
+    pc_der_wrap(d, at, PC_DER_SEQUENCE);
     at = d->len; /* recipientEncryptedKeys { { rKeyId [0] { ski }, encryptedKey } } */
     size_t rid = d->len;
-    der_tlv(d, TAG_OCTET_STRING, ski, PC_ENVELOPE_SKI_LEN);
-    der_wrap(d, rid, TAG_CTX0_CONSTRUCTED);
-    der_tlv(d, TAG_OCTET_STRING, wrapped, WRAPPED_LEN);
-    der_wrap(d, at, TAG_SEQUENCE);
-    der_wrap(d, at, TAG_SEQUENCE);
-    der_wrap(d, kari, TAG_CTX1_CONSTRUCTED);
+    pc_der_tlv(d, PC_DER_OCTET_STRING, ski, PC_ENVELOPE_SKI_LEN);
+    pc_der_wrap(d, rid, PC_DER_CTX0);
+    pc_der_tlv(d, PC_DER_OCTET_STRING, wrapped, WRAPPED_LEN);
+    pc_der_wrap(d, at, PC_DER_SEQUENCE);
+    pc_der_wrap(d, at, PC_DER_SEQUENCE);
+    pc_der_wrap(d, kari, PC_DER_CTX1);
 }
 
 /* put_content writes the EncryptedContentInfo: in encrypted with cek in AES-256-CBC straight
  * into the output. */
-static bool put_content(der_t *d, const unsigned char cek[CEK_LEN], const unsigned char *in,
+static bool put_content(pc_der_t *d, const unsigned char cek[CEK_LEN], const unsigned char *in,
                         size_t in_len)
 {
-    unsigned char iv[IV_LEN], header[2 + sizeof(size_t)];
+    unsigned char iv[IV_LEN], header[PC_DER_HEADER_MAX];
     size_t eci = d->len, at;
     size_t enc_len = (in_len / IV_LEN + 1) * IV_LEN; /* PKCS#7 padding adds 1 to 16 bytes */
     EVP_CIPHER_CTX *ctx = NULL;
@@ -266,20 +179,20 @@ static bool put_content(der_t *d, const unsigned char cek[CEK_LEN], const unsign
 
     if (in_len > INT_MAX - 2 * IV_LEN || RAND_bytes(iv, sizeof(iv)) != 1)
         return false;
-    der_put(d, oid_data, sizeof(oid_data));
+    pc_der_put(d, oid_data, sizeof(oid_data));
     at = d->len; /* contentEncryptionAlgorithm { aes256-CBC, iv } */
-    der_put(d, oid_aes256_cbc, sizeof(oid_aes256_cbc));
-    der_tlv(d, TAG_OCTET_STRING, iv, sizeof(iv));
-    der_wrap(d, at, TAG_SEQUENCE);
-    der_put(d, header, der_header_write(header, TAG_CTX0_PRIMITIVE, enc_len));
-    if (!der_reserve(d, enc_len) || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+    pc_der_put(d, oid_aes256_cbc, sizeof(oid_aes256_cbc));
+    pc_der_tlv(d, PC_DER_OCTET_STRING, iv, sizeof(iv));
+    pc_der_wrap(d, at, PC_DER_SEQUENCE);
+    pc_der_put(d, header, pc_der_header(header, PC_DER_CTX0_PRIMITIVE, enc_len));
+    if (!pc_der_reserve(d, enc_len) || (ctx = EVP_CIPHER_CTX_new()) == NULL)
         goto out;
     if (EVP_EncryptInit_ex2(ctx, aes256_cbc, cek, iv, NULL) == 1 &&
         EVP_EncryptUpdate(ctx, d->buf + d->len, &n, in, (int)in_len) == 1 &&
         EVP_EncryptFinal_ex(ctx, d->buf + d->len + n, &fin) == 1 &&
         (size_t)n + (size_t)fin == enc_len) {
         d->len += enc_len;
-        der_wrap(d, eci, TAG_SEQUENCE);
+        pc_der_wrap(d, eci, PC_DER_SEQUENCE);
         ok = !d->failed;
     }
 out:
@@ -294,7 +207,7 @@ pc_err_t pc_envelope_ec_seal(const EC_KEY *device, const unsigned char ski[PC_EN
     const EC_GROUP *group = EC_KEY_get0_group(device);
     int curve = group != NULL ? EC_GROUP_get_curve_name(group) : NID_undef;
     unsigned char cek[CEK_LEN], kek[CEK_LEN], wrapped[WRAPPED_LEN], point[MAX_POINT];
-    der_t d = {0};
+    pc_der_t d = {0};
     EC_KEY *eph = NULL;
     size_t point_len = 0, ci, ed, ris;
     pc_err_t err = PC_OK;
@@ -323,24 +236,24 @@ pc_err_t pc_envelope_ec_seal(const EC_KEY *device, const unsigned char ski[PC_EN
         goto out;
     }
     /* ContentInfo { envelopedData, [0] { EnvelopedData { 2, SET { kari }, content } } } */
-    if (!der_reserve(&d, in_len + 512))
+    if (!pc_der_reserve(&d, in_len + 512))
         goto out_nomem;
     ci = d.len;
-    der_put(&d, oid_enveloped_data, sizeof(oid_enveloped_data));
+    pc_der_put(&d, oid_enveloped_data, sizeof(oid_enveloped_data));
     ed = d.len;
-    der_put(&d, version_2, sizeof(version_2));
+    pc_der_put(&d, version_2, sizeof(version_2));
     ris = d.len;
     put_kari(&d, point, point_len, ski, wrapped);
-    der_wrap(&d, ris, TAG_SET);
+    pc_der_wrap(&d, ris, PC_DER_SET);
     if (!put_content(&d, cek, in, in_len)) {
         if (d.failed)
             goto out_nomem;
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encrypt the envelope's content");
         goto out;
     }
-    der_wrap(&d, ed, TAG_SEQUENCE);
-    der_wrap(&d, ed, TAG_CTX0_CONSTRUCTED);
-    der_wrap(&d, ci, TAG_SEQUENCE);
+    pc_der_wrap(&d, ed, PC_DER_SEQUENCE);
+    pc_der_wrap(&d, ed, PC_DER_CTX0);
+    pc_der_wrap(&d, ci, PC_DER_SEQUENCE);
     if (d.failed)
         goto out_nomem;
     *out = d.buf;
@@ -350,7 +263,7 @@ pc_err_t pc_envelope_ec_seal(const EC_KEY *device, const unsigned char ski[PC_EN
 out_nomem:
     err = pc_fail(diag, PC_ERR_NOMEM, "out of memory for the envelope");
 out:
-    OPENSSL_free(d.buf);
+    pc_der_free(&d);
     EC_KEY_free(eph);
     OPENSSL_cleanse(cek, sizeof(cek));
     OPENSSL_cleanse(kek, sizeof(kek));

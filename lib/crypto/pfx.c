@@ -1,11 +1,6 @@
 /*
- * pfx.c - builds the PKCS#12 (PFX) a device imports, and opens one (imported PFX, tests).
- *
- * Modern algorithms only: the key bag is PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) and the MAC is
- * HMAC-SHA256, which every current platform imports. Certificates are public, so their bag is
- * not encrypted (as Windows' own exports of a chain do). The connector seals the PFX in a CMS
- * envelope to the device key, so the PFX password is usually empty; it must still open with
- * `openssl pkcs12 -passin pass:`.
+ * pfx.c - opens a PKCS#12 (PFX): an imported one, and ours in the tests. pfx_build.c writes
+ * the ones a device imports.
  *
  * A PFX from outside (IMPORT_PFX) chooses its own key-derivation work: before OpenSSL derives
  * any key from it, scan() reads every iteration count and counts the parts (pfx.h's limits).
@@ -22,76 +17,7 @@
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 
-/*
- * PBKDF2 and MAC iterations. An iteration count stretches a password against guessing; an empty
- * password has nothing to stretch (the real protection is the CMS envelope to the device key),
- * so it gets one iteration, which saves two 2048-round derivations per issuance (about 40% of
- * an ECDSA request's CPU). A real password gets OpenSSL's own PKCS12_DEFAULT_ITER.
- */
-#define PFX_ITER 2048
-#define PFX_ITER_NO_PASSWORD 1
-#define PFX_CERTS_IN_CLEAR (-1)
 #define PFX_MAX_DEPTH 4 /* safeContentsBag inside safeContentsBag...: OpenSSL recurses */
-
-static pc_err_t encode_pfx(PKCS12 *p12, unsigned char **der, size_t *len, pc_diag_t *diag)
-{
-    unsigned char *buf = NULL;
-    int n = i2d_PKCS12(p12, &buf);
-
-    if (n <= 0)
-        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode the PFX");
-    *der = buf;
-    *len = (size_t)n;
-    return PC_OK;
-}
-
-/* key_mismatch tells whether e is X509_check_private_key's refusal of a key and certificate
- * that do not go together. */
-static bool key_mismatch(unsigned long e)
-{
-    return ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
-                                              ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH ||
-                                              ERR_GET_REASON(e) == X509_R_UNKNOWN_KEY_TYPE);
-}
-
-pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *friendly_name,
-                      const char *password, unsigned char **der, size_t *len, pc_diag_t *diag)
-{
-    pc_err_t err = PC_OK;
-    PKCS12 *p12 = NULL;
-
-    if (key == NULL || cert == NULL || password == NULL || der == NULL || len == NULL)
-        return pc_fail(diag, PC_ERR_INVALID_PARAM,
-                       "pc_pfx_build needs a key, a certificate, a "
-                       "password (may be empty) and an output");
-    *der = NULL;
-    *len = 0;
-    int iter = password[0] == '\0' ? PFX_ITER_NO_PASSWORD : PFX_ITER;
-    /* mac_iter -1: no MAC yet; PKCS12_create's MAC would be SHA-1 in OpenSSL 3.0.
-     * PKCS12_create_ex checks that key belongs to cert (X509_check_private_key) before anything
-     * else; checking here too cost a second key comparison per issuance, so its refusal is only
-     * told apart from other failures. */
-    p12 = PKCS12_create_ex(password, friendly_name, key, cert, chain, NID_aes_256_cbc,
-                           PFX_CERTS_IN_CLEAR, iter, -1, 0, NULL, NULL);
-    if (p12 == NULL) {
-        if (key_mismatch(ERR_peek_last_error()))
-            err = pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
-                              "the private key does not belong to the certificate given for the "
-                              "PFX");
-        else
-            err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not create the PFX");
-        goto out;
-    }
-    if (PKCS12_set_mac(p12, password, -1, NULL, 0, iter, EVP_sha256()) != 1) {
-        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not add the SHA-256 MAC to the PFX");
-        goto out_free_p12;
-    }
-    err = encode_pfx(p12, der, len, diag);
-out_free_p12:
-    PKCS12_free(p12);
-out:
-    return err;
-}
 
 /* check_password tells whether password verifies the MAC, and which form of it does in
  * *effective. OpenSSL derives different keys from NULL and "" (no BMPString terminator vs one);

@@ -422,6 +422,78 @@ static void test_openssl_cli_extracts_key_and_certs(void **state)
     OPENSSL_clear_free(der, len);
 }
 
+/* assert_key_id checks that bag carries localKeyID = SHA-1 of cert, by which Windows and
+ * OpenSSL pair the key with its certificate. */
+static void assert_key_id(const PKCS12_SAFEBAG *bag, X509 *cert)
+{
+    const ASN1_TYPE *id = PKCS12_SAFEBAG_get0_attr(bag, NID_localKeyID);
+    unsigned char sha1[20];
+    unsigned int sha1_len = 0;
+
+    assert_non_null(id);
+    assert_int_equal(id->type, V_ASN1_OCTET_STRING);
+    assert_int_equal(X509_digest(cert, EVP_sha1(), sha1, &sha1_len), 1);
+    assert_int_equal(ASN1_STRING_length(id->value.octet_string), sha1_len);
+    assert_memory_equal(ASN1_STRING_get0_data(id->value.octet_string), sha1, sha1_len);
+}
+
+/* The PFX is written by hand (pfx_build.c): OpenSSL encodes what it parsed from it to the same
+ * bytes (lengths, and the attributes' SET in DER order, which a long friendly name reverses),
+ * and the key and its certificate carry the same local key id. */
+static void test_der_is_canonical_and_key_pairs_with_cert(void **state)
+{
+    fixture_t *fx = *state;
+    static const char long_name[] = "a-request-id-long-enough-to-sort-after-the-key-id";
+    STACK_OF(X509) *chain = chain_of(fx->ca_cert);
+    unsigned char *der = NULL, *again = NULL;
+    size_t len = 0;
+    pc_diag_t diag = {{0}};
+    const unsigned char *p;
+    PKCS12 *p12;
+    STACK_OF(PKCS7) * safes;
+    int again_len, key_bags = 0;
+
+    assert_int_equal(
+        pc_pfx_build(fx->ec_key, fx->ec_cert, chain, long_name, "s3cret", &der, &len, &diag),
+        PC_OK);
+    p = der;
+    p12 = d2i_PKCS12(NULL, &p, (long)len);
+    assert_non_null(p12);
+    assert_ptr_equal(p, der + len);
+    again_len = i2d_PKCS12(p12, &again);
+    assert_int_equal(again_len, len);
+    assert_memory_equal(again, der, len);
+    safes = PKCS12_unpack_authsafes(p12);
+    assert_non_null(safes);
+    assert_int_equal(sk_PKCS7_num(safes), 2);
+    for (int i = 0; i < sk_PKCS7_num(safes); i++) {
+        PKCS7 *safe = sk_PKCS7_value(safes, i);
+        STACK_OF(PKCS12_SAFEBAG) *bags = PKCS12_unpack_p7data(safe);
+        unsigned char *bags_der = NULL;
+        int bags_len;
+
+        assert_non_null(bags);
+        /* the bags travel as bytes inside the part: encode them again and compare too */
+        bags_len = ASN1_item_i2d((ASN1_VALUE *)bags, &bags_der, ASN1_ITEM_rptr(PKCS12_SAFEBAGS));
+        assert_int_equal(bags_len, ASN1_STRING_length(safe->d.data));
+        assert_memory_equal(bags_der, ASN1_STRING_get0_data(safe->d.data), (size_t)bags_len);
+        OPENSSL_free(bags_der);
+        const PKCS12_SAFEBAG *first = sk_PKCS12_SAFEBAG_value(bags, 0);
+        assert_key_id(first, fx->ec_cert);
+        if (PKCS12_SAFEBAG_get_nid(first) == NID_pkcs8ShroudedKeyBag)
+            key_bags++;
+        else /* the chain's certificate has no attributes */
+            assert_null(PKCS12_SAFEBAG_get0_attrs(sk_PKCS12_SAFEBAG_value(bags, 1)));
+        sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
+    }
+    assert_int_equal(key_bags, 1);
+    sk_PKCS7_pop_free(safes, PKCS7_free);
+    PKCS12_free(p12);
+    OPENSSL_free(again);
+    OPENSSL_clear_free(der, len);
+    sk_X509_free(chain);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_key_not_matching_cert_is_refused),
         cmocka_unit_test(test_openssl_cli_shows_modern_algorithms),
         cmocka_unit_test(test_openssl_cli_extracts_key_and_certs),
+        cmocka_unit_test(test_der_is_canonical_and_key_pairs_with_cert),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,71 @@
+/*
+ * der_int.h - private to lib/crypto: a DER writer for the structures written by hand (the EC
+ * envelope, the PKCS#12), where OpenSSL's ASN.1 templates would allocate, fill and encode an
+ * object tree for every message. Content is written first and its header put in front of it
+ * (pc_der_wrap), so no length is computed ahead. Any thread; a pc_der_t is its owner's.
+ */
+#ifndef PC_DER_INT_H
+#define PC_DER_INT_H
+
+#ifndef PC_INSIDE_CRYPTO
+#error "der_int.h is private to lib/crypto"
+#endif
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ASN.1 tags of what is written by hand */
+enum {
+    PC_DER_INTEGER = 0x02,
+    PC_DER_BIT_STRING = 0x03,
+    PC_DER_OCTET_STRING = 0x04,
+    PC_DER_BMP_STRING = 0x1e,
+    PC_DER_SEQUENCE = 0x30,
+    PC_DER_SET = 0x31,
+    PC_DER_CTX0 = 0xa0,           /* [0] constructed (EXPLICIT, or IMPLICIT of a SEQUENCE) */
+    PC_DER_CTX1 = 0xa1,           /* [1] constructed */
+    PC_DER_CTX0_PRIMITIVE = 0x80, /* [0] IMPLICIT of a primitive (OCTET STRING) */
+};
+
+/* The output being written. buf is OPENSSL_malloc'd, so that it can become a caller's output
+ * freed with OPENSSL_free; a failure (memory, size) sticks in failed and later calls do nothing.
+ * secret: the bytes must not outlive their use (a PKCS#12 whose password is empty), so a buffer
+ * outgrown is wiped before it is freed, and pc_der_free wipes too. */
+typedef struct pc_der {
+    unsigned char *buf;
+    size_t len, cap;
+    bool failed;
+    bool secret;
+} pc_der_t;
+
+/* pc_der_reserve makes room for more bytes at buf + len; false (and failed) when it cannot. */
+bool pc_der_reserve(pc_der_t *d, size_t more);
+
+/* pc_der_put appends n bytes (an already encoded element, or content). */
+void pc_der_put(pc_der_t *d, const void *bytes, size_t n);
+
+/* pc_der_insert puts n bytes (an encoded element) at start, before what was written since. */
+void pc_der_insert(pc_der_t *d, size_t start, const void *bytes, size_t n);
+
+/* pc_der_wrap makes everything written since start the content of one element of tag. */
+void pc_der_wrap(pc_der_t *d, size_t start, unsigned char tag);
+
+/* pc_der_tlv appends one element of tag with n bytes of content. */
+void pc_der_tlv(pc_der_t *d, unsigned char tag, const void *bytes, size_t n);
+
+/* pc_der_header writes tag and the DER length len at out (room for PC_DER_HEADER_MAX bytes) and
+ * returns the bytes written. */
+#define PC_DER_HEADER_MAX (2 + sizeof(size_t))
+size_t pc_der_header(unsigned char *out, unsigned char tag, size_t len);
+
+/* pc_der_uint appends a non-negative INTEGER. */
+void pc_der_uint(pc_der_t *d, unsigned long value);
+
+/* pc_der_sort_set sorts the n elements of a SET OF written from start on (DER wants them in the
+ * order of their encodings, X.690 11.6); at most 8 elements, each a complete TLV. */
+void pc_der_sort_set(pc_der_t *d, size_t start, size_t n);
+
+/* pc_der_free frees buf (wiped first when secret). */
+void pc_der_free(pc_der_t *d);
+
+#endif

@@ -1,0 +1,414 @@
+/*
+ * pfx_build.c - writes the PKCS#12 (PFX) a device imports, by hand: the same structure
+ * PKCS12_create_ex and PKCS12_set_mac write for our choices, without their object trees.
+ *
+ *   PFX { 3, data { AuthenticatedSafe }, MacData (HMAC-SHA256, PKCS#12 KDF) }
+ *   AuthenticatedSafe { data { SafeContents { certBag (friendlyName, localKeyID), chain... } },
+ *                       data { SafeContents { pkcs8ShroudedKeyBag (friendlyName, localKeyID) } } }
+ *   key bag: EncryptedPrivateKeyInfo, PBES2 { PBKDF2 (salt, iterations, hmacWithSHA256),
+ *                                             AES-256-CBC (iv) }
+ *
+ * Modern algorithms only (every current platform imports them); certificates are public, so
+ * their bag is not encrypted (as Windows' own exports of a chain do). The connector seals the
+ * PFX in a CMS envelope to the device key, so the password is usually empty; it still opens with
+ * `openssl pkcs12 -passin pass:` (test_pfx checks this file with OpenSSL's parser and command).
+ *
+ * Why by hand: PKCS12_create_ex built, for one key and two certificates, an ASN.1 object tree
+ * of bags, attributes and PBE parameters, looked its algorithms up by OID inside for each
+ * (nothing can hand it the ones fetched once), and encoded the tree; with the MAC that was a
+ * quarter of the engine's CPU per P-256 request after the envelope's cut (perf, pkcs-bench-engine
+ * --stages). The cryptography it needs is one PBKDF2 of one iteration, AES on about 140 bytes,
+ * the PKCS#12 KDF and one HMAC.
+ * Pool threads, several at once: the algorithms are fetched under pthread_once and only read.
+ */
+#include "der_int.h"
+#include "pfx.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+/*
+ * PBKDF2 and MAC iterations. An iteration count stretches a password against guessing; an empty
+ * password has nothing to stretch (the real protection is the CMS envelope to the device key),
+ * so it gets one iteration, which saves two 2048-round derivations per issuance (about 40% of
+ * an ECDSA request's CPU). A real password gets OpenSSL's own PKCS12_DEFAULT_ITER.
+ */
+#define PFX_ITER 2048
+#define PFX_ITER_NO_PASSWORD 1
+#define SALT_LEN 8 /* PKCS5_SALT_LEN, what OpenSSL writes for the key and the MAC */
+#define IV_LEN 16
+#define KEY_LEN 32 /* AES-256, and HMAC-SHA256's key */
+#define KEY_ID_LEN 20
+
+/* ---- DER that never changes (full TLVs; `openssl asn1parse` names them) ------------------- */
+
+/* 1.2.840.113549.1.7.1 data */
+static const unsigned char oid_data[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                         0xf7, 0x0d, 0x01, 0x07, 0x01};
+/* 1.2.840.113549.1.12.10.1.3 certBag */
+static const unsigned char oid_cert_bag[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                             0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03};
+/* 1.2.840.113549.1.12.10.1.2 pkcs8ShroudedKeyBag */
+static const unsigned char oid_shrouded_key_bag[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                                     0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x02};
+/* 1.2.840.113549.1.9.22.1 x509Certificate */
+static const unsigned char oid_x509_certificate[] = {0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86,
+                                                     0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01};
+/* 1.2.840.113549.1.9.20 friendlyName */
+static const unsigned char oid_friendly_name[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                                  0xf7, 0x0d, 0x01, 0x09, 0x14};
+/* 1.2.840.113549.1.9.21 localKeyID */
+static const unsigned char oid_local_key_id[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                                 0xf7, 0x0d, 0x01, 0x09, 0x15};
+/* 1.2.840.113549.1.5.13 PBES2 */
+static const unsigned char oid_pbes2[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                          0xf7, 0x0d, 0x01, 0x05, 0x0d};
+/* 1.2.840.113549.1.5.12 PBKDF2 */
+static const unsigned char oid_pbkdf2[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                           0xf7, 0x0d, 0x01, 0x05, 0x0c};
+/* AlgorithmIdentifier { 1.2.840.113549.2.9 hmacWithSHA256, NULL }: PBKDF2's PRF */
+static const unsigned char alg_hmac_sha256[] = {0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                                0x86, 0xf7, 0x0d, 0x02, 0x09, 0x05, 0x00};
+/* 2.16.840.1.101.3.4.1.42 aes256-CBC */
+static const unsigned char oid_aes256_cbc[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                               0x65, 0x03, 0x04, 0x01, 0x2a};
+/* AlgorithmIdentifier { 2.16.840.1.101.3.4.2.1 sha256, NULL }: the MAC's digest */
+static const unsigned char alg_sha256[] = {0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                           0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00};
+static const unsigned char version_3[] = {0x02, 0x01, 0x03};
+
+/* ---- the algorithms, fetched once ------------------------------------------------------- */
+
+static EVP_MD *sha256, *sha1;
+static EVP_CIPHER *aes256_cbc;
+static EVP_KDF *pbkdf2;
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+static void algs_fetch(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+    aes256_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+    pbkdf2 = EVP_KDF_fetch(NULL, "PBKDF2", NULL);
+}
+
+/* ---- the parts -------------------------------------------------------------------------- */
+
+/* What every bag of the key's pair carries. */
+typedef struct names {
+    unsigned char *bmp; /* the friendly name in UTF-16BE (BMPString), NULL for none */
+    int bmp_len;
+    unsigned char key_id[KEY_ID_LEN]; /* SHA-1 of the certificate, as OpenSSL writes it */
+} names_t;
+
+/* put_attributes writes the bag's attributes: SET OF { friendlyName, localKeyID }, in DER's
+ * order (OpenSSL sorts them the same way). */
+static void put_attributes(pc_der_t *d, const names_t *names)
+{
+    size_t set = d->len, at;
+    size_t n = 0;
+
+    if (names->bmp != NULL) {
+        at = d->len;
+        pc_der_put(d, oid_friendly_name, sizeof(oid_friendly_name));
+        size_t values = d->len;
+        pc_der_tlv(d, PC_DER_BMP_STRING, names->bmp, (size_t)names->bmp_len);
+        pc_der_wrap(d, values, PC_DER_SET);
+        pc_der_wrap(d, at, PC_DER_SEQUENCE);
+        n++;
+    }
+    at = d->len;
+    pc_der_put(d, oid_local_key_id, sizeof(oid_local_key_id));
+    size_t values = d->len;
+    pc_der_tlv(d, PC_DER_OCTET_STRING, names->key_id, KEY_ID_LEN);
+    pc_der_wrap(d, values, PC_DER_SET);
+    pc_der_wrap(d, at, PC_DER_SEQUENCE);
+    n++;
+    pc_der_sort_set(d, set, n);
+    pc_der_wrap(d, set, PC_DER_SET);
+}
+
+/* put_cert_bag writes a certBag holding cert's DER, with the attributes when names is given. */
+static void put_cert_bag(pc_der_t *d, const unsigned char *cert, size_t cert_len,
+                         const names_t *names)
+{
+    size_t bag = d->len, at;
+
+    pc_der_put(d, oid_cert_bag, sizeof(oid_cert_bag));
+    at = d->len; /* [0] { CertBag { x509Certificate, [0] { OCTET STRING } } } */
+    pc_der_put(d, oid_x509_certificate, sizeof(oid_x509_certificate));
+    size_t value = d->len;
+    pc_der_tlv(d, PC_DER_OCTET_STRING, cert, cert_len);
+    pc_der_wrap(d, value, PC_DER_CTX0);
+    pc_der_wrap(d, at, PC_DER_SEQUENCE);
+    pc_der_wrap(d, at, PC_DER_CTX0);
+    if (names != NULL)
+        put_attributes(d, names);
+    pc_der_wrap(d, bag, PC_DER_SEQUENCE);
+}
+
+/* wrap_data makes what was written since start (a SafeContents or the AuthenticatedSafe) the
+ * content of a ContentInfo of type data: SEQUENCE { data, [0] { OCTET STRING } }. */
+static void wrap_data(pc_der_t *d, size_t start)
+{
+    pc_der_wrap(d, start, PC_DER_OCTET_STRING);
+    pc_der_wrap(d, start, PC_DER_CTX0);
+    pc_der_insert(d, start, oid_data, sizeof(oid_data));
+    pc_der_wrap(d, start, PC_DER_SEQUENCE);
+}
+
+/* unconst hands a read-only input to an OSSL_PARAM, whose pointer is not const because the same
+ * type carries outputs; the KDF only reads it. */
+static void *unconst(const void *p)
+{
+    void *q;
+
+    memcpy(&q, &p, sizeof(q));
+    return q;
+}
+
+/* pbkdf2_key derives the key bag's AES key from password and salt. */
+static bool pbkdf2_key(const char *password, const unsigned char *salt, unsigned iter,
+                       unsigned char key[KEY_LEN])
+{
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(pbkdf2);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, unconst(password),
+                                          strlen(password)),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, unconst(salt), SALT_LEN),
+        OSSL_PARAM_construct_uint(OSSL_KDF_PARAM_ITER, &iter),
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA2-256", 0),
+        OSSL_PARAM_END,
+    };
+    bool ok = ctx != NULL && EVP_KDF_derive(ctx, key, KEY_LEN, params) == 1;
+
+    EVP_KDF_CTX_free(ctx);
+    return ok;
+}
+
+/* put_key_bag writes the pkcs8ShroudedKeyBag: key's PKCS#8, encrypted with PBES2. */
+static bool put_key_bag(pc_der_t *d, EVP_PKEY *key, const char *password, unsigned iter,
+                        const names_t *names)
+{
+    unsigned char salt[SALT_LEN], iv[IV_LEN], aes[KEY_LEN], header[PC_DER_HEADER_MAX];
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
+    unsigned char *plain = NULL;
+    int plain_len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &plain) : 0;
+    size_t bag = d->len, at,
+           enc_len = plain_len > 0 ? ((size_t)plain_len / IV_LEN + 1) * IV_LEN : 0;
+    EVP_CIPHER_CTX *ctx = NULL;
+    int n = 0, fin = 0;
+    bool ok = false;
+
+    PKCS8_PRIV_KEY_INFO_free(p8); /* wipes the key's copy */
+    if (plain_len <= 0 || RAND_bytes(salt, sizeof(salt)) != 1 || RAND_bytes(iv, sizeof(iv)) != 1 ||
+        !pbkdf2_key(password, salt, iter, aes))
+        goto out;
+    pc_der_put(d, oid_shrouded_key_bag, sizeof(oid_shrouded_key_bag));
+    at = d->len; /* [0] { EncryptedPrivateKeyInfo { PBES2 parameters, OCTET STRING } } */
+    size_t epki = d->len, alg = d->len;
+    pc_der_put(d, oid_pbes2, sizeof(oid_pbes2));
+    size_t params = d->len, kdf = d->len;
+    pc_der_put(d, oid_pbkdf2, sizeof(oid_pbkdf2));
+    size_t kdf_params = d->len;
+    pc_der_tlv(d, PC_DER_OCTET_STRING, salt, sizeof(salt));
+    pc_der_uint(d, iter);
+    pc_der_put(d, alg_hmac_sha256, sizeof(alg_hmac_sha256));
+    pc_der_wrap(d, kdf_params, PC_DER_SEQUENCE);
+    pc_der_wrap(d, kdf, PC_DER_SEQUENCE);
+    size_t enc = d->len;
+    pc_der_put(d, oid_aes256_cbc, sizeof(oid_aes256_cbc));
+    pc_der_tlv(d, PC_DER_OCTET_STRING, iv, sizeof(iv));
+    pc_der_wrap(d, enc, PC_DER_SEQUENCE);
+    pc_der_wrap(d, params, PC_DER_SEQUENCE);
+    pc_der_wrap(d, alg, PC_DER_SEQUENCE);
+    pc_der_put(d, header, pc_der_header(header, PC_DER_OCTET_STRING, enc_len));
+    if (!pc_der_reserve(d, enc_len) || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+        goto out;
+    if (EVP_EncryptInit_ex2(ctx, aes256_cbc, aes, iv, NULL) != 1 ||
+        EVP_EncryptUpdate(ctx, d->buf + d->len, &n, plain, plain_len) != 1 ||
+        EVP_EncryptFinal_ex(ctx, d->buf + d->len + n, &fin) != 1 ||
+        (size_t)n + (size_t)fin != enc_len)
+        goto out;
+    d->len += enc_len;
+    pc_der_wrap(d, epki, PC_DER_SEQUENCE);
+    pc_der_wrap(d, at, PC_DER_CTX0);
+    put_attributes(d, names);
+    pc_der_wrap(d, bag, PC_DER_SEQUENCE);
+    ok = !d->failed;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    OPENSSL_clear_free(plain, plain_len > 0 ? (size_t)plain_len : 0);
+    OPENSSL_cleanse(aes, sizeof(aes));
+    return ok;
+}
+
+/* put_mac writes MacData over the AuthenticatedSafe's bytes (content, content_len): HMAC-SHA256
+ * with the PKCS#12 KDF's key (RFC 7292 B.2, ID 3) from the password as a BMPString. */
+static bool put_mac(pc_der_t *d, size_t content, size_t content_len, const char *password,
+                    unsigned iter)
+{
+    unsigned char salt[SALT_LEN], key[KEY_LEN], mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    size_t at = d->len;
+    bool ok = RAND_bytes(salt, sizeof(salt)) == 1 &&
+              PKCS12_key_gen_utf8_ex(password, -1, salt, sizeof(salt), PKCS12_MAC_ID, (int)iter,
+                                     KEY_LEN, key, sha256, NULL, NULL) == 1 &&
+              HMAC(sha256, key, KEY_LEN, d->buf + content, content_len, mac, &mac_len) != NULL;
+
+    OPENSSL_cleanse(key, sizeof(key));
+    if (!ok)
+        return false;
+    size_t digest_info = d->len;
+    pc_der_put(d, alg_sha256, sizeof(alg_sha256));
+    pc_der_tlv(d, PC_DER_OCTET_STRING, mac, mac_len);
+    pc_der_wrap(d, digest_info, PC_DER_SEQUENCE);
+    pc_der_tlv(d, PC_DER_OCTET_STRING, salt, sizeof(salt));
+    if (iter != 1) /* iterations INTEGER DEFAULT 1: DER leaves the default out */
+        pc_der_uint(d, iter);
+    pc_der_wrap(d, at, PC_DER_SEQUENCE);
+    return !d->failed;
+}
+
+/* ---- the PFX ---------------------------------------------------------------------------- */
+
+/* same_key tells whether key is the private half of cert's public key: the encodings compared
+ * first (the certificates we pack carry the very bytes of our keys), OpenSSL's comparison when
+ * they differ (an imported PFX's certificate may encode the same key otherwise). */
+static bool same_key(EVP_PKEY *key, X509 *cert)
+{
+    unsigned char *a = NULL, *b = NULL;
+    int alen = i2d_PUBKEY(key, &a);
+    int blen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &b);
+    bool same = alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0;
+
+    OPENSSL_free(a);
+    OPENSSL_free(b);
+    if (!same) {
+        same = X509_check_private_key(cert, key) == 1;
+        ERR_clear_error();
+    }
+    return same;
+}
+
+/* cert_der encodes cert; *der is the caller's (OPENSSL_free). */
+static int cert_der(X509 *cert, unsigned char **der)
+{
+    *der = NULL;
+    return i2d_X509(cert, der);
+}
+
+static pc_err_t names_of(const unsigned char *cert, size_t cert_len, const char *friendly_name,
+                         names_t *names, pc_diag_t *diag)
+{
+    if (EVP_Digest(cert, cert_len, names->key_id, NULL, sha1, NULL) != 1)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not hash the certificate for the PFX");
+    if (friendly_name == NULL)
+        return PC_OK;
+    if (OPENSSL_utf82uni(friendly_name, -1, &names->bmp, &names->bmp_len) == NULL ||
+        names->bmp_len < 2)
+        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
+                           "the PFX's friendly name is not valid UTF-8");
+    names->bmp_len -= 2; /* OPENSSL_utf82uni adds a terminator; the attribute has none */
+    return PC_OK;
+}
+
+/* put_safes writes the AuthenticatedSafe: the certificates in clear, then the key. */
+static pc_err_t put_safes(pc_der_t *d, EVP_PKEY *key, const unsigned char *cert, size_t cert_len,
+                          STACK_OF(X509) * chain, const names_t *names, const char *password,
+                          unsigned iter, pc_diag_t *diag)
+{
+    size_t certs = d->len;
+
+    put_cert_bag(d, cert, cert_len, names);
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        unsigned char *der = NULL;
+        int len = cert_der(sk_X509_value(chain, i), &der);
+        if (len <= 0)
+            return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode the chain for the PFX");
+        put_cert_bag(d, der, (size_t)len, NULL);
+        OPENSSL_free(der);
+    }
+    pc_der_wrap(d, certs, PC_DER_SEQUENCE);
+    wrap_data(d, certs);
+    size_t keys = d->len;
+    if (!put_key_bag(d, key, password, iter, names))
+        return d->failed ? pc_fail(diag, PC_ERR_NOMEM, "out of memory for the PFX")
+                         : pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encrypt the PFX's key");
+    pc_der_wrap(d, keys, PC_DER_SEQUENCE);
+    wrap_data(d, keys);
+    return PC_OK;
+}
+
+pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *friendly_name,
+                      const char *password, unsigned char **der, size_t *len, pc_diag_t *diag)
+{
+    pc_der_t d = {.secret = true};
+    names_t names = {0};
+    unsigned char *leaf = NULL;
+    int leaf_len;
+    pc_err_t err;
+
+    if (key == NULL || cert == NULL || password == NULL || der == NULL || len == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "pc_pfx_build needs a key, a certificate, a "
+                       "password (may be empty) and an output");
+    *der = NULL;
+    *len = 0;
+    unsigned iter = password[0] == '\0' ? PFX_ITER_NO_PASSWORD : PFX_ITER;
+    pthread_once(&algs_once, algs_fetch);
+    if (sha256 == NULL || sha1 == NULL || aes256_cbc == NULL || pbkdf2 == NULL)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO,
+                           "SHA-256, SHA-1, AES-256-CBC or PBKDF2 is not available from OpenSSL's "
+                           "providers; check the OpenSSL configuration");
+    if (!same_key(key, cert))
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "the private key does not belong to the certificate given for the PFX");
+    if ((leaf_len = cert_der(cert, &leaf)) <= 0)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode the certificate for the PFX");
+    if ((err = names_of(leaf, (size_t)leaf_len, friendly_name, &names, diag)) != PC_OK)
+        goto out;
+    /* room for all of it at once: the buffer holds the key, and is not copied while it grows */
+    if (!pc_der_reserve(&d, 4096 + 2 * (size_t)leaf_len + 2048 * (size_t)sk_X509_num(chain))) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory for the PFX");
+        goto out;
+    }
+    pc_der_put(&d, version_3, sizeof(version_3));
+    size_t safes = d.len;
+    if ((err = put_safes(&d, key, leaf, (size_t)leaf_len, chain, &names, password, iter, diag)) !=
+        PC_OK)
+        goto out;
+    pc_der_wrap(&d, safes, PC_DER_SEQUENCE);
+    size_t safes_len = d.len - safes;
+    wrap_data(&d, safes);
+    /* the MAC covers the AuthenticatedSafe's bytes: the end of the ContentInfo just written */
+    if (!d.failed && !put_mac(&d, d.len - safes_len, safes_len, password, iter)) {
+        err = d.failed
+                  ? pc_fail(diag, PC_ERR_NOMEM, "out of memory for the PFX")
+                  : pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not add the SHA-256 MAC to the PFX");
+        goto out;
+    }
+    pc_der_wrap(&d, 0, PC_DER_SEQUENCE);
+    if (d.failed) {
+        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory for the PFX");
+        goto out;
+    }
+    *der = d.buf;
+    *len = d.len;
+    d.buf = NULL;
+out:
+    pc_der_free(&d);
+    OPENSSL_free(names.bmp);
+    OPENSSL_free(leaf);
+    return err;
+}
