@@ -249,6 +249,13 @@ static void job_lease_lost(pc_job_t *job, const char *why)
 
 static void job_on_released(void *arg, pc_err_t err, const pc_diag_t *diag);
 
+/* job_intent_names_nothing tells whether the intent in our record is the one our claim wrote and
+ * the CA was never asked since: a release may then drop the record as if it had none. */
+static bool job_intent_names_nothing(const pc_job_t *job)
+{
+    return job->intent_at_claim && !job->ca_asked;
+}
+
 /* job_give_up ends a request whose CA kept failing: FAILED with the CA's error (retryable, so
  * the upstream may send it again later), published but not recorded, and the lease released
  * (an intent stays in the record), so that the request sent again is worked on anew. */
@@ -266,8 +273,9 @@ static void job_give_up(pc_job_t *job, pc_err_t err, const pc_diag_t *diag)
         job_to(job, JOB_PUBLISH);
         return;
     }
-    if (job->owned && pc_dedupe_release(job->w->dedupe, job->req->tenant_id, job->req->request_id,
-                                        job->token, job_on_released, job) == PC_OK)
+    if (job->owned &&
+        pc_dedupe_release(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
+                          job_intent_names_nothing(job), job_on_released, job) == PC_OK)
         job_ref(job);
     job->owned = false;
     uv_timer_stop(&job->renew);
@@ -288,8 +296,9 @@ static void job_on_released(void *arg, pc_err_t err, const pc_diag_t *diag)
 static void job_abandon(pc_job_t *job)
 {
     uv_timer_stop(&job->timer);
-    if (job->owned && pc_dedupe_release(job->w->dedupe, job->req->tenant_id, job->req->request_id,
-                                        job->token, job_on_released, job) == PC_OK)
+    if (job->owned &&
+        pc_dedupe_release(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->token,
+                          job_intent_names_nothing(job), job_on_released, job) == PC_OK)
         job_ref(job);
     job->owned = false;
     log_job(PC_LOG_INFO, job, "abandoned",
@@ -564,6 +573,7 @@ static void job_owned(pc_job_t *job, const pc_claim_t *claim)
     job->owned = true;
     memcpy(job->token, claim->token, sizeof(job->token));
     job->fence = claim->fence;
+    job->intent_at_claim = claim->intent_recorded;
     uint64_t every = renew_every_ms(job);
     uv_timer_start(&job->renew, job_on_renew_timer, every, every);
     free(job->prior_intent);
@@ -610,14 +620,34 @@ static void job_on_claimed(void *arg, pc_err_t err, const pc_claim_t *claim, con
     job_unref(job);
 }
 
+/* claim_intent is the intent the claim records for an ISSUE request whose CA allows one
+ * (pc_issue_claim_intent: the local CA), NULL otherwise: that request then goes from KEYGEN
+ * straight to the CA, one Redis round trip fewer. A successor that finds it asks the CA for
+ * the request's certificates (ORPHANS), as with an intent written by INTENT. What INTENT also
+ * did, fencing a lease lost before the CA is asked, the lease renewal still does; a worker whose
+ * lease ran out in between and that completes late revokes its certificate (REVOKE_OWN). */
+static const char *claim_intent(const pc_job_t *job, char *buf, size_t len)
+{
+    pc_ca_t *ca = NULL;
+    pc_diag_t diag;
+
+    if (job->req->body_case != PKCS__V1__REQUEST__BODY_ISSUE || job->ca_asked ||
+        pc_engine_find_ca_for(job->w->engine, job->req->issue->profile->ca_name, &ca, &diag) !=
+            PC_OK)
+        return NULL;
+    return pc_issue_claim_intent(ca, buf, len) ? buf : NULL;
+}
+
 static void enter_claim(pc_job_t *job)
 {
+    char intent[160];
+
     if (job_abandonable(job)) {
         job_abandon(job);
         return;
     }
     if (pc_dedupe_claim(job->w->dedupe, job->req->tenant_id, job->req->request_id, job->content,
-                        job_on_claimed, job) == PC_OK)
+                        claim_intent(job, intent, sizeof(intent)), job_on_claimed, job) == PC_OK)
         job_ref(job);
     else
         job_retry(job, 0);
@@ -856,7 +886,7 @@ static void job_after_keygen(uv_work_t *work, int status)
     if (job->err != PC_OK)
         job_fail(job, job->err, &job->diag);
     else
-        job_to(job, JOB_INTENT);
+        job_to(job, job->intent_at_claim ? JOB_CA : JOB_INTENT);
     job_unref(job);
 }
 
@@ -979,6 +1009,7 @@ static void job_on_signed(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *
 
 static void job_ask_ca(pc_job_t *job)
 {
+    job->ca_asked = true;
     job_ref(job); /* before the call: a refusal answers inside it */
     job->ca_us = pc_mono_us();
     pc_issue_submit(job->issue, job_on_signed, job);

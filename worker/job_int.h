@@ -59,6 +59,8 @@ struct pc_job {
     bool owned;       /* we hold the Redis lease */
     char token[33];
     int64_t fence;
+    bool intent_at_claim; /* this claim recorded our intent (pc_issue_claim_intent): no INTENT */
+    bool ca_asked;        /* the CA was asked for a certificate at least once */
 
     unsigned char *prior_intent; /* a predecessor reached the CA: find its orphan */
     size_t prior_intent_len;

@@ -38,9 +38,12 @@
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-/* KEYS[1] record; ARGV owner, token, lease_ms, keep_ms, content digest ("": not checked).
+/* KEYS[1] record; ARGV owner, token, lease_ms, keep_ms, content digest ("": not checked),
+ * intent to record with the claim ("": none).
  * -> {'conflict', first digest} | {'done', result} | {'busy', ms_left} | {'owned', fence[, intent]}
- * A record made before digests were kept has none, and takes the first one offered. */
+ * A record made before digests were kept has none, and takes the first one offered. The intent
+ * given is recorded only when no earlier owner left one: that one is returned instead, and stays
+ * until its orphans are dealt with and the new owner records its own (set_intent). */
 static const char claim_lua[] =
     LUA_NOW "local key = KEYS[1]\n"
             "local h = redis.call('HMGET', key, 'state', 'lease_until', 'result', 'request')\n"
@@ -58,6 +61,7 @@ static const char claim_lua[] =
             "redis.call('PEXPIRE', key, lease + tonumber(ARGV[4]))\n"
             "local intent = redis.call('HGET', key, 'intent')\n"
             "if intent then return {'owned', fence, intent} end\n"
+            "if ARGV[6] ~= '' then redis.call('HSET', key, 'intent', ARGV[6]) end\n"
             "return {'owned', fence}\n";
 
 /* KEYS[1] record; ARGV token, lease_ms, keep_ms -> 1 | 0 (not ours) */
@@ -91,12 +95,14 @@ static const char complete_body_lua[] =
     "redis.call('PEXPIRE', key, ARGV[5])\n"
     "return certs_apply(6)\n";
 
-/* KEYS[1] record; ARGV token -> 1 | 0. With an intent the record stays, lease over, for the
- * next owner to see; without one it is simply deleted. */
+/* KEYS[1] record; ARGV token, drop ("1": the intent is the one our claim recorded and the CA was
+ * never asked) -> 1 | 0. With an intent the record stays, lease over, for the next owner to
+ * see; without one (or one that names nothing) it is simply deleted. */
 static const char release_lua[] = "local key = KEYS[1]\n"
                                   "local h = redis.call('HMGET', key, 'state', 'token')\n"
                                   "if h[1] ~= 'claimed' or h[2] ~= ARGV[1] then return 0 end\n"
-                                  "if redis.call('HEXISTS', key, 'intent') == 1 then\n"
+                                  "if ARGV[2] ~= '1' and redis.call('HEXISTS', key, 'intent') == 1 "
+                                  "then\n"
                                   "  redis.call('HSET', key, 'lease_until', 0)\n"
                                   "  redis.call('HDEL', key, 'token')\n"
                                   "else\n"
@@ -118,7 +124,8 @@ typedef struct op {
     pc_claim_fn claim_cb;
     pc_dedupe_done_fn done_cb;
     void *arg;
-    const char *what; /* "claim", "renew", ... (static) */
+    const char *what;  /* "claim", "renew", ... (static) */
+    bool intent_given; /* claim: an intent to record was sent */
     char token[33];
     char key[KEY_MAX];
 } op_t;
@@ -263,6 +270,8 @@ static void claim_replied(void *arg, pc_err_t err, const redisReply *reply, cons
                       op->key);
     if (err == PC_OK) {
         memcpy(claim.token, op->token, sizeof(claim.token));
+        claim.intent_recorded =
+            claim.state == PC_CLAIM_OWNED && op->intent_given && claim.intent == NULL;
         op->claim_cb(op->arg, PC_OK, &claim, NULL);
     } else {
         op->claim_cb(op->arg, err, NULL, &mine);
@@ -358,7 +367,7 @@ void pc_dedupe_free(pc_dedupe_t *dd)
 }
 
 pc_err_t pc_dedupe_claim(pc_dedupe_t *dd, const char *tenant, const char *request_id,
-                         const char *content, pc_claim_fn cb, void *arg)
+                         const char *content, const char *intent, pc_claim_fn cb, void *arg)
 {
     char lease[24], keep[24];
     pc_err_t err;
@@ -374,11 +383,17 @@ pc_err_t pc_dedupe_claim(pc_dedupe_t *dd, const char *tenant, const char *reques
     }
     snprintf(lease, sizeof(lease), "%u", dd->lease_ms);
     snprintf(keep, sizeof(keep), "%d", KEEP_MS);
-    const char *argv[] = {op->key, dd->worker_id, op->token,
-                          lease,   keep,          content != NULL ? content : ""};
-    size_t argvlen[6] = {0};
-    text_lens(6, argv, argvlen);
-    return run(dd, op, &dd->claim, 6, argv, argvlen, claim_replied);
+    op->intent_given = intent != NULL && intent[0] != '\0';
+    const char *argv[] = {op->key,
+                          dd->worker_id,
+                          op->token,
+                          lease,
+                          keep,
+                          content != NULL ? content : "",
+                          op->intent_given ? intent : ""};
+    size_t argvlen[7] = {0};
+    text_lens(7, argv, argvlen);
+    return run(dd, op, &dd->claim, 7, argv, argvlen, claim_replied);
 }
 
 pc_err_t pc_dedupe_renew(pc_dedupe_t *dd, const char *tenant, const char *request_id,
@@ -453,7 +468,7 @@ pc_err_t pc_dedupe_complete(pc_dedupe_t *dd, const char *tenant, const char *req
 }
 
 pc_err_t pc_dedupe_release(pc_dedupe_t *dd, const char *tenant, const char *request_id,
-                           const char *token, pc_dedupe_done_fn cb, void *arg)
+                           const char *token, bool drop_own_intent, pc_dedupe_done_fn cb, void *arg)
 {
     pc_err_t err;
     op_t *op = op_new("release", tenant, request_id, token, true, &err);
@@ -462,8 +477,8 @@ pc_err_t pc_dedupe_release(pc_dedupe_t *dd, const char *tenant, const char *requ
         return err;
     op->done_cb = cb;
     op->arg = arg;
-    const char *argv[] = {op->key, token};
-    size_t argvlen[2] = {0};
-    text_lens(2, argv, argvlen);
-    return run(dd, op, &dd->release, 2, argv, argvlen, done_replied);
+    const char *argv[] = {op->key, token, drop_own_intent ? "1" : "0"};
+    size_t argvlen[3] = {0};
+    text_lens(3, argv, argvlen);
+    return run(dd, op, &dd->release, 3, argv, argvlen, done_replied);
 }

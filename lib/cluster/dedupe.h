@@ -5,7 +5,8 @@
  *
  * Record: key "pc:req:{tenant}:{request_id}" (hash) with fields state ("claimed"/"done"),
  * owner (worker id), token (random lease token), fence (counter raised at every claim),
- * lease_until (ms), intent (opaque bytes the owner records before submitting to a CA),
+ * lease_until (ms), intent (opaque bytes the owner records before submitting to a CA: with the
+ * claim when it is known then, else with set_intent),
  * request (the content digest of the request that first claimed it: the same id with other
  * content is a CONFLICT), result (the serialized Result), digest (SHA-256 hex of result). A claimed
  * record expires (PEXPIRE) 60 s after its lease, so that the intent of a dead owner is still there
@@ -14,6 +15,7 @@
 #ifndef PC_DEDUPE_H
 #define PC_DEDUPE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "certs.h"
@@ -35,6 +37,7 @@ typedef struct pc_claim {
     size_t result_len;
     const unsigned char *intent; /* OWNED: intent left by a previous owner that died, or NULL */
     size_t intent_len;
+    bool intent_recorded;   /* OWNED: the intent given to the claim is the record's now */
     int64_t retry_after_ms; /* BUSY: the rest of the other owner's lease */
 } pc_claim_t;
 
@@ -69,9 +72,12 @@ pc_err_t pc_dedupe_new(pc_redis_t *redis, const char *worker_id, unsigned lease_
                        int64_t retention_ms, pc_dedupe_t **out, pc_diag_t *diag);
 void pc_dedupe_free(pc_dedupe_t *dd);
 
-/* claim: content is the request's content digest (pc_request_digest; "" skips the check). */
+/* claim: content is the request's content digest (pc_request_digest; "" skips the check).
+ * intent (NULL: none) is recorded with the claim, in the same script, when no earlier owner left
+ * one (claim->intent_recorded); an earlier owner's is returned instead (claim->intent) and
+ * stays. For work whose intent is known before it starts, it saves a set_intent. */
 pc_err_t pc_dedupe_claim(pc_dedupe_t *dd, const char *tenant, const char *request_id,
-                         const char *content, pc_claim_fn cb, void *arg);
+                         const char *content, const char *intent, pc_claim_fn cb, void *arg);
 pc_err_t pc_dedupe_renew(pc_dedupe_t *dd, const char *tenant, const char *request_id,
                          const char *token, pc_dedupe_done_fn cb, void *arg);
 pc_err_t pc_dedupe_set_intent(pc_dedupe_t *dd, const char *tenant, const char *request_id,
@@ -85,8 +91,12 @@ pc_err_t pc_dedupe_complete(pc_dedupe_t *dd, const char *tenant, const char *req
                             const char *token, int64_t fence, const unsigned char *result,
                             size_t len, const pc_certs_change_t *change, pc_dedupe_done_fn cb,
                             void *arg);
-/* release gives the lease up (work abandoned, e.g. on rebalance); a later claim takes over. */
+/* release gives the lease up (work abandoned, e.g. on rebalance); a later claim takes over.
+ * A record with an intent stays (lease over) for that claim to see, unless drop_own_intent says
+ * the intent is the one our claim recorded and nothing was asked of the CA since: then, as
+ * without an intent, the record is deleted. */
 pc_err_t pc_dedupe_release(pc_dedupe_t *dd, const char *tenant, const char *request_id,
-                           const char *token, pc_dedupe_done_fn cb, void *arg);
+                           const char *token, bool drop_own_intent, pc_dedupe_done_fn cb,
+                           void *arg);
 
 #endif

@@ -289,6 +289,14 @@ pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t
     return PC_OK;
 }
 
+bool pc_issue_claim_intent(const pc_ca_t *ca, char *buf, size_t len)
+{
+    if (ca == NULL || !pc_ca_can_find_issued(ca) || pc_ca_takes_serial(ca))
+        return false;
+    int n = snprintf(buf, len, "ca=%s", ca->name);
+    return n > 0 && (size_t)n < len;
+}
+
 /* word_value finds "name=" as a word of text[0..len) and copies its value into out. */
 static bool word_value(const char *text, size_t len, const char *name, char *out, size_t size)
 {

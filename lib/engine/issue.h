@@ -65,6 +65,13 @@ pc_err_t pc_issue_submit_sync(pc_issue_t *job, X509 **cert, pc_diag_t *diag);
  * also the serial (" serial=0A1B..."), for CAs that cannot look certificates up by request. */
 pc_err_t pc_issue_intent(const pc_issue_t *job, char *buf, size_t len, pc_diag_t *diag);
 
+/* pc_issue_claim_intent writes into buf the intent a claim can record before any work, and
+ * tells whether ca allows one: a CA that finds what it signed by request and picks its own
+ * serials (the local CA) needs only its name ("ca=local"), since a successor asks it for every
+ * certificate of the request; the new key's hash adds nothing. That saves the request its INTENT
+ * round trip. False for other CAs (their intent names a key or a serial: pc_issue_intent). */
+bool pc_issue_claim_intent(const pc_ca_t *ca, char *buf, size_t len);
+
 /* What an intent record says (pc_issue_intent_read). */
 typedef struct pc_issue_intent {
     char ca[128];    /* the CA that was to be asked */

@@ -32,6 +32,7 @@ typedef struct claim_res {
     bool has_intent;
     unsigned char intent[256];
     size_t intent_len;
+    bool intent_recorded;
     int64_t retry_after_ms;
     char diag[512];
 } claim_res_t;
@@ -77,6 +78,7 @@ static void on_claim(void *arg, pc_err_t err, const pc_claim_t *claim, const pc_
         res->result_len = claim->result_len;
     }
     res->has_intent = claim->intent != NULL;
+    res->intent_recorded = claim->intent_recorded;
     if (claim->intent != NULL && claim->intent_len <= sizeof(res->intent)) {
         memcpy(res->intent, claim->intent, claim->intent_len);
         res->intent_len = claim->intent_len;
@@ -149,18 +151,30 @@ static void ctx_close(ctx_t *ctx)
     assert_int_equal(uv_loop_close(&ctx->loop), 0);
 }
 
+static void claim_full(ctx_t *ctx, pc_dedupe_t *dd, const char *tenant, const char *rid,
+                       const char *content, const char *intent, claim_res_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    assert_int_equal(pc_dedupe_claim(dd, tenant, rid, content, intent, on_claim, res), PC_OK);
+    assert_true(run_until(&ctx->loop, &res->done, 3000));
+    assert_int_equal(res->calls, 1);
+}
+
 static void claim_as(ctx_t *ctx, pc_dedupe_t *dd, const char *tenant, const char *rid,
                      const char *content, claim_res_t *res)
 {
-    memset(res, 0, sizeof(*res));
-    assert_int_equal(pc_dedupe_claim(dd, tenant, rid, content, on_claim, res), PC_OK);
-    assert_true(run_until(&ctx->loop, &res->done, 3000));
-    assert_int_equal(res->calls, 1);
+    claim_full(ctx, dd, tenant, rid, content, NULL, res);
 }
 
 static void claim(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, claim_res_t *res)
 {
     claim_as(ctx, dd, TENANT, rid, "", res);
+}
+
+static void claim_with_intent(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, const char *intent,
+                              claim_res_t *res)
+{
+    claim_full(ctx, dd, TENANT, rid, "", intent, res);
 }
 
 static pc_err_t complete(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, const char *token,
@@ -191,12 +205,19 @@ static pc_err_t set_intent(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, const c
     return res.err;
 }
 
-static pc_err_t release(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, const char *token)
+static pc_err_t release_full(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, const char *token,
+                             bool drop_own_intent)
 {
     done_res_t res = {0};
-    assert_int_equal(pc_dedupe_release(dd, TENANT, rid, token, on_done, &res), PC_OK);
+    assert_int_equal(pc_dedupe_release(dd, TENANT, rid, token, drop_own_intent, on_done, &res),
+                     PC_OK);
     assert_true(run_until(&ctx->loop, &res.done, 3000));
     return res.err;
+}
+
+static pc_err_t release(ctx_t *ctx, pc_dedupe_t *dd, const char *rid, const char *token)
+{
+    return release_full(ctx, dd, rid, token, false);
 }
 
 static void command(ctx_t *ctx, reply_res_t *res, int argc, const char **argv)
@@ -417,6 +438,67 @@ static void test_release_hands_over_at_once(void **state)
     ctx_close(&ctx);
 }
 
+/* An intent given to the claim is recorded by it (the worker's local-CA requests skip INTENT):
+ * the owner that takes a dead one's lease over finds it; its own claim does not overwrite it,
+ * so the predecessor's orphans are still named until the successor records its own. */
+static void test_claim_records_intent_unless_one_is_left(void **state)
+{
+    claim_res_t a, b;
+    ctx_t ctx;
+    (void)state;
+
+    ctx_open(&ctx, 200);
+    claim_with_intent(&ctx, ctx.a, "r-ci", "ca=local", &a);
+    assert_int_equal(a.state, PC_CLAIM_OWNED);
+    assert_true(a.intent_recorded);
+    assert_false(a.has_intent);
+
+    run_for(&ctx.loop, 300); /* worker a "dies" after the CA signed: no renew, no completion */
+    claim_with_intent(&ctx, ctx.b, "r-ci", "ca=other", &b);
+    assert_int_equal(b.state, PC_CLAIM_OWNED);
+    assert_int_equal(b.fence, a.fence + 1);
+    assert_false(b.intent_recorded);
+    assert_true(b.has_intent);
+    assert_int_equal(b.intent_len, strlen("ca=local"));
+    assert_memory_equal(b.intent, "ca=local", strlen("ca=local"));
+
+    run_for(&ctx.loop, 300); /* b dies too, before recording its own: a's intent still stands */
+    claim(&ctx, ctx.a, "r-ci", &a);
+    assert_int_equal(a.state, PC_CLAIM_OWNED);
+    assert_true(a.has_intent);
+    assert_memory_equal(a.intent, "ca=local", strlen("ca=local"));
+    assert_int_equal(complete(&ctx, ctx.a, "r-ci", a.token, a.fence, "r", 1), PC_OK);
+    ctx_close(&ctx);
+}
+
+/* A release that says its intent names nothing (the claim's own, the CA never asked) drops the
+ * record as if there were no intent; without that word, the record and its intent stay. */
+static void test_release_drops_an_intent_that_names_nothing(void **state)
+{
+    claim_res_t a, b;
+    ctx_t ctx;
+    (void)state;
+
+    ctx_open(&ctx, 30000);
+    claim_with_intent(&ctx, ctx.a, "r-drop", "ca=local", &a);
+    assert_true(a.intent_recorded);
+    assert_int_equal(release_full(&ctx, ctx.a, "r-drop", a.token, true), PC_OK);
+    claim(&ctx, ctx.b, "r-drop", &b);
+    assert_int_equal(b.state, PC_CLAIM_OWNED);
+    assert_int_equal(b.fence, 1); /* a new record */
+    assert_false(b.has_intent);
+    assert_int_equal(release(&ctx, ctx.b, "r-drop", b.token), PC_OK);
+
+    claim_with_intent(&ctx, ctx.a, "r-keep", "ca=local", &a);
+    assert_int_equal(release_full(&ctx, ctx.a, "r-keep", a.token, false), PC_OK);
+    claim(&ctx, ctx.b, "r-keep", &b);
+    assert_int_equal(b.state, PC_CLAIM_OWNED);
+    assert_int_equal(b.fence, a.fence + 1);
+    assert_true(b.has_intent);
+    assert_memory_equal(b.intent, "ca=local", strlen("ca=local"));
+    ctx_close(&ctx);
+}
+
 static void test_bad_ids_refused(void **state)
 {
     char key[PC_DEDUPE_KEY_MAX], long_id[200];
@@ -441,7 +523,8 @@ static void test_bad_ids_refused(void **state)
     assert_int_equal(pc_dedupe_key(long_id, long_id, key, sizeof(key), NULL), PC_OK);
 
     ctx_open(&ctx, 30000);
-    assert_int_equal(pc_dedupe_claim(ctx.a, "", "r", "", on_claim, &res), PC_ERR_INVALID_PARAM);
+    assert_int_equal(pc_dedupe_claim(ctx.a, "", "r", "", NULL, on_claim, &res),
+                     PC_ERR_INVALID_PARAM);
     assert_int_equal(pc_dedupe_renew(ctx.a, TENANT, "r", NULL, on_done, &done),
                      PC_ERR_INVALID_PARAM);
     assert_int_equal(
@@ -500,6 +583,8 @@ int main(void)
         cmocka_unit_test_setup(test_expired_lease_is_taken_over_with_intent, fixture_revive),
         cmocka_unit_test_setup(test_renew_extends_lease, fixture_revive),
         cmocka_unit_test_setup(test_release_hands_over_at_once, fixture_revive),
+        cmocka_unit_test_setup(test_claim_records_intent_unless_one_is_left, fixture_revive),
+        cmocka_unit_test_setup(test_release_drops_an_intent_that_names_nothing, fixture_revive),
         cmocka_unit_test_setup(test_bad_ids_refused, fixture_revive),
         cmocka_unit_test_setup(test_other_content_conflicts, fixture_revive),
         cmocka_unit_test_setup(test_redis_down_is_dependency, fixture_revive),
