@@ -14,7 +14,7 @@
  *     │ owned                                                                 │  │  │
  *     ├─ a predecessor reached the CA ─▶ ORPHANS (revoke what it obtained) ─┐ │  │  │
  *     ▼                                                                   │ │  │  │
- *   ISSUE:  KEYGEN (pool) ─▶ INTENT ─▶ CA ─▶ [SIGNED] ─▶ PACK (pool) ──┐   │ │  │  │
+ *   ISSUE:  KEYGEN (pool) ─▶ [INTENT] ─▶ CA ─▶ [SIGNED] ─▶ PACK (pool) ┐   │ │  │  │
  *   REVOKE: REVOKE (the CA) ───────────────────────────────────────────┤ ◀─┘ │  │  │
  *   IMPORT_PFX: IMPORT (pool) ─────────────────────────────────────────┤     │  │  │
  *                                                                      ▼     │  │  │
@@ -26,8 +26,10 @@
  *                                                                        ▼          │
  *                                                                        SUPERSEDE ─┘
  *
- *   SIGNED is for CAs that cannot look certificates up by request: the serial joins the intent
- *   record before anything else happens, so that a successor can revoke it.
+ *   INTENT records what the CA is about to be asked; for the local CA, whose intent is only its
+ *   name, the claim recorded it already (claim_intent) and INTENT is skipped. SIGNED is for CAs
+ *   that cannot look certificates up by request: the serial joins the intent record before
+ *   anything else happens, so that a successor can revoke it.
  *
  * Retries: a retryable failure (Redis, Kafka or the CA unreachable) waits with backoff and
  * jitter in the same state and enters it again (job_retry). Lease lost: INTENT, SIGNED or
