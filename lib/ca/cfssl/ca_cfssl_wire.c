@@ -23,6 +23,10 @@
 #define CFSSL_POLICY_MIN 5000 /* cfssl's PolicyError category: 5000..5999 */
 #define CFSSL_POLICY_MAX 5999
 #define CFSSL_RECORD_NOT_FOUND 11200 /* CertStoreError + RecordNotFound (revoke) */
+/* CertStoreError's other reasons: Unknown (11000, what cfssl wraps its database's own errors
+ * in: "database is locked" under load) and InsertionFailed (11100) */
+#define CFSSL_STORE_MIN 11000
+#define CFSSL_STORE_MAX 11199
 
 /* ---- request bodies ----------------------------------------------------------------------- */
 
@@ -282,6 +286,16 @@ static pc_ca_cfssl_verdict_t judge_cfssl_error(const char *ca, const char *what,
         pc_fail(diag, PC_ERR_NOT_FOUND, "cfssl CA \"%s\" found nothing while %s: %s", ca, what,
                 msg);
         return verdict(PC_ERR_NOT_FOUND, false, false);
+    }
+    if (reply->code >= CFSSL_STORE_MIN && reply->code <= CFSSL_STORE_MAX) {
+        /* cfssl signs, then records in its database; a record that failed (SQLite's lock
+         * under concurrent signing, a serial already used) left nothing delivered, and the
+         * same request asked again is signed anew. Not the CA's breakdown: no breaker. */
+        pc_fail(diag, PC_ERR_CA_BUSY,
+                "cfssl CA \"%s\" could not record the certificate in its database while %s: %s "
+                "(cfssl code %d); asking again",
+                ca, what, msg, reply->code);
+        return verdict(PC_ERR_CA_BUSY, true, false);
     }
     if (reply->code >= CFSSL_POLICY_MIN && reply->code <= CFSSL_POLICY_MAX) {
         pc_fail(diag, PC_ERR_POLICY,
