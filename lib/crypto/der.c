@@ -11,6 +11,11 @@
 
 #define SET_MAX 8
 
+const unsigned char pc_der_oid_data[11] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                           0xf7, 0x0d, 0x01, 0x07, 0x01};
+const unsigned char pc_der_oid_aes256_cbc[11] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                                 0x65, 0x03, 0x04, 0x01, 0x2a};
+
 bool pc_der_reserve(pc_der_t *d, size_t more)
 {
     if (d->failed || more > SIZE_MAX / 4 - d->len) {

@@ -27,6 +27,11 @@ enum {
     PC_DER_CTX0_PRIMITIVE = 0x80, /* [0] IMPLICIT of a primitive (OCTET STRING) */
 };
 
+/* The OIDs both hand-written structures use, as complete TLVs: 1.2.840.113549.1.7.1 data (the
+ * ContentInfo type), 2.16.840.1.101.3.4.1.42 aes256-CBC. */
+extern const unsigned char pc_der_oid_data[11];
+extern const unsigned char pc_der_oid_aes256_cbc[11];
+
 /* The output being written. buf is OPENSSL_malloc'd, so that it can become a caller's output
  * freed with OPENSSL_free; a failure (memory, size) sticks in failed and later calls do nothing.
  * secret: the bytes must not outlive their use (a PKCS#12 whose password is empty), so a buffer

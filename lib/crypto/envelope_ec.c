@@ -48,9 +48,6 @@
 /* 1.2.840.113549.1.7.3 envelopedData */
 static const unsigned char oid_enveloped_data[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
                                                    0xf7, 0x0d, 0x01, 0x07, 0x03};
-/* 1.2.840.113549.1.7.1 data */
-static const unsigned char oid_data[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
-                                         0xf7, 0x0d, 0x01, 0x07, 0x01};
 /* AlgorithmIdentifier { 1.2.840.10045.2.1 id-ecPublicKey } (parameters absent, as OpenSSL
  * writes the originator's key: its curve is the recipient's) */
 static const unsigned char alg_ec_public_key[] = {0x30, 0x09, 0x06, 0x07, 0x2a, 0x86,
@@ -61,9 +58,6 @@ static const unsigned char alg_aes256_wrap[] = {0x30, 0x0b, 0x06, 0x09, 0x60, 0x
                                                 0x01, 0x65, 0x03, 0x04, 0x01, 0x2d};
 /* 1.3.132.1.11.1 dhSinglePass-stdDH-sha256kdf-scheme (RFC 5753 7.1.4) */
 static const unsigned char oid_ecdh_sha256kdf[] = {0x06, 0x06, 0x2b, 0x81, 0x04, 0x01, 0x0b, 0x01};
-/* 2.16.840.1.101.3.4.1.42 aes256-CBC */
-static const unsigned char oid_aes256_cbc[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                               0x65, 0x03, 0x04, 0x01, 0x2a};
 /* ECC-CMS-SharedInfo (RFC 5753 7.2), the KDF's other input: SEQUENCE { keyInfo: the wrap's
  * AlgorithmIdentifier as above, no entityUInfo (we send no ukm), suppPubInfo [2] EXPLICIT
  * OCTET STRING: the KEK's length in bits, 256, as 4 bytes } */
@@ -179,9 +173,9 @@ static bool put_content(pc_der_t *d, const unsigned char cek[CEK_LEN], const uns
 
     if (in_len > INT_MAX - 2 * IV_LEN || RAND_bytes(iv, sizeof(iv)) != 1)
         return false;
-    pc_der_put(d, oid_data, sizeof(oid_data));
+    pc_der_put(d, pc_der_oid_data, sizeof(pc_der_oid_data));
     at = d->len; /* contentEncryptionAlgorithm { aes256-CBC, iv } */
-    pc_der_put(d, oid_aes256_cbc, sizeof(oid_aes256_cbc));
+    pc_der_put(d, pc_der_oid_aes256_cbc, sizeof(pc_der_oid_aes256_cbc));
     pc_der_tlv(d, PC_DER_OCTET_STRING, iv, sizeof(iv));
     pc_der_wrap(d, at, PC_DER_SEQUENCE);
     pc_der_put(d, header, pc_der_header(header, PC_DER_CTX0_PRIMITIVE, enc_len));

@@ -52,9 +52,6 @@
 
 /* ---- DER that never changes (full TLVs; `openssl asn1parse` names them) ------------------- */
 
-/* 1.2.840.113549.1.7.1 data */
-static const unsigned char oid_data[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
-                                         0xf7, 0x0d, 0x01, 0x07, 0x01};
 /* 1.2.840.113549.1.12.10.1.3 certBag */
 static const unsigned char oid_cert_bag[] = {0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7,
                                              0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03};
@@ -79,9 +76,6 @@ static const unsigned char oid_pbkdf2[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
 /* AlgorithmIdentifier { 1.2.840.113549.2.9 hmacWithSHA256, NULL }: PBKDF2's PRF */
 static const unsigned char alg_hmac_sha256[] = {0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48,
                                                 0x86, 0xf7, 0x0d, 0x02, 0x09, 0x05, 0x00};
-/* 2.16.840.1.101.3.4.1.42 aes256-CBC */
-static const unsigned char oid_aes256_cbc[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                               0x65, 0x03, 0x04, 0x01, 0x2a};
 /* AlgorithmIdentifier { 2.16.840.1.101.3.4.2.1 sha256, NULL }: the MAC's digest */
 static const unsigned char alg_sha256[] = {0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
                                            0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00};
@@ -163,7 +157,7 @@ static void wrap_data(pc_der_t *d, size_t start)
 {
     pc_der_wrap(d, start, PC_DER_OCTET_STRING);
     pc_der_wrap(d, start, PC_DER_CTX0);
-    pc_der_insert(d, start, oid_data, sizeof(oid_data));
+    pc_der_insert(d, start, pc_der_oid_data, sizeof(pc_der_oid_data));
     pc_der_wrap(d, start, PC_DER_SEQUENCE);
 }
 
@@ -227,7 +221,7 @@ static bool put_key_bag(pc_der_t *d, EVP_PKEY *key, const char *password, unsign
     pc_der_wrap(d, kdf_params, PC_DER_SEQUENCE);
     pc_der_wrap(d, kdf, PC_DER_SEQUENCE);
     size_t enc = d->len;
-    pc_der_put(d, oid_aes256_cbc, sizeof(oid_aes256_cbc));
+    pc_der_put(d, pc_der_oid_aes256_cbc, sizeof(pc_der_oid_aes256_cbc));
     pc_der_tlv(d, PC_DER_OCTET_STRING, iv, sizeof(iv));
     pc_der_wrap(d, enc, PC_DER_SEQUENCE);
     pc_der_wrap(d, params, PC_DER_SEQUENCE);
