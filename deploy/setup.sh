@@ -8,7 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(
   build-essential cmake pkg-config git
   librdkafka-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
-  libhiredis-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev
+  libhiredis-dev libcmocka-dev libcurl4-openssl-dev libjansson-dev libsodium-dev
   openssl clang-format redis-server redis-tools golang-cfssl
   maven iproute2 sqlite3 curl jq chromium gnuplot-nox
   systemd prometheus python3-venv

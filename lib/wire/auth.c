@@ -4,6 +4,12 @@
  * SignedRequest's `request` field verifies with the key its signer_key_id names, under the
  * algorithm that key is configured for. Keys are read-only after loading, so pc_auth_verify runs
  * on any thread (each call makes its own OpenSSL contexts); loading blocks on file reads.
+ *
+ * Ed25519 signatures are made and checked by libsodium, keys still read by OpenSSL: OpenSSL 3.0
+ * verifies one in about 105 µs and signs in 43 µs on the machines we measure, libsodium in 49
+ * and 19 µs, and a worker checks one request signature and signs one result per request on its
+ * loop thread (perf: 19% and 7% of a worker's CPU). libsodium is also the stricter verifier: it
+ * refuses non-canonical signatures and small-order keys, which no honest signer produces.
  */
 #include "auth.h"
 
@@ -18,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <sodium.h>
 
 #include "file.h"
 #include "pem.h"
@@ -46,6 +53,8 @@ typedef struct key {
     EVP_PKEY *pkey;
     unsigned char *secret;
     size_t secret_len;
+    unsigned char ed_pk[crypto_sign_PUBLICKEYBYTES]; /* Ed25519: the public key, for libsodium */
+    unsigned char *ed_sk; /* Ed25519 signer: libsodium's secret key, wiped when freed */
 } sigkey_t;
 
 struct pc_auth {
@@ -75,6 +84,8 @@ static void key_clear(sigkey_t *key)
     EVP_PKEY_free(key->pkey);
     if (key->secret != NULL)
         OPENSSL_clear_free(key->secret, key->secret_len);
+    if (key->ed_sk != NULL)
+        OPENSSL_clear_free(key->ed_sk, crypto_sign_SECRETKEYBYTES);
     memset(key, 0, sizeof(*key));
 }
 
@@ -204,6 +215,42 @@ out_wipe_pem:
     return err;
 }
 
+/* ed25519_prepare hands an Ed25519 key OpenSSL read to libsodium: the raw public key, checked
+ * (on the curve, canonical, not of small order: libsodium's verification would refuse every
+ * signature under such a key), and for a signer the secret key made from the private seed,
+ * whose copies are wiped. */
+static pc_err_t ed25519_prepare(const char *id, bool private_key, sigkey_t *key, pc_diag_t *diag)
+{
+    unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+    size_t len = sizeof(key->ed_pk);
+    pc_err_t err = PC_OK;
+
+    if (sodium_init() < 0)
+        return pc_fail(diag, PC_ERR_CRYPTO, "key %s: libsodium could not start", id);
+    if (EVP_PKEY_get_raw_public_key(key->pkey, key->ed_pk, &len) != 1 || len != sizeof(key->ed_pk))
+        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM, "key %s: cannot read the Ed25519 key", id);
+    if (crypto_core_ed25519_is_valid_point(key->ed_pk) != 1)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM,
+                       "key %s: not a usable Ed25519 public key (a point of small order or "
+                       "outside the prime-order group, which no key generator makes)",
+                       id);
+    if (!private_key)
+        return PC_OK;
+    len = sizeof(seed);
+    if (EVP_PKEY_get_raw_private_key(key->pkey, seed, &len) != 1 || len != sizeof(seed)) {
+        OPENSSL_cleanse(seed, sizeof(seed));
+        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM, "key %s: cannot read the Ed25519 key", id);
+    }
+    if ((key->ed_sk = OPENSSL_malloc(crypto_sign_SECRETKEYBYTES)) == NULL)
+        err = pc_fail(diag, PC_ERR_NOMEM, "key %s: out of memory", id);
+    else if (crypto_sign_seed_keypair(pk, key->ed_sk, seed) != 0 ||
+             memcmp(pk, key->ed_pk, sizeof(pk)) != 0)
+        err = pc_fail(diag, PC_ERR_CRYPTO,
+                      "key %s: libsodium and OpenSSL disagree on the Ed25519 public key", id);
+    OPENSSL_cleanse(seed, sizeof(seed));
+    return err;
+}
+
 /* key_load fills key from pem_file (ed25519, ecdsa) or secret_file (hmac) as the algorithm
  * says; on failure key is cleared. */
 static pc_err_t key_load(const char *id, const char *algorithm, const char *pem_file,
@@ -232,6 +279,8 @@ static pc_err_t key_load(const char *id, const char *algorithm, const char *pem_
         err = read_private_key(id, file, passphrase, key, diag);
     else
         err = read_public_key(id, file, key, diag);
+    if (err == PC_OK && key->alg == ALG_ED25519)
+        err = ed25519_prepare(id, private_key, key, diag);
     if (err != PC_OK)
         key_clear(key);
     return err;
@@ -307,6 +356,9 @@ static bool signature_ok(const sigkey_t *key, const ProtobufCBinaryData *data,
         OPENSSL_cleanse(mac, sizeof(mac));
         return ok;
     }
+    if (key->alg == ALG_ED25519)
+        return sig->len == crypto_sign_BYTES &&
+               crypto_sign_verify_detached(sig->data, data->data, data->len, key->ed_pk) == 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     const EVP_MD *md = key->alg == ALG_ECDSA_P256 ? EVP_sha256() : NULL;
     if (ctx != NULL && EVP_DigestVerifyInit(ctx, NULL, md, NULL, key->pkey) == 1)
@@ -405,6 +457,14 @@ static pc_err_t sign_bytes(const sigkey_t *key, const unsigned char *data, size_
             return pc_fail(diag, PC_ERR_NOMEM, "out of memory signing a request");
         *sig_len = HMAC_LEN;
         err = hmac_compute(key, data, len, *sig, diag);
+        goto out_check;
+    }
+    if (key->alg == ALG_ED25519) {
+        if ((*sig = malloc(crypto_sign_BYTES)) == NULL)
+            return pc_fail(diag, PC_ERR_NOMEM, "out of memory signing");
+        *sig_len = crypto_sign_BYTES;
+        if (key->ed_sk == NULL || crypto_sign_detached(*sig, NULL, data, len, key->ed_sk) != 0)
+            err = pc_fail(diag, PC_ERR_CRYPTO, "key %s: signing failed", key->id);
         goto out_check;
     }
     const EVP_MD *md = key->alg == ALG_ECDSA_P256 ? EVP_sha256() : NULL;

@@ -225,6 +225,64 @@ static void test_ed25519_signature_is_raw_64_bytes(void **state)
     pkcs__v1__signed_request__free_unpacked(sr, NULL);
 }
 
+/* Ed25519 is deterministic: the signature made here (libsodium) is byte for byte the one
+ * OpenSSL makes with the same key over the same request, so anything that verifies one
+ * verifies the other; and OpenSSL verifies ours. */
+static void test_ed25519_signature_is_openssls(void **state)
+{
+    fixture_t *fx = *state;
+    char rid[] = "req-1";
+    Pkcs__V1__SignedRequest *sr = sign("upstream-ed", "ed25519", fx->ed_priv, rid);
+    FILE *f = fopen(fx->ed_priv, "r");
+    assert_non_null(f);
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(key);
+    unsigned char theirs[64];
+    size_t theirs_len = sizeof(theirs);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, key), 1);
+    assert_int_equal(EVP_DigestSign(ctx, theirs, &theirs_len, sr->request.data, sr->request.len),
+                     1);
+    assert_int_equal(theirs_len, sr->signature.len);
+    assert_memory_equal(theirs, sr->signature.data, theirs_len);
+    EVP_MD_CTX_free(ctx);
+    ctx = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key), 1);
+    assert_int_equal(EVP_DigestVerify(ctx, sr->signature.data, sr->signature.len, sr->request.data,
+                                      sr->request.len),
+                     1);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(key);
+    pkcs__v1__signed_request__free_unpacked(sr, NULL);
+}
+
+/* A public key no generator makes (the identity, of small order) is refused when the keys are
+ * loaded, not at the first request: every signature under it would be refused. */
+static void test_small_order_ed25519_key_is_refused(void **state)
+{
+    fixture_t *fx = *state;
+    unsigned char identity[32] = {1};
+    char path[128];
+    pc_auth_t *auth = NULL;
+    pc_diag_t diag = {{0}};
+    EVP_PKEY *key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, identity, 32);
+
+    assert_non_null(key);
+    path_in(fx, path, sizeof(path), "small.pub.pem");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PUBKEY(f, key), 1);
+    fclose(f);
+    EVP_PKEY_free(key);
+    const pc_auth_key_t keys[] = {
+        {.id = "upstream-small", .algorithm = "ed25519", .public_key_file = path}};
+    assert_int_equal(pc_auth_new(keys, 1, &auth, &diag), PC_ERR_INVALID_PARAM);
+    assert_null(auth);
+    assert_non_null(strstr(diag.msg, "key upstream-small: not a usable Ed25519 public key"));
+    unlink(path);
+}
+
 static void tampered(void **state, const char *id, const char *alg, const char *file)
 {
     fixture_t *fx = *state;
@@ -447,6 +505,8 @@ int main(void)
         cmocka_unit_test(test_round_trip_ecdsa_p256),
         cmocka_unit_test(test_round_trip_hmac),
         cmocka_unit_test(test_ed25519_signature_is_raw_64_bytes),
+        cmocka_unit_test(test_ed25519_signature_is_openssls),
+        cmocka_unit_test(test_small_order_ed25519_key_is_refused),
         cmocka_unit_test(test_tampered_ed25519),
         cmocka_unit_test(test_tampered_ecdsa_p256),
         cmocka_unit_test(test_tampered_hmac),
