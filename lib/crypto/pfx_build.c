@@ -309,10 +309,10 @@ static pc_err_t names_of(const unsigned char *cert, size_t cert_len, const char 
         return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not hash the certificate for the PFX");
     if (friendly_name == NULL)
         return PC_OK;
+    /* OPENSSL_utf82uni takes text that is not UTF-8 as Latin-1: only memory can fail it */
     if (OPENSSL_utf82uni(friendly_name, -1, &names->bmp, &names->bmp_len) == NULL ||
         names->bmp_len < 2)
-        return pc_fail_ssl(diag, PC_ERR_INVALID_PARAM,
-                           "the PFX's friendly name is not valid UTF-8");
+        return pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory for the PFX's friendly name");
     names->bmp_len -= 2; /* OPENSSL_utf82uni adds a terminator; the attribute has none */
     return PC_OK;
 }
