@@ -1,20 +1,34 @@
 /*
- * der.c - the DER writer of der_int.h. Any thread; no shared state.
+ * der.c - the DER writer of der_int.h, and the AES-256-CBC content encryption of the EC
+ * envelope and the PKCS#12. Any thread: the only shared state is the cipher, fetched under
+ * pthread_once and only read after.
  */
 #include "der_int.h"
 
+#include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #define SET_MAX 8
 
 const unsigned char pc_der_oid_data[11] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
                                            0xf7, 0x0d, 0x01, 0x07, 0x01};
-const unsigned char pc_der_oid_aes256_cbc[11] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                                 0x65, 0x03, 0x04, 0x01, 0x2a};
+/* 2.16.840.1.101.3.4.1.42 aes256-CBC */
+static const unsigned char oid_aes256_cbc[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                               0x65, 0x03, 0x04, 0x01, 0x2a};
+
+static EVP_CIPHER *aes256_cbc;
+static pthread_once_t cipher_once = PTHREAD_ONCE_INIT;
+
+static void cipher_fetch(void)
+{
+    aes256_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+}
 
 bool pc_der_reserve(pc_der_t *d, size_t more)
 {
@@ -172,6 +186,44 @@ void pc_der_sort_set(pc_der_t *d, size_t start, size_t n)
     }
     memcpy(d->buf + start, sorted, total);
     OPENSSL_clear_free(sorted, total);
+}
+
+void pc_der_aes256_cbc_alg(pc_der_t *d, const unsigned char iv[PC_DER_AES_IV_LEN])
+{
+    size_t start = d->len;
+
+    pc_der_put(d, oid_aes256_cbc, sizeof(oid_aes256_cbc));
+    pc_der_tlv(d, PC_DER_OCTET_STRING, iv, PC_DER_AES_IV_LEN);
+    pc_der_wrap(d, start, PC_DER_SEQUENCE);
+}
+
+bool pc_der_aes256_cbc(pc_der_t *d, unsigned char tag, const unsigned char key[PC_DER_AES_KEY_LEN],
+                       const unsigned char iv[PC_DER_AES_IV_LEN], const unsigned char *in,
+                       size_t in_len)
+{
+    /* PKCS#7 padding adds 1 to 16 bytes */
+    size_t enc_len = (in_len / PC_DER_AES_IV_LEN + 1) * PC_DER_AES_IV_LEN;
+    unsigned char header[PC_DER_HEADER_MAX];
+    EVP_CIPHER_CTX *ctx = NULL;
+    int n = 0, fin = 0;
+    bool ok = false;
+
+    pthread_once(&cipher_once, cipher_fetch);
+    if (aes256_cbc == NULL || in_len > INT_MAX - 2 * PC_DER_AES_IV_LEN)
+        return false;
+    pc_der_put(d, header, pc_der_header(header, tag, enc_len));
+    if (!pc_der_reserve(d, enc_len) || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+        goto out;
+    if (EVP_EncryptInit_ex2(ctx, aes256_cbc, key, iv, NULL) == 1 &&
+        EVP_EncryptUpdate(ctx, d->buf + d->len, &n, in, (int)in_len) == 1 &&
+        EVP_EncryptFinal_ex(ctx, d->buf + d->len + n, &fin) == 1 &&
+        (size_t)n + (size_t)fin == enc_len) {
+        d->len += enc_len;
+        ok = true;
+    }
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return ok;
 }
 
 void pc_der_free(pc_der_t *d)

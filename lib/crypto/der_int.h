@@ -2,7 +2,8 @@
  * der_int.h - private to lib/crypto: a DER writer for the structures written by hand (the EC
  * envelope, the PKCS#12), where OpenSSL's ASN.1 templates would allocate, fill and encode an
  * object tree for every message. Content is written first and its header put in front of it
- * (pc_der_wrap), so no length is computed ahead. Any thread; a pc_der_t is its owner's.
+ * (pc_der_wrap), so no length is computed ahead. Also the one content encryption both
+ * structures use (AES-256-CBC). Any thread; a pc_der_t is its owner's.
  */
 #ifndef PC_DER_INT_H
 #define PC_DER_INT_H
@@ -27,10 +28,11 @@ enum {
     PC_DER_CTX0_PRIMITIVE = 0x80, /* [0] IMPLICIT of a primitive (OCTET STRING) */
 };
 
-/* The OIDs both hand-written structures use, as complete TLVs: 1.2.840.113549.1.7.1 data (the
- * ContentInfo type), 2.16.840.1.101.3.4.1.42 aes256-CBC. */
+/* 1.2.840.113549.1.7.1 data, the ContentInfo type both hand-written structures use, as a TLV. */
 extern const unsigned char pc_der_oid_data[11];
-extern const unsigned char pc_der_oid_aes256_cbc[11];
+
+#define PC_DER_AES_KEY_LEN 32 /* AES-256 */
+#define PC_DER_AES_IV_LEN 16  /* its CBC block */
 
 /* The output being written. buf is OPENSSL_malloc'd, so that it can become a caller's output
  * freed with OPENSSL_free; a failure (memory, size) sticks in failed and later calls do nothing.
@@ -69,6 +71,18 @@ void pc_der_uint(pc_der_t *d, unsigned long value);
 /* pc_der_sort_set sorts the n elements of a SET OF written from start on (DER wants them in the
  * order of their encodings, X.690 11.6); at most 8 elements, each a complete TLV. */
 void pc_der_sort_set(pc_der_t *d, size_t start, size_t n);
+
+/* pc_der_aes256_cbc_alg appends AlgorithmIdentifier { aes256-CBC, OCTET STRING iv }: how the
+ * EC envelope's content and the PKCS#12's key bag are encrypted. */
+void pc_der_aes256_cbc_alg(pc_der_t *d, const unsigned char iv[PC_DER_AES_IV_LEN]);
+
+/* pc_der_aes256_cbc appends one element of tag whose content is in encrypted with AES-256-CBC
+ * (PKCS#7 padding) under key and iv, written straight into the output; in_len at most INT_MAX -
+ * 32. False when the cipher is missing from OpenSSL's providers or fails, or d failed. The
+ * cipher is fetched once per process. */
+bool pc_der_aes256_cbc(pc_der_t *d, unsigned char tag, const unsigned char key[PC_DER_AES_KEY_LEN],
+                       const unsigned char iv[PC_DER_AES_IV_LEN], const unsigned char *in,
+                       size_t in_len);
 
 /* pc_der_free frees buf (wiped first when secret). */
 void pc_der_free(pc_der_t *d);

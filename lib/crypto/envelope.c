@@ -69,16 +69,16 @@ static bool device_key_ok(EVP_PKEY *key)
  * envelope; it only carries the key and its SKI into OpenSSL's CMS API.
  */
 #define SKI_LEN PC_ENVELOPE_SKI_LEN
-#define MAX_EC_POINT 97 /* P-384 uncompressed: 0x04, x, y */
 
 /* The parts of a SubjectPublicKeyInfo that are read before the key is decoded. */
 typedef struct spki_parts {
-    int alg_nid;                       /* of the AlgorithmIdentifier */
-    int curve_nid;                     /* its parameter when that is an OID (an EC named curve) */
-    unsigned char ski[SKI_LEN];        /* SHA-1 of the subjectPublicKey bits */
-    unsigned char point[MAX_EC_POINT]; /* the subjectPublicKey bits when they fit (EC) */
-    size_t point_len;                  /* 0 when they did not fit or had unused bits */
-    size_t trailing;                   /* bytes after the SubjectPublicKeyInfo */
+    int alg_nid;                /* of the AlgorithmIdentifier */
+    int curve_nid;              /* its parameter when that is an OID (an EC named curve) */
+    unsigned char ski[SKI_LEN]; /* SHA-1 of the subjectPublicKey bits */
+    unsigned char
+        point[PC_ENVELOPE_MAX_EC_POINT]; /* the subjectPublicKey bits when they fit (EC) */
+    size_t point_len;                    /* 0 when they did not fit or had unused bits */
+    size_t trailing;                     /* bytes after the SubjectPublicKeyInfo */
 } spki_parts_t;
 
 static bool spki_ski(const ASN1_BIT_STRING *bits, unsigned char ski[SKI_LEN]);
@@ -199,35 +199,17 @@ static X509 *recipient_new(EVP_PKEY *key, const unsigned char ski[SKI_LEN])
     return NULL;
 }
 
-/* recipient_from_der makes the recipient certificate for the SubjectPublicKeyInfo spki. NULL
- * when spki is not one, or its key does not decode; *trailing is set to the bytes after the
- * SubjectPublicKeyInfo, and nothing is made when there are any. */
-static X509 *recipient_from_der(const unsigned char *spki, size_t spki_len, size_t *trailing)
-{
-    spki_parts_t parts = {0};
-    EVP_PKEY *key = NULL;
-    X509 *x509 = NULL;
-
-    *trailing = 0;
-    if (!spki_parse(spki, spki_len, &parts))
-        return NULL;
-    *trailing = parts.trailing;
-    if (parts.trailing == 0 && (key = device_key_decode(spki, spki_len, parts.alg_nid)) != NULL)
-        x509 = recipient_new(key, parts.ski);
-    EVP_PKEY_free(key);
-    return x509;
-}
-
-/* recipient_of makes the recipient certificate for the public half of key. */
+/* recipient_of makes the recipient certificate for the public half of key (the opener's own
+ * key: only its SKI is computed from its encoding). */
 static X509 *recipient_of(EVP_PKEY *key)
 {
     unsigned char *spki = NULL;
     int spki_len = i2d_PUBKEY(key, &spki);
+    spki_parts_t parts = {0};
     X509 *x509 = NULL;
-    size_t trailing = 0;
 
-    if (spki_len > 0 && spki_len <= MAX_SPKI_LEN)
-        x509 = recipient_from_der(spki, (size_t)spki_len, &trailing);
+    if (spki_len > 0 && spki_parse(spki, (size_t)spki_len, &parts))
+        x509 = recipient_new(key, parts.ski);
     OPENSSL_free(spki);
     return x509;
 }

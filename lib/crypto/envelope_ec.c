@@ -37,11 +37,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#define CEK_LEN 32     /* AES-256 content key */
-#define IV_LEN 16      /* AES-CBC block */
-#define WRAPPED_LEN 40 /* RFC 3394: the key and one 8-byte block */
-#define MAX_FIELD 48   /* P-384's shared secret, the larger of the two curves */
-#define MAX_POINT 97   /* P-384's uncompressed point: 0x04, x, y */
+#define CEK_LEN PC_DER_AES_KEY_LEN /* AES-256 content key */
+#define WRAPPED_LEN 40             /* RFC 3394: the key and one 8-byte block */
+#define MAX_FIELD 48               /* P-384's shared secret, the larger of the two curves */
 
 /* ---- DER pieces that never change (OIDs as full TLVs; `openssl asn1parse` names them) ----- */
 
@@ -70,13 +68,12 @@ static const unsigned char version_3[] = {0x02, 0x01, 0x03}; /* KeyAgreeRecipien
 /* ---- the algorithms, fetched once ------------------------------------------------------- */
 
 static EVP_MD *sha256;
-static EVP_CIPHER *aes256_cbc, *aes256_wrap;
+static EVP_CIPHER *aes256_wrap;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 
 static void algs_fetch(void)
 {
     sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-    aes256_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     aes256_wrap = EVP_CIPHER_fetch(NULL, "AES-256-WRAP", NULL);
 }
 
@@ -134,7 +131,7 @@ static void put_kari(pc_der_t *d, const unsigned char *point, size_t point_len,
                      const unsigned char ski[PC_ENVELOPE_SKI_LEN],
                      const unsigned char wrapped[WRAPPED_LEN])
 {
-    unsigned char bits[1 + MAX_POINT];
+    unsigned char bits[1 + PC_ENVELOPE_MAX_EC_POINT];
     size_t kari = d->len, at;
 
     bits[0] = 0; /* no unused bits */
@@ -164,34 +161,17 @@ static void put_kari(pc_der_t *d, const unsigned char *point, size_t point_len,
 static bool put_content(pc_der_t *d, const unsigned char cek[CEK_LEN], const unsigned char *in,
                         size_t in_len)
 {
-    unsigned char iv[IV_LEN], header[PC_DER_HEADER_MAX];
-    size_t eci = d->len, at;
-    size_t enc_len = (in_len / IV_LEN + 1) * IV_LEN; /* PKCS#7 padding adds 1 to 16 bytes */
-    EVP_CIPHER_CTX *ctx = NULL;
-    int n = 0, fin = 0;
-    bool ok = false;
+    unsigned char iv[PC_DER_AES_IV_LEN];
+    size_t eci = d->len;
 
-    if (in_len > INT_MAX - 2 * IV_LEN || RAND_bytes(iv, sizeof(iv)) != 1)
+    if (RAND_bytes(iv, sizeof(iv)) != 1)
         return false;
     pc_der_put(d, pc_der_oid_data, sizeof(pc_der_oid_data));
-    at = d->len; /* contentEncryptionAlgorithm { aes256-CBC, iv } */
-    pc_der_put(d, pc_der_oid_aes256_cbc, sizeof(pc_der_oid_aes256_cbc));
-    pc_der_tlv(d, PC_DER_OCTET_STRING, iv, sizeof(iv));
-    pc_der_wrap(d, at, PC_DER_SEQUENCE);
-    pc_der_put(d, header, pc_der_header(header, PC_DER_CTX0_PRIMITIVE, enc_len));
-    if (!pc_der_reserve(d, enc_len) || (ctx = EVP_CIPHER_CTX_new()) == NULL)
-        goto out;
-    if (EVP_EncryptInit_ex2(ctx, aes256_cbc, cek, iv, NULL) == 1 &&
-        EVP_EncryptUpdate(ctx, d->buf + d->len, &n, in, (int)in_len) == 1 &&
-        EVP_EncryptFinal_ex(ctx, d->buf + d->len + n, &fin) == 1 &&
-        (size_t)n + (size_t)fin == enc_len) {
-        d->len += enc_len;
-        pc_der_wrap(d, eci, PC_DER_SEQUENCE);
-        ok = !d->failed;
-    }
-out:
-    EVP_CIPHER_CTX_free(ctx);
-    return ok;
+    pc_der_aes256_cbc_alg(d, iv); /* contentEncryptionAlgorithm */
+    if (!pc_der_aes256_cbc(d, PC_DER_CTX0_PRIMITIVE, cek, iv, in, in_len))
+        return false;
+    pc_der_wrap(d, eci, PC_DER_SEQUENCE);
+    return !d->failed;
 }
 
 pc_err_t pc_envelope_ec_seal(const EC_KEY *device, const unsigned char ski[PC_ENVELOPE_SKI_LEN],
@@ -200,7 +180,7 @@ pc_err_t pc_envelope_ec_seal(const EC_KEY *device, const unsigned char ski[PC_EN
 {
     const EC_GROUP *group = EC_KEY_get0_group(device);
     int curve = group != NULL ? EC_GROUP_get_curve_name(group) : NID_undef;
-    unsigned char cek[CEK_LEN], kek[CEK_LEN], wrapped[WRAPPED_LEN], point[MAX_POINT];
+    unsigned char cek[CEK_LEN], kek[CEK_LEN], wrapped[WRAPPED_LEN], point[PC_ENVELOPE_MAX_EC_POINT];
     pc_der_t d = {0};
     EC_KEY *eph = NULL;
     size_t point_len = 0, ci, ed, ris;
@@ -209,11 +189,11 @@ pc_err_t pc_envelope_ec_seal(const EC_KEY *device, const unsigned char ski[PC_EN
     *out = NULL;
     *out_len = 0;
     pthread_once(&algs_once, algs_fetch);
-    if (sha256 == NULL || aes256_cbc == NULL || aes256_wrap == NULL)
+    if (sha256 == NULL || aes256_wrap == NULL)
         return pc_fail_ssl(diag, PC_ERR_CRYPTO,
-                           "SHA-256, AES-256-CBC or AES-256-WRAP is not available from OpenSSL's "
+                           "SHA-256 or AES-256-WRAP is not available from OpenSSL's "
                            "providers; check the OpenSSL configuration");
-    if (in_len > INT_MAX - 2 * IV_LEN)
+    if (in_len > INT_MAX - 2 * PC_DER_AES_IV_LEN)
         return pc_fail(diag, PC_ERR_TOO_LARGE, "the content to seal is too large (%zu bytes)",
                        in_len);
     if ((eph = pc_keygen_ec_key(curve)) == NULL ||

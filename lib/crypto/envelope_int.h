@@ -17,6 +17,8 @@
 
 /* The recipient's name in the envelope: SHA-1 of the device's public key bits. */
 #define PC_ENVELOPE_SKI_LEN 20
+/* The largest EC point sealed to or from: P-384 uncompressed (0x04, x, y). */
+#define PC_ENVELOPE_MAX_EC_POINT 97
 
 /* pc_envelope_ec_seal encrypts in to the holder of device (a P-256 or P-384 public key whose
  * point the caller has checked: on the curve, not the point at infinity; borrowed, only read,

@@ -24,7 +24,6 @@
 #include "der_int.h"
 #include "pfx.h"
 
-#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -46,8 +45,7 @@
 #define PFX_ITER 2048
 #define PFX_ITER_NO_PASSWORD 1
 #define SALT_LEN 8 /* PKCS5_SALT_LEN, what OpenSSL writes for the key and the MAC */
-#define IV_LEN 16
-#define KEY_LEN 32 /* AES-256, and HMAC-SHA256's key */
+#define KEY_LEN 32 /* the key bag's AES-256 key (PC_DER_AES_KEY_LEN) and HMAC-SHA256's */
 #define KEY_ID_LEN 20
 
 /* ---- DER that never changes (full TLVs; `openssl asn1parse` names them) ------------------- */
@@ -84,7 +82,6 @@ static const unsigned char version_3[] = {0x02, 0x01, 0x03};
 /* ---- the algorithms, fetched once ------------------------------------------------------- */
 
 static EVP_MD *sha256, *sha1;
-static EVP_CIPHER *aes256_cbc;
 static EVP_KDF *pbkdf2;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 
@@ -92,7 +89,6 @@ static void algs_fetch(void)
 {
     sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
     sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
-    aes256_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     pbkdf2 = EVP_KDF_fetch(NULL, "PBKDF2", NULL);
 }
 
@@ -194,14 +190,11 @@ static bool pbkdf2_key(const char *password, const unsigned char *salt, unsigned
 static bool put_key_bag(pc_der_t *d, EVP_PKEY *key, const char *password, unsigned iter,
                         const names_t *names)
 {
-    unsigned char salt[SALT_LEN], iv[IV_LEN], aes[KEY_LEN], header[PC_DER_HEADER_MAX];
+    unsigned char salt[SALT_LEN], iv[PC_DER_AES_IV_LEN], aes[PC_DER_AES_KEY_LEN];
     PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
     unsigned char *plain = NULL;
     int plain_len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &plain) : 0;
-    size_t bag = d->len, at,
-           enc_len = plain_len > 0 ? ((size_t)plain_len / IV_LEN + 1) * IV_LEN : 0;
-    EVP_CIPHER_CTX *ctx = NULL;
-    int n = 0, fin = 0;
+    size_t bag = d->len, value, params;
     bool ok = false;
 
     PKCS8_PRIV_KEY_INFO_free(p8); /* wipes the key's copy */
@@ -209,39 +202,29 @@ static bool put_key_bag(pc_der_t *d, EVP_PKEY *key, const char *password, unsign
         !pbkdf2_key(password, salt, iter, aes))
         goto out;
     pc_der_put(d, oid_shrouded_key_bag, sizeof(oid_shrouded_key_bag));
-    at = d->len; /* [0] { EncryptedPrivateKeyInfo { PBES2 parameters, OCTET STRING } } */
-    size_t epki = d->len, alg = d->len;
+    /* [0] { EncryptedPrivateKeyInfo { { PBES2, { { PBKDF2, { salt, iterations, prf } },
+     *                                           { aes256-CBC, iv } } }, OCTET STRING } } */
+    value = d->len;
     pc_der_put(d, oid_pbes2, sizeof(oid_pbes2));
-    size_t params = d->len, kdf = d->len;
+    params = d->len;
     pc_der_put(d, oid_pbkdf2, sizeof(oid_pbkdf2));
     size_t kdf_params = d->len;
     pc_der_tlv(d, PC_DER_OCTET_STRING, salt, sizeof(salt));
     pc_der_uint(d, iter);
     pc_der_put(d, alg_hmac_sha256, sizeof(alg_hmac_sha256));
     pc_der_wrap(d, kdf_params, PC_DER_SEQUENCE);
-    pc_der_wrap(d, kdf, PC_DER_SEQUENCE);
-    size_t enc = d->len;
-    pc_der_put(d, pc_der_oid_aes256_cbc, sizeof(pc_der_oid_aes256_cbc));
-    pc_der_tlv(d, PC_DER_OCTET_STRING, iv, sizeof(iv));
-    pc_der_wrap(d, enc, PC_DER_SEQUENCE);
-    pc_der_wrap(d, params, PC_DER_SEQUENCE);
-    pc_der_wrap(d, alg, PC_DER_SEQUENCE);
-    pc_der_put(d, header, pc_der_header(header, PC_DER_OCTET_STRING, enc_len));
-    if (!pc_der_reserve(d, enc_len) || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+    pc_der_wrap(d, params, PC_DER_SEQUENCE); /* keyDerivationFunc */
+    pc_der_aes256_cbc_alg(d, iv);            /* encryptionScheme */
+    pc_der_wrap(d, params, PC_DER_SEQUENCE); /* PBES2's parameters */
+    pc_der_wrap(d, value, PC_DER_SEQUENCE);  /* encryptionAlgorithm */
+    if (!pc_der_aes256_cbc(d, PC_DER_OCTET_STRING, aes, iv, plain, (size_t)plain_len))
         goto out;
-    if (EVP_EncryptInit_ex2(ctx, aes256_cbc, aes, iv, NULL) != 1 ||
-        EVP_EncryptUpdate(ctx, d->buf + d->len, &n, plain, plain_len) != 1 ||
-        EVP_EncryptFinal_ex(ctx, d->buf + d->len + n, &fin) != 1 ||
-        (size_t)n + (size_t)fin != enc_len)
-        goto out;
-    d->len += enc_len;
-    pc_der_wrap(d, epki, PC_DER_SEQUENCE);
-    pc_der_wrap(d, at, PC_DER_CTX0);
+    pc_der_wrap(d, value, PC_DER_SEQUENCE);
+    pc_der_wrap(d, value, PC_DER_CTX0);
     put_attributes(d, names);
     pc_der_wrap(d, bag, PC_DER_SEQUENCE);
     ok = !d->failed;
 out:
-    EVP_CIPHER_CTX_free(ctx);
     OPENSSL_clear_free(plain, plain_len > 0 ? (size_t)plain_len : 0);
     OPENSSL_cleanse(aes, sizeof(aes));
     return ok;
@@ -276,11 +259,15 @@ static bool put_mac(pc_der_t *d, size_t content, size_t content_len, const char 
 
 /* ---- the PFX ---------------------------------------------------------------------------- */
 
-/* same_key tells whether key is the private half of cert's public key: the encodings compared
- * first (the certificates we pack carry the very bytes of our keys), OpenSSL's comparison when
- * they differ (an imported PFX's certificate may encode the same key otherwise). */
+/* same_key tells whether key is the private half of cert's public key. A certificate the local
+ * CA just made holds this very key object (X509_set_pubkey keeps a reference), which the engine
+ * has checked already: nothing to compare. Otherwise the encodings are compared, then OpenSSL's
+ * comparison when they differ (an imported PFX's certificate may encode the same key
+ * otherwise). */
 static bool same_key(EVP_PKEY *key, X509 *cert)
 {
+    if (X509_get0_pubkey(cert) == key)
+        return true;
     unsigned char *a = NULL, *b = NULL;
     int alen = i2d_PUBKEY(key, &a);
     int blen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &b);
@@ -361,9 +348,9 @@ pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const c
     *len = 0;
     unsigned iter = password[0] == '\0' ? PFX_ITER_NO_PASSWORD : PFX_ITER;
     pthread_once(&algs_once, algs_fetch);
-    if (sha256 == NULL || sha1 == NULL || aes256_cbc == NULL || pbkdf2 == NULL)
+    if (sha256 == NULL || sha1 == NULL || pbkdf2 == NULL)
         return pc_fail_ssl(diag, PC_ERR_CRYPTO,
-                           "SHA-256, SHA-1, AES-256-CBC or PBKDF2 is not available from OpenSSL's "
+                           "SHA-256, SHA-1 or PBKDF2 is not available from OpenSSL's "
                            "providers; check the OpenSSL configuration");
     if (!same_key(key, cert))
         return pc_fail(diag, PC_ERR_INVALID_PARAM,

@@ -402,9 +402,10 @@ pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag)
     X509_free(job->cert);
     job->cert = cert;
     /* The certificate must carry the job's key: a CA that swapped requests would otherwise hand
-     * one device another's certificate. pc_pfx_build checks the pair again (PKCS12_create does,
-     * and cannot be told not to), so here a parsed request, whose public key bytes the job
-     * kept, is checked by those bytes, and only a CSR's answer costs a key comparison. */
+     * one device another's certificate. Here a parsed request, whose public key bytes the job
+     * kept, is checked by those bytes, and only a CSR's answer costs a key comparison.
+     * pc_pfx_build checks the pair for every caller too; for the local CA's certificate, which
+     * holds the job's very key object, that costs a pointer comparison. */
     if (job->direct && job->spki != NULL) {
         if (!same_public_key(job, cert))
             return pc_fail(diag, PC_ERR_CRYPTO,
