@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The key pool: a worker left idle fills its pool of pre-generated RSA-2048 keys with its spare
 # pool threads (visible in /metrics); a burst of RSA-2048 requests after the quiet period is
-# answered from the pool, without waiting for key generation (the results' timing says so).
+# answered from the pool, without waiting for key generation (the results' timing says so),
+# and the pool is filled again after it.
 set -euo pipefail
 source "$PC_SOURCE_DIR/tests/lib/cluster.sh"
 data="$PC_SOURCE_DIR/tests/integration/data"
@@ -36,5 +37,13 @@ pc_watch --ids "$d/burst.ids" --json --timeout 120 --device-keys "$d/keys" \
 slowest=$(grep -o '"keygenUs":"[0-9]*"' "$d/burst.jsonl" | cut -d'"' -f4 | sort -n | tail -1)
 [ -n "$slowest" ] && [ "$slowest" -lt 20000 ] || fail "keygen took ${slowest:-?} us: keys were not taken from the pool"
 ok "burst of 6 RSA-2048 requests: every key from the pool (slowest keygen stage ${slowest} us)"
+# The pool is filled when something made room: the burst's last request ending is what starts
+# it again (the worker does not poll its pool while idle).
+for _ in $(seq 1 300); do
+  [ "$(metric pkcs_key_pool_keys)" = 6 ] && break
+  sleep 0.2
+done
+[ "$(metric pkcs_key_pool_keys)" = 6 ] || fail "the pool was not filled again after the burst: $(metric pkcs_key_pool_keys)"
+ok "the pool filled again after the burst took its keys"
 kill -TERM "$(pc_worker_pid pool)"; wait "$(pc_worker_pid pool)" || true
 echo "$pass passed, 0 failed"
