@@ -662,6 +662,8 @@ pc_err_t pc_worker_init(pc_worker_t *w, uv_loop_t *loop, pc_config_t *cfg, pc_di
                                cfg->worker.heartbeat_ttl_ms, &w->registry, diag)) != PC_OK)
         return err;
     pc_redis_on_state(w->redis, on_redis_state, w);
+    /* The engine is closed before Redis (worker_close_components, then on_unregistered). */
+    pc_engine_attach_redis(w->engine, w->redis);
     return PC_OK;
 }
 

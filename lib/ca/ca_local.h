@@ -39,6 +39,14 @@ typedef struct pc_ca_local_config {
  * token and what to do; PC_ERR_DEPENDENCY when the token cannot be used (no pkcs11 engine). */
 pc_err_t pc_ca_local_new(const pc_ca_local_config_t *cfg, pc_ca_t **out, pc_diag_t *diag);
 
+/* pc_ca_local_attach_redis has ca record what it signs through redis, the loop's client for the
+ * Redis of cfg->redis, instead of on the pool thread that signed: the thread is free once the
+ * signature is made, and a Redis outage no longer holds it in the record's retries. redis is
+ * borrowed: it must stay open until pc_ca_close has been called (a signature that ends after
+ * that is not recorded, and not handed out). No-op for a CA that is not local, keeps its records
+ * in a file or runs without a loop. Loop thread, before the first submit. */
+void pc_ca_local_attach_redis(pc_ca_t *ca, pc_redis_t *redis);
+
 /* pc_ca_local_crl returns a freshly signed CRL (DER, caller frees with OPENSSL_free) listing
  * every revoked certificate with its reason and time, with a CRL number and nextUpdate
  * (next_update_hours from now). */

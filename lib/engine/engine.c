@@ -296,6 +296,12 @@ static void on_ca_closed(void *arg)
         engine->closed(engine->closed_arg);
 }
 
+void pc_engine_attach_redis(pc_engine_t *engine, pc_redis_t *redis)
+{
+    for (size_t i = 0; i < engine->ca_count; i++)
+        pc_ca_local_attach_redis(engine->cas[i], redis);
+}
+
 void pc_engine_close(pc_engine_t *engine, void (*closed)(void *arg), void *arg)
 {
     engine->closed = closed;

@@ -47,6 +47,11 @@ pc_err_t pc_engine_new_loop(pc_config_t *cfg, uv_loop_t *loop, pc_engine_t **out
  * the first that cannot. */
 bool pc_engine_ca_healthy(const pc_engine_t *engine, const pc_ca_t **unhealthy);
 
+/* pc_engine_attach_redis gives the local CAs the loop's Redis client to record what they sign
+ * (pc_ca_local_attach_redis): redis must stay open until pc_engine_close has been called. Loop
+ * thread, before the first request. */
+void pc_engine_attach_redis(pc_engine_t *engine, pc_redis_t *redis);
+
 /* pc_engine_close closes every CA on its loop (see pc_ca_close) and calls closed when all are
  * closed; pc_engine_free does the rest after the loop ended. Loop thread. */
 void pc_engine_close(pc_engine_t *engine, void (*closed)(void *arg), void *arg);

@@ -728,6 +728,8 @@ static void test_revoke(void **state)
 typedef struct answer {
     bool done;
     pc_err_t err;
+    bool cert; /* a certificate came with the answer */
+    char msg[512];
 } answer_t;
 
 static void on_answer(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag)
@@ -735,6 +737,8 @@ static void on_answer(void *arg, pc_err_t err, X509 *cert, const pc_diag_t *diag
     answer_t *a = arg;
     a->done = true;
     a->err = err;
+    a->cert = cert != NULL;
+    snprintf(a->msg, sizeof(a->msg), "%s", diag != NULL ? diag->msg : "");
     X509_free(cert);
 }
 
@@ -804,6 +808,132 @@ static void test_revoke_on_loop_keeps_its_own_copy(void **state)
     assert_int_equal(blockers_done, BLOCKERS);
     uv_sem_destroy(&gate);
     X509_free(cert);
+}
+
+static void probe_work(uv_work_t *work) {}
+
+static void probe_done(uv_work_t *work, int status)
+{
+    *(bool *)work->data = true;
+}
+
+static void set_true(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+/* With the loop's Redis client attached (as a worker does), a pool thread only signs: while
+ * Redis does not answer, more submits than the pool has threads leave it free for other work,
+ * and nothing is handed out before it is recorded; once Redis answers, every certificate is
+ * recorded and handed out. */
+static void test_records_from_loop_leave_pool_free(void **state)
+{
+    fixture_t *fx = *state;
+    fx->redis.command_timeout_ms = 60000; /* longer than the test waits for the probe */
+    with_ca(state);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    pc_ca_local_config_t cfg = base_config(fx);
+    cfg.loop = &loop;
+    pc_ca_t *on_loop = NULL;
+    pc_diag_t diag = {.msg = ""};
+    assert_int_equal(open_ca(fx, &cfg, &on_loop, &diag), PC_OK);
+    pc_redis_t *redis = NULL;
+    assert_int_equal(pc_redis_new(&loop, &fx->redis, &redis, &diag), PC_OK);
+    for (int i = 0; i < 2000 && !pc_redis_ready(redis); i++)
+        run_for(&loop, 5);
+    assert_true(pc_redis_ready(redis));
+    pc_ca_local_attach_redis(on_loop, redis);
+
+    kill(fixture_redis.pid, SIGSTOP); /* Redis takes the records and does not answer */
+    X509_REQ *req = make_csr(fx->key, "alice", "clientAuth");
+    pc_ca_issue_t iss[BLOCKERS];
+    char ids[BLOCKERS][32];
+    answer_t answers[BLOCKERS];
+    for (int i = 0; i < BLOCKERS; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "loop-%d", i);
+        iss[i] = (pc_ca_issue_t){.template_name = "User",
+                                 .validity_days = 30,
+                                 .tenant = "contoso",
+                                 .request_id = ids[i]};
+        answers[i] = (answer_t){.done = false};
+        pc_ca_submit(on_loop, req, &iss[i], on_answer, &answers[i]);
+    }
+    bool probed = false;
+    uv_work_t probe = {.data = &probed};
+    assert_int_equal(uv_queue_work(&loop, &probe, probe_work, probe_done), 0);
+    bool ran = run_until(&loop, &probed, 20000);
+    int answered = 0;
+    for (int i = 0; i < BLOCKERS; i++)
+        answered += answers[i].done;
+    kill(fixture_redis.pid, SIGCONT);
+    for (int i = 0; i < BLOCKERS; i++) /* every call ends before anything is checked */
+        run_until(&loop, &answers[i].done, 30000);
+    run_until(&loop, &probed, 30000);
+    assert_true(ran); /* blocking records would hold every pool thread until Redis answers */
+    assert_int_equal(answered, 0);
+    for (int i = 0; i < BLOCKERS; i++) {
+        assert_true(answers[i].done);
+        assert_int_equal(answers[i].err, PC_OK);
+    }
+    assert_int_equal(issued_count(fx), BLOCKERS);
+    pc_ca_serial_t *serials = NULL;
+    size_t count = 0;
+    assert_int_equal(pc_ca_find_issued_sync(fx->ca, "contoso", "loop-3", &serials, &count, &diag),
+                     PC_OK);
+    assert_int_equal(count, 1);
+    free(serials);
+
+    bool closed = false, redis_closed = false;
+    pc_ca_close(on_loop, on_ca_closed, &closed);
+    assert_true(run_until(&loop, &closed, 10000));
+    pc_redis_close(redis, set_true, &redis_closed);
+    assert_true(run_until(&loop, &redis_closed, 10000));
+    pc_ca_free(on_loop);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    X509_REQ_free(req);
+}
+
+/* Recording from the loop with Redis away: asked again on a timer for as long as the pool
+ * thread would have, then nothing is handed out, and the error names Redis. */
+static void test_records_from_loop_redis_down(void **state)
+{
+    fixture_t *fx = *state;
+    char where[64];
+    fx->redis.port = fixture_free_port();
+    fx->redis.command_timeout_ms = 500;
+    snprintf(where, sizeof(where), "Redis at 127.0.0.1:%d", fx->redis.port);
+    with_ca(state);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    pc_ca_local_config_t cfg = base_config(fx);
+    cfg.loop = &loop;
+    pc_ca_t *on_loop = NULL;
+    pc_diag_t diag = {.msg = ""};
+    assert_int_equal(open_ca(fx, &cfg, &on_loop, &diag), PC_OK);
+    pc_redis_t *redis = NULL;
+    assert_int_equal(pc_redis_new(&loop, &fx->redis, &redis, &diag), PC_OK);
+    pc_ca_local_attach_redis(on_loop, redis);
+
+    X509_REQ *req = make_csr(fx->key, "alice", "clientAuth");
+    pc_ca_issue_t iss = {.template_name = "User", .validity_days = 30, .request_id = "down"};
+    answer_t answer = {.done = false};
+    pc_ca_submit(on_loop, req, &iss, on_answer, &answer);
+    assert_true(run_until(&loop, &answer.done, 30000));
+    assert_int_equal(answer.err, PC_ERR_DEPENDENCY);
+    assert_false(answer.cert);
+    assert_non_null(strstr(answer.msg, where));
+
+    bool closed = false, redis_closed = false;
+    pc_ca_close(on_loop, on_ca_closed, &closed);
+    assert_true(run_until(&loop, &closed, 10000));
+    pc_redis_close(redis, set_true, &redis_closed);
+    assert_true(run_until(&loop, &redis_closed, 10000));
+    pc_ca_free(on_loop);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    X509_REQ_free(req);
 }
 
 static X509_CRL *get_crl(pc_ca_t *ca, unsigned hours)
@@ -1269,6 +1399,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_direct_request_signs_as_csr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_on_loop_keeps_its_own_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_from_loop_leave_pool_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_from_loop_redis_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openssl_tool_agrees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_share_ca, setup, teardown),

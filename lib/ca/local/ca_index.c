@@ -16,6 +16,22 @@ pc_err_t pc_ca_index_add_issued(pc_ca_index_t *idx, const char *serial_hex, time
     return idx->ops->add_issued(idx, serial_hex, not_after, request_id, subject, diag);
 }
 
+pc_err_t pc_ca_index_add_issued_async(pc_ca_index_t *idx, pc_redis_t *redis, const char *serial_hex,
+                                      time_t not_after, const char *request_id, const char *subject,
+                                      pc_ca_index_done_fn cb, void *arg, pc_diag_t *diag)
+{
+    if (idx->ops->add_issued_async == NULL)
+        return pc_fail(diag, PC_ERR_NOT_SUPPORTED,
+                       "this index records certificates synchronously only (a file)");
+    return idx->ops->add_issued_async(idx, redis, serial_hex, not_after, request_id, subject, cb,
+                                      arg, diag);
+}
+
+bool pc_ca_index_records_async(const pc_ca_index_t *idx)
+{
+    return idx->ops->add_issued_async != NULL;
+}
+
 pc_err_t pc_ca_index_revoke(pc_ca_index_t *idx, const char *serial_hex, int reason, time_t when,
                             pc_diag_t *diag)
 {

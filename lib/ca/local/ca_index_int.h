@@ -12,6 +12,10 @@
 typedef struct pc_ca_index_ops {
     pc_err_t (*add_issued)(pc_ca_index_t *idx, const char *serial_hex, time_t not_after,
                            const char *request_id, const char *subject, pc_diag_t *diag);
+    /* NULL: the backend records synchronously only (pc_ca_index_add_issued_async says so) */
+    pc_err_t (*add_issued_async)(pc_ca_index_t *idx, pc_redis_t *redis, const char *serial_hex,
+                                 time_t not_after, const char *request_id, const char *subject,
+                                 pc_ca_index_done_fn cb, void *arg, pc_diag_t *diag);
     pc_err_t (*revoke)(pc_ca_index_t *idx, const char *serial_hex, int reason, time_t when,
                        pc_diag_t *diag);
     pc_err_t (*list_revoked)(pc_ca_index_t *idx, pc_ca_index_revoked_t **out, size_t *count,

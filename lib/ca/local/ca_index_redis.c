@@ -306,49 +306,114 @@ static char *key_new(const redis_index_t *ri, const char *kind, const char *id)
 
 /* ---- operations -------------------------------------------------------------------------- */
 
+/* add_args puts the add script's keys, then its arguments, into args (*nkeys: how many are
+ * keys): one way for the blocking call and the loop's, so that both write the same record. */
+static pc_err_t add_args(const redis_index_t *ri, const char *serial_hex, time_t not_after,
+                         const char *request_id, const char *subject, pc_args_t *args, int *nkeys,
+                         pc_diag_t *diag)
+{
+    char not_after_text[16], issued_at[16], issued_unix[32];
+    time_t now = time(NULL);
+    bool with_request = request_id != NULL && request_id[0] != '\0';
+    char *keys[3] = {key_new(ri, "cert:", serial_hex), key_new(ri, "issued", NULL),
+                     with_request ? key_new(ri, "req:", request_id) : NULL};
+    pc_ca_index_format_time(not_after, not_after_text);
+    pc_ca_index_format_time(now, issued_at);
+    snprintf(issued_unix, sizeof(issued_unix), "%lld", (long long)now);
+    const char *values[] = {serial_hex,
+                            subject != NULL ? subject : "",
+                            request_id != NULL ? request_id : "",
+                            not_after_text,
+                            issued_at,
+                            issued_unix};
+    pc_err_t err = keys[0] != NULL && keys[1] != NULL && (!with_request || keys[2] != NULL)
+                       ? PC_OK
+                       : PC_ERR_NOMEM;
+    for (size_t i = 0; err == PC_OK && i < 3 && keys[i] != NULL; i++)
+        err = pc_args_add(args, keys[i], strlen(keys[i]));
+    *nkeys = args->n;
+    for (size_t i = 0; err == PC_OK && i < sizeof(values) / sizeof(values[0]); i++)
+        err = pc_args_add(args, values[i], strlen(values[i]));
+    for (size_t i = 0; i < 3; i++)
+        free(keys[i]);
+    if (err != PC_OK) {
+        pc_args_free(args);
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory recording certificate %s", serial_hex);
+    }
+    return PC_OK;
+}
+
 static pc_err_t redis_add_issued(pc_ca_index_t *base, const char *serial_hex, time_t not_after,
                                  const char *request_id, const char *subject, pc_diag_t *diag)
 {
     redis_index_t *ri = (redis_index_t *)base;
-    pc_err_t err = PC_OK;
     redisReply *reply = NULL;
-    char what[128], not_after_text[16], issued_at[16], issued_unix[32];
-    time_t now = time(NULL);
-    bool with_request = request_id != NULL && request_id[0] != '\0';
-    char *cert_key = key_new(ri, "cert:", serial_hex);
-    char *issued_key = key_new(ri, "issued", NULL);
-    char *req_key = with_request ? key_new(ri, "req:", request_id) : NULL;
-
-    if (cert_key == NULL || issued_key == NULL || (with_request && req_key == NULL)) {
-        err = pc_fail(diag, PC_ERR_NOMEM, "out of memory recording certificate %s", serial_hex);
-        goto out_free_keys;
-    }
+    pc_args_t args = {0};
+    int nkeys = 0;
+    char what[128];
+    pc_err_t err = add_args(ri, serial_hex, not_after, request_id, subject, &args, &nkeys, diag);
+    if (err != PC_OK)
+        return err;
     snprintf(what, sizeof(what), "record the certificate it issued, serial %s", serial_hex);
-    pc_ca_index_format_time(not_after, not_after_text);
-    pc_ca_index_format_time(now, issued_at);
-    snprintf(issued_unix, sizeof(issued_unix), "%lld", (long long)now);
-    const char *argv[9];
-    int argc = 0;
-    argv[argc++] = cert_key;
-    argv[argc++] = issued_key;
-    if (with_request)
-        argv[argc++] = req_key;
-    int nkeys = argc;
-    argv[argc++] = serial_hex;
-    argv[argc++] = subject != NULL ? subject : "";
-    argv[argc++] = request_id != NULL ? request_id : "";
-    argv[argc++] = not_after_text;
-    argv[argc++] = issued_at;
-    argv[argc++] = issued_unix;
-    err = eval(ri, what, &ri->add_script, nkeys, argc, argv, &reply, diag);
+    err = eval(ri, what, &ri->add_script, nkeys, args.n, args.v, &reply, diag);
     if (err == PC_OK && reply->type != REDIS_REPLY_INTEGER)
         err = unexpected(ri, what, diag);
     freeReplyObject(reply);
-out_free_keys:
-    free(req_key);
-    free(issued_key);
-    free(cert_key);
+    pc_args_free(&args);
     return err;
+}
+
+/* One record sent through the loop's client. */
+typedef struct add_op {
+    redis_index_t *ri;
+    pc_ca_index_done_fn cb;
+    void *arg;
+    char what[128];
+} add_op_t;
+
+/* on_added reads the answer as eval does for the blocking call. Loop thread. */
+static void on_added(void *arg, pc_err_t err, const redisReply *reply, const pc_diag_t *diag)
+{
+    add_op_t *op = arg;
+    pc_diag_t d = {{0}};
+    if (err != PC_OK)
+        err = unreachable(op->ri, op->what, diag != NULL ? diag->msg : pc_strerror(err), &d);
+    else if (reply->type == REDIS_REPLY_ERROR)
+        err = refused(op->ri, op->what, reply->str, &d);
+    else if (reply->type != REDIS_REPLY_INTEGER)
+        err = unexpected(op->ri, op->what, &d);
+    op->cb(op->arg, err, err == PC_OK ? NULL : &d);
+    free(op);
+}
+
+static pc_err_t redis_add_issued_async(pc_ca_index_t *base, pc_redis_t *redis,
+                                       const char *serial_hex, time_t not_after,
+                                       const char *request_id, const char *subject,
+                                       pc_ca_index_done_fn cb, void *arg, pc_diag_t *diag)
+{
+    redis_index_t *ri = (redis_index_t *)base;
+    pc_args_t args = {0};
+    int nkeys = 0;
+    add_op_t *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory recording certificate %s", serial_hex);
+    pc_err_t err = add_args(ri, serial_hex, not_after, request_id, subject, &args, &nkeys, diag);
+    if (err != PC_OK) {
+        free(op);
+        return err;
+    }
+    *op = (add_op_t){.ri = ri, .cb = cb, .arg = arg};
+    snprintf(op->what, sizeof(op->what), "record the certificate it issued, serial %s", serial_hex);
+    err = pc_redis_eval(redis, &ri->add_script, nkeys, args.n, args.v, args.len, on_added, op);
+    pc_args_free(&args);
+    if (err != PC_OK) {
+        free(op);
+        return err == PC_ERR_DEPENDENCY
+                   ? unreachable(ri, "record a certificate", "the connection is closed", diag)
+                   : pc_fail(diag, err, "recording certificate %s: %s", serial_hex,
+                             pc_strerror(err));
+    }
+    return PC_OK;
 }
 
 static pc_err_t redis_revoke(pc_ca_index_t *base, const char *serial_hex, int reason, time_t when,
@@ -691,6 +756,7 @@ pc_err_t pc_ca_index_open_redis(const char *ca_name, const pc_redis_config_t *cf
 
 static const pc_ca_index_ops_t redis_ops = {
     .add_issued = redis_add_issued,
+    .add_issued_async = redis_add_issued_async,
     .revoke = redis_revoke,
     .list_revoked = redis_list_revoked,
     .find_issued = redis_find_issued,

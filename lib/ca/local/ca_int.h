@@ -43,7 +43,11 @@ typedef struct pc_ca_local {
     time_t ocsp_renew_at;  /* when a third of its validity is left */
     time_t ocsp_not_after; /* when it stops being usable at all */
     time_t ocsp_retry_at;  /* after a failed renewal, the next attempt */
-    /* Loop thread: calls in the thread pool, and who waits for them to answer (close). */
+    /* Loop thread: the loop's Redis client that records what the pool signed (NULL: the pool
+     * thread records, blocking), calls in the thread pool or being recorded, and who waits for
+     * them to answer (close). */
+    pc_redis_t *records;
+    bool closing;
     unsigned pending;
     void (*closed)(void *arg);
     void *closed_arg;

@@ -5,8 +5,11 @@
  * its own key, records every certificate in its index (Redis, shared by the cluster; a file
  * offline) and revokes from it. Signing costs CPU and the index waits on Redis, so with a loop
  * every call runs on the loop's thread pool and answers on the loop; without one (tools) it
- * runs inside the call. Many pool threads may use one CA at once: the key and certificate are
- * read-only after pc_ca_local_new, and the index does its own locking.
+ * runs inside the call. A worker gives the CA its loop's Redis client
+ * (pc_ca_local_attach_redis): the pool thread then only signs, and the record is written from
+ * the loop, retried on a timer rather than in the pool thread's sleep. Many pool threads may use
+ * one CA at once: the key and certificate are read-only after pc_ca_local_new, and the index does
+ * its own locking.
  */
 #include "ca_int.h"
 
@@ -58,6 +61,13 @@ static const pc_ca_ops_t local_ops = {
 pc_ca_local_t *pc_ca_local_from(pc_ca_t *ca)
 {
     return ca != NULL && ca->ops == &local_ops ? (pc_ca_local_t *)ca : NULL;
+}
+
+void pc_ca_local_attach_redis(pc_ca_t *ca, pc_redis_t *redis)
+{
+    pc_ca_local_t *lca = pc_ca_local_from(ca);
+    if (lca != NULL && ca->loop != NULL && pc_ca_index_records_async(lca->index))
+        lca->records = redis;
 }
 
 static char *dup_or_null(const char *s)
@@ -360,45 +370,66 @@ static pc_err_t sign_csr(pc_ca_local_t *lca, X509_REQ *csr, unsigned days, X509 
     return PC_OK;
 }
 
+/* What the index records of a certificate. */
+typedef struct record {
+    char *serial; /* canonical hex, OPENSSL_free */
+    time_t not_after;
+    char subject[1024];
+} record_t;
+
+static pc_err_t record_of(X509 *cert, record_t *rec, pc_diag_t *diag)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    struct tm tm;
+    rec->serial = bn != NULL ? BN_bn2hex(bn) : NULL;
+    BN_free(bn);
+    pc_name_text(X509_get_subject_name(cert), rec->subject, sizeof(rec->subject));
+    if (rec->serial == NULL || !ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm)) {
+        OPENSSL_free(rec->serial);
+        rec->serial = NULL;
+        return pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory recording a certificate");
+    }
+    rec->not_after = timegm(&tm);
+    return PC_OK;
+}
+
+/* The pause before the attempt after attempt (0 the first). */
+static long record_pause_ms(unsigned attempt)
+{
+    return attempt < 4 ? 100L << attempt : RECORD_PAUSE_MAX_MS;
+}
+
 static pc_err_t record_issued(pc_ca_local_t *lca, X509 *cert, const char *request_id,
                               pc_diag_t *diag)
 {
-    pc_err_t err = PC_OK;
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;
-    char subject[1024];
-    pc_name_text(X509_get_subject_name(cert), subject, sizeof(subject));
-    struct tm tm;
-    time_t not_after = 0;
-
-    if (serial == NULL || !ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm)) {
-        err = pc_fail_ssl(diag, PC_ERR_NOMEM, "out of memory recording a certificate");
-        goto out_free_serial;
-    }
-    not_after = timegm(&tm);
+    record_t rec;
+    pc_err_t err = record_of(cert, &rec, diag);
+    if (err != PC_OK)
+        return err;
     /* A write whose answer did not come in time, or that the replicas did not confirm, may
      * have landed: recording the same serial again is harmless (the index keeps one record),
      * signing again would make a second certificate for the request. So a slow, dropped or
      * unconfirmed answer is retried here, and only a Redis that stays away fails the call. */
     uint64_t until = pc_mono_us() + lca->record_retry_us;
     for (unsigned attempt = 0;; attempt++) {
-        err = pc_ca_index_add_issued(lca->index, serial, not_after, request_id, subject, diag);
+        err = pc_ca_index_add_issued(lca->index, rec.serial, rec.not_after, request_id, rec.subject,
+                                     diag);
         if (err != PC_ERR_DEPENDENCY || pc_mono_us() >= until)
             break;
-        long pause_ms = attempt < 4 ? 100L << attempt : RECORD_PAUSE_MAX_MS;
+        long pause_ms = record_pause_ms(attempt);
         struct timespec pause = {pause_ms / 1000, (pause_ms % 1000) * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-out_free_serial:
-    OPENSSL_free(serial);
-    BN_free(bn);
+    OPENSSL_free(rec.serial);
     return err;
 }
 
 /* issue checks a CSR, or (csr NULL) a parsed request creq, against its template, has it signed
- * and records the certificate: one way for both, so that neither skips a step. */
+ * and records the certificate (unless record is false: the loop records it): one way for both,
+ * so that neither skips a step. */
 static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_request_t *creq,
-                      const pc_ca_issue_t *req, const char *key, X509 **out, pc_diag_t *diag)
+                      const pc_ca_issue_t *req, const char *key, bool record, X509 **out,
+                      pc_diag_t *diag)
 {
     const pc_ca_template_t *tmpl = NULL;
     X509 *cert = NULL;
@@ -418,7 +449,7 @@ static pc_err_t issue(pc_ca_local_t *lca, X509_REQ *csr, const pc_ca_request_t *
         err = csr != NULL ? sign_csr(lca, csr, req->validity_days, &cert, diag)
                           : pc_ca_local_sign_request(lca, creq, req->validity_days, &cert, diag);
     /* A certificate is handed out only once the index holds it, so that it can be revoked. */
-    if (err == PC_OK)
+    if (err == PC_OK && record)
         err = record_issued(lca, cert, key, diag);
     if (err != PC_OK) {
         X509_free(cert);
@@ -551,6 +582,13 @@ typedef struct call {
     size_t count;
     pc_err_t err;
     pc_diag_t diag;
+    /* submit through the loop's Redis client (lca->records): the pool signs, the loop records */
+    bool record_later;
+    record_t rec;
+    uint64_t record_until; /* pc_mono_us */
+    unsigned attempt;
+    uv_timer_t timer; /* the pause between attempts; c is freed once it is closed */
+    bool timer_inited;
 } call_t;
 
 /* call_run does the work. Pool thread (or the caller's, without a loop). */
@@ -558,7 +596,13 @@ static void call_run(call_t *c)
 {
     switch (c->kind) {
     case CALL_SUBMIT:
-        c->err = issue(c->lca, c->csr, c->creq, c->issue, c->request_key, &c->cert, &c->diag);
+        c->err = issue(c->lca, c->csr, c->creq, c->issue, c->request_key, !c->record_later,
+                       &c->cert, &c->diag);
+        if (c->err == PC_OK && c->record_later &&
+            (c->err = record_of(c->cert, &c->rec, &c->diag)) != PC_OK) {
+            X509_free(c->cert);
+            c->cert = NULL;
+        }
         break;
     case CALL_REVOKE:
         c->err = revoke(c->lca, c->has_rev ? &c->rev : NULL, &c->diag);
@@ -570,6 +614,11 @@ static void call_run(call_t *c)
     }
 }
 
+static void on_timer_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
 /* call_answer calls the caller back and frees c. */
 static void call_answer(call_t *c)
 {
@@ -579,7 +628,79 @@ static void call_answer(call_t *c)
     else
         c->done(c->arg, c->err, c->cert, diag);
     free(c->serials);
-    free(c);
+    OPENSSL_free(c->rec.serial);
+    if (c->timer_inited)
+        uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    else
+        free(c);
+}
+
+/* call_end answers a call of the loop and tells close when it was the last. */
+static void call_end(call_t *c)
+{
+    pc_ca_local_t *lca = c->lca;
+    call_answer(c);
+    if (--lca->pending == 0 && lca->closed != NULL) {
+        void (*closed)(void *) = lca->closed;
+        lca->closed = NULL;
+        closed(lca->closed_arg);
+    }
+}
+
+/* call_drop ends a submit whose certificate will not be handed out. */
+static void call_drop(call_t *c, pc_err_t err, const pc_diag_t *diag)
+{
+    X509_free(c->cert);
+    c->cert = NULL;
+    c->err = err;
+    if (diag != &c->diag)
+        c->diag = *diag;
+    call_end(c);
+}
+
+static void record_send(call_t *c);
+
+static void on_record_timer(uv_timer_t *timer)
+{
+    record_send(timer->data);
+}
+
+/* on_recorded: the certificate is handed out once the index holds it; a Redis that did not
+ * answer is asked again, as record_issued does on a pool thread, until record_until. */
+static void on_recorded(void *arg, pc_err_t err, const pc_diag_t *diag)
+{
+    call_t *c = arg;
+    pc_ca_local_t *lca = c->lca;
+    if (err == PC_OK) {
+        call_end(c);
+        return;
+    }
+    if (err != PC_ERR_DEPENDENCY || lca->closing || pc_mono_us() >= c->record_until) {
+        call_drop(c, err, diag);
+        return;
+    }
+    if (!c->timer_inited) {
+        uv_timer_init(lca->base.loop, &c->timer);
+        c->timer.data = c;
+        c->timer_inited = true;
+    }
+    uv_timer_start(&c->timer, on_record_timer, (uint64_t)record_pause_ms(c->attempt++), 0);
+}
+
+static void record_send(call_t *c)
+{
+    pc_ca_local_t *lca = c->lca;
+    pc_diag_t diag;
+    if (lca->closing) {
+        call_drop(c, pc_fail(&diag, PC_ERR_CA_UNAVAILABLE, "CA \"%s\" is closing", lca->base.name),
+                  &diag);
+        return;
+    }
+    pc_err_t err =
+        pc_ca_index_add_issued_async(lca->index, lca->records, c->rec.serial, c->rec.not_after,
+                                     c->request_key, c->rec.subject, on_recorded, c, &diag);
+    if (err != PC_OK)
+        call_drop(c, err, &diag);
 }
 
 static void on_call_work(uv_work_t *work)
@@ -596,12 +717,12 @@ static void on_call_done(uv_work_t *work, int status)
         c->cert = NULL;
         c->err = pc_fail(&c->diag, PC_ERR_CA_UNAVAILABLE, "CA \"%s\" is closing", lca->base.name);
     }
-    call_answer(c);
-    if (--lca->pending == 0 && lca->closed != NULL) {
-        void (*closed)(void *) = lca->closed;
-        lca->closed = NULL;
-        closed(lca->closed_arg);
+    if (c->err == PC_OK && c->record_later) {
+        c->record_until = pc_mono_us() + lca->record_retry_us;
+        record_send(c);
+        return;
     }
+    call_end(c);
 }
 
 static void dispatch(call_t *c)
@@ -677,6 +798,7 @@ static void submit_any(pc_ca_t *ca, X509_REQ *csr, const pc_ca_request_t *creq,
     c->creq = creq;
     c->issue = req;
     c->done = done;
+    c->record_later = ((pc_ca_local_t *)ca)->records != NULL && ca->loop != NULL;
     dispatch(c);
 }
 
@@ -732,6 +854,7 @@ static void local_find_issued(pc_ca_t *ca, const char *tenant, const char *reque
 static void local_close(pc_ca_t *ca, void (*closed)(void *arg), void *arg)
 {
     pc_ca_local_t *lca = (pc_ca_local_t *)ca;
+    lca->closing = true; /* records not yet sent are not: lca->records may close after this */
     if (lca->pending > 0) {
         lca->closed = closed;
         lca->closed_arg = arg;
