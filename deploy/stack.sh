@@ -347,17 +347,21 @@ start_kafka() {
 # create_topics: the cluster's topics, side by side (each tool run is a JVM start); existing
 # ones are kept. The coordinator creates them too, but workers must not depend on it.
 create_topics() {
-  local dlq=$((partitions < 8 ? partitions : 8)) pids=() rc=0 p
+  # results and the audit trail: as many partitions as the coordinator wants them to have
+  # (coordinator.results_partitions, 16 by default, the config this script writes), so that
+  # it finds them as it would make them; one partition per worker is for the requests only.
+  local dlq=$((partitions < 8 ? partitions : 8)) out=$((partitions < 16 ? partitions : 16))
+  local pids=() rc=0 p
   # 7 days, as coordinator.topic_retention_hours wants by default (the broker's is 1 day).
   local opts=(--if-not-exists --config retention.ms=604800000)
   pc_kafka_create_topic pkcs.requests "$partitions" "${opts[@]}" &
   pids+=($!)
-  pc_kafka_create_topic pkcs.results "$partitions" "${opts[@]}" &
+  pc_kafka_create_topic pkcs.results "$out" "${opts[@]}" &
   pids+=($!)
   pc_kafka_create_topic pkcs.requests.dlq "$dlq" "${opts[@]}" &
   pids+=($!)
   # the audit trail: a year, as coordinator.audit_retention_hours wants by default
-  pc_kafka_create_topic pkcs.audit "$partitions" --if-not-exists --config retention.ms=31536000000 &
+  pc_kafka_create_topic pkcs.audit "$out" --if-not-exists --config retention.ms=31536000000 &
   pids+=($!)
   pc_kafka_create_topic pkcs.notices "$dlq" "${opts[@]}" &
   pids+=($!)
@@ -447,7 +451,7 @@ cmd_start() {
   start_redis
   say "starting Kafka on 127.0.0.1:$kafka_port (KRaft, one node)"
   start_kafka
-  say "creating topics pkcs.requests, pkcs.results, pkcs.audit ($partitions partitions), pkcs.requests.dlq and pkcs.notices"
+  say "creating topics pkcs.requests ($partitions partitions), pkcs.results, pkcs.audit, pkcs.requests.dlq and pkcs.notices"
   create_topics
   start_coordinator
   say "starting $workers workers (health ports $worker_ports)"
