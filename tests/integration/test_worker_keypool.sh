@@ -22,11 +22,14 @@ metric() { # metric NAME: its value from /metrics
   awk -v m="$1" '$1 == m { print $2 }' <&3
   exec 3<&-
 }
-for _ in $(seq 1 300); do
-  [ "$(metric pkcs_key_pool_keys)" = 6 ] && break
-  sleep 0.2
-done
-[ "$(metric pkcs_key_pool_keys)" = 6 ] || fail "the idle worker did not fill its key pool: $(metric pkcs_key_pool_keys)"
+pool_full() { # pool_full: waits up to 60 s for the 6 keys; false if they did not come
+  for _ in $(seq 1 300); do
+    [ "$(metric pkcs_key_pool_keys)" = 6 ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+pool_full || fail "the idle worker did not fill its key pool: $(metric pkcs_key_pool_keys)"
 ok "idle worker filled its pool with 6 RSA-2048 keys"
 
 pc_submit --template "$data/user-rsa.json" --count 6 --id-prefix burst --key-alg ec \
@@ -39,11 +42,7 @@ slowest=$(grep -o '"keygenUs":"[0-9]*"' "$d/burst.jsonl" | cut -d'"' -f4 | sort 
 ok "burst of 6 RSA-2048 requests: every key from the pool (slowest keygen stage ${slowest} us)"
 # The pool is filled when something made room: the burst's last request ending is what starts
 # it again (the worker does not poll its pool while idle).
-for _ in $(seq 1 300); do
-  [ "$(metric pkcs_key_pool_keys)" = 6 ] && break
-  sleep 0.2
-done
-[ "$(metric pkcs_key_pool_keys)" = 6 ] || fail "the pool was not filled again after the burst: $(metric pkcs_key_pool_keys)"
+pool_full || fail "the pool was not filled again after the burst: $(metric pkcs_key_pool_keys)"
 ok "the pool filled again after the burst took its keys"
 kill -TERM "$(pc_worker_pid pool)"; wait "$(pc_worker_pid pool)" || true
 echo "$pass passed, 0 failed"

@@ -747,6 +747,44 @@ static void on_ca_closed(void *arg)
     *(bool *)arg = true;
 }
 
+/* A CA of fx->state on its own loop, as a worker runs it; with_redis: the loop's Redis client
+ * for fx->redis, attached to record what the CA signs. */
+typedef struct loop_ca {
+    uv_loop_t loop;
+    pc_ca_t *ca;
+    pc_redis_t *redis;
+} loop_ca_t;
+
+static void loop_ca_open(fixture_t *fx, loop_ca_t *lc, bool with_redis)
+{
+    assert_int_equal(uv_loop_init(&lc->loop), 0);
+    pc_ca_local_config_t cfg = base_config(fx);
+    cfg.loop = &lc->loop;
+    pc_diag_t diag = {.msg = ""};
+    lc->ca = NULL;
+    lc->redis = NULL;
+    assert_int_equal(open_ca(fx, &cfg, &lc->ca, &diag), PC_OK);
+    if (with_redis) {
+        assert_int_equal(pc_redis_new(&lc->loop, &fx->redis, &lc->redis, &diag), PC_OK);
+        pc_ca_local_attach_redis(lc->ca, lc->redis);
+    }
+}
+
+/* loop_ca_close closes the CA, then its Redis client (the order a worker keeps), and runs the
+ * loop to its end. */
+static void loop_ca_close(loop_ca_t *lc)
+{
+    bool closed = false, redis_closed = lc->redis == NULL;
+    pc_ca_close(lc->ca, on_ca_closed, &closed);
+    assert_true(run_until(&lc->loop, &closed, 10000));
+    if (lc->redis != NULL)
+        pc_redis_close(lc->redis, on_ca_closed, &redis_closed);
+    assert_true(run_until(&lc->loop, &redis_closed, 10000));
+    pc_ca_free(lc->ca);
+    assert_int_equal(uv_run(&lc->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&lc->loop), 0);
+}
+
 /* Pool work that holds a pool thread until the gate opens, so that work queued after it waits
  * too. */
 #define BLOCKERS 16 /* more than libuv's pool has threads unless UV_THREADPOOL_SIZE says more */
@@ -769,42 +807,32 @@ static void test_revoke_on_loop_keeps_its_own_copy(void **state)
 {
     fixture_t *fx = with_ca(state);
     X509 *cert = issue(fx, 30, "revoke-later");
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    pc_ca_local_config_t cfg = base_config(fx);
-    cfg.loop = &loop;
-    pc_ca_t *on_loop = NULL;
-    pc_diag_t diag = {.msg = ""};
-    assert_int_equal(open_ca(fx, &cfg, &on_loop, &diag), PC_OK);
+    loop_ca_t lc;
+    loop_ca_open(fx, &lc, false);
 
     /* the pool's threads held, the revocation runs only once the caller's copy is gone */
     uv_work_t blockers[BLOCKERS];
     assert_int_equal(uv_sem_init(&gate, 0), 0);
     blockers_done = 0;
     for (int i = 0; i < BLOCKERS; i++)
-        assert_int_equal(uv_queue_work(&loop, &blockers[i], block_work, block_done), 0);
+        assert_int_equal(uv_queue_work(&lc.loop, &blockers[i], block_work, block_done), 0);
     pc_ca_revoke_t *rev = malloc(sizeof(*rev));
     char *hex = serial_hex(cert);
     assert_non_null(rev);
     rev->serial_hex = hex;
     rev->reason = PC_REVOKE_KEY_COMPROMISE;
     answer_t answer = {.done = false};
-    pc_ca_revoke(on_loop, rev, on_answer, &answer);
+    pc_ca_revoke(lc.ca, rev, on_answer, &answer);
     memset(hex, 'Z', strlen(hex)); /* the caller moves on */
     OPENSSL_free(hex);
     free(rev);
     for (int i = 0; i < BLOCKERS; i++)
         uv_sem_post(&gate);
-    assert_true(run_until(&loop, &answer.done, 10000));
+    assert_true(run_until(&lc.loop, &answer.done, 10000));
     assert_int_equal(answer.err, PC_OK);
     assert_int_equal(revoked_count(fx), 1);
 
-    bool closed = false;
-    pc_ca_close(on_loop, on_ca_closed, &closed);
-    assert_true(run_until(&loop, &closed, 10000));
-    pc_ca_free(on_loop);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    loop_ca_close(&lc);
     assert_int_equal(blockers_done, BLOCKERS);
     uv_sem_destroy(&gate);
     X509_free(cert);
@@ -817,11 +845,6 @@ static void probe_done(uv_work_t *work, int status)
     *(bool *)work->data = true;
 }
 
-static void set_true(void *arg)
-{
-    *(bool *)arg = true;
-}
-
 /* With the loop's Redis client attached (as a worker does), a pool thread only signs: while
  * Redis does not answer, more submits than the pool has threads leave it free for other work,
  * and nothing is handed out before it is recorded; once Redis answers, every certificate is
@@ -831,19 +854,12 @@ static void test_records_from_loop_leave_pool_free(void **state)
     fixture_t *fx = *state;
     fx->redis.command_timeout_ms = 60000; /* longer than the test waits for the probe */
     with_ca(state);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    pc_ca_local_config_t cfg = base_config(fx);
-    cfg.loop = &loop;
-    pc_ca_t *on_loop = NULL;
+    loop_ca_t lc;
+    loop_ca_open(fx, &lc, true);
+    for (int i = 0; i < 2000 && !pc_redis_ready(lc.redis); i++) /* connected before it stops */
+        run_for(&lc.loop, 5);
+    assert_true(pc_redis_ready(lc.redis));
     pc_diag_t diag = {.msg = ""};
-    assert_int_equal(open_ca(fx, &cfg, &on_loop, &diag), PC_OK);
-    pc_redis_t *redis = NULL;
-    assert_int_equal(pc_redis_new(&loop, &fx->redis, &redis, &diag), PC_OK);
-    for (int i = 0; i < 2000 && !pc_redis_ready(redis); i++)
-        run_for(&loop, 5);
-    assert_true(pc_redis_ready(redis));
-    pc_ca_local_attach_redis(on_loop, redis);
 
     kill(fixture_redis.pid, SIGSTOP); /* Redis takes the records and does not answer */
     X509_REQ *req = make_csr(fx->key, "alice", "clientAuth");
@@ -857,19 +873,19 @@ static void test_records_from_loop_leave_pool_free(void **state)
                                  .tenant = "contoso",
                                  .request_id = ids[i]};
         answers[i] = (answer_t){.done = false};
-        pc_ca_submit(on_loop, req, &iss[i], on_answer, &answers[i]);
+        pc_ca_submit(lc.ca, req, &iss[i], on_answer, &answers[i]);
     }
     bool probed = false;
     uv_work_t probe = {.data = &probed};
-    assert_int_equal(uv_queue_work(&loop, &probe, probe_work, probe_done), 0);
-    bool ran = run_until(&loop, &probed, 20000);
+    assert_int_equal(uv_queue_work(&lc.loop, &probe, probe_work, probe_done), 0);
+    bool ran = run_until(&lc.loop, &probed, 20000);
     int answered = 0;
     for (int i = 0; i < BLOCKERS; i++)
         answered += answers[i].done;
     kill(fixture_redis.pid, SIGCONT);
     for (int i = 0; i < BLOCKERS; i++) /* every call ends before anything is checked */
-        run_until(&loop, &answers[i].done, 30000);
-    run_until(&loop, &probed, 30000);
+        run_until(&lc.loop, &answers[i].done, 30000);
+    run_until(&lc.loop, &probed, 30000);
     assert_true(ran); /* blocking records would hold every pool thread until Redis answers */
     assert_int_equal(answered, 0);
     for (int i = 0; i < BLOCKERS; i++) {
@@ -884,14 +900,7 @@ static void test_records_from_loop_leave_pool_free(void **state)
     assert_int_equal(count, 1);
     free(serials);
 
-    bool closed = false, redis_closed = false;
-    pc_ca_close(on_loop, on_ca_closed, &closed);
-    assert_true(run_until(&loop, &closed, 10000));
-    pc_redis_close(redis, set_true, &redis_closed);
-    assert_true(run_until(&loop, &redis_closed, 10000));
-    pc_ca_free(on_loop);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    loop_ca_close(&lc);
     X509_REQ_free(req);
 }
 
@@ -905,34 +914,19 @@ static void test_records_from_loop_redis_down(void **state)
     fx->redis.command_timeout_ms = 500;
     snprintf(where, sizeof(where), "Redis at 127.0.0.1:%d", fx->redis.port);
     with_ca(state);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    pc_ca_local_config_t cfg = base_config(fx);
-    cfg.loop = &loop;
-    pc_ca_t *on_loop = NULL;
-    pc_diag_t diag = {.msg = ""};
-    assert_int_equal(open_ca(fx, &cfg, &on_loop, &diag), PC_OK);
-    pc_redis_t *redis = NULL;
-    assert_int_equal(pc_redis_new(&loop, &fx->redis, &redis, &diag), PC_OK);
-    pc_ca_local_attach_redis(on_loop, redis);
+    loop_ca_t lc;
+    loop_ca_open(fx, &lc, true);
 
     X509_REQ *req = make_csr(fx->key, "alice", "clientAuth");
     pc_ca_issue_t iss = {.template_name = "User", .validity_days = 30, .request_id = "down"};
     answer_t answer = {.done = false};
-    pc_ca_submit(on_loop, req, &iss, on_answer, &answer);
-    assert_true(run_until(&loop, &answer.done, 30000));
+    pc_ca_submit(lc.ca, req, &iss, on_answer, &answer);
+    assert_true(run_until(&lc.loop, &answer.done, 30000));
     assert_int_equal(answer.err, PC_ERR_DEPENDENCY);
     assert_false(answer.cert);
     assert_non_null(strstr(answer.msg, where));
 
-    bool closed = false, redis_closed = false;
-    pc_ca_close(on_loop, on_ca_closed, &closed);
-    assert_true(run_until(&loop, &closed, 10000));
-    pc_redis_close(redis, set_true, &redis_closed);
-    assert_true(run_until(&loop, &redis_closed, 10000));
-    pc_ca_free(on_loop);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    loop_ca_close(&lc);
     X509_REQ_free(req);
 }
 

@@ -20,14 +20,6 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#define CFSSL_POLICY_MIN 5000 /* cfssl's PolicyError category: 5000..5999 */
-#define CFSSL_POLICY_MAX 5999
-#define CFSSL_RECORD_NOT_FOUND 11200 /* CertStoreError + RecordNotFound (revoke) */
-/* CertStoreError's other reasons: Unknown (11000, what cfssl wraps its database's own errors
- * in: "database is locked" under load) and InsertionFailed (11100) */
-#define CFSSL_STORE_MIN 11000
-#define CFSSL_STORE_MAX 11199
-
 /* ---- request bodies ----------------------------------------------------------------------- */
 
 /* dump_json serialises and frees obj (NULL-safe); NULL when out of memory. */
@@ -270,6 +262,29 @@ static const char *auth_hint(const char *msg)
     return NULL;
 }
 
+/* What cfssl's own error codes (its errors package: category * 1000 + reason) mean here, first
+ * match wins; a code in none of these ranges is a request cfssl found unacceptable. */
+static const struct {
+    int min, max;
+    pc_err_t err;
+    bool retry;
+    const char *what; /* "cfssl CA X <what> while <doing>: <message> (cfssl code N)" */
+    const char *fix;  /* after "; " */
+} cfssl_codes[] = {
+    /* CertStoreError + RecordNotFound: revoking a serial cfssl does not know */
+    {11200, 11200, PC_ERR_NOT_FOUND, false, "found nothing", "nothing to revoke"},
+    /* CertStoreError's other reasons, Unknown (11000: what cfssl wraps its database's own errors
+     * in, "database is locked" under concurrent signing) and InsertionFailed (11100): cfssl
+     * signed, then failed to record, and delivered nothing; the same request asked again is
+     * signed anew. Not the CA's breakdown: no breaker. */
+    {11000, 11199, PC_ERR_CA_BUSY, true, "could not record the certificate in its database",
+     "asking again"},
+    /* PolicyError */
+    {5000, 5999, PC_ERR_POLICY, false, "refused by its policy",
+     "check the profile in cfssl's signing configuration"},
+    {0, -1, PC_ERR_INVALID_PARAM, false, "refused", "the request or CSR is not acceptable to it"},
+};
+
 /* judge_cfssl_error: cfssl answered with its own error (HTTP 4xx, success false). */
 static pc_ca_cfssl_verdict_t judge_cfssl_error(const char *ca, const char *what,
                                                const pc_ca_cfssl_reply_t *reply, pc_diag_t *diag)
@@ -282,33 +297,12 @@ static pc_ca_cfssl_verdict_t judge_cfssl_error(const char *ca, const char *what,
                 what, msg, hint);
         return verdict(PC_ERR_CA_AUTH, false, false);
     }
-    if (reply->code == CFSSL_RECORD_NOT_FOUND) {
-        pc_fail(diag, PC_ERR_NOT_FOUND, "cfssl CA \"%s\" found nothing while %s: %s", ca, what,
-                msg);
-        return verdict(PC_ERR_NOT_FOUND, false, false);
-    }
-    if (reply->code >= CFSSL_STORE_MIN && reply->code <= CFSSL_STORE_MAX) {
-        /* cfssl signs, then records in its database; a record that failed (SQLite's lock
-         * under concurrent signing, a serial already used) left nothing delivered, and the
-         * same request asked again is signed anew. Not the CA's breakdown: no breaker. */
-        pc_fail(diag, PC_ERR_CA_BUSY,
-                "cfssl CA \"%s\" could not record the certificate in its database while %s: %s "
-                "(cfssl code %d); asking again",
-                ca, what, msg, reply->code);
-        return verdict(PC_ERR_CA_BUSY, true, false);
-    }
-    if (reply->code >= CFSSL_POLICY_MIN && reply->code <= CFSSL_POLICY_MAX) {
-        pc_fail(diag, PC_ERR_POLICY,
-                "cfssl CA \"%s\" refused %s by its policy: %s (cfssl code %d); check the "
-                "profile in cfssl's signing configuration",
-                ca, what, msg, reply->code);
-        return verdict(PC_ERR_POLICY, false, false);
-    }
-    pc_fail(diag, PC_ERR_INVALID_PARAM,
-            "cfssl CA \"%s\" refused %s: %s (cfssl code %d); the request or CSR is not "
-            "acceptable to it",
-            ca, what, msg, reply->code);
-    return verdict(PC_ERR_INVALID_PARAM, false, false);
+    size_t i = 0, last = sizeof(cfssl_codes) / sizeof(cfssl_codes[0]) - 1;
+    while (i < last && (reply->code < cfssl_codes[i].min || reply->code > cfssl_codes[i].max))
+        i++;
+    pc_fail(diag, cfssl_codes[i].err, "cfssl CA \"%s\" %s while %s: %s (cfssl code %d); %s", ca,
+            cfssl_codes[i].what, what, msg, reply->code, cfssl_codes[i].fix);
+    return verdict(cfssl_codes[i].err, cfssl_codes[i].retry, false);
 }
 
 pc_ca_cfssl_verdict_t pc_ca_cfssl_judge(const char *ca, const char *what,

@@ -4,6 +4,8 @@
  */
 #include "ca_index_int.h"
 
+#include <stdlib.h>
+
 void pc_ca_index_free(pc_ca_index_t *idx)
 {
     if (idx != NULL)
@@ -16,20 +18,45 @@ pc_err_t pc_ca_index_add_issued(pc_ca_index_t *idx, const char *serial_hex, time
     return idx->ops->add_issued(idx, serial_hex, not_after, request_id, subject, diag);
 }
 
-pc_err_t pc_ca_index_add_issued_async(pc_ca_index_t *idx, pc_redis_t *redis, const char *serial_hex,
-                                      time_t not_after, const char *request_id, const char *subject,
-                                      pc_ca_index_done_fn cb, void *arg, pc_diag_t *diag)
+pc_err_t pc_ca_index_prepare_issued(pc_ca_index_t *idx, const char *serial_hex, time_t not_after,
+                                    const char *request_id, const char *subject,
+                                    pc_ca_index_record_t **out, pc_diag_t *diag)
 {
-    if (idx->ops->add_issued_async == NULL)
+    *out = NULL;
+    if (idx->ops->prepare_issued == NULL)
         return pc_fail(diag, PC_ERR_NOT_SUPPORTED,
                        "this index records certificates synchronously only (a file)");
-    return idx->ops->add_issued_async(idx, redis, serial_hex, not_after, request_id, subject, cb,
-                                      arg, diag);
+    pc_ca_index_record_t *rec = calloc(1, sizeof(*rec));
+    if (rec == NULL)
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory recording certificate %s", serial_hex);
+    pc_err_t err =
+        idx->ops->prepare_issued(idx, serial_hex, not_after, request_id, subject, rec, diag);
+    if (err != PC_OK) {
+        pc_ca_index_record_free(rec);
+        return err;
+    }
+    *out = rec;
+    return PC_OK;
+}
+
+void pc_ca_index_record_free(pc_ca_index_record_t *rec)
+{
+    if (rec == NULL)
+        return;
+    pc_args_free(&rec->args);
+    free(rec);
+}
+
+pc_err_t pc_ca_index_send_issued(pc_ca_index_t *idx, pc_redis_t *redis,
+                                 const pc_ca_index_record_t *rec, pc_ca_index_done_fn cb, void *arg,
+                                 pc_diag_t *diag)
+{
+    return idx->ops->send_issued(idx, redis, rec, cb, arg, diag);
 }
 
 bool pc_ca_index_records_async(const pc_ca_index_t *idx)
 {
-    return idx->ops->add_issued_async != NULL;
+    return idx->ops->prepare_issued != NULL;
 }
 
 pc_err_t pc_ca_index_revoke(pc_ca_index_t *idx, const char *serial_hex, int reason, time_t when,

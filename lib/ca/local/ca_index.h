@@ -7,7 +7,7 @@
  *   file (ca_index_file.c): state_dir/index.txt, for a process that runs without a cluster
  *     (pkcsctl issue --offline, the engine benchmark).
  * Any thread; every call blocks (on Redis or on file I/O), so call it from a pool thread; the
- * one exception, pc_ca_index_add_issued_async, runs on the loop thread.
+ * the exception, pc_ca_index_send_issued, runs on the loop thread.
  */
 #ifndef PC_CA_INDEX_H
 #define PC_CA_INDEX_H
@@ -66,21 +66,34 @@ void pc_ca_index_free(pc_ca_index_t *idx);
 pc_err_t pc_ca_index_add_issued(pc_ca_index_t *idx, const char *serial_hex, time_t not_after,
                                 const char *request_id, const char *subject, pc_diag_t *diag);
 
-/* Outcome of pc_ca_index_add_issued_async, on the loop thread: the errors of
- * pc_ca_index_add_issued. */
+/* A record of an issued certificate made ready, on any thread, to be sent from the loop as
+ * often as Redis needs asking (the Redis backend only). */
+typedef struct pc_ca_index_record pc_ca_index_record_t;
+
+/* pc_ca_index_prepare_issued builds what pc_ca_index_add_issued would write, ready to send;
+ * *out is the caller's (pc_ca_index_record_free). Any thread: a pool thread makes it, so that
+ * the loop only sends. PC_ERR_NOT_SUPPORTED for the file backend (record with
+ * pc_ca_index_add_issued on a pool thread), PC_ERR_NOMEM. */
+pc_err_t pc_ca_index_prepare_issued(pc_ca_index_t *idx, const char *serial_hex, time_t not_after,
+                                    const char *request_id, const char *subject,
+                                    pc_ca_index_record_t **out, pc_diag_t *diag);
+
+/* pc_ca_index_record_free frees rec (NULL allowed). */
+void pc_ca_index_record_free(pc_ca_index_record_t *rec);
+
+/* Outcome of pc_ca_index_send_issued, on the loop thread: the errors of pc_ca_index_add_issued. */
 typedef void (*pc_ca_index_done_fn)(void *arg, pc_err_t err, const pc_diag_t *diag);
 
-/* pc_ca_index_add_issued_async is pc_ca_index_add_issued sent through redis, the loop's
- * client for the same Redis as the index (its connection, its durable-write setting), without
- * blocking: cb is called once, on the loop thread, never inside this call, unless it returns
- * an error. One attempt: a PC_ERR_DEPENDENCY answer is the caller's to retry. Loop thread.
- * PC_ERR_NOT_SUPPORTED for the file backend (record with pc_ca_index_add_issued on a pool
- * thread), PC_ERR_NOMEM, PC_ERR_DEPENDENCY when redis is closed. */
-pc_err_t pc_ca_index_add_issued_async(pc_ca_index_t *idx, pc_redis_t *redis, const char *serial_hex,
-                                      time_t not_after, const char *request_id, const char *subject,
-                                      pc_ca_index_done_fn cb, void *arg, pc_diag_t *diag);
+/* pc_ca_index_send_issued sends rec (borrowed until it returns) through redis, the loop's client
+ * for the same Redis as the index (its connection, its durable-write setting), without
+ * blocking: cb is called once, on the loop thread, never inside this call, unless it returns an
+ * error. One attempt: a PC_ERR_DEPENDENCY answer is the caller's to retry, with the same rec.
+ * Loop thread. PC_ERR_NOMEM, PC_ERR_DEPENDENCY when redis is closed. */
+pc_err_t pc_ca_index_send_issued(pc_ca_index_t *idx, pc_redis_t *redis,
+                                 const pc_ca_index_record_t *rec, pc_ca_index_done_fn cb, void *arg,
+                                 pc_diag_t *diag);
 
-/* pc_ca_index_records_async tells whether idx takes pc_ca_index_add_issued_async (Redis). */
+/* pc_ca_index_records_async tells whether idx takes pc_ca_index_prepare_issued (Redis). */
 bool pc_ca_index_records_async(const pc_ca_index_t *idx);
 
 /* pc_ca_index_revoke records the revocation of serial_hex (canonical hex) at time when.

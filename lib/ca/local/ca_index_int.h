@@ -12,10 +12,12 @@
 typedef struct pc_ca_index_ops {
     pc_err_t (*add_issued)(pc_ca_index_t *idx, const char *serial_hex, time_t not_after,
                            const char *request_id, const char *subject, pc_diag_t *diag);
-    /* NULL: the backend records synchronously only (pc_ca_index_add_issued_async says so) */
-    pc_err_t (*add_issued_async)(pc_ca_index_t *idx, pc_redis_t *redis, const char *serial_hex,
-                                 time_t not_after, const char *request_id, const char *subject,
-                                 pc_ca_index_done_fn cb, void *arg, pc_diag_t *diag);
+    /* both NULL: the backend records synchronously only (pc_ca_index_prepare_issued says so) */
+    pc_err_t (*prepare_issued)(pc_ca_index_t *idx, const char *serial_hex, time_t not_after,
+                               const char *request_id, const char *subject,
+                               pc_ca_index_record_t *rec, pc_diag_t *diag);
+    pc_err_t (*send_issued)(pc_ca_index_t *idx, pc_redis_t *redis, const pc_ca_index_record_t *rec,
+                            pc_ca_index_done_fn cb, void *arg, pc_diag_t *diag);
     pc_err_t (*revoke)(pc_ca_index_t *idx, const char *serial_hex, int reason, time_t when,
                        pc_diag_t *diag);
     pc_err_t (*list_revoked)(pc_ca_index_t *idx, pc_ca_index_revoked_t **out, size_t *count,
@@ -28,6 +30,13 @@ typedef struct pc_ca_index_ops {
                        pc_diag_t *diag);
     void (*free)(pc_ca_index_t *idx);
 } pc_ca_index_ops_t;
+
+/* A script's keys and arguments, ready to send (pc_ca_index_prepare_issued). */
+struct pc_ca_index_record {
+    pc_args_t args;
+    int nkeys;
+    char what[128]; /* for messages: "record the certificate it issued, serial ..." */
+};
 
 /* The first member of every backend's struct. */
 struct pc_ca_index {

@@ -363,6 +363,16 @@ static pc_err_t redis_add_issued(pc_ca_index_t *base, const char *serial_hex, ti
     return err;
 }
 
+static pc_err_t redis_prepare_issued(pc_ca_index_t *base, const char *serial_hex, time_t not_after,
+                                     const char *request_id, const char *subject,
+                                     pc_ca_index_record_t *rec, pc_diag_t *diag)
+{
+    snprintf(rec->what, sizeof(rec->what), "record the certificate it issued, serial %s",
+             serial_hex);
+    return add_args((redis_index_t *)base, serial_hex, not_after, request_id, subject, &rec->args,
+                    &rec->nkeys, diag);
+}
+
 /* One record sent through the loop's client. */
 typedef struct add_op {
     redis_index_t *ri;
@@ -386,32 +396,23 @@ static void on_added(void *arg, pc_err_t err, const redisReply *reply, const pc_
     free(op);
 }
 
-static pc_err_t redis_add_issued_async(pc_ca_index_t *base, pc_redis_t *redis,
-                                       const char *serial_hex, time_t not_after,
-                                       const char *request_id, const char *subject,
-                                       pc_ca_index_done_fn cb, void *arg, pc_diag_t *diag)
+static pc_err_t redis_send_issued(pc_ca_index_t *base, pc_redis_t *redis,
+                                  const pc_ca_index_record_t *rec, pc_ca_index_done_fn cb,
+                                  void *arg, pc_diag_t *diag)
 {
     redis_index_t *ri = (redis_index_t *)base;
-    pc_args_t args = {0};
-    int nkeys = 0;
-    add_op_t *op = calloc(1, sizeof(*op));
+    add_op_t *op = malloc(sizeof(*op));
     if (op == NULL)
-        return pc_fail(diag, PC_ERR_NOMEM, "out of memory recording certificate %s", serial_hex);
-    pc_err_t err = add_args(ri, serial_hex, not_after, request_id, subject, &args, &nkeys, diag);
-    if (err != PC_OK) {
-        free(op);
-        return err;
-    }
+        return pc_fail(diag, PC_ERR_NOMEM, "out of memory: cannot %s", rec->what);
     *op = (add_op_t){.ri = ri, .cb = cb, .arg = arg};
-    snprintf(op->what, sizeof(op->what), "record the certificate it issued, serial %s", serial_hex);
-    err = pc_redis_eval(redis, &ri->add_script, nkeys, args.n, args.v, args.len, on_added, op);
-    pc_args_free(&args);
+    memcpy(op->what, rec->what, sizeof(op->what));
+    pc_err_t err = pc_redis_eval(redis, &ri->add_script, rec->nkeys, rec->args.n, rec->args.v,
+                                 rec->args.len, on_added, op);
     if (err != PC_OK) {
         free(op);
         return err == PC_ERR_DEPENDENCY
-                   ? unreachable(ri, "record a certificate", "the connection is closed", diag)
-                   : pc_fail(diag, err, "recording certificate %s: %s", serial_hex,
-                             pc_strerror(err));
+                   ? unreachable(ri, rec->what, "the connection is closed", diag)
+                   : pc_fail(diag, err, "cannot %s: %s", rec->what, pc_strerror(err));
     }
     return PC_OK;
 }
@@ -756,7 +757,8 @@ pc_err_t pc_ca_index_open_redis(const char *ca_name, const pc_redis_config_t *cf
 
 static const pc_ca_index_ops_t redis_ops = {
     .add_issued = redis_add_issued,
-    .add_issued_async = redis_add_issued_async,
+    .prepare_issued = redis_prepare_issued,
+    .send_issued = redis_send_issued,
     .revoke = redis_revoke,
     .list_revoked = redis_list_revoked,
     .find_issued = redis_find_issued,

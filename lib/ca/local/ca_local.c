@@ -6,10 +6,10 @@
  * offline) and revokes from it. Signing costs CPU and the index waits on Redis, so with a loop
  * every call runs on the loop's thread pool and answers on the loop; without one (tools) it
  * runs inside the call. A worker gives the CA its loop's Redis client
- * (pc_ca_local_attach_redis): the pool thread then only signs, and the record is written from
- * the loop, retried on a timer rather than in the pool thread's sleep. Many pool threads may use
- * one CA at once: the key and certificate are read-only after pc_ca_local_new, and the index does
- * its own locking.
+ * (pc_ca_local_attach_redis): the pool thread then signs and prepares the record, and the loop
+ * only sends it, again on a timer (not in the pool thread's sleep) while Redis is away. Many
+ * pool threads may use one CA at once: the key and certificate are read-only after
+ * pc_ca_local_new, and the index does its own locking.
  */
 #include "ca_int.h"
 
@@ -584,12 +584,30 @@ typedef struct call {
     pc_diag_t diag;
     /* submit through the loop's Redis client (lca->records): the pool signs, the loop records */
     bool record_later;
-    record_t rec;
-    uint64_t record_until; /* pc_mono_us */
+    pc_ca_index_record_t *prepared; /* what the loop sends, made on the pool thread */
+    uint64_t record_until;          /* pc_mono_us */
     unsigned attempt;
     uv_timer_t timer; /* the pause between attempts; c is freed once it is closed */
     bool timer_inited;
 } call_t;
+
+/* prepare_record makes, on the pool thread, what the loop will send to record the certificate
+ * of a submit; without it the certificate is not handed out. */
+static pc_err_t prepare_record(call_t *c)
+{
+    record_t rec;
+    pc_err_t err = record_of(c->cert, &rec, &c->diag);
+    if (err == PC_OK) {
+        err = pc_ca_index_prepare_issued(c->lca->index, rec.serial, rec.not_after, c->request_key,
+                                         rec.subject, &c->prepared, &c->diag);
+        OPENSSL_free(rec.serial);
+    }
+    if (err != PC_OK) {
+        X509_free(c->cert);
+        c->cert = NULL;
+    }
+    return err;
+}
 
 /* call_run does the work. Pool thread (or the caller's, without a loop). */
 static void call_run(call_t *c)
@@ -598,11 +616,8 @@ static void call_run(call_t *c)
     case CALL_SUBMIT:
         c->err = issue(c->lca, c->csr, c->creq, c->issue, c->request_key, !c->record_later,
                        &c->cert, &c->diag);
-        if (c->err == PC_OK && c->record_later &&
-            (c->err = record_of(c->cert, &c->rec, &c->diag)) != PC_OK) {
-            X509_free(c->cert);
-            c->cert = NULL;
-        }
+        if (c->err == PC_OK && c->record_later)
+            c->err = prepare_record(c);
         break;
     case CALL_REVOKE:
         c->err = revoke(c->lca, c->has_rev ? &c->rev : NULL, &c->diag);
@@ -628,7 +643,7 @@ static void call_answer(call_t *c)
     else
         c->done(c->arg, c->err, c->cert, diag);
     free(c->serials);
-    OPENSSL_free(c->rec.serial);
+    pc_ca_index_record_free(c->prepared);
     if (c->timer_inited)
         uv_close((uv_handle_t *)&c->timer, on_timer_closed);
     else
@@ -697,8 +712,7 @@ static void record_send(call_t *c)
         return;
     }
     pc_err_t err =
-        pc_ca_index_add_issued_async(lca->index, lca->records, c->rec.serial, c->rec.not_after,
-                                     c->request_key, c->rec.subject, on_recorded, c, &diag);
+        pc_ca_index_send_issued(lca->index, lca->records, c->prepared, on_recorded, c, &diag);
     if (err != PC_OK)
         call_drop(c, err, &diag);
 }
