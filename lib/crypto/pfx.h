@@ -17,6 +17,14 @@
 pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *friendly_name,
                       const char *password, unsigned char **der, size_t *len, pc_diag_t *diag);
 
+/* pc_pfx_build_encoded is pc_pfx_build for a caller that holds cert's DER already (leaf,
+ * leaf_len: what i2d_X509 gives for cert), which it writes as is: the engine encodes the
+ * certificate it was issued once for the PKCS#12 and the Result. */
+pc_err_t pc_pfx_build_encoded(EVP_PKEY *key, X509 *cert, const unsigned char *leaf, size_t leaf_len,
+                              STACK_OF(X509) * chain, const char *friendly_name,
+                              const char *password, unsigned char **der, size_t *len,
+                              pc_diag_t *diag);
+
 /*
  * Bounds on the work a PKCS#12 from outside may ask for. The file itself chooses how many
  * iterations its MAC and each encrypted part's key derivation take (2,000,000 PBKDF2 rounds cost

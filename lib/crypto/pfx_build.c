@@ -334,13 +334,30 @@ static pc_err_t put_safes(pc_der_t *d, EVP_PKEY *key, const unsigned char *cert,
 pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const char *friendly_name,
                       const char *password, unsigned char **der, size_t *len, pc_diag_t *diag)
 {
-    pc_der_t d = {.secret = true};
-    names_t names = {0};
     unsigned char *leaf = NULL;
     int leaf_len;
+
+    if (cert == NULL)
+        return pc_fail(diag, PC_ERR_INVALID_PARAM, "pc_pfx_build needs a certificate");
+    if ((leaf_len = cert_der(cert, &leaf)) <= 0)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode the certificate for the PFX");
+    pc_err_t err = pc_pfx_build_encoded(key, cert, leaf, (size_t)leaf_len, chain, friendly_name,
+                                        password, der, len, diag);
+    OPENSSL_free(leaf);
+    return err;
+}
+
+pc_err_t pc_pfx_build_encoded(EVP_PKEY *key, X509 *cert, const unsigned char *leaf, size_t leaf_len,
+                              STACK_OF(X509) * chain, const char *friendly_name,
+                              const char *password, unsigned char **der, size_t *len,
+                              pc_diag_t *diag)
+{
+    pc_der_t d = {.secret = true};
+    names_t names = {0};
     pc_err_t err;
 
-    if (key == NULL || cert == NULL || password == NULL || der == NULL || len == NULL)
+    if (key == NULL || cert == NULL || leaf == NULL || leaf_len == 0 || password == NULL ||
+        der == NULL || len == NULL)
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "pc_pfx_build needs a key, a certificate, a "
                        "password (may be empty) and an output");
@@ -355,19 +372,16 @@ pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const c
     if (!same_key(key, cert))
         return pc_fail(diag, PC_ERR_INVALID_PARAM,
                        "the private key does not belong to the certificate given for the PFX");
-    if ((leaf_len = cert_der(cert, &leaf)) <= 0)
-        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode the certificate for the PFX");
-    if ((err = names_of(leaf, (size_t)leaf_len, friendly_name, &names, diag)) != PC_OK)
+    if ((err = names_of(leaf, leaf_len, friendly_name, &names, diag)) != PC_OK)
         goto out;
     /* room for all of it at once: the buffer holds the key, and is not copied while it grows */
-    if (!pc_der_reserve(&d, 4096 + 2 * (size_t)leaf_len + 2048 * (size_t)sk_X509_num(chain))) {
+    if (!pc_der_reserve(&d, 4096 + 2 * leaf_len + 2048 * (size_t)sk_X509_num(chain))) {
         err = pc_fail(diag, PC_ERR_NOMEM, "out of memory for the PFX");
         goto out;
     }
     pc_der_put(&d, version_3, sizeof(version_3));
     size_t safes = d.len;
-    if ((err = put_safes(&d, key, leaf, (size_t)leaf_len, chain, &names, password, iter, diag)) !=
-        PC_OK)
+    if ((err = put_safes(&d, key, leaf, leaf_len, chain, &names, password, iter, diag)) != PC_OK)
         goto out;
     pc_der_wrap(&d, safes, PC_DER_SEQUENCE);
     size_t safes_len = d.len - safes;
@@ -390,6 +404,5 @@ pc_err_t pc_pfx_build(EVP_PKEY *key, X509 *cert, STACK_OF(X509) * chain, const c
 out:
     pc_der_free(&d);
     OPENSSL_free(names.bmp);
-    OPENSSL_free(leaf);
     return err;
 }

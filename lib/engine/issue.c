@@ -47,6 +47,8 @@ struct pc_issue {
     unsigned char spki_sha256[32]; /* of the new key, set with the request */
     pc_envelope_to_t *device;      /* the device key, checked before the CA is asked */
     X509 *cert;
+    unsigned char *cert_der; /* cert encoded once, for the PKCS#12 and the Result */
+    size_t cert_der_len;
     unsigned char *envelope;
     size_t envelope_len;
     char chosen_serial[2 * SERIAL_BYTES + 1]; /* for a CA that takes our serials; "" none */
@@ -397,10 +399,26 @@ static bool same_public_key(const pc_issue_t *job, X509 *cert)
     return same;
 }
 
+/* encode_cert encodes the job's certificate once: the PKCS#12 and the Result both carry it, and
+ * OpenSSL keeps no encoding of a certificate it signed, so each i2d_X509 would encode it anew. */
+static pc_err_t encode_cert(pc_issue_t *job, pc_diag_t *diag)
+{
+    OPENSSL_free(job->cert_der);
+    job->cert_der = NULL;
+    int len = i2d_X509(job->cert, &job->cert_der);
+    if (len <= 0)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode request %s's certificate",
+                           job->req->request_id);
+    job->cert_der_len = (size_t)len;
+    return PC_OK;
+}
+
 pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag)
 {
     X509_free(job->cert);
     job->cert = cert;
+    OPENSSL_free(job->cert_der);
+    job->cert_der = NULL;
     /* The certificate must carry the job's key: a CA that swapped requests would otherwise hand
      * one device another's certificate. Here a parsed request, whose public key bytes the job
      * kept, is checked by those bytes, and only a CSR's answer costs a key comparison.
@@ -411,13 +429,13 @@ pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag)
             return pc_fail(diag, PC_ERR_CRYPTO,
                            "the CA returned a certificate for another key than request %s's",
                            job->req->request_id);
-        return PC_OK;
+        return encode_cert(job, diag);
     }
     if (job->key != NULL && X509_check_private_key(cert, job->key) != 1)
         return pc_fail_ssl(diag, PC_ERR_CRYPTO,
                            "the CA returned a certificate for another key than request %s's",
                            job->req->request_id);
-    return PC_OK;
+    return encode_cert(job, diag);
 }
 
 pc_err_t pc_issue_pack(pc_issue_t *job, pc_diag_t *diag)
@@ -425,11 +443,12 @@ pc_err_t pc_issue_pack(pc_issue_t *job, pc_diag_t *diag)
     unsigned char *pfx = NULL;
     size_t pfx_len = 0;
     pc_err_t err;
-    if (job->key == NULL || job->cert == NULL || job->device == NULL)
+    if (job->key == NULL || job->cert_der == NULL || job->device == NULL)
         return pc_fail(diag, PC_ERR_CRYPTO,
                        "nothing to pack: key, certificate or device key missing");
-    err = pc_pfx_build(job->key, job->cert, pc_ca_get0_chain(job->ca), job->req->request_id, "",
-                       &pfx, &pfx_len, diag);
+    err = pc_pfx_build_encoded(job->key, job->cert, job->cert_der, job->cert_der_len,
+                               pc_ca_get0_chain(job->ca), job->req->request_id, "", &pfx, &pfx_len,
+                               diag);
     if (err != PC_OK)
         goto out_free_key;
     err = pc_envelope_seal_to(job->device, pfx, pfx_len, &job->envelope, &job->envelope_len, diag);
@@ -446,10 +465,11 @@ out_free_key:
 pc_err_t pc_issue_fill_result(const pc_issue_t *job, Pkcs__V1__Result *res, pc_diag_t *diag)
 {
     const Pkcs__V1__Profile *profile = job->req->issue->profile;
-    if (job->cert == NULL || job->envelope == NULL)
+    if (job->cert_der == NULL || job->envelope == NULL)
         return pc_fail(diag, PC_ERR_CRYPTO, "request %s has no packed certificate",
                        job->req->request_id);
-    pc_err_t err = pc_result_set_cert(res, job->cert, pc_ca_get0_chain(job->ca), diag);
+    pc_err_t err = pc_result_set_cert_encoded(res, job->cert, job->cert_der, job->cert_der_len,
+                                              pc_ca_get0_chain(job->ca), diag);
     if (err != PC_OK)
         return err;
     if (pc_result_set_bytes(&res->encrypted_pfx, job->envelope, job->envelope_len) != PC_OK)
@@ -480,6 +500,7 @@ void pc_issue_free(pc_issue_t *job)
     OPENSSL_free(job->spki);
     pc_envelope_to_free(job->device);
     X509_free(job->cert);
+    OPENSSL_free(job->cert_der);
     OPENSSL_free(job->envelope);
     free(job);
 }

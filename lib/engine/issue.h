@@ -105,7 +105,7 @@ const X509 *pc_issue_get0_cert(const pc_issue_t *job);
 
 /* pc_issue_set0_cert hands the job the certificate the CA signed (the job takes it). Checks
  * that it carries the job's public key (for a parsed request: the same SubjectPublicKeyInfo
- * bytes): PC_ERR_CRYPTO otherwise. */
+ * bytes): PC_ERR_CRYPTO otherwise. Encodes it once for pc_issue_pack and pc_issue_fill_result. */
 pc_err_t pc_issue_set0_cert(pc_issue_t *job, X509 *cert, pc_diag_t *diag);
 
 /* pc_issue_pack builds the PKCS#12 and envelopes it to the device key; the private key and the

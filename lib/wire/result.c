@@ -187,8 +187,20 @@ static pc_err_t set_chain(Pkcs__V1__Result *res, STACK_OF(X509) * chain)
 pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) * chain,
                             pc_diag_t *diag)
 {
+    unsigned char *der = NULL;
+    int len = i2d_X509(cert, &der);
+    if (len <= 0)
+        return pc_fail_ssl(diag, PC_ERR_CRYPTO, "could not encode the certificate for the result");
+    pc_err_t err = pc_result_set_cert_encoded(res, cert, der, (size_t)len, chain, diag);
+    OPENSSL_free(der);
+    return err;
+}
+
+pc_err_t pc_result_set_cert_encoded(Pkcs__V1__Result *res, X509 *cert, const unsigned char *der,
+                                    size_t len, STACK_OF(X509) * chain, pc_diag_t *diag)
+{
     pc_err_t err;
-    if ((err = der_of(cert, &res->certificate)) != PC_OK ||
+    if ((err = pc_result_set_bytes(&res->certificate, der, len)) != PC_OK ||
         (err = hex_digest(EVP_sha1(), res->certificate.data, res->certificate.len,
                           &res->thumbprint_sha1)) != PC_OK ||
         (err = hex_digest(EVP_sha256(), res->certificate.data, res->certificate.len,

@@ -26,6 +26,10 @@ Pkcs__V1__ErrorCode pc_result_error_code(pc_err_t err);
 /* pc_result_set_cert fills certificate, chain, serial, issuer, thumbprints and validity. */
 pc_err_t pc_result_set_cert(Pkcs__V1__Result *res, X509 *cert, STACK_OF(X509) * chain,
                             pc_diag_t *diag);
+/* pc_result_set_cert_encoded is pc_result_set_cert for a caller that holds cert's DER (der,
+ * len: what i2d_X509 gives for cert), which the Result carries as is. */
+pc_err_t pc_result_set_cert_encoded(Pkcs__V1__Result *res, X509 *cert, const unsigned char *der,
+                                    size_t len, STACK_OF(X509) * chain, pc_diag_t *diag);
 
 /* pc_result_add_revoked appends {ca, serial} to res->revoked; pc_result_set_renews sets
  * res->renews. PC_ERR_NOMEM. */
