@@ -243,8 +243,16 @@ static pc_err_t build_ca_cert(EVP_PKEY *key, const char *subject, X509 **out, pc
         err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot self-sign the new CA certificate");
         goto out_free_cert;
     }
-    *out = cert;
-    cert = NULL;
+    /* Kept as parsed from its DER, as a CA loaded from its file is: a parsed certificate keeps
+     * its encoding, where one OpenSSL signed is encoded anew by every i2d_X509, and the chain
+     * is written into every PKCS#12 and Result. */
+    unsigned char *der = NULL;
+    int len = i2d_X509(cert, &der);
+    const unsigned char *p = der;
+    *out = len > 0 ? d2i_X509(NULL, &p, len) : NULL;
+    OPENSSL_free(der);
+    if (*out == NULL)
+        err = pc_fail_ssl(diag, PC_ERR_CRYPTO, "cannot encode the new CA certificate");
 out_free_cert:
     X509_NAME_free(name);
     X509_free(cert);
