@@ -30,7 +30,6 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/pkcs12.h>
 #include <openssl/rand.h>
@@ -83,6 +82,9 @@ static const unsigned char version_3[] = {0x02, 0x01, 0x03};
 
 static EVP_MD *sha256, *sha1;
 static EVP_KDF *pbkdf2;
+/* HMAC-SHA256 without a key, copied for each MAC: a MAC context given its digest by name looks
+ * the digest up again at every init, and HMAC() fetches HMAC itself for every call. */
+static EVP_MAC_CTX *hmac_sha256;
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 
 static void algs_fetch(void)
@@ -90,6 +92,32 @@ static void algs_fetch(void)
     sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
     sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
     pbkdf2 = EVP_KDF_fetch(NULL, "PBKDF2", NULL);
+    EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA2-256", 0),
+        OSSL_PARAM_END,
+    };
+    hmac_sha256 = hmac != NULL ? EVP_MAC_CTX_new(hmac) : NULL;
+    EVP_MAC_free(hmac); /* the context holds its own reference */
+    if (hmac_sha256 != NULL && EVP_MAC_CTX_set_params(hmac_sha256, params) != 1) {
+        EVP_MAC_CTX_free(hmac_sha256);
+        hmac_sha256 = NULL;
+    }
+}
+
+/* hmac writes HMAC-SHA256 under key of data and then of more (NULL for none) into out. */
+static bool hmac(const void *key, size_t key_len, const unsigned char *data, size_t len,
+                 const unsigned char *more, size_t more_len, unsigned char out[KEY_LEN])
+{
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(hmac_sha256);
+    size_t n = 0;
+    bool ok = ctx != NULL && EVP_MAC_init(ctx, key, key_len, NULL) == 1 &&
+              EVP_MAC_update(ctx, data, len) == 1 &&
+              (more == NULL || EVP_MAC_update(ctx, more, more_len) == 1) &&
+              EVP_MAC_final(ctx, out, &n, KEY_LEN) == 1 && n == KEY_LEN;
+
+    EVP_MAC_CTX_free(ctx);
+    return ok;
 }
 
 /* ---- the parts -------------------------------------------------------------------------- */
@@ -167,10 +195,16 @@ static void *unconst(const void *p)
     return q;
 }
 
-/* pbkdf2_key derives the key bag's AES key from password and salt. */
+/* pbkdf2_key derives the key bag's AES key from password and salt. With one iteration and a
+ * key as long as the digest, PBKDF2 (RFC 8018 5.2) is one HMAC of the salt and the block
+ * number 1 under the password; the KDF would look its digest up by name for every key. */
 static bool pbkdf2_key(const char *password, const unsigned char *salt, unsigned iter,
                        unsigned char key[KEY_LEN])
 {
+    static const unsigned char block_1[4] = {0, 0, 0, 1};
+    if (iter == 1)
+        return hmac(password, strlen(password), salt, SALT_LEN, block_1, sizeof(block_1), key);
+
     EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(pbkdf2);
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, unconst(password),
@@ -230,25 +264,59 @@ out:
     return ok;
 }
 
+/* mac_key derives the MAC's key with the PKCS#12 KDF (RFC 7292 B.2, ID 3, SHA-256). For a key
+ * as long as the digest (n = u = 32) the KDF is the digest, taken iter times, of 64 bytes of
+ * the ID, the salt repeated to 64 bytes and the password repeated to a multiple of 64 bytes,
+ * the password being a BMPString with its two-byte terminator (as OpenSSL and Windows take
+ * it). PKCS12_key_gen_utf8_ex fetched its KDF, and the KDF its digest, for every key. */
+static bool mac_key(const char *password, const unsigned char salt[SALT_LEN], unsigned iter,
+                    unsigned char key[KEY_LEN])
+{
+    enum { V = 64 }; /* SHA-256's block */
+    unsigned char block[V];
+    unsigned char *bmp = NULL;
+    int bmp_len = 0;
+    unsigned len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL && OPENSSL_utf82uni(password, -1, &bmp, &bmp_len) != NULL &&
+              bmp_len > 0 && EVP_DigestInit_ex(ctx, sha256, NULL) == 1;
+
+    memset(block, PKCS12_MAC_ID, V);
+    ok = ok && EVP_DigestUpdate(ctx, block, V) == 1;
+    for (size_t i = 0; i < V; i++)
+        block[i] = salt[i % SALT_LEN];
+    ok = ok && EVP_DigestUpdate(ctx, block, V) == 1;
+    for (size_t at = 0; ok && at < (size_t)bmp_len; at += V) {
+        for (size_t i = 0; i < V; i++)
+            block[i] = bmp[(at + i) % (size_t)bmp_len];
+        ok = EVP_DigestUpdate(ctx, block, V) == 1;
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, key, &len) == 1 && len == KEY_LEN;
+    for (unsigned i = 1; ok && i < iter; i++)
+        ok = EVP_DigestInit_ex(ctx, sha256, NULL) == 1 &&
+             EVP_DigestUpdate(ctx, key, KEY_LEN) == 1 && EVP_DigestFinal_ex(ctx, key, &len) == 1;
+    OPENSSL_cleanse(block, sizeof(block));
+    OPENSSL_clear_free(bmp, bmp_len > 0 ? (size_t)bmp_len : 0);
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
 /* put_mac writes MacData over the AuthenticatedSafe's bytes (content, content_len): HMAC-SHA256
- * with the PKCS#12 KDF's key (RFC 7292 B.2, ID 3) from the password as a BMPString. */
+ * with the PKCS#12 KDF's key from the password. */
 static bool put_mac(pc_der_t *d, size_t content, size_t content_len, const char *password,
                     unsigned iter)
 {
-    unsigned char salt[SALT_LEN], key[KEY_LEN], mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
+    unsigned char salt[SALT_LEN], key[KEY_LEN], mac[KEY_LEN];
     size_t at = d->len;
-    bool ok = RAND_bytes(salt, sizeof(salt)) == 1 &&
-              PKCS12_key_gen_utf8_ex(password, -1, salt, sizeof(salt), PKCS12_MAC_ID, (int)iter,
-                                     KEY_LEN, key, sha256, NULL, NULL) == 1 &&
-              HMAC(sha256, key, KEY_LEN, d->buf + content, content_len, mac, &mac_len) != NULL;
+    bool ok = RAND_bytes(salt, sizeof(salt)) == 1 && mac_key(password, salt, iter, key) &&
+              hmac(key, KEY_LEN, d->buf + content, content_len, NULL, 0, mac);
 
     OPENSSL_cleanse(key, sizeof(key));
     if (!ok)
         return false;
     size_t digest_info = d->len;
     pc_der_put(d, alg_sha256, sizeof(alg_sha256));
-    pc_der_tlv(d, PC_DER_OCTET_STRING, mac, mac_len);
+    pc_der_tlv(d, PC_DER_OCTET_STRING, mac, sizeof(mac));
     pc_der_wrap(d, digest_info, PC_DER_SEQUENCE);
     pc_der_tlv(d, PC_DER_OCTET_STRING, salt, sizeof(salt));
     if (iter != 1) /* iterations INTEGER DEFAULT 1: DER leaves the default out */
@@ -365,9 +433,9 @@ pc_err_t pc_pfx_build_encoded(EVP_PKEY *key, X509 *cert, const unsigned char *le
     *len = 0;
     unsigned iter = password[0] == '\0' ? PFX_ITER_NO_PASSWORD : PFX_ITER;
     pthread_once(&algs_once, algs_fetch);
-    if (sha256 == NULL || sha1 == NULL || pbkdf2 == NULL)
+    if (sha256 == NULL || sha1 == NULL || pbkdf2 == NULL || hmac_sha256 == NULL)
         return pc_fail_ssl(diag, PC_ERR_CRYPTO,
-                           "SHA-256, SHA-1 or PBKDF2 is not available from OpenSSL's "
+                           "SHA-256, SHA-1, HMAC or PBKDF2 is not available from OpenSSL's "
                            "providers; check the OpenSSL configuration");
     if (!same_key(key, cert))
         return pc_fail(diag, PC_ERR_INVALID_PARAM,

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
@@ -386,6 +387,37 @@ static void test_openssl_cli_shows_modern_algorithms(void **state)
     OPENSSL_clear_free(der, len);
 }
 
+/* The MAC's key and the key bag's are derived here, not by OpenSSL: OpenSSL must verify the MAC
+ * and decrypt the key for passwords of every shape, among them one whose BMPString spans more
+ * than one 64-byte block of the PKCS#12 KDF and one that is not ASCII. */
+static void test_openssl_verifies_mac_for_any_password(void **state)
+{
+    fixture_t *fx = *state;
+    static const char *const passwords[] = {
+        "", "s3cret", "a password of forty-five characters, or more!", "p\xc3\xa4ssw\xc3\xb6rd"};
+
+    for (size_t i = 0; i < sizeof(passwords) / sizeof(passwords[0]); i++) {
+        unsigned char *der = NULL;
+        size_t len = 0;
+        build(fx, fx->ec_key, fx->ec_cert, passwords[i], &der, &len);
+        const unsigned char *p = der;
+        PKCS12 *p12 = d2i_PKCS12(NULL, &p, (long)len);
+        assert_non_null(p12);
+        assert_int_equal(PKCS12_verify_mac(p12, passwords[i], -1), 1);
+        assert_int_equal(PKCS12_verify_mac(p12, "wrong", -1), 0);
+        EVP_PKEY *key = NULL;
+        X509 *cert = NULL;
+        assert_int_equal(PKCS12_parse(p12, passwords[i], &key, &cert, NULL), 1);
+        assert_int_equal(EVP_PKEY_eq(key, fx->ec_key), 1);
+        assert_int_equal(X509_cmp(cert, fx->ec_cert), 0);
+        EVP_PKEY_free(key);
+        X509_free(cert);
+        PKCS12_free(p12);
+        OPENSSL_clear_free(der, len);
+        ERR_clear_error();
+    }
+}
+
 static void test_openssl_cli_extracts_key_and_certs(void **state)
 {
     fixture_t *fx = *state;
@@ -501,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_rsa_leaf),
         cmocka_unit_test(test_no_chain_no_name),
         cmocka_unit_test(test_wrong_password_is_unauthenticated),
+        cmocka_unit_test(test_openssl_verifies_mac_for_any_password),
         cmocka_unit_test(test_empty_password_accepts_null_mac),
         cmocka_unit_test(test_corrupt_pfx_is_bad_message),
         cmocka_unit_test(test_pfx_without_key_or_cert_is_bad_message),
