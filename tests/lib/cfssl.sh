@@ -140,18 +140,14 @@ setup() {
   write_certdb "$dir"
 }
 
-# free_port: a port nothing answers on (bash's /dev/tcp connects or fails at once on loopback).
-free_port() {
-  local port i
-  for ((i = 0; i < 50; i++)); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      printf '%s\n' "$port"
-      return 0
-    fi
-  done
-  die "no free port found on 127.0.0.1"
-}
+# free_port: the harness's one port chooser (servers.sh): below the kernel's ephemeral range, so
+# that no outgoing connection can hold the port when cfssl binds it, and not one handed to
+# another server of the same test. A port picked anywhere in 20000-60000, as here before, can be
+# an outgoing connection's, and cfssl then exits at start with "address already in use" (a CI
+# run under ASan saw cfssl exit at start once; its log had gone with the test's folder, so
+# start now says the log's last lines itself).
+source "$(dirname "${BASH_SOURCE[0]}")/servers.sh"
+free_port() { pc_free_port || die "no free port found on 127.0.0.1"; }
 
 # serve DIR PORT [tls]: exec cfssl serve; over mutual TLS when a third argument is given.
 serve() {
@@ -186,7 +182,9 @@ start() {
       printf '%s\n' "$port"
       return 0
     fi
-    kill -0 "$pid" 2>/dev/null || die "cfssl serve exited at start; see $dir/cfssl.log"
+    # the log goes with the test's folder: say its end here, where CI shows it
+    kill -0 "$pid" 2>/dev/null ||
+      die "cfssl serve on port $port exited at start: $(tail -n 3 "$dir/cfssl.log" | tr '\n' ' ')"
     sleep 0.05
   done
   kill "$pid" 2>/dev/null || true
