@@ -147,6 +147,17 @@ static fixture_t *with_ca(void **state)
     return fx;
 }
 
+/* with_ca_redis_away opens the CA on a Redis port nothing listens on (commands time out after
+ * 500 ms); where gets "Redis at 127.0.0.1:PORT", which the errors must name. */
+static fixture_t *with_ca_redis_away(void **state, char *where, size_t len)
+{
+    fixture_t *fx = *state;
+    fx->redis.port = fixture_free_port();
+    fx->redis.command_timeout_ms = 500;
+    snprintf(where, len, "Redis at 127.0.0.1:%d", fx->redis.port);
+    return with_ca(state);
+}
+
 static X509 *ca_cert(pc_ca_t *ca)
 {
     STACK_OF(X509) *chain = ca->ops->get0_chain(ca);
@@ -908,12 +919,8 @@ static void test_records_from_loop_leave_pool_free(void **state)
  * thread would have, then nothing is handed out, and the error names Redis. */
 static void test_records_from_loop_redis_down(void **state)
 {
-    fixture_t *fx = *state;
     char where[64];
-    fx->redis.port = fixture_free_port();
-    fx->redis.command_timeout_ms = 500;
-    snprintf(where, sizeof(where), "Redis at 127.0.0.1:%d", fx->redis.port);
-    with_ca(state);
+    fixture_t *fx = with_ca_redis_away(state, where, sizeof(where));
     loop_ca_t lc;
     loop_ca_open(fx, &lc, true);
 
@@ -1311,12 +1318,8 @@ static void test_two_machines_share_records(void **state)
  * never be revoked. The error is retryable and names Redis. */
 static void test_redis_down_hands_out_nothing(void **state)
 {
-    fixture_t *fx = *state;
     char where[64];
-    fx->redis.port = fixture_free_port();
-    fx->redis.command_timeout_ms = 500;
-    snprintf(where, sizeof(where), "Redis at 127.0.0.1:%d", fx->redis.port);
-    with_ca(state);
+    fixture_t *fx = with_ca_redis_away(state, where, sizeof(where));
 
     X509_REQ *req = make_csr(fx->key, "alice", "clientAuth");
     pc_ca_issue_t iss = {.template_name = "User", .validity_days = 30, .request_id = "down"};

@@ -7,7 +7,7 @@
  *   file (ca_index_file.c): state_dir/index.txt, for a process that runs without a cluster
  *     (pkcsctl issue --offline, the engine benchmark).
  * Any thread; every call blocks (on Redis or on file I/O), so call it from a pool thread; the
- * the exception, pc_ca_index_send_issued, runs on the loop thread.
+ * exception, pc_ca_index_send_issued, runs on the loop thread.
  */
 #ifndef PC_CA_INDEX_H
 #define PC_CA_INDEX_H

@@ -812,7 +812,7 @@ static void submit_any(pc_ca_t *ca, X509_REQ *csr, const pc_ca_request_t *creq,
     c->creq = creq;
     c->issue = req;
     c->done = done;
-    c->record_later = ((pc_ca_local_t *)ca)->records != NULL && ca->loop != NULL;
+    c->record_later = ((pc_ca_local_t *)ca)->records != NULL; /* set only with a loop */
     dispatch(c);
 }
 
